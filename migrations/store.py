@@ -1,0 +1,232 @@
+"""The state store: one SQLite file (WAL) with a versioned schema, migrated forward on open.
+
+Holds inventories, delta links, mappings, plans, the step journal, runs, phase status and the operator audit
+log; never secrets. SQL stays portable (no SQLite-only types or functions in queries) so the same schema can
+move to PostgreSQL behind this one interface when a trust runs several runners at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from trust.errors import ConfigError
+
+# Each entry moves the schema from version i to i+1. Append only; never edit a released migration.
+MIGRATIONS: list[Sequence[str]] = [
+    (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE inventory (
+            academy TEXT NOT NULL, tenant_id TEXT NOT NULL, kind TEXT NOT NULL, object_id TEXT NOT NULL,
+            data TEXT NOT NULL, removed INTEGER NOT NULL DEFAULT 0, updated_at TEXT NOT NULL,
+            PRIMARY KEY (academy, kind, object_id))""",
+        """CREATE TABLE delta_links (
+            academy TEXT NOT NULL, resource TEXT NOT NULL, link TEXT NOT NULL, updated_at TEXT NOT NULL,
+            PRIMARY KEY (academy, resource))""",
+        """CREATE TABLE mappings (
+            academy TEXT NOT NULL, kind TEXT NOT NULL, source_id TEXT NOT NULL, source_key TEXT,
+            display_name TEXT, target_key TEXT, action TEXT NOT NULL, note TEXT, origin TEXT NOT NULL,
+            data TEXT, updated_at TEXT NOT NULL,
+            PRIMARY KEY (academy, kind, source_id))""",
+        """CREATE TABLE plans (
+            id TEXT PRIMARY KEY, academy TEXT NOT NULL, phase TEXT NOT NULL, created_at TEXT NOT NULL,
+            digest TEXT NOT NULL, step_count INTEGER NOT NULL, body TEXT NOT NULL, kind TEXT NOT NULL)""",
+        "CREATE INDEX plans_by_academy ON plans (academy, phase, created_at)",
+        """CREATE TABLE runs (
+            id TEXT PRIMARY KEY, academy TEXT NOT NULL, phase TEXT NOT NULL, kind TEXT NOT NULL,
+            plan_id TEXT, started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL,
+            counts TEXT, operator TEXT)""",
+        """CREATE TABLE journal (
+            seq INTEGER PRIMARY KEY, run_id TEXT NOT NULL, academy TEXT NOT NULL, phase TEXT NOT NULL,
+            plan_id TEXT, step_key TEXT NOT NULL, op TEXT NOT NULL, event TEXT NOT NULL,
+            target_id TEXT, data TEXT, at TEXT NOT NULL)""",
+        "CREATE INDEX journal_by_step ON journal (academy, phase, step_key)",
+        """CREATE TABLE phase_status (
+            academy TEXT NOT NULL, phase TEXT NOT NULL, status TEXT NOT NULL, detail TEXT,
+            updated_at TEXT NOT NULL, PRIMARY KEY (academy, phase))""",
+        """CREATE TABLE audit (
+            seq INTEGER PRIMARY KEY, at TEXT NOT NULL, operator TEXT NOT NULL, host TEXT NOT NULL,
+            command TEXT NOT NULL, academy TEXT, phase TEXT, plan_id TEXT, outcome TEXT NOT NULL,
+            detail TEXT)""",
+        """CREATE TABLE metrics (
+            run_id TEXT NOT NULL, at TEXT NOT NULL, name TEXT NOT NULL, value REAL NOT NULL)""",
+        "CREATE INDEX metrics_by_run ON metrics (run_id, name)",
+    ),
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreError(ConfigError):
+    """The state file cannot be used (newer version, corrupt, unreadable): bad input, exit 2."""
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class StateStore:
+    """Thin wrapper over one connection; callers use `tx()` for writes and `rows()` for reads."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection):
+        self.path = path
+        self.conn = conn
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, path: Path | str, *, create: bool = True) -> StateStore:
+        path = Path(path)
+        if not path.exists():
+            if not create:
+                raise StoreError(path, "state store not found; run a command that creates it (e.g. discover)")
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif path.is_dir():
+            raise StoreError(path, "state path is a directory; expected a SQLite file")
+        else:
+            with path.open("rb") as fh:
+                head = fh.read(16)
+            if head and head != b"SQLite format 3\x00":
+                raise StoreError(
+                    path, "not a trustfold state store (not a SQLite file); refusing to touch it"
+                )
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        store = cls(path, conn)
+        try:
+            store._prepare()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreError(
+                path, f"state store is unreadable or corrupt ({exc}); it was left untouched"
+            ) from None
+        except StoreError:
+            conn.close()
+            raise
+        return store
+
+    def _prepare(self) -> None:
+        c = self.conn
+        row = c.execute("PRAGMA quick_check").fetchone()
+        if row is None or row[0] != "ok":
+            raise StoreError(
+                self.path, f"state store failed its integrity check ({row[0] if row else 'no answer'})"
+            )
+        c.execute("PRAGMA journal_mode=WAL")
+        c.execute("PRAGMA synchronous=NORMAL")
+        c.execute("PRAGMA foreign_keys=ON")
+        version = self._version()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                self.path,
+                f"state store has schema version {version}, newer than this trustfold "
+                f"understands ({SCHEMA_VERSION}); upgrade trustfold",
+            )
+        for target in range(version, SCHEMA_VERSION):
+            with self.tx() as tx:
+                for statement in MIGRATIONS[target]:
+                    tx.execute(statement)
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(target + 1),),
+                )
+
+    def _version(self) -> int:
+        has_meta = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        if not has_meta:
+            tables = self.conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[
+                0
+            ]
+            if tables:
+                raise StoreError(self.path, "SQLite file is not a trustfold state store (no meta table)")
+            return 0
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    @property
+    def schema_version(self) -> int:
+        return self._version()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write: committed on success, rolled back on any exception."""
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self.conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ---- small shared records ------------------------------------------------------------------------
+    def set_phase_status(
+        self, academy: str, phase: str, status: str, detail: dict[str, Any] | None = None
+    ) -> None:
+        with self.tx() as tx:
+            tx.execute(
+                "INSERT INTO phase_status (academy, phase, status, detail, updated_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (academy, phase) DO UPDATE SET status = excluded.status, detail = excluded.detail, "
+                "updated_at = excluded.updated_at",
+                (academy, phase, status, dumps(detail or {}), now()),
+            )
+
+    def phase_statuses(self, academy: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT academy, phase, status, detail, updated_at FROM phase_status"
+        params: tuple[Any, ...] = ()
+        if academy:
+            sql += " WHERE academy = ?"
+            params = (academy,)
+        return [
+            {**dict(r), "detail": json.loads(r["detail"] or "{}")}
+            for r in self.rows(sql + " ORDER BY 1, 2", params)
+        ]
+
+    def audit(
+        self,
+        *,
+        operator: str,
+        host: str,
+        command: str,
+        outcome: str,
+        academy: str | None = None,
+        phase: str | None = None,
+        plan_id: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        with self.tx() as tx:
+            tx.execute(
+                "INSERT INTO audit (at, operator, host, command, academy, phase, plan_id, outcome, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (now(), operator, host, command, academy, phase, plan_id, outcome, dumps(detail or {})),
+            )
+
+    def audit_entries(self, academy: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM audit"
+        params: tuple[Any, ...] = ()
+        if academy:
+            sql += " WHERE academy = ?"
+            params = (academy,)
+        return [
+            {**dict(r), "detail": json.loads(r["detail"] or "{}")}
+            for r in self.rows(sql + " ORDER BY seq", params)
+        ]
