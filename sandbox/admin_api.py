@@ -1,0 +1,168 @@
+"""The admin API under /sandbox (outside Graph's paths), for tests, benchmarks and the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sandbox.bootstrap import reset_world
+from sandbox.settings import (
+    Faults,
+    parse_bandwidth,
+    parse_budget,
+    parse_faults,
+    parse_latency,
+    parse_size,
+)
+from sandbox.world import World
+
+
+def _world(request: Request) -> World:
+    return request.app.state.world
+
+
+def _problem(message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw:
+        return {}
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError("body must be a JSON object")
+    return value
+
+
+async def tenants(request: Request) -> Response:
+    return JSONResponse(_world(request).tenant_list())
+
+
+async def stats(request: Request) -> Response:
+    world = _world(request)
+    return JSONResponse(world.stats.as_dict(list(world.tenants)))
+
+
+async def settings(request: Request) -> Response:
+    world = _world(request)
+    out = world.settings.public()
+    out["budgets"] = {t: world.throttle.budgets(t) for t in world.tenants}
+    return JSONResponse(out)
+
+
+async def throttle(request: Request) -> Response:
+    """{"write_budget": "N/S", "identity_ru": "N/S"|null, "sharepoint_ru": "N/S"|null, "enabled": bool}."""
+    world = _world(request)
+    try:
+        body = await _body(request)
+        changes: dict[str, Any] = {}
+        for key in body:
+            if key not in ("write_budget", "identity_ru", "sharepoint_ru", "enabled"):
+                raise ValueError(f"unknown throttle setting {key!r}")
+        if "write_budget" in body:
+            changes["write_budget"] = parse_budget(body["write_budget"], "write budget")
+        for key in ("identity_ru", "sharepoint_ru"):
+            if key in body:
+                changes[key] = None if body[key] is None else parse_budget(body[key], key.replace("_", " "))
+        if "enabled" in body:
+            if not isinstance(body["enabled"], bool):
+                raise ValueError("enabled must be true or false")
+            changes["throttling"] = body["enabled"]
+    except ValueError as exc:
+        return _problem(str(exc))
+    world.apply_settings(world.settings.replace(**changes))
+    return await settings(request)
+
+
+async def faults(request: Request) -> Response:
+    """{"faults": "429=0.1,..."} or {"429": 0.1, ...}; plus latency_ms, bandwidth_mbps, slow_seconds."""
+    world = _world(request)
+    try:
+        body = await _body(request)
+        changes: dict[str, Any] = {}
+        rates = {
+            k: v
+            for k, v in body.items()
+            if k not in ("faults", "latency_ms", "bandwidth_mbps", "slow_seconds")
+        }
+        if "faults" in body:
+            if rates:
+                raise ValueError("give either 'faults' as a string or rates by kind, not both")
+            changes["faults"] = parse_faults(str(body["faults"]))
+        elif rates:
+            changes["faults"] = Faults.from_dict(rates)
+        if "latency_ms" in body:
+            changes["latency_ms"] = parse_latency(float(body["latency_ms"]))
+        if "bandwidth_mbps" in body:
+            bw = body["bandwidth_mbps"]
+            changes["bandwidth_mbps"] = parse_bandwidth(None if bw is None else float(bw))
+        if "slow_seconds" in body:
+            slow = float(body["slow_seconds"])
+            if not 0 <= slow <= 600:
+                raise ValueError("slow_seconds must be between 0 and 600")
+            changes["slow_seconds"] = slow
+    except (ValueError, TypeError) as exc:
+        return _problem(str(exc))
+    world.apply_settings(world.settings.replace(**changes))
+    return await settings(request)
+
+
+async def snapshot(request: Request) -> Response:
+    tenant = _world(request).tenant(request.path_params["tid"])
+    if tenant is None:
+        return _problem(f"no tenant {request.path_params['tid']!r} in this sandbox", 404)
+    return Response(json.dumps(tenant.snapshot(), sort_keys=True, indent=1), media_type="application/json")
+
+
+async def reset(request: Request) -> Response:
+    """Regenerate every tenant (optionally {"seed": n, "size": n}); stats and throttle windows start afresh."""
+    world = _world(request)
+    try:
+        body = await _body(request)
+        seed = body.get("seed")
+        size = body.get("size")
+        if seed is not None and not isinstance(seed, int):
+            raise ValueError("seed must be an integer")
+        if size is not None:
+            if not isinstance(size, int):
+                raise ValueError("size must be an integer")
+            parse_size(size)
+    except ValueError as exc:
+        return _problem(str(exc))
+    await asyncio.to_thread(lambda: None)  # let in-flight responses finish their sends first
+    reset_world(world, seed, size)
+    return JSONResponse(
+        {
+            "reset": True,
+            "tenants": len(world.tenants),
+            "seed": world.settings.seed,
+            "size": world.settings.size,
+        }
+    )
+
+
+async def save(request: Request) -> Response:
+    world = _world(request)
+    if world.state_path is None:
+        return _problem("this sandbox runs without --state", 409)
+    world.save()
+    return JSONResponse({"saved": str(world.state_path)})
+
+
+def admin_routes() -> list[Route]:
+    return [
+        Route("/sandbox/tenants", tenants, methods=["GET"]),
+        Route("/sandbox/stats", stats, methods=["GET"]),
+        Route("/sandbox/settings", settings, methods=["GET"]),
+        Route("/sandbox/throttle", throttle, methods=["POST"]),
+        Route("/sandbox/faults", faults, methods=["POST"]),
+        Route("/sandbox/tenants/{tid}/snapshot", snapshot, methods=["GET"]),
+        Route("/sandbox/reset", reset, methods=["POST"]),
+        Route("/sandbox/save", save, methods=["POST"]),
+    ]

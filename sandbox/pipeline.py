@@ -1,0 +1,305 @@
+"""The path every Graph request takes: auth -> tenant -> latency and faults -> throttle -> handler.
+
+A pure ASGI middleware (no per-request buffering), so drive content streams through it untouched.
+$batch items re-enter here in-process with scope["sandbox.batch_item"] set: they are authenticated and
+throttled one by one, count as writes but not as requests, and get no injected faults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import re
+import time
+from typing import Any
+
+import jwt
+
+from sandbox.errors import error_body
+from sandbox.throttle import Decision, throttle_headers
+from sandbox.world import TenantState, World
+
+Scope = dict[str, Any]
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+AUDIENCE = "https://graph.microsoft.com"
+_SHAREPOINT_RE = re.compile(
+    r"^/v1\.0/(?:drives|sites|shares)(?:/|$)|^/v1\.0/(?:users|groups|me)/[^/]+/drives?(?:/|$)"
+)
+_GROUP_MEMBERS_RE = re.compile(r"^/v1\.0/groups/[^/]+/(?:members|transitiveMembers)(?:/|$)")
+_USERS_RE = re.compile(r"^/v1\.0/users(?:/|$)")
+
+
+class DroppedConnection(Exception):
+    """Raised mid-response to make the server abort the connection (an injected 'drop' fault)."""
+
+
+class _QuietDrops(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, DroppedConnection)
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+
+
+def collapse_slashes(path: str) -> str:
+    """The SDK can build /v1.0//users; Graph tolerates it, so does the sandbox."""
+    return re.sub(r"/{2,}", "/", path) if "//" in path else path
+
+
+def classify(method: str, path: str, query: dict[str, str]) -> tuple[str, int]:
+    """(throttle kind, resource units) per Microsoft's published cost tables."""
+    if _SHAREPOINT_RE.match(path):
+        if "/permissions" in path or path.endswith("/invite"):
+            return "sharepoint", 5
+        if method in WRITE_METHODS:
+            return "sharepoint", 2
+        if path.endswith("/children"):
+            return "sharepoint", 2
+        if path.endswith("/delta"):
+            return "sharepoint", 1 if "token" in query else 2
+        return "sharepoint", 1
+    if method in WRITE_METHODS:
+        return "identity", 1
+    if _GROUP_MEMBERS_RE.match(path):
+        ru = 3
+    elif _USERS_RE.match(path):
+        ru = 2
+    else:
+        ru = 1
+    if "$select" in query:
+        ru -= 1
+    if "$expand" in query:
+        ru += 1
+    return "identity", max(ru, 1)
+
+
+def issue_token(world: World, tenant_id: str, client_id: str, lifetime: int = 3599) -> str:
+    now = int(time.time())
+    claims = {
+        "aud": AUDIENCE,
+        "iss": f"https://sts.windows.net/{tenant_id}/",
+        "iat": now,
+        "nbf": now,
+        "exp": now + lifetime,
+        "tid": tenant_id,
+        "appid": client_id,
+        "roles": [
+            "User.ReadWrite.All",
+            "Group.ReadWrite.All",
+            "Directory.ReadWrite.All",
+            "Sites.ReadWrite.All",
+        ],
+    }
+    return jwt.encode(claims, world.token_key, algorithm="HS256")
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def _query(scope: Scope) -> dict[str, str]:
+    from urllib.parse import parse_qsl
+
+    return dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+
+
+async def send_json(
+    send: Any, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> int:
+    data = json.dumps(body).encode()
+    raw = [(b"content-type", b"application/json")]
+    raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    raw.append((b"content-length", str(len(data)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": data})
+    return len(data)
+
+
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    body = error_body(code, message)
+    inner = body["error"]["innerError"]
+    all_headers = {"request-id": inner["request-id"], "client-request-id": inner["client-request-id"]}
+    all_headers.update(headers or {})
+    return status, body, all_headers
+
+
+class GraphPipeline:
+    def __init__(self, app: Any, world: World, rng: random.Random | None = None) -> None:
+        self.app = app
+        self.world = world
+        self.rng = rng or random.Random()
+
+    def authenticate(self, headers: dict[str, str]) -> tuple[TenantState | None, str, str]:
+        """(tenant, app id, error message); tenant None means 401."""
+        auth = headers.get("authorization", "")
+        if not auth:
+            return None, "", "Access token is empty."
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None, "", "Access token is empty."
+        try:
+            claims = jwt.decode(token.strip(), self.world.token_key, algorithms=["HS256"], audience=AUDIENCE)
+        except jwt.ExpiredSignatureError:
+            return None, "", "Lifetime validation failed, the token is expired."
+        except jwt.InvalidTokenError:
+            return None, "", "Access token validation failure. Invalid audience."
+        tenant = self.world.tenant(str(claims.get("tid", "")))
+        if tenant is None:
+            return None, "", "Access token validation failure: the token's tenant does not exist."
+        return tenant, str(claims.get("appid", "app")), ""
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = collapse_slashes(scope["path"])
+        if path != scope["path"]:
+            scope = dict(scope, path=path, raw_path=path.encode())
+        if not (path == "/v1.0" or path.startswith("/v1.0/")):
+            await self.app(scope, receive, send)
+            return
+        await self.graph(scope, receive, send, path)
+
+    async def graph(self, scope: Scope, receive: Any, send: Any, path: str) -> None:
+        world = self.world
+        settings = world.settings
+        headers = _headers(scope)
+        item = bool(scope.get("sandbox.batch_item"))
+        method = scope["method"].upper()
+        tenant, app_id, problem = self.authenticate(headers)
+        if tenant is None:
+            status, body, hdrs = _error(401, "InvalidAuthenticationToken", problem)
+            hdrs["WWW-Authenticate"] = (
+                'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize"'
+            )
+            await send_json(send, status, body, hdrs)
+            return
+        state = scope.setdefault("state", {})
+        state["world"] = world
+        state["tenant"] = tenant
+        state["app_id"] = app_id
+        tid = tenant.id
+        is_batch = path == "/v1.0/$batch"
+        write = method in WRITE_METHODS and not is_batch
+        stats = world.stats
+
+        if not item:
+            if settings.latency_ms:
+                await asyncio.sleep(settings.latency_ms / 1000)
+            fault = self._fault()
+            if fault == "slow":
+                await asyncio.sleep(settings.slow_seconds)
+            elif fault in ("429", "503"):
+                retry = round(self.rng.uniform(0.5, 3.0), 3)
+                if fault == "429":
+                    status, body, hdrs = _error(
+                        429,
+                        "TooManyRequests",
+                        "Too many requests.",
+                        {
+                            "Retry-After": f"{retry:g}",
+                            "x-ms-throttle-scope": f"Tenant_Application/ReadWrite/{app_id}/{tid}",
+                            "x-ms-throttle-information": "ResourceUnitLimitExceeded",
+                        },
+                    )
+                else:
+                    status, body, hdrs = _error(
+                        503,
+                        "serviceNotAvailable",
+                        "Service unavailable. Try again later.",
+                        {"Retry-After": f"{retry:g}"},
+                    )
+                stats.record(
+                    tid, method=method, throttled=True, bytes_out=await send_json(send, status, body, hdrs)
+                )
+                return
+        else:
+            fault = None
+
+        decision = Decision(None)
+        ru = 0
+        if not is_batch:
+            kind, ru = classify(method, path, _query(scope))
+            decision = world.throttle.decide(tid, kind, ru, write and kind == "identity", app_id)
+            if decision.retry_after is not None:
+                status, body, hdrs = _error(
+                    429, "TooManyRequests", "Too many requests.", throttle_headers(decision, ru)
+                )
+                stats.record(
+                    tid,
+                    method=method,
+                    request=not item,
+                    throttled=True,
+                    bytes_out=await send_json(send, status, body, hdrs),
+                )
+                return
+        extra = (
+            [(k.lower().encode(), v.encode()) for k, v in throttle_headers(decision, ru).items()]
+            if ru
+            else []
+        )
+        counts = {"in": 0, "out": 0, "status": 0}
+        bandwidth = settings.bandwidth_mbps
+
+        async def counting_receive() -> Any:
+            message = await receive()
+            if message["type"] == "http.request":
+                counts["in"] += len(message.get("body", b""))
+            return message
+
+        async def wrapped_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                counts["status"] = message["status"]
+                message = dict(message, headers=[*message.get("headers", []), *extra])
+                if fault in ("504", "drop"):
+                    return  # the handler ran (a write is applied) but its answer is lost
+            elif message["type"] == "http.response.body":
+                if fault in ("504", "drop"):
+                    return
+                size = len(message.get("body", b""))
+                counts["out"] += size
+                if bandwidth and size:
+                    await asyncio.sleep(size * 8 / (bandwidth * 1_000_000))
+            await send(message)
+
+        await self.app(scope, counting_receive, wrapped_send)
+        if write and counts["status"] < 400:
+            world.dirty = True
+        stats.record(
+            tid, method=method, request=not item, write=write, bytes_in=counts["in"], bytes_out=counts["out"]
+        )
+        if fault == "504":
+            status, body, hdrs = _error(
+                504, "GatewayTimeout", "The gateway did not receive a timely response."
+            )
+            await send_json(send, status, body, hdrs)
+        elif fault == "drop":
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b'{"value":', "more_body": True})
+            raise DroppedConnection("injected fault: connection dropped")
+
+    def _fault(self) -> str | None:
+        faults = self.world.settings.faults
+        roll = self.rng.random()
+        for kind, rate in (
+            ("429", faults.r429),
+            ("503", faults.r503),
+            ("504", faults.r504),
+            ("drop", faults.drop),
+            ("slow", faults.slow),
+        ):
+            if roll < rate:
+                return kind
+            roll -= rate
+        return None

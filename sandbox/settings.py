@@ -1,0 +1,197 @@
+"""Sandbox knobs: throttling budgets, latency, bandwidth, fault rates, generator size and seed.
+
+Defaults follow Microsoft's published service limits (learn.microsoft.com/graph/throttling-limits and
+learn.microsoft.com/sharepoint/dev/general-development/how-to-avoid-getting-throttled-or-blocked-in-sharepoint-online).
+Parsers turn CLI/admin strings into values and raise ValueError with a one-line message on bad input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+
+# Identity and access: resource units per 10 s per app + tenant, by tenant size (users).
+IDENTITY_RU_WINDOW_S = 10.0
+IDENTITY_RU_BY_SIZE: tuple[tuple[int, int], ...] = ((50, 3_500), (501, 5_000))
+IDENTITY_RU_LARGE = 8_000
+# Identity writes: 3,000 per 150 s per app + tenant; 18,000 per 5 min per tenant across all apps.
+WRITES_PER_APP = (3_000, 150.0)
+WRITES_PER_TENANT = (18_000, 300.0)
+# SharePoint / OneDrive resource units per minute per app + tenant, by licence count.
+SHAREPOINT_RU_BY_LICENCES: tuple[tuple[int, int], ...] = (
+    (1_000, 1_200),
+    (5_000, 2_400),
+    (15_000, 3_600),
+    (50_000, 4_800),
+)
+SHAREPOINT_RU_LARGE = 6_000
+SHAREPOINT_WINDOW_S = 60.0
+# The daily SharePoint budget is 1,000 times the per-minute one.
+SHAREPOINT_DAILY_FACTOR = 1_000
+
+FAULT_KINDS = ("429", "503", "504", "drop", "slow")
+DEFAULT_SIZE = 250
+MIN_SIZE = 20
+MAX_SIZE = 50_000
+
+
+def identity_ru_for_users(user_count: int) -> int:
+    """RU per 10 s for a tenant of this many users (< 50, 50-500, > 500)."""
+    for below, ru in IDENTITY_RU_BY_SIZE:
+        if user_count < below:
+            return ru
+    return IDENTITY_RU_LARGE
+
+
+def sharepoint_ru_for_licences(licences: int) -> int:
+    """SharePoint RU per minute for a tenant holding this many licences."""
+    for below, ru in SHAREPOINT_RU_BY_LICENCES:
+        if licences < below:
+            return ru
+    return SHAREPOINT_RU_LARGE
+
+
+@dataclass(frozen=True)
+class Budget:
+    """At most `limit` units in any sliding window of `seconds`."""
+
+    limit: int
+    seconds: float
+
+    def __str__(self) -> str:
+        secs = int(self.seconds) if self.seconds == int(self.seconds) else self.seconds
+        return f"{self.limit}/{secs}"
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Probability (0..1) of each injected fault per Graph request."""
+
+    r429: float = 0.0
+    r503: float = 0.0
+    r504: float = 0.0
+    drop: float = 0.0
+    slow: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {"429": self.r429, "503": self.r503, "504": self.r504, "drop": self.drop, "slow": self.slow}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, float]) -> Faults:
+        unknown = set(values) - set(FAULT_KINDS)
+        if unknown:
+            raise ValueError(
+                f"unknown fault kind {sorted(unknown)[0]!r} (expected one of {', '.join(FAULT_KINDS)})"
+            )
+        rates: dict[str, float] = {}
+        for kind, rate in values.items():
+            try:
+                value = float(rate)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"fault rate for {kind} must be a number between 0 and 1, got {rate!r}"
+                ) from None
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"fault rate for {kind} must be between 0 and 1, got {rate}")
+            rates[kind] = value
+        total = sum(rates.values())
+        if total > 1.0:
+            raise ValueError(f"fault rates add up to {total:g}; at most 1 in total")
+        return cls(
+            r429=rates.get("429", 0.0),
+            r503=rates.get("503", 0.0),
+            r504=rates.get("504", 0.0),
+            drop=rates.get("drop", 0.0),
+            slow=rates.get("slow", 0.0),
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything `trustfold sandbox serve` can be told; None budgets mean Microsoft's defaults."""
+
+    latency_ms: float = 0.0
+    bandwidth_mbps: float | None = None
+    faults: Faults = field(default_factory=Faults)
+    write_budget: Budget = Budget(*WRITES_PER_APP)
+    tenant_write_budget: Budget = Budget(*WRITES_PER_TENANT)
+    # None: derived per tenant from its size (identity) or licence count (SharePoint).
+    identity_ru: Budget | None = None
+    sharepoint_ru: Budget | None = None
+    throttling: bool = True
+    slow_seconds: float = 2.0
+    seed: int = 1
+    size: int = DEFAULT_SIZE
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def public(self) -> dict[str, object]:
+        """The settings as JSON for the admin API."""
+        return {
+            "latency_ms": self.latency_ms,
+            "bandwidth_mbps": self.bandwidth_mbps,
+            "faults": self.faults.as_dict(),
+            "write_budget": str(self.write_budget),
+            "identity_ru": str(self.identity_ru) if self.identity_ru else None,
+            "sharepoint_ru": str(self.sharepoint_ru) if self.sharepoint_ru else None,
+            "throttling": self.throttling,
+            "seed": self.seed,
+            "size": self.size,
+        }
+
+
+_BUDGET_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*$")
+
+
+def parse_budget(text: str, what: str = "budget") -> Budget:
+    """'3000/150' -> Budget(3000, 150.0)."""
+    m = _BUDGET_RE.match(str(text))
+    if not m:
+        raise ValueError(f"{what} must look like N/SECONDS (e.g. 3000/150), got {text!r}")
+    limit, seconds = int(m.group(1)), float(m.group(2))
+    if limit < 1:
+        raise ValueError(f"{what} must allow at least 1 unit, got {text!r}")
+    if not 0 < seconds <= 86_400:
+        raise ValueError(f"{what} window must be between 0 and 86400 seconds, got {text!r}")
+    return Budget(limit, seconds)
+
+
+def parse_faults(text: str) -> Faults:
+    """'429=0.10,503=0.02,drop=0.01' -> Faults. An empty string clears all faults."""
+    values: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in str(text).split(","))):
+        kind, sep, rate = part.partition("=")
+        if not sep:
+            raise ValueError(f"fault {part!r} must look like KIND=RATE (e.g. 429=0.10)")
+        kind = kind.strip()
+        if kind in values:
+            raise ValueError(f"fault kind {kind!r} given twice")
+        try:
+            values[kind] = float(rate)
+        except ValueError:
+            raise ValueError(
+                f"fault rate for {kind} must be a number between 0 and 1, got {rate.strip()!r}"
+            ) from None
+    return Faults.from_dict(values)
+
+
+def parse_latency(value: float) -> float:
+    if value < 0 or value > 60_000:
+        raise ValueError(f"latency must be between 0 and 60000 ms, got {value:g}")
+    return float(value)
+
+
+def parse_bandwidth(value: float | None) -> float | None:
+    if value is None:
+        return None
+    if value <= 0:
+        raise ValueError(f"bandwidth must be a positive number of megabits per second, got {value:g}")
+    return float(value)
+
+
+def parse_size(value: int) -> int:
+    if not MIN_SIZE <= value <= MAX_SIZE:
+        raise ValueError(f"size must be between {MIN_SIZE} and {MAX_SIZE} users per academy, got {value}")
+    return value
