@@ -451,7 +451,7 @@ def create_group(t: TenantState, body: Any) -> dict[str, Any]:
             raise conflict("proxyAddresses")
         group["mail"] = mail
         group["proxyAddresses"] = [f"SMTP:{mail}"]
-        group.setdefault("visibility", "Public")
+        group["visibility"] = group.get("visibility") or "Public"
         group["renewedDateTime"] = group["createdDateTime"]
     t.groups[gid] = group
     t.members[gid] = {}

@@ -445,7 +445,7 @@ def _delta(request: Request, t: TenantState, kind: str) -> Response:
         if key in ("$top", "$expand", "$orderby", "$count", "$search"):
             raise GraphError(400, "Request_UnsupportedQuery", f"'{key}' is not supported with delta queries.")
     pool = t.users if kind == "user" else t.groups
-    props = USER_PROPERTIES if kind == "user" else GROUP_PROPERTIES
+    props = USER_PROPERTIES if kind == "user" else GROUP_PROPERTIES | {"members"}
     token_text = request.query_params.get("$skiptoken") or request.query_params.get("$deltatoken")
     if token_text is not None:
         token = decode_token(token_text)
