@@ -698,6 +698,9 @@ def directory_routes() -> list[Route]:
         Route(f"{v}/directory/deletedItems", deleted_untyped, methods=["GET"]),
         Route(f"{v}/directory/deletedItems/microsoft.graph.user", _deleted_list("user"), methods=["GET"]),
         Route(f"{v}/directory/deletedItems/microsoft.graph.group", _deleted_list("group"), methods=["GET"]),
+        # msgraph-sdk uses the short namespace alias Graph also accepts.
+        Route(f"{v}/directory/deletedItems/graph.user", _deleted_list("user"), methods=["GET"]),
+        Route(f"{v}/directory/deletedItems/graph.group", _deleted_list("group"), methods=["GET"]),
         Route(f"{v}/directory/deletedItems/{{oid}}", get_deleted, methods=["GET"]),
         Route(f"{v}/directory/deletedItems/{{oid}}", purge_deleted, methods=["DELETE"]),
         Route(f"{v}/directory/deletedItems/{{oid}}/restore", restore_deleted, methods=["POST"]),
