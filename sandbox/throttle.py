@@ -44,9 +44,10 @@ class SlidingWindow:
         self.used = 0.0
 
     def _expire(self, now: float) -> None:
+        # A bucket leaves the window only when its last possible instant has: never admit above the limit.
         horizon = now - self.seconds
         entries = self._entries
-        while entries and entries[0][0] <= horizon:
+        while entries and entries[0][0] + self._resolution <= horizon:
             self.used -= entries.popleft()[1]
 
     def wait_for(self, now: float, units: float) -> float:
@@ -61,7 +62,7 @@ class SlidingWindow:
         for start, amount in self._entries:
             freed += amount
             if freed >= need:
-                return max(start + self.seconds - now, 0.001)
+                return max(start + self._resolution + self.seconds - now, 0.001)
         return self.seconds
 
     def add(self, now: float, units: float) -> None:
