@@ -57,7 +57,9 @@ class Soak:
         self.examples.setdefault(key, r.text[:300])
         return False
 
-    async def call(self, c: httpx.AsyncClient, op: str, method: str, url: str, **kw: object) -> httpx.Response | None:
+    async def call(
+        self, c: httpx.AsyncClient, op: str, method: str, url: str, **kw: object
+    ) -> httpx.Response | None:
         for _ in range(6):
             try:
                 r = await c.request(method, url, **kw)
@@ -75,14 +77,21 @@ class Soak:
         while time.monotonic() < stop:
             roll = rng.random()
             if roll < 0.25:
-                r = await self.call(c, "list", "GET", "/users", params={"$top": 50, "$select": "id,displayName"})
+                r = await self.call(
+                    c, "list", "GET", "/users", params={"$top": 50, "$select": "id,displayName"}
+                )
                 if r is not None and self.note("list", r) and "@odata.nextLink" in r.json():
                     r2 = await self.call(c, "page", "GET", r.json()["@odata.nextLink"])
                     if r2 is not None:
                         self.note("page", r2)
             elif roll < 0.40:
-                r = await self.call(c, "filter", "GET", "/users",
-                                    params={"$filter": "startswith(displayName,'a')", "$select": "id"})
+                r = await self.call(
+                    c,
+                    "filter",
+                    "GET",
+                    "/users",
+                    params={"$filter": "startswith(displayName,'a')", "$select": "id"},
+                )
                 if r is not None:
                     self.note("filter", r)
             elif roll < 0.50:
@@ -101,15 +110,30 @@ class Soak:
 
     async def cycle(self, c: httpx.AsyncClient) -> None:
         nick = f"soak{uuid.uuid4().hex[:12]}"
-        body = {"accountEnabled": True, "displayName": nick, "mailNickname": nick,
-                "userPrincipalName": f"{nick}@{self.domain}", "passwordProfile": {"password": "Soak!Pass1234"}}
+        body = {
+            "accountEnabled": True,
+            "displayName": nick,
+            "mailNickname": nick,
+            "userPrincipalName": f"{nick}@{self.domain}",
+            "passwordProfile": {"password": "Soak!Pass1234"},
+        }
         r = await self.call(c, "create-user", "POST", "/users", json=body)
         if r is None or not self.note("create-user", r):
             return
         uid = r.json()["id"]
-        g = await self.call(c, "create-group", "POST", "/groups", json={
-            "displayName": nick, "mailEnabled": False, "mailNickname": nick, "securityEnabled": True,
-            "members@odata.bind": [BIND + uid]})
+        g = await self.call(
+            c,
+            "create-group",
+            "POST",
+            "/groups",
+            json={
+                "displayName": nick,
+                "mailEnabled": False,
+                "mailNickname": nick,
+                "securityEnabled": True,
+                "members@odata.bind": [BIND + uid],
+            },
+        )
         r = await self.call(c, "patch-user", "PATCH", f"/users/{uid}", json={"jobTitle": "Soak"})
         if r is not None:
             self.note("patch-user", r)
@@ -131,9 +155,15 @@ class Soak:
 async def run(base: str, clients: int, duration: float, proc: psutil.Process) -> None:
     tenants = httpx.get(f"{base}/sandbox/tenants").json()
     target = next(t for t in tenants if t["role"] == "target")
-    tok = httpx.post(f"{base}/{target['id']}/oauth2/v2.0/token", data={
-        "grant_type": "client_credentials", "client_id": "soak", "client_secret": "soak",
-        "scope": "https://graph.microsoft.com/.default"}).json()["access_token"]
+    tok = httpx.post(
+        f"{base}/{target['id']}/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "soak",
+            "client_secret": "soak",
+            "scope": "https://graph.microsoft.com/.default",
+        },
+    ).json()["access_token"]
     soak = Soak(base, target["id"], target["domains"][0])
     stop = time.monotonic() + duration
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -145,11 +175,15 @@ async def run(base: str, clients: int, duration: float, proc: psutil.Process) ->
             rss.append((time.monotonic() - t0, proc.memory_info().rss))
             await asyncio.sleep(max(1.0, duration / 20))
 
-    async with httpx.AsyncClient(base_url=f"{base}/v1.0", headers={"Authorization": f"Bearer {tok}"},
-                                 timeout=120, limits=limits) as c:
+    async with httpx.AsyncClient(
+        base_url=f"{base}/v1.0", headers={"Authorization": f"Bearer {tok}"}, timeout=120, limits=limits
+    ) as c:
         await asyncio.gather(sample(), *(soak.client(c, stop, random.Random(i)) for i in range(clients)))
     rss.append((duration, proc.memory_info().rss))
-    print(f"{clients} clients for {duration:g}s: {soak.ok} successful answers, {soak.throttled} throttled (429/503)")
+    print(
+        f"{clients} clients for {duration:g}s: {soak.ok} successful answers, {soak.throttled} "
+        f"throttled (429/503)"
+    )
     total_errors = sum(soak.errors.values())
     print(f"errors other than throttling: {total_errors}")
     for key, n in soak.errors.most_common():
@@ -167,8 +201,19 @@ def main() -> None:
     p.add_argument("--size", type=int, default=250)
     args = p.parse_args()
     port = free_port()
-    cmd = [sys.executable, "-c", "from cli.main import main; main()", "--config-dir", str(ROOT / "config"),
-           "sandbox", "serve", "--port", str(port), "--size", str(args.size)]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from cli.main import main; main()",
+        "--config-dir",
+        str(ROOT / "config"),
+        "sandbox",
+        "serve",
+        "--port",
+        str(port),
+        "--size",
+        str(args.size),
+    ]
     server = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -26,7 +26,9 @@ from sandbox.testing import running_sandbox, token
 ROOT = Path(__file__).resolve().parents[1]
 
 
-async def greedy(base: str, tenant: str, kind: str, duration: float, clients: int, honour: bool) -> tuple[list[float], int]:
+async def greedy(
+    base: str, tenant: str, kind: str, duration: float, clients: int, honour: bool
+) -> tuple[list[float], int]:
     headers = {"Authorization": f"Bearer {token(base, tenant)}"}
     admitted: list[float] = []
     throttled = 0
@@ -38,8 +40,15 @@ async def greedy(base: str, tenant: str, kind: str, duration: float, clients: in
         while time.monotonic() < stop:
             if kind == "writes":
                 nick = f"b{uuid.uuid4().hex[:12]}"
-                r = await client.post("/groups", json={"displayName": nick, "mailEnabled": False,
-                                                       "mailNickname": nick, "securityEnabled": True})
+                r = await client.post(
+                    "/groups",
+                    json={
+                        "displayName": nick,
+                        "mailEnabled": False,
+                        "mailNickname": nick,
+                        "securityEnabled": True,
+                    },
+                )
             else:
                 r = await client.get("/organization")
             now = time.monotonic()
@@ -68,7 +77,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budget", default="600/10", help="N/SECONDS for the measured budget (default 600/10)")
     p.add_argument("--kind", choices=["writes", "reads"], default="writes")
-    p.add_argument("--duration", type=float, default=60.0, help="seconds (default 60; shorter for a quick look)")
+    p.add_argument(
+        "--duration", type=float, default=60.0, help="seconds (default 60; shorter for a quick look)"
+    )
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--ignore-retry-after", action="store_true", help="hammer instead of waiting")
     p.add_argument("--url", help="use a running sandbox (its budgets are set through /sandbox/throttle)")
@@ -80,19 +91,27 @@ def main() -> None:
 
     def run(base: str) -> None:
         tenant = httpx.get(f"{base}/sandbox/tenants").json()[0]["id"]
-        times, throttled = asyncio.run(greedy(base, tenant, args.kind, args.duration, args.clients,
-                                              not args.ignore_retry_after))
+        times, throttled = asyncio.run(
+            greedy(base, tenant, args.kind, args.duration, args.clients, not args.ignore_retry_after)
+        )
         times.sort()
         peak = peak_window(times, budget.seconds)
-        print(f"budget {budget} {args.kind}, {args.duration:g}s, {args.clients} clients, "
-              f"{'ignoring' if args.ignore_retry_after else 'honouring'} Retry-After")
+        print(
+            f"budget {budget} {args.kind}, {args.duration:g}s, {args.clients} clients, "
+            f"{'ignoring' if args.ignore_retry_after else 'honouring'} Retry-After"
+        )
         print(f"admitted {len(times)}, throttled answers {throttled}")
-        print(f"peak window ratio  {peak / budget.limit:.3f}  ({peak} in the busiest {budget.seconds:g}s window)")
+        print(
+            f"peak window ratio  {peak / budget.limit:.3f}  ({peak} in the busiest "
+            f"{budget.seconds:g}s window)"
+        )
         if args.duration > budget.seconds:
             after = sum(1 for t in times if t >= budget.seconds)
             allowed = budget.limit * (args.duration - budget.seconds) / budget.seconds
-            print(f"steady rate ratio  {after / allowed:.3f}  ({after} admitted after the first window, "
-                  f"{allowed:.0f} allowed)")
+            print(
+                f"steady rate ratio  {after / allowed:.3f}  ({after} admitted after the first window, "
+                f"{allowed:.0f} allowed)"
+            )
 
     if args.url:
         body = {"write_budget": args.budget} if args.kind == "writes" else {"identity_ru": args.budget}

@@ -55,8 +55,16 @@ def sandbox() -> None:
     default=None,
     help="Persist tenants to this file (created if missing) so other processes and restarts share them.",
 )
-@click.option("--size", type=int, default=None, callback=_parsed(_lazy("parse_size")), help="Users per academy (20..50000; default 250).")
-@click.option("--seed", type=int, default=1, show_default=True, help="Generator seed: same seed, same academies.")
+@click.option(
+    "--size",
+    type=int,
+    default=None,
+    callback=_parsed(_lazy("parse_size")),
+    help="Users per academy (20..50000; default 250).",
+)
+@click.option(
+    "--seed", type=int, default=1, show_default=True, help="Generator seed: same seed, same academies."
+)
 @click.option(
     "--write-budget",
     default=None,
@@ -75,8 +83,20 @@ def sandbox() -> None:
     callback=_parsed(lambda v: _budget("--sharepoint-ru")(v)),
     help="SharePoint resource units per window, N/SECONDS (default by licence count per minute).",
 )
-@click.option("--latency-ms", type=float, default=0.0, callback=_parsed(_lazy("parse_latency")), help="Added to every Graph request.")
-@click.option("--bandwidth-mbps", type=float, default=None, callback=_parsed(_lazy("parse_bandwidth")), help="Cap on response bodies.")
+@click.option(
+    "--latency-ms",
+    type=float,
+    default=0.0,
+    callback=_parsed(_lazy("parse_latency")),
+    help="Added to every Graph request.",
+)
+@click.option(
+    "--bandwidth-mbps",
+    type=float,
+    default=None,
+    callback=_parsed(_lazy("parse_bandwidth")),
+    help="Cap on response bodies.",
+)
 @click.option(
     "--faults",
     default=None,
@@ -112,7 +132,9 @@ def serve(
 
     try:
         if not ipaddress.ip_address(host).is_loopback:
-            raise click.BadParameter("the sandbox listens on loopback only (127.0.0.1 or ::1)", param_hint="--host")
+            raise click.BadParameter(
+                "the sandbox listens on loopback only (127.0.0.1 or ::1)", param_hint="--host"
+            )
     except ValueError:
         if host != "localhost":
             raise click.BadParameter(f"{host!r} is not an IP address", param_hint="--host") from None
@@ -135,8 +157,12 @@ def serve(
         raise click.BadParameter(str(exc), param_hint="--state") from None
     if size is not None and state_file is not None and world.settings.size != size:
         click.echo(f"note: {state_file} holds size {world.settings.size}; --size {size} ignored", err=True)
-    click.echo(f"sandbox: {len(world.tenants)} tenants, size {world.settings.size}, seed {world.settings.seed}")
+    click.echo(
+        f"sandbox: {len(world.tenants)} tenants, size {world.settings.size}, seed {world.settings.seed}"
+    )
     for t in world.tenant_list():
         click.echo(f"  {t['role']:<6} {t['academy'] or '-':<10} {t['id']}  {', '.join(t['domains'])}")
-    click.echo(f"Graph at http://{host}:{port}/v1.0 ; admin at http://{host}:{port}/sandbox/ ; Ctrl+C to stop")
+    click.echo(
+        f"Graph at http://{host}:{port}/v1.0 ; admin at http://{host}:{port}/sandbox/ ; Ctrl+C to stop"
+    )
     uvicorn.run(create_app(world), host=host, port=port, log_level="warning", access_log=False)

@@ -27,7 +27,9 @@ _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 def _check_base(base_url: str) -> str:
     host = urlsplit(base_url).hostname
     if host not in _LOOPBACK:
-        raise ValueError(f"sandbox base URL must be on loopback (127.0.0.1, localhost or ::1), got {base_url!r}")
+        raise ValueError(
+            f"sandbox base URL must be on loopback (127.0.0.1, localhost or ::1), got {base_url!r}"
+        )
     return base_url.rstrip("/")
 
 
@@ -48,7 +50,9 @@ def _parse(response: httpx.Response) -> AccessToken:
         body = {}
     if response.status_code != 200 or "access_token" not in body:
         desc = str(body.get("error_description") or response.text).split(" Trace ID:")[0]
-        raise ClientAuthenticationError(message=f"sandbox token request failed ({response.status_code}): {desc}")
+        raise ClientAuthenticationError(
+            message=f"sandbox token request failed ({response.status_code}): {desc}"
+        )
     return AccessToken(body["access_token"], int(time.time()) + int(body.get("expires_in", 3599)))
 
 
@@ -74,7 +78,11 @@ class SandboxCredential:
         self._lock = threading.Lock()
 
     def get_token(
-        self, *scopes: str, claims: str | None = None, tenant_id: str | None = None, enable_cae: bool = False,
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
         **kwargs: Any,
     ) -> AccessToken:
         key = tuple(scopes)
@@ -116,7 +124,11 @@ class AsyncSandboxCredential:
         self._client: httpx.AsyncClient | None = None
 
     async def get_token(
-        self, *scopes: str, claims: str | None = None, tenant_id: str | None = None, enable_cae: bool = False,
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
         **kwargs: Any,
     ) -> AccessToken:
         key = tuple(scopes)

@@ -121,7 +121,8 @@ async def snapshot(request: Request) -> Response:
 
 
 async def reset(request: Request) -> Response:
-    """Regenerate every tenant (optionally {"seed": n, "size": n}); stats and throttle windows start afresh."""
+    """Regenerate every tenant (optionally {"seed": n, "size": n}); stats and throttle windows start
+    afresh."""
     world = _world(request)
     try:
         body = await _body(request)

@@ -1,4 +1,5 @@
-"""The sandbox as an ASGI app: Entra-shaped token endpoint, Graph v1.0 under /v1.0, admin API under /sandbox."""
+"""The sandbox as an ASGI app: Entra-shaped token endpoint, Graph v1.0 under /v1.0, admin API under
+/sandbox."""
 
 from __future__ import annotations
 
@@ -37,7 +38,10 @@ def entra_error(status: int, error: str, code: int, description: str) -> JSONRes
     return JSONResponse(
         {
             "error": error,
-            "error_description": f"AADSTS{code}: {description} Trace ID: {trace} Correlation ID: {correlation} Timestamp: {stamp}",
+            "error_description": (
+                f"AADSTS{code}: {description} Trace ID: {trace} "
+                f"Correlation ID: {correlation} Timestamp: {stamp}"
+            ),
             "error_codes": [code],
             "timestamp": stamp,
             "trace_id": trace,
@@ -50,7 +54,8 @@ def entra_error(status: int, error: str, code: int, description: str) -> JSONRes
 
 async def token(request: Request) -> Response:
     """POST /{tenant}/oauth2/v2.0/token, client credentials grant
-    (learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow). Any id and secret pass."""
+    (learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow).
+    Any id and secret pass."""
     world: World = request.app.state.world
     key = request.path_params["tenant"].lower()
     tenant = world.tenant(key) or next(
@@ -61,7 +66,8 @@ async def token(request: Request) -> Response:
             400,
             "invalid_request",
             90002,
-            f"Tenant '{key}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.",
+            f"Tenant '{key}' not found. Check to make sure you have the correct tenant ID and are "
+            f"signing into the correct cloud.",
         )
     if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
         return entra_error(
@@ -95,7 +101,9 @@ async def token(request: Request) -> Response:
             400,
             "invalid_scope",
             1002012,
-            f"The provided value for scope {form['scope']} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).",
+            f"The provided value for scope {form['scope']} is not valid. Client credential flows "
+            "must have a scope value with /.default suffixed to the resource identifier "
+            "(application ID URI).",
         )
     access = issue_token(world, tenant.id, form["client_id"], TOKEN_LIFETIME_S)
     return JSONResponse(

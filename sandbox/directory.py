@@ -67,7 +67,9 @@ def _check_body(
     if not isinstance(body, dict):
         raise GraphError(400, "BadRequest", "Empty Payload. JSON content expected.")
     for key in body:
-        if key in writable or key in extra or EXTENSION_RE.match(key) or key == "@odata.type":
+        if key in writable or key in extra or EXTENSION_RE.match(key) or "@" in key:
+            # Unknown "x@y" keys are instance annotations to Graph: ignored, so a misspelt
+            # "members@odata_bind" silently adds nobody (as graph-facts.md records).
             continue
         raise bad_request(
             f"Property '{key}' is read-only or does not exist on type 'microsoft.graph.{resource}'."
@@ -84,7 +86,8 @@ def _check_str(body: dict[str, Any], prop: str, resource: str, max_len: int = 25
 
 # Users ---------------------------------------------------------------------------------------------------
 def check_upn(t: TenantState, upn: Any) -> str:
-    """UPN rules: local@verified-domain, allowed characters only (learn.microsoft.com/graph/api/user-post-users)."""
+    """UPN rules: local@verified-domain, allowed characters only
+    (learn.microsoft.com/graph/api/user-post-users)."""
     if not isinstance(upn, str) or upn.count("@") != 1:
         raise invalid("userPrincipalName", "User")
     local, domain = upn.split("@")
@@ -180,8 +183,8 @@ def create_user(t: TenantState, body: Any) -> dict[str, Any]:
         raise conflict("proxyAddresses")
     user = base_user(new_id(), now_iso())
     for key, value in body.items():
-        if key in ("passwordProfile", "@odata.type"):
-            continue  # passwords are never stored or returned
+        if key == "passwordProfile" or "@" in key:
+            continue  # passwords are never stored or returned; annotations are not properties
         if value is not None:
             user[key] = value
     user["userType"] = body.get("userType") or "Member"
@@ -222,7 +225,7 @@ def update_user(t: TenantState, user: dict[str, Any], body: Any) -> None:
             raise invalid(prop, "User")
     old_upn = user["userPrincipalName"]
     for key, value in body.items():
-        if key in ("passwordProfile", "@odata.type"):
+        if key == "passwordProfile" or "@" in key:
             continue
         if value is None:
             user.pop(key, None)
@@ -293,7 +296,8 @@ def _release_licences(t: TenantState, user: dict[str, Any], sign: int = -1) -> N
 
 
 def restore(t: TenantState, oid: str) -> dict[str, Any]:
-    """POST /directory/deletedItems/{id}/restore (learn.microsoft.com/graph/api/directory-deleteditems-restore)."""
+    """POST /directory/deletedItems/{id}/restore
+    (learn.microsoft.com/graph/api/directory-deleteditems-restore)."""
     item = t.deleted.get(oid)
     if item is None:
         raise not_found(oid)
@@ -328,7 +332,8 @@ def restore(t: TenantState, oid: str) -> dict[str, Any]:
 
 
 def purge(t: TenantState, oid: str) -> None:
-    """DELETE /directory/deletedItems/{id}: gone for ever (learn.microsoft.com/graph/api/directory-deleteditems-delete)."""
+    """DELETE /directory/deletedItems/{id}: gone for ever
+    (learn.microsoft.com/graph/api/directory-deleteditems-delete)."""
     item = t.deleted.pop(oid, None)
     if item is None:
         raise not_found(oid)
@@ -442,7 +447,7 @@ def create_group(t: TenantState, body: Any) -> dict[str, Any]:
     gid = new_id()
     group = base_group(gid, now_iso())
     for key, value in body.items():
-        if key.endswith("@odata.bind") or key == "@odata.type" or value is None:
+        if "@" in key or value is None:
             continue
         group[key] = value
     if unified:
@@ -497,7 +502,7 @@ def update_group(t: TenantState, group: dict[str, Any], body: Any) -> None:
             raise already_exist(kind)
         _check_member_kinds(t, group, kind, ids)
     for key, value in body.items():
-        if key.endswith("@odata.bind") or key == "@odata.type":
+        if "@" in key:
             continue
         if value is None:
             group.pop(key, None)

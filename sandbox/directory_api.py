@@ -5,6 +5,7 @@ Each handler names the Microsoft documentation page whose behaviour it reproduce
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -73,7 +74,8 @@ async def read_json(request: Request) -> Any:
         raise GraphError(
             400,
             "BadRequest",
-            "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.",
+            "Unable to read JSON request payload. Please ensure Content-Type header is set and "
+            "payload is of valid JSON format.",
         ) from None
 
 
@@ -172,7 +174,8 @@ def _order(request: Request, items: list[dict[str, Any]], allowed: tuple[str, ..
     prop, _, direction = spec.strip().partition(" ")
     if prop not in allowed and not advanced(request):
         raise unsupported(
-            f"Sorting by '{prop}' requires advanced query parameters (ConsistencyLevel: eventual and $count=true)."
+            f"Sorting by '{prop}' requires advanced query parameters (ConsistencyLevel: eventual "
+            f"and $count=true)."
         )
     return sorted(
         items, key=lambda o: str(o.get(prop) or "").lower(), reverse=direction.strip().lower() == "desc"
@@ -209,12 +212,14 @@ async def list_users(request: Request, t: TenantState) -> Response:
 
 
 def _search(request: Request, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """$search="displayName:term" (learn.microsoft.com/graph/search-query-parameter#using-search-on-directory-object-collections)."""
+    """$search="displayName:term"
+    (learn.microsoft.com/graph/search-query-parameter#using-search-on-directory-object-collections)."""
     if not advanced(request):
         raise GraphError(
             400,
             "Request_UnsupportedQuery",
-            "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'",
+            "Request with $search query parameter only works through MSGraph with a special request "
+            "header: 'ConsistencyLevel: eventual'",
         )
     raw = request.query_params["$search"].strip().strip('"')
     prop, sep, term = raw.partition(":")
@@ -472,10 +477,8 @@ def _delta(request: Request, t: TenantState, kind: str) -> Response:
     page_size = DELTA_PAGE
     prefer = request.headers.get("prefer", "")
     if "odata.maxpagesize=" in prefer:
-        try:
+        with contextlib.suppress(ValueError):
             page_size = max(1, min(999, int(prefer.split("odata.maxpagesize=")[1].split(",")[0].strip())))
-        except ValueError:
-            pass
     out: list[dict[str, Any]] = []
     last = after
     more = False
@@ -545,23 +548,20 @@ async def groups_delta(request: Request, t: TenantState) -> Response:
 def _deleted_list(kind: str) -> Handler:
     @graph_route
     async def handler(request: Request, t: TenantState) -> Response:
-        """GET /directory/deletedItems/microsoft.graph.user|group (learn.microsoft.com/graph/api/directory-deleteditems-list)."""
+        """GET /directory/deletedItems/microsoft.graph.user|group
+        (learn.microsoft.com/graph/api/directory-deleteditems-list)."""
         _check_options(request, {"$top", "$select", "$skiptoken", "$filter", "$count", "$orderby"})
         items = [v["object"] for v in t.deleted.values() if v["kind"] == kind]
-        if kind == "user":
-            select = _user_select(request)
-            render = lambda o: {
-                "@odata.type": "#microsoft.graph.user",
-                **d.user_out(o, select),
+        select = _user_select(request) if kind == "user" else _group_select(request)
+
+        def render(o: dict[str, Any]) -> dict[str, Any]:
+            shown = d.user_out(o, select) if kind == "user" else d.group_out(o, select)
+            return {
+                "@odata.type": f"#microsoft.graph.{kind}",
+                **shown,
                 "deletedDateTime": o.get("deletedDateTime"),
             }
-        else:
-            select = _group_select(request)
-            render = lambda o: {
-                "@odata.type": "#microsoft.graph.group",
-                **d.group_out(o, select),
-                "deletedDateTime": o.get("deletedDateTime"),
-            }
+
         if request.query_params.get("$filter"):
             pred = parse_filter(request.query_params["$filter"], _filter_ctx(request, kind))
             items = [o for o in items if pred(o)]
@@ -577,7 +577,8 @@ async def deleted_untyped(request: Request, t: TenantState) -> Response:
     raise GraphError(
         400,
         "Request_BadRequest",
-        "Unsupported request: please cast to microsoft.graph.user or microsoft.graph.group, e.g. /directory/deletedItems/microsoft.graph.user.",
+        "Unsupported request: please cast to microsoft.graph.user or microsoft.graph.group, e.g. "
+        "/directory/deletedItems/microsoft.graph.user.",
     )
 
 
@@ -605,7 +606,8 @@ async def get_deleted(request: Request, t: TenantState) -> Response:
 
 @graph_route
 async def restore_deleted(request: Request, t: TenantState) -> Response:
-    """POST /directory/deletedItems/{id}/restore (learn.microsoft.com/graph/api/directory-deleteditems-restore)."""
+    """POST /directory/deletedItems/{id}/restore
+    (learn.microsoft.com/graph/api/directory-deleteditems-restore)."""
     oid = request.path_params["oid"]
     kind = t.deleted.get(oid, {}).get("kind")
     obj = d.restore(t, oid)

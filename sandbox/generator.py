@@ -342,7 +342,7 @@ def generate_academy(
             {"id": u["id"], "userPrincipalName": upn, "displayName": u["displayName"], "role": "pupil"}
         )
 
-    for i in range(n_guests):
+    for _ in range(n_guests):
         given, surname = _person(rng)
         external = (
             f"{_ascii(given)}.{_ascii(surname)}_{rng.choice(['gmail.com', 'outlook.com', 'lea.gov.uk'])}"

@@ -120,7 +120,8 @@ class _Parser:
             raise GraphError(
                 400,
                 "Request_UnsupportedQuery",
-                f"Unsupported or invalid query filter clause specified for property '{name}' of resource '{ctx.resource}'.",
+                f"Unsupported or invalid query filter clause specified for property '{name}' of "
+                f"resource '{ctx.resource}'.",
             )
         return name
 

@@ -329,7 +329,8 @@ GROUP_FILTERABLE = frozenset(
     ]
 )
 
-# Allowed characters in the local part of a UPN (learn.microsoft.com/entra/identity/hybrid/connect/plan-connect-userprincipalname).
+# Allowed characters in the local part of a UPN
+# (learn.microsoft.com/entra/identity/hybrid/connect/plan-connect-userprincipalname).
 UPN_LOCAL_RE = re.compile(r"^[A-Za-z0-9'.\-_!#^~]+$")
 # mailNickname: ASCII 0-127 except these (learn.microsoft.com/graph/api/group-post-groups).
 NICKNAME_FORBIDDEN = set(' @()\\[]";:.<>,')

@@ -47,7 +47,7 @@ class SlidingWindow:
         # A bucket leaves the window only when its last possible instant has: never admit above the limit.
         horizon = now - self.seconds
         entries = self._entries
-        while entries and entries[0][0] + self._resolution <= horizon:
+        while entries and entries[0][0] + self._resolution <= horizon + 1e-9:
             self.used -= entries.popleft()[1]
 
     def wait_for(self, now: float, units: float) -> float:
@@ -89,7 +89,8 @@ class Decision:
 
 
 class Throttle:
-    """Budgets for every (tenant, app) pair; thread-safe so drive routes and tests may call it from anywhere."""
+    """Budgets for every (tenant, app) pair; thread-safe so drive routes and tests may call it from
+    anywhere."""
 
     def __init__(self, settings: Settings, clock: Clock = time.monotonic) -> None:
         self._settings = settings
@@ -222,7 +223,8 @@ class Throttle:
 
 
 def throttle_headers(decision: Decision, ru: int) -> dict[str, str]:
-    """Headers Graph puts on answers: resource units always, the limit percentage above 80%, scope when refused."""
+    """Headers Graph puts on answers: resource units always, the limit percentage above 80%, scope when
+    refused."""
     headers = {"x-ms-resource-unit": str(ru)}
     if decision.retry_after is not None:
         headers["Retry-After"] = f"{decision.retry_after:g}"

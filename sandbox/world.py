@@ -43,7 +43,8 @@ except ImportError:  # pragma: no cover - only while drives_state.py does not ex
 
 @dataclass
 class TenantState:
-    """One Entra tenant: directory objects, memberships, deleted items, domains, SKUs, organization, drives."""
+    """One Entra tenant: directory objects, memberships, deleted items, domains, SKUs, organization,
+    drives."""
 
     id: str
     role: str  # "target" | "source"

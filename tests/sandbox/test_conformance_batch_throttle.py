@@ -20,12 +20,20 @@ def _batch(client: httpx.Client, requests: list[dict]) -> httpx.Response:
 
 def test_batch_envelope_and_items(target):
     """learn.microsoft.com/graph/json-batching: 200 envelope, one response per id with its own status."""
-    r = _batch(target, [
-        {"id": "1", "method": "GET", "url": "/organization"},
-        {"id": "2", "method": "GET", "url": "/users/nobody@northernlights.org.uk"},
-        {"id": "3", "method": "POST", "url": "/users", "headers": {"Content-Type": "application/json"},
-         "body": new_user_body()},
-    ])
+    r = _batch(
+        target,
+        [
+            {"id": "1", "method": "GET", "url": "/organization"},
+            {"id": "2", "method": "GET", "url": "/users/nobody@northernlights.org.uk"},
+            {
+                "id": "3",
+                "method": "POST",
+                "url": "/users",
+                "headers": {"Content-Type": "application/json"},
+                "body": new_user_body(),
+            },
+        ],
+    )
     assert r.status_code == 200
     by = {x["id"]: x for x in r.json()["responses"]}
     assert by["1"]["status"] == 200 and by["1"]["body"]["value"]
@@ -61,10 +69,13 @@ def test_batch_body_needs_content_type(target):
 
 def test_batch_depends_on_failed_gives_424(target):
     """learn.microsoft.com/graph/json-batching#sequencing-requests-with-the-dependson-property: 424."""
-    r = _batch(target, [
-        {"id": "1", "method": "GET", "url": "/users/nobody@northernlights.org.uk"},
-        {"id": "2", "method": "GET", "url": "/organization", "dependsOn": ["1"]},
-    ])
+    r = _batch(
+        target,
+        [
+            {"id": "1", "method": "GET", "url": "/users/nobody@northernlights.org.uk"},
+            {"id": "2", "method": "GET", "url": "/organization", "dependsOn": ["1"]},
+        ],
+    )
     by = {x["id"]: x for x in r.json()["responses"]}
     assert by["1"]["status"] == 404 and by["2"]["status"] == 424
     r = _batch(target, [{"id": "1", "method": "GET", "url": "/organization", "dependsOn": ["9"]}])
@@ -74,11 +85,24 @@ def test_batch_depends_on_failed_gives_424(target):
 def test_batch_counts_one_request_and_each_write(sandbox_url, target, target_id):
     """issue 3 admin API: a $batch counts as one request, and each write inside it as one write."""
     before = httpx.get(f"{sandbox_url}/sandbox/stats").json()["tenants"][target_id]
-    _batch(target, [
-        {"id": str(i), "method": "POST", "url": "/groups", "headers": {"Content-Type": "application/json"},
-         "body": {"displayName": "b", "mailEnabled": False, "mailNickname": unique(), "securityEnabled": True}}
-        for i in range(3)
-    ])
+    _batch(
+        target,
+        [
+            {
+                "id": str(i),
+                "method": "POST",
+                "url": "/groups",
+                "headers": {"Content-Type": "application/json"},
+                "body": {
+                    "displayName": "b",
+                    "mailEnabled": False,
+                    "mailNickname": unique(),
+                    "securityEnabled": True,
+                },
+            }
+            for i in range(3)
+        ],
+    )
     after = httpx.get(f"{sandbox_url}/sandbox/stats").json()["tenants"][target_id]
     assert after["requests"] - before["requests"] == 1
     assert after["writes"] - before["writes"] == 3
@@ -92,13 +116,21 @@ def tight(config_dir) -> Iterator[SandboxURL]:
 
 
 def test_write_budget_429_with_fractional_retry_after(tight):
-    """learn.microsoft.com/graph/throttling and throttling-limits: 429, Retry-After (may be fractional), scope headers."""
+    """learn.microsoft.com/graph/throttling and throttling-limits: 429, Retry-After (may be fractional),
+    scope headers."""
     tid = tight.world.tenant_list()[0]["id"]
     with graph_client(tight, tid) as c:
         codes = []
         for _ in range(6):
-            r = c.post("/groups", json={"displayName": "w", "mailEnabled": False, "mailNickname": unique(),
-                                        "securityEnabled": True})
+            r = c.post(
+                "/groups",
+                json={
+                    "displayName": "w",
+                    "mailEnabled": False,
+                    "mailNickname": unique(),
+                    "securityEnabled": True,
+                },
+            )
             codes.append(r.status_code)
             assert r.headers["x-ms-resource-unit"] == "1"
         assert codes == [201] * 5 + [429]
@@ -114,7 +146,8 @@ def test_write_budget_429_with_fractional_retry_after(tight):
 
 
 def test_resource_units_cost_table(tight):
-    """learn.microsoft.com/graph/throttling-limits#identity-and-access-service-limits: RU costs per request."""
+    """learn.microsoft.com/graph/throttling-limits#identity-and-access-service-limits: RU costs per
+    request."""
     tid = tight.world.tenant_list()[0]["id"]
     with graph_client(tight, tid) as c:
         assert c.get("/users").headers["x-ms-resource-unit"] == "2"
@@ -142,11 +175,26 @@ def test_batch_items_throttled_one_by_one(tight):
     """learn.microsoft.com/graph/json-batching#handling-throttling: each item 429 with its own Retry-After."""
     tid = tight.world.tenant_list()[0]["id"]
     with graph_client(tight, tid) as c:
-        r = c.post("/$batch", json={"requests": [
-            {"id": str(i), "method": "POST", "url": "/groups", "headers": {"Content-Type": "application/json"},
-             "body": {"displayName": "b", "mailEnabled": False, "mailNickname": unique(), "securityEnabled": True}}
-            for i in range(7)
-        ]})
+        r = c.post(
+            "/$batch",
+            json={
+                "requests": [
+                    {
+                        "id": str(i),
+                        "method": "POST",
+                        "url": "/groups",
+                        "headers": {"Content-Type": "application/json"},
+                        "body": {
+                            "displayName": "b",
+                            "mailEnabled": False,
+                            "mailNickname": unique(),
+                            "securityEnabled": True,
+                        },
+                    }
+                    for i in range(7)
+                ]
+            },
+        )
     assert r.status_code == 200
     statuses = [x["status"] for x in r.json()["responses"]]
     assert statuses == [201] * 5 + [429, 429]
@@ -183,13 +231,18 @@ def test_fault_429_and_503(faulty):
         assert r.status_code == 429 and float(r.headers["Retry-After"]) > 0
         _faults(faulty, "503=1")
         r = c.get("/organization")
-        assert r.status_code == 503 and error_of(r)["code"] == "serviceNotAvailable" and "Retry-After" in r.headers
+        assert (
+            r.status_code == 503
+            and error_of(r)["code"] == "serviceNotAvailable"
+            and "Retry-After" in r.headers
+        )
         _faults(faulty, "")
         assert c.get("/organization").status_code == 200
 
 
 def test_fault_504_applies_write_but_loses_answer(faulty):
-    """learn.microsoft.com/graph/errors (504): a timed-out write may still have happened; a retry meets ObjectConflict."""
+    """learn.microsoft.com/graph/errors (504): a timed-out write may still have happened; a retry meets
+    ObjectConflict."""
     tid = faulty.world.tenant_list()[0]["id"]
     with graph_client(faulty, tid) as c:
         body = new_user_body()

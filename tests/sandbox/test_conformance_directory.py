@@ -17,8 +17,12 @@ def test_token_endpoint_client_credentials(sandbox_url, target_id):
     """learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow: token response shape."""
     r = httpx.post(
         f"{sandbox_url}/{target_id}/oauth2/v2.0/token",
-        data={"grant_type": "client_credentials", "client_id": "x", "client_secret": "y",
-              "scope": "https://graph.microsoft.com/.default"},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "x",
+            "client_secret": "y",
+            "scope": "https://graph.microsoft.com/.default",
+        },
     )
     assert r.status_code == 200
     body = r.json()
@@ -27,15 +31,22 @@ def test_token_endpoint_client_credentials(sandbox_url, target_id):
 
 def test_token_endpoint_errors(sandbox_url, target_id):
     """learn.microsoft.com/entra/identity-platform/reference-error-codes: AADSTS errors for bad requests."""
-    good = {"grant_type": "client_credentials", "client_id": "x", "client_secret": "y",
-            "scope": "https://graph.microsoft.com/.default"}
+    good = {
+        "grant_type": "client_credentials",
+        "client_id": "x",
+        "client_secret": "y",
+        "scope": "https://graph.microsoft.com/.default",
+    }
     r = httpx.post(f"{sandbox_url}/00000000-0000-0000-0000-000000000099/oauth2/v2.0/token", data=good)
     assert r.status_code == 400 and r.json()["error_codes"] == [90002]
     r = httpx.post(f"{sandbox_url}/{target_id}/oauth2/v2.0/token", data={**good, "grant_type": "password"})
     assert r.json()["error"] == "unsupported_grant_type"
     r = httpx.post(f"{sandbox_url}/{target_id}/oauth2/v2.0/token", data={**good, "scope": "User.Read"})
     assert r.json()["error"] == "invalid_scope" and "/.default" in r.json()["error_description"]
-    r = httpx.post(f"{sandbox_url}/{target_id}/oauth2/v2.0/token", data={k: v for k, v in good.items() if k != "client_id"})
+    r = httpx.post(
+        f"{sandbox_url}/{target_id}/oauth2/v2.0/token",
+        data={k: v for k, v in good.items() if k != "client_id"},
+    )
     assert "'client_id'" in r.json()["error_description"]
 
 
@@ -59,7 +70,10 @@ def test_double_slash_collapsed(sandbox_url, target_id):
     """The SDK can produce /v1.0//users (graph-facts.md); Graph answers it."""
     from sandbox.testing import token
 
-    r = httpx.get(f"{sandbox_url}/v1.0//users?$top=1", headers={"Authorization": f"Bearer {token(sandbox_url, target_id)}"})
+    r = httpx.get(
+        f"{sandbox_url}/v1.0//users?$top=1",
+        headers={"Authorization": f"Bearer {token(sandbox_url, target_id)}"},
+    )
     assert r.status_code == 200 and len(r.json()["value"]) == 1
 
 
@@ -69,14 +83,26 @@ def test_unknown_segment(target):
     assert r.status_code == 400 and "nonsense" in error_of(r)["message"]
 
 
-# Users: reading ----------------------------------------------------------------------------------------------
+# Users: reading ---------------------------------------------------------------------------------------------
 def test_list_users_default_properties_and_paging(source):
-    """learn.microsoft.com/graph/api/user-list and /graph/paging: default properties, $top, @odata.nextLink."""
+    """learn.microsoft.com/graph/api/user-list and /graph/paging: default properties, $top,
+    @odata.nextLink."""
     r = source.get("/users", params={"$top": 7})
     body = r.json()
     assert r.status_code == 200 and len(body["value"]) == 7
-    assert set(body["value"][0]) == {"businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
-                                     "officeLocation", "preferredLanguage", "surname", "userPrincipalName", "id"}
+    assert set(body["value"][0]) == {
+        "businessPhones",
+        "displayName",
+        "givenName",
+        "jobTitle",
+        "mail",
+        "mobilePhone",
+        "officeLocation",
+        "preferredLanguage",
+        "surname",
+        "userPrincipalName",
+        "id",
+    }
     seen = [u["id"] for u in body["value"]]
     while "@odata.nextLink" in body:
         body = httpx.get(body["@odata.nextLink"], headers=source.headers).json()
@@ -114,15 +140,20 @@ def test_select(source):
 
 
 def test_filter_eq_properties(source):
-    """learn.microsoft.com/graph/api/resources/user: eq filters on UPN, mail, mailNickname, displayName, employeeId."""
-    u = source.get("/users", params={"$select": "id,userPrincipalName,mail,mailNickname,displayName,employeeId",
-                                     "$top": 1}).json()["value"][0]
+    """learn.microsoft.com/graph/api/resources/user: eq filters on UPN, mail, mailNickname, displayName,
+    employeeId."""
+    u = source.get(
+        "/users",
+        params={"$select": "id,userPrincipalName,mail,mailNickname,displayName,employeeId", "$top": 1},
+    ).json()["value"][0]
     for prop in ("userPrincipalName", "mail", "mailNickname", "employeeId"):
         value = u[prop].upper() if prop != "employeeId" else u[prop]
         value = value.replace("'", "''")
         r = source.get("/users", params={"$filter": f"{prop} eq '{value}'", "$select": "id"})
         assert [x["id"] for x in r.json()["value"]] == [u["id"]], prop
-    r = source.get("/users", params={"$filter": f"displayName eq '{u['displayName'].replace(chr(39), chr(39) * 2)}'"})
+    r = source.get(
+        "/users", params={"$filter": f"displayName eq '{u['displayName'].replace(chr(39), chr(39) * 2)}'"}
+    )
     assert u["id"] in [x["id"] for x in r.json()["value"]]
 
 
@@ -131,16 +162,22 @@ def test_filter_startswith_and_in(source):
     r = source.get("/users", params={"$filter": "startswith(displayName,'james')", "$select": "displayName"})
     names = [u["displayName"] for u in r.json()["value"]]
     assert names and all(n.lower().startswith("james") for n in names)
-    r = source.get("/users", params={"$filter": "employeeType in ('Staff','Nobody')", "$select": "employeeType"})
+    r = source.get(
+        "/users", params={"$filter": "employeeType in ('Staff','Nobody')", "$select": "employeeType"}
+    )
     assert {u["employeeType"] for u in r.json()["value"]} == {"Staff"}
 
 
 def test_filter_advanced_needs_eventual_consistency(source):
-    """learn.microsoft.com/graph/aad-advanced-queries: ne/endswith need ConsistencyLevel eventual and $count."""
+    """learn.microsoft.com/graph/aad-advanced-queries: ne/endswith need ConsistencyLevel eventual and
+    $count."""
     r = source.get("/users", params={"$filter": "employeeType ne 'Pupil'"})
     assert r.status_code == 400 and error_of(r)["code"] == "Request_UnsupportedQuery"
-    r = source.get("/users", params={"$filter": "employeeType ne 'Pupil'", "$count": "true"},
-                   headers={"ConsistencyLevel": "eventual"})
+    r = source.get(
+        "/users",
+        params={"$filter": "employeeType ne 'Pupil'", "$count": "true"},
+        headers={"ConsistencyLevel": "eventual"},
+    )
     assert r.status_code == 200 and r.json()["@odata.count"] == len(r.json()["value"])
 
 
@@ -162,9 +199,10 @@ def test_count_requires_consistency_level(source):
     assert source.get("/users/$count").status_code == 400
 
 
-# Users: writing ------------------------------------------------------------------------------------------------
+# Users: writing ---------------------------------------------------------------------------------------------
 def test_create_user_required_properties(target):
-    """learn.microsoft.com/graph/api/user-post-users: accountEnabled, displayName, mailNickname, UPN, passwordProfile."""
+    """learn.microsoft.com/graph/api/user-post-users: accountEnabled, displayName, mailNickname, UPN,
+    passwordProfile."""
     for prop in ("accountEnabled", "displayName", "mailNickname", "userPrincipalName", "passwordProfile"):
         body = new_user_body()
         del body[prop]
@@ -179,7 +217,8 @@ def test_create_user_unverified_domain(target):
 
 
 def test_create_user_upn_characters(target):
-    """learn.microsoft.com/entra/identity/hybrid/connect/plan-connect-userprincipalname: allowed UPN characters."""
+    """learn.microsoft.com/entra/identity/hybrid/connect/plan-connect-userprincipalname: allowed UPN
+    characters."""
     body = new_user_body()
     body["userPrincipalName"] = "zoë.brown@northernlights.org.uk"
     r = target.post("/users", json=body)
@@ -197,7 +236,9 @@ def test_create_user_conflict(target):
     r = target.post("/users", json=body)
     err = error_of(r)
     assert r.status_code == 400 and err["code"] == "Request_BadRequest"
-    assert err["message"] == "Another object with the same value for property userPrincipalName already exists."
+    assert (
+        err["message"] == "Another object with the same value for property userPrincipalName already exists."
+    )
     assert err["details"] == [{"target": "userPrincipalName", "code": "ObjectConflict"}]
 
 
@@ -226,7 +267,8 @@ def test_update_user(target):
 
 
 def test_directory_extension_property_for_provenance(target):
-    """learn.microsoft.com/graph/extensibility-overview#directory-microsoft-entra-id-extensions: set in the create,
+    """learn.microsoft.com/graph/extensibility-overview#directory-microsoft-entra-id-extensions: set in the
+    create,
     returned only when selected, filterable with eq."""
     marker = f"hillside|src|{unique()}"
     u = make_user(target, **{EXT: marker})
@@ -241,7 +283,8 @@ def test_directory_extension_property_for_provenance(target):
 
 
 def test_delete_user_soft_and_restore(target):
-    """learn.microsoft.com/graph/api/user-delete and directory-deleteditems-restore: soft delete for 30 days."""
+    """learn.microsoft.com/graph/api/user-delete and directory-deleteditems-restore: soft delete for 30
+    days."""
     u = make_user(target)
     assert target.delete(f"/users/{u['id']}").status_code == 204
     assert target.get(f"/users/{u['id']}").status_code == 404
@@ -255,7 +298,8 @@ def test_delete_user_soft_and_restore(target):
 
 
 def test_deleted_upn_can_be_reused_and_restore_conflicts(target):
-    """learn.microsoft.com/graph/api/directory-deleteditems-restore: restore fails if the UPN is taken again."""
+    """learn.microsoft.com/graph/api/directory-deleteditems-restore: restore fails if the UPN is taken
+    again."""
     u = make_user(target)
     target.delete(f"/users/{u['id']}")
     body = new_user_body()
@@ -303,16 +347,20 @@ def test_assign_license_requires_usage_location(target):
 def test_assign_license_unknown_sku_and_no_units(sandbox_url, target):
     """learn.microsoft.com/graph/api/user-assignlicense: SKU must exist with units left."""
     u = make_user(target, usageLocation="GB")
-    r = target.post(f"/users/{u['id']}/assignLicense",
-                    json={"addLicenses": [{"skuId": "00000000-0000-0000-0000-000000000001"}], "removeLicenses": []})
+    r = target.post(
+        f"/users/{u['id']}/assignLicense",
+        json={"addLicenses": [{"skuId": "00000000-0000-0000-0000-000000000001"}], "removeLicenses": []},
+    )
     assert r.status_code == 400 and "valid company License" in error_of(r)["message"]
     tenant = sandbox_url.world.tenant(target.get("/organization").json()["value"][0]["id"])
     sku = next(s for s in tenant.skus if s["skuPartNumber"] == "STANDARDWOFFPACK_STUDENT")
     saved = sku["prepaidUnits"]["enabled"]
     sku["prepaidUnits"]["enabled"] = sku["consumedUnits"]
     try:
-        r = target.post(f"/users/{u['id']}/assignLicense",
-                        json={"addLicenses": [{"skuId": sku["skuId"]}], "removeLicenses": []})
+        r = target.post(
+            f"/users/{u['id']}/assignLicense",
+            json={"addLicenses": [{"skuId": sku["skuId"]}], "removeLicenses": []},
+        )
         assert r.status_code == 400 and "does not have any available licenses" in error_of(r)["message"]
     finally:
         sku["prepaidUnits"]["enabled"] = saved
@@ -321,7 +369,11 @@ def test_assign_license_unknown_sku_and_no_units(sandbox_url, target):
 def _drain(client: httpx.Client, url: str) -> tuple[list[dict], str]:
     items: list[dict] = []
     while True:
-        body = client.get(url).json() if not url.startswith("http") else httpx.get(url, headers=client.headers).json()
+        body = (
+            client.get(url).json()
+            if not url.startswith("http")
+            else httpx.get(url, headers=client.headers).json()
+        )
         items += body["value"]
         if "@odata.deltaLink" in body:
             return items, body["@odata.deltaLink"]
@@ -357,7 +409,7 @@ def test_delta_bad_token(target):
     assert r.status_code == 400
 
 
-# Groups --------------------------------------------------------------------------------------------------------
+# Groups -----------------------------------------------------------------------------------------------------
 def test_create_security_group(target):
     """learn.microsoft.com/graph/api/group-post-groups: security group shape."""
     g = make_group(target)
@@ -366,14 +418,16 @@ def test_create_security_group(target):
 
 
 def test_create_microsoft365_group(target):
-    """learn.microsoft.com/graph/api/group-post-groups: Unified group gets a mail address on the default domain."""
+    """learn.microsoft.com/graph/api/group-post-groups: Unified group gets a mail address on the default
+    domain."""
     g = make_group(target, unified=True)
     assert g["groupTypes"] == ["Unified"] and g["mail"] == f"{g['mailNickname']}@northernlights.org.uk"
     assert g["visibility"] == "Public"
 
 
 def test_create_group_required_properties(target):
-    """learn.microsoft.com/graph/api/group-post-groups: displayName, mailEnabled, mailNickname, securityEnabled."""
+    """learn.microsoft.com/graph/api/group-post-groups: displayName, mailEnabled, mailNickname,
+    securityEnabled."""
     for prop in ("displayName", "mailEnabled", "mailNickname", "securityEnabled"):
         body = {"displayName": "x", "mailEnabled": False, "mailNickname": unique(), "securityEnabled": True}
         del body[prop]
@@ -382,31 +436,51 @@ def test_create_group_required_properties(target):
 
 
 def test_group_mail_nickname_rules(target):
-    """learn.microsoft.com/graph/api/group-post-groups: mailNickname <= 64 ASCII, none of @()\\[]";:.<>, or space."""
+    """learn.microsoft.com/graph/api/group-post-groups: mailNickname <= 64 ASCII, none of @()\\[]";:.<>, or
+    space."""
     for bad in ("has space", "a.b", "x" * 65, "café", "a@b"):
-        r = target.post("/groups", json={"displayName": "x", "mailEnabled": False, "mailNickname": bad,
-                                         "securityEnabled": True})
+        r = target.post(
+            "/groups",
+            json={"displayName": "x", "mailEnabled": False, "mailNickname": bad, "securityEnabled": True},
+        )
         assert r.status_code == 400 and "mailNickname" in error_of(r)["message"], bad
 
 
 def test_mail_enabled_security_group_cannot_be_created(target):
-    """learn.microsoft.com/graph/api/group-post-groups: mail-enabled security groups and DLs are Exchange's."""
-    r = target.post("/groups", json={"displayName": "x", "mailEnabled": True, "mailNickname": unique(),
-                                     "securityEnabled": True})
+    """learn.microsoft.com/graph/api/group-post-groups: mail-enabled security groups and DLs are
+    Exchange's."""
+    r = target.post(
+        "/groups",
+        json={"displayName": "x", "mailEnabled": True, "mailNickname": unique(), "securityEnabled": True},
+    )
     assert r.status_code == 400 and "mail-enabled groups" in error_of(r)["message"]
 
 
 def test_create_group_with_bindings(target):
-    """learn.microsoft.com/graph/api/group-post-groups: owners@odata.bind and members@odata.bind, 20 at most."""
+    """learn.microsoft.com/graph/api/group-post-groups: owners@odata.bind and members@odata.bind, 20 at
+    most."""
     users = [make_user(target) for _ in range(3)]
-    g = make_group(target, **{"owners@odata.bind": [GRAPH_BIND + users[0]["id"]],
-                              "members@odata.bind": [GRAPH_BIND + u["id"] for u in users[1:]]})
+    g = make_group(
+        target,
+        **{
+            "owners@odata.bind": [GRAPH_BIND + users[0]["id"]],
+            "members@odata.bind": [GRAPH_BIND + u["id"] for u in users[1:]],
+        },
+    )
     owners = [o["id"] for o in target.get(f"/groups/{g['id']}/owners").json()["value"]]
     members = [m["id"] for m in target.get(f"/groups/{g['id']}/members").json()["value"]]
     assert owners == [users[0]["id"]] and sorted(members) == sorted(u["id"] for u in users[1:])
     many = [GRAPH_BIND + users[0]["id"]] * 21
-    r = target.post("/groups", json={"displayName": "x", "mailEnabled": False, "mailNickname": unique(),
-                                     "securityEnabled": True, "members@odata.bind": many})
+    r = target.post(
+        "/groups",
+        json={
+            "displayName": "x",
+            "mailEnabled": False,
+            "mailNickname": unique(),
+            "securityEnabled": True,
+            "members@odata.bind": many,
+        },
+    )
     assert r.status_code == 400 and "20" in error_of(r)["message"]
 
 
@@ -426,7 +500,8 @@ def test_members_ref_add_and_remove(target):
 
 
 def test_patch_members_bind_all_or_nothing(target):
-    """learn.microsoft.com/graph/api/group-update (example 3): members@odata.bind, up to 20, all or nothing."""
+    """learn.microsoft.com/graph/api/group-update (example 3): members@odata.bind, up to 20, all or
+    nothing."""
     g = make_group(target)
     users = [make_user(target) for _ in range(3)]
     r = target.patch(f"/groups/{g['id']}", json={"members@odata.bind": [GRAPH_BIND + users[0]["id"]]})
@@ -443,7 +518,8 @@ def test_patch_members_bind_all_or_nothing(target):
 
 
 def test_member_listing_paging(source):
-    """learn.microsoft.com/graph/api/group-list-members: paged with $top and nextLink; users and groups typed."""
+    """learn.microsoft.com/graph/api/group-list-members: paged with $top and nextLink; users and groups
+    typed."""
     groups = source.get("/groups", params={"$filter": "displayName eq 'All Staff'"}).json()["value"]
     gid = groups[0]["id"]
     body = source.get(f"/groups/{gid}/members", params={"$top": 2}).json()
@@ -518,3 +594,13 @@ def test_organization(target, target_id):
     """learn.microsoft.com/graph/api/organization-list: one organization, the tenant."""
     orgs = target.get("/organization").json()["value"]
     assert len(orgs) == 1 and orgs[0]["id"] == target_id and orgs[0]["verifiedDomains"]
+
+
+def test_patch_members_underscore_spelling_adds_nobody(target):
+    """graph-facts.md / learn.microsoft.com/graph/api/group-update: only members@odata.bind binds; the
+    underscore spelling is taken as an annotation and silently ignored."""
+    g = make_group(target)
+    u = make_user(target)
+    r = target.patch(f"/groups/{g['id']}", json={"members@odata_bind": [GRAPH_BIND + u["id"]]})
+    assert r.status_code == 204
+    assert target.get(f"/groups/{g['id']}/members").json()["value"] == []

@@ -10,7 +10,9 @@ from typing import Any
 import httpx
 import pytest
 from kiota_abstractions.base_request_configuration import RequestConfiguration
-from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
 from kiota_http.middleware.options import RetryHandlerOption
 from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
@@ -20,7 +22,9 @@ from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.password_profile import PasswordProfile
 from msgraph.generated.models.reference_create import ReferenceCreate
 from msgraph.generated.models.user import User
-from msgraph.generated.users.item.assign_license.assign_license_post_request_body import AssignLicensePostRequestBody
+from msgraph.generated.users.item.assign_license.assign_license_post_request_body import (
+    AssignLicensePostRequestBody,
+)
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph_core import GraphClientFactory
 
@@ -71,7 +75,9 @@ def _new_user(**extra: Any) -> User:
 
 
 async def test_sdk_users_list_get_select_filter(client):
-    q = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(top=3, select=["id", "displayName", "employeeType"])
+    q = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+        top=3, select=["id", "displayName", "employeeType"]
+    )
     page = await client.users.get(RequestConfiguration(query_parameters=q))
     assert len(page.value) == 3 and page.odata_next_link
     clean(page)
@@ -94,8 +100,9 @@ async def test_sdk_user_lifecycle(client):
     skus = await client.subscribed_skus.get()
     clean(skus)
     sku = next(s for s in skus.value if s.sku_part_number == "STANDARDWOFFPACK_FACULTY")
-    body = AssignLicensePostRequestBody(add_licenses=[AssignedLicense(sku_id=sku.sku_id, disabled_plans=[])],
-                                        remove_licenses=[])
+    body = AssignLicensePostRequestBody(
+        add_licenses=[AssignedLicense(sku_id=sku.sku_id, disabled_plans=[])], remove_licenses=[]
+    )
     licensed = await client.users.by_user_id(created.id).assign_license.post(body)
     clean(licensed)
     await client.users.by_user_id(created.id).delete()
@@ -121,8 +128,13 @@ async def test_sdk_conflict_is_odata_error(client):
 async def test_sdk_groups_and_members(client):
     users = [await client.users.post(_new_user()) for _ in range(3)]
     nick = f"sdkg{uuid.uuid4().hex[:8]}"
-    group = Group(display_name=f"SDK {nick}", mail_enabled=False, mail_nickname=nick, security_enabled=True,
-                  group_types=[])
+    group = Group(
+        display_name=f"SDK {nick}",
+        mail_enabled=False,
+        mail_nickname=nick,
+        security_enabled=True,
+        group_types=[],
+    )
     group.additional_data = {
         "owners@odata.bind": [f"https://graph.microsoft.com/v1.0/directoryObjects/{users[0].id}"]
     }
@@ -162,7 +174,11 @@ async def test_sdk_delta(client):
 
 
 async def test_sdk_domains_org_skus(client):
-    for result in (await client.domains.get(), await client.organization.get(), await client.subscribed_skus.get()):
+    for result in (
+        await client.domains.get(),
+        await client.organization.get(),
+        await client.subscribed_skus.get(),
+    ):
         clean(result)
     dom = await client.domains.by_domain_id("northernlights.org.uk").get()
     assert dom.is_verified
