@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -174,10 +175,15 @@ def create_app(world: World, settings: Settings | None = None) -> Starlette:
 
 
 async def _autosave(world: World) -> None:
-    """Persist at most once a second after changes: serialise on the loop (consistent), write in a thread."""
+    """Persist at most once a second after changes: serialise on the loop (a consistent view), write the
+    file in a thread."""
+    pause = SAVE_EVERY_S
     while True:
-        await asyncio.sleep(SAVE_EVERY_S)
+        await asyncio.sleep(pause)
         if world.dirty and world.state_path:
             world.dirty = False
+            started = time.perf_counter()
             text = json.dumps(world.to_state(), separators=(",", ":"))
+            # Big worlds take a while to serialise on the loop: save less often so requests keep flowing.
+            pause = max(SAVE_EVERY_S, 20 * (time.perf_counter() - started))
             await asyncio.to_thread(write_atomic, world.state_path, text)
