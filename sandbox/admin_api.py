@@ -148,6 +148,16 @@ async def reset(request: Request) -> Response:
     )
 
 
+async def expire_delta(request: Request) -> Response:
+    """Make every delta token of a tenant stale: the next delta call answers 410 (full resync needed)."""
+    tenant = _world(request).tenant(request.path_params["tid"])
+    if tenant is None:
+        return _problem(f"no tenant {request.path_params['tid']!r} in this sandbox", 404)
+    tenant.delta_epoch += 1
+    _world(request).dirty = True
+    return JSONResponse({"tenant": tenant.id, "delta_epoch": tenant.delta_epoch})
+
+
 async def save(request: Request) -> Response:
     world = _world(request)
     if world.state_path is None:
@@ -165,5 +175,6 @@ def admin_routes() -> list[Route]:
         Route("/sandbox/faults", faults, methods=["POST"]),
         Route("/sandbox/tenants/{tid}/snapshot", snapshot, methods=["GET"]),
         Route("/sandbox/reset", reset, methods=["POST"]),
+        Route("/sandbox/tenants/{tid}/expire-delta", expire_delta, methods=["POST"]),
         Route("/sandbox/save", save, methods=["POST"]),
     ]

@@ -100,8 +100,9 @@ def _count_flag(request: Request) -> bool:
     if value.lower() == "true" and not advanced(request):
         raise GraphError(
             400,
-            "Request_BadRequest",
-            "$count is not currently supported without the ConsistencyLevel header set to eventual.",
+            "Request_UnsupportedQuery",
+            "$count is not supported because the 'ConsistencyLevel:eventual' header is missing. "
+            "Refer to https://aka.ms/graph-docs/advanced-queries for more information",
         )
     return value.lower() == "true"
 
@@ -237,10 +238,12 @@ async def count_users(request: Request, t: TenantState) -> Response:
 
 async def _count(request: Request, objs: Iterable[dict[str, Any]], kind: str) -> Response:
     if not advanced(request):
+        # Graph's wording (seen in 2025 answers to /users/$count without the header).
         raise GraphError(
             400,
-            "Request_BadRequest",
-            "Count is not currently supported without the ConsistencyLevel header set to eventual.",
+            "Request_UnsupportedQuery",
+            "Raw count (/$count) is not supported because the 'ConsistencyLevel:eventual' header is missing. "
+            "Refer to https://aka.ms/graph-docs/advanced-queries for more information",
         )
     items = list(objs)
     if request.query_params.get("$filter"):
@@ -456,11 +459,15 @@ def _delta(request: Request, t: TenantState, kind: str) -> Response:
         token = decode_token(token_text)
         if token is None or token.get("k") != kind:
             raise GraphError(400, "Request_BadRequest", "Invalid delta token or skip token.")
-        if time.time() - float(token.get("t", 0)) > DELTA_LIFETIME_S or token.get("tenant") != t.id:
+        if token.get("tenant") != t.id:
+            raise GraphError(400, "Request_BadRequest", "Invalid delta token or skip token.")
+        expired = time.time() - float(token.get("t", 0)) > DELTA_LIFETIME_S
+        if expired or int(token.get("e", 0)) != t.delta_epoch:
             raise GraphError(
                 410,
-                "Directory_ResyncRequired",
-                "The delta token has expired; restart with a full synchronisation.",
+                "resyncRequired",
+                "Resync required: the delta token has expired or is no longer valid; start a full "
+                "synchronisation.",
             )
         select = token.get("sel")
         since = int(token["s"])
@@ -508,7 +515,7 @@ def _delta(request: Request, t: TenantState, kind: str) -> Response:
     context = ("users" if kind == "user" else "groups") + (f"({','.join(select)})" if select else "")
     body: dict[str, Any] = {"@odata.context": CONTEXT + context, "value": out}
     base = f"{base_url(request)}/{'users' if kind == 'user' else 'groups'}/delta"
-    common = {"k": kind, "s": since, "sel": select, "t": started, "tenant": t.id}
+    common = {"k": kind, "s": since, "sel": select, "t": started, "tenant": t.id, "e": t.delta_epoch}
     if more:
         body["@odata.nextLink"] = f"{base}?$skiptoken={encode_token({**common, 'u': upto, 'a': last})}"
     else:

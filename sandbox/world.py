@@ -65,6 +65,8 @@ class TenantState:
     removed: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # id -> (kind, seq, reason)
     member_changes: dict[str, dict[str, tuple[int, bool]]] = field(default_factory=dict)
     upn_index: dict[str, str] = field(default_factory=dict)  # lowercase UPN -> user id
+    # Bumped by the admin API to make every outstanding delta token stale (410), as after a service resync.
+    delta_epoch: int = 0
     drives: Any = None
 
     def __post_init__(self) -> None:
@@ -138,6 +140,7 @@ class TenantState:
             "owners": {g: list(m) for g, m in self.owners.items()},
             "deleted": self.deleted,
             "seq": self.seq,
+            "delta_epoch": self.delta_epoch,
             "changed": self.changed,
             "removed": {k: list(v) for k, v in self.removed.items()},
             "member_changes": {g: {m: list(v) for m, v in c.items()} for g, c in self.member_changes.items()},
@@ -159,6 +162,7 @@ class TenantState:
             owners={g: dict.fromkeys(m) for g, m in d["owners"].items()},
             deleted=d["deleted"],
             seq=d["seq"],
+            delta_epoch=int(d.get("delta_epoch", 0)),
             changed=d["changed"],
             removed={k: (v[0], v[1], v[2]) for k, v in d["removed"].items()},
             member_changes={

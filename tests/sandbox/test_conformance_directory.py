@@ -604,3 +604,106 @@ def test_patch_members_underscore_spelling_adds_nobody(target):
     r = target.patch(f"/groups/{g['id']}", json={"members@odata_bind": [GRAPH_BIND + u["id"]]})
     assert r.status_code == 204
     assert target.get(f"/groups/{g['id']}/members").json()["value"] == []
+
+
+def test_delta_stale_token_410(sandbox_url, target, target_id):
+    """learn.microsoft.com/graph/delta-query-overview and /graph/errors: 410 resyncRequired for a stale
+    token."""
+    _, delta = _drain(target, "/users/delta?$select=displayName")
+    r = httpx.post(f"{sandbox_url}/sandbox/tenants/{target_id}/expire-delta")
+    assert r.status_code == 200
+    r = httpx.get(delta, headers=target.headers)
+    assert r.status_code == 410 and error_of(r)["code"] == "resyncRequired"
+    items, _ = _drain(target, "/users/delta?$select=displayName")  # a full round works again
+    assert items
+
+
+def test_orderby_and_search(source):
+    """learn.microsoft.com/graph/query-parameters#orderby-parameter and #search-parameter (advanced
+    queries)."""
+    r = source.get("/users", params={"$orderby": "displayName", "$select": "displayName", "$top": 999})
+    names = [u["displayName"] for u in r.json()["value"]]
+    assert names == sorted(names, key=str.lower)
+    r = source.get("/users", params={"$orderby": "jobTitle"})
+    assert r.status_code == 400
+    r = source.get("/users", params={"$search": '"displayName:smith"'})
+    assert r.status_code == 400 and "ConsistencyLevel" in error_of(r)["message"]
+    r = source.get(
+        "/users",
+        params={"$search": '"displayName:smith"', "$select": "displayName"},
+        headers={"ConsistencyLevel": "eventual"},
+    )
+    assert r.status_code == 200 and all("smith" in u["displayName"].lower() for u in r.json()["value"])
+
+
+def test_user_member_of(source):
+    """learn.microsoft.com/graph/api/user-list-memberof: groups a user belongs to, typed."""
+    gid = source.get("/groups", params={"$filter": "displayName eq 'All Staff'"}).json()["value"][0]["id"]
+    member = source.get(f"/groups/{gid}/members", params={"$top": 1}).json()["value"][0]
+    groups = source.get(f"/users/{member['id']}/memberOf").json()["value"]
+    assert gid in [g["id"] for g in groups] and groups[0]["@odata.type"] == "#microsoft.graph.group"
+
+
+def test_restore_user_brings_memberships_back(target):
+    """learn.microsoft.com/graph/api/directory-deleteditems-restore: a restored user keeps its group
+    memberships."""
+    g = make_group(target)
+    u = make_user(target)
+    target.post(f"/groups/{g['id']}/members/$ref", json={"@odata.id": GRAPH_BIND + u["id"]})
+    target.delete(f"/users/{u['id']}")
+    assert target.get(f"/groups/{g['id']}/members").json()["value"] == []
+    target.post(f"/directory/deletedItems/{u['id']}/restore")
+    assert [m["id"] for m in target.get(f"/groups/{g['id']}/members").json()["value"]] == [u["id"]]
+
+
+def test_get_deleted_item(target):
+    """learn.microsoft.com/graph/api/directory-deleteditems-get: one deleted object by id."""
+    u = make_user(target)
+    target.delete(f"/users/{u['id']}")
+    r = target.get(f"/directory/deletedItems/{u['id']}")
+    assert r.status_code == 200 and r.json()["@odata.type"] == "#microsoft.graph.user"
+    assert target.get("/directory/deletedItems/00000000-0000-0000-0000-000000000000").status_code == 404
+
+
+def test_unified_group_members_must_be_users(target):
+    """learn.microsoft.com/graph/api/group-post-members: Microsoft 365 groups cannot contain groups."""
+    owner = make_user(target)
+    team = make_group(target, unified=True, **{"owners@odata.bind": [GRAPH_BIND + owner["id"]]})
+    inner = make_group(target)
+    r = target.post(f"/groups/{team['id']}/members/$ref", json={"@odata.id": GRAPH_BIND + inner["id"]})
+    assert r.status_code == 400
+
+
+def test_unified_group_mail_conflict(target):
+    """learn.microsoft.com/graph/api/group-post-groups: a Microsoft 365 group's address must be unique."""
+    g = make_group(target, unified=True)
+    r = target.post(
+        "/groups",
+        json={
+            "displayName": "dup",
+            "mailEnabled": True,
+            "mailNickname": g["mailNickname"],
+            "securityEnabled": False,
+            "groupTypes": ["Unified"],
+        },
+    )
+    assert r.status_code == 400 and error_of(r)["details"][0]["code"] == "ObjectConflict"
+
+
+def test_token_by_domain_and_expired_token(sandbox_url, target_id):
+    """Entra accepts the tenant's domain in the token URL; an expired token is 401 (graph/errors)."""
+    r = httpx.post(
+        f"{sandbox_url}/northernlights.org.uk/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "x",
+            "client_secret": "y",
+            "scope": "https://graph.microsoft.com/.default",
+        },
+    )
+    assert r.status_code == 200
+    from sandbox.pipeline import issue_token
+
+    old = issue_token(sandbox_url.world, target_id, "x", lifetime=-10)
+    r = httpx.get(f"{sandbox_url}/v1.0/organization", headers={"Authorization": f"Bearer {old}"})
+    assert r.status_code == 401 and "expired" in error_of(r)["message"]
