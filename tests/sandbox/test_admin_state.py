@@ -239,3 +239,22 @@ def test_sandbox_credential_errors(sandbox_url):
         SandboxCredential(sandbox_url, "00000000-0000-0000-0000-000000000099").get_token(
             "https://graph.microsoft.com/.default"
         )
+
+
+def test_cost_classification():
+    """learn.microsoft.com/sharepoint/dev/general-development/how-to-avoid-getting-throttled-or-blocked-in-
+    sharepoint-online#application-throttling: SharePoint resource unit costs; identity costs otherwise."""
+    from sandbox.pipeline import classify
+
+    assert classify("GET", "/v1.0/drives/d/items/i", {}) == ("sharepoint", 1)
+    assert classify("GET", "/v1.0/drives/d/items/i/children", {}) == ("sharepoint", 2)
+    assert classify("GET", "/v1.0/drives/d/root/delta", {}) == ("sharepoint", 2)
+    assert classify("GET", "/v1.0/drives/d/root/delta", {"token": "x"}) == ("sharepoint", 1)
+    assert classify("PUT", "/v1.0/users/u/drive/items/p:/f.txt:/content", {}) == ("sharepoint", 2)
+    assert classify("POST", "/v1.0/drives/d/items/i/invite", {}) == ("sharepoint", 5)
+    assert classify("GET", "/v1.0/sites/s/drives", {}) == ("sharepoint", 1)
+    assert classify("GET", "/v1.0/users/u", {}) == ("identity", 2)
+    assert classify("GET", "/v1.0/users/u", {"$select": "id"}) == ("identity", 1)
+    assert classify("GET", "/v1.0/groups/g/members", {"$select": "id"}) == ("identity", 2)
+    assert classify("GET", "/v1.0/domains", {"$expand": "x"}) == ("identity", 2)
+    assert classify("DELETE", "/v1.0/groups/g", {}) == ("identity", 1)
