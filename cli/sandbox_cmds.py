@@ -103,6 +103,12 @@ def sandbox() -> None:
     callback=_parsed(_lazy("parse_faults")),
     help="Fault rates, e.g. 429=0.10,503=0.02,504=0.01,drop=0.01,slow=0.05.",
 )
+@click.option(
+    "--replication-lag-ms",
+    type=click.FloatRange(0, 600_000),
+    default=0.0,
+    help="Eventual consistency: new objects answer 404 by id for this long (default 0).",
+)
 @click.option("--no-throttle", is_flag=True, help="Switch all budgets off (not Microsoft's behaviour).")
 @pass_app
 def serve(
@@ -118,6 +124,7 @@ def serve(
     latency_ms: float,
     bandwidth_mbps: float | None,
     faults: Any,
+    replication_lag_ms: float,
     no_throttle: bool,
 ) -> None:
     """Serve Graph v1.0 for every tenant in config/ at http://HOST:PORT/v1.0 until interrupted."""
@@ -147,6 +154,7 @@ def serve(
         "identity_ru": identity_ru,
         "sharepoint_ru": sharepoint_ru,
         "throttling": not no_throttle,
+        "replication_lag_ms": replication_lag_ms,
     }
     if write_budget is not None:
         changes["write_budget"] = write_budget

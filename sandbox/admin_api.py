@@ -81,16 +81,14 @@ async def throttle(request: Request) -> Response:
 
 
 async def faults(request: Request) -> Response:
-    """{"faults": "429=0.1,..."} or {"429": 0.1, ...}; plus latency_ms, bandwidth_mbps, slow_seconds."""
+    """{"faults": "429=0.1,..."} or {"429": 0.1, ...}; plus latency_ms, bandwidth_mbps, slow_seconds,
+    replication_lag_ms."""
     world = _world(request)
     try:
         body = await _body(request)
         changes: dict[str, Any] = {}
-        rates = {
-            k: v
-            for k, v in body.items()
-            if k not in ("faults", "latency_ms", "bandwidth_mbps", "slow_seconds")
-        }
+        knobs = ("faults", "latency_ms", "bandwidth_mbps", "slow_seconds", "replication_lag_ms")
+        rates = {k: v for k, v in body.items() if k not in knobs}
         if "faults" in body:
             if rates:
                 raise ValueError("give either 'faults' as a string or rates by kind, not both")
@@ -102,6 +100,11 @@ async def faults(request: Request) -> Response:
         if "bandwidth_mbps" in body:
             bw = body["bandwidth_mbps"]
             changes["bandwidth_mbps"] = parse_bandwidth(None if bw is None else float(bw))
+        if "replication_lag_ms" in body:
+            lag = float(body["replication_lag_ms"])
+            if not 0 <= lag <= 600_000:
+                raise ValueError("replication_lag_ms must be between 0 and 600000")
+            changes["replication_lag_ms"] = lag
         if "slow_seconds" in body:
             slow = float(body["slow_seconds"])
             if not 0 <= slow <= 600:

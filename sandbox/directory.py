@@ -193,6 +193,7 @@ def create_user(t: TenantState, body: Any) -> dict[str, Any]:
     t.users[user["id"]] = user
     t.index_user(user)
     t.touch(user["id"])
+    t.created(user["id"])
     return user
 
 
@@ -387,7 +388,7 @@ def _bind_ids(t: TenantState, urls: Any, prop: str) -> list[str]:
         if not m:
             raise bad_request(f"Invalid URL format specified in @odata.bind for {prop.split('@')[0]}")
         oid = m.group(1)
-        if t.object_kind(oid) is None:
+        if t.object_kind(oid) is None or t.is_fresh(oid):
             raise not_found(oid)
         ids.append(oid)
     return ids
@@ -462,6 +463,7 @@ def create_group(t: TenantState, body: Any) -> dict[str, Any]:
     t.members[gid] = {}
     t.owners[gid] = dict.fromkeys(owners)
     t.touch(gid)
+    t.created(gid)
     for oid in members:
         t.members[gid][oid] = None
         t.member_changed(gid, oid, True)

@@ -190,7 +190,7 @@ def _user_select(request: Request) -> list[str] | None:
 
 def _get_user(t: TenantState, key: str) -> dict[str, Any]:
     user = t.user_by_key(key)
-    if user is None:
+    if user is None or t.is_fresh(user["id"]):
         raise d.not_found(key)
     return user
 
@@ -329,7 +329,7 @@ def _group_select(request: Request) -> list[str] | None:
 
 def _get_group(t: TenantState, gid: str) -> dict[str, Any]:
     group = t.groups.get(gid)
-    if group is None:
+    if group is None or t.is_fresh(gid):
         raise d.not_found(gid)
     return group
 

@@ -121,6 +121,8 @@ class Settings:
     sharepoint_ru: Budget | None = None
     throttling: bool = True
     slow_seconds: float = 2.0
+    # Eventual consistency: for this long after a create, addressing the new object by id answers 404.
+    replication_lag_ms: float = 0.0
     seed: int = 1
     size: int = DEFAULT_SIZE
 
@@ -137,6 +139,7 @@ class Settings:
             "identity_ru": str(self.identity_ru) if self.identity_ru else None,
             "sharepoint_ru": str(self.sharepoint_ru) if self.sharepoint_ru else None,
             "throttling": self.throttling,
+            "replication_lag_ms": self.replication_lag_ms,
             "seed": self.seed,
             "size": self.size,
         }

@@ -12,6 +12,7 @@ import os
 import secrets
 import tempfile
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,9 @@ class TenantState:
     upn_index: dict[str, str] = field(default_factory=dict)  # lowercase UPN -> user id
     # Bumped by the admin API to make every outstanding delta token stale (410), as after a service resync.
     delta_epoch: int = 0
+    # Objects created through the API, by monotonic creation time, for simulated replication lag (not saved).
+    fresh: dict[str, float] = field(default_factory=dict)
+    replication_lag_s: float = 0.0
     drives: Any = None
 
     def __post_init__(self) -> None:
@@ -92,6 +96,20 @@ class TenantState:
             uid = self.upn_index.get(key.lower())
             user = self.users.get(uid) if uid else None
         return user
+
+    def created(self, oid: str) -> None:
+        if self.replication_lag_s > 0:
+            self.fresh[oid] = time.monotonic()
+
+    def is_fresh(self, oid: str) -> bool:
+        """True while a just-created object has not yet 'replicated' (Graph's eventual consistency)."""
+        born = self.fresh.get(oid)
+        if born is None:
+            return False
+        if time.monotonic() - born >= self.replication_lag_s:
+            del self.fresh[oid]
+            return False
+        return True
 
     def object_kind(self, oid: str) -> str | None:
         if oid in self.users:
@@ -278,6 +296,7 @@ class World:
         self.config_dir = config_dir
         self.state_path = state_path
         self.throttle = Throttle(settings)
+        self._set_lag()
         self.stats = Stats()
         # Signs access tokens; per process, never persisted (tokens die with the server, like a key rollover).
         self.token_key = secrets.token_bytes(32)
@@ -295,9 +314,15 @@ class World:
     def apply_settings(self, settings: Settings) -> None:
         self.settings = settings
         self.throttle.configure(settings)
+        self._set_lag()
+
+    def _set_lag(self) -> None:
+        for t in self.tenants.values():
+            t.replication_lag_s = self.settings.replication_lag_ms / 1000
 
     def replace_tenants(self, tenants: dict[str, TenantState]) -> None:
         self.tenants = tenants
+        self._set_lag()
         self.throttle.reset()
         self.stats.reset()
         self.refresh_budgets()

@@ -272,3 +272,25 @@ def test_fault_settings_validated(faulty):
     assert r.status_code == 400 and "teapot" in r.json()["error"]
     r = httpx.post(f"{faulty}/sandbox/faults", json={"latency_ms": -1})
     assert r.status_code == 400 and "latency" in r.json()["error"]
+
+
+def test_replication_lag_simulated(faulty):
+    """graph-facts.md (eventual consistency) / learn.microsoft.com/graph/api/user-post-users: a new object can
+    answer 404 for a while; the create response is the one to trust."""
+    tid = faulty.world.tenant_list()[0]["id"]
+    r = httpx.post(f"{faulty}/sandbox/faults", json={"replication_lag_ms": 60_000})
+    assert r.status_code == 200
+    with graph_client(faulty, tid) as c:
+        created = c.post("/users", json=new_user_body())
+        assert created.status_code == 201
+        uid = created.json()["id"]
+        assert c.get(f"/users/{uid}").status_code == 404
+        g = c.get("/groups", params={"$top": 1}).json()["value"][0]
+        r = c.post(
+            f"/groups/{g['id']}/members/$ref",
+            json={"@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{uid}"},
+        )
+        assert r.status_code == 404
+        httpx.post(f"{faulty}/sandbox/faults", json={"replication_lag_ms": 0})
+        faulty.world.tenant(tid).fresh.clear()  # as if a minute had passed
+        assert c.get(f"/users/{uid}").status_code == 200
