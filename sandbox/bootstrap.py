@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sandbox.generator import generate_world_tenants
 from sandbox.settings import Settings
-from sandbox.world import TenantState, World, load_state
+from sandbox.world import StateFileError, TenantState, World, load_state
 
 
 def generate(config_dir: Path, settings: Settings) -> dict[str, TenantState]:
@@ -20,6 +20,15 @@ def make_world(config_dir: Path, settings: Settings | None = None, state_path: P
     settings = settings or Settings()
     if state_path is not None and state_path.exists():
         tenants, seed, size = load_state(state_path)
+        from trust import load_trust
+
+        declared = {ref.id for ref in load_trust(config_dir).tenants()}
+        if declared != set(tenants):
+            raise StateFileError(
+                f"{state_path}: holds tenants that differ from {config_dir} "
+                f"({len(set(tenants) - declared)} unknown, {len(declared - set(tenants))} missing); "
+                "delete the file or use another --state to start afresh"
+            )
         settings = settings.replace(seed=seed, size=size or settings.size)
         return World(tenants, settings, config_dir, state_path)
     world = World(generate(config_dir, settings), settings, config_dir, state_path)

@@ -258,3 +258,18 @@ def test_cost_classification():
     assert classify("GET", "/v1.0/groups/g/members", {"$select": "id"}) == ("identity", 2)
     assert classify("GET", "/v1.0/domains", {"$expand": "x"}) == ("identity", 2)
     assert classify("DELETE", "/v1.0/groups/g", {}) == ("identity", 1)
+
+
+def test_state_file_for_other_tenants_rejected(config_dir, tmp_path):
+    import json as _json
+
+    from sandbox.world import StateFileError
+
+    state = tmp_path / "s.json"
+    world = make_world(config_dir, Settings(size=30), state)
+    data = _json.loads(state.read_text())
+    data["tenants"] = data["tenants"][:1]
+    state.write_text(_json.dumps(data))
+    assert world.tenants
+    with pytest.raises(StateFileError, match="missing"):
+        make_world(config_dir, Settings(size=30), state)
