@@ -707,3 +707,16 @@ def test_token_by_domain_and_expired_token(sandbox_url, target_id):
     old = issue_token(sandbox_url.world, target_id, "x", lifetime=-10)
     r = httpx.get(f"{sandbox_url}/v1.0/organization", headers={"Authorization": f"Bearer {old}"})
     assert r.status_code == 401 and "expired" in error_of(r)["message"]
+
+
+def test_filter_group_types_any(source):
+    """learn.microsoft.com/graph/api/group-list (example: Microsoft 365 groups): groupTypes/any(c:c eq
+    'Unified')."""
+    r = source.get("/groups", params={"$filter": "groupTypes/any(c:c eq 'Unified')", "$select": "groupTypes"})
+    values = r.json()["value"]
+    assert values and all(v["groupTypes"] == ["Unified"] for v in values)
+    r = source.get(
+        "/groups",
+        params={"$filter": "mailEnabled eq true and securityEnabled eq true", "$select": "displayName"},
+    )
+    assert [v["displayName"] for v in r.json()["value"]] == ["Safeguarding Alerts"]
