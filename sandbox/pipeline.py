@@ -270,8 +270,14 @@ class GraphPipeline:
         await self.app(scope, counting_receive, wrapped_send)
         if write and counts["status"] < 400:
             world.dirty = True
+        # A batch item's bytes travel inside the envelope, which is counted already.
         stats.record(
-            tid, method=method, request=not item, write=write, bytes_in=counts["in"], bytes_out=counts["out"]
+            tid,
+            method=method,
+            request=not item,
+            write=write,
+            bytes_in=0 if item else counts["in"],
+            bytes_out=0 if item else counts["out"],
         )
         if fault == "504":
             status, body, hdrs = _error(
