@@ -1,0 +1,348 @@
+"""`trustfold report`, `trustfold audit` and `trustfold demo`: what happened, who did it, and a rehearsal."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from cli.context import AppContext, pass_app
+
+if TYPE_CHECKING:
+    from trust import Trust
+
+DEFAULT_REPORT = Path("reports/trustfold-report.html")
+
+
+def _trust_or_none(app: AppContext) -> Trust | None:
+    """Reports read the store; config only adds names and waves, so a broken config must not block them."""
+    from trust.errors import ConfigError
+
+    try:
+        return app.trust()
+    except ConfigError:
+        return None
+
+
+def _check_academy(app: AppContext, trust: Trust | None, academy: str | None) -> None:
+    from trust.errors import ConfigError
+
+    if academy is None:
+        return
+    if trust is not None:
+        trust.academy(academy)  # ConfigError listing the known codes
+        return
+    known = {r[0] for r in app.store(create=False).rows("SELECT DISTINCT academy FROM phase_status")}
+    if academy not in known:
+        raise ConfigError(app.state_path, f"academy {academy!r} has no records in the state store")
+
+
+def write_report(app: AppContext, academy: str | None, fmt: str, out: Path | None) -> Path | None:
+    """Build the report from the store and write it; returns the path, or None when written to stdout."""
+    from migrations.reporting import build_report, render
+
+    trust = _trust_or_none(app)
+    store = app.store(create=False)
+    _check_academy(app, trust, academy)
+    text = render(build_report(store, trust, academy), fmt)
+    if out is not None and str(out) == "-":
+        click.echo(text, nl=False)
+        return None
+    target = out or DEFAULT_REPORT.with_suffix("." + fmt)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    return target
+
+
+@click.command()
+@click.argument("academy", required=False)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "md", "json"]),
+    default="html",
+    show_default=True,
+    help="html: one self-contained page; md and json: for CI.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="File to write ('-' for standard output). Default: reports/trustfold-report.<format>.",
+)
+@pass_app
+def report(app: AppContext, academy: str | None, fmt: str, out: Path | None) -> None:
+    """Write the migration report for the trust, or for one ACADEMY, from the state store."""
+    path = write_report(app, academy, fmt, out)
+    if path is not None:
+        click.echo(f"report written: {path}")
+
+
+@click.command()
+@click.argument("academy", required=False)
+@click.option("--json", "as_json", is_flag=True, help="One JSON array, for scripts.")
+@pass_app
+def audit(app: AppContext, academy: str | None, as_json: bool) -> None:
+    """List the operator audit log: who changed a tenant, when, with which plan, and the outcome."""
+    from rich.console import Console
+    from rich.table import Table
+
+    trust = _trust_or_none(app)
+    store = app.store(create=False)
+    _check_academy(app, trust, academy)
+    entries = store.audit_entries(academy)
+    if as_json:
+        click.echo(json.dumps(entries, indent=2, ensure_ascii=False))
+        return
+    if not entries:
+        click.echo("no audited actions" + (f" for {academy}" if academy else ""))
+        return
+    table = Table(show_lines=False)
+    for column in ("at", "operator", "host", "command", "academy", "phase", "plan", "outcome"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(
+            *(
+                str(e[k] or "")
+                for k in ("at", "operator", "host", "command", "academy", "phase", "plan_id", "outcome")
+            ),
+            style="red" if e["outcome"] not in ("succeeded", "ok", "dry-run") else None,
+        )
+    # Piped output keeps whole values (scripts and CI logs); a terminal gets a table that fits.
+    width = None if sys.stdout.isatty() else 220
+    Console(highlight=False, markup=False, width=width).print(table)
+
+
+@click.command()
+@click.option("--keep", is_flag=True, help="Continue from the current state store and sandbox (no reset).")
+@click.option(
+    "--size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Users per academy in the generated sandbox tenants (default: the sandbox's).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=DEFAULT_REPORT,
+    show_default=True,
+    help="Where to write the HTML report.",
+)
+@pass_app
+def demo(app: AppContext, keep: bool, size: int | None, out: Path) -> None:
+    """Rehearse the trust's whole migration against the sandbox and write the report.
+
+    Starts the sandbox seeded from config (unless --graph-url names a running one), then for each academy
+    in wave order: discover; plan and run users, groups, memberships and files; verify. Starts fresh
+    (new state store, sandbox reset) unless --keep.
+    """
+    run_demo(app, keep=keep, size=size, out=out)
+
+
+# ---- demo ----
+CHANGE_PHASES = ("users", "groups", "memberships", "files")
+
+
+@dataclass
+class DemoStep:
+    academy: str
+    label: str
+    argv: list[str]
+
+
+@dataclass
+class DemoOutcome:
+    step: DemoStep
+    code: int
+    seconds: float
+    output: str = field(repr=False, default="")
+
+
+def demo_steps(trust: Trust) -> list[DemoStep]:
+    """Every command the rehearsal runs, academy by academy in wave order (trust.academies is sorted)."""
+    steps: list[DemoStep] = []
+    for academy in trust.academies:
+        code = academy.code
+        steps.append(DemoStep(code, "discover", ["discover", code]))
+        for phase in CHANGE_PHASES:
+            if phase == "files" and not academy.files.enabled:
+                continue
+            steps.append(DemoStep(code, f"plan {phase}", ["plan", code, "--phase", phase]))
+            steps.append(DemoStep(code, f"run {phase}", ["run", code, "--phase", phase]))
+        steps.append(DemoStep(code, "verify", ["verify", code]))
+    return steps
+
+
+def _invoke(app: AppContext, graph_url: str, step: DemoStep) -> DemoOutcome:
+    """Run one trustfold command in this process through the CLI entry point, its output captured."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from cli.logs import configure
+    from cli.main import run
+
+    argv = ["--config-dir", str(app.config_dir), "--state", str(app.state_path), "--graph-url", graph_url]
+    argv += ["--log-format", app.log_format] + (["-v"] if app.verbose else []) + step.argv
+    buffer = io.StringIO()
+    started = time.monotonic()
+    try:
+        with redirect_stdout(buffer), redirect_stderr(buffer):
+            code = run(argv, verbose=app.verbose)
+    finally:
+        # The inner command pointed logging at the capture buffer; point it back at the terminal.
+        configure(verbose=app.verbose, fmt=app.log_format)
+    return DemoOutcome(step, code, time.monotonic() - started, buffer.getvalue())
+
+
+def _fresh_state(app: AppContext, sandbox_state: Path) -> None:
+    app.close()
+    for path in (
+        app.state_path,
+        Path(f"{app.state_path}-wal"),
+        Path(f"{app.state_path}-shm"),
+        sandbox_state,
+    ):
+        path.unlink(missing_ok=True)
+
+
+def _require_migration_commands() -> None:
+    from importlib.util import find_spec
+
+    from cli.errors import OperationFailed
+
+    if find_spec("cli.migrate_cmds") is None:
+        raise OperationFailed(
+            "the migration commands (cli/migrate_cmds.py) are not part of this build; the demo cannot run"
+        )
+
+
+@contextmanager
+def _graph(app: AppContext, *, keep: bool, size: int | None, sandbox_state: Path) -> Iterator[str]:
+    """The Graph the rehearsal talks to: the given sandbox (reset unless --keep) or one started here."""
+    from cli.errors import OperationFailed
+
+    if app.graph_url:
+        if not keep:
+            import httpx
+
+            from sandbox.testing import reset
+
+            try:
+                reset(app.graph_url)
+            except httpx.HTTPError as exc:
+                raise OperationFailed(
+                    f"could not reset the sandbox at {app.graph_url} ({exc}); is it a trustfold sandbox?"
+                ) from None
+        yield app.graph_url
+        return
+    from sandbox.testing import running_sandbox
+
+    settings: dict[str, Any] = {"state_path": sandbox_state}
+    if size is not None:
+        settings["size"] = size
+    with running_sandbox(app.config_dir, **settings) as url:
+        yield str(url)
+
+
+def run_demo(app: AppContext, *, keep: bool, size: int | None, out: Path) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from cli.errors import OperationFailed
+
+    trust = app.trust()
+    _require_migration_commands()
+    sandbox_state = app.state_path.with_name("demo-sandbox.json")
+    if not keep:
+        _fresh_state(app, sandbox_state)
+    user, host = AppContext.operator()
+    store = app.store()
+    store.audit(
+        operator=user,
+        host=host,
+        command="demo",
+        outcome="started",
+        detail={"fresh": not keep, "external_sandbox": bool(app.graph_url), "size": size},
+    )
+    steps = demo_steps(trust)
+    outcomes: list[DemoOutcome] = []
+    console = Console(stderr=False)
+    started = time.monotonic()
+    with _graph(app, keep=keep, size=size, sandbox_state=sandbox_state) as url:
+        progress = Progress(
+            TextColumn("{task.description:<34}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not console.is_terminal,
+        )
+        with progress:
+            task = progress.add_task("starting", total=len(steps))
+            current = None
+            for step in steps:
+                progress.update(task, description=f"{step.academy}: {step.label}")
+                outcome = _invoke(app, url, step)
+                outcomes.append(outcome)
+                progress.advance(task)
+                if outcome.code != 0:
+                    tail = outcome.output.strip().splitlines()[-3:]
+                    progress.console.print(
+                        f"[red]{step.academy}: {step.label} exited {outcome.code}[/red]"
+                        + (": " + " / ".join(tail) if tail else ""),
+                        markup=True,
+                        highlight=False,
+                    )
+                if not console.is_terminal and step.academy != current and current is not None:
+                    click.echo(f"{current}: done")
+                current = step.academy
+            if not console.is_terminal and current is not None:
+                click.echo(f"{current}: done")
+    elapsed = time.monotonic() - started
+    failures = [o for o in outcomes if o.code != 0]
+    path = write_report(app, None, "html", out)
+    _summary(app, trust, elapsed, path)
+    store = app.store()
+    store.audit(
+        operator=user,
+        host=host,
+        command="demo",
+        outcome="failed" if failures else "succeeded",
+        detail={
+            "elapsed_seconds": round(elapsed, 1),
+            "steps": len(outcomes),
+            "failed_steps": [f"{o.step.academy}: {o.step.label}" for o in failures],
+        },
+    )
+    if failures:
+        listed = ", ".join(f"{o.step.academy} {o.step.label} (exit {o.code})" for o in failures[:5])
+        raise OperationFailed(f"demo finished with {len(failures)} failed steps: {listed}; report: {path}")
+
+
+def _summary(app: AppContext, trust: Trust, elapsed: float, path: Path | None) -> None:
+    from migrations.reporting import build_report
+    from migrations.reporting.render import bytesize
+
+    report = build_report(app.store(), trust)
+    for a in report.academies:
+        verify = "not verified" if a.verify is None else ("verified" if a.verify.get("ok") else "DIFFERENCES")
+        counts = ", ".join(
+            f"{p.phase} {p.done + p.already_present}/{p.planned}"
+            for p in a.phases
+            if p.phase in CHANGE_PHASES
+        )
+        click.echo(f"{a.code:<12} wave {a.wave}  {counts}  {verify}")
+    t = report.totals
+    click.echo(
+        f"migrated {int(t.get('done', 0))} objects, {bytesize(t.get('bytes', 0))} of files, "
+        f"{int(t.get('failed', 0))} failed, {int(t.get('throttled', 0))} throttled answers "
+        f"({t.get('wait_seconds', 0):.1f} s waited) in {elapsed:.0f} s"
+    )
+    click.echo(f"report: {path}")

@@ -1,0 +1,311 @@
+"""The report's data: what the state store says about each academy, phase by phase.
+
+Reads only the store (runs, phase_status, journal, metrics, audit) plus, when available, the trust's
+declaration for names and waves. Follows the reporting contract in docs/contracts.md: counts per phase come
+from the phase's status detail when the engine wrote them there, otherwise from the sum of its run rows;
+throttling, requests and timings always come from the run rows (they accumulate over resumed runs).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from migrations.store import now
+
+if TYPE_CHECKING:
+    from migrations.store import StateStore
+    from trust import Trust
+
+PHASES = ("discover", "users", "groups", "memberships", "files", "verify")
+# Phases whose runs change the trust tenant, and so have a migrated/skipped/failed tally.
+CHANGE_PHASES = ("users", "groups", "memberships", "files")
+COUNT_KEYS = ("planned", "done", "skipped", "failed", "already_present", "bytes", "renamed")
+RUN_KEYS = ("requests", "throttled", "wait_seconds")
+# Journal events that mean an object now exists in the target because of this tool.
+APPLIED_EVENTS = ("done", "applied", "created", "succeeded")
+
+
+@dataclass
+class PhaseReport:
+    phase: str
+    status: str = "not-started"
+    planned: int = 0
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    already_present: int = 0
+    bytes: int = 0
+    renamed: int = 0
+    requests: int = 0
+    throttled: int = 0
+    wait_seconds: float = 0.0
+    runs: int = 0
+    last_run_status: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_seconds: float | None = None
+    rollback_available: bool = False
+    updated_at: str | None = None
+
+
+@dataclass
+class AcademyReport:
+    code: str
+    name: str
+    wave: int | None
+    phases: list[PhaseReport]
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    finding_counts: dict[str, int] = field(default_factory=dict)
+    discovered: dict[str, Any] = field(default_factory=dict)
+    verify: dict[str, Any] | None = None
+    rollback_available: bool = False
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_seconds: float | None = None
+
+    def phase(self, name: str) -> PhaseReport:
+        return next(p for p in self.phases if p.phase == name)
+
+    @property
+    def overall(self) -> str:
+        """One word for the academy: failed beats running beats done."""
+        statuses = [p.status for p in self.phases]
+        if "failed" in statuses or (self.verify is not None and not self.verify.get("ok", False)):
+            return "attention"
+        if "running" in statuses:
+            return "running"
+        if all(s == "done" for s in statuses):
+            return "complete"
+        if all(s == "not-started" for s in statuses):
+            return "not-started"
+        if "rolled-back" in statuses:
+            return "rolled-back"
+        return "in-progress"
+
+
+@dataclass
+class SeriesPoint:
+    t: float  # seconds since the first sample of the report
+    items_per_s: float
+    bytes_per_s: float
+    throttled: float
+
+
+@dataclass
+class Report:
+    generated_at: str
+    trust_name: str
+    trust_code: str
+    scope: str | None
+    academies: list[AcademyReport]
+    totals: dict[str, float]
+    throughput: list[SeriesPoint]
+    audit_entries: int
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for a, academy in zip(data["academies"], self.academies, strict=True):
+            a["overall"] = academy.overall
+        return data
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    try:
+        return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 3)
+    except ValueError:
+        return None
+
+
+def _json(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _num(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _academy_list(store: StateStore, trust: Trust | None) -> list[tuple[str, str, int | None]]:
+    declared = [(a.code, a.name, a.wave) for a in trust.academies] if trust is not None else []
+    known = {code for code, _, _ in declared}
+    seen = {
+        r[0]
+        for table in ("runs", "phase_status")
+        for r in store.rows(f"SELECT DISTINCT academy FROM {table}")
+    }
+    # Academies the store knows but config no longer declares still belong in the record.
+    extra = [(code, code, None) for code in sorted(seen - known)]
+    return declared + extra
+
+
+def _phase_report(store: StateStore, code: str, phase: str, status_row: dict[str, Any] | None) -> PhaseReport:
+    report = PhaseReport(phase=phase)
+    runs = store.rows(
+        "SELECT kind, status, counts, started_at, finished_at FROM runs "
+        "WHERE academy = ? AND phase = ? ORDER BY started_at",
+        (code, phase),
+    )
+    summed: Counter[str] = Counter()
+    for run in runs:
+        counts = _json(run["counts"])
+        if run["kind"] != "rollback":
+            for key in COUNT_KEYS:
+                summed[key] += _num(counts.get(key))
+        for key in RUN_KEYS:
+            summed[key] += _num(counts.get(key))
+    detail = status_row["detail"] if status_row else {}
+    detail_counts = detail.get("counts") if isinstance(detail.get("counts"), dict) else None
+    for key in COUNT_KEYS:
+        value = _num(detail_counts.get(key)) if detail_counts is not None else summed[key]
+        setattr(report, key, int(value))
+    report.requests = int(summed["requests"])
+    report.throttled = int(summed["throttled"])
+    report.wait_seconds = round(summed["wait_seconds"], 3)
+    report.runs = len(runs)
+    if runs:
+        report.last_run_status = runs[-1]["status"]
+        report.started_at = runs[0]["started_at"]
+        finished = [r["finished_at"] for r in runs if r["finished_at"]]
+        report.finished_at = max(finished) if finished else None
+        report.duration_seconds = round(
+            sum(s for r in runs if (s := _seconds(r["started_at"], r["finished_at"])) is not None), 3
+        )
+    if status_row:
+        report.status = status_row["status"]
+        report.updated_at = status_row["updated_at"]
+    elif runs:
+        report.status = {"succeeded": "done", "failed": "failed", "running": "running"}.get(
+            runs[-1]["status"], "planned"
+        )
+    if phase in CHANGE_PHASES and report.status != "rolled-back":
+        placeholders = ", ".join("?" for _ in APPLIED_EVENTS)
+        created = store.rows(
+            "SELECT count(*) FROM journal WHERE academy = ? AND phase = ? AND target_id IS NOT NULL "
+            f"AND event IN ({placeholders})",
+            (code, phase, *APPLIED_EVENTS),
+        )[0][0]
+        report.rollback_available = created > 0
+    return report
+
+
+def _throughput(store: StateStore, run_ids: list[str]) -> list[SeriesPoint]:
+    """Rates per sample second across the given runs.
+
+    Samples are cumulative per run (items_done so far); a value lower than the previous one is read as a
+    fresh counter. Rates from all runs are summed into one-second buckets on a shared clock."""
+    if not run_ids:
+        return []
+    placeholders = ", ".join("?" for _ in run_ids)
+    rows = store.rows(
+        f"SELECT run_id, at, name, value FROM metrics WHERE run_id IN ({placeholders}) "
+        "ORDER BY run_id, name, at",
+        run_ids,
+    )
+    buckets: dict[int, dict[str, float]] = {}
+    previous: dict[tuple[str, str], float] = {}
+    origin: datetime | None = None
+    parsed = []
+    for r in rows:
+        try:
+            at = datetime.fromisoformat(r["at"])
+        except ValueError:
+            continue
+        parsed.append((r["run_id"], at, r["name"], float(r["value"])))
+        origin = at if origin is None or at < origin else origin
+    if origin is None:
+        return []
+    for run_id, at, name, value in parsed:
+        key = (run_id, name)
+        last = previous.get(key)
+        delta = value if last is None or value < last else value - last
+        previous[key] = value
+        second = int((at - origin).total_seconds())
+        bucket = buckets.setdefault(second, {"items_done": 0.0, "bytes_done": 0.0, "throttled": 0.0})
+        if name in bucket:
+            bucket[name] += delta
+    return [
+        SeriesPoint(
+            t=float(s),
+            items_per_s=round(b["items_done"], 3),
+            bytes_per_s=round(b["bytes_done"], 3),
+            throttled=b["throttled"],
+        )
+        for s, b in sorted(buckets.items())
+    ]
+
+
+def build_report(store: StateStore, trust: Trust | None = None, academy: str | None = None) -> Report:
+    statuses: dict[tuple[str, str], dict[str, Any]] = {
+        (s["academy"], s["phase"]): s for s in store.phase_statuses(academy)
+    }
+    academies: list[AcademyReport] = []
+    for code, name, wave in _academy_list(store, trust):
+        if academy is not None and code != academy:
+            continue
+        phases = [_phase_report(store, code, p, statuses.get((code, p))) for p in PHASES]
+        discover = statuses.get((code, "discover"), {}).get("detail", {})
+        findings = [f for f in discover.get("findings", []) if isinstance(f, dict)]
+        verify_row = statuses.get((code, "verify"))
+        started = [p.started_at for p in phases if p.started_at]
+        finished = [p.finished_at for p in phases if p.finished_at]
+        report = AcademyReport(
+            code=code,
+            name=name,
+            wave=wave,
+            phases=phases,
+            findings=findings,
+            finding_counts=dict(sorted(Counter(str(f.get("kind", "other")) for f in findings).items())),
+            discovered=discover.get("counts", {}) if isinstance(discover.get("counts"), dict) else {},
+            verify=verify_row["detail"] if verify_row else None,
+            rollback_available=any(p.rollback_available for p in phases),
+            started_at=min(started) if started else None,
+            finished_at=max(finished) if finished else None,
+        )
+        report.duration_seconds = _seconds(report.started_at, report.finished_at)
+        academies.append(report)
+
+    totals: Counter[str] = Counter()
+    for a in academies:
+        for p in a.phases:
+            if p.phase in CHANGE_PHASES:
+                for key in ("done", "skipped", "failed", "already_present", "bytes", "renamed"):
+                    totals[key] += getattr(p, key)
+            totals["throttled"] += p.throttled
+            totals["wait_seconds"] += p.wait_seconds
+            totals["requests"] += p.requests
+        totals["findings"] += len(a.findings)
+    totals["wait_seconds"] = round(totals["wait_seconds"], 3)
+
+    codes = [a.code for a in academies]
+    run_ids: list[str] = []
+    if codes:
+        placeholders = ", ".join("?" for _ in codes)
+        run_ids = [
+            r[0]
+            for r in store.rows(
+                f"SELECT id FROM runs WHERE academy IN ({placeholders})",
+                codes,
+            )
+        ]
+    audit_count = len(store.audit_entries(academy))
+    return Report(
+        generated_at=now(),
+        trust_name=trust.name if trust is not None else "trust",
+        trust_code=trust.code if trust is not None else "",
+        scope=academy,
+        academies=academies,
+        totals=dict(totals),
+        throughput=_throughput(store, run_ids),
+        audit_entries=audit_count,
+    )

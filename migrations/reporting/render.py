@@ -1,0 +1,161 @@
+"""Renderers: one self-contained HTML page for people, Markdown and JSON for CI."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jinja2
+
+from migrations.redaction import redact
+from migrations.reporting.charts import progress_chart, throughput_chart
+from migrations.reporting.model import PHASES, Report
+from migrations.reporting.templates import HTML
+
+FORMATS = ("html", "md", "json")
+TABLE_KEYS = (
+    "planned",
+    "done",
+    "already_present",
+    "skipped",
+    "failed",
+    "bytes",
+    "renamed",
+    "requests",
+    "throttled",
+)
+TILES = (
+    ("done", "objects migrated"),
+    ("already_present", "already present"),
+    ("skipped", "skipped"),
+    ("failed", "failed"),
+    ("bytes", "bytes copied"),
+    ("renamed", "files renamed"),
+    ("throttled", "throttled answers met"),
+    ("wait_seconds", "seconds waited"),
+    ("findings", "discovery findings"),
+)
+MAX_ROWS = 200
+
+
+def fmt(value: float | int | None) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.1f}"
+    return f"{int(value):,}"
+
+
+def bytesize(value: float | int) -> str:
+    size = float(value)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{size:,.1f} TB"  # pragma: no cover - loop always returns
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs:02d} s"
+
+
+_env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+_template = _env.from_string(HTML)
+
+
+def render_html(report: Report) -> str:
+    return _template.render(
+        r=report,
+        phases=PHASES,
+        tiles=TILES,
+        count_keys=TABLE_KEYS,
+        max_findings=MAX_ROWS,
+        fmt=fmt,
+        bytesize=bytesize,
+        duration=duration,
+        getattr=getattr,
+        progress_svg=progress_chart(report.academies),
+        items_svg=throughput_chart(
+            report.throughput, field="items_per_s", title="Objects per second", unit="objects/s"
+        ),
+        bytes_svg=throughput_chart(
+            report.throughput, field="bytes_per_s", title="Bytes per second", unit="bytes/s"
+        ),
+    )
+
+
+def _md_cell(value: Any) -> str:
+    """Markdown table cell: pipes and newlines would break the row; angle brackets would become HTML."""
+    text = str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def render_md(report: Report) -> str:
+    lines = [
+        f"# {_md_cell(report.trust_name)}: academy migration report",
+        "",
+        f"Generated {report.generated_at}. {len(report.academies)} academies, "
+        f"{report.audit_entries} audited operator actions.",
+        "",
+        "| total | value |",
+        "| --- | ---: |",
+    ]
+    lines += [f"| {label} | {fmt(report.totals.get(key, 0))} |" for key, label in TILES]
+    lines += ["", "## Academies", "", "| academy | wave | overall | " + " | ".join(PHASES) + " | rollback |"]
+    lines.append("| --- | ---: | --- |" + " --- |" * len(PHASES) + " --- |")
+    for a in report.academies:
+        cells = [_md_cell(a.name), "–" if a.wave is None else str(a.wave), a.overall]
+        cells += [p.status for p in a.phases]
+        cells.append("available" if a.rollback_available else "none")
+        lines.append("| " + " | ".join(cells) + " |")
+    for a in report.academies:
+        lines += ["", f"## {_md_cell(a.name)} ({_md_cell(a.code)})", ""]
+        lines.append("| phase | status | " + " | ".join(TABLE_KEYS) + " | waited s |")
+        lines.append("| --- | --- |" + " ---: |" * (len(TABLE_KEYS) + 1))
+        for p in a.phases:
+            values = [fmt(getattr(p, k)) for k in TABLE_KEYS] + [fmt(p.wait_seconds)]
+            lines.append(f"| {p.phase} | {p.status} | " + " | ".join(values) + " |")
+        lines.append("")
+        if a.findings:
+            kinds = ", ".join(f"{k} {n}" for k, n in a.finding_counts.items())
+            lines += [f"Discovery findings: {len(a.findings)} ({_md_cell(kinds)}).", ""]
+            lines += ["| kind | object | finding | handling |", "| --- | --- | --- | --- |"]
+            for f in a.findings[:MAX_ROWS]:
+                lines.append(
+                    "| "
+                    + " | ".join(_md_cell(f.get(k, "")) for k in ("kind", "display", "message", "handling"))
+                    + " |"
+                )
+            lines.append("")
+        else:
+            lines += ["Discovery findings: none recorded.", ""]
+        if a.verify is None:
+            lines.append("Verification: not run.")
+        else:
+            diffs = a.verify.get("differences") or []
+            verdict = "no differences" if a.verify.get("ok") else f"{len(diffs)} differences"
+            lines.append(f"Verification: {verdict}; {a.verify.get('checked', 0)} objects checked.")
+            for d in diffs[:MAX_ROWS]:
+                lines.append(
+                    f"- {_md_cell(d.get('kind', ''))}: {_md_cell(d.get('object', ''))}: "
+                    f"{_md_cell(d.get('message', ''))}"
+                )
+        lines.append(f"Rollback plan: {'available' if a.rollback_available else 'none'}.")
+    return "\n".join(lines) + "\n"
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(report.to_dict(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def render(report: Report, fmt_name: str) -> str:
+    renderers = {"html": render_html, "md": render_md, "json": render_json}
+    if fmt_name not in renderers:
+        raise ValueError(f"unknown report format {fmt_name!r}; choose one of {', '.join(FORMATS)}")
+    # The store never holds secrets; redacting anyway means a stray one cannot leave through a report.
+    return redact(renderers[fmt_name](report))

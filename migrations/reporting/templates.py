@@ -1,0 +1,153 @@
+# ruff: noqa: E501 - HTML lines, not Python
+"""The HTML page's template, kept as a Python string so the package carries it without package data.
+
+Autoescaping is on: every value from the store is escaped; only the SVG charts (built from escaped parts in
+charts.py) are marked safe. Numbers the browser test reads carry data-* attributes.
+"""
+
+HTML = """<!doctype html>
+<html lang="en-GB">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ r.trust_name }} · migration report</title>
+<style>
+:root { --ok:#2e7d32; --bad:#c62828; --warn:#f9a825; --muted:#5f6368; --line:#dadce0; }
+* { box-sizing: border-box; }
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #202124; }
+header { background: #0b3d91; color: #fff; padding: 20px 32px; }
+header h1 { margin: 0 0 4px; font-size: 24px; }
+header p { margin: 0; opacity: .85; }
+main { padding: 16px 32px 48px; max-width: 1200px; }
+h2 { margin-top: 32px; border-bottom: 2px solid var(--line); padding-bottom: 4px; }
+h3 { margin-bottom: 6px; }
+.tiles { display: flex; flex-wrap: wrap; gap: 12px; margin: 16px 0; }
+.tile { border: 1px solid var(--line); border-radius: 8px; padding: 10px 16px; min-width: 150px; }
+.tile .n { font-size: 26px; font-weight: 600; }
+.tile .k { color: var(--muted); font-size: 13px; }
+table { border-collapse: collapse; width: 100%; margin: 8px 0 16px; }
+th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: left; vertical-align: top; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.status { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; background: #eee; }
+.status.done, .status.complete, .status.ok { background: #e6f4ea; color: var(--ok); }
+.status.failed, .status.attention, .status.differences { background: #fce8e6; color: var(--bad); }
+.status.running, .status.in-progress, .status.planned { background: #fef7e0; color: #8a6d00; }
+.status.rolled-back { background: #e8eaed; }
+.chart { max-width: 900px; display: block; margin: 8px 0 16px; }
+.chart .lbl { font-size: 11px; fill: #3c4043; }
+.chart .track { fill: #f1f3f4; }
+.chart .axis { stroke: #9aa0a6; }
+.muted { color: var(--muted); }
+section.academy { border-top: 1px solid var(--line); margin-top: 24px; }
+footer { color: var(--muted); font-size: 12px; margin-top: 40px; }
+</style>
+</head>
+<body>
+<header>
+<h1>{{ r.trust_name }}: academy migration report</h1>
+<p>Generated {{ r.generated_at }}{% if r.scope %} · academy {{ r.scope }}{% endif %}
+ · {{ r.academies|length }} academies · {{ r.audit_entries }} audited operator actions</p>
+</header>
+<main>
+<div class="tiles">
+{% for key, label in tiles %}
+<div class="tile"><div class="n" data-total="{{ key }}">{{ fmt(r.totals.get(key, 0)) }}</div>
+<div class="k">{{ label }}</div></div>
+{% endfor %}
+</div>
+
+<h2>Academies</h2>
+<table id="overview">
+<thead><tr><th>Academy</th><th>Wave</th><th>Overall</th>
+{% for p in phases %}<th>{{ p }}</th>{% endfor %}<th>Rollback plan</th></tr></thead>
+<tbody>
+{% for a in r.academies %}
+<tr data-academy="{{ a.code }}">
+<td><a href="#academy-{{ a.code }}">{{ a.name }}</a></td>
+<td class="num" data-field="wave">{{ a.wave if a.wave is not none else "–" }}</td>
+<td><span class="status {{ a.overall }}">{{ a.overall }}</span></td>
+{% for p in a.phases %}<td data-phase="{{ p.phase }}" data-field="status">
+<span class="status {{ p.status }}">{{ p.status }}</span></td>{% endfor %}
+<td data-field="rollback">{{ "available" if a.rollback_available else "none" }}</td>
+</tr>
+{% endfor %}
+</tbody>
+</table>
+
+{% if progress_svg %}<h2>Progress per phase</h2>{{ progress_svg|safe }}{% endif %}
+{% if items_svg or bytes_svg %}<h2>Throughput over time</h2>{{ items_svg|safe }}{{ bytes_svg|safe }}{% endif %}
+
+{% for a in r.academies %}
+<section class="academy" id="academy-{{ a.code }}" data-academy="{{ a.code }}">
+<h2>{{ a.name }} <span class="muted">({{ a.code }}, wave {{ a.wave if a.wave is not none else "–" }})</span></h2>
+<p>
+{% if a.started_at %}Started {{ a.started_at }}, last activity {{ a.finished_at or "–" }}
+({{ duration(a.duration_seconds) }}).{% else %}No runs yet.{% endif %}
+Rollback plan: <strong>{{ "available" if a.rollback_available else "none (nothing created)" }}</strong>.
+</p>
+
+<h3>Phases</h3>
+<table class="phases">
+<thead><tr><th>Phase</th><th>Status</th><th class="num">Planned</th><th class="num">Migrated</th>
+<th class="num">Already present</th><th class="num">Skipped</th><th class="num">Failed</th>
+<th class="num">Bytes copied</th><th class="num">Renamed</th><th class="num">Requests</th>
+<th class="num">429/503 met</th><th class="num">Waited</th><th class="num">Time</th><th>Rollback</th></tr></thead>
+<tbody>
+{% for p in a.phases %}
+<tr data-academy="{{ a.code }}" data-phase="{{ p.phase }}">
+<td>{{ p.phase }}</td><td><span class="status {{ p.status }}">{{ p.status }}</span></td>
+{% for key in count_keys %}<td class="num" data-metric="{{ key }}" data-value="{{ getattr(p, key) }}">
+{{ bytesize(getattr(p, key)) if key == "bytes" else fmt(getattr(p, key)) }}</td>{% endfor %}
+<td class="num" data-metric="wait_seconds" data-value="{{ p.wait_seconds }}">{{ duration(p.wait_seconds) }}</td>
+<td class="num">{{ duration(p.duration_seconds) }}</td>
+<td>{{ "available" if p.rollback_available else "–" }}</td>
+</tr>
+{% endfor %}
+</tbody>
+</table>
+
+<h3>Discovery findings</h3>
+{% if a.discovered %}<p class="muted">Discovered:
+{% for k, v in a.discovered.items() %}{{ k }} {{ v }}{% if not loop.last %}, {% endif %}{% endfor %}.</p>{% endif %}
+{% if a.findings %}
+<p data-field="findings" data-value="{{ a.findings|length }}">{{ a.findings|length }} findings:
+{% for k, n in a.finding_counts.items() %}{{ k }} {{ n }}{% if not loop.last %}, {% endif %}{% endfor %}.</p>
+<table class="findings">
+<thead><tr><th>Kind</th><th>Object</th><th>Finding</th><th>How it was handled</th></tr></thead>
+<tbody>
+{% for f in a.findings[:max_findings] %}
+<tr><td>{{ f.get("kind", "") }}</td><td>{{ f.get("display", "") or f.get("object_id", "") }}</td>
+<td>{{ f.get("message", "") }}</td><td>{{ f.get("handling", "") }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+{% if a.findings|length > max_findings %}<p class="muted">… and {{ a.findings|length - max_findings }} more
+(full list: <code>trustfold report {{ a.code }} --format json</code>).</p>{% endif %}
+{% else %}<p data-field="findings" data-value="0">No findings recorded.</p>{% endif %}
+
+<h3>Verification</h3>
+{% if a.verify is none %}<p data-field="verify" data-value="none">Not verified yet.</p>
+{% else %}
+<p data-field="verify" data-value="{{ 'ok' if a.verify.get('ok') else 'differences' }}">
+<span class="status {{ 'ok' if a.verify.get('ok') else 'differences' }}">
+{{ "no differences" if a.verify.get("ok") else "differences found" }}</span>
+{{ a.verify.get("checked", 0) }} objects checked{% if a.verify.get("differences") %},
+{{ a.verify.get("differences")|length }} differences{% endif %}.</p>
+{% if a.verify.get("differences") %}
+<table class="differences"><thead><tr><th>Kind</th><th>Object</th><th>Difference</th></tr></thead><tbody>
+{% for d in a.verify.get("differences")[:max_findings] %}
+<tr><td>{{ d.get("kind", "") }}</td><td>{{ d.get("object", "") }}</td><td>{{ d.get("message", "") }}</td></tr>
+{% endfor %}
+</tbody></table>
+{% endif %}
+{% if a.verify.get("files") %}<p class="muted">Files:
+{% for k, v in a.verify.get("files").items() %}{{ k }} {{ v }}{% if not loop.last %}, {% endif %}{% endfor %}.</p>
+{% endif %}
+{% endif %}
+</section>
+{% endfor %}
+<footer>Written by trustfold from its state store. Contains no credentials or passwords.</footer>
+</main>
+</body>
+</html>
+"""
