@@ -251,30 +251,15 @@ def _graph(app: AppContext, *, keep: bool, size: int | None, sandbox_state: Path
         yield str(url)
 
 
-def run_demo(app: AppContext, *, keep: bool, size: int | None, out: Path) -> None:
+def _rehearse(
+    app: AppContext, steps: list[DemoStep], *, keep: bool, size: int | None, sandbox_state: Path
+) -> list[DemoOutcome]:
+    """Run every step against the sandbox, on through failures so the report shows all of them."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from cli.errors import OperationFailed
-
-    trust = app.trust()
-    _require_migration_commands()
-    sandbox_state = app.state_path.with_name("demo-sandbox.json")
-    if not keep:
-        _fresh_state(app, sandbox_state)
-    user, host = AppContext.operator()
-    store = app.store()
-    store.audit(
-        operator=user,
-        host=host,
-        command="demo",
-        outcome="started",
-        detail={"fresh": not keep, "external_sandbox": bool(app.graph_url), "size": size},
-    )
-    steps = demo_steps(trust)
     outcomes: list[DemoOutcome] = []
-    console = Console(stderr=False)
-    started = time.monotonic()
+    console = Console()
     with _graph(app, keep=keep, size=size, sandbox_state=sandbox_state) as url:
         progress = Progress(
             TextColumn("{task.description:<34}"),
@@ -282,12 +267,11 @@ def run_demo(app: AppContext, *, keep: bool, size: int | None, out: Path) -> Non
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             console=console,
-            disable=not console.is_terminal,
+            disable=not console.is_terminal,  # quiet when piped: one line per academy instead
         )
         with progress:
             task = progress.add_task("starting", total=len(steps))
-            current = None
-            for step in steps:
+            for i, step in enumerate(steps):
                 progress.update(task, description=f"{step.academy}: {step.label}")
                 outcome = _invoke(app, url, step)
                 outcomes.append(outcome)
@@ -295,27 +279,54 @@ def run_demo(app: AppContext, *, keep: bool, size: int | None, out: Path) -> Non
                 if outcome.code != 0:
                     tail = outcome.output.strip().splitlines()[-3:]
                     progress.console.print(
-                        f"[red]{step.academy}: {step.label} exited {outcome.code}[/red]"
+                        f"{step.academy}: {step.label} exited {outcome.code}"
                         + (": " + " / ".join(tail) if tail else ""),
-                        markup=True,
+                        markup=False,
                         highlight=False,
+                        style="red",
                     )
-                if not console.is_terminal and step.academy != current and current is not None:
-                    click.echo(f"{current}: done")
-                current = step.academy
-            if not console.is_terminal and current is not None:
-                click.echo(f"{current}: done")
+                last_of_academy = i + 1 == len(steps) or steps[i + 1].academy != step.academy
+                if last_of_academy and not console.is_terminal:
+                    failed = sum(1 for o in outcomes if o.step.academy == step.academy and o.code != 0)
+                    click.echo(f"{step.academy}: done" + (f" ({failed} steps failed)" if failed else ""))
+    return outcomes
+
+
+def run_demo(app: AppContext, *, keep: bool, size: int | None, out: Path) -> None:
+    from cli.errors import OperationFailed
+    from migrations.redaction import redact
+
+    trust = app.trust()
+    _require_migration_commands()
+    sandbox_state = app.state_path.with_name("demo-sandbox.json")
+    if not keep:
+        _fresh_state(app, sandbox_state)
+    user, host = AppContext.operator()
+    detail: dict[str, Any] = {"fresh": not keep, "external_sandbox": bool(app.graph_url), "size": size}
+    app.store().audit(operator=user, host=host, command="demo", outcome="started", detail=detail)
+    started = time.monotonic()
+    try:
+        outcomes = _rehearse(app, demo_steps(trust), keep=keep, size=size, sandbox_state=sandbox_state)
+    except Exception as exc:
+        app.store().audit(
+            operator=user,
+            host=host,
+            command="demo",
+            outcome="failed",
+            detail={**detail, "error": redact(str(exc))[:500]},
+        )
+        raise
     elapsed = time.monotonic() - started
     failures = [o for o in outcomes if o.code != 0]
     path = write_report(app, None, "html", out)
     _summary(app, trust, elapsed, path)
-    store = app.store()
-    store.audit(
+    app.store().audit(
         operator=user,
         host=host,
         command="demo",
         outcome="failed" if failures else "succeeded",
         detail={
+            **detail,
             "elapsed_seconds": round(elapsed, 1),
             "steps": len(outcomes),
             "failed_steps": [f"{o.step.academy}: {o.step.label}" for o in failures],

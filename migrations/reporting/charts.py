@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 
 from migrations.reporting.model import CHANGE_PHASES, AcademyReport, SeriesPoint
@@ -18,7 +19,7 @@ def progress_chart(academies: list[AcademyReport]) -> str:
     rows = [(a, p) for a in academies for p in a.phases if p.phase in CHANGE_PHASES]
     if not rows:
         return ""
-    label_w, bar_w, row_h = 230, 420, 22
+    label_w, bar_w, row_h = 330, 420, 22
     height = row_h * len(rows) + 40
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" class="chart" data-chart="progress" '
@@ -55,12 +56,14 @@ def progress_chart(academies: list[AcademyReport]) -> str:
     return "".join(parts)
 
 
-def throughput_chart(series: list[SeriesPoint], *, field: str, title: str, unit: str) -> str:
+def throughput_chart(
+    series: list[SeriesPoint], *, field: str, title: str, unit: str, scale: Callable[[float], str] = _fmt
+) -> str:
     """A line over time (seconds since the first sample) of one rate from the metrics table."""
     points = [(p.t, getattr(p, field)) for p in series]
     if len(points) < 2 or not any(v for _, v in points):
         return ""
-    w, h, left, bottom = 680, 220, 60, 30
+    w, h, left, bottom = 680, 220, 80, 30
     t_max = max(t for t, _ in points) or 1.0
     v_max = max(v for _, v in points) or 1.0
     plot_w, plot_h = w - left - 10, h - bottom - 10
@@ -74,7 +77,7 @@ def throughput_chart(series: list[SeriesPoint], *, field: str, title: str, unit:
         f'viewBox="0 0 {w} {h}" width="100%"><title>{escape(title)}</title>'
         f'<line x1="{left}" y1="{10 + plot_h}" x2="{w - 10}" y2="{10 + plot_h}" class="axis"/>'
         f'<line x1="{left}" y1="10" x2="{left}" y2="{10 + plot_h}" class="axis"/>'
-        f'<text x="{left - 6}" y="16" text-anchor="end" class="lbl">{_fmt(v_max)}</text>'
+        f'<text x="{left - 6}" y="16" text-anchor="end" class="lbl">{escape(scale(v_max))}</text>'
         f'<text x="{left - 6}" y="{10 + plot_h}" text-anchor="end" class="lbl">0</text>'
         f'<text x="{left}" y="{h - 8}" class="lbl">0 s</text>'
         f'<text x="{w - 10}" y="{h - 8}" text-anchor="end" class="lbl">{_fmt(t_max)} s</text>'

@@ -234,6 +234,8 @@ def _throughput(store: StateStore, run_ids: list[str]) -> list[SeriesPoint]:
         bucket = buckets.setdefault(second, {"items_done": 0.0, "bytes_done": 0.0, "throttled": 0.0})
         if name in bucket:
             bucket[name] += delta
+    # Seconds with no sample are idle seconds: zero, not a line drawn across the gap.
+    empty = {"items_done": 0.0, "bytes_done": 0.0, "throttled": 0.0}
     return [
         SeriesPoint(
             t=float(s),
@@ -241,7 +243,8 @@ def _throughput(store: StateStore, run_ids: list[str]) -> list[SeriesPoint]:
             bytes_per_s=round(b["bytes_done"], 3),
             throttled=b["throttled"],
         )
-        for s, b in sorted(buckets.items())
+        for s in range(max(buckets) + 1)
+        for b in (buckets.get(s, empty),)
     ]
 
 

@@ -84,7 +84,11 @@ def render_html(report: Report) -> str:
             report.throughput, field="items_per_s", title="Objects per second", unit="objects/s"
         ),
         bytes_svg=throughput_chart(
-            report.throughput, field="bytes_per_s", title="Bytes per second", unit="bytes/s"
+            report.throughput,
+            field="bytes_per_s",
+            title="Bytes per second",
+            unit="bytes/s",
+            scale=lambda v: bytesize(v) + "/s",
         ),
     )
 

@@ -28,7 +28,7 @@ h3 { margin-bottom: 6px; }
 table { border-collapse: collapse; width: 100%; margin: 8px 0 16px; }
 th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: left; vertical-align: top; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-.status { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; background: #eee; }
+.status { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; background: #eee; white-space: nowrap; }
 .status.done, .status.complete, .status.ok { background: #e6f4ea; color: var(--ok); }
 .status.failed, .status.attention, .status.differences { background: #fce8e6; color: var(--bad); }
 .status.running, .status.in-progress, .status.planned { background: #fef7e0; color: #8a6d00; }
@@ -51,7 +51,8 @@ footer { color: var(--muted); font-size: 12px; margin-top: 40px; }
 <main>
 <div class="tiles">
 {% for key, label in tiles %}
-<div class="tile"><div class="n" data-total="{{ key }}">{{ fmt(r.totals.get(key, 0)) }}</div>
+<div class="tile"><div class="n" data-total="{{ key }}" data-value="{{ r.totals.get(key, 0) }}">
+{{ bytesize(r.totals.get(key, 0)) if key == "bytes" else fmt(r.totals.get(key, 0)) }}</div>
 <div class="k">{{ label }}</div></div>
 {% endfor %}
 </div>

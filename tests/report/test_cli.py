@@ -1,0 +1,122 @@
+"""`trustfold report`, `audit` and `demo` through the CLI entry point, errors included."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from report_fixtures import fill
+
+from cli.main import run
+from cli.report_cmds import demo_steps
+from migrations.store import StateStore
+from trust import load_trust
+
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    path = tmp_path / "state.db"
+    store = StateStore.open(path)
+    fill(store)
+    store.close()
+    return path
+
+
+def _run(state: Path, *argv: str) -> int:
+    return run(["--config-dir", str(CONFIG), "--state", str(state), *argv])
+
+
+def test_report_formats(state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    out = tmp_path / "out" / "r.html"
+    assert _run(state, "report", "--out", str(out)) == 0
+    assert "report written:" in capsys.readouterr().out
+    assert out.read_text().startswith("<!doctype html>")
+    assert _run(state, "report", "oakwood", "--format", "json", "--out", "-") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [a["code"] for a in data["academies"]] == ["oakwood"]
+    assert _run(state, "report", "--format", "md", "--out", str(tmp_path / "r.md")) == 0
+    assert "| phase | status |" in (tmp_path / "r.md").read_text()
+
+
+def test_report_errors(state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    assert _run(state, "report", "nowhere") == 2
+    assert "no academy with code 'nowhere'" in capsys.readouterr().err
+    assert _run(tmp_path / "missing.db", "report") == 2
+    assert "state store not found" in capsys.readouterr().err
+    assert not (tmp_path / "missing.db").exists()
+    assert _run(state, "report", "--format", "pdf") == 2
+    assert "'pdf' is not one of" in capsys.readouterr().err
+
+
+def test_report_without_config_uses_store_codes(state: Path, tmp_path: Path, capsys):
+    argv = ["--config-dir", str(tmp_path / "noconfig"), "--state", str(state)]
+    assert run([*argv, "report", "stmarys", "--format", "json", "--out", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["academies"][0]["name"] == "stmarys"
+    assert run([*argv, "report", "nowhere"]) == 2
+    assert "academy 'nowhere' has no records in the state store" in capsys.readouterr().err
+
+
+def test_audit(state: Path, capsys: pytest.CaptureFixture[str]):
+    assert _run(state, "audit", "--json") == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert [(e["academy"], e["outcome"]) for e in entries] == [
+        ("oakwood", "succeeded"),
+        ("stmarys", "failed"),
+    ]
+    assert _run(state, "audit", "stmarys") == 0
+    out = capsys.readouterr().out
+    assert "plan-stmarys-groups" in out and "oakwood" not in out
+    assert _run(state, "audit", "hillside") == 0
+    assert "no audited actions for hillside" in capsys.readouterr().out
+    assert _run(state, "audit", "nowhere") == 2
+    assert "no academy with code 'nowhere'" in capsys.readouterr().err
+
+
+def test_demo_steps_follow_waves_and_file_settings():
+    trust = load_trust(CONFIG)
+    steps = demo_steps(trust)
+    order = list(dict.fromkeys(s.academy for s in steps))
+    assert order == [a.code for a in sorted(trust.academies, key=lambda a: (a.wave, a.code))]
+    first = [s.label for s in steps if s.academy == order[0]]
+    assert first[0] == "discover" and first[-1] == "verify"
+    assert first[1:7] == [
+        "plan users",
+        "run users",
+        "plan groups",
+        "run groups",
+        "plan memberships",
+        "run memberships",
+    ]
+    for academy in trust.academies:
+        has_files = any(s.label == "run files" for s in steps if s.academy == academy.code)
+        assert has_files == academy.files.enabled
+
+
+def test_demo_rejects_a_url_that_is_not_a_sandbox(tmp_path: Path, capsys, monkeypatch):
+    import cli.report_cmds as report_cmds
+
+    monkeypatch.setattr(report_cmds, "_require_migration_commands", lambda: None)
+    state = tmp_path / "s.db"
+    code = run(
+        ["--config-dir", str(CONFIG), "--state", str(state), "--graph-url", "http://127.0.0.1:9", "demo"]
+    )
+    assert code == 1
+    assert "could not reset the sandbox at http://127.0.0.1:9" in capsys.readouterr().err
+    store = StateStore.open(state)
+    assert [e["outcome"] for e in store.audit_entries()] == ["started", "failed"]
+    assert "could not reset" in store.audit_entries()[-1]["detail"]["error"]
+    store.close()
+
+
+def test_demo_needs_the_migration_commands(tmp_path: Path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "cli.migrate_cmds" else real(name, *a)
+    )
+    assert run(["--config-dir", str(CONFIG), "--state", str(tmp_path / "s.db"), "demo"]) == 1
+    assert "migration commands (cli/migrate_cmds.py) are not part of this build" in capsys.readouterr().err
