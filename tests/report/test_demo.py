@@ -1,0 +1,154 @@
+"""`trustfold demo` end to end against a real sandbox, with stand-in migration commands.
+
+The stand-ins speak the CLI and reporting contracts (docs/contracts.md) only: they record runs, phase status
+and metrics the way the engine does, so this test checks the demo's own work (sandbox, order, progress,
+report, audit, exit code) whether or not the real engine is present.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import json
+import sys
+import types
+import uuid
+from pathlib import Path
+
+import click
+import httpx
+import pytest
+
+from cli.context import AppContext, pass_app
+from cli.main import run
+from migrations.store import StateStore, dumps, now
+
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+CALLS: list[tuple[str, ...]] = []
+
+
+def _record(app: AppContext, academy: str, phase: str, kind: str, counts: dict[str, float]) -> None:
+    store = app.store()
+    run_id = uuid.uuid4().hex
+    with store.tx() as c:
+        c.execute(
+            "INSERT INTO runs (id, academy, phase, kind, started_at, finished_at, status, counts) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'succeeded', ?)",
+            (run_id, academy, phase, kind, now(), now(), dumps(counts)),
+        )
+        c.execute(
+            "INSERT INTO metrics (run_id, at, name, value) VALUES (?, ?, 'items_done', ?)",
+            (run_id, now(), counts.get("done", 0)),
+        )
+
+
+def _fake_migrate_module() -> types.ModuleType:
+    module = types.ModuleType("cli.migrate_cmds")
+    module.__spec__ = importlib.machinery.ModuleSpec("cli.migrate_cmds", None)
+
+    @click.command()
+    @click.argument("academy")
+    @pass_app
+    def discover(app: AppContext, academy: str) -> None:
+        assert app.graph_url is not None
+        # The demo hands over a live sandbox: the stand-in proves it by asking it for a token.
+        tenant = app.trust().academy(academy).legacy_tenant.id
+        httpx.post(
+            f"{app.graph_url}/{tenant}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "x",
+                "client_secret": "y",
+                "scope": "https://graph.microsoft.com/.default",
+            },
+        ).raise_for_status()
+        CALLS.append(("discover", academy))
+        _record(app, academy, "discover", "discover", {"requests": 2})
+        app.store().set_phase_status(academy, "discover", "done", {"counts": {"users": 5}, "findings": []})
+        click.echo(f"discovered {academy}")
+
+    @click.command()
+    @click.argument("academy")
+    @click.option("--phase", required=True)
+    @pass_app
+    def plan(app: AppContext, academy: str, phase: str) -> None:
+        CALLS.append(("plan", academy, phase))
+        app.store().set_phase_status(academy, phase, "planned", {})
+
+    @click.command("run")
+    @click.argument("academy")
+    @click.option("--phase", required=True)
+    @pass_app
+    def run_(app: AppContext, academy: str, phase: str) -> None:
+        CALLS.append(("run", academy, phase))
+        _record(app, academy, phase, "run", {"planned": 5, "done": 5, "throttled": 1, "wait_seconds": 0.5})
+        app.store().set_phase_status(academy, phase, "done", {})
+
+    @click.command()
+    @click.argument("academy")
+    @pass_app
+    def verify(app: AppContext, academy: str) -> None:
+        CALLS.append(("verify", academy))
+        ok = academy != "stmarys"
+        app.store().set_phase_status(academy, "verify", "done", {"ok": ok, "checked": 20, "differences": []})
+        if not ok:
+            from cli.errors import OperationFailed
+
+            raise OperationFailed("1 difference")
+
+    module.discover, module.plan, module.run, module.verify = discover, plan, run_, verify
+    return module
+
+
+@pytest.fixture
+def fake_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    CALLS.clear()
+    monkeypatch.setitem(sys.modules, "cli.migrate_cmds", _fake_migrate_module())
+
+
+def test_demo_rehearses_in_wave_order_and_writes_the_report(
+    fake_engine: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    state, out = tmp_path / "state.db", tmp_path / "reports" / "r.html"
+    argv = ["--config-dir", str(CONFIG), "--state", str(state), "demo", "--size", "8", "--out", str(out)]
+    assert run(argv) == 1  # the stand-in verify finds a difference in stmarys
+    captured = capsys.readouterr()
+    assert "demo finished with 1 failed steps: stmarys verify (exit 1)" in captured.err
+    assert f"report: {out}" in captured.out and "discovered" not in captured.out
+    assert "oakwood: done" in captured.out
+    assert out.read_text().startswith("<!doctype html>")
+
+    academies = [c[1] for c in CALLS if c[0] == "discover"]
+    assert academies == ["brookfield", "hillside", "oakwood", "stmarys"]
+    assert CALLS[:3] == [
+        ("discover", "brookfield"),
+        ("plan", "brookfield", "users"),
+        ("run", "brookfield", "users"),
+    ]
+
+    store = StateStore.open(state)
+    audit = store.audit_entries()
+    assert [(e["command"], e["outcome"]) for e in audit] == [("demo", "started"), ("demo", "failed")]
+    assert audit[-1]["detail"]["failed_steps"] == ["stmarys: verify"]
+    store.close()
+
+    # Again without --keep: a fresh store, so one rehearsal's worth of runs, not two.
+    CALLS.clear()
+    run(argv)
+    store = StateStore.open(state)
+    discovers = store.rows("SELECT count(*) FROM runs WHERE phase = 'discover'")[0][0]
+    assert discovers == 4
+    # --keep continues: the earlier rows stay.
+    run([*argv, "--keep"])
+    assert store.rows("SELECT count(*) FROM runs WHERE phase = 'discover'")[0][0] == 8
+    store.close()
+    report = json.loads(_report_json(state, capsys))
+    assert {a["code"] for a in report["academies"]} == {"brookfield", "hillside", "oakwood", "stmarys"}
+
+
+def _report_json(state: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    capsys.readouterr()
+    assert (
+        run(["--config-dir", str(CONFIG), "--state", str(state), "report", "--format", "json", "--out", "-"])
+        == 0
+    )
+    return capsys.readouterr().out
