@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,6 +253,51 @@ def _graph(app: AppContext, *, keep: bool, size: int | None, sandbox_state: Path
         yield str(url)
 
 
+class _LiveItems:
+    """Polls the store (own read connection) for the running step's latest items_done sample."""
+
+    def __init__(self, state_path: Path, step: DemoStep):
+        self.state_path, self.step = state_path, step
+        self.on_change: Callable[[int], None] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="demo-progress", daemon=True)
+
+    def _poll(self) -> None:
+        phase = self.step.argv[3] if len(self.step.argv) > 3 else self.step.argv[0]
+        last = -1
+        while not self._stop.wait(0.5):
+            try:
+                conn = sqlite3.connect(f"file:{self.state_path}?mode=ro", uri=True, timeout=1)
+                try:
+                    row = conn.execute(
+                        "SELECT m.value FROM metrics m JOIN runs r ON r.id = m.run_id "
+                        "WHERE r.academy = ? AND r.phase = ? AND r.status = 'running' "
+                        "AND m.name = 'items_done' "
+                        "ORDER BY m.at DESC LIMIT 1",
+                        (self.step.academy, phase),
+                    ).fetchone()
+                finally:
+                    conn.close()
+            except sqlite3.Error:
+                continue  # store not created yet or busy: the next tick tries again
+            if row is not None and int(row[0]) != last and self.on_change is not None:
+                last = int(row[0])
+                self.on_change(last)
+
+
+@contextmanager
+def _live_items(state_path: Path, step: DemoStep, *, enabled: bool) -> Iterator[_LiveItems]:
+    live = _LiveItems(state_path, step)
+    if enabled:
+        live._thread.start()
+    try:
+        yield live
+    finally:
+        live._stop.set()
+        if enabled:
+            live._thread.join(timeout=2)
+
+
 def _rehearse(
     app: AppContext, steps: list[DemoStep], *, keep: bool, size: int | None, sandbox_state: Path
 ) -> list[DemoOutcome]:
@@ -272,8 +319,13 @@ def _rehearse(
         with progress:
             task = progress.add_task("starting", total=len(steps))
             for i, step in enumerate(steps):
-                progress.update(task, description=f"{step.academy}: {step.label}")
-                outcome = _invoke(app, url, step)
+                label = f"{step.academy}: {step.label}"
+                progress.update(task, description=label)
+                with _live_items(app.state_path, step, enabled=console.is_terminal) as live:
+                    live.on_change = lambda n, label=label: progress.update(
+                        task, description=f"{label} ({n:,} done)"
+                    )
+                    outcome = _invoke(app, url, step)
                 outcomes.append(outcome)
                 progress.advance(task)
                 if outcome.code != 0:

@@ -85,6 +85,10 @@ footer { color: var(--muted); font-size: 12px; margin-top: 40px; }
 {% if a.started_at %}Started {{ a.started_at }}, last activity {{ a.finished_at or "–" }}
 ({{ duration(a.duration_seconds) }}).{% else %}No runs yet.{% endif %}
 Rollback plan: <strong>{{ "available" if a.rollback_available else "none (nothing created)" }}</strong>.
+
+{% set thr = a.phases|sum(attribute="throttled") %}{% set waited = a.phases|sum(attribute="wait_seconds") %}
+Throttling met: <strong data-field="throttled" data-value="{{ thr }}">{{ fmt(thr) }}</strong> answers (429/503),
+<span data-field="wait_seconds" data-value="{{ waited }}">{{ duration(waited) }}</span> spent waiting as asked.
 </p>
 
 <h3>Phases</h3>

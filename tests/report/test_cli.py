@@ -120,3 +120,24 @@ def test_demo_needs_the_migration_commands(tmp_path: Path, capsys, monkeypatch):
     )
     assert run(["--config-dir", str(CONFIG), "--state", str(tmp_path / "s.db"), "demo"]) == 1
     assert "migration commands (cli/migrate_cmds.py) are not part of this build" in capsys.readouterr().err
+
+
+def test_live_progress_reads_the_running_steps_samples(tmp_path: Path):
+    import threading
+
+    from report_fixtures import add_run
+
+    from cli.report_cmds import DemoStep, _live_items
+
+    path = tmp_path / "live.db"
+    store = StateStore.open(path)
+    add_run(store, "oakwood", "users", start=0, length=1, status="running", counts={"done": 30}, samples=3)
+    add_run(store, "oakwood", "groups", start=0, length=1, status="running", counts={"done": 99}, samples=1)
+    seen: list[int] = []
+    got = threading.Event()
+    step = DemoStep("oakwood", "run users", ["run", "oakwood", "--phase", "users"])
+    with _live_items(path, step, enabled=True) as live:
+        live.on_change = lambda n: (seen.append(n), got.set())
+        assert got.wait(10)
+    assert seen[0] == 30
+    store.close()
