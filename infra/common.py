@@ -1,0 +1,77 @@
+"""Small shared pieces of the components: diagnostics wiring and a deny-by-default NSG."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_azure_native.monitor as monitor
+import pulumi_azure_native.network as network
+
+ALL_LOGS = [monitor.DiagnosticsLogSettingsArgs(category_group="allLogs", enabled=True)]
+ALL_METRICS = [monitor.DiagnosticsMetricSettingsArgs(category="AllMetrics", enabled=True)]
+
+
+def diagnostics(
+    name: str,
+    resource_id: pulumi.Input[str],
+    workspace_id: pulumi.Input[str],
+    parent: pulumi.Resource,
+    *,
+    metrics: bool = True,
+    logs: bool = True,
+) -> monitor.DiagnosticSetting:
+    """Send a resource's logs and metrics to the trust's central workspace (baseline row 10)."""
+    return monitor.DiagnosticSetting(
+        f"{name}-diag",
+        name="to-central-workspace",
+        resource_uri=resource_id,
+        workspace_id=workspace_id,
+        logs=ALL_LOGS if logs else None,
+        metrics=ALL_METRICS if metrics else None,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def deny_inbound_nsg(
+    name: str,
+    nsg_name: str,
+    resource_group: pulumi.Input[str],
+    location: str,
+    tags: dict[str, str],
+    parent: pulumi.Resource,
+    vnet_cidr: str,
+) -> network.NetworkSecurityGroup:
+    """Inbound from the internet denied by default; only documented intra-network traffic allowed (row 6)."""
+    return network.NetworkSecurityGroup(
+        name,
+        network_security_group_name=nsg_name,
+        resource_group_name=resource_group,
+        location=location,
+        tags=tags,
+        security_rules=[
+            network.SecurityRuleArgs(
+                name="allow-vnet-inbound",
+                priority=100,
+                direction="Inbound",
+                access="Allow",
+                protocol="*",
+                source_address_prefix="VirtualNetwork",
+                source_port_range="*",
+                destination_address_prefix=vnet_cidr,
+                destination_port_range="*",
+                description="Traffic from the trust's peered networks (hub and this spoke) only",
+            ),
+            network.SecurityRuleArgs(
+                name="deny-internet-inbound",
+                priority=4000,
+                direction="Inbound",
+                access="Deny",
+                protocol="*",
+                source_address_prefix="Internet",
+                source_port_range="*",
+                destination_address_prefix="*",
+                destination_port_range="*",
+                description="Baseline: no unauthenticated inbound connections from the internet",
+            ),
+        ],
+        opts=pulumi.ResourceOptions(parent=parent),
+    )

@@ -1,0 +1,229 @@
+"""AcademyLandingZone: one academy's slice of the trust cloud, peered to the hub and held to the baseline."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_azure_native.authorization as authorization
+import pulumi_azure_native.consumption as consumption
+import pulumi_azure_native.keyvault as keyvault
+import pulumi_azure_native.network as network
+import pulumi_azure_native.resources as resources
+import pulumi_azure_native.storage as storage
+
+from infra import ids
+from infra.common import deny_inbound_nsg, diagnostics
+from infra.platform import month_start
+from trust import Academy, Trust
+
+SUBNETS = ("workloads", "private-endpoints")
+
+
+class AcademyLandingZone(pulumi.ComponentResource):
+    """Resource group, spoke network, storage for migrated shared drives, Key Vault, RBAC, budget, tags."""
+
+    resource_group_name: pulumi.Output[str]
+    storage_account_name: pulumi.Output[str]
+    spoke_network_id: pulumi.Output[str]
+
+    def __init__(
+        self,
+        trust: Trust,
+        academy: Academy,
+        *,
+        workspace_id: pulumi.Input[str],
+        hub_network_id: pulumi.Input[str],
+        hub_network_name: pulumi.Input[str],
+        hub_resource_group: pulumi.Input[str],
+        it_admin_group_id: pulumi.Input[str],
+        action_group_id: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        code = academy.code
+        super().__init__("trustfold:landingzone:AcademyLandingZone", code, None, opts)
+        names = trust.names
+        s = trust.settings
+        loc = s.azure.location
+        tags = names.tags(academy)
+        child = pulumi.ResourceOptions(parent=self)
+        protected = pulumi.ResourceOptions(parent=self, protect=True)
+
+        rg = resources.ResourceGroup(
+            f"{code}-rg",
+            resource_group_name=names.resource_group(academy),
+            location=loc,
+            tags=tags,
+            opts=child,
+        )
+        authorization.ManagementLockAtResourceGroupLevel(
+            f"{code}-rg-lock",
+            resource_group_name=rg.name,
+            lock_name="trustfold-no-delete",
+            level="CanNotDelete",
+            notes="Holds migrated academy data; remove the lock deliberately before deleting",
+            opts=child,
+        )
+
+        cidr = academy.network.cidr
+        spoke_subnets = list(cidr.subnets(new_prefix=min(cidr.prefixlen + 1, 28)))
+        nsgs = {}
+        for purpose in SUBNETS:
+            nsg = deny_inbound_nsg(
+                f"{code}-nsg-{purpose}",
+                names.network_security_group(academy, purpose),
+                rg.name,
+                loc,
+                tags,
+                self,
+                str(cidr),
+            )
+            diagnostics(f"{code}-nsg-{purpose}", nsg.id, workspace_id, self, metrics=False)
+            nsgs[purpose] = nsg
+        spoke = network.VirtualNetwork(
+            f"{code}-vnet",
+            virtual_network_name=names.spoke_network(academy),
+            resource_group_name=rg.name,
+            location=loc,
+            tags=tags,
+            address_space=network.AddressSpaceArgs(address_prefixes=[str(cidr)]),
+            subnets=[
+                network.SubnetArgs(
+                    name=names.subnet(p),
+                    address_prefix=str(spoke_subnets[i]),
+                    network_security_group=network.NetworkSecurityGroupArgs(id=nsgs[p].id),
+                )
+                for i, p in enumerate(SUBNETS)
+            ],
+            opts=child,
+        )
+        network.VirtualNetworkPeering(
+            f"{code}-peer-to-hub",
+            virtual_network_peering_name=f"{names.spoke_network(academy)}-to-hub",
+            resource_group_name=rg.name,
+            virtual_network_name=spoke.name,
+            remote_virtual_network=network.SubResourceArgs(id=hub_network_id),
+            allow_virtual_network_access=True,
+            allow_forwarded_traffic=True,
+            opts=child,
+        )
+        network.VirtualNetworkPeering(
+            f"{code}-peer-from-hub",
+            virtual_network_peering_name=f"hub-to-{names.spoke_network(academy)}",
+            resource_group_name=hub_resource_group,
+            virtual_network_name=hub_network_name,
+            remote_virtual_network=network.SubResourceArgs(id=spoke.id),
+            allow_virtual_network_access=True,
+            allow_forwarded_traffic=True,
+            opts=child,
+        )
+
+        account = storage.StorageAccount(
+            f"{code}-storage",
+            account_name=names.storage_account(academy),
+            resource_group_name=rg.name,
+            location=loc,
+            tags=tags,
+            kind="StorageV2",
+            sku=storage.SkuArgs(name="Standard_RAGRS"),
+            enable_https_traffic_only=True,
+            minimum_tls_version="TLS1_2",
+            allow_blob_public_access=False,
+            allow_shared_key_access=False,
+            allow_cross_tenant_replication=False,
+            default_to_o_auth_authentication=True,
+            public_network_access="Disabled",
+            network_rule_set=storage.NetworkRuleSetArgs(default_action="Deny", bypass="AzureServices"),
+            opts=protected,
+        )
+        storage.BlobServiceProperties(
+            f"{code}-blob-service",
+            account_name=account.name,
+            resource_group_name=rg.name,
+            blob_services_name="default",
+            is_versioning_enabled=True,
+            delete_retention_policy=storage.DeleteRetentionPolicyArgs(enabled=True, days=30),
+            container_delete_retention_policy=storage.DeleteRetentionPolicyArgs(enabled=True, days=30),
+            opts=child,
+        )
+        containers = ["staging", *(f"{m.target_site}-{m.target_library}" for m in academy.files.libraries)]
+        for purpose in containers:
+            container = names.storage_container(purpose)
+            storage.BlobContainer(
+                f"{code}-container-{container}",
+                account_name=account.name,
+                resource_group_name=rg.name,
+                container_name=container,
+                public_access="None",
+                opts=protected,
+            )
+        diagnostics(f"{code}-storage", account.id, workspace_id, self, logs=False)
+        diagnostics(
+            f"{code}-storage-blob",
+            account.id.apply(lambda i: f"{i}/blobServices/default"),
+            workspace_id,
+            self,
+        )
+
+        vault = keyvault.Vault(
+            f"{code}-kv",
+            vault_name=names.key_vault(academy),
+            resource_group_name=rg.name,
+            location=loc,
+            tags=tags,
+            properties=keyvault.VaultPropertiesArgs(
+                tenant_id=s.tenant.id,
+                sku=keyvault.SkuArgs(family="A", name="standard"),
+                enable_rbac_authorization=True,
+                enable_purge_protection=True,
+                enable_soft_delete=True,
+                soft_delete_retention_in_days=90,
+                public_network_access="Disabled",
+                network_acls=keyvault.NetworkRuleSetArgs(default_action="Deny", bypass="AzureServices"),
+            ),
+            opts=protected,
+        )
+        diagnostics(f"{code}-kv", vault.id, workspace_id, self)
+
+        # The academy's own IT admins manage their resource group, and only it; never a single user.
+        authorization.RoleAssignment(
+            f"{code}-it-admins-contributor",
+            principal_id=it_admin_group_id,
+            principal_type="Group",
+            role_definition_id=f"/subscriptions/{s.azure.subscription_id}/providers/Microsoft.Authorization/"
+            f"roleDefinitions/{ids.ROLE_CONTRIBUTOR}",
+            scope=rg.id,
+            description=f"{academy.name} IT admins manage their landing zone",
+            opts=child,
+        )
+
+        consumption.Budget(
+            f"{code}-budget",
+            budget_name=names.academy_budget(academy),
+            scope=rg.id,
+            amount=academy.budget.monthly_gbp,
+            category="Cost",
+            time_grain="Monthly",
+            time_period=consumption.BudgetTimePeriodArgs(start_date=month_start()),
+            notifications={
+                f"actual-{p}": consumption.NotificationArgs(
+                    enabled=True,
+                    operator="GreaterThanOrEqualTo",
+                    threshold=p,
+                    contact_emails=[academy.it_contact.email],
+                    contact_groups=[action_group_id],
+                )
+                for p in (80, 100)
+            },
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["timePeriod"]),
+        )
+
+        self.resource_group_name = rg.name
+        self.storage_account_name = account.name
+        self.spoke_network_id = spoke.id
+        self.register_outputs(
+            {
+                "resource_group_name": rg.name,
+                "storage_account_name": account.name,
+                "spoke_network_id": spoke.id,
+                "key_vault_id": vault.id,
+            }
+        )
