@@ -21,8 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cli.sandbox_cmds:sandbox",
         "Run the local Microsoft Graph stand-in for rehearsals and tests.",
     ),
-    "discover": ("cli.migrate_cmds:discover", "Inventory an academy's legacy tenant (delta-based)."),
-    "mapping": ("cli.migrate_cmds:mapping", "Export or import the reviewed source-to-target mapping."),
+    "discover": ("cli.discover_cmds:discover", "Inventory an academy's legacy tenant (delta-based)."),
+    "mapping": ("cli.discover_cmds:mapping", "Export or import the reviewed source-to-target mapping."),
     "plan": ("cli.migrate_cmds:plan", "Compute and store the steps of a phase for an academy."),
     "run": ("cli.migrate_cmds:run", "Apply a phase's plan to the trust tenant (resumable)."),
     "verify": (
