@@ -1,0 +1,484 @@
+"""Tenant connections: one Graph client per tenant, one retry layer, Microsoft's throttling respected.
+
+Every request goes through msgraph-sdk's GraphRequestAdapter (auth provider, default middleware, the SDK's
+own RetryHandler switched off) so credentials and telemetry behave as with the SDK's request builders; the
+single retry layer here (tenacity) honours Retry-After to the millisecond, pauses every worker of a tenant
+while it is throttled, and never blindly re-sends a write whose outcome is unknown: it raises MaybeApplied so
+the step reconciles by provenance marker instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, stop_after_delay
+from tenacity.wait import wait_random_exponential
+
+from migrations.redaction import register_secret
+from trust.errors import ConfigError
+
+if TYPE_CHECKING:
+    from trust import Trust
+    from trust.model import CredentialRef
+
+log = logging.getLogger("trustfold.graph")
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+MICROSOFT_GRAPH = "https://graph.microsoft.com"
+MAX_BATCH = 20
+DEFAULT_WRITE_BUDGET = (3000, 150.0)
+MAX_TOTAL_WAIT = 600.0
+
+
+def _version() -> str:
+    try:
+        return version("trustfold")
+    except PackageNotFoundError:
+        return "0"
+
+
+USER_AGENT = f"NONISV|trustfold|trustfold/{_version()}"
+
+
+@dataclass
+class GraphResponse:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def error_code(self) -> str:
+        err = (self.body or {}).get("error") if isinstance(self.body, dict) else None
+        return str((err or {}).get("code", ""))
+
+    @property
+    def error_message(self) -> str:
+        err = (self.body or {}).get("error") if isinstance(self.body, dict) else None
+        return str((err or {}).get("message", ""))
+
+    @property
+    def conflict(self) -> bool:
+        """Graph's ObjectConflict: another object already holds this unique value."""
+        err = (self.body or {}).get("error") if isinstance(self.body, dict) else None
+        details = (err or {}).get("details") or []
+        return any(d.get("code") == "ObjectConflict" for d in details) or "already exist" in self.error_message
+
+    def retry_after(self) -> float | None:
+        value = self.headers.get("retry-after") or self.headers.get("Retry-After")
+        try:
+            return max(0.0, float(value)) if value is not None else None
+        except ValueError:
+            return None
+
+
+class GraphError(Exception):
+    def __init__(self, method: str, path: str, response: GraphResponse):
+        self.response = response
+        super().__init__(f"{method} {path}: {response.status} {response.error_code} {response.error_message}".strip())
+
+
+class MaybeApplied(Exception):
+    """A write whose answer was lost (504, dropped connection): reconcile before sending it again."""
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None):
+        self.retry_after = retry_after
+        super().__init__(reason)
+
+
+@dataclass
+class BatchItem:
+    method: str
+    url: str  # relative to the version root, e.g. "/users"
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    depends_on: list[str] = field(default_factory=list)
+
+    @property
+    def is_write(self) -> bool:
+        return self.method.upper() != "GET"
+
+
+@dataclass
+class ConnectionStats:
+    requests: int = 0
+    writes: int = 0
+    throttled: int = 0
+    wait_seconds: float = 0.0
+    failures: int = 0
+
+    def as_dict(self) -> dict[str, float]:
+        return {"requests": self.requests, "writes": self.writes, "throttled": self.throttled,
+                "wait_seconds": round(self.wait_seconds, 3), "failures": self.failures}
+
+
+class WriteWindow:
+    """Client-side copy of the tenant's sliding write window, so we spend the budget without earning 429s.
+
+    Other apps share the tenant's budget, so the server may still throttle; then Retry-After rules, and the
+    window shrinks for a while (multiplicative decrease, additive recovery).
+    """
+
+    def __init__(self, limit: int, seconds: float, headroom: float = 0.98):
+        self.full = max(1, int(limit * headroom))
+        self.limit = self.full
+        self.seconds = seconds
+        self.sent: deque[float] = deque()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self, n: int = 1) -> float:
+        waited = 0.0
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                while self.sent and now - self.sent[0] >= self.seconds:
+                    self.sent.popleft()
+                if len(self.sent) + n <= self.limit or not self.sent:
+                    self.sent.extend([now] * n)
+                    return waited
+                index = min(len(self.sent) - 1, len(self.sent) + n - self.limit - 1)
+                delay = self.seconds - (now - self.sent[index]) + 0.001
+                waited += delay
+                await asyncio.sleep(delay)
+
+    def throttled(self) -> None:
+        self.limit = max(1, int(self.limit * 0.8))
+
+    def recovered(self) -> None:
+        if self.limit < self.full:
+            self.limit = min(self.full, self.limit + 1)
+
+
+class TenantConnection:
+    def __init__(self, tenant_id: str, role: str, base_url: str, adapter: Any, http: httpx.AsyncClient,
+                 raw_http: httpx.AsyncClient, write_budget: tuple[int, float], max_total_wait: float):
+        self.tenant_id = tenant_id
+        self.role = role
+        self.base_url = base_url.rstrip("/")
+        self.adapter = adapter
+        self._http = http
+        self.http = raw_http
+        self.writes = WriteWindow(*write_budget)
+        self.stats = ConnectionStats()
+        self.max_total_wait = max_total_wait
+        self._paused_until = 0.0
+
+    # ---- transport --------------------------------------------------------------------------------------
+    def url(self, path: str, params: dict[str, Any] | None = None) -> str:
+        if path.startswith(("http://", "https://")):
+            url = path
+        else:
+            url = f"{self.base_url}/{path.lstrip('/')}"
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode(params, quote_via=quote, safe="$,'()/:")
+        return url
+
+    def relative(self, url: str) -> str:
+        return url[len(self.base_url):] if url.startswith(self.base_url) else url
+
+    async def _pause(self) -> None:
+        delay = self._paused_until - time.monotonic()
+        if delay > 0:
+            self.stats.wait_seconds += delay
+            await asyncio.sleep(delay)
+
+    def _throttled(self, retry_after: float | None) -> None:
+        self.stats.throttled += 1
+        self.writes.throttled()
+        if retry_after:
+            # One pause for every worker of this tenant: throttled requests still count against the budget.
+            self._paused_until = max(self._paused_until, time.monotonic() + retry_after)
+
+    async def _send_once(self, method: str, url: str, body: Any, headers: dict[str, str] | None) -> GraphResponse:
+        from kiota_abstractions.method import Method
+        from kiota_abstractions.request_information import RequestInformation
+        from opentelemetry import trace
+
+        await self._pause()
+        info = RequestInformation()
+        info.http_method = Method[method.upper()]
+        info.url = url
+        info.headers.try_add("User-Agent", USER_AGENT)
+        info.headers.try_add("x-ms-throttle-priority", "Low")
+        for k, v in (headers or {}).items():
+            info.headers.try_add(k, v)
+        if body is not None:
+            info.headers.try_add("Content-Type", "application/json")
+            info.content = json.dumps(body).encode()
+        self.stats.requests += 1
+        span = trace.get_current_span()
+        resp: httpx.Response = await self.adapter.get_http_response_message(info, span)
+        try:
+            content = resp.content
+            parsed: Any = json.loads(content) if content and "json" in resp.headers.get("content-type", "") else None
+        finally:
+            await resp.aclose()
+        return GraphResponse(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, parsed)
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+            delay = exc.retry_after
+        else:
+            delay = wait_random_exponential(multiplier=0.5, max=30)(state)
+        self.stats.wait_seconds += delay
+        return delay
+
+    async def request(self, method: str, path: str, *, json: Any = None, headers: dict[str, str] | None = None,
+                      params: dict[str, Any] | None = None, idempotent: bool | None = None,
+                      counts_as_write: bool = True) -> GraphResponse:
+        """Send one request; 4xx answers are returned (callers decide), throttling and 5xx are retried."""
+        method = method.upper()
+        idempotent = method in ("GET", "PUT", "DELETE", "PATCH") if idempotent is None else idempotent
+        url = self.url(path, params)
+        if method != "GET" and counts_as_write:
+            self.stats.wait_seconds += await self.writes.acquire(1)
+            self.stats.writes += 1
+        retrying = AsyncRetrying(retry=retry_if_exception_type(_Retryable), wait=self._wait, reraise=True,
+                                 stop=stop_after_delay(self.max_total_wait) | stop_after_attempt(12))
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    try:
+                        resp = await self._send_once(method, url, json, headers)
+                    except (httpx.TransportError, httpx.StreamError) as exc:
+                        if not idempotent:
+                            raise MaybeApplied(f"{method} {path}: connection lost ({type(exc).__name__})") from exc
+                        raise _Retryable(f"transport error {type(exc).__name__}") from exc
+                    if resp.status == 429 or (resp.status == 503 and resp.retry_after() is not None):
+                        # Throttled and unavailable-with-Retry-After requests were not processed: resend.
+                        self._throttled(resp.retry_after())
+                        raise _Retryable(f"throttled ({resp.status})", resp.retry_after())
+                    if resp.status in (500, 502, 503, 504):
+                        if not idempotent:
+                            raise MaybeApplied(f"{method} {path}: {resp.status} {resp.error_code}")
+                        raise _Retryable(f"server error {resp.status}", resp.retry_after())
+                    self.writes.recovered()
+                    return resp
+        except _Retryable as exc:
+            self.stats.failures += 1
+            raise GraphError(method, path, GraphResponse(599, {}, {"error": {"code": "retriesExhausted",
+                                                                              "message": str(exc)}})) from exc
+        raise AssertionError("unreachable")
+
+    async def get(self, path: str, params: dict[str, Any] | None = None,
+                  headers: dict[str, str] | None = None) -> Any:
+        resp = await self.request("GET", path, params=params, headers=headers)
+        if not resp.ok:
+            raise GraphError("GET", path, resp)
+        return resp.body
+
+    async def pages(self, path: str, params: dict[str, Any] | None = None,
+                    headers: dict[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
+        body = await self.get(path, params, headers)
+        while True:
+            for item in body.get("value", []):
+                yield item
+            next_link = body.get("@odata.nextLink")
+            if not next_link:
+                return
+            body = await self.get(next_link, headers=headers)
+
+    async def batch(self, items: list[BatchItem]) -> list[GraphResponse | MaybeApplied]:
+        """Send up to 20 requests as one $batch; throttled items are re-sent after their own Retry-After.
+
+        A write item answered 5xx, or every write item when the envelope itself was lost, comes back as a
+        MaybeApplied instance for the caller to reconcile.
+        """
+        if len(items) > MAX_BATCH:
+            raise ValueError(f"a $batch holds at most {MAX_BATCH} requests")
+        results: dict[int, GraphResponse | MaybeApplied] = {}
+        pending = list(range(len(items)))
+        deadline = time.monotonic() + self.max_total_wait
+        while pending:
+            writes = sum(1 for i in pending if items[i].is_write)
+            if writes:
+                self.stats.wait_seconds += await self.writes.acquire(writes)
+                self.stats.writes += writes
+            body = {"requests": [self._batch_entry(str(i), items[i], pending) for i in pending]}
+            try:
+                envelope = await self.request("POST", "/$batch", json=body, idempotent=not writes,
+                                              counts_as_write=False)
+            except MaybeApplied as exc:
+                for i in pending:
+                    results[i] = exc if items[i].is_write else GraphResponse(599, {}, None)
+                break
+            if not envelope.ok:
+                raise GraphError("POST", "/$batch", envelope)
+            by_id = {r["id"]: r for r in envelope.body.get("responses", [])}
+            retry: list[int] = []
+            wait = 0.0
+            for i in pending:
+                r = by_id.get(str(i))
+                resp = GraphResponse(int(r["status"]), {k.lower(): v for k, v in (r.get("headers") or {}).items()},
+                                     r.get("body")) if r else GraphResponse(599, {}, None)
+                if resp.status == 429 or resp.status == 424 and any(d in retry for d in self._deps(items[i])):
+                    if resp.status == 429:
+                        self._throttled(resp.retry_after())
+                        wait = max(wait, resp.retry_after() or 1.0)
+                    retry.append(i)
+                elif resp.status in (500, 502, 503, 504) and items[i].is_write:
+                    results[i] = MaybeApplied(f"{items[i].method} {items[i].url}: {resp.status} in $batch")
+                else:
+                    results[i] = resp
+            pending = retry
+            if pending:
+                if time.monotonic() + wait > deadline:
+                    for i in pending:
+                        results[i] = GraphResponse(429, {}, {"error": {"code": "retriesExhausted"}})
+                    break
+                self.stats.wait_seconds += wait
+                await asyncio.sleep(wait)
+        return [results[i] for i in range(len(items))]
+
+    @staticmethod
+    def _deps(item: BatchItem) -> list[int]:
+        return [int(d) for d in item.depends_on if d.isdigit()]
+
+    @staticmethod
+    def _batch_entry(key: str, item: BatchItem, pending: list[int]) -> dict[str, Any]:
+        entry: dict[str, Any] = {"id": key, "method": item.method.upper(), "url": item.url}
+        headers = dict(item.headers)
+        if item.body is not None:
+            headers.setdefault("Content-Type", "application/json")
+            entry["body"] = item.body
+        if headers:
+            entry["headers"] = headers
+        deps = [d for d in item.depends_on if d.isdigit() and int(d) in pending]
+        if deps:
+            entry["dependsOn"] = deps
+        return entry
+
+
+def _credential(ref: CredentialRef, tenant_id: str, graph_url: str | None) -> Any:
+    if graph_url:
+        from migrations.sandbox_credential import AsyncSandboxCredential
+
+        if ref.client_id:
+            return AsyncSandboxCredential(graph_url, tenant_id, ref.client_id)
+        return AsyncSandboxCredential(graph_url, tenant_id)
+    kind = ref.kind.value
+    if kind == "client_secret":
+        secret = os.environ.get(ref.secret_env or "")
+        if not secret:
+            raise ConfigError(None, f"environment variable {ref.secret_env} (client secret for tenant {tenant_id}) "
+                              "is not set", field="credential.secret_env")
+        register_secret(secret)
+        from azure.identity.aio import ClientSecretCredential
+
+        return ClientSecretCredential(tenant_id, ref.client_id, secret)
+    if kind == "certificate":
+        path = os.environ.get(ref.certificate_path_env or "")
+        if not path or not os.path.isfile(path):
+            raise ConfigError(None, f"environment variable {ref.certificate_path_env} must name a PEM certificate "
+                              f"file for tenant {tenant_id}", field="credential.certificate_path_env")
+        from azure.identity.aio import CertificateCredential
+
+        return CertificateCredential(tenant_id, ref.client_id, certificate_path=path)
+    if kind == "managed_identity":
+        from azure.identity.aio import ManagedIdentityCredential
+
+        return ManagedIdentityCredential(client_id=ref.client_id) if ref.client_id else ManagedIdentityCredential()
+    from azure.identity.aio import AzureCliCredential
+
+    return AzureCliCredential(tenant_id=tenant_id)
+
+
+class Connections:
+    def __init__(self, trust: Trust, graph_url: str | None, write_budget: tuple[int, float],
+                 max_total_wait: float):
+        self.trust = trust
+        self.graph_url = graph_url.rstrip("/") if graph_url else None
+        self.write_budget = write_budget
+        self.max_total_wait = max_total_wait
+        self._open: dict[str, TenantConnection] = {}
+        self._closers: list[Any] = []
+        self.raw_http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=False,
+                                          limits=httpx.Limits(max_connections=64))
+
+    @property
+    def target(self) -> TenantConnection:
+        t = self.trust.settings.tenant
+        return self._connect(t.id, "target", t.credential)
+
+    def source(self, academy_code: str) -> TenantConnection:
+        a = self.trust.academy(academy_code)
+        return self._connect(a.legacy_tenant.id, "source", a.legacy_tenant.credential)
+
+    def all(self) -> list[TenantConnection]:
+        return list(self._open.values())
+
+    def _connect(self, tenant_id: str, role: str, ref: CredentialRef) -> TenantConnection:
+        if tenant_id in self._open:
+            return self._open[tenant_id]
+        from kiota_authentication_azure.azure_identity_authentication_provider import (
+            AzureIdentityAuthenticationProvider,
+        )
+        from kiota_http.middleware.options import RetryHandlerOption
+        from msgraph import GraphRequestAdapter
+        from msgraph_core import GraphClientFactory
+
+        credential = _credential(ref, tenant_id, self.graph_url)
+        host = httpx.URL(self.graph_url).host if self.graph_url else "graph.microsoft.com"
+        auth = AzureIdentityAuthenticationProvider(credential, scopes=[GRAPH_SCOPE], allowed_hosts=[host])
+        http = GraphClientFactory.create_with_default_middleware(
+            client=httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=10.0),
+                                     limits=httpx.Limits(max_connections=32)),
+            options={RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=0)},
+        )
+        adapter = GraphRequestAdapter(auth, client=http)
+        base = f"{self.graph_url or MICROSOFT_GRAPH}/v1.0"
+        adapter.base_url = base
+        conn = TenantConnection(tenant_id, role, base, adapter, http, self.raw_http, self.write_budget,
+                                self.max_total_wait)
+        self._open[tenant_id] = conn
+        self._closers.extend([http.aclose, getattr(credential, "close", None)])
+        return conn
+
+    async def aclose(self) -> None:
+        for close in self._closers:
+            if close is not None:
+                try:
+                    await close()
+                except Exception:  # noqa: BLE001 - closing is best effort
+                    log.debug("close failed", exc_info=True)
+        await self.raw_http.aclose()
+
+
+@asynccontextmanager
+async def open_connections(trust: Trust, graph_url: str | None, *,
+                           write_budget: tuple[int, float] = DEFAULT_WRITE_BUDGET,
+                           max_total_wait: float = MAX_TOTAL_WAIT) -> AsyncIterator[Connections]:
+    conns = Connections(trust, graph_url, write_budget, max_total_wait)
+    try:
+        yield conns
+    finally:
+        await conns.aclose()
+
+
+def parse_budget(text: str) -> tuple[int, float]:
+    """'3000/150' -> (3000, 150.0)."""
+    try:
+        n, s = text.split("/")
+        value = (int(n), float(s))
+    except ValueError:
+        raise ValueError(f"'{text}' is not N/SECONDS (e.g. 3000/150)") from None
+    if value[0] < 1 or value[1] <= 0:
+        raise ValueError(f"'{text}': N and SECONDS must be positive")
+    return value
