@@ -214,14 +214,26 @@ def _fresh_state(app: AppContext, sandbox_state: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+DEMO_COMMANDS = ("discover", "plan", "run", "verify")
+
+
 def _require_migration_commands() -> None:
+    """Fail before touching anything when a command the rehearsal drives is not in this build."""
     from importlib.util import find_spec
 
     from cli.errors import OperationFailed
+    from cli.main import COMMANDS
 
-    if find_spec("cli.migrate_cmds") is None:
+    missing = sorted(
+        {
+            f"{name} ({COMMANDS[name][0].split(':')[0].replace('.', '/')}.py)"
+            for name in DEMO_COMMANDS
+            if find_spec(COMMANDS[name][0].split(":")[0]) is None
+        }
+    )
+    if missing:
         raise OperationFailed(
-            "the migration commands (cli/migrate_cmds.py) are not part of this build; the demo cannot run"
+            f"the migration commands {', '.join(missing)} are not part of this build; the demo cannot run"
         )
 
 

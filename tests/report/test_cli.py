@@ -114,12 +114,14 @@ def test_demo_rejects_a_url_that_is_not_a_sandbox(tmp_path: Path, capsys, monkey
 def test_demo_needs_the_migration_commands(tmp_path: Path, capsys, monkeypatch):
     import importlib.util
 
-    real = importlib.util.find_spec
+    # discover is present, plan/run/verify are not.
     monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "cli.migrate_cmds" else real(name, *a)
+        importlib.util, "find_spec", lambda name, *a: None if name == "cli.migrate_cmds" else object()
     )
     assert run(["--config-dir", str(CONFIG), "--state", str(tmp_path / "s.db"), "demo"]) == 1
-    assert "migration commands (cli/migrate_cmds.py) are not part of this build" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "migration commands plan (cli/migrate_cmds.py), run (cli/migrate_cmds.py), verify" in err
+    assert "not part of this build; the demo cannot run" in err and "discover" not in err
 
 
 def test_live_progress_reads_the_running_steps_samples(tmp_path: Path):
