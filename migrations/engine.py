@@ -1,0 +1,483 @@
+"""Steps, plans, the journal and the runner: the part of a migration that makes it safe to stop at any instant.
+
+A Step is one idempotent change to the target, stored as data in a Plan. Its Operation knows how to turn it
+into a Graph request, read the answer, recognise that it was already applied (by provenance marker), and
+undo what the journal recorded. The journal gets the intent before a request is sent and the outcome after,
+so a crash leaves at most the in-flight steps in doubt, and resume reconciles exactly those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from migrations.graph import BatchItem, GraphResponse, MaybeApplied
+from migrations.store import StateStore, dumps, now
+
+log = logging.getLogger("trustfold.engine")
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    op: str
+    args: dict[str, Any]
+    after: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return operation(self.op).describe(self)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["after"] = list(self.after)
+        d["description"] = self.describe()
+        return d
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Step:
+        return Step(d["key"], d["op"], d["args"], tuple(d.get("after", ())))
+
+
+@dataclass
+class Plan:
+    academy: str
+    phase: str
+    steps: list[Step]
+    notes: list[str] = field(default_factory=list)
+    already_present: int = 0
+    created_at: str = field(default_factory=now)
+
+    @property
+    def digest(self) -> str:
+        payload = json.dumps([s.to_json() for s in self.steps], sort_keys=True).encode()
+        return hashlib.sha256(payload).hexdigest()
+
+    @property
+    def id(self) -> str:
+        return f"{self.academy}-{self.phase}-{self.digest[:12]}"
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in self.steps:
+            out[s.op] = out.get(s.op, 0) + 1
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "academy": self.academy,
+            "phase": self.phase,
+            "digest": self.digest,
+            "created_at": self.created_at,
+            "counts": self.counts(),
+            "already_present": self.already_present,
+            "notes": self.notes,
+            "steps": [s.to_json() for s in self.steps],
+        }
+
+    def save(self, store: StateStore, kind: str = "apply") -> None:
+        body = dumps(
+            {
+                "steps": [s.to_json() for s in self.steps],
+                "notes": self.notes,
+                "already_present": self.already_present,
+            }
+        )
+        with store.tx() as tx:
+            tx.execute("DELETE FROM plans WHERE id = ?", (self.id,))
+            tx.execute(
+                "INSERT INTO plans (id, academy, phase, created_at, digest, step_count, body, kind) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    self.id,
+                    self.academy,
+                    self.phase,
+                    self.created_at,
+                    self.digest,
+                    len(self.steps),
+                    body,
+                    kind,
+                ),
+            )
+
+    @staticmethod
+    def latest(store: StateStore, academy: str, phase: str, kind: str = "apply") -> Plan | None:
+        rows = store.rows(
+            "SELECT * FROM plans WHERE academy = ? AND phase = ? AND kind = ? "
+            "ORDER BY created_at DESC LIMIT 1",
+            (academy, phase, kind),
+        )
+        if not rows:
+            return None
+        body = json.loads(rows[0]["body"])
+        return Plan(
+            academy,
+            phase,
+            [Step.from_json(s) for s in body["steps"]],
+            body.get("notes", []),
+            body.get("already_present", 0),
+            rows[0]["created_at"],
+        )
+
+
+@dataclass
+class Outcome:
+    status: str  # done | failed | already
+    target_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+
+class RunContext(Protocol):
+    """What operations may use: the target connection and id resolution from earlier steps."""
+
+    target: Any
+
+    def target_id(self, key: str) -> str | None: ...
+
+
+class Operation(Protocol):
+    name: str
+    batchable: bool
+
+    def describe(self, step: Step) -> str: ...
+
+    def request(self, step: Step, ctx: Any) -> BatchItem: ...
+
+    def outcome(self, step: Step, resp: GraphResponse, ctx: Any) -> Outcome | None:
+        """Read the answer; None means 'unclear, reconcile'."""
+        ...
+
+    async def reconcile(self, step: Step, ctx: Any) -> Outcome | None:
+        """Was this step already applied? Done outcome if so, None if not."""
+        ...
+
+
+_OPERATIONS: dict[str, Operation] = {}
+
+
+def register_operation(op: Operation) -> Operation:
+    _OPERATIONS[op.name] = op
+    return op
+
+
+def operation(name: str) -> Operation:
+    return _OPERATIONS[name]
+
+
+# ---- journal ----------------------------------------------------------------------------------------------
+class Journal:
+    """Append-only record of every step sent; the source of truth for resume and rollback."""
+
+    def __init__(self, store: StateStore, run_id: str, academy: str, phase: str, plan_id: str | None):
+        self.store, self.run_id, self.academy, self.phase, self.plan_id = (
+            store,
+            run_id,
+            academy,
+            phase,
+            plan_id,
+        )
+
+    def _write(self, rows: Iterable[tuple[Step | str, str, str, str | None, dict[str, Any] | None]]) -> None:
+        at = now()
+        with self.store.tx() as tx:
+            tx.executemany(
+                "INSERT INTO journal (run_id, academy, phase, plan_id, step_key, op, event, target_id, data, at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        self.run_id,
+                        self.academy,
+                        self.phase,
+                        self.plan_id,
+                        s.key if isinstance(s, Step) else s,
+                        op,
+                        event,
+                        target,
+                        dumps(data or {}),
+                        at,
+                    )
+                    for s, op, event, target, data in rows
+                ],
+            )
+
+    def intents(self, steps: list[Step], event: str = "intent") -> None:
+        self._write((s, s.op, event, None, {"args": s.args}) for s in steps)
+
+    def outcomes(self, results: list[tuple[Step, Outcome]], prefix: str = "") -> None:
+        self._write(
+            (
+                s,
+                s.op,
+                prefix + ("done" if o.status in ("done", "already") else "failed"),
+                o.target_id,
+                {**o.data, "message": o.message, "status": o.status},
+            )
+            for s, o in results
+        )
+
+    @staticmethod
+    def state(store: StateStore, academy: str, phase: str) -> dict[str, dict[str, Any]]:
+        """Latest event per step key: {key: {event, op, target_id, data}}."""
+        out: dict[str, dict[str, Any]] = {}
+        for r in store.rows(
+            "SELECT step_key, op, event, target_id, data, run_id FROM journal "
+            "WHERE academy = ? AND phase = ? ORDER BY seq",
+            (academy, phase),
+        ):
+            out[r["step_key"]] = {
+                "event": r["event"],
+                "op": r["op"],
+                "target_id": r["target_id"],
+                "data": json.loads(r["data"] or "{}"),
+                "run_id": r["run_id"],
+            }
+        return out
+
+
+# ---- runs -------------------------------------------------------------------------------------------------
+def start_run(
+    store: StateStore, academy: str, phase: str, kind: str, plan_id: str | None, operator: str
+) -> str:
+    run_id = f"{kind}-{academy}-{phase}-{uuid.uuid4().hex[:8]}"
+    with store.tx() as tx:
+        # A run left 'running' by a crash is marked as interrupted when the next one starts.
+        tx.execute(
+            "UPDATE runs SET status = 'interrupted' WHERE academy = ? AND phase = ? AND status = 'running'",
+            (academy, phase),
+        )
+        tx.execute(
+            "INSERT INTO runs (id, academy, phase, kind, plan_id, started_at, status, counts, operator) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'running', '{}', ?)",
+            (run_id, academy, phase, kind, plan_id, now(), operator),
+        )
+    return run_id
+
+
+def finish_run(store: StateStore, run_id: str, status: str, counts: dict[str, Any]) -> None:
+    with store.tx() as tx:
+        tx.execute(
+            "UPDATE runs SET status = ?, finished_at = ?, counts = ? WHERE id = ?",
+            (status, now(), dumps(counts), run_id),
+        )
+
+
+class Metrics:
+    """Samples progress about once a second for the report's throughput chart."""
+
+    def __init__(self, store: StateStore, run_id: str):
+        self.store, self.run_id, self._last = store, run_id, 0.0
+
+    def sample(self, values: dict[str, float], force: bool = False) -> None:
+        t = time.monotonic()
+        if not force and t - self._last < 1.0:
+            return
+        self._last = t
+        at = now()
+        with self.store.tx() as tx:
+            tx.executemany(
+                "INSERT INTO metrics (run_id, at, name, value) VALUES (?, ?, ?, ?)",
+                [(self.run_id, at, k, float(v)) for k, v in values.items()],
+            )
+
+
+# ---- runner -----------------------------------------------------------------------------------------------
+@dataclass
+class RunResult:
+    done: int = 0
+    already: int = 0
+    failed: int = 0
+    skipped: int = 0
+    reconciled: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "done": self.done,
+            "already_present": self.already,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "reconciled": self.reconciled,
+        }
+
+
+class Runner:
+    """Applies a plan: dependency waves, $batch of up to 20 independent writes, bounded concurrency."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        ctx: Any,
+        journal: Journal,
+        *,
+        concurrency: int = 4,
+        on_progress: Callable[[int, int], None] | None = None,
+        metrics: Metrics | None = None,
+    ):
+        self.plan, self.ctx, self.journal = plan, ctx, journal
+        self.concurrency = max(1, concurrency)
+        self.on_progress = on_progress
+        self.metrics = metrics
+        self.result = RunResult()
+        self.total = len(plan.steps)
+
+    def _progress(self) -> None:
+        finished = self.result.done + self.result.already + self.result.failed + self.result.skipped
+        if self.on_progress:
+            self.on_progress(finished, self.total)
+        if self.metrics:
+            self.metrics.sample(
+                {
+                    "items_done": self.result.done + self.result.already,
+                    "throttled": self.ctx.target.stats.throttled,
+                }
+            )
+
+    async def run(self) -> RunResult:
+        history = Journal.state(self.journal.store, self.plan.academy, self.plan.phase)
+        done: set[str] = set()
+        failed: set[str] = set()
+        in_doubt: list[Step] = []
+        for step in self.plan.steps:
+            h = history.get(step.key)
+            if h and h["event"] == "done":
+                done.add(step.key)
+                self.ctx.remember(step.key, h["target_id"], h["data"])
+                self.result.already += 1
+            elif h and h["event"] == "intent":
+                in_doubt.append(step)
+        if in_doubt:
+            log.info("reconciling %d step(s) left in doubt by an interrupted run", len(in_doubt))
+            await self._reconcile(in_doubt, done)
+        self._progress()
+        remaining = [s for s in self.plan.steps if s.key not in done]
+        while remaining:
+            ready = [s for s in remaining if all(d in done for d in s.after)]
+            blocked = [s for s in remaining if any(d in failed for d in s.after)]
+            for s in blocked:
+                failed.add(s.key)
+                self.result.skipped += 1
+                self.result.failures.append(
+                    {"step": s.key, "message": "skipped: a step it depends on failed"}
+                )
+            if not ready:
+                break
+            await self._run_wave(ready, done, failed)
+            remaining = [s for s in remaining if s.key not in done and s.key not in failed]
+            self._progress()
+        if self.metrics:
+            self.metrics.sample(
+                {
+                    "items_done": self.result.done + self.result.already,
+                    "throttled": self.ctx.target.stats.throttled,
+                },
+                force=True,
+            )
+        return self.result
+
+    async def _reconcile(self, steps: list[Step], done: set[str]) -> None:
+        results: list[tuple[Step, Outcome]] = []
+        for step in steps:
+            found = await operation(step.op).reconcile(step, self.ctx)
+            if found is not None:
+                results.append((step, found))
+                done.add(step.key)
+                self.ctx.remember(step.key, found.target_id, found.data)
+                self.result.reconciled += 1
+                self.result.already += 1
+        if results:
+            self.journal.outcomes(results)
+
+    async def _run_wave(self, steps: list[Step], done: set[str], failed: set[str]) -> None:
+        batches: list[list[Step]] = []
+        singles = [s for s in steps if not operation(s.op).batchable]
+        batchable = [s for s in steps if operation(s.op).batchable]
+        for i in range(0, len(batchable), 20):
+            batches.append(batchable[i : i + 20])
+        batches.extend([s] for s in singles)
+        sem = asyncio.Semaphore(self.concurrency)
+
+        async def one(batch: list[Step]) -> None:
+            async with sem:
+                await self._send(batch, done, failed)
+
+        await asyncio.gather(*(one(b) for b in batches))
+
+    async def _send(self, batch: list[Step], done: set[str], failed: set[str], attempt: int = 0) -> None:
+        requests = [operation(s.op).request(s, self.ctx) for s in batch]
+        self.journal.intents(batch)
+        if len(batch) == 1 and not operation(batch[0].op).batchable:
+            try:
+                answers: list[GraphResponse | MaybeApplied] = [
+                    await self.ctx.target.request(
+                        requests[0].method,
+                        requests[0].url,
+                        json=requests[0].body,
+                        headers=requests[0].headers or None,
+                        idempotent=False,
+                    )
+                ]
+            except MaybeApplied as exc:
+                answers = [exc]
+        else:
+            answers = await self.ctx.target.batch(requests)
+        results: list[tuple[Step, Outcome]] = []
+        unclear: list[Step] = []
+        for step, answer in zip(batch, answers, strict=True):
+            out = None
+            if isinstance(answer, GraphResponse):
+                out = operation(step.op).outcome(step, answer, self.ctx)
+            if out is None:
+                found = await operation(step.op).reconcile(step, self.ctx)
+                if found is not None:
+                    out = found
+                    self.result.reconciled += 1
+                elif isinstance(answer, GraphResponse) and not answer.ok and answer.status < 500:
+                    out = Outcome(
+                        "failed", message=f"{answer.status} {answer.error_code}: {answer.error_message}"
+                    )
+                else:
+                    unclear.append(step)
+                    continue
+            results.append((step, out))
+        for step, out in results:
+            if out.status == "failed":
+                failed.add(step.key)
+                self.result.failed += 1
+                self.result.failures.append({"step": step.key, "message": out.message})
+            else:
+                done.add(step.key)
+                self.ctx.remember(step.key, out.target_id, out.data)
+                if out.status == "already":
+                    self.result.already += 1
+                else:
+                    self.result.done += 1
+        if results:
+            self.journal.outcomes(results)
+        if unclear:
+            if attempt >= 5:
+                for step in unclear:
+                    failed.add(step.key)
+                    self.result.failed += 1
+                    self.result.failures.append(
+                        {"step": step.key, "message": "outcome unknown after 5 attempts"}
+                    )
+                return
+            await self._send(unclear, done, failed, attempt + 1)
+
+
+async def gather_limited(coros: Iterable[Awaitable[Any]], limit: int) -> list[Any]:
+    sem = asyncio.Semaphore(limit)
+
+    async def one(c: Awaitable[Any]) -> Any:
+        async with sem:
+            return await c
+
+    return await asyncio.gather(*(one(c) for c in coros))

@@ -1,0 +1,511 @@
+"""The identity phases: users (with licences), groups (with owners) and memberships; verify and rollback.
+
+Every object created carries the provenance marker (a directory extension property of the trust's app, set
+in the create request itself) tying it to its source object, so resume and rollback recognise exactly what
+trustfold made and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import string
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from migrations.engine import Journal, Outcome, Plan, Step, register_operation
+from migrations.graph import BatchItem, GraphResponse, TenantConnection
+from migrations.redaction import register_secret
+from migrations.store import StateStore
+from trust import Academy, Trust
+
+log = logging.getLogger("trustfold.identity")
+IDENTITY_PHASES = ("users", "groups", "memberships")
+BIND_ROOT = "https://graph.microsoft.com/v1.0/directoryObjects/"
+
+
+def marker_property(trust: Trust) -> str:
+    client_id = trust.settings.tenant.credential.client_id or "0" * 32
+    return f"extension_{client_id.replace('-', '')}_trustfoldSource"
+
+
+def marker_value(academy: Academy, source_id: str) -> str:
+    return f"{academy.code}|{academy.legacy_tenant.id}|{source_id}"
+
+
+class PasswordSink:
+    """Initial passwords go once to a per-run file created 0600; never to logs, plans or the state store."""
+
+    def __init__(self, directory: Path, run_id: str):
+        self.path = directory / f"{run_id}-initial-passwords.csv"
+        self._fd: int | None = None
+
+    def write(self, upn: str, password: str) -> None:
+        register_secret(password)
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(self._fd, b"userPrincipalName,initialPassword\n")
+        # The last line for a UPN wins: a create re-sent after a lost answer gets a fresh password.
+        os.write(self._fd, f"{upn},{password}\n".encode())
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def new_password() -> str:
+    alphabet = string.ascii_letters + string.digits + "!#%+-=?@^_"
+    while True:
+        pw = "".join(secrets.choice(alphabet) for _ in range(20))
+        if any(c.islower() for c in pw) and any(c.isupper() for c in pw) and any(c.isdigit() for c in pw):
+            return pw
+
+
+@dataclass
+class IdentityContext:
+    trust: Trust
+    academy: Academy
+    store: StateStore
+    target: TenantConnection
+    passwords: PasswordSink | None = None
+    sku_ids: dict[str, str] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def marker(self) -> str:
+        return marker_property(self.trust)
+
+    def remember(self, key: str, target_id: str | None, data: dict[str, Any]) -> None:
+        if target_id:
+            self.ids[key] = target_id
+
+    def target_id(self, key: str) -> str | None:
+        if key.startswith("match:"):
+            return key.split(":", 1)[1]
+        return self.ids.get(key)
+
+    def load_ids(self) -> None:
+        for phase in IDENTITY_PHASES:
+            for key, h in Journal.state(self.store, self.academy.code, phase).items():
+                if h["event"] == "done" and h["target_id"]:
+                    self.ids[key] = h["target_id"]
+
+    async def load_skus(self) -> None:
+        body = await self.target.get("/subscribedSkus")
+        self.sku_ids = {s["skuPartNumber"]: s["skuId"] for s in body.get("value", [])}
+
+    async def find_by_marker(self, collection: str, value: str) -> dict[str, Any] | None:
+        body = await self.target.get(
+            f"/{collection}",
+            {"$filter": f"{self.marker} eq '{value}'", "$select": f"id,displayName,{self.marker}"},
+        )
+        found = body.get("value", [])
+        return found[0] if found else None
+
+
+# ---- operations -------------------------------------------------------------------------------------------
+class CreateUser:
+    name = "create-user"
+    batchable = True
+
+    def describe(self, step: Step) -> str:
+        a = step.args
+        return f"create user {a['upn']} ({a['display_name']}, {a['role']}) from {a['source_upn']}"
+
+    def request(self, step: Step, ctx: IdentityContext) -> BatchItem:
+        a = step.args
+        password = new_password()
+        if ctx.passwords:
+            ctx.passwords.write(a["upn"], password)
+        body = {
+            "accountEnabled": True,
+            "displayName": a["display_name"],
+            "mailNickname": a["mail_nickname"],
+            "userPrincipalName": a["upn"],
+            "usageLocation": a["usage_location"],
+            "passwordProfile": {"password": password, "forceChangePasswordNextSignIn": True},
+            ctx.marker: a["marker"],
+        }
+        for src, dst in (
+            ("given_name", "givenName"),
+            ("surname", "surname"),
+            ("job_title", "jobTitle"),
+            ("department", "department"),
+            ("employee_type", "employeeType"),
+        ):
+            if a.get(src):
+                body[dst] = a[src]
+        return BatchItem("POST", "/users", body)
+
+    def outcome(self, step: Step, resp: GraphResponse, ctx: IdentityContext) -> Outcome | None:
+        if resp.status == 201:
+            return Outcome("done", resp.body["id"], {"upn": step.args["upn"]})
+        return None
+
+    async def reconcile(self, step: Step, ctx: IdentityContext) -> Outcome | None:
+        found = await ctx.find_by_marker("users", step.args["marker"])
+        return Outcome("done", found["id"], {"upn": step.args["upn"], "reconciled": True}) if found else None
+
+
+class AssignLicence:
+    name = "assign-licence"
+    batchable = True
+
+    def describe(self, step: Step) -> str:
+        return f"assign licence {step.args['sku']} to {step.args['upn']}"
+
+    def _sku(self, step: Step, ctx: IdentityContext) -> str:
+        sku = ctx.sku_ids.get(step.args["sku"])
+        if not sku:
+            raise LookupError(f"SKU {step.args['sku']} is not in the trust tenant's subscribedSkus")
+        return sku
+
+    def request(self, step: Step, ctx: IdentityContext) -> BatchItem:
+        uid = ctx.target_id(step.args["user_key"])
+        return BatchItem(
+            "POST",
+            f"/users/{uid}/assignLicense",
+            {"addLicenses": [{"skuId": self._sku(step, ctx), "disabledPlans": []}], "removeLicenses": []},
+        )
+
+    def outcome(self, step: Step, resp: GraphResponse, ctx: IdentityContext) -> Outcome | None:
+        if resp.ok:
+            return Outcome("done", ctx.target_id(step.args["user_key"]), {"sku": step.args["sku"]})
+        if resp.status == 400:
+            return Outcome("failed", message=f"{resp.error_code}: {resp.error_message}")
+        return None
+
+    async def reconcile(self, step: Step, ctx: IdentityContext) -> Outcome | None:
+        uid = ctx.target_id(step.args["user_key"])
+        user = await ctx.target.get(f"/users/{uid}", {"$select": "id,assignedLicenses"})
+        sku = self._sku(step, ctx)
+        if any(lic.get("skuId") == sku for lic in user.get("assignedLicenses") or []):
+            return Outcome("done", uid, {"sku": step.args["sku"]})
+        return None
+
+
+class CreateGroup:
+    name = "create-group"
+    batchable = True
+
+    def describe(self, step: Step) -> str:
+        a = step.args
+        kind = "Microsoft 365 group" if a["unified"] else "security group"
+        return (
+            f"create {kind} '{a['display_name']}' ({a['mail_nickname']}) with {len(a['owner_keys'])} owner(s)"
+        )
+
+    def request(self, step: Step, ctx: IdentityContext) -> BatchItem:
+        a = step.args
+        owners = [ctx.target_id(k) for k in a["owner_keys"]]
+        body: dict[str, Any] = {
+            "displayName": a["display_name"],
+            "mailNickname": a["mail_nickname"],
+            "mailEnabled": a["unified"],
+            "securityEnabled": not a["unified"] or a["security_enabled"],
+            "groupTypes": ["Unified"] if a["unified"] else [],
+            ctx.marker: a["marker"],
+        }
+        if a.get("description"):
+            body["description"] = a["description"]
+        if a["unified"] and a.get("visibility"):
+            body["visibility"] = a["visibility"]
+        if owners:
+            body["owners@odata.bind"] = [BIND_ROOT + o for o in owners if o][:20]
+        return BatchItem("POST", "/groups", body)
+
+    def outcome(self, step: Step, resp: GraphResponse, ctx: IdentityContext) -> Outcome | None:
+        if resp.status == 201:
+            return Outcome("done", resp.body["id"], {"mail_nickname": step.args["mail_nickname"]})
+        return None
+
+    async def reconcile(self, step: Step, ctx: IdentityContext) -> Outcome | None:
+        found = await ctx.find_by_marker("groups", step.args["marker"])
+        return Outcome("done", found["id"], {"reconciled": True}) if found else None
+
+
+class AddMembers:
+    name = "add-members"
+    batchable = True
+
+    def describe(self, step: Step) -> str:
+        return f"add {len(step.args['member_keys'])} member(s) to '{step.args['group_name']}'"
+
+    def _ids(self, step: Step, ctx: IdentityContext) -> tuple[str | None, list[str]]:
+        return (
+            ctx.target_id(step.args["group_key"]),
+            [i for i in (ctx.target_id(k) for k in step.args["member_keys"]) if i],
+        )
+
+    def request(self, step: Step, ctx: IdentityContext) -> BatchItem:
+        gid, members = self._ids(step, ctx)
+        return BatchItem("PATCH", f"/groups/{gid}", {"members@odata.bind": [BIND_ROOT + m for m in members]})
+
+    def outcome(self, step: Step, resp: GraphResponse, ctx: IdentityContext) -> Outcome | None:
+        gid, members = self._ids(step, ctx)
+        if resp.ok:
+            return Outcome("done", gid, {"members": members})
+        return None  # "already exist" (all or nothing) and lost answers are reconciled member by member
+
+    async def reconcile(self, step: Step, ctx: IdentityContext) -> Outcome | None:
+        gid, members = self._ids(step, ctx)
+        present = {
+            m["id"] async for m in ctx.target.pages(f"/groups/{gid}/members", {"$select": "id", "$top": 999})
+        }
+        for m in members:
+            if m not in present:
+                resp = await ctx.target.request(
+                    "POST", f"/groups/{gid}/members/$ref", json={"@odata.id": BIND_ROOT + m}
+                )
+                if not resp.ok and "already exist" not in resp.error_message:
+                    return Outcome("failed", message=f"adding {m}: {resp.status} {resp.error_message}")
+        return Outcome("done", gid, {"members": members, "reconciled": True})
+
+
+for _op in (CreateUser(), AssignLicence(), CreateGroup(), AddMembers()):
+    register_operation(_op)
+
+
+# ---- inputs from discovery and mapping ---------------------------------------------------------------------
+def inventory(store: StateStore, academy: str, kind: str) -> dict[str, dict[str, Any]]:
+    return {
+        r["object_id"]: json.loads(r["data"])
+        for r in store.rows(
+            "SELECT object_id, data FROM inventory WHERE academy = ? AND kind = ? AND removed = 0 ORDER BY object_id",
+            (academy, kind),
+        )
+    }
+
+
+def mappings(store: StateStore, academy: str, kind: str) -> dict[str, dict[str, Any]]:
+    out = {}
+    for r in store.rows(
+        "SELECT * FROM mappings WHERE academy = ? AND kind = ? ORDER BY source_id", (academy, kind)
+    ):
+        row = dict(r)
+        row["data"] = json.loads(row["data"] or "{}")
+        out[row["source_id"]] = row
+    return out
+
+
+def _user_ref(row: dict[str, Any]) -> str:
+    if row["action"] == "match":
+        return f"match:{row['data']['target_id']}"
+    return f"user:{row['source_id']}"
+
+
+def _group_ref(row: dict[str, Any]) -> str:
+    if row["action"] == "match":
+        return f"match:{row['data']['target_id']}"
+    return f"group:{row['source_id']}"
+
+
+class PlanningError(Exception):
+    """The plan cannot be made (missing discovery, earlier phase not run)."""
+
+
+def _require_inputs(store: StateStore, academy: Academy) -> None:
+    if not store.rows("SELECT 1 FROM inventory WHERE academy = ? LIMIT 1", (academy.code,)):
+        raise PlanningError(f"no inventory for {academy.code}: run `trustfold discover {academy.code}` first")
+    if not store.rows("SELECT 1 FROM mappings WHERE academy = ? LIMIT 1", (academy.code,)):
+        raise PlanningError(f"no mapping for {academy.code}: run `trustfold discover {academy.code}` first")
+
+
+def plan_users(trust: Trust, academy: Academy, store: StateStore) -> Plan:
+    _require_inputs(store, academy)
+    users = inventory(store, academy.code, "user")
+    done = Journal.state(store, academy.code, "users")
+    steps: list[Step] = []
+    notes: list[str] = []
+    already = 0
+    for sid, row in mappings(store, academy.code, "user").items():
+        if row["action"] != "create":
+            continue
+        src = users.get(sid)
+        if src is None:
+            notes.append(f"{row['source_key']}: no longer in the source inventory; not created")
+            continue
+        key = f"user:{sid}"
+        role = src.get("role", "staff")
+        sku = trust.settings.licences.pupil if role == "pupil" else trust.settings.licences.staff
+        if done.get(key, {}).get("event") == "done" and done.get(f"licence:{sid}", {}).get("event") == "done":
+            already += 1
+            continue
+        steps.append(
+            Step(
+                key,
+                "create-user",
+                {
+                    "source_id": sid,
+                    "source_upn": src.get("userPrincipalName", ""),
+                    "upn": row["target_key"],
+                    "display_name": row["data"].get("target_display_name")
+                    or src.get("displayName")
+                    or row["target_key"],
+                    "given_name": src.get("givenName"),
+                    "surname": src.get("surname"),
+                    "mail_nickname": row["target_key"].split("@")[0],
+                    "usage_location": trust.settings.usage_location,
+                    "job_title": src.get("jobTitle"),
+                    "department": src.get("department"),
+                    "employee_type": src.get("employeeType"),
+                    "role": role,
+                    "marker": marker_value(academy, sid),
+                },
+            )
+        )
+        steps.append(
+            Step(
+                f"licence:{sid}",
+                "assign-licence",
+                {"user_key": key, "upn": row["target_key"], "sku": sku},
+                after=(key,),
+            )
+        )
+    return Plan(academy.code, "users", sorted(steps, key=lambda s: s.key), notes, already)
+
+
+def plan_groups(trust: Trust, academy: Academy, store: StateStore) -> Plan:
+    _require_inputs(store, academy)
+    groups = inventory(store, academy.code, "group")
+    owners = inventory(store, academy.code, "owner")
+    user_map = mappings(store, academy.code, "user")
+    users_done = Journal.state(store, academy.code, "users")
+    done = Journal.state(store, academy.code, "groups")
+    owners_of: dict[str, list[str]] = defaultdict(list)
+    for o in owners.values():
+        owners_of[o["group_id"]].append(o["owner_id"])
+    steps: list[Step] = []
+    notes: list[str] = []
+    already = 0
+    for sid, row in mappings(store, academy.code, "group").items():
+        if row["action"] != "create":
+            continue
+        src = groups.get(sid)
+        if src is None:
+            continue
+        key = f"group:{sid}"
+        if done.get(key, {}).get("event") == "done":
+            already += 1
+            continue
+        owner_keys = []
+        for oid in sorted(owners_of.get(sid, [])):
+            urow = user_map.get(oid)
+            if not urow or urow["action"] == "skip":
+                continue
+            ref = _user_ref(urow)
+            if ref.startswith("user:") and users_done.get(ref, {}).get("event") != "done":
+                notes.append(
+                    f"owner {urow['source_key']} of '{src.get('displayName')}' not yet created "
+                    "(run the users phase first); group created without that owner"
+                )
+                continue
+            owner_keys.append(ref)
+        if len(owner_keys) > 20:
+            notes.append(
+                f"'{src.get('displayName')}': {len(owner_keys)} owners, the first 20 bound at creation"
+            )
+        unified = "Unified" in (src.get("groupTypes") or [])
+        steps.append(
+            Step(
+                key,
+                "create-group",
+                {
+                    "source_id": sid,
+                    "display_name": row["data"].get("target_display_name") or src.get("displayName"),
+                    "mail_nickname": row["target_key"],
+                    "description": src.get("description"),
+                    "unified": unified,
+                    "security_enabled": bool(src.get("securityEnabled")),
+                    "visibility": src.get("visibility"),
+                    "owner_keys": owner_keys[:20],
+                    "marker": marker_value(academy, sid),
+                },
+            )
+        )
+    return Plan(academy.code, "groups", sorted(steps, key=lambda s: s.key), notes, already)
+
+
+async def plan_memberships(
+    trust: Trust, academy: Academy, store: StateStore, target: TenantConnection
+) -> Plan:
+    _require_inputs(store, academy)
+    groups = inventory(store, academy.code, "group")
+    links = inventory(store, academy.code, "membership")
+    user_map = mappings(store, academy.code, "user")
+    group_map = mappings(store, academy.code, "group")
+    ids: dict[str, str] = {}
+    for phase in ("users", "groups"):
+        for key, h in Journal.state(store, academy.code, phase).items():
+            if h["event"] == "done" and h["target_id"]:
+                ids[key] = h["target_id"]
+    notes: list[str] = []
+    wanted: dict[str, list[str]] = defaultdict(list)
+    for link in links.values():
+        grow = group_map.get(link["group_id"])
+        if not grow or grow["action"] == "skip":
+            continue
+        gref = _group_ref(grow)
+        if gref.startswith("group:") and gref not in ids:
+            notes.append(f"group '{grow['display_name']}' not created yet (run the groups phase first)")
+            continue
+        if link.get("member_type") == "group":
+            mrow = group_map.get(link["member_id"])
+            if not mrow or mrow["action"] == "skip":
+                continue
+            if "Unified" in (groups.get(link["group_id"], {}).get("groupTypes") or []):
+                notes.append(
+                    f"'{grow['display_name']}' is a Microsoft 365 group: nested group "
+                    f"'{mrow['display_name']}' cannot be a member (Graph allows only users); skipped"
+                )
+                continue
+            mref = _group_ref(mrow)
+        else:
+            mrow = user_map.get(link["member_id"])
+            if not mrow or mrow["action"] == "skip":
+                continue
+            mref = _user_ref(mrow)
+        if mref.startswith(("user:", "group:")) and mref not in ids:
+            continue
+        wanted[gref].append(mref)
+    steps: list[Step] = []
+    already = 0
+    done = Journal.state(store, academy.code, "memberships")
+    recorded: dict[str, set[str]] = defaultdict(set)
+    for key, h in done.items():
+        if h["event"] == "done":
+            recorded[h["data"].get("group_key", "")] |= set(h["data"].get("member_keys", []))
+    for gref in sorted(wanted):
+        gid = gref.split(":", 1)[1] if gref.startswith("match:") else ids[gref]
+        present = {
+            m["id"] async for m in target.pages(f"/groups/{gid}/members", {"$select": "id", "$top": 999})
+        }
+        todo = []
+        for mref in sorted(set(wanted[gref])):
+            mid = mref.split(":", 1)[1] if mref.startswith("match:") else ids[mref]
+            if mid in present:
+                already += 1
+            else:
+                todo.append(mref)
+        name = (
+            group_map.get(gref.split(":", 1)[1], {}).get("display_name", gref)
+            if gref.startswith("group:")
+            else gref
+        )
+        for i in range(0, len(todo), 20):
+            chunk = todo[i : i + 20]
+            steps.append(
+                Step(
+                    f"members:{gref}:{chunk[0]}",
+                    "add-members",
+                    {"group_key": gref, "member_keys": chunk, "group_name": name},
+                )
+            )
+    return Plan(academy.code, "memberships", steps, notes, already)
