@@ -265,6 +265,14 @@ def _graph(app: AppContext, *, keep: bool, size: int | None, sandbox_state: Path
         yield str(url)
 
 
+def _why(output: str) -> str:
+    """The line of a captured command's output that says what went wrong, on one line."""
+    lines = [" ".join(line.split()) for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.lower().startswith("error")]
+    text = errors[-1] if errors else (lines[-1] if lines else "no output")
+    return text[:300]
+
+
 class _LiveItems:
     """Polls the store (own read connection) for the running step's latest items_done sample."""
 
@@ -341,14 +349,11 @@ def _rehearse(
                 outcomes.append(outcome)
                 progress.advance(task)
                 if outcome.code != 0:
-                    tail = outcome.output.strip().splitlines()[-3:]
-                    progress.console.print(
-                        f"{step.academy}: {step.label} exited {outcome.code}"
-                        + (": " + " / ".join(tail) if tail else ""),
-                        markup=False,
-                        highlight=False,
-                        style="red",
-                    )
+                    message = f"{step.academy}: {step.label} exited {outcome.code}: {_why(outcome.output)}"
+                    if console.is_terminal:
+                        progress.console.print(message, markup=False, highlight=False, style="red")
+                    else:
+                        click.echo(message, err=True)
                 last_of_academy = i + 1 == len(steps) or steps[i + 1].academy != step.academy
                 if last_of_academy and not console.is_terminal:
                     failed = sum(1 for o in outcomes if o.step.academy == step.academy and o.code != 0)

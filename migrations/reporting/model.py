@@ -2,7 +2,8 @@
 
 Reads only the store (runs, phase_status, journal, metrics, audit) plus, when available, the trust's
 declaration for names and waves. Follows the reporting contract in docs/contracts.md: counts per phase come
-from the phase's status detail when the engine wrote them there, otherwise from the sum of its run rows;
+from the phase's status detail when the engine wrote them there (under "counts" or at its top level),
+otherwise from the sum of its run rows;
 throttling, requests and timings always come from the run rows (they accumulate over resumed runs).
 """
 
@@ -149,6 +150,15 @@ def _academy_list(store: StateStore, trust: Trust | None) -> list[tuple[str, str
     return declared + extra
 
 
+def _detail_counts(detail: dict[str, Any]) -> dict[str, Any] | None:
+    """The phase's own tally: under "counts" (the contract's wording) or at the top level of the detail,
+    where the identity engine writes it. None when the engine wrote neither."""
+    if isinstance(detail.get("counts"), dict):
+        return detail["counts"]
+    top = {k: detail[k] for k in COUNT_KEYS if k in detail}
+    return top or None
+
+
 def _phase_report(store: StateStore, code: str, phase: str, status_row: dict[str, Any] | None) -> PhaseReport:
     report = PhaseReport(phase=phase)
     runs = store.rows(
@@ -165,7 +175,7 @@ def _phase_report(store: StateStore, code: str, phase: str, status_row: dict[str
         for key in RUN_KEYS:
             summed[key] += _num(counts.get(key))
     detail = status_row["detail"] if status_row else {}
-    detail_counts = detail.get("counts") if isinstance(detail.get("counts"), dict) else None
+    detail_counts = _detail_counts(detail) if phase in CHANGE_PHASES else None
     for key in COUNT_KEYS:
         value = _num(detail_counts.get(key)) if detail_counts is not None else summed[key]
         setattr(report, key, int(value))

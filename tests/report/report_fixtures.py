@@ -120,7 +120,11 @@ def fill(store: StateStore) -> None:
     groups = add_run(
         store, "oakwood", "groups", start=30, length=5, counts={"planned": 14, "done": 14, "requests": 14}
     )
-    store.set_phase_status("oakwood", "groups", "done", {"last_run": groups})
+    # The identity engine writes its tally at the top level of the detail; a rerun found all present.
+    add_run(store, "oakwood", "groups", start=35, length=1, counts={"planned": 14, "already_present": 14})
+    store.set_phase_status(
+        "oakwood", "groups", "done", {"last_run": groups, "planned": 14, "done": 14, "already_present": 0}
+    )
     mem = add_run(
         store, "oakwood", "memberships", start=36, length=4, counts={"planned": 30, "done": 30, "requests": 4}
     )

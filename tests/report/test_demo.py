@@ -116,6 +116,7 @@ def test_demo_rehearses_in_wave_order_and_writes_the_report(
     assert run(argv) == 1  # the stand-in verify finds a difference in stmarys
     captured = capsys.readouterr()
     assert "demo finished with 1 failed steps: stmarys verify (exit 1)" in captured.err
+    assert "stmarys: verify exited 1: error: 1 difference" in captured.err
     assert f"report: {out}" in captured.out and "discovered" not in captured.out
     assert "oakwood: done" in captured.out
     assert out.read_text().startswith("<!doctype html>")

@@ -28,6 +28,8 @@ def test_counts_follow_the_contract(filled_store: StateStore):
     assert (files.done, files.failed, files.bytes, files.renamed) == (298, 2, 130_000_000, 4)
     assert files.throttled == 3 and files.wait_seconds == 3.25 and files.runs == 2
     assert files.last_run_status == "succeeded"
+    groups = oak.phase("groups")
+    assert (groups.planned, groups.done, groups.already_present, groups.runs) == (14, 14, 0, 2)
     assert oak.rollback_available and users.rollback_available and not oak.phase("groups").rollback_available
     assert oak.overall == "complete" and oak.verify == {
         "ok": True,
