@@ -61,6 +61,8 @@ class AcademyReport:
     phases: list[PhaseReport]
     findings: list[dict[str, Any]] = field(default_factory=list)
     finding_counts: dict[str, int] = field(default_factory=dict)
+    # Per kind: how many and how they were handled (distinct handlings, most common first).
+    finding_summary: list[dict[str, Any]] = field(default_factory=list)
     discovered: dict[str, Any] = field(default_factory=dict)
     verify: dict[str, Any] | None = None
     rollback_available: bool = False
@@ -258,6 +260,16 @@ def _throughput(store: StateStore, run_ids: list[str]) -> list[SeriesPoint]:
     ]
 
 
+def _finding_summary(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_kind: dict[str, Counter[str]] = {}
+    for f in findings:
+        by_kind.setdefault(str(f.get("kind", "other")), Counter())[str(f.get("handling", ""))] += 1
+    return [
+        {"kind": kind, "count": sum(h.values()), "handling": [text for text, _ in h.most_common(3) if text]}
+        for kind, h in sorted(by_kind.items(), key=lambda item: (-sum(item[1].values()), item[0]))
+    ]
+
+
 def build_report(store: StateStore, trust: Trust | None = None, academy: str | None = None) -> Report:
     statuses: dict[tuple[str, str], dict[str, Any]] = {
         (s["academy"], s["phase"]): s for s in store.phase_statuses(academy)
@@ -286,6 +298,7 @@ def build_report(store: StateStore, trust: Trust | None = None, academy: str | N
             finished_at=max(finished) if finished else None,
         )
         report.duration_seconds = _seconds(report.started_at, report.finished_at)
+        report.finding_summary = _finding_summary(findings)
         academies.append(report)
 
     totals: Counter[str] = Counter()

@@ -18,7 +18,9 @@ body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
 header { background: #0b3d91; color: #fff; padding: 20px 32px; }
 header h1 { margin: 0 0 4px; font-size: 24px; }
 header p { margin: 0; opacity: .85; }
-main { padding: 16px 32px 48px; max-width: 1200px; }
+main { padding: 16px 32px 48px; max-width: 1320px; }
+table.phases { font-size: 14px; }
+summary { cursor: pointer; color: #0b3d91; margin: 4px 0; }
 h2 { margin-top: 32px; border-bottom: 2px solid var(--line); padding-bottom: 4px; }
 h3 { margin-bottom: 6px; }
 .tiles { display: flex; flex-wrap: wrap; gap: 12px; margin: 16px 0; }
@@ -117,6 +119,16 @@ Throttling met: <strong data-field="throttled" data-value="{{ thr }}">{{ fmt(thr
 {% if a.findings %}
 <p data-field="findings" data-value="{{ a.findings|length }}">{{ a.findings|length }} findings:
 {% for k, n in a.finding_counts.items() %}{{ k }} {{ n }}{% if not loop.last %}, {% endif %}{% endfor %}.</p>
+<table class="finding-kinds">
+<thead><tr><th>Kind</th><th class="num">Count</th><th>How they were handled</th></tr></thead>
+<tbody>
+{% for k in a.finding_summary %}
+<tr data-kind="{{ k.kind }}"><td>{{ k.kind }}</td><td class="num" data-value="{{ k.count }}">{{ k.count }}</td>
+<td>{{ k.handling|join("; ") }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+<details{% if a.findings|length <= 20 %} open{% endif %}><summary>The findings, one by one</summary>
 <table class="findings">
 <thead><tr><th>Kind</th><th>Object</th><th>Finding</th><th>How it was handled</th></tr></thead>
 <tbody>
@@ -126,6 +138,7 @@ Throttling met: <strong data-field="throttled" data-value="{{ thr }}">{{ fmt(thr
 {% endfor %}
 </tbody>
 </table>
+</details>
 {% if a.findings|length > max_findings %}<p class="muted">… and {{ a.findings|length - max_findings }} more
 (full list: <code>trustfold report {{ a.code }} --format json</code>).</p>{% endif %}
 {% else %}<p data-field="findings" data-value="0">No findings recorded.</p>{% endif %}

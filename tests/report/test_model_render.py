@@ -38,6 +38,11 @@ def test_counts_follow_the_contract(filled_store: StateStore):
         "files": {"drives": 3, "hash_ok": 298},
     }
     assert oak.finding_counts == {"disabled-account": 1, "duplicate-display-name": 1}
+    assert oak.finding_summary[0] == {
+        "kind": "disabled-account",
+        "count": 1,
+        "handling": ["skipped (include_disabled is false)"],
+    }
     st = next(a for a in report.academies if a.code == "stmarys")
     assert st.overall == "attention" and st.phase("groups").status == "failed"
     untouched = next(a for a in report.academies if a.code == "brookfield")
