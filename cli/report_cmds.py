@@ -361,6 +361,14 @@ def _rehearse(
     return outcomes
 
 
+def _seconds_by_step(outcomes: list[DemoOutcome]) -> dict[str, float]:
+    """Seconds per kind of step ("run users", "verify", ...) summed over academies: where the time goes."""
+    totals: dict[str, float] = {}
+    for o in outcomes:
+        totals[o.step.label] = round(totals.get(o.step.label, 0.0) + o.seconds, 2)
+    return totals
+
+
 def run_demo(app: AppContext, *, keep: bool, size: int | None, out: Path) -> None:
     from cli.errors import OperationFailed
     from migrations.redaction import redact
@@ -399,6 +407,7 @@ def run_demo(app: AppContext, *, keep: bool, size: int | None, out: Path) -> Non
             "elapsed_seconds": round(elapsed, 1),
             "steps": len(outcomes),
             "failed_steps": [f"{o.step.academy}: {o.step.label}" for o in failures],
+            "step_seconds": _seconds_by_step(outcomes),
         },
     )
     if failures:

@@ -133,6 +133,11 @@ def test_demo_rehearses_in_wave_order_and_writes_the_report(
     audit = store.audit_entries()
     assert [(e["command"], e["outcome"]) for e in audit] == [("demo", "started"), ("demo", "failed")]
     assert audit[-1]["detail"]["failed_steps"] == ["stmarys: verify"]
+    assert set(audit[-1]["detail"]["step_seconds"]) == {
+        "discover",
+        "verify",
+        *(f"{v} {p}" for v in ("plan", "run") for p in ("users", "groups", "memberships", "files")),
+    }
     store.close()
 
     # Again without --keep: a fresh store, so one rehearsal's worth of runs, not two.

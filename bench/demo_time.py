@@ -1,0 +1,36 @@
+"""Time of a full `trustfold demo` (fresh store, in-process sandbox, default size) against the 5-minute goal.
+
+Prints the total, its ratio to the goal, and where the time went per kind of step (from the demo's own
+audit entry). Figures only; never pass/fail. Usage: .venv/bin/python bench/demo_time.py [--size N]
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cli.main import run
+from migrations.store import StateStore
+
+GOAL_SECONDS = 300.0
+
+
+def main(argv: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "state.db"
+        started = time.monotonic()
+        code = run(["--state", str(state), "demo", "--out", str(Path(tmp) / "report.html"), *argv])
+        elapsed = time.monotonic() - started
+        store = StateStore.open(state)
+        final = [e for e in store.audit_entries() if e["command"] == "demo"][-1]
+        store.close()
+    print(f"demo exit code {code}; {elapsed:.1f} s = {elapsed / GOAL_SECONDS:.2f} of the 5-minute goal")
+    steps = final["detail"].get("step_seconds", {})
+    for label, seconds in sorted(steps.items(), key=lambda kv: -kv[1]):
+        print(f"  {label:<18} {seconds:7.1f} s  {seconds / elapsed:5.1%}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
