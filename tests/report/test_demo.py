@@ -161,3 +161,23 @@ def _report_json(state: Path, capsys: pytest.CaptureFixture[str]) -> str:
         == 0
     )
     return capsys.readouterr().out
+
+
+def test_demo_with_a_given_sandbox_resets_it_unless_keep(fake_engine: None, tmp_path: Path, monkeypatch):
+    import sandbox.testing as sandbox_testing
+
+    resets: list[str] = []
+    real_reset = sandbox_testing.reset
+
+    def recording_reset(base_url: str, **body: object) -> dict[str, object]:
+        resets.append(base_url)
+        return real_reset(base_url, **body)
+
+    monkeypatch.setattr(sandbox_testing, "reset", recording_reset)
+    with sandbox_testing.running_sandbox(CONFIG, size=5) as url:
+        argv = ["--config-dir", str(CONFIG), "--state", str(tmp_path / "s.db"), "--graph-url", url, "demo"]
+        run([*argv, "--out", str(tmp_path / "r.html")])
+        assert resets == [url]
+        run([*argv, "--keep", "--out", str(tmp_path / "r.html")])
+        assert resets == [url]
+    assert (tmp_path / "r.html").exists()
