@@ -38,6 +38,9 @@ class EntraStructure(pulumi.ComponentResource):
         staff_groups: list[pulumi.Output[str]] = []
         admin_groups: list[pulumi.Output[str]] = []
         self.it_admin_group_ids = {}
+        self.units: dict[str, azuread.AdministrativeUnit] = {}
+        self.groups: dict[str, dict[str, azuread.Group]] = {}
+        self.role_members: dict[str, list[azuread.AdministrativeUnitRoleMember]] = {}
         for academy in trust.academies:
             code = academy.code
             unit = azuread.AdministrativeUnit(
@@ -62,19 +65,22 @@ class EntraStructure(pulumi.ComponentResource):
                     description=f"{academy.name} {purpose.replace('-', ' ')} (managed by trustfold)",
                     opts=child,
                 )
+            self.units[code], self.groups[code], self.role_members[code] = unit, groups, []
             for key, role in roles.items():
-                azuread.AdministrativeUnitRoleMember(
+                member = azuread.AdministrativeUnitRoleMember(
                     f"{code}-au-{key}",
                     administrative_unit_object_id=unit.object_id,
                     member_object_id=groups["it-admins"].object_id,
                     role_object_id=role.object_id,
                     opts=child,
                 )
+                self.role_members[code].append(member)
             staff_groups.append(groups["staff"].object_id)
             admin_groups.append(groups["it-admins"].object_id)
             self.it_admin_group_ids[code] = groups["it-admins"].object_id
 
-        azuread.ConditionalAccessPolicy(
+        self.break_glass = break_glass
+        self.ca_mfa = azuread.ConditionalAccessPolicy(
             "entra-ca-mfa",
             display_name=names.conditional_access_policy("require MFA for staff and admins"),
             state="enabled",
@@ -94,7 +100,7 @@ class EntraStructure(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        azuread.ConditionalAccessPolicy(
+        self.ca_block_legacy = azuread.ConditionalAccessPolicy(
             "entra-ca-block-legacy",
             display_name=names.conditional_access_policy("block legacy authentication"),
             state="enabled",

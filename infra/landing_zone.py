@@ -95,7 +95,7 @@ class AcademyLandingZone(pulumi.ComponentResource):
             ],
             opts=child,
         )
-        network.VirtualNetworkPeering(
+        to_hub = network.VirtualNetworkPeering(
             f"{code}-peer-to-hub",
             virtual_network_peering_name=f"{names.spoke_network(academy)}-to-hub",
             resource_group_name=rg.name,
@@ -105,7 +105,7 @@ class AcademyLandingZone(pulumi.ComponentResource):
             allow_forwarded_traffic=True,
             opts=child,
         )
-        network.VirtualNetworkPeering(
+        from_hub = network.VirtualNetworkPeering(
             f"{code}-peer-from-hub",
             virtual_network_peering_name=f"hub-to-{names.spoke_network(academy)}",
             resource_group_name=hub_resource_group,
@@ -115,6 +115,7 @@ class AcademyLandingZone(pulumi.ComponentResource):
             allow_forwarded_traffic=True,
             opts=child,
         )
+        self.peerings = [to_hub, from_hub]
 
         account = storage.StorageAccount(
             f"{code}-storage",
@@ -134,7 +135,7 @@ class AcademyLandingZone(pulumi.ComponentResource):
             network_rule_set=storage.NetworkRuleSetArgs(default_action="Deny", bypass="AzureServices"),
             opts=protected,
         )
-        storage.BlobServiceProperties(
+        self.blob_service = storage.BlobServiceProperties(
             f"{code}-blob-service",
             account_name=account.name,
             resource_group_name=rg.name,
@@ -144,16 +145,19 @@ class AcademyLandingZone(pulumi.ComponentResource):
             container_delete_retention_policy=storage.DeleteRetentionPolicyArgs(enabled=True, days=30),
             opts=child,
         )
+        self.containers = []
         containers = ["staging", *(f"{m.target_site}-{m.target_library}" for m in academy.files.libraries)]
         for purpose in containers:
             container = names.storage_container(purpose)
-            storage.BlobContainer(
-                f"{code}-container-{container}",
-                account_name=account.name,
-                resource_group_name=rg.name,
-                container_name=container,
-                public_access="None",
-                opts=protected,
+            self.containers.append(
+                storage.BlobContainer(
+                    f"{code}-container-{container}",
+                    account_name=account.name,
+                    resource_group_name=rg.name,
+                    container_name=container,
+                    public_access="None",
+                    opts=protected,
+                )
             )
         diagnostics(f"{code}-storage", account.id, workspace_id, self, logs=False)
         diagnostics(
@@ -184,7 +188,7 @@ class AcademyLandingZone(pulumi.ComponentResource):
         diagnostics(f"{code}-kv", vault.id, workspace_id, self)
 
         # The academy's own IT admins manage their resource group, and only it; never a single user.
-        authorization.RoleAssignment(
+        self.role_assignment = authorization.RoleAssignment(
             f"{code}-it-admins-contributor",
             principal_id=it_admin_group_id,
             principal_type="Group",
@@ -195,7 +199,7 @@ class AcademyLandingZone(pulumi.ComponentResource):
             opts=child,
         )
 
-        consumption.Budget(
+        self.budget = consumption.Budget(
             f"{code}-budget",
             budget_name=names.academy_budget(academy),
             scope=rg.id,
@@ -216,6 +220,8 @@ class AcademyLandingZone(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["timePeriod"]),
         )
 
+        self.resource_group, self.network, self.nsgs = rg, spoke, nsgs
+        self.storage_account, self.key_vault = account, vault
         self.resource_group_name = rg.name
         self.storage_account_name = account.name
         self.spoke_network_id = spoke.id

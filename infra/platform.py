@@ -123,6 +123,8 @@ class TrustPlatform(pulumi.ComponentResource):
         )
 
         # Policy at the subscription (the trust's scope): deny what the baseline forbids, audit the rest.
+        self.policy_assignments: dict[str, authorization.PolicyAssignment] = {}
+
         def assign(
             key: str,
             definition: str,
@@ -131,7 +133,7 @@ class TrustPlatform(pulumi.ComponentResource):
             parameters: dict[str, object] | None = None,
             identity: bool = False,
         ) -> None:
-            authorization.PolicyAssignment(
+            self.policy_assignments[key] = authorization.PolicyAssignment(
                 f"policy-{key}",
                 policy_assignment_name=f"{s.code}-{key}"[:64],
                 scope=subscription,
@@ -156,7 +158,7 @@ class TrustPlatform(pulumi.ComponentResource):
         assign("storage-secure-transfer", ids.STORAGE_SECURE_TRANSFER, "Secure transfer to storage accounts")
         assign("subnets-need-nsg", ids.SUBNETS_NEED_NSG, "Subnets must have a network security group")
         assign("mgmt-ports-closed", ids.MANAGEMENT_PORTS_CLOSED, "No management ports open to the internet")
-        authorization.PolicyAssignment(
+        self.policy_assignments["activity-log"] = authorization.PolicyAssignment(
             "policy-activity-log",
             policy_assignment_name=f"{s.code}-activity-log",
             scope=subscription,
@@ -198,8 +200,9 @@ class TrustPlatform(pulumi.ComponentResource):
             opts=child,
         )
 
+        self.defender = {}
         for plan in DEFENDER_PLANS:
-            security.Pricing(
+            self.defender[plan] = security.Pricing(
                 f"defender-{plan.lower()}",
                 pricing_name=plan,
                 pricing_tier="Standard",
@@ -207,7 +210,7 @@ class TrustPlatform(pulumi.ComponentResource):
                 opts=child,
             )
         contact = s.security_contact
-        security.SecurityContact(
+        self.security_contact = security.SecurityContact(
             "security-contact",
             security_contact_name="default",
             emails=contact.email,
@@ -263,7 +266,7 @@ class TrustPlatform(pulumi.ComponentResource):
                 opts=child,
             )
 
-        consumption.Budget(
+        self.budget = consumption.Budget(
             "trust-budget",
             budget_name=names.trust_budget(),
             scope=subscription,
@@ -284,6 +287,8 @@ class TrustPlatform(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["timePeriod"]),
         )
 
+        self.workspace, self.key_vault, self.hub, self.action_group = workspace, vault, hub, action_group
+        self.resource_group = rg
         self.workspace_id = workspace.id
         self.hub_network_id = hub.id
         self.hub_network_name = hub.name
