@@ -215,6 +215,14 @@ def _fresh_state(app: AppContext, sandbox_state: Path) -> None:
 
 
 DEMO_COMMANDS = ("discover", "plan", "run", "verify")
+EXIT_INTERRUPTED = 130  # what cli.main.run returns after a KeyboardInterrupt that reaches it
+
+
+def _interrupted(outcome: DemoOutcome) -> bool:
+    """Ctrl-C in a step: click turns KeyboardInterrupt into Abort, which cli.main.run reports as "aborted"."""
+    lines = outcome.output.strip().splitlines()
+    aborted = outcome.code == 1 and bool(lines) and lines[-1].strip() == "aborted"
+    return aborted or outcome.code == EXIT_INTERRUPTED
 
 
 def _require_migration_commands() -> None:
@@ -346,6 +354,8 @@ def _rehearse(
                         task, description=f"{label} ({n:,} done)"
                     )
                     outcome = _invoke(app, url, step)
+                if _interrupted(outcome):
+                    raise KeyboardInterrupt  # Ctrl-C inside a step stops the rehearsal, not just the step
                 outcomes.append(outcome)
                 progress.advance(task)
                 if outcome.code != 0:
@@ -384,6 +394,9 @@ def run_demo(app: AppContext, *, keep: bool, size: int | None, out: Path) -> Non
     started = time.monotonic()
     try:
         outcomes = _rehearse(app, demo_steps(trust), keep=keep, size=size, sandbox_state=sandbox_state)
+    except KeyboardInterrupt:
+        app.store().audit(operator=user, host=host, command="demo", outcome="interrupted", detail=detail)
+        raise
     except Exception as exc:
         app.store().audit(
             operator=user,

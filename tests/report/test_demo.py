@@ -24,6 +24,7 @@ from migrations.store import StateStore, dumps, now
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 CALLS: list[tuple[str, ...]] = []
+INTERRUPT_AT: str | None = None
 
 
 def _record(app: AppContext, academy: str, phase: str, kind: str, counts: dict[str, float]) -> None:
@@ -72,6 +73,8 @@ def _fake_migrate_module() -> types.ModuleType:
     @pass_app
     def plan(app: AppContext, academy: str, phase: str) -> None:
         CALLS.append(("plan", academy, phase))
+        if academy == INTERRUPT_AT:
+            raise KeyboardInterrupt
         app.store().set_phase_status(academy, phase, "planned", {})
 
     @click.command("run")
@@ -181,3 +184,27 @@ def test_demo_with_a_given_sandbox_resets_it_unless_keep(fake_engine: None, tmp_
         run([*argv, "--keep", "--out", str(tmp_path / "r.html")])
         assert resets == [url]
     assert (tmp_path / "r.html").exists()
+
+
+def test_ctrl_c_in_a_step_stops_the_demo(fake_engine: None, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "INTERRUPT_AT", "hillside")
+    state = tmp_path / "s.db"
+    code = run(
+        [
+            "--config-dir",
+            str(CONFIG),
+            "--state",
+            str(state),
+            "demo",
+            "--size",
+            "5",
+            "--out",
+            str(tmp_path / "r"),
+        ]
+    )
+    assert code != 0  # click reports Ctrl-C as Abort (exit 1); the point is that the demo stopped
+    assert CALLS[-1] == ("plan", "hillside", "users")
+    assert not any(c[1] in ("oakwood", "stmarys") for c in CALLS)
+    store = StateStore.open(state)
+    assert [e["outcome"] for e in store.audit_entries()] == ["started", "interrupted"]
+    store.close()
