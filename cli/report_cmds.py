@@ -210,6 +210,7 @@ def _fresh_state(app: AppContext, sandbox_state: Path) -> None:
         Path(f"{app.state_path}-wal"),
         Path(f"{app.state_path}-shm"),
         sandbox_state,
+        sandbox_state.with_suffix(".port"),
     ):
         path.unlink(missing_ok=True)
 
@@ -264,13 +265,49 @@ def _graph(app: AppContext, *, keep: bool, size: int | None, sandbox_state: Path
                 ) from None
         yield app.graph_url
         return
-    from sandbox.testing import running_sandbox
+    settings: dict[str, Any] = {} if size is None else {"size": size}
+    port_file = sandbox_state.with_suffix(".port")
+    # --keep restarts on the previous port: the store's delta links are absolute URLs of that sandbox.
+    port = int(port_file.read_text()) if keep and port_file.exists() else 0
+    with _sandbox_on(app.config_dir, sandbox_state, port, settings) as url:
+        port_file.write_text(url.rsplit(":", 1)[1])
+        yield url
 
-    settings: dict[str, Any] = {"state_path": sandbox_state}
-    if size is not None:
-        settings["size"] = size
-    with running_sandbox(app.config_dir, **settings) as url:
-        yield str(url)
+
+@contextmanager
+def _sandbox_on(config_dir: Path, state: Path, port: int, settings: dict[str, Any]) -> Iterator[str]:
+    """The sandbox in this process (as sandbox.testing.running_sandbox), on `port` when free, else any."""
+    import socket
+
+    import uvicorn
+
+    from sandbox.app import create_app
+    from sandbox.bootstrap import make_world
+    from sandbox.testing import build_settings
+
+    world = make_world(config_dir, build_settings(**settings), state)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.bind(("127.0.0.1", 0))
+    bound = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(world), log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="demo-sandbox", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError("the demo's sandbox did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{bound}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
 
 
 def _why(output: str) -> str:

@@ -25,6 +25,7 @@ from migrations.store import StateStore, dumps, now
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 CALLS: list[tuple[str, ...]] = []
 INTERRUPT_AT: str | None = None
+URLS: list[str] = []
 
 
 def _record(app: AppContext, academy: str, phase: str, kind: str, counts: dict[str, float]) -> None:
@@ -63,6 +64,7 @@ def _fake_migrate_module() -> types.ModuleType:
             },
         ).raise_for_status()
         CALLS.append(("discover", academy))
+        URLS.append(app.graph_url)
         _record(app, academy, "discover", "discover", {"requests": 2})
         app.store().set_phase_status(academy, "discover", "done", {"counts": {"users": 5}, "findings": []})
         click.echo(f"discovered {academy}")
@@ -145,12 +147,17 @@ def test_demo_rehearses_in_wave_order_and_writes_the_report(
 
     # Again without --keep: a fresh store, so one rehearsal's worth of runs, not two.
     CALLS.clear()
+    URLS.clear()
     run(argv)
     store = StateStore.open(state)
     discovers = store.rows("SELECT count(*) FROM runs WHERE phase = 'discover'")[0][0]
     assert discovers == 4
-    # --keep continues: the earlier rows stay.
+    # --keep continues: the earlier rows stay, and the sandbox comes back on the same address.
+    before = set(URLS)
+    assert len(before) == 1
+    URLS.clear()
     run([*argv, "--keep"])
+    assert set(URLS) == before
     assert store.rows("SELECT count(*) FROM runs WHERE phase = 'discover'")[0][0] == 8
     store.close()
     report = json.loads(_report_json(state, capsys))
