@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, stop_after_delay
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+)
 from tenacity.wait import wait_random_exponential
 
 from migrations.redaction import register_secret
@@ -76,7 +82,9 @@ class GraphResponse:
         """Graph's ObjectConflict: another object already holds this unique value."""
         err = (self.body or {}).get("error") if isinstance(self.body, dict) else None
         details = (err or {}).get("details") or []
-        return any(d.get("code") == "ObjectConflict" for d in details) or "already exist" in self.error_message
+        return (
+            any(d.get("code") == "ObjectConflict" for d in details) or "already exist" in self.error_message
+        )
 
     def retry_after(self) -> float | None:
         value = self.headers.get("retry-after") or self.headers.get("Retry-After")
@@ -89,7 +97,9 @@ class GraphResponse:
 class GraphError(Exception):
     def __init__(self, method: str, path: str, response: GraphResponse):
         self.response = response
-        super().__init__(f"{method} {path}: {response.status} {response.error_code} {response.error_message}".strip())
+        super().__init__(
+            f"{method} {path}: {response.status} {response.error_code} {response.error_message}".strip()
+        )
 
 
 class MaybeApplied(Exception):
@@ -124,8 +134,13 @@ class ConnectionStats:
     failures: int = 0
 
     def as_dict(self) -> dict[str, float]:
-        return {"requests": self.requests, "writes": self.writes, "throttled": self.throttled,
-                "wait_seconds": round(self.wait_seconds, 3), "failures": self.failures}
+        return {
+            "requests": self.requests,
+            "writes": self.writes,
+            "throttled": self.throttled,
+            "wait_seconds": round(self.wait_seconds, 3),
+            "failures": self.failures,
+        }
 
 
 class WriteWindow:
@@ -166,8 +181,17 @@ class WriteWindow:
 
 
 class TenantConnection:
-    def __init__(self, tenant_id: str, role: str, base_url: str, adapter: Any, http: httpx.AsyncClient,
-                 raw_http: httpx.AsyncClient, write_budget: tuple[int, float], max_total_wait: float):
+    def __init__(
+        self,
+        tenant_id: str,
+        role: str,
+        base_url: str,
+        adapter: Any,
+        http: httpx.AsyncClient,
+        raw_http: httpx.AsyncClient,
+        write_budget: tuple[int, float],
+        max_total_wait: float,
+    ):
         self.tenant_id = tenant_id
         self.role = role
         self.base_url = base_url.rstrip("/")
@@ -190,7 +214,7 @@ class TenantConnection:
         return url
 
     def relative(self, url: str) -> str:
-        return url[len(self.base_url):] if url.startswith(self.base_url) else url
+        return url[len(self.base_url) :] if url.startswith(self.base_url) else url
 
     async def _pause(self) -> None:
         delay = self._paused_until - time.monotonic()
@@ -205,7 +229,9 @@ class TenantConnection:
             # One pause for every worker of this tenant: throttled requests still count against the budget.
             self._paused_until = max(self._paused_until, time.monotonic() + retry_after)
 
-    async def _send_once(self, method: str, url: str, body: Any, headers: dict[str, str] | None) -> GraphResponse:
+    async def _send_once(
+        self, method: str, url: str, body: Any, headers: dict[str, str] | None
+    ) -> GraphResponse:
         from kiota_abstractions.method import Method
         from kiota_abstractions.request_information import RequestInformation
         from opentelemetry import trace
@@ -226,7 +252,9 @@ class TenantConnection:
         resp: httpx.Response = await self.adapter.get_http_response_message(info, span)
         try:
             content = resp.content
-            parsed: Any = json.loads(content) if content and "json" in resp.headers.get("content-type", "") else None
+            parsed: Any = (
+                json.loads(content) if content and "json" in resp.headers.get("content-type", "") else None
+            )
         finally:
             await resp.aclose()
         return GraphResponse(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, parsed)
@@ -240,9 +268,17 @@ class TenantConnection:
         self.stats.wait_seconds += delay
         return delay
 
-    async def request(self, method: str, path: str, *, json: Any = None, headers: dict[str, str] | None = None,
-                      params: dict[str, Any] | None = None, idempotent: bool | None = None,
-                      counts_as_write: bool = True) -> GraphResponse:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+        idempotent: bool | None = None,
+        counts_as_write: bool = True,
+    ) -> GraphResponse:
         """Send one request; 4xx answers are returned (callers decide), throttling and 5xx are retried."""
         method = method.upper()
         idempotent = method in ("GET", "PUT", "DELETE", "PATCH") if idempotent is None else idempotent
@@ -250,8 +286,12 @@ class TenantConnection:
         if method != "GET" and counts_as_write:
             self.stats.wait_seconds += await self.writes.acquire(1)
             self.stats.writes += 1
-        retrying = AsyncRetrying(retry=retry_if_exception_type(_Retryable), wait=self._wait, reraise=True,
-                                 stop=stop_after_delay(self.max_total_wait) | stop_after_attempt(12))
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_Retryable),
+            wait=self._wait,
+            reraise=True,
+            stop=stop_after_delay(self.max_total_wait) | stop_after_attempt(12),
+        )
         try:
             async for attempt in retrying:
                 with attempt:
@@ -259,7 +299,9 @@ class TenantConnection:
                         resp = await self._send_once(method, url, json, headers)
                     except (httpx.TransportError, httpx.StreamError) as exc:
                         if not idempotent:
-                            raise MaybeApplied(f"{method} {path}: connection lost ({type(exc).__name__})") from exc
+                            raise MaybeApplied(
+                                f"{method} {path}: connection lost ({type(exc).__name__})"
+                            ) from exc
                         raise _Retryable(f"transport error {type(exc).__name__}") from exc
                     if resp.status == 429 or (resp.status == 503 and resp.retry_after() is not None):
                         # Throttled and unavailable-with-Retry-After requests were not processed: resend.
@@ -273,19 +315,24 @@ class TenantConnection:
                     return resp
         except _Retryable as exc:
             self.stats.failures += 1
-            raise GraphError(method, path, GraphResponse(599, {}, {"error": {"code": "retriesExhausted",
-                                                                              "message": str(exc)}})) from exc
+            raise GraphError(
+                method,
+                path,
+                GraphResponse(599, {}, {"error": {"code": "retriesExhausted", "message": str(exc)}}),
+            ) from exc
         raise AssertionError("unreachable")
 
-    async def get(self, path: str, params: dict[str, Any] | None = None,
-                  headers: dict[str, str] | None = None) -> Any:
+    async def get(
+        self, path: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> Any:
         resp = await self.request("GET", path, params=params, headers=headers)
         if not resp.ok:
             raise GraphError("GET", path, resp)
         return resp.body
 
-    async def pages(self, path: str, params: dict[str, Any] | None = None,
-                    headers: dict[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def pages(
+        self, path: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         body = await self.get(path, params, headers)
         while True:
             for item in body.get("value", []):
@@ -313,8 +360,9 @@ class TenantConnection:
                 self.stats.writes += writes
             body = {"requests": [self._batch_entry(str(i), items[i], pending) for i in pending]}
             try:
-                envelope = await self.request("POST", "/$batch", json=body, idempotent=not writes,
-                                              counts_as_write=False)
+                envelope = await self.request(
+                    "POST", "/$batch", json=body, idempotent=not writes, counts_as_write=False
+                )
             except MaybeApplied as exc:
                 for i in pending:
                     results[i] = exc if items[i].is_write else GraphResponse(599, {}, None)
@@ -326,8 +374,15 @@ class TenantConnection:
             wait = 0.0
             for i in pending:
                 r = by_id.get(str(i))
-                resp = GraphResponse(int(r["status"]), {k.lower(): v for k, v in (r.get("headers") or {}).items()},
-                                     r.get("body")) if r else GraphResponse(599, {}, None)
+                resp = (
+                    GraphResponse(
+                        int(r["status"]),
+                        {k.lower(): v for k, v in (r.get("headers") or {}).items()},
+                        r.get("body"),
+                    )
+                    if r
+                    else GraphResponse(599, {}, None)
+                )
                 if resp.status == 429 or resp.status == 424 and any(d in retry for d in self._deps(items[i])):
                     if resp.status == 429:
                         self._throttled(resp.retry_after())
@@ -377,8 +432,11 @@ def _credential(ref: CredentialRef, tenant_id: str, graph_url: str | None) -> An
     if kind == "client_secret":
         secret = os.environ.get(ref.secret_env or "")
         if not secret:
-            raise ConfigError(None, f"environment variable {ref.secret_env} (client secret for tenant {tenant_id}) "
-                              "is not set", field="credential.secret_env")
+            raise ConfigError(
+                None,
+                f"environment variable {ref.secret_env} (client secret for tenant {tenant_id}) is not set",
+                field="credential.secret_env",
+            )
         register_secret(secret)
         from azure.identity.aio import ClientSecretCredential
 
@@ -386,31 +444,43 @@ def _credential(ref: CredentialRef, tenant_id: str, graph_url: str | None) -> An
     if kind == "certificate":
         path = os.environ.get(ref.certificate_path_env or "")
         if not path or not os.path.isfile(path):
-            raise ConfigError(None, f"environment variable {ref.certificate_path_env} must name a PEM certificate "
-                              f"file for tenant {tenant_id}", field="credential.certificate_path_env")
+            raise ConfigError(
+                None,
+                f"environment variable {ref.certificate_path_env} must name a PEM certificate "
+                f"file for tenant {tenant_id}",
+                field="credential.certificate_path_env",
+            )
         from azure.identity.aio import CertificateCredential
 
         return CertificateCredential(tenant_id, ref.client_id, certificate_path=path)
     if kind == "managed_identity":
         from azure.identity.aio import ManagedIdentityCredential
 
-        return ManagedIdentityCredential(client_id=ref.client_id) if ref.client_id else ManagedIdentityCredential()
+        return (
+            ManagedIdentityCredential(client_id=ref.client_id)
+            if ref.client_id
+            else ManagedIdentityCredential()
+        )
     from azure.identity.aio import AzureCliCredential
 
     return AzureCliCredential(tenant_id=tenant_id)
 
 
 class Connections:
-    def __init__(self, trust: Trust, graph_url: str | None, write_budget: tuple[int, float],
-                 max_total_wait: float):
+    def __init__(
+        self, trust: Trust, graph_url: str | None, write_budget: tuple[int, float], max_total_wait: float
+    ):
         self.trust = trust
         self.graph_url = graph_url.rstrip("/") if graph_url else None
         self.write_budget = write_budget
         self.max_total_wait = max_total_wait
         self._open: dict[str, TenantConnection] = {}
         self._closers: list[Any] = []
-        self.raw_http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=False,
-                                          limits=httpx.Limits(max_connections=64))
+        self.raw_http = httpx.AsyncClient(
+            timeout=httpx.Timeout(60.0, connect=10.0),
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=64),
+        )
 
     @property
     def target(self) -> TenantConnection:
@@ -438,15 +508,17 @@ class Connections:
         host = httpx.URL(self.graph_url).host if self.graph_url else "graph.microsoft.com"
         auth = AzureIdentityAuthenticationProvider(credential, scopes=[GRAPH_SCOPE], allowed_hosts=[host])
         http = GraphClientFactory.create_with_default_middleware(
-            client=httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=10.0),
-                                     limits=httpx.Limits(max_connections=32)),
+            client=httpx.AsyncClient(
+                timeout=httpx.Timeout(120.0, connect=10.0), limits=httpx.Limits(max_connections=32)
+            ),
             options={RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=0)},
         )
         adapter = GraphRequestAdapter(auth, client=http)
         base = f"{self.graph_url or MICROSOFT_GRAPH}/v1.0"
         adapter.base_url = base
-        conn = TenantConnection(tenant_id, role, base, adapter, http, self.raw_http, self.write_budget,
-                                self.max_total_wait)
+        conn = TenantConnection(
+            tenant_id, role, base, adapter, http, self.raw_http, self.write_budget, self.max_total_wait
+        )
         self._open[tenant_id] = conn
         self._closers.extend([http.aclose, getattr(credential, "close", None)])
         return conn
@@ -462,11 +534,21 @@ class Connections:
 
 
 @asynccontextmanager
-async def open_connections(trust: Trust, graph_url: str | None, *,
-                           write_budget: tuple[int, float] = DEFAULT_WRITE_BUDGET,
-                           max_total_wait: float = MAX_TOTAL_WAIT) -> AsyncIterator[Connections]:
+async def open_connections(
+    trust: Trust,
+    graph_url: str | None,
+    *,
+    write_budget: tuple[int, float] = DEFAULT_WRITE_BUDGET,
+    max_total_wait: float = MAX_TOTAL_WAIT,
+    academies: tuple[str, ...] = (),
+) -> AsyncIterator[Connections]:
+    """Connections for the trust tenant and the named academies' tenants. Every credential is resolved
+    before the first request, so a missing secret is reported before anything is read or written."""
     conns = Connections(trust, graph_url, write_budget, max_total_wait)
     try:
+        conns.target  # noqa: B018 - resolve the credential now
+        for code in academies:
+            conns.source(code)
         yield conns
     finally:
         await conns.aclose()

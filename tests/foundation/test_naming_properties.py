@@ -1,0 +1,90 @@
+"""Property-based: every name trust/ derives from any valid academy is valid for its Azure or Entra type,
+distinct academies never share a name, and UPNs from any unicode name obey Graph's rules."""
+
+from __future__ import annotations
+
+import re
+import string
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from trust.load import load_trust
+from trust.model import AcademyFile
+from tests.foundation.test_config_corpus import CONFIG
+
+TRUST = load_trust(CONFIG)
+NAMES = TRUST.names
+BASE = TRUST.academies[0].model_dump(mode="json")
+
+# Azure's documented rules, written out independently of trust/azure_rules.py.
+AZURE = {
+    "resource_group": re.compile(r"^[\w.()\-]{1,89}[\w()\-]$"),
+    "virtual_network": re.compile(r"^[A-Za-z0-9][\w.\-]{0,62}[\w]$"),
+    "storage_account": re.compile(r"^[a-z0-9]{3,24}$"),
+    "key_vault": re.compile(r"^(?!.*--)[A-Za-z][A-Za-z0-9\-]{1,22}[A-Za-z0-9]$"),
+    "budget": re.compile(r"^[\w\-]{1,63}$"),
+    "network_security_group": re.compile(r"^[A-Za-z0-9][\w.\-]{0,78}[\w]$"),
+    "peering": re.compile(r"^[A-Za-z0-9][\w.\-]{0,78}[\w]$"),
+}
+UPN_LOCAL = re.compile(r"^(?!\.)(?!.*\.\.)[A-Za-z0-9'.\-_!#^~]{1,64}(?<!\.)$")
+MAIL_NICK = re.compile(r"^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]{1,64}$")
+
+codes = st.text(alphabet=string.ascii_lowercase + string.digits, min_size=1, max_size=9).map(
+    lambda s: "a" + s
+)
+names = st.text(min_size=1, max_size=80).filter(lambda s: s.strip() and "\x00" not in s)
+
+
+def academy(code: str, name: str = "Academy") -> AcademyFile:
+    return AcademyFile.model_validate({**BASE, "code": code, "name": name})
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(code=codes)
+def test_every_derived_azure_name_is_valid(code: str) -> None:
+    for field, (kind, name) in NAMES.academy_azure_names(academy(code)).items():
+        assert AZURE[kind].match(name), f"{field}: {name!r} breaks Azure's {kind} rule"
+
+
+@settings(max_examples=200)
+@given(a=codes, b=codes)
+def test_distinct_academies_never_share_a_name(a: str, b: str) -> None:
+    if a == b:
+        return
+    first, second = NAMES.academy_azure_names(academy(a)), NAMES.academy_azure_names(academy(b))
+    for field in first:
+        assert first[field][1] != second[field][1], f"{field} collides for {a} and {b}"
+    assert NAMES.entra_group(academy(a), "staff")[1] != NAMES.entra_group(academy(b), "staff")[1]
+
+
+@settings(max_examples=300)
+@given(
+    given_name=st.text(max_size=40),
+    surname=st.text(max_size=40),
+    nick=st.text(max_size=30),
+    suffix=st.integers(min_value=0, max_value=999),
+)
+def test_upns_from_any_unicode_name_obey_graph(given_name: str, surname: str, nick: str, suffix: int) -> None:
+    upn = NAMES.user_upn(TRUST.academies[0], given_name, surname, nick, suffix=suffix)
+    local, _, domain = upn.rpartition("@")
+    assert UPN_LOCAL.match(local), upn
+    assert domain in TRUST.tenant.domains
+
+
+@settings(max_examples=200)
+@given(display=names, nick=st.text(max_size=80))
+def test_group_names_are_valid_for_entra(display: str, nick: str) -> None:
+    a = TRUST.academies[1]
+    assert MAIL_NICK.match(NAMES.group_mail_nickname(a, nick))
+    shown = NAMES.group_display_name(a, display)
+    assert 0 < len(shown) <= 256
+
+
+@settings(max_examples=100)
+@given(
+    code=codes, purpose=st.sampled_from(["staging", "Documents - hillside", "Shared Ümlaut Library!", "x"])
+)
+def test_storage_containers_are_valid(code: str, purpose: str) -> None:
+    name = NAMES.storage_container(purpose)
+    assert re.fullmatch(r"[a-z0-9](-?[a-z0-9]){2,62}", name), name
