@@ -57,7 +57,7 @@ async def _round(
     conn: TenantConnection, start: str, select: str | None
 ) -> tuple[list[dict[str, Any]], str, bool]:
     """Follow a delta round to its deltaLink. Returns (items, deltaLink, was_full)."""
-    full = not start.startswith(("http://", "https://"))
+    full = "token=" not in start
     params = {"$select": select} if full and select else None
     items: list[dict[str, Any]] = []
     try:
@@ -73,7 +73,8 @@ async def _round(
         if body.get("@odata.nextLink"):
             body = await conn.get(body["@odata.nextLink"])
             continue
-        return items, body["@odata.deltaLink"], full
+        # Stored relative to the Graph root, so a link survives a new sandbox port or --graph-url.
+        return items, conn.relative(body["@odata.deltaLink"]), full
 
 
 def _links(store: StateStore, academy: str) -> dict[str, str]:

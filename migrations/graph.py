@@ -146,38 +146,44 @@ class ConnectionStats:
 class WriteWindow:
     """Client-side copy of the tenant's sliding write window, so we spend the budget without earning 429s.
 
-    Other apps share the tenant's budget, so the server may still throttle; then Retry-After rules, and the
-    window shrinks for a while (multiplicative decrease, additive recovery).
+    Entries expire a little later than the server's (requests reach it after we stamp them). Other apps share
+    the tenant's budget, so the server may still throttle: then Retry-After rules and the window shrinks (at
+    most once a second, never below half), and it is restored once a whole window passes without a 429.
     """
 
     def __init__(self, limit: int, seconds: float, headroom: float = 0.98):
         self.full = max(1, int(limit * headroom))
         self.limit = self.full
         self.seconds = seconds
+        self.expiry = seconds * 1.02 + 0.25
         self.sent: deque[float] = deque()
         self._lock = asyncio.Lock()
+        self._last_throttle = -1e9
 
     async def acquire(self, n: int = 1) -> float:
         waited = 0.0
         async with self._lock:
             while True:
                 now = time.monotonic()
-                while self.sent and now - self.sent[0] >= self.seconds:
+                while self.sent and now - self.sent[0] >= self.expiry:
                     self.sent.popleft()
                 if len(self.sent) + n <= self.limit or not self.sent:
                     self.sent.extend([now] * n)
                     return waited
                 index = min(len(self.sent) - 1, len(self.sent) + n - self.limit - 1)
-                delay = self.seconds - (now - self.sent[index]) + 0.001
+                delay = self.expiry - (now - self.sent[index]) + 0.001
                 waited += delay
                 await asyncio.sleep(delay)
 
     def throttled(self) -> None:
-        self.limit = max(1, int(self.limit * 0.8))
+        now = time.monotonic()
+        if now - self._last_throttle >= 1.0:
+            self.limit = max(self.full // 2, int(self.limit * 0.8), 1)
+        self._last_throttle = now
 
     def recovered(self) -> None:
-        if self.limit < self.full:
-            self.limit = min(self.full, self.limit + 1)
+        if self.limit < self.full and time.monotonic() - self._last_throttle > self.seconds:
+            self.limit = self.full
 
 
 class TenantConnection:
