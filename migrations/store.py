@@ -184,9 +184,10 @@ class StateStore:
     ) -> None:
         with self.tx() as tx:
             tx.execute(
-                "INSERT INTO phase_status (academy, phase, status, detail, updated_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (academy, phase) DO UPDATE SET status = excluded.status, detail = excluded.detail, "
-                "updated_at = excluded.updated_at",
+                "INSERT INTO phase_status (academy, phase, status, detail, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (academy, phase) DO UPDATE SET status = excluded.status, "
+                "detail = excluded.detail, updated_at = excluded.updated_at",
                 (academy, phase, status, dumps(detail or {}), now()),
             )
 

@@ -265,7 +265,7 @@ def _check_names(
     files: dict[str, Path],
     docs: dict[str, YamlDocument],
 ) -> None:
-    for key, (kind, name) in names.platform_azure_names().items():
+    for _key, (kind, name) in names.platform_azure_names().items():
         problem = azure_rules.check(kind, name)
         if problem:
             raise ConfigError(
@@ -286,7 +286,7 @@ def _check_names(
                 line=trust_doc.line_of(("naming", "user_upn")),
                 field="naming.user_upn",
             )
-        for key, (kind, name) in names.academy_azure_names(a).items():
+        for _key, (kind, name) in names.academy_azure_names(a).items():
             problem = azure_rules.check(kind, name)
             if problem:
                 raise ConfigError(

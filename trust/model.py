@@ -8,11 +8,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
-from typing import NamedTuple
-
-from pydantic import AfterValidator, BeforeValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 GUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 DOMAIN_RE = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -40,7 +38,8 @@ def _domain(value: str) -> str:
 def _slug(value: str) -> str:
     if not SLUG_RE.match(value):
         raise ValueError(
-            f"'{value}' is not a safe code: 2-10 characters, lowercase letters and digits, starting with a letter"
+            f"'{value}' is not a safe code: 2-10 characters, lowercase letters and digits, "
+            "starting with a letter"
         )
     return value
 

@@ -50,7 +50,7 @@ def ascii_fold(text: str) -> str:
 
 
 def upn_part(text: str) -> str:
-    """A name fragment safe in a UPN local part. Apostrophes and spaces go (o'brien -> obrien) by house rule."""
+    """A name fragment safe in a UPN local part. Apostrophes and spaces go (o'brien -> obrien): house rule."""
     folded = ascii_fold(text).lower().replace(" ", "")
     return _UPN_DROP.sub("", folded)
 

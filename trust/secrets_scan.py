@@ -59,14 +59,14 @@ def refuse_secrets(doc: YamlDocument) -> None:
     for loc, value in _walk(doc.data):
         field = ".".join(str(p) for p in loc)
         key = str(loc[-1]) if loc else ""
-        if isinstance(value, str | int) and not isinstance(value, bool) and value != "" and loc:
-            if _SECRET_KEY.search(key) and not _REFERENCE_KEY.search(key):
-                raise ConfigError(
-                    doc.file,
-                    "looks like a secret value; config holds references only (e.g. secret_env: NAME_OF_ENV_VAR)",
-                    line=doc.line_of(loc),
-                    field=field,
-                )
+        is_value = isinstance(value, str | int) and not isinstance(value, bool) and value != ""
+        if is_value and loc and _SECRET_KEY.search(key) and not _REFERENCE_KEY.search(key):
+            raise ConfigError(
+                doc.file,
+                "looks like a secret value; config holds references only (e.g. secret_env: NAME_OF_ENV_VAR)",
+                line=doc.line_of(loc),
+                field=field,
+            )
         if isinstance(value, str):
             for what, pattern in _SECRET_VALUE_PATTERNS:
                 if pattern.search(value):

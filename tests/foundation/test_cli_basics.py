@@ -121,3 +121,16 @@ def test_client_secret_from_env_never_reaches_output(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "TRUSTFOLD_TRUST_CLIENT_SECRET" in proc.stderr and "is not set" in proc.stderr
     assert canary not in proc.stdout + proc.stderr
+
+
+def test_text_logs_are_readable_and_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.logs import configure
+    from migrations.redaction import register_secret
+
+    canary = "canary-Text-secret-41aa"
+    register_secret(canary)
+    configure(verbose=False, fmt="text")
+    logging.getLogger("trustfold.test").warning("password was %s", canary)
+    err = capsys.readouterr().err
+    assert "password was ***REDACTED***" in err and canary not in err
+    assert not err.lstrip().startswith("{")

@@ -50,7 +50,7 @@ def duplicate_academy(new_code: str, *edits: tuple[str, str]) -> Mutation:
     return apply
 
 
-T, H, O = "trust.yaml", "academies/hillside.yaml", "academies/oakwood.yaml"
+T, H, OAK = "trust.yaml", "academies/hillside.yaml", "academies/oakwood.yaml"
 BOMB = (
     "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b]\n"
 )
@@ -92,8 +92,13 @@ CORPUS: list[tuple[str, Mutation, str, str]] = [
         "hillside.yaml",
         "legacy_tenant.id",
     ),
-    ("duplicate-urn", edit(O, "urn: 147730", "urn: 145201"), "oakwood.yaml", "urn"),
-    ("duplicate-domain", edit(O, "[oakwood.sch.uk]", "[hillsideacademy.org.uk]"), "oakwood.yaml", "domains"),
+    ("duplicate-urn", edit(OAK, "urn: 147730", "urn: 145201"), "oakwood.yaml", "urn"),
+    (
+        "duplicate-domain",
+        edit(OAK, "[oakwood.sch.uk]", "[hillsideacademy.org.uk]"),
+        "oakwood.yaml",
+        "domains",
+    ),
     (
         "tenant-id-not-guid",
         edit(H, "1a2b3c4d-0001-4e5f-8a9b-0c1d2e3f4a51", "hillside-tenant"),
@@ -109,8 +114,8 @@ CORPUS: list[tuple[str, Mutation, str, str]] = [
     ("cidr-malformed", edit(H, "10.1.0.0/22", "10.1.0.300/22"), "hillside.yaml", "network.cidr"),
     ("cidr-host-bits", edit(H, "10.1.0.0/22", "10.1.0.5/22"), "hillside.yaml", "network.cidr"),
     ("cidr-public", edit(H, "10.1.0.0/22", "8.8.8.0/24"), "hillside.yaml", "not a private range"),
-    ("cidr-overlaps-academy", edit(O, "10.1.6.0/24", "10.1.0.0/24"), "oakwood.yaml", "overlaps"),
-    ("cidr-overlaps-hub", edit(O, "10.1.6.0/24", "10.0.1.0/24"), "oakwood.yaml", "hub"),
+    ("cidr-overlaps-academy", edit(OAK, "10.1.6.0/24", "10.1.0.0/24"), "oakwood.yaml", "overlaps"),
+    ("cidr-overlaps-hub", edit(OAK, "10.1.6.0/24", "10.0.1.0/24"), "oakwood.yaml", "hub"),
     (
         "upn-template-unknown-field",
         edit(T, "{given}.{surname}@{domain}", "{first}.{surname}@{domain}"),

@@ -9,9 +9,9 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.foundation.test_config_corpus import CONFIG
 from trust.load import load_trust
 from trust.model import AcademyFile
-from tests.foundation.test_config_corpus import CONFIG
 
 TRUST = load_trust(CONFIG)
 NAMES = TRUST.names

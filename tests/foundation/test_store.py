@@ -1,4 +1,4 @@
-"""The state store: created and migrated forward on open; newer or corrupt files refused and left untouched."""
+"""The state store: created and migrated forward on open; newer or corrupt files refused, untouched."""
 
 from __future__ import annotations
 
