@@ -21,7 +21,9 @@ async def _discover(app: AppContext, code: str, full: bool) -> tuple[Any, dict[s
     trust = app.trust()
     academy = trust.academy(code)
     store = app.store()
-    async with open_connections(trust, app.graph_url, academies=(code,)) as conns:
+    async with open_connections(
+        trust, app.graph_url, academies=(code,), window_dir=app.state_path.parent
+    ) as conns:
         result = await run_discovery(trust, academy, store, conns.source(code), full=full)
         target = await read_target(trust, conns.target)
         counts = compute_mapping(trust, academy, store, target)

@@ -65,7 +65,9 @@ async def _with_env(
     academy = trust.academy(code)
     store = app.store()
     budget = parse_budget((options or {}).get("write_budget") or "3000/150")
-    async with open_connections(trust, app.graph_url, write_budget=budget, academies=(code,)) as conns:
+    async with open_connections(
+        trust, app.graph_url, write_budget=budget, academies=(code,), window_dir=app.state_path.parent
+    ) as conns:
         env = PhaseEnv(
             trust,
             academy,

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -164,7 +165,7 @@ class WriteWindow:
         waited = 0.0
         async with self._lock:
             while True:
-                now = time.monotonic()
+                now = time.time()
                 while self.sent and now - self.sent[0] >= self.expiry:
                     self.sent.popleft()
                 if len(self.sent) + n <= self.limit or not self.sent:
@@ -175,14 +176,30 @@ class WriteWindow:
                 waited += delay
                 await asyncio.sleep(delay)
 
+    def load(self, path: Path) -> None:
+        """Writes an earlier process made still count in the server's window: start from them."""
+        try:
+            stamps = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        now = time.time()
+        self.sent.extend(sorted(t for t in stamps if isinstance(t, int | float) and now - t < self.expiry))
+
+    def save(self, path: Path) -> None:
+        now = time.time()
+        recent = [t for t in self.sent if now - t < self.expiry]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(recent))
+        os.replace(tmp, path)
+
     def throttled(self) -> None:
-        now = time.monotonic()
+        now = time.time()
         if now - self._last_throttle >= 1.0:
             self.limit = max(self.full // 2, int(self.limit * 0.8), 1)
         self._last_throttle = now
 
     def recovered(self) -> None:
-        if self.limit < self.full and time.monotonic() - self._last_throttle > self.seconds:
+        if self.limit < self.full and time.time() - self._last_throttle > self.seconds:
             self.limit = self.full
 
 
@@ -223,7 +240,7 @@ class TenantConnection:
         return url[len(self.base_url) :] if url.startswith(self.base_url) else url
 
     async def _pause(self) -> None:
-        delay = self._paused_until - time.monotonic()
+        delay = self._paused_until - time.time()
         if delay > 0:
             self.stats.wait_seconds += delay
             await asyncio.sleep(delay)
@@ -233,7 +250,7 @@ class TenantConnection:
         self.writes.throttled()
         if retry_after:
             # One pause for every worker of this tenant: throttled requests still count against the budget.
-            self._paused_until = max(self._paused_until, time.monotonic() + retry_after)
+            self._paused_until = max(self._paused_until, time.time() + retry_after)
 
     async def _send_once(
         self, method: str, url: str, body: Any, headers: dict[str, str] | None
@@ -358,7 +375,7 @@ class TenantConnection:
             raise ValueError(f"a $batch holds at most {MAX_BATCH} requests")
         results: dict[int, GraphResponse | MaybeApplied] = {}
         pending = list(range(len(items)))
-        deadline = time.monotonic() + self.max_total_wait
+        deadline = time.time() + self.max_total_wait
         while pending:
             writes = sum(1 for i in pending if items[i].is_write)
             if writes:
@@ -400,7 +417,7 @@ class TenantConnection:
                     results[i] = resp
             pending = retry
             if pending:
-                if time.monotonic() + wait > deadline:
+                if time.time() + wait > deadline:
                     for i in pending:
                         results[i] = GraphResponse(429, {}, {"error": {"code": "retriesExhausted"}})
                     break
@@ -474,8 +491,14 @@ def _credential(ref: CredentialRef, tenant_id: str, graph_url: str | None) -> An
 
 class Connections:
     def __init__(
-        self, trust: Trust, graph_url: str | None, write_budget: tuple[int, float], max_total_wait: float
+        self,
+        trust: Trust,
+        graph_url: str | None,
+        write_budget: tuple[int, float],
+        max_total_wait: float,
+        window_dir: Path | None = None,
     ):
+        self.window_dir = window_dir
         self.trust = trust
         self.graph_url = graph_url.rstrip("/") if graph_url else None
         self.write_budget = write_budget
@@ -525,11 +548,17 @@ class Connections:
         conn = TenantConnection(
             tenant_id, role, base, adapter, http, self.raw_http, self.write_budget, self.max_total_wait
         )
+        if self.window_dir is not None:
+            conn.writes.load(self.window_dir / f"write-window-{tenant_id}.json")
         self._open[tenant_id] = conn
         self._closers.extend([http.aclose, getattr(credential, "close", None)])
         return conn
 
     async def aclose(self) -> None:
+        if self.window_dir is not None:
+            self.window_dir.mkdir(parents=True, exist_ok=True)
+            for tid, conn in self._open.items():
+                conn.writes.save(self.window_dir / f"write-window-{tid}.json")
         for close in self._closers:
             if close is not None:
                 try:
@@ -547,10 +576,11 @@ async def open_connections(
     write_budget: tuple[int, float] = DEFAULT_WRITE_BUDGET,
     max_total_wait: float = MAX_TOTAL_WAIT,
     academies: tuple[str, ...] = (),
+    window_dir: Path | None = None,
 ) -> AsyncIterator[Connections]:
     """Connections for the trust tenant and the named academies' tenants. Every credential is resolved
     before the first request, so a missing secret is reported before anything is read or written."""
-    conns = Connections(trust, graph_url, write_budget, max_total_wait)
+    conns = Connections(trust, graph_url, write_budget, max_total_wait, window_dir)
     try:
         conns.target  # noqa: B018 - resolve the credential now
         for code in academies:

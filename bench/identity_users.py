@@ -1,0 +1,129 @@
+"""Identity migration against the sandbox's write budget: how much of the budget trustfold uses, and how
+few requests it spends.
+
+Prints, from one run:
+- writes achieved / writes the sliding-window budget permits over the run (goal >= 0.9);
+- HTTP requests to the trust tenant per migrated user (goal <= 0.1) and per membership (goal <= 0.06);
+- share of requests answered 429 (goal <= 2%).
+The default budget, 300 writes / 15 s, has Microsoft's rate (3,000 / 150 s = 20 writes/s) in a window short
+enough for a one-minute bench; --budget 3000/150 uses the published figure (needs a larger --size).
+
+Run: .venv/bin/python bench/identity_users.py [--size 600] [--budget 300/15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sandbox.testing import running_sandbox  # noqa: E402
+
+TARGET = "6f1c2a4e-8b7d-4c3e-9a10-2b5d7e9f0a11"
+
+
+def cli(url: str, state: Path, *args: str) -> dict:
+    env = {
+        **os.environ,
+        "TRUSTFOLD_CONFIG_DIR": str(ROOT / "config"),
+        "TRUSTFOLD_GRAPH_URL": url,
+        "TRUSTFOLD_STATE": str(state),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", "from cli.main import main; main()", *args, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"trustfold {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return json.loads(proc.stdout)
+
+
+def target_stats(url: str) -> dict:
+    return httpx.get(f"{url}/sandbox/stats").json()["tenants"][TARGET]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", type=int, default=600, help="users per academy")
+    parser.add_argument("--budget", default="300/15", help="write budget N/SECONDS (sandbox and client)")
+    parser.add_argument("--academies", nargs="+", default=["hillside", "oakwood"])
+    args = parser.parse_args()
+    limit, window = (float(x) for x in args.budget.split("/"))
+    with (
+        running_sandbox(ROOT / "config", size=args.size, seed=3, write_budget=args.budget) as url,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        state = Path(tmp) / "state.db"
+        for code in args.academies:
+            cli(url, state, "discover", code)
+        before = target_stats(url)
+        start = time.monotonic()
+        users = 0
+        for code in args.academies:
+            result = cli(
+                url,
+                state,
+                "run",
+                code,
+                "--phase",
+                "users",
+                "--write-budget",
+                args.budget,
+                "--concurrency",
+                "8",
+            )
+            users += result["counts"]["done"] // 2
+        elapsed = time.monotonic() - start
+        mid = target_stats(url)
+        for code in args.academies:
+            cli(url, state, "run", code, "--phase", "groups", "--write-budget", args.budget)
+        pre_members = target_stats(url)
+        members = 0
+        for code in args.academies:
+            result = cli(url, state, "run", code, "--phase", "memberships", "--write-budget", args.budget)
+            members += result["counts"]["done"]
+        after = target_stats(url)
+        writes = mid["writes"] - before["writes"]
+        permitted = limit * (elapsed / window) + limit
+        user_requests = mid["requests"] - before["requests"]
+        member_requests = after["requests"] - pre_members["requests"]
+        added = memberships_added(state)
+        throttled = after["throttled"] - before["throttled"]
+        requests = after["requests"] - before["requests"]
+        print(
+            f"users phase: {users} users, {writes} writes in {elapsed:.1f} s "
+            f"(budget {int(limit)}/{window:g} s permits {permitted:.0f} over the run)"
+        )
+        print(f"  writes achieved / budget permitted: {writes / permitted:.2f}   (goal >= 0.9)")
+        print(f"  requests per migrated user: {user_requests / max(users, 1):.3f}   (goal <= 0.1)")
+        print(
+            f"memberships phase: {added} memberships added with {member_requests} requests "
+            f"({members} add-members steps)"
+        )
+        print(f"  requests per membership: {member_requests / max(added, 1):.4f}   (goal <= 0.06)")
+        print(f"429 share of all requests: {throttled / max(requests, 1):.2%}   (goal <= 2%)")
+
+
+def memberships_added(state: Path) -> int:
+    db = sqlite3.connect(state)
+    rows = db.execute("SELECT data FROM journal WHERE op = 'add-members' AND event = 'done'").fetchall()
+    return sum(len(json.loads(r[0]).get("members", [])) for r in rows)
+
+
+if __name__ == "__main__":
+    main()
