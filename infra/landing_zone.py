@@ -5,13 +5,12 @@ from __future__ import annotations
 import pulumi
 import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.consumption as consumption
-import pulumi_azure_native.keyvault as keyvault
 import pulumi_azure_native.network as network
 import pulumi_azure_native.resources as resources
 import pulumi_azure_native.storage as storage
 
 from infra import ids
-from infra.common import deny_inbound_nsg, diagnostics
+from infra.common import deny_inbound_nsg, diagnostics, protected_vault
 from infra.platform import month_start
 from trust import Academy, Trust
 
@@ -167,25 +166,9 @@ class AcademyLandingZone(pulumi.ComponentResource):
             self,
         )
 
-        vault = keyvault.Vault(
-            f"{code}-kv",
-            vault_name=names.key_vault(academy),
-            resource_group_name=rg.name,
-            location=loc,
-            tags=tags,
-            properties=keyvault.VaultPropertiesArgs(
-                tenant_id=s.tenant.id,
-                sku=keyvault.SkuArgs(family="A", name="standard"),
-                enable_rbac_authorization=True,
-                enable_purge_protection=True,
-                enable_soft_delete=True,
-                soft_delete_retention_in_days=90,
-                public_network_access="Disabled",
-                network_acls=keyvault.NetworkRuleSetArgs(default_action="Deny", bypass="AzureServices"),
-            ),
-            opts=protected,
+        vault = protected_vault(
+            f"{code}-kv", names.key_vault(academy), rg.name, loc, tags, s.tenant.id, workspace_id, self
         )
-        diagnostics(f"{code}-kv", vault.id, workspace_id, self)
 
         # The academy's own IT admins manage their resource group, and only it; never a single user.
         self.role_assignment = authorization.RoleAssignment(

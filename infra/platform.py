@@ -1,4 +1,4 @@
-"""TrustPlatform: what every academy shares - logging, secrets, hub network, policy, Defender, alerts, budget."""
+"""TrustPlatform: what every academy shares: logging, secrets, hub, policy, Defender, alerts, budget."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pulumi
 import pulumi_azure_native.aadiam as aadiam
 import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.consumption as consumption
-import pulumi_azure_native.keyvault as keyvault
 import pulumi_azure_native.monitor as monitor
 import pulumi_azure_native.network as network
 import pulumi_azure_native.operationalinsights as operationalinsights
@@ -16,7 +15,7 @@ import pulumi_azure_native.resources as resources
 import pulumi_azure_native.security as security
 
 from infra import ids
-from infra.common import deny_inbound_nsg, diagnostics
+from infra.common import deny_inbound_nsg, diagnostics, protected_vault
 from trust import Trust
 
 DEFENDER_PLANS = ("StorageAccounts", "KeyVaults", "VirtualMachines", "Arm")
@@ -29,7 +28,7 @@ def month_start() -> str:
 
 
 class TrustPlatform(pulumi.ComponentResource):
-    """Platform resource group, central workspace, Key Vault, hub network, policy, Defender, alerts, budget."""
+    """Platform resource group, central workspace, Key Vault, hub network, policy, Defender, budget."""
 
     workspace_id: pulumi.Output[str]
     hub_network_id: pulumi.Output[str]
@@ -74,25 +73,9 @@ class TrustPlatform(pulumi.ComponentResource):
             opts=protected,
         )
 
-        vault = keyvault.Vault(
-            "platform-kv",
-            vault_name=names.platform_key_vault(),
-            resource_group_name=rg.name,
-            location=loc,
-            tags=tags,
-            properties=keyvault.VaultPropertiesArgs(
-                tenant_id=s.tenant.id,
-                sku=keyvault.SkuArgs(family="A", name="standard"),
-                enable_rbac_authorization=True,
-                enable_purge_protection=True,
-                enable_soft_delete=True,
-                soft_delete_retention_in_days=90,
-                public_network_access="Disabled",
-                network_acls=keyvault.NetworkRuleSetArgs(default_action="Deny", bypass="AzureServices"),
-            ),
-            opts=protected,
+        vault = protected_vault(
+            "platform-kv", names.platform_key_vault(), rg.name, loc, tags, s.tenant.id, workspace.id, self
         )
-        diagnostics("platform-kv", vault.id, workspace.id, self)
 
         hub_cidr = str(s.azure.hub_cidr)
         hub_nsg = deny_inbound_nsg(

@@ -16,7 +16,7 @@ def config_dir() -> Path:
     """Pulumi config trustfold:configDir, else TRUSTFOLD_CONFIG_DIR, else the repository's config/."""
     try:
         configured = pulumi.Config("trustfold").get("configDir")
-    except Exception:  # noqa: BLE001 - outside a Pulumi engine there is no config to read
+    except Exception:
         configured = None
     return Path(configured or os.environ.get("TRUSTFOLD_CONFIG_DIR") or REPO_CONFIG)
 

@@ -6,14 +6,14 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from pulumi_policy import (  # noqa: E402
+from pulumi_policy import (
     EnforcementLevel,
     PolicyPack,
     ResourceValidationPolicy,
     StackValidationPolicy,
 )
 
-from infra.policy.rules import RULES, STACK_RULES, StackResource  # noqa: E402
+from infra.policy.rules import RULES, STACK_RULES, StackResource
 
 
 def _resource_policy(rule):  # type: ignore[no-untyped-def]

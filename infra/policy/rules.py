@@ -167,7 +167,8 @@ def nsg_management_ports(_: str, p: dict[str, Any]) -> list[str]:
         open_ports = [port for port in ids.MANAGEMENT_PORTS for lo, hi in _ports(rule) if lo <= port <= hi]
         if open_ports:
             out.append(
-                f"rule '{rule.get('name')}' opens management port(s) {sorted(set(open_ports))} to the internet"
+                f"rule '{rule.get('name')}' opens management port(s) {sorted(set(open_ports))} "
+                "to the internet"
             )
     return out
 
@@ -194,7 +195,8 @@ def rbac_least_privilege(_: str, p: dict[str, Any]) -> list[str]:
     out = []
     if p.get("principalType") != "Group":
         out.append(
-            f"role assigned to a {p.get('principalType') or 'principal of unknown type'}; assign to groups only"
+            f"role assigned to a {p.get('principalType') or 'principal of unknown type'}; "
+            "assign to groups only"
         )
     role = str(p.get("roleDefinitionId") or "").lower()
     scope = str(p.get("scope") or "")
