@@ -171,7 +171,8 @@ async def discover(
                 put("membership", link_id, {"group_id": gid, "member_id": m["id"], "member_type": mtype})
             if gid in owners:
                 tx.execute(
-                    "UPDATE inventory SET removed = 1 WHERE academy = ? AND kind = 'owner' AND object_id LIKE ?",
+                    "UPDATE inventory SET removed = 1 "
+                    "WHERE academy = ? AND kind = 'owner' AND object_id LIKE ?",
                     (code, f"{gid}:%"),
                 )
                 for oid in owners[gid]:

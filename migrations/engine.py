@@ -1,4 +1,4 @@
-"""Steps, plans, the journal and the runner: the part of a migration that makes it safe to stop at any instant.
+"""Steps, plans, the journal and the runner: what makes a migration safe to stop at any instant.
 
 A Step is one idempotent change to the target, stored as data in a Plan. Its Operation knows how to turn it
 into a Graph request, read the answer, recognise that it was already applied (by provenance marker), and
@@ -189,7 +189,9 @@ class Journal:
         at = now()
         with self.store.tx() as tx:
             tx.executemany(
-                "INSERT INTO journal (run_id, academy, phase, plan_id, step_key, op, event, target_id, data, at) "
+                "INSERT INTO journal (run_id, academy, phase, plan_id, step_key, op, event, target_id, data, "
+                "at)"
+                " "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (

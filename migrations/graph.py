@@ -228,10 +228,7 @@ class TenantConnection:
 
     # ---- transport --------------------------------------------------------------------------------------
     def url(self, path: str, params: dict[str, Any] | None = None) -> str:
-        if path.startswith(("http://", "https://")):
-            url = path
-        else:
-            url = f"{self.base_url}/{path.lstrip('/')}"
+        url = path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
         if params:
             url += ("&" if "?" in url else "?") + urlencode(params, quote_via=quote, safe="$,'()/:")
         return url
@@ -406,7 +403,8 @@ class TenantConnection:
                     if r
                     else GraphResponse(599, {}, None)
                 )
-                if resp.status == 429 or resp.status == 424 and any(d in retry for d in self._deps(items[i])):
+                blocked = resp.status == 424 and any(d in retry for d in self._deps(items[i]))
+                if resp.status == 429 or blocked:
                     if resp.status == 429:
                         self._throttled(resp.retry_after())
                         wait = max(wait, resp.retry_after() or 1.0)
@@ -563,7 +561,7 @@ class Connections:
             if close is not None:
                 try:
                     await close()
-                except Exception:  # noqa: BLE001 - closing is best effort
+                except Exception:
                     log.debug("close failed", exc_info=True)
         await self.raw_http.aclose()
 

@@ -278,7 +278,8 @@ def inventory(store: StateStore, academy: str, kind: str) -> dict[str, dict[str,
     return {
         r["object_id"]: json.loads(r["data"])
         for r in store.rows(
-            "SELECT object_id, data FROM inventory WHERE academy = ? AND kind = ? AND removed = 0 ORDER BY object_id",
+            "SELECT object_id, data FROM inventory WHERE academy = ? AND kind = ? AND removed = 0 "
+            "ORDER BY object_id",
             (academy, kind),
         )
     }
@@ -479,7 +480,7 @@ async def plan_memberships(
     already = 0
     done = Journal.state(store, academy.code, "memberships")
     recorded: dict[str, set[str]] = defaultdict(set)
-    for key, h in done.items():
+    for h in done.values():
         if h["event"] == "done":
             recorded[h["data"].get("group_key", "")] |= set(h["data"].get("member_keys", []))
     for gref in sorted(wanted):

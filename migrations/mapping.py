@@ -62,7 +62,8 @@ def _claimed_elsewhere(store: StateStore, academy: str) -> dict[str, str]:
     return {
         r["target_key"].lower(): r["academy"]
         for r in store.rows(
-            "SELECT academy, target_key FROM mappings WHERE academy <> ? AND action = 'create' AND target_key IS NOT NULL",
+            "SELECT academy, target_key FROM mappings "
+            "WHERE academy <> ? AND action = 'create' AND target_key IS NOT NULL",
             (academy,),
         )
     }
@@ -76,15 +77,15 @@ def compute_mapping(
     inv = {
         (r["kind"], r["object_id"]): json.loads(r["data"])
         for r in store.rows(
-            "SELECT kind, object_id, data FROM inventory WHERE academy = ? AND removed = 0 AND kind IN ('user', 'group')",
+            "SELECT kind, object_id, data FROM inventory "
+            "WHERE academy = ? AND removed = 0 AND kind IN ('user', 'group')",
             (code,),
         )
     }
     imported = {(r["kind"], r["source_id"]): r for r in _rows(store, code) if r["origin"] == "imported"}
     elsewhere = _claimed_elsewhere(store, code)
     taken: set[str] = set(elsewhere)
-    for key, (_, mark) in {**target.users, **target.groups}.items():
-        taken.add(key)
+    taken.update(target.users, target.groups)
     rows: list[tuple[Any, ...]] = []
     for r in imported.values():
         if r["target_key"]:
@@ -183,7 +184,9 @@ def compute_mapping(
     with store.tx() as tx:
         tx.execute("DELETE FROM mappings WHERE academy = ? AND origin = 'computed'", (code,))
         tx.executemany(
-            "INSERT INTO mappings (academy, kind, source_id, source_key, display_name, target_key, action, note, "
+            "INSERT INTO mappings (academy, kind, source_id, source_key, display_name, target_key, "
+            "action, "
+            "note, "
             "origin, data, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'computed', ?, ?)",
             [
                 (code, k, sid, skey, dname, tkey, action, note, dumps(data), at)
@@ -218,7 +221,7 @@ def export_csv(store: StateStore, academy: str) -> str:
 def import_csv(
     trust: Trust, academy: Academy, store: StateStore, path: Path, target: TargetDirectory
 ) -> dict[str, int]:
-    """Validate an edited mapping; store it only if every line is right (ConfigError names file:line:column)."""
+    """Validate an edited mapping; store it only if every line is right (errors name file:line:column)."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -324,7 +327,8 @@ def import_csv(
                 (academy.code, kind, sid),
             )
             tx.execute(
-                "INSERT INTO mappings (academy, kind, source_id, source_key, display_name, target_key, action, "
+                "INSERT INTO mappings (academy, kind, source_id, source_key, display_name, target_key, "
+                "action, "
                 "note, origin, data, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'imported', ?, ?)",
                 (academy.code, kind, sid, skey, dname, tkey, action, note, dumps(data), at),
             )

@@ -80,7 +80,9 @@ def directory_view(snap: dict[str, Any]) -> dict[str, Any]:
         return oid
 
     view_users = {
-        u["userPrincipalName"].lower(): sorted(l.get("skuId", "") for l in u.get("assignedLicenses") or [])
+        u["userPrincipalName"].lower(): sorted(
+            lic.get("skuId", "") for lic in u.get("assignedLicenses") or []
+        )
         for u in users.values()
     }
     memberships = _find(data, "members")

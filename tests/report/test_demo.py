@@ -7,8 +7,6 @@ report, audit, exit code) whether or not the real engine is present.
 
 from __future__ import annotations
 
-from migrations.phases import load_phases
-
 import importlib.machinery
 import json
 import sys
@@ -22,6 +20,7 @@ import pytest
 
 from cli.context import AppContext, pass_app
 from cli.main import COMMANDS, run
+from migrations.phases import load_phases
 from migrations.store import StateStore, dumps, now
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
