@@ -146,7 +146,7 @@ def run(argv: list[str] | None, *, verbose: bool = False) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted; state is journaled, run the same command again to resume", err=True)
         return 130
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback without -v
+    except Exception as exc:
         logging.getLogger("trustfold").debug("unhandled error", exc_info=True)
         return _fail(
             EXIT_FAILED, redact(f"{type(exc).__name__}: {exc}") + " (run with -v for details)", verbose
