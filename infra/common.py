@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pulumi
+import pulumi_azure_native.consumption as consumption
 import pulumi_azure_native.keyvault as keyvault
 import pulumi_azure_native.monitor as monitor
 import pulumi_azure_native.network as network
@@ -110,3 +113,41 @@ def protected_vault(
     )
     diagnostics(name, vault.id, workspace_id, parent)
     return vault
+
+
+def month_start() -> str:
+    today = datetime.now(UTC)
+    return f"{today.year:04d}-{today.month:02d}-01T00:00:00Z"
+
+
+def monthly_budget(
+    name: str,
+    budget_name: str,
+    scope: pulumi.Input[str],
+    amount: int,
+    email: str,
+    action_group_id: pulumi.Input[str],
+    parent: pulumi.Resource,
+) -> consumption.Budget:
+    """A monthly cost budget alerting at 80% and 100% (baseline rows 13-14). Azure wants the start in the
+    current month, so later months' `pulumi up` must not try to move it: timePeriod is ignored after."""
+    return consumption.Budget(
+        name,
+        budget_name=budget_name,
+        scope=scope,
+        amount=amount,
+        category="Cost",
+        time_grain="Monthly",
+        time_period=consumption.BudgetTimePeriodArgs(start_date=month_start()),
+        notifications={
+            f"actual-{p}": consumption.NotificationArgs(
+                enabled=True,
+                operator="GreaterThanOrEqualTo",
+                threshold=p,
+                contact_emails=[email],
+                contact_groups=[action_group_id],
+            )
+            for p in (80, 100)
+        },
+        opts=pulumi.ResourceOptions(parent=parent, ignore_changes=["timePeriod"]),
+    )

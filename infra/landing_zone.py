@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_azure_native.authorization as authorization
-import pulumi_azure_native.consumption as consumption
 import pulumi_azure_native.network as network
 import pulumi_azure_native.resources as resources
 import pulumi_azure_native.storage as storage
 
 from infra import ids
-from infra.common import deny_inbound_nsg, diagnostics, protected_vault
-from infra.platform import month_start
+from infra.common import deny_inbound_nsg, diagnostics, monthly_budget, protected_vault
 from trust import Academy, Trust
 
 SUBNETS = ("workloads", "private-endpoints")
@@ -182,25 +180,14 @@ class AcademyLandingZone(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.budget = consumption.Budget(
+        self.budget = monthly_budget(
             f"{code}-budget",
-            budget_name=names.academy_budget(academy),
-            scope=rg.id,
-            amount=academy.budget.monthly_gbp,
-            category="Cost",
-            time_grain="Monthly",
-            time_period=consumption.BudgetTimePeriodArgs(start_date=month_start()),
-            notifications={
-                f"actual-{p}": consumption.NotificationArgs(
-                    enabled=True,
-                    operator="GreaterThanOrEqualTo",
-                    threshold=p,
-                    contact_emails=[academy.it_contact.email],
-                    contact_groups=[action_group_id],
-                )
-                for p in (80, 100)
-            },
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["timePeriod"]),
+            names.academy_budget(academy),
+            rg.id,
+            academy.budget.monthly_gbp,
+            academy.it_contact.email,
+            action_group_id,
+            self,
         )
 
         self.resource_group, self.network, self.nsgs = rg, spoke, nsgs

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pulumi
 import pulumi_azure_native.aadiam as aadiam
 import pulumi_azure_native.authorization as authorization
-import pulumi_azure_native.consumption as consumption
 import pulumi_azure_native.monitor as monitor
 import pulumi_azure_native.network as network
 import pulumi_azure_native.operationalinsights as operationalinsights
@@ -15,16 +12,11 @@ import pulumi_azure_native.resources as resources
 import pulumi_azure_native.security as security
 
 from infra import ids
-from infra.common import deny_inbound_nsg, diagnostics, protected_vault
+from infra.common import deny_inbound_nsg, diagnostics, monthly_budget, protected_vault
 from trust import Trust
 
 DEFENDER_PLANS = ("StorageAccounts", "KeyVaults", "VirtualMachines", "Arm")
 UK_LOCATIONS = ["uksouth", "ukwest"]
-
-
-def month_start() -> str:
-    today = datetime.now(UTC)
-    return f"{today.year:04d}-{today.month:02d}-01T00:00:00Z"
 
 
 class TrustPlatform(pulumi.ComponentResource):
@@ -249,25 +241,14 @@ class TrustPlatform(pulumi.ComponentResource):
                 opts=child,
             )
 
-        self.budget = consumption.Budget(
+        self.budget = monthly_budget(
             "trust-budget",
-            budget_name=names.trust_budget(),
-            scope=subscription,
-            amount=s.budget.monthly_gbp,
-            category="Cost",
-            time_grain="Monthly",
-            time_period=consumption.BudgetTimePeriodArgs(start_date=month_start()),
-            notifications={
-                f"actual-{p}": consumption.NotificationArgs(
-                    enabled=True,
-                    operator="GreaterThanOrEqualTo",
-                    threshold=p,
-                    contact_emails=[contact.email],
-                    contact_groups=[action_group.id],
-                )
-                for p in (80, 100)
-            },
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["timePeriod"]),
+            names.trust_budget(),
+            subscription,
+            s.budget.monthly_gbp,
+            contact.email,
+            action_group.id,
+            self,
         )
 
         self.workspace, self.key_vault, self.hub, self.action_group = workspace, vault, hub, action_group

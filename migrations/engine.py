@@ -9,12 +9,13 @@ so a crash leaves at most the in-flight steps in doubt, and resume reconciles ex
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -54,7 +55,7 @@ class Plan:
     already_present: int = 0
     created_at: str = field(default_factory=now)
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
         payload = json.dumps([s.to_json() for s in self.steps], sort_keys=True).encode()
         return hashlib.sha256(payload).hexdigest()
@@ -133,14 +134,6 @@ class Outcome:
     target_id: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
     message: str = ""
-
-
-class RunContext(Protocol):
-    """What operations may use: the target connection and id resolution from earlier steps."""
-
-    target: Any
-
-    def target_id(self, key: str) -> str | None: ...
 
 
 class Operation(Protocol):
@@ -473,13 +466,3 @@ class Runner:
                     )
                 return
             await self._send(unclear, done, failed, attempt + 1)
-
-
-async def gather_limited(coros: Iterable[Awaitable[Any]], limit: int) -> list[Any]:
-    sem = asyncio.Semaphore(limit)
-
-    async def one(c: Awaitable[Any]) -> Any:
-        async with sem:
-            return await c
-
-    return await asyncio.gather(*(one(c) for c in coros))

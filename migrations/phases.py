@@ -169,15 +169,21 @@ class IdentityPhase:
     async def rollback(self, env: PhaseEnv, steps: list[Any], *, purge: bool) -> PhaseRun:
         code = env.academy.code
         run_id = start_run(env.store, code, self.name, "rollback", None, env.operator)
-        status = "failed"
         try:
             result = await carry_out(
                 env.store, code, steps, env.conns.target, marker_property(env.trust), run_id, purge=purge
             )
-            status = "succeeded" if not result.failed else "failed"
-        finally:
-            counts = {"planned": len(steps)}
-        counts.update({"done": result.undone, "kept": len(result.kept), "failed": len(result.failed)})
+        except BaseException:
+            # Undo steps are journaled one by one: the next rollback resumes where this one stopped.
+            finish_run(env.store, run_id, "interrupted", {"planned": len(steps)})
+            raise
+        status = "succeeded" if not result.failed else "failed"
+        counts = {
+            "planned": len(steps),
+            "done": result.undone,
+            "kept": len(result.kept),
+            "failed": len(result.failed),
+        }
         finish_run(env.store, run_id, status, counts)
         env.store.set_phase_status(
             code,

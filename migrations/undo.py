@@ -11,7 +11,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrations.engine import Journal
 from migrations.graph import BatchItem, GraphResponse, TenantConnection
 from migrations.store import StateStore, dumps, now
 
@@ -187,7 +186,3 @@ async def carry_out(
             result.failed.append({"step": step.key, "message": f"{resp.status} {resp.error_message}"})
             _record(store, academy, step, "undo-failed", run_id, resp.error_message)
     return result
-
-
-def journal_state(store: StateStore, academy: str, phase: str) -> dict[str, dict[str, Any]]:
-    return Journal.state(store, academy, phase)

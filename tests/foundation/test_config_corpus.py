@@ -240,7 +240,7 @@ def test_malformed_config_exits_2_with_one_line(
     assert len(lines) == 1, err
     assert "Traceback" not in err and needle.lower() in lines[0].lower(), lines[0]
     assert file in lines[0] and str(cfg) in lines[0]
-    assert re.search(r"\.ya?ml(:\d+)?: ", lines[0]) or "config" in lines[0]
+    assert re.search(r"\.ya?ml(:\d+)?: ", lines[0]), "the message must start with the file (and line)"
     assert not state.exists() and not state.parent.exists(), "bad input must leave no state behind"
     assert _digest(cfg) == before
 
