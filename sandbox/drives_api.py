@@ -75,7 +75,10 @@ def _item_json(request: Request, store: DriveStore, item: dict[str, Any]) -> dic
     select = request.query_params.get("$select")
     if select:
         keep = {s.strip() for s in select.split(",")} | {"id"}
-        out = {k: v for k, v in out.items() if k in keep or k.startswith("@")}
+        if "content.downloadUrl" in keep:
+            keep.add("@microsoft.graph.downloadUrl")
+        # Graph returns the download URL under $select only when it is selected.
+        out = {k: v for k, v in out.items() if k in keep or k.startswith("@odata.")}
     return out
 
 
@@ -265,7 +268,9 @@ def _delta(
             "e": tenant.delta_epoch,
             "p": 1,
         }
-        body["@odata.nextLink"] = link + _token(tok)
+        # The next page keeps the caller's page size, as Graph's nextLink does.
+        paging = f"&$top={top}" if "$top" in request.query_params else ""
+        body["@odata.nextLink"] = link + _token(tok) + paging
     else:
         tok = {"d": drive["id"], "s": upto, "a": upto, "e": tenant.delta_epoch}
         body["@odata.deltaLink"] = link + _token(tok)
@@ -485,7 +490,7 @@ async def upload(request: Request) -> Response:
         return _content_error(400, "invalidRequest", "The total size differs from the session's file size.")
     if int(request.headers.get("content-length", "-1")) != length:
         return _content_error(400, "invalidRequest", "Content-Length does not match the Content-Range.")
-    if length > MAX_CHUNK:
+    if length >= MAX_CHUNK:  # "less than 60 MiB" per request
         return _content_error(413, "invalidRequest", "Fragments must be smaller than 60 MiB.")
     if last != total - 1 and length % CHUNK_UNIT:
         return _content_error(
