@@ -222,6 +222,13 @@ def findings(academy: Academy, store: StateStore) -> tuple[dict[str, int], list[
             }
         )
 
+    # Problems found in drives by the files scan (forbidden names, long paths, ...) are findings too.
+    for r in store.rows(
+        "SELECT kind, object_id, display, message, handling FROM file_findings WHERE academy = ? "
+        "ORDER BY kind, display",
+        (academy.code,),
+    ):
+        out.append(dict(r))
     names = Counter(
         (u.get("displayName") or "").strip().lower() for u in users if u.get("userType") != "Guest"
     )

@@ -250,7 +250,7 @@ class TenantConnection:
             self._paused_until = max(self._paused_until, time.time() + retry_after)
 
     async def _send_once(
-        self, method: str, url: str, body: Any, headers: dict[str, str] | None
+        self, method: str, url: str, body: Any, headers: dict[str, str] | None, content: bytes | None = None
     ) -> GraphResponse:
         from kiota_abstractions.method import Method
         from kiota_abstractions.request_information import RequestInformation
@@ -267,6 +267,9 @@ class TenantConnection:
         if body is not None:
             info.headers.try_add("Content-Type", "application/json")
             info.content = json.dumps(body).encode()
+        elif content is not None:
+            info.headers.try_add("Content-Type", "application/octet-stream")
+            info.content = content
         self.stats.requests += 1
         span = trace.get_current_span()
         resp: httpx.Response = await self.adapter.get_http_response_message(info, span)
@@ -298,6 +301,7 @@ class TenantConnection:
         params: dict[str, Any] | None = None,
         idempotent: bool | None = None,
         counts_as_write: bool = True,
+        content: bytes | None = None,
     ) -> GraphResponse:
         """Send one request; 4xx answers are returned (callers decide), throttling and 5xx are retried."""
         method = method.upper()
@@ -316,7 +320,7 @@ class TenantConnection:
             async for attempt in retrying:
                 with attempt:
                     try:
-                        resp = await self._send_once(method, url, json, headers)
+                        resp = await self._send_once(method, url, json, headers, content)
                     except (httpx.TransportError, httpx.StreamError) as exc:
                         if not idempotent:
                             raise MaybeApplied(

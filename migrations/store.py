@@ -58,6 +58,26 @@ MIGRATIONS: list[Sequence[str]] = [
             run_id TEXT NOT NULL, at TEXT NOT NULL, name TEXT NOT NULL, value REAL NOT NULL)""",
         "CREATE INDEX metrics_by_run ON metrics (run_id, name)",
     ),
+    # 2: files - drives scanned with delta, their items, what was copied where, file findings.
+    (
+        """CREATE TABLE drives (
+            academy TEXT NOT NULL, drive_key TEXT NOT NULL, kind TEXT NOT NULL, label TEXT NOT NULL,
+            source_drive_id TEXT, target_ref TEXT NOT NULL, delta_link TEXT, scanned_at TEXT,
+            PRIMARY KEY (academy, drive_key))""",
+        """CREATE TABLE drive_items (
+            academy TEXT NOT NULL, drive_key TEXT NOT NULL, item_id TEXT NOT NULL, parent_id TEXT,
+            name TEXT NOT NULL, folder INTEGER NOT NULL, size INTEGER NOT NULL, hash TEXT, created TEXT,
+            modified TEXT, ctag TEXT, deleted INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (academy, drive_key, item_id))""",
+        """CREATE TABLE file_copies (
+            academy TEXT NOT NULL, drive_key TEXT NOT NULL, source_id TEXT NOT NULL, folder INTEGER NOT NULL,
+            target_drive TEXT NOT NULL, target_id TEXT NOT NULL, path TEXT NOT NULL, size INTEGER,
+            hash TEXT, source_ctag TEXT, target_ctag TEXT, created INTEGER NOT NULL, at TEXT NOT NULL,
+            PRIMARY KEY (academy, drive_key, source_id))""",
+        """CREATE TABLE file_findings (
+            academy TEXT NOT NULL, kind TEXT NOT NULL, object_id TEXT NOT NULL, display TEXT NOT NULL,
+            message TEXT NOT NULL, handling TEXT NOT NULL, PRIMARY KEY (academy, kind, object_id))""",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

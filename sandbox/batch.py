@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -79,7 +79,9 @@ async def _dispatch(outer: Request, item: dict[str, Any]) -> dict[str, Any]:
     parts = urlsplit(url)
     if parts.scheme or parts.netloc:
         return _item_error(rid, 400, "BadRequest", "Batch request URLs must be relative, e.g. /users/{id}.")
-    path = "/v1.0/" + parts.path.lstrip("/")
+    raw_path = "/v1.0/" + parts.path.lstrip("/")
+    # As for any request, the server routes on the percent-decoded path (a UPN's @ may come as %40).
+    path = unquote(raw_path)
     if path.rstrip("/") == "/v1.0/$batch":
         return _item_error(rid, 400, "BadRequest", "Nested batch requests are not supported.")
     headers = {str(k).lower(): str(v) for k, v in (item.get("headers") or {}).items()}
@@ -113,7 +115,7 @@ async def _dispatch(outer: Request, item: dict[str, Any]) -> dict[str, Any]:
         "client": outer.scope.get("client"),
         "root_path": "",
         "path": path,
-        "raw_path": path.encode(),
+        "raw_path": raw_path.encode(),
         "query_string": parts.query.encode(),
         "headers": raw_headers,
         "sandbox.batch_item": True,

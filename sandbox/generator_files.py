@@ -112,7 +112,7 @@ def _library(tree: _Tree, academy: Any, size: int) -> None:
     tree.file("Admin/CON.txt", 900)
     tree.file("Admin/desktop.ini", 120)
     tree.file("Old intranet/_vti_cnf/index.htm", 3_000)
-    tree.file("Admin/Exam entries.lock", 64)
+    tree.file("Admin/.lock", 64)
     # Zero-byte files and empty folders.
     tree.file("Admin/placeholder.txt", 0)
     tree.file("Curriculum/Empty register.csv", 0)

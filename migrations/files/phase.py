@@ -1,0 +1,669 @@
+"""The files phase: plan, run (journaled, resumable), rollback of exactly what it created, verify."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from migrations.engine import Journal, Metrics, Outcome, Plan, Step, finish_run, register_operation, start_run
+from migrations.files.budget import SharePointBudget
+from migrations.files.plan import PHASE, PlanContext, plan_files
+from migrations.files.scan import (
+    Tree,
+    TreeItem,
+    drive_pairs,
+    read_target,
+    read_targets,
+    resolve_drives,
+    scan_sources,
+    source_tree,
+)
+from migrations.files.transfer import CopyError, Counters, FileCopier, UploadSessions
+from migrations.graph import GraphError, TenantConnection
+from migrations.phases import PhaseEnv, PhaseRun, register_phase
+from migrations.store import now
+
+log = logging.getLogger("trustfold.files")
+LARGE = 64 * 1024 * 1024
+
+
+# ---- operations (descriptions for plans and rollback listings) ------------------------------------------
+@dataclass
+class _Op:
+    name: str
+    text: Callable[[dict[str, Any]], str]
+    batchable: bool = False
+
+    def describe(self, step: Step) -> str:
+        return self.text(step.args)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+for _op in (
+    _Op("mkdir", lambda a: f"create folder '{a['path']}'"),
+    _Op(
+        "copy",
+        lambda a: f"{'update' if a.get('replace_id') else 'copy'} '{a['path']}' ({_size(int(a['size']))})",
+    ),
+    _Op("move", lambda a: f"move '{a['from']}' to '{a['path']}'"),
+    _Op("adopt", lambda a: f"record '{a['path']}' as already present (identical content)"),
+    _Op("delete", lambda a: f"delete '{a['path']}' (deleted at source)"),
+    _Op("undo-copy", lambda a: f"delete copied file '{a['path']}'"),
+    _Op("undo-mkdir", lambda a: f"delete created folder '{a['path']}' if empty"),
+):
+    register_operation(_op)  # type: ignore[arg-type]
+
+
+def _depth(path: str) -> int:
+    return path.count("/")
+
+
+@dataclass
+class _RunState:
+    trees: dict[str, Tree]
+    in_doubt: set[str]
+    counters: Counters = field(default_factory=Counters)
+    done: int = 0
+    already: int = 0
+    failed: int = 0
+    skipped: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class FilesPhase:
+    name = PHASE
+
+    def __init__(self) -> None:
+        self._contexts: dict[str, PlanContext] = {}
+
+    def _budget(self, env: PhaseEnv) -> SharePointBudget:
+        override = env.options.get("sharepoint_budget")
+        return SharePointBudget(override)
+
+    async def _prepared(self, env: PhaseEnv) -> tuple[TenantConnection, TenantConnection, SharePointBudget]:
+        source, target = env.conns.source(env.academy.code), env.conns.target
+        budget = env.options.get("_budget") or self._budget(env)
+        env.options["_budget"] = budget
+        await budget.prepare(source)
+        await budget.prepare(target)
+        return source, target, budget
+
+    async def plan(self, env: PhaseEnv) -> Plan:
+        from migrations.identity import PlanningError
+
+        code = env.academy.code
+        if not env.academy.files.enabled:
+            raise PlanningError(f"files are switched off for {code} (phases.files.enabled in its config)")
+        if not env.store.rows("SELECT 1 FROM mappings WHERE academy = ? LIMIT 1", (code,)):
+            raise PlanningError(f"no mapping for {code}: run `trustfold discover {code}` first")
+        source, target, budget = await self._prepared(env)
+        try:
+            plan, ctx = await plan_files(
+                env.academy,
+                env.store,
+                drive_pairs(env.store, env.academy),
+                source,
+                target,
+                budget,
+                propagate_deletes=bool(env.options.get("propagate_deletes")),
+            )
+        except LookupError as exc:
+            raise PlanningError(
+                f"{exc} (check phases.files.libraries in config/academies/{code}.yaml)"
+            ) from None
+        self._contexts[plan.id] = ctx
+        return plan
+
+    async def discover(self, env: PhaseEnv) -> dict[str, int]:
+        """Scan the source drives only (delta), recording file findings: used by `trustfold discover`."""
+        source, _, budget = await self._prepared(env)
+        totals = {"drives": 0, "changed": 0, "deleted": 0}
+        scanned = await scan_sources(
+            env.store, env.academy, drive_pairs(env.store, env.academy), source, budget
+        )
+        for c in scanned.values():
+            totals["drives"] += 0 if c.get("missing") else 1
+            totals["changed"] += c["changed"]
+            totals["deleted"] += c["deleted"]
+        return totals
+
+    # ---- run ----------------------------------------------------------------------------------------------
+    async def run(self, env: PhaseEnv, plan: Plan, *, concurrency: int) -> PhaseRun:
+        code = env.academy.code
+        source, target, budget = await self._prepared(env)
+        ctx = self._contexts.pop(plan.id, None) or PlanContext()
+        run_id = start_run(env.store, code, PHASE, "run", plan.id, env.operator)
+        env.store.set_phase_status(code, PHASE, "running", {"last_run": run_id, "plan": plan.id})
+        journal = Journal(env.store, run_id, code, PHASE, plan.id)
+        in_doubt = {k for k, v in Journal.state(env.store, code, PHASE).items() if v["event"] == "intent"}
+        state = _RunState(dict(ctx.targets), in_doubt)
+        sessions = UploadSessions(env.run_dir.parent / f"upload-sessions-{code}.json")
+        copier = FileCopier(source, target, budget, sessions, state.counters)
+        metrics = Metrics(env.store, run_id)
+        before = {c.tenant_id: c.stats.as_dict() for c in (source, target)}
+        total = len(plan.steps)
+        ops = _Ops(env, target, budget, copier, journal, state)
+
+        def progress() -> None:
+            finished = state.done + state.already + state.failed + state.skipped
+            if env.progress:
+                env.progress(finished, total)
+            metrics.sample(
+                {
+                    "items_done": finished,
+                    "bytes_done": state.counters.bytes_done,
+                    "throttled": sum(c.stats.throttled for c in (source, target)),
+                }
+            )
+
+        status = "failed"
+        try:
+            await ops.execute(plan.steps, concurrency, progress)
+            status = "succeeded" if state.failed == 0 else "failed"
+        finally:
+            progress()
+            after = {c.tenant_id: c.stats.as_dict() for c in (source, target)}
+
+            def delta(k: str) -> float:
+                return round(sum(after[t][k] - before[t][k] for t in after), 3)
+
+            renamed = env.store.rows(
+                "SELECT count(*) AS n FROM file_findings WHERE academy = ? AND kind IN "
+                "('forbidden-name', 'name-conflict', 'path-too-long')",
+                (code,),
+            )[0]["n"]
+            counts = {
+                "planned": total,
+                "done": state.done,
+                "already_present": state.already + plan.already_present,
+                "failed": state.failed,
+                "skipped": state.skipped,
+                "files": state.counters.files_done,
+                "bytes": state.counters.bytes_done,
+                "bytes_sent": state.counters.bytes_sent,
+                "renamed": renamed,
+                "requests": delta("requests"),
+                "throttled": delta("throttled"),
+                "wait_seconds": delta("wait_seconds"),
+                "sharepoint_ru": sum(budget.spent.values()),
+            }
+            finish_run(env.store, run_id, status, counts)
+            env.store.set_phase_status(
+                code,
+                PHASE,
+                "done" if status == "succeeded" else "failed",
+                {"last_run": run_id, "plan": plan.id, **counts},
+            )
+        return PhaseRun(run_id, status, counts, state.failures, list(plan.notes) + state.notes)
+
+    # ---- rollback -----------------------------------------------------------------------------------------
+    async def rollback_steps(self, env: PhaseEnv) -> list[Any]:
+        steps: list[Step] = []
+        for key, h in Journal.state(env.store, env.academy.code, PHASE).items():
+            data = h["data"]
+            if h["event"] != "done" or not data.get("created") or not h["target_id"]:
+                continue
+            if h["op"] == "copy":
+                steps.append(Step(key, "undo-copy", {**_undo_args(h), "folder": False}))
+            elif h["op"] == "mkdir":
+                steps.append(Step(key, "undo-mkdir", {**_undo_args(h), "folder": True}))
+        # Files first, then folders deepest first, so a folder is empty (of our files) when we reach it.
+        return sorted(steps, key=lambda s: (s.args["folder"], -_depth(s.args["path"]), s.args["path"]))
+
+    async def rollback(self, env: PhaseEnv, steps: list[Any], *, purge: bool) -> PhaseRun:
+        code = env.academy.code
+        _, target, budget = await self._prepared(env)
+        run_id = start_run(env.store, code, PHASE, "rollback", None, env.operator)
+        journal = Journal(env.store, run_id, code, PHASE, None)
+        undone, kept, failed = 0, [], []
+        try:
+            for step in steps:
+                a = step.args
+                try:
+                    result = await _undo(target, budget, a)
+                except GraphError as exc:
+                    failed.append({"step": step.key, "message": str(exc)})
+                    continue
+                if result == "kept":
+                    kept.append(
+                        {
+                            "object": a["path"],
+                            "message": "changed in the trust tenant since it was copied"
+                            if not a["folder"]
+                            else "holds content trustfold did not create",
+                        }
+                    )
+                    continue
+                journal.outcomes([(step, Outcome("done", a["target_id"], {"undone": True}))], prefix="undo-")
+                with env.store.tx() as tx:
+                    tx.execute(
+                        "DELETE FROM file_copies WHERE academy = ? AND drive_key = ? AND target_id = ?",
+                        (code, a["drive_key"], a["target_id"]),
+                    )
+                undone += 1
+        except BaseException:
+            finish_run(env.store, run_id, "interrupted", {"planned": len(steps), "done": undone})
+            raise
+        status = "succeeded" if not failed else "failed"
+        counts = {"planned": len(steps), "done": undone, "kept": len(kept), "failed": len(failed)}
+        finish_run(env.store, run_id, status, counts)
+        env.store.set_phase_status(
+            code,
+            PHASE,
+            "rolled-back" if status == "succeeded" else "failed",
+            {"last_run": run_id, **counts, "kept": kept},
+        )
+        notes = [f"kept {k['object']}: {k['message']}" for k in kept]
+        if purge:
+            notes.append(
+                "deleted files and folders are in the site's recycle bin (kept 93 days by SharePoint)"
+            )
+        return PhaseRun(run_id, status, counts, failed, notes)
+
+    # ---- verify -------------------------------------------------------------------------------------------
+    async def verify(self, env: PhaseEnv) -> dict[str, Any]:
+        source, target, budget = await self._prepared(env)
+        code = env.academy.code
+        differences: list[dict[str, str]] = []
+        drives: list[dict[str, Any]] = []
+        checked = 0
+        skipped_ids = {
+            r["object_id"]
+            for r in env.store.rows(
+                "SELECT object_id FROM file_findings WHERE academy = ? "
+                "AND kind IN ('file-too-large', 'changed-in-both')",
+                (code,),
+            )
+        }
+        pairs = drive_pairs(env.store, env.academy)
+        scanned = await scan_sources(env.store, env.academy, pairs, source, budget)
+        work = []
+        for pair in pairs:
+            if scanned[pair.key].get("missing"):
+                continue
+            src, _ = source_tree(env.store, code, pair.key)
+            files = [i for i in src.items.values() if not i.folder]
+            if files:
+                work.append((pair, src, files))
+        tdrives = await resolve_drives(target, budget, sorted({p.target_ref for p, _, _ in work}))
+        trees = await read_targets(target, budget, [d for d in tdrives.values() if d is not None])
+        for pair, src, files in work:
+            tdrive = tdrives[pair.target_ref]
+            if tdrive is None:
+                differences.append(
+                    {"kind": "drive-missing", "object": pair.label, "message": "no target OneDrive"}
+                )
+                continue
+            tree = trees[tdrive["id"]]
+            recs = {
+                r["source_id"]: r
+                for r in env.store.rows(
+                    "SELECT * FROM file_copies WHERE academy = ? AND drive_key = ?", (code, pair.key)
+                )
+            }
+            matched = nbytes = 0
+            for it in files:
+                checked += 1
+                where = f"{pair.label.split(' -> ')[0]}/{src.path(it.id)}"
+                if it.id in skipped_ids:
+                    continue
+                rec = recs.get(it.id)
+                live = tree.items.get(rec["target_id"]) if rec else None
+                if live is None:
+                    differences.append(
+                        {"kind": "file-missing", "object": where, "message": "not in the trust tenant"}
+                    )
+                    continue
+                if live.size != it.size or live.hash != it.hash:
+                    differences.append(
+                        {
+                            "kind": "file-content",
+                            "object": where,
+                            "message": f"size/quickXorHash differ ({live.size} vs {it.size} bytes)",
+                        }
+                    )
+                    continue
+                ours = bool(rec and rec["created"])
+                if ours and it.modified and live.modified and live.modified[:19] != it.modified[:19]:
+                    differences.append(
+                        {
+                            "kind": "file-timestamps",
+                            "object": where,
+                            "message": f"lastModified {live.modified} in the trust tenant, "
+                            f"{it.modified} at source",
+                        }
+                    )
+                    continue
+                matched += 1
+                nbytes += it.size
+            drives.append({"drive": pair.label, "files": len(files), "matched": matched, "bytes": nbytes})
+        return {
+            "checked": checked,
+            "differences": differences,
+            "drives": drives,
+            "files": sum(d["files"] for d in drives),
+            "matched": sum(d["matched"] for d in drives),
+            "bytes": sum(d["bytes"] for d in drives),
+        }
+
+
+def _undo_args(h: dict[str, Any]) -> dict[str, Any]:
+    d = h["data"]
+    return {
+        "drive_key": d.get("drive_key", ""),
+        "target_drive": d["target_drive"],
+        "target_id": h["target_id"],
+        "path": d.get("path", ""),
+        "target_ctag": d.get("target_ctag"),
+    }
+
+
+async def _undo(target: TenantConnection, budget: SharePointBudget, a: dict[str, Any]) -> str:
+    """'deleted', 'gone' or 'kept'."""
+    path = f"/drives/{a['target_drive']}/items/{a['target_id']}"
+    await budget.acquire(target.tenant_id, 1)
+    resp = await target.request("GET", path, counts_as_write=False)
+    if resp.status == 404:
+        return "gone"
+    if not resp.ok:
+        raise GraphError("GET", path, resp)
+    if a["folder"]:
+        await budget.acquire(target.tenant_id, 2)
+        kids = await target.get(f"{path}/children", {"$top": "1"})
+        if kids.get("value"):
+            return "kept"
+    elif resp.body.get("cTag") != a.get("target_ctag"):
+        return "kept"
+    await budget.acquire(target.tenant_id, 2)
+    resp = await target.request(
+        "DELETE", path, counts_as_write=False, headers={"If-Match": resp.body.get("eTag", "*")}
+    )
+    if resp.status not in (204, 404):
+        if resp.status == 412:
+            return "kept"
+        raise GraphError("DELETE", path, resp)
+    return "deleted"
+
+
+class _Ops:
+    """Carries out a files plan: folders top-down, moves, copies with bounded concurrency, deletes."""
+
+    def __init__(
+        self,
+        env: PhaseEnv,
+        target: TenantConnection,
+        budget: SharePointBudget,
+        copier: FileCopier,
+        journal: Journal,
+        state: _RunState,
+    ):
+        self.env, self.target, self.budget, self.copier = env, target, budget, copier
+        self.journal, self.state = journal, state
+        self.code = env.academy.code
+        self.large = asyncio.Semaphore(2)  # bounds memory: at most two large files stream at once
+
+    async def execute(self, steps: list[Step], concurrency: int, progress: Callable[[], None]) -> None:
+        for drive in {s.args["target_drive"] for s in steps} - set(self.state.trees):
+            self.state.trees[drive] = await read_target(self.target, self.budget, {"id": drive})
+        by_op: dict[str, list[Step]] = {}
+        for s in steps:
+            by_op.setdefault(s.op, []).append(s)
+        folders = by_op.get("mkdir", []) + [s for s in by_op.get("move", []) if s.args["folder"]]
+        for depth in sorted({_depth(s.args["path"]) for s in folders}):
+            level = [s for s in folders if _depth(s.args["path"]) == depth]
+            # moves before creates at one depth: a renamed folder must take its new name before new
+            # folders are made inside it
+            level.sort(key=lambda s: s.op != "move")
+            await self._all([s for s in level if s.op == "move"], concurrency, progress)
+            await self._all([s for s in level if s.op == "mkdir"], concurrency, progress)
+        await self._all([s for s in by_op.get("move", []) if not s.args["folder"]], concurrency, progress)
+        await self._all(by_op.get("adopt", []), concurrency, progress)
+        copies = sorted(by_op.get("copy", []), key=lambda s: -int(s.args["size"]))
+        await self._all(copies, concurrency, progress)
+        deletes = sorted(by_op.get("delete", []), key=lambda s: (s.args["folder"], -_depth(s.args["path"])))
+        for s in deletes:
+            await self._one(s, progress)
+
+    async def _all(self, steps: list[Step], concurrency: int, progress: Callable[[], None]) -> None:
+        if not steps:
+            return
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(step: Step) -> None:
+            async with sem:
+                await self._one(step, progress)
+
+        await asyncio.gather(*(one(s) for s in steps))
+
+    async def _one(self, step: Step, progress: Callable[[], None]) -> None:
+        handler: dict[str, Callable[[Step], Awaitable[Outcome]]] = {
+            "mkdir": self.mkdir,
+            "move": self.move,
+            "adopt": self.adopt,
+            "copy": self.copy,
+            "delete": self.delete,
+        }
+        self.journal.intents([step])
+        try:
+            outcome = await handler[step.op](step)
+        except (CopyError, GraphError, LookupError) as exc:
+            outcome = Outcome("failed", None, {}, str(exc))
+        self.journal.outcomes([(step, outcome)])
+        st = self.state
+        if outcome.status == "failed":
+            st.failed += 1
+            st.failures.append({"step": step.describe(), "message": outcome.message})
+        elif outcome.status == "already":
+            st.already += 1
+        elif outcome.status == "skipped":
+            st.skipped += 1
+        else:
+            st.done += 1
+        progress()
+
+    # ---- helpers ------------------------------------------------------------------------------------------
+    async def parent_id(self, drive: str, rel: str) -> str:
+        tree = self.state.trees[drive]
+        parent = rel.rpartition("/")[0]
+        found = tree.find(parent)
+        if found is not None:
+            return found.id
+        await self.budget.acquire(self.target.tenant_id, 1)
+        path = f"/drives/{drive}/root:/{quote(parent)}:" if parent else f"/drives/{drive}/root"
+        resp = await self.target.request("GET", path, counts_as_write=False)
+        if not resp.ok:
+            raise CopyError(f"the folder '{parent}' is missing in the target ({resp.status})")
+        return str(resp.body["id"])
+
+    def record(self, step: Step, item: dict[str, Any], created: bool, folder: bool) -> dict[str, Any]:
+        a = step.args
+        tree = self.state.trees[a["target_drive"]]
+        parent_id = (item.get("parentReference") or {}).get("id")
+        tree.add(
+            TreeItem(
+                item["id"],
+                parent_id,
+                item["name"],
+                folder,
+                int(item.get("size") or 0),
+                ((item.get("file") or {}).get("hashes") or {}).get("quickXorHash"),
+                item.get("cTag"),
+            )
+        )
+        path = tree.path(item["id"]) or a["path"]
+        with self.env.store.tx() as tx:
+            tx.execute(
+                "INSERT INTO file_copies (academy, drive_key, source_id, folder, target_drive, target_id, "
+                "path, size, hash, source_ctag, target_ctag, created, at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (academy, drive_key, source_id) DO UPDATE SET target_id = excluded.target_id, "
+                "path = excluded.path, size = excluded.size, hash = excluded.hash, "
+                "source_ctag = excluded.source_ctag, target_ctag = excluded.target_ctag, "
+                "created = max(file_copies.created, excluded.created), at = excluded.at",
+                (
+                    self.code,
+                    a["drive_key"],
+                    a.get("source_id") or "",
+                    int(folder),
+                    a["target_drive"],
+                    item["id"],
+                    path,
+                    int(item.get("size") or 0),
+                    item.get("_source_hash") or a.get("hash"),
+                    item.get("_source_ctag") or a.get("ctag"),
+                    item.get("cTag"),
+                    int(created),
+                    now(),
+                ),
+            )
+        return {
+            "drive_key": a["drive_key"],
+            "target_drive": a["target_drive"],
+            "path": path,
+            "created": created,
+            "target_ctag": item.get("cTag"),
+        }
+
+    # ---- operations ---------------------------------------------------------------------------------------
+    async def mkdir(self, step: Step) -> Outcome:
+        a = step.args
+        drive = a["target_drive"]
+        tree = self.state.trees[drive]
+        existing = tree.find(a["path"])
+        ours = step.key in self.state.in_doubt
+        if existing is not None and existing.folder:
+            item = {"id": existing.id, "name": existing.name, "parentReference": {"id": existing.parent}}
+            data = self.record(step, item, ours, True)
+            return Outcome("done" if ours else "already", existing.id, data)
+        parent = await self.parent_id(drive, a["path"])
+        name = a["path"].rpartition("/")[2]
+        await self.budget.acquire(self.target.tenant_id, 2)
+        path = f"/drives/{drive}/items/{parent}/children"
+        resp = await self.target.request(
+            "POST",
+            path,
+            json={"name": name, "folder": {}, "@microsoft.graph.conflictBehavior": "fail"},
+            counts_as_write=False,
+            idempotent=True,  # conflictBehavior fail makes a repeat harmless: 409, then we look it up
+        )
+        created = resp.status == 201
+        if resp.status == 409:
+            await self.budget.acquire(self.target.tenant_id, 1)
+            resp = await self.target.request(
+                "GET", f"/drives/{drive}/root:/{quote(a['path'])}:", counts_as_write=False
+            )
+        if not resp.ok:
+            raise GraphError("POST", path, resp)
+        data = self.record(step, dict(resp.body), created or ours, True)
+        return Outcome("done", resp.body["id"], data)
+
+    async def move(self, step: Step) -> Outcome:
+        a = step.args
+        drive = a["target_drive"]
+        parent = await self.parent_id(drive, a["path"])
+        await self.budget.acquire(self.target.tenant_id, 2)
+        path = f"/drives/{drive}/items/{a['target_id']}"
+        resp = await self.target.request(
+            "PATCH",
+            path,
+            json={"name": a["path"].rpartition("/")[2], "parentReference": {"id": parent}},
+            counts_as_write=False,
+        )
+        if resp.status == 409:
+            raise CopyError(f"cannot move to '{a['path']}': the name is taken in the trust tenant")
+        if not resp.ok:
+            raise GraphError("PATCH", path, resp)
+        rec = self.env.store.rows(
+            "SELECT created FROM file_copies WHERE academy = ? AND drive_key = ? AND source_id = ?",
+            (self.code, a["drive_key"], a["source_id"]),
+        )
+        created = bool(rec and rec[0]["created"])
+        body = dict(resp.body)
+        body["_source_hash"], body["_source_ctag"] = None, None
+        data = self.record(step, body, created, bool(a["folder"]))
+        return Outcome("done", body["id"], data)
+
+    async def adopt(self, step: Step) -> Outcome:
+        a = step.args
+        item = {
+            "id": a["target_id"],
+            "name": a["path"].rpartition("/")[2],
+            "size": a["size"],
+            "cTag": a.get("target_ctag"),
+            "file": {"hashes": {"quickXorHash": a["hash"]}},
+        }
+        tree = self.state.trees[a["target_drive"]]
+        live = tree.items.get(a["target_id"])
+        if live is not None:
+            item["parentReference"] = {"id": live.parent}
+        data = self.record(step, item, False, False)
+        return Outcome("already", a["target_id"], data)
+
+    async def copy(self, step: Step) -> Outcome:
+        a = step.args
+        drive = a["target_drive"]
+        tree = self.state.trees[drive]
+        name = a["path"].rpartition("/")[2]
+        if not a.get("replace_id"):
+            occupant = tree.find(a["path"])
+            if occupant is not None:
+                if (
+                    step.key in self.state.in_doubt
+                    and occupant.size == a["size"]
+                    and occupant.hash == a["hash"]
+                ):
+                    # A run stopped after the upload completed but before recording it: it is ours.
+                    item = {
+                        "id": occupant.id,
+                        "name": occupant.name,
+                        "size": occupant.size,
+                        "cTag": occupant.ctag,
+                        "parentReference": {"id": occupant.parent},
+                        "file": {"hashes": {"quickXorHash": occupant.hash}},
+                    }
+                    return Outcome("done", occupant.id, self.record(step, item, True, False))
+                raise CopyError(f"'{a['path']}' already exists in the trust tenant with other content")
+        parent = await self.parent_id(drive, a["path"])
+        if int(a["size"]) >= LARGE:
+            async with self.large:
+                item = await self.copier.copy(step.key, a, parent, name)
+        else:
+            item = await self.copier.copy(step.key, a, parent, name)
+        created = not a.get("replace_id")
+        if a.get("replace_id"):
+            rec = self.env.store.rows(
+                "SELECT created FROM file_copies WHERE academy = ? AND drive_key = ? AND source_id = ?",
+                (self.code, a["drive_key"], a["source_id"]),
+            )
+            created = bool(rec and rec[0]["created"])
+        data = self.record(step, item, created, False)
+        data["bytes"] = int(item.get("size") or 0)
+        return Outcome("done", item["id"], data)
+
+    async def delete(self, step: Step) -> Outcome:
+        a = step.args
+        result = await _undo(self.target, self.budget, {**a, "folder": bool(a["folder"])})
+        if result == "kept":
+            self.state.notes.append(f"'{a['path']}' deleted at source but changed in the trust tenant: kept")
+            return Outcome("skipped", a["target_id"], {}, "changed in the trust tenant; kept")
+        with self.env.store.tx() as tx:
+            tx.execute(
+                "DELETE FROM file_copies WHERE academy = ? AND drive_key = ? AND source_id = ?",
+                (self.code, a["drive_key"], a["source_id"]),
+            )
+        return Outcome("done", a["target_id"], {"deleted": True})
+
+
+register_phase(FilesPhase())  # type: ignore[arg-type]

@@ -1,0 +1,408 @@
+"""The files plan: for every drive pair, the folders to create, files to copy, moves and deletions to apply,
+decided from the source scan, the live target tree and what earlier runs copied (file_copies).
+
+A second plan after the source changed holds only new and changed files (by hash), renames and moves as
+PATCHes, and deletions only when asked (--propagate-deletes); content users changed in the trust tenant since
+the copy is never overwritten. Every name, path or size problem becomes a finding with the rule applied.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrations.engine import Journal, Plan, Step
+from migrations.files import names
+from migrations.files.budget import SharePointBudget
+from migrations.files.scan import (
+    DrivePair,
+    Tree,
+    TreeItem,
+    read_targets,
+    resolve_drives,
+    scan_sources,
+    source_tree,
+)
+from migrations.graph import TenantConnection
+from migrations.store import StateStore
+from trust import Academy
+
+PHASE = "files"
+
+
+@dataclass
+class PlanContext:
+    """What planning learnt that running needs: target trees and drive ids (kept in memory only)."""
+
+    targets: dict[str, Tree] = field(default_factory=dict)  # target drive id -> live tree
+    pairs: dict[str, DrivePair] = field(default_factory=dict)
+
+
+@dataclass
+class _Findings:
+    rows: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, kind: str, object_id: str, display: str, message: str, handling: str) -> None:
+        self.rows.append(
+            {
+                "kind": kind,
+                "object_id": object_id,
+                "display": display,
+                "message": message,
+                "handling": handling,
+            }
+        )
+
+
+def copies(store: StateStore, code: str, key: str) -> dict[str, dict[str, Any]]:
+    return {
+        r["source_id"]: dict(r)
+        for r in store.rows("SELECT * FROM file_copies WHERE academy = ? AND drive_key = ?", (code, key))
+    }
+
+
+def _walk(tree: Tree) -> list[TreeItem]:
+    """Top-down (breadth first, siblings by name) so parents are placed before children."""
+    kids: dict[str, list[TreeItem]] = {}
+    for it in tree.items.values():
+        if it.parent is not None:
+            kids.setdefault(it.parent, []).append(it)
+    out: list[TreeItem] = []
+    queue = deque([tree.root])
+    while queue:
+        for child in sorted(kids.get(queue.popleft(), []), key=lambda i: (i.name.lower(), i.id)):
+            out.append(child)
+            if child.folder:
+                queue.append(child.id)
+    return out
+
+
+async def plan_files(
+    academy: Academy,
+    store: StateStore,
+    pairs: list[DrivePair],
+    source: TenantConnection,
+    target: TenantConnection,
+    budget: SharePointBudget,
+    *,
+    propagate_deletes: bool = False,
+    full_scan: bool = False,
+) -> tuple[Plan, PlanContext]:
+    code = academy.code
+    limit = names.size_limit(academy.files.max_file_size_gb)
+    ctx = PlanContext()
+    steps: list[Step] = []
+    notes: list[str] = []
+    findings = _Findings()
+    already = 0
+    in_doubt = {
+        k
+        for k, v in Journal.state(store, code, PHASE).items()
+        if v["event"] == "intent" and k.startswith("copy:")
+    }
+    scanned = await scan_sources(store, academy, pairs, source, budget, full=full_scan)
+    live: list[tuple[DrivePair, Tree, list[TreeItem]]] = []
+    for pair in pairs:
+        ctx.pairs[pair.key] = pair
+        if scanned[pair.key].get("missing"):
+            continue  # the user has no OneDrive: nothing to move
+        src, deleted = source_tree(store, code, pair.key)
+        if src.root and (len(src.items) > 1 or deleted):
+            live.append((pair, src, deleted))
+    tdrives = await resolve_drives(target, budget, sorted({p.target_ref for p, _, _ in live}))
+    trees = await read_targets(target, budget, [d for d in tdrives.values() if d is not None])
+    ctx.targets.update(trees)
+    for pair, src, deleted in live:
+        tdrive = tdrives[pair.target_ref]
+        if tdrive is None:
+            notes.append(
+                f"{pair.label}: the trust user has no OneDrive yet (run the users phase; OneDrive is "
+                "provisioned for licensed users); its files are not planned"
+            )
+            continue
+        tree = trees[tdrive["id"]]
+        source_drive = store.rows(
+            "SELECT source_drive_id FROM drives WHERE academy = ? AND drive_key = ?", (code, pair.key)
+        )[0]["source_drive_id"]
+        done = copies(store, code, pair.key)
+        placed: dict[str, str] = {src.root: ""}  # source folder id -> target relative path ('' = root)
+        too_long: set[str] = set()
+        taken: dict[str, set[str]] = {}
+        base = {"drive_key": pair.key, "target_drive": tdrive["id"]}
+
+        def fits(rel: str, web_path: str = tree.web_path) -> bool:
+            return names.path_length(web_path, rel) <= names.MAX_PATH
+
+        for it in _walk(src):
+            parent_rel = placed.get(it.parent or "")
+            display = f"{pair.label.split(' -> ')[0]}/{src.path(it.id)}"
+            at_root = it.parent == src.root
+            fixed = names.safe_name(it.name, library_root=at_root and pair.kind == "library")
+            siblings = taken.setdefault(it.parent or "", set())
+            name = names.dedupe(fixed.name, siblings)
+            siblings.add(name.lower())
+            if fixed.reason or name != fixed.name:
+                findings.add(
+                    "forbidden-name",
+                    it.id,
+                    display,
+                    fixed.reason or "another item in the folder has this name once made safe",
+                    f"copied as '{name}'",
+                )
+            if it.folder:
+                if parent_rel is None or it.parent in too_long:
+                    too_long.add(it.id)
+                    continue
+                rel = f"{parent_rel}/{name}".lstrip("/")
+                if not fits(rel):
+                    too_long.add(it.id)
+                    findings.add(
+                        "path-too-long",
+                        it.id,
+                        display,
+                        f"the folder's path in the trust tenant would pass {names.MAX_PATH} characters",
+                        f"not created; files inside are placed under '{names.LONG_PATHS_FOLDER}/'",
+                    )
+                    continue
+                placed[it.id] = rel
+                steps.extend(_folder_steps(it, rel, done.get(it.id), tree, base, notes, display))
+                continue
+            # files
+            if it.size > limit:
+                findings.add(
+                    "file-too-large",
+                    it.id,
+                    display,
+                    f"{it.size / 1024**3:.1f} GB is over the {limit // 1024**3} GB limit",
+                    "not copied; move it by other means (for example Azure storage) and record where",
+                )
+                continue
+            rel = f"{parent_rel}/{name}".lstrip("/") if parent_rel is not None else None
+            if rel is None or it.parent in too_long or not fits(rel):
+                rel = f"{names.LONG_PATHS_FOLDER}/{names.long_path_name(it.id, name)}"
+                findings.add(
+                    "path-too-long",
+                    it.id,
+                    display,
+                    f"the path in the trust tenant would pass {names.MAX_PATH} characters",
+                    f"copied to '{rel}'",
+                )
+                if tree.find(names.LONG_PATHS_FOLDER) is None and not any(
+                    s.op == "mkdir"
+                    and s.args["path"] == names.LONG_PATHS_FOLDER
+                    and s.args["target_drive"] == tdrive["id"]
+                    for s in steps
+                ):
+                    steps.append(
+                        Step(
+                            f"mkdir:{pair.key}:long-paths",
+                            "mkdir",
+                            {**base, "path": names.LONG_PATHS_FOLDER, "source_id": ""},
+                        )
+                    )
+            if it.size == 0:
+                findings.add(
+                    "zero-byte",
+                    it.id,
+                    display,
+                    "an empty file (upload sessions cannot carry zero bytes)",
+                    "copied by simple upload, timestamps set after",
+                )
+            step, is_already = _file_step(
+                it, rel, done.get(it.id), tree, base, source_drive, code, notes, display, in_doubt, findings
+            )
+            if step is not None:
+                steps.append(step)
+            already += int(is_already)
+        # Deleted at source
+        for it in deleted:
+            rec = done.get(it.id)
+            if rec is None or not rec["created"]:
+                continue
+            if rec["target_id"] not in tree.items:
+                continue
+            if propagate_deletes:
+                steps.append(
+                    Step(
+                        f"delete:{pair.key}:{it.id}",
+                        "delete",
+                        {
+                            **base,
+                            "source_id": it.id,
+                            "target_id": rec["target_id"],
+                            "path": rec["path"],
+                            "folder": bool(rec["folder"]),
+                            "target_ctag": rec["target_ctag"],
+                        },
+                    )
+                )
+            else:
+                notes.append(
+                    f"{pair.label.split(' -> ')[0]}: '{rec['path']}' was deleted at source; kept in the "
+                    "trust tenant (run with --propagate-deletes to delete it there too)"
+                )
+    _save_findings(store, code, findings.rows)
+    plan = Plan(code, PHASE, steps, notes, already)
+    return plan, ctx
+
+
+def _folder_steps(
+    it: TreeItem,
+    rel: str,
+    rec: dict[str, Any] | None,
+    tree: Tree,
+    base: dict[str, Any],
+    notes: list[str],
+    display: str,
+) -> list[Step]:
+    key = base["drive_key"]
+    if rec is None:
+        existing = tree.find(rel)
+        if existing is not None and existing.folder:
+            # Already there (pre-existing, or created by a run that stopped before recording it).
+            return [Step(f"mkdir:{key}:{it.id}", "mkdir", {**base, "path": rel, "source_id": it.id})]
+        return [Step(f"mkdir:{key}:{it.id}", "mkdir", {**base, "path": rel, "source_id": it.id})]
+    if rec["target_id"] not in tree.items:
+        notes.append(f"{display}: folder deleted in the trust tenant after it was copied; not created again")
+        return []
+    current = tree.path(rec["target_id"])
+    if current.lower() != rel.lower() or current != rel:
+        return [
+            Step(
+                f"move:{key}:{it.id}",
+                "move",
+                {
+                    **base,
+                    "source_id": it.id,
+                    "target_id": rec["target_id"],
+                    "from": current,
+                    "path": rel,
+                    "folder": True,
+                },
+            )
+        ]
+    return []
+
+
+def _file_step(
+    it: TreeItem,
+    rel: str,
+    rec: dict[str, Any] | None,
+    tree: Tree,
+    base: dict[str, Any],
+    source_drive: str,
+    code: str,
+    notes: list[str],
+    display: str,
+    in_doubt: set[str],
+    findings: _Findings,
+) -> tuple[Step | None, bool]:
+    key = base["drive_key"]
+    copy_args = {
+        **base,
+        "source_drive": source_drive,
+        "source_id": it.id,
+        "size": it.size,
+        "hash": it.hash,
+        "ctag": it.ctag,
+        "created": it.created,
+        "modified": it.modified,
+    }
+    if rec is not None:
+        live = tree.items.get(rec["target_id"])
+        if live is None:
+            notes.append(f"{display}: deleted in the trust tenant after it was copied; not copied again")
+            return None, False
+        current = tree.path(rec["target_id"])
+        occupant = tree.find(rel)
+        if occupant is not None and occupant.id != rec["target_id"]:
+            # The source name is taken in the target by content we did not copy: the conflict name stands.
+            parent, _, leaf = rel.rpartition("/")
+            rel = f"{parent}/{names.conflict_name(leaf, code)}".lstrip("/")
+        if rec["hash"] == it.hash and rec["size"] == it.size:
+            if current != rel:
+                return (
+                    Step(
+                        f"move:{key}:{it.id}",
+                        "move",
+                        {
+                            **base,
+                            "source_id": it.id,
+                            "target_id": rec["target_id"],
+                            "from": current,
+                            "path": rel,
+                            "folder": False,
+                        },
+                    ),
+                    False,
+                )
+            return None, True
+        if live.ctag != rec["target_ctag"]:
+            findings.add(
+                "changed-in-both",
+                it.id,
+                display,
+                "changed at source and, since the copy, in the trust tenant",
+                "the trust tenant's version is kept; the source version is not copied",
+            )
+            return None, False
+        return (
+            Step(
+                f"copy:{key}:{it.id}", "copy", {**copy_args, "path": current, "replace_id": rec["target_id"]}
+            ),
+            False,
+        )
+    occupant = tree.find(rel)
+    if occupant is not None and f"copy:{key}:{it.id}" not in in_doubt:
+        if not occupant.folder and occupant.size == it.size and occupant.hash == it.hash:
+            return (
+                Step(
+                    f"adopt:{key}:{it.id}",
+                    "adopt",
+                    {**copy_args, "path": rel, "target_id": occupant.id, "target_ctag": occupant.ctag},
+                ),
+                False,
+            )
+        parent, _, leaf = rel.rpartition("/")
+        renamed = names.conflict_name(leaf, code)
+        new_rel = f"{parent}/{renamed}".lstrip("/")
+        findings.add(
+            "name-conflict",
+            it.id,
+            display,
+            f"'{rel}' already holds different content in the trust tenant",
+            f"copied as '{renamed}'; the existing file is left as it is",
+        )
+        rel = new_rel
+    return Step(f"copy:{key}:{it.id}", "copy", {**copy_args, "path": rel, "replace_id": None}), False
+
+
+FILE_KINDS = (
+    "forbidden-name",
+    "path-too-long",
+    "file-too-large",
+    "zero-byte",
+    "name-conflict",
+    "changed-in-both",
+)
+
+
+def _save_findings(store: StateStore, code: str, rows: list[dict[str, str]]) -> None:
+    with store.tx() as tx:
+        tx.execute("DELETE FROM file_findings WHERE academy = ?", (code,))
+        tx.executemany(
+            "INSERT OR REPLACE INTO file_findings (academy, kind, object_id, display, message, handling) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(code, r["kind"], r["object_id"], r["display"], r["message"], r["handling"]) for r in rows],
+        )
+    # Keep the discover findings (what the report shows) in step with the latest files scan.
+    current = {s["phase"]: s for s in store.phase_statuses(code)}.get("discover")
+    if current is not None:
+        detail = current.get("detail") or {}
+        if isinstance(detail, str):
+            detail = json.loads(detail)
+        kept = [f for f in detail.get("findings", []) if f.get("kind") not in FILE_KINDS]
+        detail["findings"] = rows + kept
+        store.set_phase_status(code, "discover", current["status"], detail)

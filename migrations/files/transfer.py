@@ -1,0 +1,365 @@
+"""Streaming one file from a source drive into a target drive: bytes never cross the tenants' Graph APIs.
+
+The source's pre-authenticated download URL is read with Range (resumed from the last byte on a dropped
+connection) while the previous chunk is uploaded to the target's upload session, so memory holds at most three
+chunks whatever the file size, and download and upload overlap. Chunks are 5 MiB (a multiple of 320 KiB, as
+upload sessions require) and carry no Authorization header. quickXorHash is computed while streaming and the
+target's hash and size are checked against the source's before a copy counts as done; a mismatched result is
+deleted, never left looking complete. A killed run resumes the same upload session from nextExpectedRanges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from quickxorhash import quickxorhash
+
+from migrations.files.budget import SharePointBudget
+from migrations.graph import GraphError, TenantConnection
+from migrations.redaction import register_secret
+
+CHUNK = 16 * 320 * 1024  # 5 MiB
+PIECE = 256 * 1024
+ATTEMPTS = 8
+CONFLICT = "@microsoft.graph.conflictBehavior"
+
+
+class CopyError(Exception):
+    """This file could not be copied; the message says why (the step fails, the run goes on)."""
+
+
+class SessionGone(Exception):
+    """The upload session is unknown or expired: start a new one."""
+
+
+@dataclass
+class Counters:
+    bytes_sent: int = 0  # upload bytes put on the wire, re-sends included
+    bytes_done: int = 0  # bytes of files completed
+    files_done: int = 0
+
+
+class UploadSessions:
+    """Open upload URLs by step key, so a killed run resumes them. Upload URLs are short-lived capabilities:
+    they live in a 0600 file beside the state store (never in it, nor in logs) and leave it when done."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._data: dict[str, dict[str, Any]] = {}
+        try:
+            self._data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self._data = {}
+        for entry in self._data.values():
+            register_secret(str(entry.get("url", "")).partition("tempauth=")[2] or "")
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self._data.get(key)
+
+    def put(self, key: str, entry: dict[str, Any]) -> None:
+        register_secret(str(entry.get("url", "")).partition("tempauth=")[2] or entry["url"])
+        self._data[key] = entry
+        self._save()
+
+    def drop(self, key: str) -> None:
+        if self._data.pop(key, None) is not None:
+            self._save()
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(self._data, f)
+        os.replace(tmp, self.path)
+
+
+def item_path(drive: str, parent_id: str, name: str, action: str) -> str:
+    return f"/drives/{drive}/items/{parent_id}:/{quote(name, safe='')}:/{action}"
+
+
+async def _backoff(attempt: int, retry_after: str | None = None) -> None:
+    try:
+        delay = float(retry_after) if retry_after else min(8.0, 0.25 * 2**attempt)
+    except ValueError:
+        delay = min(8.0, 0.25 * 2**attempt)
+    await asyncio.sleep(delay * (1 + random.random() * 0.1))
+
+
+class FileCopier:
+    def __init__(
+        self,
+        source: TenantConnection,
+        target: TenantConnection,
+        budget: SharePointBudget,
+        sessions: UploadSessions,
+        counters: Counters,
+    ):
+        self.source, self.target, self.budget = source, target, budget
+        self.sessions, self.counters = sessions, counters
+        self.http: httpx.AsyncClient = target.http
+
+    async def _call(self, conn: TenantConnection, ru: int, method: str, path: str, **kw: Any) -> Any:
+        await self.budget.acquire(conn.tenant_id, ru)
+        return await conn.request(method, path, counts_as_write=False, **kw)
+
+    async def source_item(self, drive: str, item_id: str) -> dict[str, Any] | None:
+        resp = await self._call(self.source, 1, "GET", f"/drives/{drive}/items/{item_id}")
+        if resp.status == 404:
+            return None
+        if not resp.ok:
+            raise GraphError("GET", f"/drives/{drive}/items/{item_id}", resp)
+        return dict(resp.body)
+
+    # ---- download -----------------------------------------------------------------------------------------
+    async def _download(self, args: dict[str, Any], item: dict[str, Any], start: int) -> AsyncIterator[bytes]:
+        size = int(item["size"])
+        url = item.get("@microsoft.graph.downloadUrl")
+        pos, attempt = start, 0
+        while pos < size:
+            if not url:
+                fresh = await self.source_item(args["source_drive"], args["source_id"])
+                if fresh is None or fresh.get("cTag") != item.get("cTag"):
+                    raise CopyError("the source file changed or disappeared while it was being copied")
+                url = fresh.get("@microsoft.graph.downloadUrl")
+            try:
+                async with self.http.stream("GET", url, headers={"Range": f"bytes={pos}-{size - 1}"}) as r:
+                    if r.status_code in (401, 403, 404, 410):
+                        url, attempt = None, attempt + 1  # expired or superseded: ask for a new URL
+                        if attempt > ATTEMPTS:
+                            raise CopyError(f"download refused ({r.status_code})")
+                        continue
+                    if r.status_code >= 500 or r.status_code == 429:
+                        raise httpx.RemoteProtocolError(f"download answered {r.status_code}")
+                    if r.status_code not in (200, 206):
+                        raise CopyError(f"download answered {r.status_code}")
+                    skip = pos if r.status_code == 200 else 0  # a server ignoring Range sends it all
+                    async for piece in r.aiter_bytes(PIECE):
+                        if skip:
+                            cut = min(skip, len(piece))
+                            piece, skip = piece[cut:], skip - cut
+                            if not piece:
+                                continue
+                        pos += len(piece)
+                        yield piece
+                    attempt = 0
+            except (httpx.TransportError, httpx.StreamError) as exc:
+                attempt += 1
+                if attempt > ATTEMPTS:
+                    raise CopyError(f"download kept failing ({type(exc).__name__})") from exc
+                await _backoff(attempt)
+
+    async def _chunks(
+        self, args: dict[str, Any], item: dict[str, Any], start: int, hasher: Any, queue: asyncio.Queue[Any]
+    ) -> None:
+        buf = bytearray()
+        offset = start
+        try:
+            async for piece in self._download(args, item, start):
+                if hasher is not None:
+                    hasher.update(piece)
+                buf += piece
+                while len(buf) >= CHUNK:
+                    await queue.put((offset, bytes(buf[:CHUNK])))
+                    offset += CHUNK
+                    del buf[:CHUNK]
+            if buf:
+                await queue.put((offset, bytes(buf)))
+            await queue.put(None)
+        except BaseException as exc:  # hand the failure to the uploader
+            await queue.put(exc)
+            raise
+
+    # ---- upload -------------------------------------------------------------------------------------------
+    async def _status(self, url: str) -> int:
+        """The next byte the session expects; SessionGone if it is unknown, expired or already complete."""
+        for attempt in range(ATTEMPTS):
+            try:
+                r = await self.http.get(url)
+            except httpx.TransportError:
+                await _backoff(attempt)
+                continue
+            if r.status_code == 404:
+                raise SessionGone()
+            if r.status_code >= 500:
+                await _backoff(attempt, r.headers.get("retry-after"))
+                continue
+            if r.status_code != 200:
+                raise CopyError(f"upload session status answered {r.status_code}")
+            ranges = r.json().get("nextExpectedRanges") or ["0-"]
+            return int(str(ranges[0]).split("-")[0])
+        raise CopyError("upload session status kept failing")
+
+    async def _put(self, url: str, first: int, data: bytes, total: int) -> tuple[int, dict[str, Any] | None]:
+        """PUT one fragment; (next expected byte, final item or None)."""
+        last = first + len(data) - 1
+        for attempt in range(ATTEMPTS):
+            try:
+                self.counters.bytes_sent += len(data)
+                # Upload URLs are pre-authenticated: no Authorization header (it can cause 401).
+                r = await self.http.put(
+                    url, content=data, headers={"Content-Range": f"bytes {first}-{last}/{total}"}
+                )
+            except httpx.TransportError:
+                await _backoff(attempt)
+                try:
+                    nxt = await self._status(url)
+                except SessionGone:
+                    return total, None  # the last fragment landed and completed the file
+                if nxt > first:
+                    return nxt, None
+                continue
+            if r.status_code in (200, 201):
+                return total, r.json()
+            if r.status_code == 202:
+                ranges = r.json().get("nextExpectedRanges") or [f"{last + 1}-"]
+                return int(str(ranges[0]).split("-")[0]), None
+            if r.status_code == 416:
+                return await self._status(url), None
+            if r.status_code == 404:
+                raise SessionGone()
+            if r.status_code == 409:
+                raise CopyError("a file with this name appeared in the target while copying")
+            if r.status_code in (429, 500, 502, 503, 504):
+                await _backoff(attempt, r.headers.get("retry-after"))
+                continue
+            raise CopyError(f"upload fragment answered {r.status_code}: {r.text[:200]}")
+        raise CopyError("upload fragment kept failing")
+
+    async def _new_session(
+        self, key: str, args: dict[str, Any], parent_id: str, name: str, item: dict[str, Any]
+    ) -> str:
+        fs = {"createdDateTime": args.get("created"), "lastModifiedDateTime": args.get("modified")}
+        props: dict[str, Any] = {"fileSystemInfo": {k: v for k, v in fs.items() if v}}
+        if args.get("replace_id"):
+            path = f"/drives/{args['target_drive']}/items/{args['replace_id']}/createUploadSession"
+            props[CONFLICT] = "replace"
+        else:
+            path = item_path(args["target_drive"], parent_id, name, "createUploadSession")
+            props[CONFLICT] = "fail"
+        resp = await self._call(self.target, 2, "POST", path, json={"item": props}, idempotent=True)
+        if resp.status == 409:
+            raise CopyError(f"'{args['path']}' already exists in the target")
+        if not resp.ok:
+            raise GraphError("POST", path, resp)
+        url = str(resp.body["uploadUrl"])
+        self.sessions.put(key, {"url": url, "ctag": item.get("cTag"), "size": int(item["size"])})
+        return url
+
+    async def copy(self, key: str, args: dict[str, Any], parent_id: str, name: str) -> dict[str, Any]:
+        """Copy one file; returns the target item. Raises CopyError (or GraphError) when it cannot."""
+        item = await self.source_item(args["source_drive"], args["source_id"])
+        if item is None:
+            raise CopyError("the source file no longer exists (deleted since the plan)")
+        size = int(item["size"])
+        want = ((item.get("file") or {}).get("hashes") or {}).get("quickXorHash")
+        if size == 0:
+            result = await self._copy_empty(args, parent_id, name)
+        else:
+            result = await self._copy_stream(key, args, parent_id, name, item, want)
+        if int(result.get("size", -1)) != size or (
+            want and ((result.get("file") or {}).get("hashes") or {}).get("quickXorHash") != want
+        ):
+            await self._discard(args["target_drive"], result["id"], args.get("replace_id"))
+            raise CopyError("the copy's size or quickXorHash differs from the source's; the copy was removed")
+        self.counters.bytes_done += size
+        self.counters.files_done += 1
+        result["_source_ctag"] = item.get("cTag")
+        result["_source_hash"] = want
+        return result
+
+    async def _copy_stream(
+        self,
+        key: str,
+        args: dict[str, Any],
+        parent_id: str,
+        name: str,
+        item: dict[str, Any],
+        want: str | None,
+    ) -> dict[str, Any]:
+        size = int(item["size"])
+        url, start = None, 0
+        saved = self.sessions.get(key)
+        if saved and saved.get("ctag") == item.get("cTag") and int(saved.get("size", -1)) == size:
+            try:
+                url, start = saved["url"], await self._status(saved["url"])
+            except SessionGone:
+                url, start = None, 0
+        if url is None:
+            self.sessions.drop(key)
+            url = await self._new_session(key, args, parent_id, name, item)
+        hasher = quickxorhash() if start == 0 else None
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=2)
+        reader = asyncio.create_task(self._chunks(args, item, start, hasher, queue))
+        final: dict[str, Any] | None = None
+        try:
+            while True:
+                entry = await queue.get()
+                if entry is None:
+                    break
+                if isinstance(entry, BaseException):
+                    raise entry
+                offset, data = entry
+                _, final = await self._put(url, offset, data, size)
+        except SessionGone:
+            raise CopyError("the upload session expired; the next run starts this file again") from None
+        finally:
+            if not reader.done():
+                reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+        self.sessions.drop(key)
+        if hasher is not None and want and base64.b64encode(hasher.digest()).decode() != want:
+            if final is not None:
+                await self._discard(args["target_drive"], final["id"], args.get("replace_id"))
+            raise CopyError("the bytes read differ from the source's quickXorHash (changed while copying?)")
+        if final is None:
+            final = await self._find(args["target_drive"], parent_id, name, args.get("replace_id"))
+        return final
+
+    async def _find(self, drive: str, parent_id: str, name: str, replace_id: str | None) -> dict[str, Any]:
+        path = (
+            f"/drives/{drive}/items/{replace_id}"
+            if replace_id
+            else f"/drives/{drive}/items/{parent_id}:/{quote(name, safe='')}:"
+        )
+        resp = await self._call(self.target, 1, "GET", path)
+        if not resp.ok:
+            raise CopyError(f"the upload finished but the file cannot be read back ({resp.status})")
+        return dict(resp.body)
+
+    async def _copy_empty(self, args: dict[str, Any], parent_id: str, name: str) -> dict[str, Any]:
+        drive = args["target_drive"]
+        if args.get("replace_id"):
+            path = f"/drives/{drive}/items/{args['replace_id']}/content"
+        else:
+            path = item_path(drive, parent_id, name, "content") + f"?{CONFLICT}=fail"
+        resp = await self._call(self.target, 2, "PUT", path, content=b"")
+        if resp.status == 409:
+            raise CopyError(f"'{args['path']}' already exists in the target")
+        if not resp.ok:
+            raise GraphError("PUT", path, resp)
+        created = dict(resp.body)
+        fs = {"createdDateTime": args.get("created"), "lastModifiedDateTime": args.get("modified")}
+        fs = {k: v for k, v in fs.items() if v}
+        if fs:
+            patch = f"/drives/{drive}/items/{created['id']}"
+            resp = await self._call(self.target, 2, "PATCH", patch, json={"fileSystemInfo": fs})
+            if not resp.ok:
+                raise GraphError("PATCH", patch, resp)
+            created = dict(resp.body)
+        return created
+
+    async def _discard(self, drive: str, item_id: str, replace_id: str | None) -> None:
+        if replace_id:
+            return  # a new version of our own file: the next run replaces it again
+        await self._call(self.target, 2, "DELETE", f"/drives/{drive}/items/{item_id}")
