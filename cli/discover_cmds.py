@@ -27,7 +27,26 @@ async def _discover(app: AppContext, code: str, full: bool) -> tuple[Any, dict[s
         result = await run_discovery(trust, academy, store, conns.source(code), full=full)
         target = await read_target(trust, conns.target)
         counts = compute_mapping(trust, academy, store, target)
+        if academy.files.enabled:
+            counts.update(await _discover_files(app, academy, store, conns))
+            status = {s["phase"]: s for s in store.phase_statuses(code)}.get("discover")
+            if status:
+                result.findings = status["detail"].get("findings", result.findings)
     return result, counts
+
+
+async def _discover_files(app: AppContext, academy: Any, store: Any, conns: Any) -> dict[str, int]:
+    """Scan the academy's drives (delta) so file problems are findings before anything is copied."""
+    from migrations.phases import PhaseEnv, load_phases
+
+    files = load_phases().get("files")
+    if files is None or not hasattr(files, "discover"):
+        return {}
+    env = PhaseEnv(
+        app.trust(), academy, store, conns, AppContext.operator()[0], app.state_path.parent / "runs"
+    )
+    totals = await files.discover(env)
+    return {"drives": totals["drives"], "drive_items": totals["items"]}
 
 
 @click.command()

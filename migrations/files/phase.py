@@ -127,17 +127,28 @@ class FilesPhase:
         return plan
 
     async def discover(self, env: PhaseEnv) -> dict[str, int]:
-        """Scan the source drives only (delta), recording file findings: used by `trustfold discover`."""
-        source, _, budget = await self._prepared(env)
-        totals = {"drives": 0, "changed": 0, "deleted": 0}
-        scanned = await scan_sources(
-            env.store, env.academy, drive_pairs(env.store, env.academy), source, budget
+        """Scan the source drives (delta) and record their problems as findings, before any copying: the
+        trust-side paths are estimated from the target sites and UPNs (OneDrives may not exist yet)."""
+        source, target, budget = await self._prepared(env)
+        await plan_files(
+            env.academy,
+            env.store,
+            drive_pairs(env.store, env.academy),
+            source,
+            target,
+            budget,
+            estimate_targets=True,
         )
-        for c in scanned.values():
-            totals["drives"] += 0 if c.get("missing") else 1
-            totals["changed"] += c["changed"]
-            totals["deleted"] += c["deleted"]
-        return totals
+        drives = env.store.rows(
+            "SELECT count(*) AS n FROM drives WHERE academy = ? AND source_drive_id IS NOT NULL",
+            (env.academy.code,),
+        )[0]["n"]
+        items = env.store.rows(
+            "SELECT count(*) AS n FROM drive_items "
+            "WHERE academy = ? AND deleted = 0 AND parent_id IS NOT NULL",
+            (env.academy.code,),
+        )[0]["n"]
+        return {"drives": drives, "items": items}
 
     # ---- run ----------------------------------------------------------------------------------------------
     async def run(self, env: PhaseEnv, plan: Plan, *, concurrency: int) -> PhaseRun:

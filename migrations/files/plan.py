@@ -9,6 +9,7 @@ the copy is never overwritten. Every name, path or size problem becomes a findin
 from __future__ import annotations
 
 import json
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,7 +90,10 @@ async def plan_files(
     *,
     propagate_deletes: bool = False,
     full_scan: bool = False,
+    estimate_targets: bool = False,
 ) -> tuple[Plan, PlanContext]:
+    """The plan, and what running it needs. With estimate_targets (discovery, before users exist in the
+    trust tenant) targets are taken as empty at their expected paths: findings are right, steps indicative."""
     code = academy.code
     limit = names.size_limit(academy.files.max_file_size_gb)
     ctx = PlanContext()
@@ -111,8 +115,23 @@ async def plan_files(
         src, deleted = source_tree(store, code, pair.key)
         if src.root and (len(src.items) > 1 or deleted):
             live.append((pair, src, deleted))
-    tdrives = await resolve_drives(target, budget, sorted({p.target_ref for p, _, _ in live}))
-    trees = await read_targets(target, budget, [d for d in tdrives.values() if d is not None])
+    if estimate_targets:
+        tdrives: dict[str, dict[str, Any] | None] = {
+            p.target_ref: {"id": f"planned:{p.target_ref}", "webUrl": _expected_url(p)} for p, _, _ in live
+        }
+        trees = {
+            d["id"]: Tree(
+                drive_id=d["id"],
+                root="root",
+                web_path=d["webUrl"],
+                items={"root": TreeItem("root", None, "root", True)},
+            )
+            for d in tdrives.values()
+            if d is not None
+        }
+    else:
+        tdrives = await resolve_drives(target, budget, sorted({p.target_ref for p, _, _ in live}))
+        trees = await read_targets(target, budget, [d for d in tdrives.values() if d is not None])
     ctx.targets.update(trees)
     for pair, src, deleted in live:
         tdrive = tdrives[pair.target_ref]
@@ -246,6 +265,15 @@ async def plan_files(
     _save_findings(store, code, findings.rows)
     plan = Plan(code, PHASE, steps, notes, already)
     return plan, ctx
+
+
+def _expected_url(pair: DrivePair) -> str:
+    """Where a target drive's content will sit, as SharePoint counts path length (after the host)."""
+    kind, _, rest = pair.target_ref.partition(":")
+    if kind == "site":
+        site, _, library = rest.partition("/")
+        return f"sites/{site}/{'Shared Documents' if library == 'Documents' else library}"
+    return f"personal/{re.sub(r'[^a-z0-9]', '_', rest.lower())}/Documents"
 
 
 def _folder_steps(
