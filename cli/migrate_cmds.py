@@ -171,6 +171,13 @@ def _print_plan(p: Any, as_json: bool, limit: int) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Result as JSON.")
 @click.option(
+    "--sharepoint-budget",
+    default="auto",
+    show_default=True,
+    help="files: SharePoint resource units N/SECONDS per tenant to keep within (auto: Microsoft's "
+    "published budget for the tenant's licence count).",
+)
+@click.option(
     "--propagate-deletes", is_flag=True, help="files: delete in the target what was deleted at source."
 )
 @pass_app
@@ -182,6 +189,7 @@ def run(
     concurrency: int,
     write_budget: str,
     as_json: bool,
+    sharepoint_budget: str,
     propagate_deletes: bool,
 ) -> None:
     """Apply PHASE for ACADEMY: journaled, resumable (run again after any interruption)."""
@@ -192,9 +200,18 @@ def run(
         parse_budget(write_budget)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--write-budget") from None
+    if sharepoint_budget != "auto":
+        try:
+            parse_budget(sharepoint_budget)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--sharepoint-budget") from None
     app.trust().academy(academy)
     handler = get_phase(phase)
-    options = {"write_budget": write_budget, "propagate_deletes": propagate_deletes}
+    options = {
+        "write_budget": write_budget,
+        "propagate_deletes": propagate_deletes,
+        "sharepoint_budget": sharepoint_budget,
+    }
 
     async def go(env: Any) -> Any:
         p = await handler.plan(env)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ from migrations.files.scan import (
     source_tree,
 )
 from migrations.files.transfer import CopyError, Counters, FileCopier, UploadSessions
-from migrations.graph import GraphError, TenantConnection
+from migrations.graph import GraphError, TenantConnection, parse_budget
 from migrations.phases import PhaseEnv, PhaseRun, register_phase
 from migrations.store import now
 
@@ -89,8 +90,8 @@ class FilesPhase:
         self._contexts: dict[str, PlanContext] = {}
 
     def _budget(self, env: PhaseEnv) -> SharePointBudget:
-        override = env.options.get("sharepoint_budget")
-        return SharePointBudget(override)
+        text = env.options.get("sharepoint_budget")
+        return SharePointBudget(parse_budget(text) if text and text != "auto" else None)
 
     async def _prepared(self, env: PhaseEnv) -> tuple[TenantConnection, TenantConnection, SharePointBudget]:
         source, target = env.conns.source(env.academy.code), env.conns.target
@@ -180,6 +181,7 @@ class FilesPhase:
             )
 
         status = "failed"
+        started = time.monotonic()
         try:
             await ops.execute(plan.steps, concurrency, progress)
             status = "succeeded" if state.failed == 0 else "failed"
@@ -209,6 +211,8 @@ class FilesPhase:
                 "throttled": delta("throttled"),
                 "wait_seconds": delta("wait_seconds"),
                 "sharepoint_ru": sum(budget.spent.values()),
+                "sharepoint_ru_target": budget.spent.get(target.tenant_id, 0),
+                "seconds": round(time.monotonic() - started, 3),
             }
             finish_run(env.store, run_id, status, counts)
             env.store.set_phase_status(
