@@ -38,6 +38,8 @@ from sandbox.world import TenantState, World
 
 ITEM_RE = re.compile(r"^/(?:root|items/(?P<id>[^/:]+))(?::(?P<path>[^:]*):?)?(?P<action>/[^/]+)?/?$")
 SITE_PATH_RE = re.compile(r"^/(?P<host>[^/:]+):/sites/(?P<name>[^/:]+):?(?P<tail>/.*)?$")
+# The SDK calls delta as an OData function: delta() and delta(token='...'); Graph answers both.
+DELTA_FN_RE = re.compile(r"^delta\((?:token='(?P<token>[^']*)')?\)$")
 SITE_ID_RE = re.compile(r"^/(?P<sid>[^/]+)(?P<tail>/.*)?$")
 CHUNK_UNIT = 320 * 1024
 MAX_CHUNK = 60 * 1024 * 1024
@@ -156,6 +158,9 @@ async def _drive_request(request: Request, store: DriveStore, drive: dict[str, A
     item, parent, new_name, action = _resolve(store, drive, rest, creating=creating)
     tenant: TenantState = request.state.tenant
     world: World = request.state.world
+    fn = DELTA_FN_RE.match(action)
+    if fn and method == "GET":
+        return _delta(request, tenant, store, drive, item, fn["token"])
     if action == "delta" and method == "GET":
         return _delta(request, tenant, store, drive, item)
     if action == "children":
@@ -228,10 +233,11 @@ def _delta(
     store: DriveStore,
     drive: dict[str, Any],
     item: dict[str, Any] | None,
+    fn_token: str | None = None,
 ) -> Response:
     if item is None or item["_parent"] is not None:
         raise GraphError(400, "invalidRequest", "Delta is supported on the drive root only.")
-    raw = request.query_params.get("token")
+    raw = fn_token if fn_token else request.query_params.get("token")
     upto = drive["_seq"]
     since, after = 0, 0
     if raw == "latest":
