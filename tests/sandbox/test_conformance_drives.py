@@ -132,10 +132,12 @@ def tamper(url: str, key: str, value: str) -> str:
 
 # ---- drives and sites -------------------------------------------------------------------------------------
 def test_user_drive_get(target, drive):
-    """learn.microsoft.com/graph/api/drive-get: GET /users/{id}/drive answers the user's OneDrive."""
+    """learn.microsoft.com/graph/api/drive-get: GET /users/{id or UPN}/drive answers the user's OneDrive."""
     uid = drive["owner"]["user"]["id"]
     again = target.get(f"/users/{uid}/drive").json()
     assert again["id"] == drive["id"] and again["driveType"] == "business"
+    upn = target.get(f"/users/{uid}").json()["userPrincipalName"]
+    assert target.get(f"/users/{upn}/drive").json()["id"] == drive["id"]
     assert drive["webUrl"].startswith("https://") and "-my.sharepoint.com/personal/" in drive["webUrl"]
 
 
