@@ -66,6 +66,12 @@ for _op in (
     register_operation(_op)  # type: ignore[arg-type]
 
 
+def _fs(a: dict[str, Any]) -> dict[str, Any]:
+    fs = {"createdDateTime": a.get("created"), "lastModifiedDateTime": a.get("modified")}
+    fs = {k: v for k, v in fs.items() if v}
+    return {"fileSystemInfo": fs} if fs else {}
+
+
 def _depth(path: str) -> int:
     return path.count("/")
 
@@ -569,7 +575,12 @@ class _Ops:
         resp = await self.target.request(
             "POST",
             path,
-            json={"name": name, "folder": {}, "@microsoft.graph.conflictBehavior": "fail"},
+            json={
+                "name": name,
+                "folder": {},
+                "@microsoft.graph.conflictBehavior": "fail",
+                **_fs(a),
+            },
             counts_as_write=False,
             idempotent=True,  # conflictBehavior fail makes a repeat harmless: 409, then we look it up
         )
@@ -601,12 +612,15 @@ class _Ops:
         if not resp.ok:
             raise GraphError("PATCH", path, resp)
         rec = self.env.store.rows(
-            "SELECT created FROM file_copies WHERE academy = ? AND drive_key = ? AND source_id = ?",
+            "SELECT created, hash, source_ctag FROM file_copies "
+            "WHERE academy = ? AND drive_key = ? AND source_id = ?",
             (self.code, a["drive_key"], a["source_id"]),
         )
         created = bool(rec and rec[0]["created"])
         body = dict(resp.body)
-        body["_source_hash"], body["_source_ctag"] = None, None
+        # A move changes where the copy is, not what it is: the copy's source hash and version stand.
+        body["_source_hash"] = rec[0]["hash"] if rec else None
+        body["_source_ctag"] = rec[0]["source_ctag"] if rec else None
         data = self.record(step, body, created, bool(a["folder"]))
         return Outcome("done", body["id"], data)
 

@@ -186,7 +186,11 @@ async def plan_files(
                     )
                     continue
                 placed[it.id] = rel
-                steps.extend(_folder_steps(it, rel, done.get(it.id), tree, base, notes, display))
+                steps.extend(
+                    _folder_steps(
+                        it, rel, done.get(it.id), tree, base, notes, display, _home(it, src, done, tree)
+                    )
+                )
                 continue
             # files
             if it.size > limit:
@@ -230,7 +234,18 @@ async def plan_files(
                     "copied by simple upload, timestamps set after",
                 )
             step, is_already = _file_step(
-                it, rel, done.get(it.id), tree, base, source_drive, code, notes, display, in_doubt, findings
+                it,
+                rel,
+                done.get(it.id),
+                tree,
+                base,
+                source_drive,
+                code,
+                notes,
+                display,
+                in_doubt,
+                findings,
+                _home(it, src, done, tree),
             )
             if step is not None:
                 steps.append(step)
@@ -267,6 +282,21 @@ async def plan_files(
     return plan, ctx
 
 
+def _home(it: TreeItem, src: Tree, done: dict[str, dict[str, Any]], tree: Tree) -> str | None:
+    """The target id of the folder this item belongs in (its source parent's copy), if known."""
+    if it.parent == src.root:
+        return tree.root
+    rec = done.get(it.parent or "")
+    return str(rec["target_id"]) if rec else None
+
+
+def _in_place(live: TreeItem | None, home: str | None, rel: str) -> bool:
+    """Already in the right folder under the right name (a renamed parent moves its children with it)."""
+    return (
+        live is not None and home is not None and live.parent == home and live.name == rel.rpartition("/")[2]
+    )
+
+
 def _expected_url(pair: DrivePair) -> str:
     """Where a target drive's content will sit, as SharePoint counts path length (after the host)."""
     kind, _, rest = pair.target_ref.partition(":")
@@ -284,19 +314,21 @@ def _folder_steps(
     base: dict[str, Any],
     notes: list[str],
     display: str,
+    home: str | None,
 ) -> list[Step]:
     key = base["drive_key"]
+    fs = {"created": it.created, "modified": it.modified}
     if rec is None:
         existing = tree.find(rel)
         if existing is not None and existing.folder:
             # Already there (pre-existing, or created by a run that stopped before recording it).
-            return [Step(f"mkdir:{key}:{it.id}", "mkdir", {**base, "path": rel, "source_id": it.id})]
-        return [Step(f"mkdir:{key}:{it.id}", "mkdir", {**base, "path": rel, "source_id": it.id})]
+            return [Step(f"mkdir:{key}:{it.id}", "mkdir", {**base, **fs, "path": rel, "source_id": it.id})]
+        return [Step(f"mkdir:{key}:{it.id}", "mkdir", {**base, **fs, "path": rel, "source_id": it.id})]
     if rec["target_id"] not in tree.items:
         notes.append(f"{display}: folder deleted in the trust tenant after it was copied; not created again")
         return []
     current = tree.path(rec["target_id"])
-    if current.lower() != rel.lower() or current != rel:
+    if not _in_place(tree.items.get(rec["target_id"]), home, rel) and current != rel:
         return [
             Step(
                 f"move:{key}:{it.id}",
@@ -326,6 +358,7 @@ def _file_step(
     display: str,
     in_doubt: set[str],
     findings: _Findings,
+    home: str | None,
 ) -> tuple[Step | None, bool]:
     key = base["drive_key"]
     copy_args = {
@@ -350,7 +383,7 @@ def _file_step(
             parent, _, leaf = rel.rpartition("/")
             rel = f"{parent}/{names.conflict_name(leaf, code)}".lstrip("/")
         if rec["hash"] == it.hash and rec["size"] == it.size:
-            if current != rel:
+            if current != rel and not _in_place(live, home, rel):
                 return (
                     Step(
                         f"move:{key}:{it.id}",
