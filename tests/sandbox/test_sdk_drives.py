@@ -9,15 +9,18 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
 import yaml
 from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.serialization import Parsable
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
 from kiota_http.middleware.options import RetryHandlerOption
+from kiota_serialization_json.json_parse_node_factory import JsonParseNodeFactory
 from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph.generated.drives.item.items.item.children.children_request_builder import ChildrenRequestBuilder
 from msgraph.generated.drives.item.items.item.create_upload_session.create_upload_session_post_request_body import (  # noqa: E501
@@ -29,6 +32,7 @@ from msgraph.generated.models.file_system_info import FileSystemInfo
 from msgraph.generated.models.folder import Folder
 from msgraph.generated.models.item_reference import ItemReference
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.upload_session import UploadSession
 from msgraph.generated.sites.sites_request_builder import SitesRequestBuilder
 from msgraph_core import GraphClientFactory
 from quickxorhash import quickxorhash
@@ -46,6 +50,7 @@ DOWNLOAD = {"@microsoft.graph.downloadUrl"}
 LIBRARY_OWNER = {"group"}
 
 Factory = Callable[[str], Awaitable[GraphServiceClient]]
+T = TypeVar("T", bound=Parsable)
 
 
 @pytest.fixture
@@ -111,6 +116,12 @@ def clean_item(item: object) -> None:
     clean(item, DOWNLOAD)
 
 
+def parse(raw: bytes, model: type[T]) -> T:
+    """A body fetched outside the request builders (upload URLs), parsed as the SDK parses responses."""
+    node = JsonParseNodeFactory().get_root_parse_node("application/json", raw)
+    return node.get_object_value(model)
+
+
 async def test_sdk_user_drive_and_drive_by_id(target_client, target, fresh_drive_id):
     uid = target.get(f"/drives/{fresh_drive_id}").json()["owner"]["user"]["id"]
     drive = await target_client.users.by_user_id(uid).drive.get()
@@ -119,6 +130,9 @@ async def test_sdk_user_drive_and_drive_by_id(target_client, target, fresh_drive
     assert drive.owner.user.id == uid and drive.quota.total > 0
     again = await target_client.drives.by_drive_id(fresh_drive_id).get()
     clean(again)
+    root = await target_client.drives.by_drive_id(fresh_drive_id).root.get()
+    clean_item(root)
+    assert root.root is not None and root.folder.child_count == 0
     assert again.id == drive.id and again.quota.remaining == again.quota.total - again.quota.used
     drives = await target_client.users.by_user_id(uid).drives.get()
     clean(drives)
@@ -250,13 +264,21 @@ async def test_sdk_create_upload_session(target_client, fresh_drive_id):
             headers={"Content-Range": f"bytes 0-{CHUNK - 1}/{len(data)}"},
         )
         assert r.status_code == 202
+        progress = parse(r.content, UploadSession)
+        clean(progress)
+        assert progress.next_expected_ranges == [f"{CHUNK}-{len(data) - 1}"]
+        status = parse((await plain.get(session.upload_url)).content, UploadSession)
+        clean(status)
+        assert status.next_expected_ranges == progress.next_expected_ranges
         r = await plain.put(
             session.upload_url,
             content=data[CHUNK:],
             headers={"Content-Range": f"bytes {CHUNK}-{len(data) - 1}/{len(data)}"},
         )
         assert r.status_code == 201
-    item = await items.by_drive_item_id(r.json()["id"]).get()
+    final = parse(r.content, DriveItem)
+    clean_item(final)
+    item = await items.by_drive_item_id(final.id).get()
     clean_item(item)
     h = quickxorhash()
     h.update(data)
