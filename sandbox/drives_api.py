@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from sandbox import drives_content as content_mod
-from sandbox.drives_state import MAX_FILE_SIZE, SIMPLE_UPLOAD_MAX, DriveStore
+from sandbox.drives_state import MAX_FILE_SIZE, SIMPLE_UPLOAD_MAX, DriveStore, check_file_system_info
 from sandbox.errors import GraphError, from_exception, graph_error
 from sandbox.world import TenantState, World
 
@@ -95,6 +95,20 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise GraphError(400, "invalidRequest", "The request body must be a JSON object.")
     return body
+
+
+def _int_param(request: Request, name: str, default: int, low: int) -> int:
+    """An integer query option ($top, $skiptoken); Graph answers 400 for one that is not a number in range."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if value < low:
+        raise GraphError(400, "invalidRequest", f"Invalid value '{raw}' for query option {name}.")
+    return value
 
 
 def _conflict(value: Any, default: str) -> str:
@@ -202,8 +216,8 @@ async def _drive_request(request: Request, store: DriveStore, drive: dict[str, A
 def _children(request: Request, store: DriveStore, folder: dict[str, Any]) -> Response:
     if not folder.get("_folder"):
         return JSONResponse({"value": []})
-    top = min(int(request.query_params.get("$top", PAGE) or PAGE), 1000)
-    skip = int(request.query_params.get("$skiptoken", 0) or 0)
+    top = min(_int_param(request, "$top", PAGE, 1), 1000)
+    skip = _int_param(request, "$skiptoken", 0, 0)
     kids = store.list_children(folder)
     page = kids[skip : skip + top]
     body: dict[str, Any] = {"value": [_item_json(request, store, k) for k in page]}
@@ -222,7 +236,7 @@ def _create_folder(store: DriveStore, parent: dict[str, Any], body: dict[str, An
         raise GraphError(400, "invalidRequest", "Only folders can be created here; upload files to content.")
     conflict = _conflict(body.get(CONFLICT), "fail")
     item, created = store.create_item(
-        parent, name, folder=True, conflict=conflict, fs=body.get("fileSystemInfo")
+        parent, name, folder=True, conflict=conflict, fs=check_file_system_info(body.get("fileSystemInfo"))
     )
     return JSONResponse(store.render(item), status_code=201 if created else 200)
 
@@ -259,7 +273,7 @@ def _delta(
                 "if you're sure that the service was up to date with your local changes when you last "
                 "sync'd. Upload any local changes that the server doesn't know about.",
             )
-    top = min(int(request.query_params.get("$top", PAGE) or PAGE), 1000)
+    top = min(_int_param(request, "$top", PAGE, 1), 1000)
     page = store.changes(drive["id"], since, upto, after, top + 1)
     more = len(page) > top
     page = page[:top]
@@ -356,7 +370,7 @@ def _create_session(
         "drive": target_parent["_drive"],
         "name": name,
         "conflict": conflict,
-        "fs": props.get("fileSystemInfo"),
+        "fs": check_file_system_info(props.get("fileSystemInfo")),
         "total": size,
         "next": 0,
         "spool": None,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sandbox import drives_content as content_mod
@@ -47,6 +48,28 @@ def name_problem(name: str) -> str | None:
     if "_vti_" in lower:
         return "Names cannot contain _vti_."
     return None
+
+
+def check_file_system_info(fs: Any) -> dict[str, Any] | None:
+    """fileSystemInfo from a request body: an object whose timestamps are ISO 8601 date-times (Graph answers
+    400 otherwise; a stored malformed value would break every client that parses the item later)."""
+    if fs is None:
+        return None
+    if not isinstance(fs, dict):
+        raise GraphError(400, "invalidRequest", "fileSystemInfo must be an object.")
+    for key in ("createdDateTime", "lastModifiedDateTime"):
+        value = fs.get(key)
+        if value is None:
+            continue
+        try:
+            if not isinstance(value, str):
+                raise ValueError
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise GraphError(
+                400, "invalidRequest", f"fileSystemInfo.{key} '{value}' is not a valid date and time."
+            ) from None
+    return fs
 
 
 def _stable_id(*parts: str) -> str:
@@ -361,8 +384,13 @@ class DriveStore:
         """PATCH: rename, move (parentReference.id), fileSystemInfo."""
         if item["_parent"] is None and ("name" in body or "parentReference" in body):
             raise GraphError(400, "invalidRequest", "The root folder cannot be renamed or moved.")
-        new_parent = self.items[item["_parent"]] if item["_parent"] else None
+        if "name" in body and not isinstance(body["name"], str):
+            raise GraphError(400, "invalidRequest", "name must be a string.")
         ref = body.get("parentReference") or {}
+        if not isinstance(ref, dict):
+            raise GraphError(400, "invalidRequest", "parentReference must be an object.")
+        fs = check_file_system_info(body.get("fileSystemInfo"))
+        new_parent = self.items[item["_parent"]] if item["_parent"] else None
         if ref.get("id"):
             new_parent = self.item(item["_drive"], ref["id"])
             if not new_parent.get("_folder"):
@@ -385,7 +413,6 @@ class DriveStore:
             item["_parent"] = new_parent["id"]
             self._modified(old_parent, now_iso())
             self._modified(new_parent, now_iso())
-        fs = body.get("fileSystemInfo")
         if fs:
             item["fileSystemInfo"] = {
                 "createdDateTime": fs.get("createdDateTime") or item["fileSystemInfo"]["createdDateTime"],
