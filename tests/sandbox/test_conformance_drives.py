@@ -357,6 +357,42 @@ def test_path_over_400_characters(target, drive):
     assert target.post(f"/drives/{did}/items/{b['id']}/children", json={"name": "c", "folder": {}}).is_success
 
 
+def test_malformed_requests_400(target, drive):
+    """learn.microsoft.com/graph/errors (400 Bad Request) and graph/query-parameters: a query option that is
+    not a valid value ($top not a positive integer, a bad $skiptoken) or a body property of the wrong type
+    or format (name, parentReference, fileSystemInfo timestamps) answers 400 invalidRequest, never a 500,
+    and changes nothing."""
+    did = drive["id"]
+    item = new_file(target, did, "typed.txt", b"t")
+    for params in ({"$top": "abc"}, {"$top": "0"}, {"$top": "-1"}, {"$skiptoken": "zz"}):
+        r = target.get(f"/drives/{did}/root/children", params=params)
+        assert r.status_code == 400 and error_of(r)["code"] == "invalidRequest", params
+    r = target.get(f"/drives/{did}/root/delta", params={"$top": "x"})
+    assert r.status_code == 400 and "$top" in error_of(r)["message"]
+    bad_bodies = [
+        {"name": 5},
+        {"parentReference": "root"},
+        {"fileSystemInfo": "yesterday"},
+        {"fileSystemInfo": {"lastModifiedDateTime": "not a date"}},
+        {"name": "fine.txt", "fileSystemInfo": {"createdDateTime": 20200101}},
+    ]
+    for body in bad_bodies:
+        r = target.patch(f"/drives/{did}/items/{item['id']}", json=body)
+        assert r.status_code == 400 and error_of(r)["code"] == "invalidRequest", body
+    assert target.get(f"/drives/{did}/items/{item['id']}").json()["name"] == "typed.txt"
+    r = target.post(
+        f"/drives/{did}/root/children",
+        json={"name": "f", "folder": {}, "fileSystemInfo": {"createdDateTime": "soon"}},
+    )
+    assert r.status_code == 400 and "createdDateTime" in error_of(r)["message"]
+    r = target.post(
+        f"/drives/{did}/root:/s.bin:/createUploadSession", json={"item": {"fileSystemInfo": ["x"]}}
+    )
+    assert r.status_code == 400 and "fileSystemInfo" in error_of(r)["message"]
+    r = target.patch(f"/drives/{did}/items/{item['id']}", content=b"{not json")
+    assert r.status_code == 400 and "JSON" in error_of(r)["message"]
+
+
 # ---- download ---------------------------------------------------------------------------------------------
 @pytest.fixture
 def small_file(target, drive) -> tuple[dict, bytes]:
