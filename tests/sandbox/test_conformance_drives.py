@@ -561,6 +561,29 @@ def test_upload_chunk_not_multiple_of_320_kib(target, drive):
     assert put_chunk(s["uploadUrl"], b"z" * CHUNK, 0, 1_000_000).status_code == 202
 
 
+def test_upload_fragment_headers_validated(target, drive):
+    """learn.microsoft.com/graph/api/driveitem-createuploadsession#upload-bytes-to-the-upload-session: each
+    fragment names its bytes with Content-Range "bytes first-last/total" and Content-Length; a missing or
+    malformed range, a total that changes between fragments, or a length that does not match answers 400;
+    a tampered upload URL answers 401."""
+    s = session(target, drive["id"], "headers.bin")
+    url = s["uploadUrl"]
+    assert httpx.put(url, content=b"0123456789").status_code == 400
+    for rng in ("bytes 0-9/x", "bytes */10", "0-9/10", "bytes 5-2/10", "bytes 0-9/5"):
+        r = httpx.put(url, content=b"0123456789", headers={"Content-Range": rng})
+        assert r.status_code == 400 and error_of(r)["code"] == "invalidRequest", rng
+    assert put_chunk(url, b"h" * CHUNK, 0, CHUNK * 3).status_code == 202
+    r = put_chunk(url, b"h" * CHUNK, CHUNK, CHUNK * 4)
+    assert r.status_code == 400 and "total size" in error_of(r)["message"]
+    r = httpx.put(
+        url, content=b"h" * 10, headers={"Content-Range": f"bytes {CHUNK}-{CHUNK + 19}/{CHUNK * 3}"}
+    )
+    assert r.status_code == 400 and "Content-Length" in error_of(r)["message"]
+    r = put_chunk(tamper(url, "tempauth", "forged"), b"h" * CHUNK, CHUNK, CHUNK * 3)
+    assert r.status_code == 401
+    assert httpx.get(url).json()["nextExpectedRanges"] == [f"{CHUNK}-{CHUNK * 3 - 1}"]
+
+
 def test_upload_chunk_of_60_mib_413(target, drive):
     """learn.microsoft.com/graph/api/driveitem-createuploadsession#upload-bytes-to-the-upload-session: each
     request must be less than 60 MiB; a fragment of 60 MiB (a multiple of 320 KiB) is refused with 413."""
