@@ -165,6 +165,9 @@ async def test_sdk_sites_and_libraries(source_client, site_name):
     default = await source_client.sites.by_site_id(site.id).drive.get()
     clean(default, LIBRARY_OWNER)
     assert default.id in [d.id for d in drives.value]
+    one = await source_client.sites.by_site_id(site.id).drives.by_drive_id(default.id).get()
+    clean(one, LIBRARY_OWNER)
+    assert one.id == default.id and one.web_url == default.web_url
     assert default.owner.additional_data["group"]["displayName"] == site.display_name
 
 
