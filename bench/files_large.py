@@ -23,6 +23,10 @@ RSS_GOAL = 200 * 1000 * 1000  # "200 MB"
 THROUGHPUT_GOAL = 0.8
 
 
+def rss(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB ({mib(n)})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -58,10 +62,10 @@ def main() -> None:
                 "first run (library content)",
                 f"{c1['files']} files, {mib(c1['bytes'])}, {c1['seconds']:.1f} s",
             ),
-            ("first run peak RSS", mib(first.peak_rss)),
+            ("first run peak RSS", rss(first.peak_rss)),
             ("second run (large file)", f"{c2['files']} file(s), {mib(c2['bytes'])}, {seconds:.1f} s"),
             ("second run wall time (process)", f"{second.wall:.1f} s"),
-            ("second run peak RSS", mib(second.peak_rss)),
+            ("second run peak RSS", rss(second.peak_rss)),
             ("bytes sent by the copier", f"{c2['bytes_sent']:,}"),
             ("source bytes out / target bytes in", f"{source_out:,} / {target_in:,}"),
             ("throughput", f"{throughput * 8 / 1e6:,.0f} Mbit/s (link {args.bandwidth_mbps:g} Mbit/s)"),

@@ -5,10 +5,10 @@ same figure (--sharepoint-budget), as an operator who knows the tenant's budget 
 files of 2-50 KB in a few folders are added to hillside's staff library before discovery; then one files
 run copies them (and the library's own content). Prints, from one run:
 - files per minute;
-- RU spent in the target against all the budget permitted over the run (goal >= 0.9): the sliding window
-  starts empty, so a run of T seconds may spend limit * (1 + T / window) - this is the headline ratio;
-- RU spent in the target per minute (sharepoint_ru_target / seconds * 60) / the budget's rate, as the
-  issue words it; it includes the first full window, so short runs can score above 1;
+- RU spent in the target per minute (sharepoint_ru_target / seconds * 60) / the budget's rate (goal >= 0.9),
+  as the issue words it; the window starts empty, so this counts one free window and can exceed 1;
+- the strict form: RU spent / the most the sliding window admits in a run of T seconds,
+  limit * ceil(T / window) (no client can score above 1);
 - 429 answers;
 - the naive baseline: the same files in a fresh sandbox with --concurrency 1 (skip with --no-baseline).
 The default budget, 1,200 RU a minute, is Microsoft's figure for a tenant under 1,000 licences.
@@ -19,6 +19,7 @@ Run: .venv/bin/python bench/files_small.py [--files 1500] [--budget 1200/60] [--
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import tempfile
 from pathlib import Path
@@ -60,7 +61,7 @@ def one_pass(args: argparse.Namespace, concurrency: int) -> dict[str, Any]:
         "ru": ru,
         "ru_per_min": rate * 60,
         "rate_ratio": rate / (limit / window),
-        "permitted_ratio": ru / (limit * (1 + seconds / window)),
+        "strict_ratio": ru / (limit * math.ceil(seconds / window)),
         "throttled": int(c["throttled"]),
         "requests": c["requests"],
         "rss": m.peak_rss,
@@ -74,6 +75,7 @@ def show(r: dict[str, Any], title: str) -> None:
             ("seconds", f"{r['seconds']:.1f}"),
             ("files per minute", f"{r['files_per_min']:,.0f}"),
             ("target RU spent", f"{r['ru']:,} ({r['ru_per_min']:,.0f} RU/min)"),
+            ("target RU per file", f"{r['ru'] / max(r['files'], 1):.2f}"),
             ("requests (both tenants)", f"{r['requests']:,.0f}"),
             ("429 answers", str(r["throttled"])),
             ("peak RSS", mib(r["rss"])),
@@ -104,12 +106,12 @@ def main() -> None:
         baseline = one_pass(args, 1)
         show(baseline, "naive baseline: same files, fresh sandbox, --concurrency 1")
     print(
-        f"ratio target RU / budget permitted over the run: {main_pass['permitted_ratio']:.2f}   "
-        f"(goal >= {GOAL})"
+        f"ratio target RU per minute / budget per minute: {main_pass['rate_ratio']:.2f}   "
+        f"(goal >= {GOAL}; counts the initially empty window)"
     )
     print(
-        f"ratio target RU per minute / budget per minute: {main_pass['rate_ratio']:.2f}   "
-        "(includes the initial full window)"
+        f"ratio target RU / most the window admits in the run: {main_pass['strict_ratio']:.2f}   "
+        "(strict form, <= 1 by construction)"
     )
     print(f"429 answers: {main_pass['throttled']}")
     if baseline:
