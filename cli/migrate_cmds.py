@@ -120,8 +120,15 @@ def _planning(fn: Any) -> Any:
 @click.option("--phase", required=True, callback=_phase_names, help=PHASE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="The plan as JSON (for CI).")
 @click.option("--limit", default=50, show_default=True, help="Steps listed in the readable output.")
+@click.option(
+    "--scan-age",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 86_400),
+    help="files: reuse drive scans made within SECONDS (each drive read costs SharePoint budget).",
+)
 @pass_app
-def plan(app: AppContext, academy: str, phase: str, as_json: bool, limit: int) -> None:
+def plan(app: AppContext, academy: str, phase: str, as_json: bool, limit: int, scan_age: int) -> None:
     """Compute, store and print the steps of PHASE for ACADEMY. Changes nothing in any tenant."""
     from migrations.phases import phase as get_phase
 
@@ -134,7 +141,7 @@ def plan(app: AppContext, academy: str, phase: str, as_json: bool, limit: int) -
         env.store.set_phase_status(academy, phase, "planned", {"plan": p.id, "steps": len(p.steps)})
         return p
 
-    p = asyncio.run(_with_env(app, academy, _planning(go)))
+    p = asyncio.run(_with_env(app, academy, _planning(go), options={"scan_age": scan_age}))
     _print_plan(p, as_json, limit)
 
 
@@ -171,6 +178,14 @@ def _print_plan(p: Any, as_json: bool, limit: int) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Result as JSON.")
 @click.option(
+    "--scan-age",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 86_400),
+    help="files: reuse drive scans made within SECONDS, e.g. by the plan just reviewed (default: read "
+    "every change now).",
+)
+@click.option(
     "--sharepoint-budget",
     default="auto",
     show_default=True,
@@ -189,6 +204,7 @@ def run(
     concurrency: int,
     write_budget: str,
     as_json: bool,
+    scan_age: int,
     sharepoint_budget: str,
     propagate_deletes: bool,
 ) -> None:
@@ -211,6 +227,7 @@ def run(
         "write_budget": write_budget,
         "propagate_deletes": propagate_deletes,
         "sharepoint_budget": sharepoint_budget,
+        "scan_age": scan_age,
     }
 
     async def go(env: Any) -> Any:

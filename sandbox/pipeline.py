@@ -60,6 +60,8 @@ def classify(method: str, path: str, query: dict[str, str]) -> tuple[str, int]:
             return "sharepoint", 2
         if path.endswith("/delta"):
             return "sharepoint", 1 if "token" in query else 2
+        if path.endswith("/delta()") or "/delta(token=" in path:
+            return "sharepoint", 2 if path.endswith("/delta()") else 1
         return "sharepoint", 1
     if method in WRITE_METHODS:
         return "identity", 1

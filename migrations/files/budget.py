@@ -9,6 +9,8 @@ The server stays the authority: a 429 still pauses the tenant for its Retry-Afte
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from migrations.graph import TenantConnection, WriteWindow
 
 BY_LICENCES = ((1_000, 1_200), (5_000, 2_400), (15_000, 3_600), (50_000, 4_800))
@@ -26,10 +28,23 @@ def ru_per_minute(licences: int) -> int:
 class SharePointBudget:
     """One sliding RU window per tenant."""
 
-    def __init__(self, override: tuple[int, float] | None = None):
+    def __init__(self, override: tuple[int, float] | None = None, window_dir: Path | None = None):
         self.override = override
+        self.window_dir = window_dir
         self.windows: dict[str, WriteWindow] = {}
         self.spent: dict[str, int] = {}
+
+    def _path(self, tenant_id: str) -> Path | None:
+        return self.window_dir / f"sharepoint-window-{tenant_id}.json" if self.window_dir else None
+
+    def save(self) -> None:
+        """Units spent stay in the server's window after this process ends: the next command starts from them
+        (as the identity write window does)."""
+        for tid, window in self.windows.items():
+            path = self._path(tid)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                window.save(path)
 
     async def prepare(self, conn: TenantConnection) -> None:
         if conn.tenant_id in self.windows:
@@ -42,7 +57,11 @@ class SharePointBudget:
                 int((s.get("prepaidUnits") or {}).get("enabled", 0)) for s in body.get("value", [])
             )
             limit, seconds = ru_per_minute(licences), WINDOW_S
-        self.windows[conn.tenant_id] = WriteWindow(limit, seconds)
+        window = WriteWindow(limit, seconds)
+        path = self._path(conn.tenant_id)
+        if path is not None:
+            window.load(path)
+        self.windows[conn.tenant_id] = window
 
     async def acquire(self, tenant_id: str, ru: int) -> float:
         self.spent[tenant_id] = self.spent.get(tenant_id, 0) + ru

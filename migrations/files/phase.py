@@ -97,7 +97,8 @@ class FilesPhase:
 
     def _budget(self, env: PhaseEnv) -> SharePointBudget:
         text = env.options.get("sharepoint_budget")
-        return SharePointBudget(parse_budget(text) if text and text != "auto" else None)
+        override = parse_budget(text) if text and text != "auto" else None
+        return SharePointBudget(override, env.run_dir.parent)
 
     async def _prepared(self, env: PhaseEnv) -> tuple[TenantConnection, TenantConnection, SharePointBudget]:
         source, target = env.conns.source(env.academy.code), env.conns.target
@@ -125,11 +126,14 @@ class FilesPhase:
                 target,
                 budget,
                 propagate_deletes=bool(env.options.get("propagate_deletes")),
+                fresh_seconds=float(env.options.get("scan_age") or 0),
             )
         except LookupError as exc:
             raise PlanningError(
                 f"{exc} (check phases.files.libraries in config/academies/{code}.yaml)"
             ) from None
+        finally:
+            budget.save()
         self._contexts[plan.id] = ctx
         return plan
 
@@ -146,6 +150,7 @@ class FilesPhase:
             budget,
             estimate_targets=True,
         )
+        budget.save()
         drives = env.store.rows(
             "SELECT count(*) AS n FROM drives WHERE academy = ? AND source_drive_id IS NOT NULL",
             (env.academy.code,),
@@ -221,6 +226,7 @@ class FilesPhase:
                 "seconds": round(time.monotonic() - started, 3),
             }
             finish_run(env.store, run_id, status, counts)
+            budget.save()
             env.store.set_phase_status(
                 code,
                 PHASE,
@@ -277,6 +283,7 @@ class FilesPhase:
         except BaseException:
             finish_run(env.store, run_id, "interrupted", {"planned": len(steps), "done": undone})
             raise
+        budget.save()
         status = "succeeded" if not failed else "failed"
         counts = {"planned": len(steps), "done": undone, "kept": len(kept), "failed": len(failed)}
         finish_run(env.store, run_id, status, counts)
@@ -370,6 +377,7 @@ class FilesPhase:
                 matched += 1
                 nbytes += it.size
             drives.append({"drive": pair.label, "files": len(files), "matched": matched, "bytes": nbytes})
+        budget.save()
         return {
             "checked": checked,
             "differences": differences,

@@ -91,6 +91,7 @@ async def plan_files(
     propagate_deletes: bool = False,
     full_scan: bool = False,
     estimate_targets: bool = False,
+    fresh_seconds: float = 0.0,
 ) -> tuple[Plan, PlanContext]:
     """The plan, and what running it needs. With estimate_targets (discovery, before users exist in the
     trust tenant) targets are taken as empty at their expected paths: findings are right, steps indicative."""
@@ -106,7 +107,16 @@ async def plan_files(
         for k, v in Journal.state(store, code, PHASE).items()
         if v["event"] == "intent" and k.startswith("copy:")
     }
-    scanned = await scan_sources(store, academy, pairs, source, budget, full=full_scan)
+    scanned = await scan_sources(
+        store,
+        academy,
+        pairs,
+        source,
+        budget,
+        full=full_scan,
+        recheck_missing=estimate_targets,
+        fresh_seconds=fresh_seconds,
+    )
     live: list[tuple[DrivePair, Tree, list[TreeItem]]] = []
     for pair in pairs:
         ctx.pairs[pair.key] = pair

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -214,20 +215,38 @@ async def scan_sources(
     budget: SharePointBudget,
     *,
     full: bool = False,
+    recheck_missing: bool = False,
+    fresh_seconds: float = 0.0,
 ) -> dict[str, dict[str, int]]:
     """Bring drive_items up to date for every source drive with drive delta; change counts per drive key
-    ({"missing": 1} for a user with no OneDrive)."""
+    ({"missing": 1} for a user with no OneDrive). Users found without a OneDrive are asked again only by
+    discovery (recheck_missing): most pupils have none, and asking costs a resource unit each time. Drives
+    scanned less than fresh_seconds ago are not read again (a run straight after its plan reuses the plan's
+    scan: every delta call costs a unit, and a trust has hundreds of OneDrives per academy)."""
     code = academy.code
     known = {
         r["drive_key"]: r
         for r in store.rows(
-            "SELECT drive_key, source_drive_id, delta_link FROM drives WHERE academy = ?", (code,)
+            "SELECT drive_key, source_drive_id, delta_link, scanned_at FROM drives WHERE academy = ?", (code,)
         )
     }
+    result: dict[str, dict[str, int]] = {}
+    if fresh_seconds > 0 and not full:
+        horizon = datetime.now(UTC) - timedelta(seconds=fresh_seconds)
+        for p in pairs:
+            row = known.get(p.key)
+            scanned = row["scanned_at"] if row and row["source_drive_id"] else None
+            if scanned and datetime.fromisoformat(scanned) >= horizon:
+                result[p.key] = {"changed": 0, "deleted": 0, "missing": 0, "fresh": 1}
+        pairs = [p for p in pairs if p.key not in result]
+    if not (recheck_missing or full):
+        for p in pairs:
+            if p.key in known and not known[p.key]["source_drive_id"]:
+                result[p.key] = {"changed": 0, "deleted": 0, "missing": 1}
+        pairs = [p for p in pairs if p.key not in result]
     unknown = [p for p in pairs if p.key not in known or not known[p.key]["source_drive_id"]]
     unknown_keys = {p.key for p in unknown}
     found = await resolve_drives(conn, budget, [p.source_ref for p in unknown])
-    result: dict[str, dict[str, int]] = {}
     work: list[tuple[DrivePair, str, str]] = []  # pair, drive id, first URL
     for pair in pairs:
         row = known.get(pair.key)
