@@ -120,11 +120,11 @@ def main() -> None:
             ("file", f"{mib(size)} ({size:,} bytes)"),
             (
                 "first run killed after",
-                f"{killed_after:.1f} s, target had {landed:,} bytes ({landed / size:.0%})",
+                f"{killed_after:.1f} s, target bytes in {landed:,} ({landed / size:.0%})",
             ),
             ("file visible in the target after the kill", "yes (partial!)" if visible else "no"),
             ("second run", f"{c2['files']} file(s), {c2['seconds']:.1f} s, status {second.result['status']}"),
-            ("second run bytes sent (client)", f"{c2['bytes_sent']:,} (remaining was {remaining:,})"),
+            ("second run bytes sent (client)", f"{c2['bytes_sent']:,} (file minus landed: {remaining:,})"),
             ("target bytes in, both runs", f"{target_in:,}"),
             ("source bytes out, both runs", f"{source_out:,} (re-read {source_out - size:,})"),
             ("target size / source size", f"{(final or {}).get('size')} / {source.get('size')}"),
