@@ -73,8 +73,9 @@ def _fake_migrate_module() -> types.ModuleType:
     @click.command()
     @click.argument("academy")
     @click.option("--phase", required=True)
+    @click.option("--scan-age", default=0)
     @pass_app
-    def plan(app: AppContext, academy: str, phase: str) -> None:
+    def plan(app: AppContext, academy: str, phase: str, scan_age: int) -> None:
         CALLS.append(("plan", academy, phase))
         if academy == INTERRUPT_AT:
             raise KeyboardInterrupt
@@ -83,8 +84,9 @@ def _fake_migrate_module() -> types.ModuleType:
     @click.command("run")
     @click.argument("academy")
     @click.option("--phase", required=True)
+    @click.option("--scan-age", default=0)
     @pass_app
-    def run_(app: AppContext, academy: str, phase: str) -> None:
+    def run_(app: AppContext, academy: str, phase: str, scan_age: int) -> None:
         CALLS.append(("run", academy, phase))
         _record(app, academy, phase, "run", {"planned": 5, "done": 5, "throttled": 1, "wait_seconds": 0.5})
         app.store().set_phase_status(academy, phase, "done", {})
