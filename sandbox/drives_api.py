@@ -131,7 +131,9 @@ class _Links:
         if not bw or n <= 0:
             return
         now = time.monotonic()
-        start = max(now, self.free.get((tid, direction), 0.0))
+        # A 50 ms allowance lets time spent handling a piece overlap its transmit time (as on a real link)
+        # while the average rate stays at the configured bandwidth.
+        start = max(now - 0.05, self.free.get((tid, direction), 0.0))
         end = start + n * 8 / (bw * 1_000_000)
         self.free[(tid, direction)] = end
         if end - now > 0:

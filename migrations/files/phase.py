@@ -302,6 +302,19 @@ class FilesPhase:
 
     # ---- verify -------------------------------------------------------------------------------------------
     async def verify(self, env: PhaseEnv) -> dict[str, Any]:
+        code = env.academy.code
+        if not env.store.rows(
+            "SELECT 1 FROM runs WHERE academy = ? AND phase = ? AND kind = 'run'", (code, PHASE)
+        ):
+            return {
+                "checked": 0,
+                "differences": [],
+                "drives": [],
+                "files": 0,
+                "matched": 0,
+                "bytes": 0,
+                "note": "the files phase has not run for this academy",
+            }
         source, target, budget = await self._prepared(env)
         code = env.academy.code
         differences: list[dict[str, str]] = []
