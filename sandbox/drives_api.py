@@ -47,6 +47,7 @@ PAGE = 200
 DOWNLOAD_LIFETIME_S = 3600
 SESSION_LIFETIME_S = 2 * 24 * 3600
 CONFLICT = "@microsoft.graph.conflictBehavior"
+LINK_SLACK_S = 0.05
 
 
 # ---- helpers --------------------------------------------------------------------------------------------
@@ -133,7 +134,7 @@ class _Links:
         now = time.monotonic()
         # A 50 ms allowance lets time spent handling a piece overlap its transmit time (as on a real link)
         # while the average rate stays at the configured bandwidth.
-        start = max(now - 0.05, self.free.get((tid, direction), 0.0))
+        start = max(now - LINK_SLACK_S, self.free.get((tid, direction), 0.0))
         end = start + n * 8 / (bw * 1_000_000)
         self.free[(tid, direction)] = end
         if end - now > 0:
