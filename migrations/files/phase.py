@@ -30,6 +30,7 @@ from migrations.store import now
 
 log = logging.getLogger("trustfold.files")
 LARGE = 64 * 1024 * 1024
+PER_DRIVE = 4
 
 
 # ---- operations (descriptions for plans and rollback listings) ------------------------------------------
@@ -455,6 +456,7 @@ class _Ops:
         self.journal, self.state = journal, state
         self.code = env.academy.code
         self.large = asyncio.Semaphore(2)  # bounds memory: at most two large files stream at once
+        self.per_drive: dict[str, asyncio.Semaphore] = {}
 
     async def execute(self, steps: list[Step], concurrency: int, progress: Callable[[], None]) -> None:
         for drive in {s.args["target_drive"] for s in steps} - set(self.state.trees):
@@ -484,7 +486,9 @@ class _Ops:
         sem = asyncio.Semaphore(concurrency)
 
         async def one(step: Step) -> None:
-            async with sem:
+            # Bounded per tenant (the run's concurrency) and per drive, as SharePoint asks of migration tools.
+            drive = self.per_drive.setdefault(step.args["target_drive"], asyncio.Semaphore(PER_DRIVE))
+            async with sem, drive:
                 await self._one(step, progress)
 
         await asyncio.gather(*(one(s) for s in steps))
@@ -605,7 +609,9 @@ class _Ops:
             counts_as_write=False,
             idempotent=True,  # conflictBehavior fail makes a repeat harmless: 409, then we look it up
         )
-        created = resp.status == 201
+        # Absent when this run looked, so a 409 means an earlier attempt of ours landed and its answer was
+        # lost. (Rollback deletes a folder only when it is empty, so a rare coincidence costs nothing.)
+        created = True
         if resp.status == 409:
             await self.budget.acquire(self.target.tenant_id, 1)
             resp = await self.target.request(

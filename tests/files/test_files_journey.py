@@ -7,6 +7,7 @@ import json
 import sqlite3
 from typing import Any
 
+import httpx
 from quickxorhash import quickxorhash
 
 from tests.files.conftest import SOURCE_SITE, TARGET_SITE, World, b64
@@ -175,3 +176,35 @@ def test_errors_name_the_problem(hillside: World, tmp_path: Any) -> None:
     fresh = Cli(w.url, tmp_path / "other.db")
     early = fresh("plan", "hillside", "--phase", "files", check=False)
     assert early.returncode == 1 and "trustfold discover hillside" in early.stderr
+
+
+def test_faults_and_a_lost_delta_token_lose_nothing(hillside: World) -> None:
+    """Throttling, 503s, lost answers and dropped downloads on the way; then the service forgets every delta
+    token (410): the next pass resyncs in full and copies nothing twice."""
+    w = hillside
+    tgt_lib = w.library(TARGET, TARGET_SITE)
+    before = w.drives()[tgt_lib]
+    faults = {"faults": "429=0.05,503=0.03,504=0.02,drop=0.02"}
+    assert httpx.post(f"{w.url}/sandbox/faults", json=faults).status_code == 200
+    first = w.cli.json("run", "hillside", "--phase", "files")
+    assert first["status"] == "succeeded", first["failures"]
+    assert first["counts"]["throttled"] > 0
+    assert httpx.post(f"{w.url}/sandbox/faults", json={"faults": ""}).status_code == 200
+    names_before = sorted(w.drives()[tgt_lib])
+    assert len(names_before) == len(set(names_before))
+    # No duplicates from re-sent creates: the library holds what was there plus exactly what was recorded.
+    with sqlite3.connect(w.state) as db:
+        recorded = {
+            r[0]
+            for r in db.execute(
+                "SELECT path FROM file_copies WHERE drive_key LIKE 'library:%' AND created = 1"
+            )
+        }
+    assert set(names_before) == set(before) | recorded, set(names_before) - set(before) - recorded
+    verify = json.loads(w.cli("verify", "hillside", "--json", check=False).stdout)["files"]
+    assert verify["differences"] == [] and verify["matched"] == verify["files"] - 1
+
+    assert httpx.post(f"{w.url}/sandbox/tenants/{w.source}/expire-delta").status_code == 200
+    again = w.cli.json("run", "hillside", "--phase", "files")
+    assert again["status"] == "succeeded" and again["counts"]["planned"] == 0
+    assert sorted(w.drives()[tgt_lib]) == names_before
