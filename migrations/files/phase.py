@@ -488,7 +488,7 @@ class _Ops:
         async def one(step: Step) -> None:
             # Bounded per tenant (the run's concurrency) and per drive, as SharePoint asks of migration tools.
             drive = self.per_drive.setdefault(step.args["target_drive"], asyncio.Semaphore(PER_DRIVE))
-            async with sem, drive:
+            async with drive, sem:
                 await self._one(step, progress)
 
         await asyncio.gather(*(one(s) for s in steps))
