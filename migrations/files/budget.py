@@ -57,7 +57,9 @@ class SharePointBudget:
                 int((s.get("prepaidUnits") or {}).get("enabled", 0)) for s in body.get("value", [])
             )
             limit, seconds = ru_per_minute(licences), WINDOW_S
-        window = WriteWindow(limit, seconds)
+        # SharePoint's window is exact and the sandbox's too: less padding than the identity window needs.
+        window = WriteWindow(limit, seconds, headroom=0.99)
+        window.expiry = seconds + 0.25
         path = self._path(conn.tenant_id)
         if path is not None:
             window.load(path)

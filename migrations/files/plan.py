@@ -329,10 +329,7 @@ def _folder_steps(
     key = base["drive_key"]
     fs = {"created": it.created, "modified": it.modified}
     if rec is None:
-        existing = tree.find(rel)
-        if existing is not None and existing.folder:
-            # Already there (pre-existing, or created by a run that stopped before recording it).
-            return [Step(f"mkdir:{key}:{it.id}", "mkdir", {**base, **fs, "path": rel, "source_id": it.id})]
+        # Created, or found already there (pre-existing, or made by a run that stopped before recording it).
         return [Step(f"mkdir:{key}:{it.id}", "mkdir", {**base, **fs, "path": rel, "source_id": it.id})]
     if rec["target_id"] not in tree.items:
         notes.append(f"{display}: folder deleted in the trust tenant after it was copied; not created again")
