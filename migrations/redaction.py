@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 
 _lock = threading.Lock()
@@ -17,13 +18,18 @@ def register_secret(value: str | None) -> None:
             _secrets.add(value)
 
 
+# Pre-authenticated URLs (SharePoint download and upload URLs, SAS links) carry their credential in the
+# query string: one pattern covers them all, however many files a run touches.
+_URL_CREDENTIAL = re.compile(r"(?i)\b(tempauth|sig|access_token|client_secret|code)=[^&\s\"'<>]+")
+
+
 def redact(text: str) -> str:
     with _lock:
         secrets = sorted(_secrets, key=len, reverse=True)
     for s in secrets:
         if s in text:
             text = text.replace(s, MASK)
-    return text
+    return _URL_CREDENTIAL.sub(lambda m: f"{m.group(1)}={MASK}", text)
 
 
 class RedactingFilter(logging.Filter):

@@ -26,7 +26,6 @@ from quickxorhash import quickxorhash
 
 from migrations.files.budget import SharePointBudget
 from migrations.graph import GraphError, TenantConnection
-from migrations.redaction import register_secret
 
 CHUNK = 16 * 320 * 1024  # 5 MiB
 PIECE = 256 * 1024
@@ -51,7 +50,8 @@ class Counters:
 
 class UploadSessions:
     """Open upload URLs by step key, so a killed run resumes them. Upload URLs are short-lived capabilities:
-    they live in a 0600 file beside the state store (never in it, nor in logs) and leave it when done."""
+    they live in a 0600 file beside the state store (never in it; logs mask their tempauth) and leave it when
+    done."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -60,14 +60,11 @@ class UploadSessions:
             self._data = json.loads(path.read_text())
         except (OSError, ValueError):
             self._data = {}
-        for entry in self._data.values():
-            register_secret(str(entry.get("url", "")).partition("tempauth=")[2] or "")
 
     def get(self, key: str) -> dict[str, Any] | None:
         return self._data.get(key)
 
     def put(self, key: str, entry: dict[str, Any]) -> None:
-        register_secret(str(entry.get("url", "")).partition("tempauth=")[2] or entry["url"])
         self._data[key] = entry
         self._save()
 
@@ -125,6 +122,7 @@ class FileCopier:
             return None
         if not resp.ok:
             raise GraphError("GET", f"/drives/{drive}/items/{item_id}", resp)
+        # The body's download URL is pre-authenticated; migrations.redaction masks its tempauth in any log.
         return dict(resp.body)
 
     # ---- download -----------------------------------------------------------------------------------------

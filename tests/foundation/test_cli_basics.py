@@ -90,6 +90,17 @@ def test_json_logs_redact_a_registered_secret(capsys: pytest.CaptureFixture[str]
     assert canary not in err and "***REDACTED***" in lines[1]["exception"]
 
 
+def test_logs_mask_pre_authenticated_url_credentials(capsys: pytest.CaptureFixture[str]) -> None:
+    """Download and upload URLs carry their credential in the query string; no registration needed."""
+    from cli.logs import configure
+
+    configure(verbose=True, fmt="json")
+    url = "http://127.0.0.1:1/_upload/t/s?tempauth=AbCdEf0123456789&v=2"
+    logging.getLogger("trustfold.files").info("fragment sent to %s", url)
+    err = capsys.readouterr().err
+    assert "AbCdEf0123456789" not in err and "tempauth=***REDACTED***&v=2" in err
+
+
 def test_client_secret_from_env_never_reaches_output(tmp_path: Path) -> None:
     """A real credential path: the secret is read from the variable named in config and registered, so an
     error that mentions it is redacted (and no Microsoft endpoint is contacted: the tenant fails first)."""
