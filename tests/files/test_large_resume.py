@@ -52,3 +52,41 @@ def test_sigkill_mid_upload_resumes_without_resending(hillside: World) -> None:
     assert target["fileSystemInfo"] == source["fileSystemInfo"]
     verify = json.loads(w.cli("verify", "hillside", "--json", check=False).stdout)  # groups not run here
     assert verify["files"]["differences"] == [] and verify["files"]["matched"] >= 1
+
+
+def test_killed_at_random_instants_then_resumed_copies_everything_once(hillside: World) -> None:
+    """SIGKILL three times at random points of a files run (planning, folders, copies), then run to the end:
+    every file verifies and nothing exists twice."""
+    import random
+    import sqlite3
+
+    w = hillside
+    tgt_lib = w.library(TARGET, TARGET_SITE)
+    before = w.drives()
+    rng = random.Random(20261125)
+    # A slow link stretches the copies so the kills land among them.
+    httpx.post(f"{w.url}/sandbox/faults", json={"bandwidth_mbps": 40}).raise_for_status()
+    killed = 0
+    for _ in range(3):
+        proc = w.cli.popen("run", "hillside", "--phase", "files")
+        time.sleep(rng.uniform(1.5, 4.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed += 1
+        proc.wait()
+    assert killed == 3
+    assert w.stats(TARGET)["bytes_in"] > 1_000_000  # the killed runs were copying, not only planning
+    httpx.post(f"{w.url}/sandbox/faults", json={"bandwidth_mbps": None}).raise_for_status()
+    result = w.cli.json("run", "hillside", "--phase", "files")
+    assert result["status"] == "succeeded", result["failures"]
+    verify = json.loads(w.cli("verify", "hillside", "--json", check=False).stdout)["files"]
+    assert verify["differences"] == [] and verify["matched"] == verify["files"] - 1  # the oversized video
+    after = w.drives()
+    with sqlite3.connect(w.state) as db:
+        recorded = {
+            (r[0], r[1]) for r in db.execute("SELECT target_drive, path FROM file_copies WHERE created = 1")
+        }
+    for drive, items in after.items():
+        extra = set(items) - set(before.get(drive, {})) - {p for d, p in recorded if d == drive}
+        assert not extra, f"{drive}: {sorted(extra)[:5]}"
+    assert after[tgt_lib].keys() >= before[tgt_lib].keys()
