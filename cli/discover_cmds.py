@@ -45,7 +45,13 @@ async def _discover_files(app: AppContext, academy: Any, store: Any, conns: Any)
     env = PhaseEnv(
         app.trust(), academy, store, conns, AppContext.operator()[0], app.state_path.parent / "runs"
     )
-    totals = await files.discover(env)
+    from cli.errors import OperationFailed
+    from migrations.identity import PlanningError
+
+    try:
+        totals = await files.discover(env)
+    except PlanningError as exc:
+        raise OperationFailed(f"users and groups discovered; drives not scanned: {exc}") from None
     return {"drives": totals["drives"], "drive_items": totals["items"]}
 
 

@@ -141,17 +141,25 @@ class FilesPhase:
     async def discover(self, env: PhaseEnv) -> dict[str, int]:
         """Scan the source drives (delta) and record their problems as findings, before any copying: the
         trust-side paths are estimated from the target sites and UPNs (OneDrives may not exist yet)."""
+        from migrations.identity import PlanningError
+
         source, target, budget = await self._prepared(env)
-        await plan_files(
-            env.academy,
-            env.store,
-            drive_pairs(env.store, env.academy),
-            source,
-            target,
-            budget,
-            estimate_targets=True,
-        )
-        budget.save()
+        try:
+            await plan_files(
+                env.academy,
+                env.store,
+                drive_pairs(env.store, env.academy),
+                source,
+                target,
+                budget,
+                estimate_targets=True,
+            )
+        except LookupError as exc:
+            raise PlanningError(
+                f"{exc} (check phases.files.libraries in config/academies/{env.academy.code}.yaml)"
+            ) from None
+        finally:
+            budget.save()
         drives = env.store.rows(
             "SELECT count(*) AS n FROM drives WHERE academy = ? AND source_drive_id IS NOT NULL",
             (env.academy.code,),

@@ -208,3 +208,24 @@ def test_faults_and_a_lost_delta_token_lose_nothing(hillside: World) -> None:
     again = w.cli.json("run", "hillside", "--phase", "files")
     assert again["status"] == "succeeded" and again["counts"]["planned"] == 0
     assert sorted(w.drives()[tgt_lib]) == names_before
+
+
+def test_a_library_missing_from_the_tenant_is_named(hillside: World, tmp_path: Any) -> None:
+    import shutil
+
+    from tests.identity.conftest import CONFIG, Cli
+
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG, config)
+    academy = config / "academies" / "hillside.yaml"
+    academy.write_text(
+        academy.read_text().replace("{site: staff, library: Documents}", "{site: nosuch, library: Documents}")
+    )
+    cli = Cli(hillside.url, tmp_path / "other.db")
+    env = {**cli.env(), "TRUSTFOLD_CONFIG_DIR": str(config)}
+    cli.env = lambda: env  # type: ignore[method-assign]
+    out = cli("discover", "hillside", check=False)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "site 'nosuch' not found" in out.stderr and "phases.files.libraries" in out.stderr
+    plan = cli("plan", "hillside", "--phase", "files", check=False)
+    assert plan.returncode == 1 and "site 'nosuch' not found" in plan.stderr
