@@ -1,5 +1,8 @@
 # Two commands: `make demo` and `make test`. Everything else is for developers.
-PYTHON ?= python3
+# The first interpreter on PATH that is 3.11 or newer; override with `make PYTHON=/path/to/python3.12`.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	&& { command -v $$p; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -7,9 +10,12 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test test-slow lint format bench browser clean
 
 $(STAMP): pyproject.toml constraints.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer not found on PATH (set PYTHON=...)" >&2; exit 2; }
+	@# A venv copied from another machine (or left half-made) points at an interpreter that is not here: rebuild it.
+	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 || \
+	  { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
+	@$(PY) -m pip install -qq --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install -qq --disable-pip-version-check -c constraints.txt --config-settings editable_mode=compat -e ".[dev]"
 	touch $(STAMP)
 
 # Headless Chromium for the report's browser test (Debian packages); installed when missing and we are root.
