@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 || \
 	  { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	@$(PY) -m pip install -qq --disable-pip-version-check --upgrade pip
-	@$(PY) -m pip install -qq --disable-pip-version-check -c constraints.txt --config-settings editable_mode=compat -e ".[dev]"
+	@$(PY) -m pip install -qq --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 # Headless Chromium for the report's browser test (Debian packages); installed when missing and we are root.

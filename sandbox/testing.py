@@ -20,7 +20,7 @@ import uvicorn
 
 from sandbox.app import create_app
 from sandbox.bootstrap import make_world
-from sandbox.settings import Budget, Faults, Settings, parse_budget, parse_faults
+from sandbox.settings import DEFAULT_SIZE, Budget, Faults, Settings, parse_budget, parse_faults
 from sandbox.world import World
 
 
@@ -58,16 +58,20 @@ def running_sandbox(
     size: int = 100,
     seed: int = 1,
     state_path: Path | None = None,
+    port: int = 0,
     **settings: Any,
 ) -> Iterator[SandboxURL]:
     """Start a sandbox for `config_dir`'s tenants; stop it on exit. Settings: see sandbox.settings.Settings
     (latency_ms, bandwidth_mbps, faults "429=0.1,...", write_budget "N/S", identity_ru, sharepoint_ru,
-    throttling False to switch budgets off)."""
+    throttling False to switch budgets off). `port` is taken when free, else any free port."""
     world = make_world(Path(config_dir), build_settings(size=size, seed=seed, **settings), state_path)
     app = create_app(world)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
     server = uvicorn.Server(config)
@@ -87,6 +91,35 @@ def running_sandbox(
         server.should_exit = True
         thread.join(timeout=15)
         sock.close()
+
+
+class NotASandbox(Exception):
+    """A Graph URL given for a rehearsal did not answer as a trustfold sandbox."""
+
+
+@contextlib.contextmanager
+def rehearsal_graph(
+    config_dir: Path, graph_url: str | None, *, keep: bool, size: int | None, state: Path
+) -> Iterator[str]:
+    """The Graph a rehearsal talks to: the sandbox at `graph_url` (reset unless `keep`), or one started here
+    whose world persists in `state`. With `keep`, it restarts on the previous port, because the store's
+    delta links are absolute URLs of that sandbox."""
+    if graph_url:
+        if not keep:
+            try:
+                reset(graph_url)
+            except httpx.HTTPError as exc:
+                raise NotASandbox(
+                    f"could not reset the sandbox at {graph_url} ({exc}); is it a trustfold sandbox?"
+                ) from None
+        yield graph_url
+        return
+    settings: dict[str, Any] = {"size": DEFAULT_SIZE if size is None else size}
+    port_file = state.with_suffix(".port")
+    port = int(port_file.read_text()) if keep and port_file.exists() else 0
+    with running_sandbox(config_dir, state_path=state, port=port, **settings) as url:
+        port_file.write_text(url.rsplit(":", 1)[1])
+        yield str(url)
 
 
 def reset(base_url: str, **body: Any) -> dict[str, Any]:

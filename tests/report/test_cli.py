@@ -9,7 +9,8 @@ import pytest
 from report_fixtures import fill
 
 from cli.main import run
-from cli.report_cmds import demo_steps
+from migrations.phases import load_phases
+from migrations.rehearsal import demo_steps
 from migrations.store import StateStore
 from trust import load_trust
 
@@ -77,7 +78,7 @@ def test_audit(state: Path, capsys: pytest.CaptureFixture[str]):
 
 def test_demo_steps_follow_waves_and_file_settings():
     trust = load_trust(CONFIG)
-    steps = demo_steps(trust)
+    steps = demo_steps(trust, load_phases())
     order = list(dict.fromkeys(s.academy for s in steps))
     assert order == [a.code for a in sorted(trust.academies, key=lambda a: (a.wave, a.code))]
     first = [s.label for s in steps if s.academy == order[0]]
@@ -90,8 +91,6 @@ def test_demo_steps_follow_waves_and_file_settings():
         "plan memberships",
         "run memberships",
     ]
-    from migrations.phases import load_phases
-
     files_available = "files" in load_phases()
     for academy in trust.academies:
         has_files = any(s.label == "run files" for s in steps if s.academy == academy.code)
@@ -132,7 +131,7 @@ def test_live_progress_reads_the_running_steps_samples(tmp_path: Path):
 
     from report_fixtures import add_run
 
-    from cli.report_cmds import DemoStep, _live_items
+    from migrations.rehearsal import DemoStep, live_items
 
     path = tmp_path / "live.db"
     store = StateStore.open(path)
@@ -141,7 +140,7 @@ def test_live_progress_reads_the_running_steps_samples(tmp_path: Path):
     seen: list[int] = []
     got = threading.Event()
     step = DemoStep("oakwood", "run users", ["run", "oakwood", "--phase", "users"])
-    with _live_items(path, step, enabled=True) as live:
+    with live_items(path, step, enabled=True) as live:
         live.on_change = lambda n: (seen.append(n), got.set())
         assert got.wait(10)
     assert seen[0] == 30
