@@ -96,12 +96,16 @@ def audit(app: AppContext, academy: str | None, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from migrations.sanitise import terminal_text
+
     trust = _trust_or_none(app)
     store = app.store(create=False)
     _check_academy(app, trust, academy)
     entries = store.audit_entries(academy)
     if as_json:
-        click.echo(json.dumps(entries, indent=2, ensure_ascii=False))
+        from migrations.sanitise import report_text
+
+        click.echo(report_text(json.dumps(entries, indent=2, ensure_ascii=False)))
         return
     if not entries:
         click.echo("no audited actions" + (f" for {academy}" if academy else ""))
@@ -112,7 +116,7 @@ def audit(app: AppContext, academy: str | None, as_json: bool) -> None:
     for e in entries:
         table.add_row(
             *(
-                str(e[k] or "")
+                terminal_text(e[k] or "")
                 for k in ("at", "operator", "host", "command", "academy", "phase", "plan_id", "outcome")
             ),
             style="red" if e["outcome"] not in ("succeeded", "ok", "dry-run") else None,
@@ -379,6 +383,8 @@ def _rehearse(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from migrations.sanitise import terminal_text
+
     outcomes: list[DemoOutcome] = []
     console = Console()
     with _graph(app, keep=keep, size=size, sandbox_state=sandbox_state) as url:
@@ -407,9 +413,11 @@ def _rehearse(
                 if outcome.code != 0:
                     message = f"{step.academy}: {step.label} exited {outcome.code}: {_why(outcome.output)}"
                     if console.is_terminal:
-                        progress.console.print(message, markup=False, highlight=False, style="red")
+                        progress.console.print(
+                            terminal_text(message), markup=False, highlight=False, style="red"
+                        )
                     else:
-                        click.echo(message, err=True)
+                        click.echo(terminal_text(message), err=True)
                 last_of_academy = i + 1 == len(steps) or steps[i + 1].academy != step.academy
                 if last_of_academy and not console.is_terminal:
                     failed = sum(1 for o in outcomes if o.step.academy == step.academy and o.code != 0)

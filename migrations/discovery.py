@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrations.graph import BatchItem, GraphError, GraphResponse, TenantConnection
+from migrations.sanitise import NAME_RULE, name_problems
 from migrations.store import StateStore, dumps, now
 from trust import Academy, Trust
 from trust.naming import ascii_fold
@@ -268,6 +269,16 @@ def findings(academy: Academy, store: StateStore) -> tuple[dict[str, int], list[
                 u,
                 "name has characters a UPN cannot hold",
                 f"transliterated for the target UPN ('{raw}' -> '{ascii_fold(raw)}'; apostrophes dropped)",
+            )
+    for obj in [*users, *groups.values()]:
+        # Spoofing characters in a display name: the target gets the cleaned name, and the finding says so.
+        problems = name_problems(obj.get("displayName"))
+        if problems:
+            add(
+                "spoofing-characters",
+                obj,
+                "display name holds " + ", ".join(problems),
+                f"{NAME_RULE} in the target display name",
             )
     for g in groups.values():
         if not g.get("creatable", True):
