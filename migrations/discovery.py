@@ -277,7 +277,7 @@ def findings(academy: Academy, store: StateStore) -> tuple[dict[str, int], list[
             add(
                 "spoofing-characters",
                 obj,
-                "display name holds " + ", ".join(problems),
+                f"display name '{obj.get('displayName')}' holds " + ", ".join(problems),
                 f"{NAME_RULE} in the target display name",
             )
     for g in groups.values():
