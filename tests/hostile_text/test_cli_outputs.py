@@ -37,6 +37,7 @@ USER_NAMES = [
     "Del\x7fete",
     "<b>Bold</b>\u200b & Co",
 ]
+SPOOFED_FILE = "Admin/\u202etxt.exe"
 GROUP_NAME = "\x1b]8;;http://evil.example\x07Staff\x1b]8;;\x07 \u202eGroup"
 
 
@@ -68,28 +69,40 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
     tmp = tmp_path_factory.mktemp("hostile")
     with running_sandbox(CONFIG, size=20, seed=5) as url:
         source = next(t["id"] for t in url.world.tenant_list() if t["academy"] == ACADEMY)
+        # The legacy tenant already holds these names (synced from on-premises, typed by pupils): they are
+        # seeded into its state as the generator seeds data, not written through Graph.
+        tenant = url.world.tenants[source]
+        users = [
+            u
+            for u in tenant.users.values()
+            if u.get("userType") != "Guest" and u.get("accountEnabled") is not False
+        ]
+        named = {}
+        for u, name in zip(users, USER_NAMES, strict=False):
+            u["displayName"] = name
+            named[u["id"]] = name
+        assert len(named) == len(USER_NAMES)
+        # A security group with an owner: planning groups before users quotes its name in a note.
+        group_id = next(
+            gid
+            for gid, g in tenant.groups.items()
+            if g.get("securityEnabled") and not g.get("mailEnabled") and tenant.owners.get(gid)
+        )
+        tenant.groups[group_id]["displayName"] = GROUP_NAME
+        # A file whose name is spoofed: shown as 'exe.txt', it is an executable.
         with httpx.Client(
             base_url=f"{url}/v1.0", headers={"Authorization": f"Bearer {token(url, source)}"}, timeout=60
         ) as g:
-            users = [
-                u
-                for u in g.get("/users", params={"$top": 999}).json()["value"]
-                if u.get("userType") != "Guest" and u.get("accountEnabled") is not False
-            ]
-            named = {}
-            for u, name in zip(users, USER_NAMES, strict=False):
-                assert g.patch(f"/users/{u['id']}", json={"displayName": name}).status_code == 204
-                named[u["id"]] = name
-            assert len(named) == len(USER_NAMES)
-            # A security group with an owner: planning groups before users quotes its name in a note.
-            group_id = ""
-            for grp in g.get("/groups", params={"$top": 999}).json()["value"]:
-                security = grp.get("securityEnabled") and not grp.get("mailEnabled")
-                if security and g.get(f"/groups/{grp['id']}/owners").json()["value"]:
-                    group_id = grp["id"]
-                    break
-            assert group_id
-            assert g.patch(f"/groups/{group_id}", json={"displayName": GROUP_NAME}).status_code == 204
+            site = next(
+                x for x in g.get("/sites", params={"search": "staff"}).json()["value"] if x["name"] == "staff"
+            )
+            drive = g.get(f"/sites/{site['id']}/drive").json()["id"]
+        r = httpx.post(
+            f"{url}/sandbox/tenants/{source}/files",
+            json={"drive": drive, "path": SPOOFED_FILE, "size": 10, "seed": "x"},
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
         cli = Cli(str(url), tmp / "state.db")
         proc = cli("discover", ACADEMY)
         yield Hostile(str(url), cli, tmp / "state.db", named, group_id, proc.stdout + proc.stderr)
@@ -125,6 +138,10 @@ def test_discover_prints_no_escape_and_records_spoofing_findings(hostile: Hostil
     assert by_name["\x1b]52;c;ZXZpbA==\x07Clip Board"] in spoofing
     assert hostile.group_id in spoofing
     assert by_name["+SUM(1,2)"] not in spoofing, "a formula-looking name has no spoofing character"
+    spoofed_file = [f for f in found if f["kind"] == "forbidden-name" and "\u202e" in f["display"]]
+    assert len(spoofed_file) == 1, [f for f in found if f["kind"] == "forbidden-name"]
+    assert "spoofing characters removed (U+202E RIGHT-TO-LEFT OVERRIDE)" in spoofed_file[0]["message"]
+    assert spoofed_file[0]["handling"] == "copied as 'txt.exe'"
     # The target display names are the cleaned ones.
     with sqlite3.connect(hostile.state) as db:
         data = dict(
