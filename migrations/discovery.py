@@ -271,15 +271,20 @@ def findings(academy: Academy, store: StateStore) -> tuple[dict[str, int], list[
                 f"transliterated for the target UPN ('{raw}' -> '{ascii_fold(raw)}'; apostrophes dropped)",
             )
     for obj in [*users, *groups.values()]:
-        # Spoofing characters in a display name: the target gets the cleaned name, and the finding says so.
-        problems = name_problems(obj.get("displayName"))
-        if problems:
-            add(
-                "spoofing-characters",
-                obj,
-                f"display name '{obj.get('displayName')}' holds " + ", ".join(problems),
-                f"{NAME_RULE} in the target display name",
-            )
+        # Spoofing characters in a name: the target gets the cleaned name, and the finding says so.
+        for prop, label in (
+            ("displayName", "display name"),
+            ("givenName", "given name"),
+            ("surname", "surname"),
+        ):
+            problems = name_problems(obj.get(prop))
+            if problems:
+                add(
+                    "spoofing-characters",
+                    obj,
+                    f"{label} '{obj.get(prop)}' holds " + ", ".join(problems),
+                    f"{NAME_RULE} in the target {label}",
+                )
     for g in groups.values():
         if not g.get("creatable", True):
             kind = "mail-enabled security group" if g.get("securityEnabled") else "distribution list"

@@ -20,7 +20,7 @@ from typing import Any
 from migrations.engine import Journal, Outcome, Plan, Step, register_operation
 from migrations.graph import BatchItem, GraphResponse, TenantConnection
 from migrations.redaction import register_secret
-from migrations.sanitise import csv_line
+from migrations.sanitise import clean_name, csv_line
 from migrations.store import StateStore
 from trust import Academy, Trust
 
@@ -355,8 +355,9 @@ def plan_users(trust: Trust, academy: Academy, store: StateStore) -> Plan:
                     "display_name": row["data"].get("target_display_name")
                     or src.get("displayName")
                     or row["target_key"],
-                    "given_name": src.get("givenName"),
-                    "surname": src.get("surname"),
+                    # Spoofing characters cleaned as in the display name (discovery records the finding).
+                    "given_name": clean_name(src["givenName"]) if src.get("givenName") else None,
+                    "surname": clean_name(src["surname"]) if src.get("surname") else None,
                     "mail_nickname": row["target_key"].split("@")[0],
                     "usage_location": trust.settings.usage_location,
                     "job_title": src.get("jobTitle"),

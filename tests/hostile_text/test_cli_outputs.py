@@ -47,6 +47,7 @@ class Hostile:
     cli: Cli
     state: Path
     users: dict[str, str]  # source id -> hostile display name
+    given_name_id: str  # the user whose given name hides a zero-width space
     group_id: str
     discover_output: str
 
@@ -82,6 +83,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
             u["displayName"] = name
             named[u["id"]] = name
         assert len(named) == len(USER_NAMES)
+        extra = users[len(USER_NAMES)]
+        extra["givenName"] = "Ann\u200be"  # a zero-width space hidden in a given name
         # A security group with an owner: planning groups before users quotes its name in a note.
         group_id = next(
             gid
@@ -105,7 +108,9 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
         assert r.status_code == 200, r.text
         cli = Cli(str(url), tmp / "state.db")
         proc = cli("discover", ACADEMY)
-        yield Hostile(str(url), cli, tmp / "state.db", named, group_id, proc.stdout + proc.stderr)
+        yield Hostile(
+            str(url), cli, tmp / "state.db", named, extra["id"], group_id, proc.stdout + proc.stderr
+        )
 
 
 def test_hostile_names_reached_the_inventory(hostile: Hostile) -> None:
@@ -137,6 +142,9 @@ def test_discover_prints_no_escape_and_records_spoofing_findings(hostile: Hostil
     assert "U+007F DELETE" in spoofing[by_name["Del\x7fete"]]["message"]
     assert by_name["\x1b]52;c;ZXZpbA==\x07Clip Board"] in spoofing
     assert hostile.group_id in spoofing
+    hidden = spoofing[hostile.given_name_id]
+    assert hidden["message"] == "given name 'Ann\u200be' holds U+200B ZERO WIDTH SPACE"
+    assert "target given name" in hidden["handling"]
     assert by_name["+SUM(1,2)"] not in spoofing, "a formula-looking name has no spoofing character"
     spoofed_file = [f for f in found if f["kind"] == "forbidden-name" and "\u202e" in f["display"]]
     assert len(spoofed_file) == 1, [f for f in found if f["kind"] == "forbidden-name"]
@@ -203,6 +211,9 @@ def test_plan_output_holds_no_escape_sequence(hostile: Hostile) -> None:
     users = hostile.cli("plan", ACADEMY, "--phase", "users", "--limit", "500")
     _clean_terminal(users.stdout + users.stderr)
     assert "(Joexe.txt, " in users.stdout
+    steps = json.loads(hostile.cli("plan", ACADEMY, "--phase", "users", "--json").stdout)["steps"]
+    args = {s["args"]["source_id"]: s["args"] for s in steps if s["op"] == "create-user"}
+    assert args[hostile.given_name_id]["given_name"] == "Anne", "the target gets the cleaned given name"
 
 
 @pytest.mark.parametrize("fmt", ["md", "html", "json"])

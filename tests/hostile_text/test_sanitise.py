@@ -183,3 +183,23 @@ def test_no_password_starts_with_a_formula_character(tmp_path: Path) -> None:
     assert formula_cells(load(text)) == []
     assert list(csv.reader(io.StringIO(text)))[1] == ["jo.bloggs@northernlights.org.uk", passwords[0]]
     assert csv_line(["a", "=b"]) == "a,'=b\n"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_cli_logs_quote_names_safely(fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.logs import configure
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        configure(verbose=False, fmt=fmt)
+        logging.getLogger("trustfold.test").warning("renamed %s", "\x1b]52;c;ZXZpbA==\x07a\u202eb\x7f")
+        err = capsys.readouterr().err
+    finally:
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        for h in saved[0]:
+            root.addHandler(h)
+        root.setLevel(saved[1])
+    assert "renamed a" in err and "ZXZpbA" not in err
+    assert not CONTROL.search(err.replace("\n", "")) and not INVISIBLE.search(err)
