@@ -105,7 +105,10 @@ def mapping() -> None:
 @click.option("--out", type=click.Path(path_type=Path), help="Write to FILE instead of standard output.")
 @pass_app
 def export_cmd(app: AppContext, academy: str, out: Path | None) -> None:
-    """CSV: kind, source_id, source_upn, display_name, target_upn, action, note."""
+    """CSV: kind, source_id, source_upn, display_name, target_upn, action, note.
+
+    A cell that a spreadsheet would run as a formula, or that holds control characters, starts with ' (import
+    removes it again)."""
     from migrations.mapping import export_csv
 
     app.trust().academy(academy)

@@ -47,7 +47,7 @@ async def read_target(trust: Trust, conn: TenantConnection) -> TargetDirectory:
     return TargetDirectory(users, groups)
 
 
-def _target_display(name: str | None) -> str | None:
+def _target_display(name: str) -> str:
     """The display name created in the trust tenant: spoofing and control characters removed or replaced
     (discovery records each such name as a spoofing-characters finding)."""
     return clean_name(name) if name else name
@@ -142,7 +142,7 @@ def compute_mapping(
                 target_upn,
                 action,
                 note,
-                {"target_display_name": _target_display(u.get("displayName"))},
+                {"target_display_name": _target_display(u.get("displayName") or "") or None},
             )
         )
     groups = sorted(

@@ -19,6 +19,7 @@ import io
 import logging
 import re
 import unicodedata
+from collections.abc import Sequence
 
 # Bidirectional controls: embeddings, overrides and isolates reorder what follows them on screen
 # ("\u202etxt.exe" shows as "exe.txt"); the marks are invisible.
@@ -96,11 +97,11 @@ def csv_value(cell: str | None) -> str:
     return _UNESCAPE.sub(one, cell[1:])
 
 
-def csv_row(values: list[object] | tuple[object, ...]) -> list[str]:
+def csv_row(values: Sequence[object]) -> list[str]:
     return [csv_cell(v) for v in values]
 
 
-def csv_line(values: list[object] | tuple[object, ...]) -> str:
+def csv_line(values: Sequence[object]) -> str:
     """One CSV record ending in a newline, every cell through `csv_cell`, for files written line by line."""
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow(csv_row(values))
