@@ -36,14 +36,14 @@ UNSAFE = CONTROLS | BIDI | ZERO_WIDTH | LINE_SEPARATORS
 _UNSAFE_RE = re.compile("[" + "".join(re.escape(c) for c in sorted(UNSAFE)) + "]")
 _UNSAFE_IN_REPORT = re.compile("[" + "".join(re.escape(c) for c in sorted(UNSAFE - {"\n", "\t"})) + "]")
 
-# Terminal escape sequences, 7-bit (ESC ...) and 8-bit (C1) forms. String sequences (OSC: titles, OSC 8
-# hyperlinks, OSC 52 clipboard writes; DCS, SOS, PM, APC) run to BEL or ST, or to the end of the text when
-# unterminated, so their payload goes with them.
+# Terminal escape sequences, 7-bit (ESC ...) and 8-bit (C1) forms. A string sequence (OSC: titles, OSC 8
+# hyperlinks, OSC 52 clipboard writes; DCS, SOS, PM, APC) goes with its payload up to BEL or ST. An
+# unterminated one loses only its introducer: swallowing the rest of the line would let a name hide what
+# follows it, so the payload stays, as plain text.
 _ESCAPE_SEQUENCE = re.compile(
     r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
-    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f]).*?(?:\x07|\x1b\\|\x9c|$)"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)"
     r"|\x1b[ -/]*[0-~]",
-    re.DOTALL,
 )
 
 # ---- CSV ---------------------------------------------------------------------------------------------------

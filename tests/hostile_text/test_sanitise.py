@@ -124,7 +124,9 @@ def test_terminal_text_strips_sequences_and_shows_controls() -> None:
         assert not INVISIBLE.search(out), (name, out)
     assert terminal_text("\x1b]8;;http://evil.example\x07click\x1b]8;;\x07") == "click"
     assert terminal_text("\x1b]52;c;ZXZpbA==\x07ok") == "ok", "the clipboard payload goes with the sequence"
-    assert terminal_text("a\x1b]0;unterminated title") == "a"
+    # Unterminated: the introducer goes, the rest of the line stays visible (nothing after it is hidden).
+    assert terminal_text("a\x1b]0;unterminated (staff)") == "a0;unterminated (staff)"
+    assert terminal_text("\x1b]0;t\x1b\\ok\x1b[31m") == "ok"
     assert terminal_text("Jo\u202eexe.txt") == "Jo\\u202eexe.txt", "shown, not hidden"
     assert terminal_text("two\nlines") == "two\\u000alines", "no forged second line"
     assert terminal_markup("[bold red]x[/]") == "\\[bold red]x\\[/]"
