@@ -136,6 +136,8 @@ class TerminalFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = terminal_text(record.getMessage())
         record.args = None
+        if record.exc_text:  # a traceback keeps its lines; each is made safe
+            record.exc_text = "\n".join(terminal_text(line) for line in record.exc_text.split("\n"))
         return True
 
 

@@ -148,6 +148,9 @@ def test_logged_names_are_made_safe() -> None:
     )
     assert TerminalFilter().filter(record)
     assert record.getMessage() == "renamed a\\u202eb"
+    record.exc_text = "Traceback\n  ValueError: \x1b]0;x\x07bad \u202ename"
+    TerminalFilter().filter(record)
+    assert record.exc_text == "Traceback\n  ValueError: bad \\u202ename"
 
 
 def test_names_with_spoofing_characters_are_cleaned_and_described() -> None:
