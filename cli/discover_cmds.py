@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from cli.context import AppContext, pass_app
+from cli.terminal import echo
 
 
 async def _discover(app: AppContext, code: str, full: bool) -> tuple[Any, dict[str, int]]:
@@ -89,9 +90,9 @@ def discover(app: AppContext, academy: str, full: bool, as_json: bool) -> None:
     for f in result.findings:
         by_kind.setdefault(f["kind"], []).append(f)
     for kind_name, items in sorted(by_kind.items()):
-        click.echo(f"  {kind_name}: {len(items)} - {items[0]['handling']}")
+        echo(f"  {kind_name}: {len(items)} - {items[0]['handling']}")
         for f in items[:3]:
-            click.echo(f"      {f['display']}: {f['message']}")
+            echo(f"      {f['display']}: {f['message']}")
 
 
 @click.group()
@@ -104,7 +105,10 @@ def mapping() -> None:
 @click.option("--out", type=click.Path(path_type=Path), help="Write to FILE instead of standard output.")
 @pass_app
 def export_cmd(app: AppContext, academy: str, out: Path | None) -> None:
-    """CSV: kind, source_id, source_upn, display_name, target_upn, action, note."""
+    """CSV: kind, source_id, source_upn, display_name, target_upn, action, note.
+
+    A cell that a spreadsheet would run as a formula, or that holds control characters, starts with ' (import
+    removes it again)."""
     from migrations.mapping import export_csv
 
     app.trust().academy(academy)

@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime
 
 from migrations.redaction import RedactingFilter
+from migrations.sanitise import TerminalFilter
 
 
 class JsonLines(logging.Formatter):
@@ -42,6 +43,7 @@ def configure(*, verbose: bool, fmt: str) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
+    handler.addFilter(TerminalFilter())
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("httpx", "httpcore", "azure", "msal", "uvicorn.access", "hpack"):

@@ -114,7 +114,9 @@ def cli(
 def _fail(code: int, message: str, verbose: bool) -> int:
     if verbose:
         traceback.print_exc()
-    click.echo(f"error: {message}", err=True)
+    from cli.terminal import echo
+
+    echo(f"error: {message}", err=True)  # messages quote names from tenants and files
     return code
 
 

@@ -13,6 +13,7 @@ import click
 
 from cli.context import AppContext, pass_app
 from cli.errors import OperationFailed
+from cli.terminal import echo
 
 PHASE_HELP = "users, groups, memberships or files"
 
@@ -152,11 +153,11 @@ def _print_plan(p: Any, as_json: bool, limit: int) -> None:
     counts = ", ".join(f"{n} {op}" for op, n in sorted(p.counts().items())) or "nothing to do"
     click.echo(f"plan {p.id}: {counts}; {p.already_present} already present")
     for s in p.steps[:limit]:
-        click.echo(f"  {s.describe()}")
+        echo(f"  {s.describe()}")
     if len(p.steps) > limit:
         click.echo(f"  ... and {len(p.steps) - limit} more (--json for all)")
     for n in p.notes[:limit]:
-        click.echo(f"  note: {n}")
+        echo(f"  note: {n}")
 
 
 @click.command()
@@ -271,9 +272,9 @@ def run(
             f"{c.get('throttled', 0)} throttled, {c.get('wait_seconds', 0)} s waited (run {result.run_id})"
         )
         for f in result.failures[:20]:
-            click.echo(f"  failed: {f['step']}: {f['message']}", err=True)
+            echo(f"  failed: {f['step']}: {f['message']}", err=True)
         for n in result.notes[:20]:
-            click.echo(f"  note: {n}")
+            echo(f"  note: {n}")
     if result.status != "succeeded":
         raise OperationFailed(
             f"{phase} for {academy}: {result.counts.get('failed', 0)} step(s) failed; "
@@ -323,7 +324,7 @@ def verify(app: AppContext, academy: str, as_json: bool) -> None:
             f"{academy}: {result['checked']} object(s) checked, {len(result['differences'])} difference(s)"
         )
         for d in result["differences"][:50]:
-            click.echo(f"  {d['kind']} {d['object']}: {d['message']}")
+            echo(f"  {d['kind']} {d['object']}: {d['message']}")
     if not result["ok"]:
         raise OperationFailed(f"verification found {len(result['differences'])} difference(s)")
 
@@ -388,14 +389,14 @@ def rollback(
         for entry in report:
             click.echo(f"rollback {academy} {entry['phase']}: {len(entry['steps'])} step(s)")
             for line in entry["steps"][:50]:
-                click.echo(f"  {line}")
+                echo(f"  {line}")
             if entry["result"]:
                 c = entry["result"]["counts"]
                 click.echo(
                     f"  -> {c.get('done', 0)} undone, {c.get('kept', 0)} kept, {c.get('failed', 0)} failed"
                 )
                 for n in entry["result"]["notes"][:20]:
-                    click.echo(f"  note: {n}")
+                    echo(f"  note: {n}")
     if not (yes and not dry_run):
         if any(e["steps"] for e in report) and not as_json:
             click.echo("nothing changed; run again with --yes to carry this out")

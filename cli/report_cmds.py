@@ -92,12 +92,16 @@ def audit(app: AppContext, academy: str | None, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from migrations.sanitise import terminal_text
+
     trust = _trust_or_none(app)
     store = app.store(create=False)
     _check_academy(app, trust, academy)
     entries = store.audit_entries(academy)
     if as_json:
-        click.echo(json.dumps(entries, indent=2, ensure_ascii=False))
+        from migrations.sanitise import report_text
+
+        click.echo(report_text(json.dumps(entries, indent=2, ensure_ascii=False)))
         return
     if not entries:
         click.echo("no audited actions" + (f" for {academy}" if academy else ""))
@@ -108,7 +112,7 @@ def audit(app: AppContext, academy: str | None, as_json: bool) -> None:
     for e in entries:
         table.add_row(
             *(
-                str(e[k] or "")
+                terminal_text(e[k] or "")
                 for k in ("at", "operator", "host", "command", "academy", "phase", "plan_id", "outcome")
             ),
             style="red" if e["outcome"] not in ("succeeded", "ok", "dry-run") else None,

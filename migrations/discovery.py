@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrations.graph import BatchItem, GraphError, GraphResponse, TenantConnection
+from migrations.sanitise import NAME_RULE, name_problems
 from migrations.store import StateStore, dumps, now
 from trust import Academy, Trust
 from trust.naming import ascii_fold
@@ -269,6 +270,21 @@ def findings(academy: Academy, store: StateStore) -> tuple[dict[str, int], list[
                 "name has characters a UPN cannot hold",
                 f"transliterated for the target UPN ('{raw}' -> '{ascii_fold(raw)}'; apostrophes dropped)",
             )
+    for obj in [*users, *groups.values()]:
+        # Spoofing characters in a name: the target gets the cleaned name, and the finding says so.
+        for prop, label in (
+            ("displayName", "display name"),
+            ("givenName", "given name"),
+            ("surname", "surname"),
+        ):
+            problems = name_problems(obj.get(prop))
+            if problems:
+                add(
+                    "spoofing-characters",
+                    obj,
+                    f"{label} '{obj.get(prop)}' holds " + ", ".join(problems),
+                    f"{NAME_RULE} in the target {label}",
+                )
     for g in groups.values():
         if not g.get("creatable", True):
             kind = "mail-enabled security group" if g.get("securityEnabled") else "distribution list"

@@ -20,6 +20,7 @@ from typing import Any
 from migrations.engine import Journal, Outcome, Plan, Step, register_operation
 from migrations.graph import BatchItem, GraphResponse, TenantConnection
 from migrations.redaction import register_secret
+from migrations.sanitise import clean_name, csv_line
 from migrations.store import StateStore
 from trust import Academy, Trust
 
@@ -51,7 +52,7 @@ class PasswordSink:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             os.write(self._fd, b"userPrincipalName,initialPassword\n")
         # The last line for a UPN wins: a create re-sent after a lost answer gets a fresh password.
-        os.write(self._fd, f"{upn},{password}\n".encode())
+        os.write(self._fd, csv_line([upn, password]).encode())
         os.fsync(self._fd)
 
     def close(self) -> None:
@@ -61,9 +62,13 @@ class PasswordSink:
 
 
 def new_password() -> str:
+    # The first character is a letter or digit: a password starting = + - @ would be read as a formula
+    # when the password file is opened in a spreadsheet (20 characters still give over 120 bits).
     alphabet = string.ascii_letters + string.digits + "!#%+-=?@^_"
     while True:
-        pw = "".join(secrets.choice(alphabet) for _ in range(20))
+        pw = secrets.choice(string.ascii_letters + string.digits) + "".join(
+            secrets.choice(alphabet) for _ in range(19)
+        )
         if any(c.islower() for c in pw) and any(c.isupper() for c in pw) and any(c.isdigit() for c in pw):
             return pw
 
@@ -350,8 +355,9 @@ def plan_users(trust: Trust, academy: Academy, store: StateStore) -> Plan:
                     "display_name": row["data"].get("target_display_name")
                     or src.get("displayName")
                     or row["target_key"],
-                    "given_name": src.get("givenName"),
-                    "surname": src.get("surname"),
+                    # Spoofing characters cleaned as in the display name (discovery records the finding).
+                    "given_name": clean_name(src["givenName"]) if src.get("givenName") else None,
+                    "surname": clean_name(src["surname"]) if src.get("surname") else None,
                     "mail_nickname": row["target_key"].split("@")[0],
                     "usage_location": trust.settings.usage_location,
                     "job_title": src.get("jobTitle"),

@@ -16,6 +16,7 @@ from typing import Any
 
 from migrations.graph import TenantConnection
 from migrations.identity import marker_property, marker_value
+from migrations.sanitise import clean_name, csv_row, csv_value
 from migrations.store import StateStore, dumps, now
 from trust import Academy, Trust
 from trust.azure_rules import check as name_problem
@@ -44,6 +45,12 @@ async def read_target(trust: Trust, conn: TenantConnection) -> TargetDirectory:
         async for g in conn.pages("/groups", {"$select": f"id,mailNickname,{marker}", "$top": 999})
     }
     return TargetDirectory(users, groups)
+
+
+def _target_display(name: str) -> str:
+    """The display name created in the trust tenant: spoofing and control characters removed or replaced
+    (discovery records each such name as a spoofing-characters finding)."""
+    return clean_name(name) if name else name
 
 
 def _rows(store: StateStore, academy: str) -> list[dict[str, Any]]:
@@ -135,7 +142,7 @@ def compute_mapping(
                 target_upn,
                 action,
                 note,
-                {"target_display_name": u.get("displayName")},
+                {"target_display_name": _target_display(u.get("displayName") or "") or None},
             )
         )
     groups = sorted(
@@ -145,7 +152,9 @@ def compute_mapping(
     for sid, g in groups:
         if ("group", sid) in imported:
             continue
-        display = names.group_display_name(academy, g.get("displayName") or g.get("mailNickname") or sid)
+        display = names.group_display_name(
+            academy, _target_display(g.get("displayName") or g.get("mailNickname") or sid)
+        )
         if not g.get("creatable", True):
             rows.append(
                 (
@@ -204,16 +213,19 @@ def export_csv(store: StateStore, academy: str) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(COLUMNS)
     for r in _rows(store, academy):
+        # Every cell through the sanitising layer: no formula, no control character (import reverses it).
         w.writerow(
-            [
-                r["kind"],
-                r["source_id"],
-                r["source_key"] or "",
-                r["display_name"] or "",
-                r["target_key"] or "",
-                r["action"],
-                r["note"] or "",
-            ]
+            csv_row(
+                [
+                    r["kind"],
+                    r["source_id"],
+                    r["source_key"] or "",
+                    r["display_name"] or "",
+                    r["target_key"] or "",
+                    r["action"],
+                    r["note"] or "",
+                ]
+            )
         )
     return buf.getvalue()
 
@@ -252,10 +264,10 @@ def import_csv(
         def bad(column: str, message: str, line: int = n) -> ConfigError:
             return ConfigError(path, message, line=line, field=column)
 
-        kind = (rec.get("kind") or "").strip()
-        sid = (rec.get("source_id") or "").strip()
-        action = (rec.get("action") or "").strip()
-        target_key = (rec.get("target_upn") or "").strip()
+        kind = csv_value(rec.get("kind"))
+        sid = csv_value(rec.get("source_id"))
+        action = csv_value(rec.get("action"))
+        target_key = csv_value(rec.get("target_upn"))
         if kind not in ("user", "group"):
             raise bad("kind", f"'{kind}' is not a kind (user or group)")
         if action not in ACTIONS:
@@ -265,7 +277,7 @@ def import_csv(
         if (kind, sid) in seen_sources:
             raise bad("source_id", f"{kind} '{sid}' appears twice (also line {seen_sources[(kind, sid)]})")
         seen_sources[(kind, sid)] = n
-        shown = (rec.get("display_name") or "").strip() or None
+        shown = _target_display(csv_value(rec.get("display_name"))) or None
         if kind == "group" and shown:
             shown = trust.names.group_display_name(academy, shown)
         data: dict[str, Any] = {"target_display_name": shown}
@@ -311,11 +323,11 @@ def import_csv(
             (
                 kind,
                 sid,
-                (rec.get("source_upn") or "").strip(),
-                (rec.get("display_name") or "").strip(),
+                csv_value(rec.get("source_upn")),
+                csv_value(rec.get("display_name")),
                 target_key or None,
                 action,
-                (rec.get("note") or "").strip(),
+                csv_value(rec.get("note")),
                 data,
             )
         )

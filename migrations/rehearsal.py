@@ -132,6 +132,8 @@ def rehearse(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from migrations.sanitise import terminal_text
+
     outcomes: list[DemoOutcome] = []
     console = Console()
     progress = Progress(
@@ -157,7 +159,10 @@ def rehearse(
             outcomes.append(outcome)
             progress.advance(task)
             if outcome.code != 0:
-                message = f"{step.academy}: {step.label} exited {outcome.code}: {why(outcome.output)}"
+                # The captured output quotes tenant data: it reaches the terminal through the one filter.
+                message = terminal_text(
+                    f"{step.academy}: {step.label} exited {outcome.code}: {why(outcome.output)}"
+                )
                 if console.is_terminal:
                     progress.console.print(message, markup=False, highlight=False, style="red")
                 else:

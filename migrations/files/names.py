@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from migrations.sanitise import BIDI, CONTROLS, ZERO_WIDTH, name_problems
+
 FORBIDDEN = '"*:<>?/\\|'
 RESERVED = {"con", "prn", "aux", "nul"} | {f"{p}{n}" for p in ("com", "lpt") for n in range(10)}
 MAX_PATH = 400
@@ -28,8 +30,18 @@ class Renamed:
 def safe_name(name: str, *, library_root: bool = False) -> Renamed:
     """The name SharePoint will accept, changed as little as possible, and why it changed."""
     reasons: list[str] = []
-    out = "".join("_" if c in FORBIDDEN or ord(c) < 32 else c for c in name)
-    if out != name:
+    # Spoofing characters first: bidi controls reorder what the user sees ('\u202etxt.exe' shows as
+    # 'exe.txt') and zero-width characters hide differences, so they are removed and named in the finding.
+    spoofing = [c for c in name if c in BIDI or c in ZERO_WIDTH]
+    if spoofing:
+        reasons.append("spoofing characters removed (" + ", ".join(name_problems("".join(spoofing))) + ")")
+        name = "".join(c for c in name if c not in BIDI and c not in ZERO_WIDTH)
+    controls = [c for c in name if c in CONTROLS]
+    out = "".join("_" if c in FORBIDDEN or c in CONTROLS else c for c in name)
+    if controls:
+        listed = ", ".join(name_problems("".join(controls)))
+        reasons.append(f"control characters replaced with _ ({listed})")
+    if any(c in FORBIDDEN for c in name):
         reasons.append("characters SharePoint refuses replaced with _")
     stripped = out.strip(" ").rstrip(".").strip(" ")
     if stripped != out:

@@ -11,6 +11,7 @@ from migrations.redaction import redact
 from migrations.reporting.charts import progress_chart, throughput_chart
 from migrations.reporting.model import PHASES, Report
 from migrations.reporting.templates import HTML
+from migrations.sanitise import report_text
 
 FORMATS = ("html", "md", "json")
 TABLE_KEYS = (
@@ -162,4 +163,5 @@ def render(report: Report, fmt_name: str) -> str:
     if fmt_name not in renderers:
         raise ValueError(f"unknown report format {fmt_name!r}; choose one of {', '.join(FORMATS)}")
     # The store never holds secrets; redacting anyway means a stray one cannot leave through a report.
-    return redact(renderers[fmt_name](report))
+    # Control and invisible characters from tenant data never reach a report raw (sanitise.report_text).
+    return report_text(redact(renderers[fmt_name](report)))
