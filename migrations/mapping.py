@@ -10,9 +10,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from migrations.graph import TenantConnection
 from migrations.identity import marker_property, marker_value
@@ -23,6 +24,7 @@ from trust.errors import ConfigError
 
 COLUMNS = ("kind", "source_id", "source_upn", "display_name", "target_upn", "action", "note")
 ACTIONS = ("create", "match", "skip")
+T = TypeVar("T")
 
 
 @dataclass
@@ -218,6 +220,22 @@ def export_csv(store: StateStore, academy: str) -> str:
     return buf.getvalue()
 
 
+def _csv_checked(path: Path, reader: csv.DictReader[str], read: Callable[[], T]) -> T:
+    """csv.Error (a field over the csv module's size limit, a stray NUL...) as bad input naming the line."""
+    try:
+        return read()
+    except csv.Error as exc:
+        raise ConfigError(path, f"not a readable CSV line ({exc})", line=reader.line_num or 1) from None
+
+
+def _csv_records(path: Path, reader: csv.DictReader[str]) -> Iterator[dict[str, str]]:
+    while True:
+        rec = _csv_checked(path, reader, lambda: next(reader, None))
+        if rec is None:
+            return
+        yield rec
+
+
 def import_csv(
     trust: Trust, academy: Academy, store: StateStore, path: Path, target: TargetDirectory
 ) -> dict[str, int]:
@@ -227,7 +245,7 @@ def import_csv(
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, f"cannot read mapping file: {exc}") from None
     reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
+    header = _csv_checked(path, reader, lambda: reader.fieldnames) or []
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise ConfigError(
@@ -247,7 +265,7 @@ def import_csv(
     seen_sources: dict[tuple[str, str], int] = {}
     seen_targets: dict[str, int] = {}
     rows = []
-    for n, rec in enumerate(reader, start=2):
+    for n, rec in enumerate(_csv_records(path, reader), start=2):
 
         def bad(column: str, message: str, line: int = n) -> ConfigError:
             return ConfigError(path, message, line=line, field=column)
