@@ -28,7 +28,8 @@ def _one_line_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str
 def test_non_loopback_graph_url(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     state = tmp_path / "state.db"
     line = _one_line_exit_2(
-        ["--config-dir", str(CONFIG), "--state", str(state), "--graph-url", url, "status"], capsys
+        ["--config-dir", str(CONFIG), "--state", str(state), "--graph-url", url, "discover", "hillside"],
+        capsys,
     )
     assert line.startswith("Error: --graph-url: the sandbox must be on loopback"), line
     assert "ValueError" not in line
