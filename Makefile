@@ -6,6 +6,8 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Set-up prints errors only; .ci/fresh-clone-check sets SETUP_VERBOSITY=-v to prove nothing is merely hidden.
+SETUP_VERBOSITY ?= -qq
 
 .PHONY: demo test test-slow lint format bench browser clean
 
@@ -20,8 +22,8 @@ $(STAMP): pyproject.toml constraints.txt
 	@# A venv copied from another machine (or left half-made) points at an interpreter that is not here: rebuild it.
 	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 || \
 	  { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
-	@$(PY) -m pip install -qq --disable-pip-version-check --upgrade pip
-	@$(PY) -m pip install -qq --disable-pip-version-check -c constraints.txt --config-settings editable_mode=compat -e ".[dev]"
+	@$(PY) -m pip install $(SETUP_VERBOSITY) --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install $(SETUP_VERBOSITY) --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 # Headless Chromium for the report's browser test (Debian packages); installed when missing and we are root.
