@@ -6,16 +6,24 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Set-up prints errors only; .ci/fresh-clone-check sets SETUP_VERBOSITY=-v to prove nothing is merely hidden.
+SETUP_VERBOSITY ?= -qq
 
 .PHONY: demo test test-slow lint format bench browser clean
+
+# A venv whose interpreter does not run here (made on another machine) is not installed, whatever its stamp
+# says: drop the stamp before make compares times, so the recipe below rebuilds the venv.
+ifneq ($(shell $(PY) -c 'import sys; print(sys.version_info >= (3, 11))' 2>/dev/null),True)
+$(shell rm -f $(STAMP))
+endif
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer not found on PATH (set PYTHON=...)" >&2; exit 2; }
 	@# A venv copied from another machine (or left half-made) points at an interpreter that is not here: rebuild it.
 	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 || \
 	  { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
-	@$(PY) -m pip install -qq --disable-pip-version-check --upgrade pip
-	@$(PY) -m pip install -qq --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@$(PY) -m pip install $(SETUP_VERBOSITY) --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install $(SETUP_VERBOSITY) --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 # Headless Chromium for the report's browser test (Debian packages); installed when missing and we are root.

@@ -34,11 +34,15 @@ class AppContext:
             self._trust = load_trust(self.config_dir)
         return self._trust
 
-    def store(self, *, create: bool = True) -> StateStore:
+    def store(self, *, create: bool = True, readonly: bool = False) -> StateStore:
+        """The state store; readonly for commands that only read it (an existing store is then opened with
+        SQLite's mode=ro, so archived copies and read-only mounts work; a missing one is created as
+        before)."""
         if self._store is None:
             from migrations.store import StateStore
 
-            self._store = StateStore.open(self.state_path, create=create)
+            readonly = readonly and self.state_path.exists()
+            self._store = StateStore.open(self.state_path, create=create, readonly=readonly)
         return self._store
 
     def close(self) -> None:

@@ -112,7 +112,7 @@ def export_cmd(app: AppContext, academy: str, out: Path | None) -> None:
     from migrations.mapping import export_csv
 
     app.trust().academy(academy)
-    text = export_csv(app.store(), academy)
+    text = export_csv(app.store(readonly=True), academy)
     if out:
         out.write_text(text, encoding="utf-8")
         click.echo(f"mapping for {academy} written to {out}", err=True)

@@ -100,6 +100,14 @@ def cli(
         graph_url = graph_url.rstrip("/")
         if not graph_url.startswith(("http://", "https://")):
             raise click.BadParameter("must start with http:// or https://", param_hint="--graph-url")
+        from migrations.sandbox_credential import loopback_problem
+
+        problem = loopback_problem(graph_url)
+        if problem:
+            # One line, exit 2 (bad input), before anything is opened or changed.
+            bad = click.ClickException(f"--graph-url: {problem}")
+            bad.exit_code = 2
+            raise bad
     app = AppContext(
         config_dir=config_dir,
         state_path=state_path,
@@ -121,6 +129,9 @@ def _fail(code: int, message: str, verbose: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from migrations.private import owner_only_umask
+
+    owner_only_umask()  # personal data at rest: everything this process creates is owner-only
     verbose = any(a in ("-v", "--verbose") for a in (argv if argv is not None else sys.argv[1:]))
     sys.exit(run(argv, verbose=verbose))
 

@@ -104,6 +104,14 @@ def _audit(
     )
 
 
+def _locked(app: AppContext, academy: str, phases: tuple[str, ...], command: str) -> Any:
+    """The run lock of ACADEMY's PHASES for the block; a live holder elsewhere is exit 1 naming it."""
+    from migrations.locks import run_lock
+
+    user = AppContext.operator()[0]
+    return run_lock(app.store(), academy, phases, operator=user, command=command, held=OperationFailed)
+
+
 def _planning(fn: Any) -> Any:
     async def wrapped(env: Any) -> Any:
         from migrations.identity import PlanningError
@@ -242,7 +250,10 @@ def run(
         p, _ = asyncio.run(_with_env(app, academy, _planning(go), options=options))
         _print_plan(p, as_json, 50)
         return
-    with _progress(f"{academy} {phase}", as_json) as progress:
+    with (
+        _locked(app, academy, (phase,), f"run {academy} --phase {phase}"),
+        _progress(f"{academy} {phase}", as_json) as progress,
+    ):
         try:
             p, result = asyncio.run(_with_env(app, academy, _planning(go), progress, options))
         except OperationFailed as exc:
@@ -372,7 +383,11 @@ def rollback(
             out.append((name, steps, result))
         return out
 
-    done = asyncio.run(_with_env(app, academy, go))
+    if yes and not dry_run:
+        with _locked(app, academy, tuple(ordered), f"rollback {academy} --phase {','.join(ordered)}"):
+            done = asyncio.run(_with_env(app, academy, go))
+    else:
+        done = asyncio.run(_with_env(app, academy, go))
     report = [
         {
             "phase": name,
@@ -426,7 +441,10 @@ def status(app: AppContext, academy: str | None, as_json: bool) -> None:
     """Per academy and phase: status, progress, last run, failures."""
     trust = app.trust()
     codes = [trust.academy(academy).code] if academy else [a.code for a in trust.academies]
-    store = app.store()
+    from migrations.locks import holders
+
+    store = app.store(readonly=True)
+    locks = {(h.academy, h.phase): h for h in holders(store)}
     statuses = {(r["academy"], r["phase"]): r for r in store.phase_statuses()}
     runs = {}
     for r in store.rows("SELECT * FROM runs ORDER BY started_at"):
@@ -448,6 +466,7 @@ def status(app: AppContext, academy: str | None, as_json: bool) -> None:
                     "done": counts.get("done", 0),
                     "planned": counts.get("planned", 0),
                     "failed": counts.get("failed", 0),
+                    "locked_by": locks[(code, ph)].describe() if (code, ph) in locks else None,
                 }
             )
     if as_json:
@@ -459,3 +478,5 @@ def status(app: AppContext, academy: str | None, as_json: bool) -> None:
             f"{r['academy']:<12} {r['phase']:<12} {r['status']:<12} {progress:<10} "
             f"{'failed ' + str(r['failed']) if r['failed'] else ''}"
         )
+        if r["locked_by"]:
+            click.echo(f"{'':<12} {'':<12} locked by {r['locked_by']}")

@@ -47,7 +47,7 @@ def write_report(app: AppContext, academy: str | None, fmt: str, out: Path | Non
     from migrations.reporting import build_report, render
 
     trust = _trust_or_none(app)
-    store = app.store(create=False)
+    store = app.store(create=False, readonly=True)
     _check_academy(app, trust, academy)
     text = render(build_report(store, trust, academy), fmt)
     if out is not None and str(out) == "-":
@@ -95,7 +95,7 @@ def audit(app: AppContext, academy: str | None, as_json: bool) -> None:
     from migrations.sanitise import terminal_text
 
     trust = _trust_or_none(app)
-    store = app.store(create=False)
+    store = app.store(create=False, readonly=True)
     _check_academy(app, trust, academy)
     entries = store.audit_entries(academy)
     if as_json:

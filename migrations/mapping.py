@@ -10,9 +10,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from migrations.graph import TenantConnection
 from migrations.identity import marker_property, marker_value
@@ -24,6 +25,7 @@ from trust.errors import ConfigError
 
 COLUMNS = ("kind", "source_id", "source_upn", "display_name", "target_upn", "action", "note")
 ACTIONS = ("create", "match", "skip")
+T = TypeVar("T")
 
 
 @dataclass
@@ -230,6 +232,39 @@ def export_csv(store: StateStore, academy: str) -> str:
     return buf.getvalue()
 
 
+class _CountedLines:
+    """The CSV text line by line, counting what the csv module has been given: on a csv.Error the last line
+    handed over is the one it failed on (its own line_num does not count that line yet)."""
+
+    def __init__(self, text: str):
+        self.lines = iter(io.StringIO(text))
+        self.count = 0
+
+    def __iter__(self) -> _CountedLines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.lines)
+        self.count += 1
+        return line
+
+
+def _csv_checked(path: Path, source: _CountedLines, read: Callable[[], T]) -> T:
+    """csv.Error (a field over the csv module's size limit, a stray NUL...) as bad input naming the line."""
+    try:
+        return read()
+    except csv.Error as exc:
+        raise ConfigError(path, f"not a readable CSV line ({exc})", line=max(source.count, 1)) from None
+
+
+def _csv_records(path: Path, source: _CountedLines, reader: csv.DictReader[str]) -> Iterator[dict[str, str]]:
+    while True:
+        rec = _csv_checked(path, source, lambda: next(reader, None))
+        if rec is None:
+            return
+        yield rec
+
+
 def import_csv(
     trust: Trust, academy: Academy, store: StateStore, path: Path, target: TargetDirectory
 ) -> dict[str, int]:
@@ -238,8 +273,9 @@ def import_csv(
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, f"cannot read mapping file: {exc}") from None
-    reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
+    source = _CountedLines(text)
+    reader = csv.DictReader(source)
+    header = _csv_checked(path, source, lambda: reader.fieldnames) or []
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise ConfigError(
@@ -259,7 +295,7 @@ def import_csv(
     seen_sources: dict[tuple[str, str], int] = {}
     seen_targets: dict[str, int] = {}
     rows = []
-    for n, rec in enumerate(reader, start=2):
+    for n, rec in enumerate(_csv_records(path, source, reader), start=2):
 
         def bad(column: str, message: str, line: int = n) -> ConfigError:
             return ConfigError(path, message, line=line, field=column)

@@ -24,9 +24,19 @@ REFRESH_MARGIN_S = 300
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-def _check_base(base_url: str) -> str:
-    host = urlsplit(base_url).hostname
+def loopback_problem(base_url: str) -> str | None:
+    """Why BASE_URL may not serve as a sandbox (rehearsals never leave this machine), or None."""
+    try:
+        host = urlsplit(base_url).hostname
+    except ValueError as exc:
+        return f"not a URL ({exc})"
     if host not in _LOOPBACK:
+        return f"the sandbox must be on loopback (127.0.0.1, localhost or ::1), got host {host or '(none)'!r}"
+    return None
+
+
+def _check_base(base_url: str) -> str:
+    if loopback_problem(base_url):
         raise ValueError(
             f"sandbox base URL must be on loopback (127.0.0.1, localhost or ::1), got {base_url!r}"
         )

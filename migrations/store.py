@@ -8,6 +8,7 @@ move to PostgreSQL behind this one interface when a trust runs several runners a
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -78,12 +79,69 @@ MIGRATIONS: list[Sequence[str]] = [
             academy TEXT NOT NULL, kind TEXT NOT NULL, object_id TEXT NOT NULL, display TEXT NOT NULL,
             message TEXT NOT NULL, handling TEXT NOT NULL, PRIMARY KEY (academy, kind, object_id))""",
     ),
+    # 3: run locks - one writer per academy and phase (migrations/locks.py).
+    (
+        """CREATE TABLE run_locks (
+            academy TEXT NOT NULL, phase TEXT NOT NULL, token TEXT NOT NULL, operator TEXT NOT NULL,
+            host TEXT NOT NULL, pid INTEGER NOT NULL, command TEXT NOT NULL, started_at TEXT NOT NULL,
+            heartbeat_at TEXT NOT NULL, PRIMARY KEY (academy, phase))""",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class StoreError(ConfigError):
     """The state file cannot be used (newer version, corrupt, unreadable): bad input, exit 2."""
+
+
+def _check_header(path: Path) -> None:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise StoreError(path, f"cannot read the state store ({exc.strerror})") from None
+    if head and head != b"SQLite format 3\x00":
+        raise StoreError(path, "not a trustfold state store (not a SQLite file); refusing to touch it")
+
+
+def _make_private(path: Path) -> None:
+    """A new store: its folder 0700 and the file 0600 before SQLite opens it (-wal/-shm copy its mode)."""
+    from migrations.private import create_private_file, private_dir
+
+    try:
+        private_dir(path.parent)
+        create_private_file(path)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
+        raise StoreError(
+            path, f"cannot create the state store: {blocker} is a file, not a folder; choose another --state"
+        ) from None
+    except OSError as exc:
+        raise StoreError(path, f"cannot create the state store ({exc.strerror})") from None
+
+
+def _tighten_store(path: Path) -> None:
+    """Owner-only for the store, its -wal/-shm and, when the folder is trustfold's own, everything in it."""
+    from migrations.private import tighten, tighten_tree
+
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        tighten(p)
+    if path.parent.name == ".trustfold":
+        tighten_tree(path.parent)
+
+
+def read_only_problem(path: Path) -> str | None:
+    """Why a writer cannot use the store at PATH (None when it can): the file, its folder or the mount."""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "on a read-only file system"
+    except OSError:
+        pass
+    if not os.access(path, os.W_OK):
+        return "the file is not writable"
+    if not os.access(path.parent, os.W_OK):
+        return f"its folder {path.parent} is not writable"
+    return None
 
 
 def now() -> str:
@@ -101,23 +159,36 @@ class StateStore:
         self.path = path
         self.conn = conn
         self._lock = threading.RLock()
+        self.readonly = False
 
     @classmethod
-    def open(cls, path: Path | str, *, create: bool = True) -> StateStore:
+    def open(cls, path: Path | str, *, create: bool = True, readonly: bool = False) -> StateStore:
+        """Open (creating and migrating when allowed) the store at PATH.
+
+        readonly: for commands that only read (status, report, audit): the file is opened with SQLite's
+        `mode=ro`, nothing is migrated or written, and an archived copy or a read-only mount works.
+        """
         path = Path(path)
+        if readonly:
+            return cls._open_readonly(path)
         if not path.exists():
             if not create:
                 raise StoreError(path, "state store not found; run a command that creates it (e.g. discover)")
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _make_private(path)
         elif path.is_dir():
             raise StoreError(path, "state path is a directory; expected a SQLite file")
         else:
-            with path.open("rb") as fh:
-                head = fh.read(16)
-            if head and head != b"SQLite format 3\x00":
+            _check_header(path)
+            problem = read_only_problem(path)
+            if problem:
+                # Exit 2, not 1: the operator pointed a writing command at a store that cannot be written
+                # (archive, read-only mount); nothing was attempted and the fix is in their hands.
                 raise StoreError(
-                    path, "not a trustfold state store (not a SQLite file); refusing to touch it"
+                    path,
+                    f"state store is read-only ({problem}); this command writes to it. Reading commands "
+                    "(status, report, audit) work on it; use a writable copy to change anything",
                 )
+            _tighten_store(path)
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         store = cls(path, conn)
@@ -131,6 +202,55 @@ class StateStore:
         except StoreError:
             conn.close()
             raise
+        _tighten_store(path)
+        return store
+
+    @classmethod
+    def _open_readonly(cls, path: Path) -> StateStore:
+        if not path.exists():
+            raise StoreError(path, "state store not found; run a command that creates it (e.g. discover)")
+        if path.is_dir():
+            raise StoreError(path, "state path is a directory; expected a SQLite file")
+        _check_header(path)
+        _tighten_store(path)
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        wal = Path(f"{path}-wal")
+        if not os.access(path.parent, os.W_OK) and not Path(f"{path}-shm").exists():
+            if wal.exists() and wal.stat().st_size > 0:
+                raise StoreError(
+                    path,
+                    "state store is read-only and its write-ahead log (-wal) holds changes SQLite cannot "
+                    "read without a -shm file; copy the store with its -wal to a writable folder",
+                )
+            # A WAL database needs a -shm index it cannot create in a read-only folder; with no WAL content
+            # the file itself is complete, so SQLite may read it as immutable.
+            uri += "&immutable=1"
+        conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        store = cls(path, conn)
+        store.readonly = True
+        try:
+            row = conn.execute("PRAGMA quick_check").fetchone()
+            if row is None or row[0] != "ok":
+                raise StoreError(
+                    path, f"state store failed its integrity check ({row[0] if row else 'no answer'})"
+                )
+            version = store._version()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreError(
+                path, f"state store is unreadable or corrupt ({exc}); it was left untouched"
+            ) from None
+        except StoreError:
+            conn.close()
+            raise
+        if version > SCHEMA_VERSION:
+            conn.close()
+            raise StoreError(
+                path,
+                f"state store has schema version {version}, newer than this trustfold "
+                f"understands ({SCHEMA_VERSION}); upgrade trustfold",
+            )
         return store
 
     def _prepare(self) -> None:

@@ -79,6 +79,12 @@ def read_yaml(path: Path) -> YamlDocument:
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(path, f"YAML does not parse: {exc}") from None
+    except RecursionError:
+        # PyYAML composes nested nodes recursively: a document nested thousands deep exhausts the stack
+        # before _to_python's depth bound can see it. Find where it gets too deep with the flat event stream.
+        raise ConfigError(
+            path, f"YAML nested deeper than {MAX_DEPTH} levels", line=_too_deep_line(text)
+        ) from None
     finally:
         loader.dispose()
     if node is None:
@@ -87,6 +93,22 @@ def read_yaml(path: Path) -> YamlDocument:
     counter = [0]
     doc.data = _to_python(node, loader, doc, (), counter, 0)
     return doc
+
+
+def _too_deep_line(text: str) -> int | None:
+    """The line where nesting first passes MAX_DEPTH, from PyYAML's parser events (no recursion)."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return int(event.start_mark.line) + 1
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return None
+    return None
 
 
 def _to_python(
