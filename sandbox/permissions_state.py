@@ -190,14 +190,14 @@ def render(
     n = int(hashlib.sha256(str(p).encode()).hexdigest()[:4], 16) % 900 + 10
     if perm["kind"] == "user":
         out["grantedToV2"] = {
-            "user": {k: p[k] for k in ("id", "displayName", "email") if p.get(k)},
+            "user": {k: p[k] for k in ("id", "displayName") if p.get(k)},
             "siteUser": _site_user(n, p.get("displayName", ""), f"i:0#.f|membership|{p.get('login', '')}"),
         }
         if perm.get("invitation"):
             out["invitation"] = dict(perm["invitation"])
     elif perm["kind"] == "group":
         out["grantedToV2"] = {
-            "group": {k: p[k] for k in ("id", "displayName", "email") if p.get(k)},
+            "group": {k: p[k] for k in ("id", "displayName") if p.get(k)},
             "siteUser": _site_user(
                 n, p.get("displayName", ""), f"c:0o.c|federateddirectoryclaimprovider|{p.get('id', '')}"
             ),
