@@ -1,0 +1,150 @@
+"""The permissions phase end to end on hillside's nested sharing. The tests share one sandbox and run in file
+order: an academy forbidding organisation links (run, then rolled back), the journey killed mid-run and
+resumed, incremental sharing changes, then a hand-made grant that verify reports and rollback keeps."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections import Counter
+from pathlib import Path
+
+from tests.identity.conftest import TARGET
+from tests.permissions.conftest import World, run_with, variant
+
+KILL = "TRUSTFOLD_TEST_KILL_AT"
+
+
+def _plan(w: World) -> dict:
+    return dict(w.cli.json("plan", "hillside", "--phase", "permissions"))
+
+
+def _findings(w: World) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for r in w.rows("SELECT kind, display, handling FROM share_findings WHERE academy = 'hillside'"):
+        out.setdefault(r["kind"], []).append(f"{r['display']}: {r['handling']}")
+    return out
+
+
+def _expected(plan: dict) -> dict[tuple[str, str], Counter]:
+    """What the plan grants, per (target drive, target item)."""
+    out: dict[tuple[str, str], Counter] = {}
+    for s in plan["steps"]:
+        a = s["args"]
+        c = out.setdefault((a["target_drive"], a["target_item"]), Counter())
+        if s["op"] == "share-link":
+            c[("link", a["type"], a["scope"])] += 1
+        elif s["op"] == "share-invite":
+            for r in a["recipients"]:
+                c[(r["kind"], r["id"], ",".join(sorted(a["roles"])))] += 1
+    return out
+
+
+def test_academy_forbidding_organisation_links_gets_none(copied: World, tmp_path: Path) -> None:
+    w = variant(copied, tmp_path, "organization_links: forbid")
+    plan = _plan(w)
+    assert plan["steps"] and not [s for s in plan["steps"] if s["op"] == "share-link"]
+    found = _findings(w)
+    assert len(found["sharing-organization-link"]) >= 2  # Policies and a worksheet, at least
+    assert all("organization_links" in h for h in found["sharing-organization-link"])
+    result = w.cli.json("run", "hillside", "--phase", "permissions")
+    assert result["status"] == "succeeded", result
+    for (drive, item), _ in _expected(plan).items():
+        assert not [p for p in w.direct(drive, item) if "link" in p], "an organisation link was created"
+    rolled = w.cli.json("rollback", "hillside", "--phase", "permissions", "--yes")
+    assert rolled[0]["result"]["status"] == "succeeded"
+    for (drive, item), _ in _expected(plan).items():
+        assert w.direct(drive, item) == []  # the trust tenant is as it was for the tests below
+
+
+def test_killed_mid_run_resumes_to_exactly_the_plan(copied: World) -> None:
+    w = copied
+    plan = _plan(w)
+    ops = Counter(s["op"] for s in plan["steps"])
+    assert ops["share-invite"] >= 4 and ops["share-link"] >= 2
+    kinds = {r["kind"] for s in plan["steps"] if s["op"] == "share-invite" for r in s["args"]["recipients"]}
+    assert kinds == {"user", "group"}
+    found = _findings(w)
+    for kind in ("sharing-anonymous-link", "sharing-guest", "sharing-unmigrated-user", "sharing-inherited"):
+        assert found.get(kind), kind
+    assert any("DfE baseline" in h for h in found["sharing-anonymous-link"])
+    # Killed straight after its third grant reached the trust tenant, before the journal heard of it.
+    proc = run_with(w.cli, {KILL: "permissions.sent:3"}, "run", "hillside", "--phase", "permissions")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    result = w.cli.json("run", "hillside", "--phase", "permissions")
+    assert result["status"] == "succeeded", result
+    assert result["counts"]["reconciled"] >= 1 and result["counts"]["already_present"] >= 2
+    # Exactly the planned grants, each once, on every item (no duplicate from the interrupted step).
+    for (drive, item), want in _expected(plan).items():
+        assert w.signatures(drive, item) == want, item
+    verified = w.cli("verify", "hillside", "--json", check=False)
+    assert verified.returncode == 0, verified.stdout
+    perms = json.loads(verified.stdout)["permissions"]
+    assert perms["differences"] == [] and perms["matched"] == perms["grants"] > 0
+    # Nobody was e-mailed: every invitation asked for none and required sign-in.
+    asked = w.sharing()["invitations"]
+    assert asked and all(i["sendInvitation"] is False and i["requireSignIn"] is True for i in asked)
+
+
+def test_incremental_pass_carries_sharing_changes_at_source(copied: World) -> None:
+    w = copied
+    copies = w.copies()
+    policies = next(v for k, v in copies.items() if k.endswith("|Policies"))
+    with w.graph(w.source) as src:
+        drive = next(
+            r["source_drive_id"]
+            for r in w.rows("SELECT * FROM drives")
+            if r["drive_key"].startswith("library:")
+        )
+        item = src.get(f"/drives/{drive}/root:/Policies").json()["id"]
+        perms = src.get(f"/drives/{drive}/items/{item}/permissions").json()["value"]
+        org = next(p for p in perms if p.get("link", {}).get("scope") == "organization")
+        assert src.delete(f"/drives/{drive}/items/{item}/permissions/{org['id']}").status_code == 204
+        teacher = w.rows(
+            "SELECT source_id FROM mappings WHERE kind = 'user' AND action = 'create' "
+            "ORDER BY source_key LIMIT 1"
+        )[0]["source_id"]
+        body = {"recipients": [{"objectId": teacher}], "roles": ["write"], "requireSignIn": True}
+        assert src.post(
+            f"/drives/{drive}/items/{item}/invite", json={**body, "sendInvitation": False}
+        ).is_success
+    plan = _plan(w)
+    assert Counter(s["op"] for s in plan["steps"]) == {"share-invite": 1, "share-revoke": 1}
+    assert w.cli.json("run", "hillside", "--phase", "permissions")["status"] == "succeeded"
+    now = w.signatures(*policies)
+    assert [s[0] for s in now] == ["user"] and list(now.values()) == [1]
+    assert w.cli("verify", "hillside", check=False).returncode == 0
+
+
+def test_hand_made_grant_is_reported_by_verify_and_kept_by_rollback(copied: World) -> None:
+    w = copied
+    drive, item = next(v for k, v in w.copies().items() if k.endswith("|Curriculum"))
+    stranger = w.rows(
+        "SELECT target_id FROM journal WHERE phase = 'users' AND event = 'done' AND "
+        "op = 'create-user' ORDER BY step_key DESC LIMIT 1"
+    )[0]["target_id"]
+    with w.graph(TARGET) as g:
+        body = {
+            "recipients": [{"objectId": stranger}],
+            "roles": ["write"],
+            "requireSignIn": True,
+            "sendInvitation": False,
+        }
+        r = g.post(f"/drives/{drive}/items/{item}/invite", json=body)
+        assert r.status_code == 200, r.text
+        hand = r.json()["value"][0]["id"]
+    verified = w.cli("verify", "hillside", "--json", check=False)
+    assert verified.returncode == 1
+    diffs = json.loads(verified.stdout)["permissions"]["differences"]
+    assert [d["kind"] for d in diffs] == ["permission-extra"] and "more access than planned" in diffs[0][
+        "message"
+    ]
+    listing = w.cli("rollback", "hillside", "--phase", "permissions", "--dry-run")
+    assert "remove grant to" in listing.stdout and "nothing changed" in listing.stdout
+    rolled = w.cli.json("rollback", "hillside", "--phase", "permissions", "--yes")[0]["result"]
+    assert rolled["status"] == "succeeded" and rolled["counts"]["kept"] == 1
+    assert any("Curriculum" in n and "not added by trustfold" in n for n in rolled["notes"])
+    assert [p["id"] for p in w.direct(drive, item)] == [hand]
+    for key, (d, i) in w.copies().items():
+        if i != item:
+            assert w.direct(d, i) == [], key
