@@ -169,6 +169,7 @@ class DemoOutcome:
 
 def demo_steps(trust: Trust) -> list[DemoStep]:
     """Every command the rehearsal runs, academy by academy in wave order (trust.academies is sorted)."""
+    from migrations.permissions.demo import demo_steps as sharing_demo_steps
     from migrations.phases import load_phases
 
     available = load_phases()
@@ -187,6 +188,7 @@ def demo_steps(trust: Trust) -> list[DemoStep]:
             reuse = ["--scan-age", "600"] if phase == "files" else []
             steps.append(DemoStep(code, f"plan {phase}", ["plan", code, "--phase", phase, *reuse]))
             steps.append(DemoStep(code, f"run {phase}", ["run", code, "--phase", phase, *reuse]))
+        steps += [DemoStep(code, label, argv) for label, argv in sharing_demo_steps(academy, available)]
         steps.append(DemoStep(code, "verify", ["verify", code]))
     return steps
 

@@ -9,8 +9,12 @@ import signal
 from collections import Counter
 from pathlib import Path
 
-from tests.identity.conftest import TARGET
+from migrations.reporting.model import build_report
+from migrations.reporting.render import render_md
+from migrations.store import StateStore
+from tests.identity.conftest import CONFIG, TARGET, Cli
 from tests.permissions.conftest import World, run_with, variant
+from trust import load_trust
 
 KILL = "TRUSTFOLD_TEST_KILL_AT"
 
@@ -42,6 +46,14 @@ def _expected(plan: dict) -> dict[tuple[str, str], Counter]:
             for r in a["recipients"]:
                 c[(r["kind"], r["id"], ",".join(sorted(a["roles"])))] += 1
     return out
+
+
+def test_permissions_before_files_is_refused_with_the_next_step(copied: World, tmp_path: Path) -> None:
+    proc = Cli(copied.url, tmp_path / "fresh.db")("plan", "hillside", "--phase", "permissions", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (
+        "error: no drives scanned for hillside: run `trustfold run hillside --phase files` first"
+    )
 
 
 def test_academy_forbidding_organisation_links_gets_none(copied: World, tmp_path: Path) -> None:
@@ -88,6 +100,14 @@ def test_killed_mid_run_resumes_to_exactly_the_plan(copied: World) -> None:
     # Nobody was e-mailed: every invitation asked for none and required sign-in.
     asked = w.sharing()["invitations"]
     assert asked and all(i["sendInvitation"] is False and i["requireSignIn"] is True for i in asked)
+    # The report says what was carried and what was not, and why.
+    store = StateStore.open(w.state)
+    try:
+        text = render_md(build_report(store, load_trust(CONFIG), "hillside"))
+    finally:
+        store.close()
+    assert "Sharing carried: group " in text and "link-organization" in text
+    assert "| sharing-anonymous-link | 2 | not re-created: public links are forbidden (DfE baseline" in text
 
 
 def test_incremental_pass_carries_sharing_changes_at_source(copied: World) -> None:
