@@ -251,15 +251,26 @@ def inherited_scope(store: DriveStore, item: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+SHOW_CHANGES = ("deltashowremovedasdeleted", "deltatraversepermissiongaps", "deltashowsharingchanges")
+
+
 def annotate_delta(
     store: DriveStore, prefer: str, items: list[dict[str, Any]], rendered: list[dict[str, Any]], since: int
 ) -> None:
-    """Sharing information on a delta page, per the Prefer header (see docs/sandbox.md)."""
+    """Sharing information on a delta page, per the Prefer header (see docs/sandbox.md): without
+    hierarchicalsharing every item shows the sharing it inherits; with it, only roots of sharing do, and an
+    empty `shared` facet marks the drive root and items whose own sharing was removed. sharedChanged needs
+    deltashowsharingchanges together with deltashowremovedasdeleted and deltatraversepermissiongaps."""
     prefs = {p.strip().lower() for p in prefer.split(",") if p.strip()}
+    hierarchical = "hierarchicalsharing" in prefs
+    changes = all(p in prefs for p in SHOW_CHANGES)
     for raw, out in zip(items, rendered, strict=True):
         if raw.get("_deleted"):
             continue
-        if "hierarchicalsharing" not in prefs and "shared" not in out:
-            out.update(inherited_scope(store, raw))
-        if "deltashowsharingchanges" in prefs and since > 0 and int(raw.get("_shseq", 0)) > since:
+        if "shared" not in out:
+            if not hierarchical:
+                out.update(inherited_scope(store, raw))
+            elif raw.get("_parent") is None or "_shseq" in raw:
+                out["shared"] = {}
+        if changes and since > 0 and int(raw.get("_shseq", 0)) > since:
             out["@microsoft.graph.sharedChanged"] = "True"

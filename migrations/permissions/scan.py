@@ -20,7 +20,18 @@ from migrations.graph import GraphError, TenantConnection
 from migrations.store import StateStore, dumps, now
 
 log = logging.getLogger("trustfold.permissions")
-PREFER = {"Prefer": "hierarchicalsharing, deltashowsharingchanges"}
+# deltashowsharingchanges works only beside the other two (driveitem-delta, "Scanning permissions
+# hierarchies"); hierarchicalsharing puts the shared facet on roots of sharing only.
+PREFER = {
+    "Prefer": ", ".join(
+        (
+            "hierarchicalsharing",
+            "deltashowremovedasdeleted",
+            "deltatraversepermissiongaps",
+            "deltashowsharingchanges",
+        )
+    )
+}
 PERMISSION_RU = 5
 LINK_PREFIX = "sharing:"
 
@@ -82,12 +93,16 @@ async def _changes(
 
 
 def _wanted(raw: dict[str, Any], full: bool, known: set[str]) -> bool:
+    """A full read takes every root of sharing (a non-empty `shared` facet); a later one what changed, a
+    root not seen before, and a known root whose facet came back empty (its own sharing was removed)."""
     if "deleted" in raw or "root" in raw:
         return False
+    shared = raw.get("shared")
     if full:
-        return "shared" in raw
+        return bool(shared)
     changed = str(raw.get("@microsoft.graph.sharedChanged", "")).lower() == "true"
-    return changed or ("shared" in raw and str(raw["id"]) not in known)
+    known_here = str(raw["id"]) in known
+    return changed or (bool(shared) and not known_here) or (shared == {} and known_here)
 
 
 async def scan_sharing(

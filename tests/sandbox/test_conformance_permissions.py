@@ -14,7 +14,12 @@ from sandbox.testing import graph_client, running_sandbox
 from tests.sandbox.conftest import CONFIG, error_of, make_group, make_user
 from tests.sandbox.test_sdk_drives import fresh_drive_id  # noqa: F401 (fixture)
 
-SHARING = ("hierarchicalsharing", "deltashowsharingchanges")
+SHARING = (
+    "hierarchicalsharing",
+    "deltashowremovedasdeleted",
+    "deltatraversepermissiongaps",
+    "deltashowsharingchanges",
+)
 
 
 @pytest.fixture
@@ -157,20 +162,30 @@ def test_shared_facet_and_delta_sharing_changes(target, tree):
     drive = tree["drive"]
     first = target.get(f"/drives/{drive}/root/delta", headers={"Prefer": ", ".join(SHARING)}).json()
     link = first["@odata.deltaLink"]
-    assert not any("shared" in i for i in first["value"])
+    assert not any(i.get("shared") for i in first["value"])
+    assert next(i for i in first["value"] if "root" in i)["shared"] == {}  # the hierarchy's unshared root
     _invite(target, _item(tree), tree["group"]["id"])
     assert target.get(_item(tree)).json()["shared"]["scope"] == "users"
     assert "shared" not in target.get(_item(tree, "file")).json()
     changes = target.get(link, headers={"Prefer": ", ".join(SHARING)}).json()["value"]
     folder = next(i for i in changes if i["id"] == tree["folder"])
     assert folder["@microsoft.graph.sharedChanged"] == "True" and "shared" in folder
+    # deltashowsharingchanges alone (without its two companions) annotates nothing.
+    alone = target.get(link, headers={"Prefer": "hierarchicalsharing, deltashowsharingchanges"}).json()
+    assert not any("@microsoft.graph.sharedChanged" in i for i in alone["value"])
     # Without the preferences: inherited sharing shows on descendants, and changes carry no annotation.
     full = target.get(f"/drives/{drive}/root/delta").json()["value"]
     by_id = {i["id"]: i for i in full}
     assert by_id[tree["file"]]["shared"]["scope"] == "users"
     assert not any("@microsoft.graph.sharedChanged" in i for i in full)
     roots = target.get(f"/drives/{drive}/root/delta", headers={"Prefer": "hierarchicalsharing"}).json()
-    assert [i["id"] for i in roots["value"] if "shared" in i] == [tree["folder"]]
+    assert [i["id"] for i in roots["value"] if i.get("shared")] == [tree["folder"]]
+    # Removing the item's own sharing leaves an empty facet: unique, but shared with nobody.
+    pid = target.get(f"{_item(tree)}/permissions").json()["value"][0]["id"]
+    assert target.delete(f"{_item(tree)}/permissions/{pid}").status_code == 204
+    after = target.get(alone["@odata.deltaLink"], headers={"Prefer": ", ".join(SHARING)}).json()["value"]
+    removed = next(i for i in after if i["id"] == tree["folder"])
+    assert removed["shared"] == {} and removed["@microsoft.graph.sharedChanged"] == "True"
 
 
 def test_permission_requests_cost_five_resource_units(tmp_path):

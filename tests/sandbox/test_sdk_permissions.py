@@ -83,7 +83,10 @@ async def test_sdk_create_link_and_policy_error(target_client, tree, sandbox_url
 async def test_sdk_delta_with_sharing_preferences(target_client, target, tree):  # noqa: F811
     items = target_client.drives.by_drive_id(tree["drive"]).items
     config = RequestConfiguration()
-    config.headers.add("Prefer", "hierarchicalsharing, deltashowsharingchanges")
+    prefer = (
+        "hierarchicalsharing, deltashowremovedasdeleted, deltatraversepermissiongaps, deltashowsharingchanges"
+    )
+    config.headers.add("Prefer", prefer)
     page = await items.by_drive_item_id("root").delta.get(request_configuration=config)
     while page.odata_next_link:
         page = await items.by_drive_item_id("root").delta.with_url(page.odata_next_link).get(config)
