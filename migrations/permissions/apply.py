@@ -1,4 +1,5 @@
-"""Carrying out permission steps: each one journaled (intent, request, outcome), reconciled when in doubt.
+"""Permission steps side by side: each operation's one-line description, its forward request and its undo
+(`remove_grant`), carried out journaled (intent, request, outcome) and reconciled when in doubt.
 
 A step left in doubt by a crash (intent without outcome), or whose answer was lost, is reconciled by reading
 the copy's permissions: a grant matching the step's signature that trustfold has not already recorded is the
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrations.engine import Journal, Outcome, Step
+from migrations.engine import Journal, Outcome, Step, register_operation
 from migrations.files.budget import SharePointBudget
 from migrations.graph import GraphError, GraphResponse, MaybeApplied, TenantConnection
 from migrations.permissions.grants import Grant, parse
@@ -32,6 +33,38 @@ class Tally:
     reads: int = 0
     writes: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Op:
+    name: str
+    text: Any
+    batchable: bool = False
+
+    def describe(self, step: Step) -> str:
+        return str(self.text(step.args))
+
+
+def _who(a: dict[str, Any]) -> str:
+    return ", ".join(f"{r['kind']} {r['display']}" for r in a["recipients"])
+
+
+for _op in (
+    _Op("share-invite", lambda a: f"grant {'/'.join(a['roles'])} on '{a['path']}' to {_who(a)} (no e-mail)"),
+    _Op("share-link", lambda a: f"create {a['scope']} {a['type']} link on '{a['path']}'"),
+    _Op("share-revoke", lambda a: f"remove grant to {a['display']} on '{a['path']}' (removed at source)"),
+    _Op("undo-share", lambda a: f"remove grant to {a['display']} on '{a['path']}' (added by trustfold)"),
+):
+    register_operation(_op)  # type: ignore[arg-type]
+
+
+async def remove_grant(target: TenantConnection, budget: SharePointBudget, a: dict[str, Any]) -> None:
+    """The undo of a grant (and the forward action of share-revoke): gone already counts as removed."""
+    path = f"{_item_path(a)}/permissions/{a['perm_id']}"
+    await budget.acquire(target.tenant_id, PERMISSION_RU)
+    resp = await target.request("DELETE", path, counts_as_write=False)
+    if not resp.ok and resp.status != 404:
+        raise GraphError("DELETE", path, resp)
 
 
 def _maybe_kill(point: str, n: int) -> None:
@@ -120,9 +153,8 @@ class Applier:
     async def apply(self, step: Step) -> Outcome:
         a = step.args
         if step.op == "share-revoke":
-            resp = await self._send("DELETE", f"{_item_path(a)}/permissions/{a['perm_id']}")
-            if resp is not None and not resp.ok and resp.status != 404:
-                raise GraphError("DELETE", _item_path(a), resp)
+            self.tally.writes += 1
+            await remove_grant(self.target, self.budget, a)
             return Outcome("done", a["perm_id"], {"revoked": True})
         base = {k: a[k] for k in ("drive_key", "source_item", "target_drive", "target_item", "path")}
         if step.op == "share-link":

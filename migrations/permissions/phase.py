@@ -4,41 +4,17 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
-from migrations.engine import Journal, Metrics, Outcome, Plan, Step, finish_run, register_operation, start_run
+from migrations.engine import Journal, Metrics, Outcome, Plan, Step, finish_run, start_run
 from migrations.files.budget import SharePointBudget
 from migrations.files.scan import batch_get
 from migrations.graph import GraphError, TenantConnection, parse_budget
-from migrations.permissions.apply import Applier
+from migrations.permissions.apply import Applier, remove_grant
 from migrations.permissions.grants import parse
 from migrations.permissions.plan import PHASE, Expected, expected, ours, plan_permissions, save_findings
 from migrations.permissions.scan import PERMISSION_RU, ScanCounts, scan_sharing, source_drives
 from migrations.phases import PhaseEnv, PhaseRun, register_phase
-
-
-@dataclass
-class _Op:
-    name: str
-    text: Any
-    batchable: bool = False
-
-    def describe(self, step: Step) -> str:
-        return str(self.text(step.args))
-
-
-def _who(a: dict[str, Any]) -> str:
-    return ", ".join(f"{r['kind']} {r['display']}" for r in a["recipients"])
-
-
-for _op in (
-    _Op("share-invite", lambda a: f"grant {'/'.join(a['roles'])} on '{a['path']}' to {_who(a)} (no e-mail)"),
-    _Op("share-link", lambda a: f"create {a['scope']} {a['type']} link on '{a['path']}'"),
-    _Op("share-revoke", lambda a: f"remove grant to {a['display']} on '{a['path']}' (removed at source)"),
-    _Op("undo-share", lambda a: f"remove grant to {a['display']} on '{a['path']}' (added by trustfold)"),
-):
-    register_operation(_op)  # type: ignore[arg-type]
 
 
 def _roles(sig: tuple[str, str, str]) -> str:
@@ -277,11 +253,10 @@ class PermissionsPhase:
             for step in steps:
                 a = step.args
                 journal.intents([step], event="undo-intent")
-                path = f"/drives/{a['target_drive']}/items/{a['target_item']}/permissions/{a['perm_id']}"
-                await budget.acquire(target.tenant_id, PERMISSION_RU)
-                resp = await target.request("DELETE", path, counts_as_write=False)
-                if not resp.ok and resp.status != 404:
-                    failed.append({"step": step.describe(), "message": f"{resp.status} {resp.error_code}"})
+                try:
+                    await remove_grant(target, budget, a)
+                except GraphError as exc:
+                    failed.append({"step": step.describe(), "message": str(exc)})
                     continue
                 journal.outcomes([(step, Outcome("done", a["perm_id"], {"undone": True}))], prefix="undo-")
                 undone += 1

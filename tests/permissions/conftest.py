@@ -3,12 +3,14 @@ users, organisation and anonymous links, a guest, a disabled user and a leaver),
 
 from __future__ import annotations
 
+import io
 import shutil
 import sqlite3
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,15 +24,32 @@ from tests.identity.conftest import CONFIG, TARGET, Cli
 TARGET_SITE = "hillside-staff"
 
 
-class ConfigCli(Cli):
-    """The CLI with its own config directory (an academy's settings changed for one test)."""
+class InProcessCli(Cli):
+    """The CLI entry point called in this process (as `trustfold demo` calls it), output captured: the same
+    commands without a second or two of interpreter start-up each. Kill tests use the subprocess `Cli`."""
 
-    def __init__(self, url: str, state: Path, config: Path):
+    def __init__(self, url: str, state: Path, config: Path = CONFIG):
         super().__init__(url, state)
         self.config = config
 
     def env(self) -> dict[str, str]:
         return {**super().env(), "TRUSTFOLD_CONFIG_DIR": str(self.config)}
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        from cli.logs import configure
+        from cli.main import run
+
+        out, err = io.StringIO(), io.StringIO()
+        argv = ["--config-dir", str(self.config), "--state", str(self.state), "--graph-url", self.url, *args]
+        try:
+            with redirect_stdout(out), redirect_stderr(err):
+                code = run(argv)
+        finally:
+            configure(verbose=False, fmt="text")
+        proc = subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+        if check and code != 0:
+            raise AssertionError(f"trustfold {' '.join(args)} -> {code}\n{proc.stdout}\n{proc.stderr}")
+        return proc
 
 
 @dataclass
@@ -85,7 +104,7 @@ def copied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("permissions")
     with running_sandbox(CONFIG, size=20, seed=3) as url:
         source = next(t["id"] for t in url.world.tenant_list() if t["academy"] == "hillside")
-        w = World(url, Cli(url, tmp / "state.db"), source, tmp / "state.db")
+        w = World(url, InProcessCli(url, tmp / "state.db"), source, tmp / "state.db")
         w.cli("discover", "hillside")
         for phase in ("users", "groups", "memberships", "files"):
             w.cli("run", "hillside", "--phase", phase)
@@ -112,4 +131,4 @@ def variant(w: World, tmp: Path, setting: str) -> World:
     path.write_text(text)
     with sqlite3.connect(w.state) as src, sqlite3.connect(tmp / "state.db") as dst:
         src.backup(dst)
-    return World(w.url, ConfigCli(w.url, tmp / "state.db", config), w.source, tmp / "state.db")
+    return World(w.url, InProcessCli(w.url, tmp / "state.db", config), w.source, tmp / "state.db")

@@ -9,11 +9,13 @@ import signal
 from collections import Counter
 from pathlib import Path
 
+import httpx
+
 from migrations.reporting.model import build_report
 from migrations.reporting.render import render_md
 from migrations.store import StateStore
-from tests.identity.conftest import CONFIG, TARGET, Cli
-from tests.permissions.conftest import World, run_with, variant
+from tests.identity.conftest import CONFIG, TARGET
+from tests.permissions.conftest import InProcessCli, World, run_with, variant
 from trust import load_trust
 
 KILL = "TRUSTFOLD_TEST_KILL_AT"
@@ -49,7 +51,8 @@ def _expected(plan: dict) -> dict[tuple[str, str], Counter]:
 
 
 def test_permissions_before_files_is_refused_with_the_next_step(copied: World, tmp_path: Path) -> None:
-    proc = Cli(copied.url, tmp_path / "fresh.db")("plan", "hillside", "--phase", "permissions", check=False)
+    fresh = InProcessCli(copied.url, tmp_path / "fresh.db")
+    proc = fresh("plan", "hillside", "--phase", "permissions", check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == (
         "error: no drives scanned for hillside: run `trustfold run hillside --phase files` first"
@@ -71,6 +74,24 @@ def test_academy_forbidding_organisation_links_gets_none(copied: World, tmp_path
     assert rolled[0]["result"]["status"] == "succeeded"
     for (drive, item), _ in _expected(plan).items():
         assert w.direct(drive, item) == []  # the trust tenant is as it was for the tests below
+
+
+def test_anonymous_links_allowed_meet_the_trust_tenants_policy(copied: World, tmp_path: Path) -> None:
+    """An academy may allow "Anyone" links; a trust tenant whose policy refuses them fails those steps
+    with SharePoint's answer, and the operator sees it."""
+    w = variant(copied, tmp_path, "anonymous_links: allow")
+    admin = f"{w.url}/sandbox/tenants/{TARGET}/sharing"
+    httpx.post(admin, json={"sharingCapability": "externalUserSharingOnly"}).raise_for_status()
+    try:
+        proc = w.cli("run", "hillside", "--phase", "permissions", check=False)
+    finally:
+        httpx.post(admin, json={"sharingCapability": "externalUserAndGuestSharing"}).raise_for_status()
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "create anonymous view link on 'Media/Sports Day 2024.mp4'" in proc.stderr
+    assert "403 accessDenied" in proc.stderr and "step(s) failed" in proc.stderr
+    assert "sharing-anonymous-link" not in _findings(w)
+    rolled = w.cli.json("rollback", "hillside", "--phase", "permissions", "--yes")
+    assert rolled[0]["result"]["status"] == "succeeded"
 
 
 def test_killed_mid_run_resumes_to_exactly_the_plan(copied: World) -> None:
