@@ -11,7 +11,7 @@ incremental pass. Prints, from one run:
 - delta requests per drive (sharing is found by delta, never by reading every item);
 - the same figures for the incremental pass (nothing changed at source).
 
-Run: .venv/bin/python bench/permissions.py [--size 200] [--budget 1200/60]
+Run: .venv/bin/python bench/permissions.py [--size 100] [--budget 1200/60]
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def figures(counts: dict[str, Any], limit: float, window: float, drives: int) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=200, help="users per academy in the sandbox")
+    parser.add_argument("--size", type=int, default=100, help="users per academy in the sandbox")
     parser.add_argument("--budget", default="1200/60", help="SharePoint RU per tenant, N/SECONDS")
     parser.add_argument("--academy", default="hillside")
     args = parser.parse_args()

@@ -46,9 +46,13 @@ class PermissionsPhase:
         if not env.academy.files.enabled:
             raise PlanningError(f"files are switched off for {code} (phases.files.enabled in its config)")
         if not source_drives(env.store, code):
-            raise PlanningError(
-                f"no drives scanned for {code}: run `trustfold run {code} --phase files` first"
-            )
+            if not env.store.rows(
+                "SELECT 1 FROM runs WHERE academy = ? AND phase = 'files' AND kind = 'run'", (code,)
+            ):
+                raise PlanningError(
+                    f"no drives scanned for {code}: run `trustfold run {code} --phase files` first"
+                )
+            return Plan(code, PHASE, [], ["no source drive holds content: no sharing to carry"])
         source, _, budget = await self._prepared(env)
         try:
             scan = await scan_sharing(env.store, code, source, budget)
