@@ -54,10 +54,12 @@ class PermissionsPhase:
                 )
             return Plan(code, PHASE, [], ["no source drive holds content: no sharing to carry"])
         source, _, budget = await self._prepared(env)
+        before = dict(budget.spent)
         try:
             scan = await scan_sharing(env.store, code, source, budget)
         finally:
             budget.save()
+        scan.ru = {t: n - before.get(t, 0) for t, n in budget.spent.items() if n != before.get(t, 0)}
         plan, exp = plan_permissions(env.store, env.academy)
         save_findings(env.store, code, exp.findings)
         self._scans[plan.id] = scan
@@ -113,9 +115,13 @@ class PermissionsPhase:
                 "permission_writes": t.writes,
                 "delta_requests": scan.delta_requests,
                 "not_carried": sum(int(r["n"]) for r in findings if r["kind"] != "sharing-inherited"),
-                "sharepoint_ru": sum(budget.spent.values()) - sum(spent_before.values()),
+                # The scan (when this process planned) and the run together: the pass's whole cost.
+                "sharepoint_ru": sum(budget.spent.values())
+                - sum(spent_before.values())
+                + sum(scan.ru.values()),
                 "sharepoint_ru_target": budget.spent.get(target.tenant_id, 0)
-                - spent_before.get(target.tenant_id, 0),
+                - spent_before.get(target.tenant_id, 0)
+                + scan.ru.get(target.tenant_id, 0),
                 "seconds": round(time.monotonic() - started, 3),
             }
             finish_run(env.store, run_id, status, counts)

@@ -43,6 +43,7 @@ class ScanCounts:
     shared_items: int = 0
     permission_reads: int = 0
     removed: int = 0
+    ru: dict[str, int] = field(default_factory=dict)  # SharePoint units the scan spent, per tenant
     items: set[str] = field(default_factory=set)
 
     def as_dict(self) -> dict[str, int]:
