@@ -56,7 +56,9 @@ class PermissionsPhase:
         source, _, budget = await self._prepared(env)
         before = dict(budget.spent)
         try:
-            scan = await scan_sharing(env.store, code, source, budget)
+            scan = await scan_sharing(
+                env.store, code, source, budget, float(env.options.get("scan_age") or 0)
+            )
         finally:
             budget.save()
         scan.ru = {t: n - before.get(t, 0) for t, n in budget.spent.items() if n != before.get(t, 0)}

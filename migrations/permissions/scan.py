@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from migrations.files.budget import SharePointBudget
@@ -107,16 +108,25 @@ def _wanted(raw: dict[str, Any], full: bool, known: set[str]) -> bool:
 
 
 async def scan_sharing(
-    store: StateStore, code: str, conn: TenantConnection, budget: SharePointBudget
+    store: StateStore, code: str, conn: TenantConnection, budget: SharePointBudget, fresh_seconds: float = 0.0
 ) -> ScanCounts:
     """Bring share_items up to date for every scanned source drive; one transaction per drive holds its
-    permissions and its new delta link together, so a crash re-reads at most one drive."""
+    permissions and its new delta link together, so a crash re-reads at most one drive. Drives read less
+    than fresh_seconds ago are not read again (a run right after its plan: each delta call costs a unit)."""
     counts = ScanCounts()
+    horizon = (
+        (datetime.now(UTC) - timedelta(seconds=fresh_seconds)).isoformat(timespec="milliseconds")
+        if fresh_seconds > 0
+        else None
+    )
     for drive_key, did in source_drives(store, code):
         counts.drives += 1
         row = store.rows(
-            "SELECT link FROM delta_links WHERE academy = ? AND resource = ?", (code, LINK_PREFIX + drive_key)
+            "SELECT link, updated_at FROM delta_links WHERE academy = ? AND resource = ?",
+            (code, LINK_PREFIX + drive_key),
         )
+        if horizon and row and row[0]["updated_at"] >= horizon:
+            continue
         known = {
             r["item_id"]
             for r in store.rows(

@@ -133,6 +133,9 @@ def test_killed_mid_run_resumes_to_exactly_the_plan(copied: World) -> None:
 
 def test_incremental_pass_carries_sharing_changes_at_source(copied: World) -> None:
     w = copied
+    # Straight after a pass, --scan-age reuses its sharing scan: no delta call, nothing to do.
+    reused = w.cli.json("run", "hillside", "--phase", "permissions", "--scan-age", "600")["counts"]
+    assert (reused["delta_requests"], reused["planned"], reused["permission_writes"]) == (0, 0, 0)
     copies = w.copies()
     policies = next(v for k, v in copies.items() if k.endswith("|Policies"))
     with w.graph(w.source) as src:
