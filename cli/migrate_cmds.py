@@ -125,7 +125,8 @@ def _planning(fn: Any) -> Any:
     default=0,
     show_default=True,
     type=click.IntRange(0, 86_400),
-    help="files: reuse drive scans made within SECONDS (each drive read costs SharePoint budget).",
+    help="files, permissions: reuse drive scans made within SECONDS (each drive read costs SharePoint "
+    "budget).",
 )
 @pass_app
 def plan(app: AppContext, academy: str, phase: str, as_json: bool, limit: int, scan_age: int) -> None:
@@ -182,8 +183,8 @@ def _print_plan(p: Any, as_json: bool, limit: int) -> None:
     default=0,
     show_default=True,
     type=click.IntRange(0, 86_400),
-    help="files: reuse drive scans made within SECONDS, e.g. by the plan just reviewed (default: read "
-    "every change now).",
+    help="files, permissions: reuse drive scans made within SECONDS, e.g. by the plan just reviewed "
+    "(default: read every change now).",
 )
 @click.option(
     "--sharepoint-budget",
