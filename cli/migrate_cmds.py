@@ -15,7 +15,7 @@ from cli.context import AppContext, pass_app
 from cli.errors import OperationFailed
 from cli.terminal import echo
 
-PHASE_HELP = "users, groups, memberships or files"
+PHASE_HELP = "users, groups, memberships, files or permissions"
 
 
 def _phase_names(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -26,7 +26,7 @@ def _phase_names(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     expanded: list[str] = []
     for v in values:
         if v == "all" and param.name == "phases":
-            expanded += [p for p in ("users", "groups", "memberships", "files") if p in known]
+            expanded += [p for p in ("users", "groups", "memberships", "files", "permissions") if p in known]
         elif v not in known:
             raise click.BadParameter(f"'{v}' is not a phase (choose from {', '.join(sorted(known))})")
         else:
@@ -134,7 +134,8 @@ def _planning(fn: Any) -> Any:
     default=0,
     show_default=True,
     type=click.IntRange(0, 86_400),
-    help="files: reuse drive scans made within SECONDS (each drive read costs SharePoint budget).",
+    help="files, permissions: reuse drive scans made within SECONDS (each drive read costs SharePoint "
+    "budget).",
 )
 @pass_app
 def plan(app: AppContext, academy: str, phase: str, as_json: bool, limit: int, scan_age: int) -> None:
@@ -191,8 +192,8 @@ def _print_plan(p: Any, as_json: bool, limit: int) -> None:
     default=0,
     show_default=True,
     type=click.IntRange(0, 86_400),
-    help="files: reuse drive scans made within SECONDS, e.g. by the plan just reviewed (default: read "
-    "every change now).",
+    help="files, permissions: reuse drive scans made within SECONDS, e.g. by the plan just reviewed "
+    "(default: read every change now).",
 )
 @click.option(
     "--sharepoint-budget",
@@ -309,13 +310,14 @@ def verify(app: AppContext, academy: str, as_json: bool) -> None:
     async def go(env: Any) -> dict[str, Any]:
         ctx = IdentityContext(env.trust, env.academy, env.store, env.conns.target)
         result = (await verify_identity(env.trust, env.academy, ctx)).to_json()
-        files = load_phases().get("files")
-        if files is not None and hasattr(files, "verify"):
-            fres = await files.verify(env)
-            result["files"] = fres
-            result["differences"] += fres.get("differences", [])
-            result["checked"] += fres.get("checked", 0)
-            result["ok"] = not result["differences"]
+        for name in ("files", "permissions"):
+            extra = load_phases().get(name)
+            if extra is not None and hasattr(extra, "verify"):
+                fres = await extra.verify(env)
+                result[name] = fres
+                result["differences"] += fres.get("differences", [])
+                result["checked"] += fres.get("checked", 0)
+                result["ok"] = not result["differences"]
         return result
 
     result = asyncio.run(_with_env(app, academy, go))
@@ -451,7 +453,7 @@ def status(app: AppContext, academy: str | None, as_json: bool) -> None:
         runs[(r["academy"], r["phase"])] = dict(r)
     out = []
     for code in codes:
-        for ph in ("discover", "users", "groups", "memberships", "files", "verify"):
+        for ph in ("discover", "users", "groups", "memberships", "files", "permissions", "verify"):
             s = statuses.get((code, ph))
             last = runs.get((code, ph))
             counts = json.loads(last["counts"] or "{}") if last else {}

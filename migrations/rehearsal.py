@@ -42,6 +42,8 @@ def demo_steps(trust: Trust, available: Collection[str]) -> list[DemoStep]:
 
     `available` names the phases this build carries; a phase it lacks is left out (the caller says so)
     rather than failing every step."""
+    from migrations.permissions.demo import demo_steps as sharing_steps
+
     steps: list[DemoStep] = []
     for academy in trust.academies:
         code = academy.code
@@ -56,6 +58,7 @@ def demo_steps(trust: Trust, available: Collection[str]) -> list[DemoStep]:
             reuse = ["--scan-age", "600"] if phase == "files" else []
             steps.append(DemoStep(code, f"plan {phase}", ["plan", code, "--phase", phase, *reuse]))
             steps.append(DemoStep(code, f"run {phase}", ["run", code, "--phase", phase, *reuse]))
+        steps += [DemoStep(code, label, argv) for label, argv in sharing_steps(academy, available)]
         steps.append(DemoStep(code, "verify", ["verify", code]))
     return steps
 
@@ -185,6 +188,7 @@ def seconds_by_step(outcomes: list[DemoOutcome]) -> dict[str, float]:
 def summary_lines(store: StateStore, trust: Trust, elapsed: float, path: Path | None) -> list[str]:
     """The closing lines of a rehearsal: each academy's phases and verification, then the totals."""
     from migrations.reporting import build_report
+    from migrations.reporting.model import CHANGE_PHASES as REPORTED_PHASES
     from migrations.reporting.render import bytesize
 
     report = build_report(store, trust)
@@ -194,7 +198,7 @@ def summary_lines(store: StateStore, trust: Trust, elapsed: float, path: Path | 
         counts = ", ".join(
             f"{p.phase} {p.done + p.already_present}/{p.planned}"
             for p in a.phases
-            if p.phase in CHANGE_PHASES
+            if p.phase in REPORTED_PHASES
         )
         lines.append(f"{a.code:<12} wave {a.wave}  {counts}  {verify}")
     t = report.totals

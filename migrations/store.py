@@ -86,6 +86,16 @@ MIGRATIONS: list[Sequence[str]] = [
             host TEXT NOT NULL, pid INTEGER NOT NULL, command TEXT NOT NULL, started_at TEXT NOT NULL,
             heartbeat_at TEXT NOT NULL, PRIMARY KEY (academy, phase))""",
     ),
+    # 4: permissions - shared source items' permissions as read, and the grants a plan does not carry.
+    (
+        """CREATE TABLE share_items (
+            academy TEXT NOT NULL, drive_key TEXT NOT NULL, item_id TEXT NOT NULL, permissions TEXT NOT NULL,
+            removed INTEGER NOT NULL DEFAULT 0, read_at TEXT NOT NULL,
+            PRIMARY KEY (academy, drive_key, item_id))""",
+        """CREATE TABLE share_findings (
+            academy TEXT NOT NULL, kind TEXT NOT NULL, object_id TEXT NOT NULL, display TEXT NOT NULL,
+            message TEXT NOT NULL, handling TEXT NOT NULL, PRIMARY KEY (academy, kind, object_id))""",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

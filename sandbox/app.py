@@ -24,6 +24,7 @@ from sandbox.admin_api import admin_routes
 from sandbox.batch import batch
 from sandbox.directory_api import directory_routes
 from sandbox.errors import graph_error
+from sandbox.permissions_api import permission_routes
 from sandbox.pipeline import GraphPipeline, issue_token
 from sandbox.settings import Settings
 from sandbox.world import World, write_atomic
@@ -160,6 +161,7 @@ def create_app(world: World, settings: Settings | None = None) -> Starlette:
     routes = [
         Route("/{tenant}/oauth2/v2.0/token", token, methods=["POST"]),
         Route("/v1.0/$batch", batch, methods=["POST"]),
+        *permission_routes(),  # before the drive routes, whose catch-all path would take them
         *_drive_routes(world),
         *directory_routes(),
         *admin_routes(),

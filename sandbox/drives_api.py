@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from sandbox import drives_content as content_mod
+from sandbox import permissions_state as sharing
 from sandbox.drives_state import MAX_FILE_SIZE, SIMPLE_UPLOAD_MAX, DriveStore, check_file_system_info
 from sandbox.errors import GraphError, from_exception, graph_error
 from sandbox.world import TenantState, World
@@ -281,6 +282,7 @@ def _delta(
     more = len(page) > top
     page = page[:top]
     body: dict[str, Any] = {"value": [store.render(i, with_path=False) for i in page]}
+    sharing.annotate_delta(store, request.headers.get("prefer", ""), page, body["value"], since)
     link = f"{_base(request)}/v1.0/drives/{drive['id']}/root/delta?token="
     if more:
         tok = {

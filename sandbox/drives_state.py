@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sandbox import drives_content as content_mod
+from sandbox import permissions_state
 from sandbox.errors import GraphError, now_iso
 
 FORBIDDEN_CHARS = set('"*:<>?/\\|')
@@ -495,6 +496,7 @@ class DriveStore:
             }
             if download:
                 out["@microsoft.graph.downloadUrl"] = download
+        out.update(permissions_state.shared_facet(item))
         return out
 
     def folder_size(self, folder: dict[str, Any]) -> int:

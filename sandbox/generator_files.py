@@ -13,6 +13,7 @@ from typing import Any
 
 from sandbox import drives_content as content_mod
 from sandbox.drives_state import DriveStore
+from sandbox.generator_sharing import seed_sharing
 from sandbox.world import TenantState
 
 EPOCH = datetime(2026, 9, 1)
@@ -158,6 +159,7 @@ def seed_files(
             # Special schools: pupils keep no OneDrive content (their work lives in the records library).
             drive = store.add_user_drive(user, _when(rng, 1500))
             _Tree(store, drive, rng, f"{academy.code}:od:{user['id']}").file(rng.choice(PUPIL_FILES))
+    seed_sharing(tenant, users, rng)  # last: the files drawn above stay as they were
 
 
 def seed_target_files(target: TenantState, trust: Any, rng: random.Random) -> None:

@@ -52,7 +52,7 @@ def collapse_slashes(path: str) -> str:
 def classify(method: str, path: str, query: dict[str, str]) -> tuple[str, int]:
     """(throttle kind, resource units) per Microsoft's published cost tables."""
     if _SHAREPOINT_RE.match(path):
-        if "/permissions" in path or path.endswith("/invite"):
+        if "/permissions" in path or path.endswith(("/invite", "/createLink")):
             return "sharepoint", 5
         if method in WRITE_METHODS:
             return "sharepoint", 2

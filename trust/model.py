@@ -245,11 +245,20 @@ class LibraryMap(NamedTuple):
     target_library: str
 
 
+class SharingRules(Strict):
+    """Which sharing the permissions phase may re-create in the trust tenant. Anonymous ("Anyone") links are
+    forbidden by default: the DfE baseline allows no public data. Direct grants always travel (mapped)."""
+
+    anonymous_links: Literal["forbid", "allow"] = "forbid"
+    organization_links: Literal["allow", "forbid"] = "allow"
+
+
 class FilesPhase(Strict):
     enabled: bool = True
     onedrive: bool = True
     libraries: tuple[LibraryMapping, ...] = ()
     max_file_size_gb: Annotated[int, Field(ge=1, le=250)] = 250
+    sharing: SharingRules = SharingRules()
 
     @property
     def library_maps(self) -> tuple[LibraryMap, ...]:

@@ -15,15 +15,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from migrations.reporting.sharing import sharing_summary
 from migrations.store import now
 
 if TYPE_CHECKING:
     from migrations.store import StateStore
     from trust import Trust
 
-PHASES = ("discover", "users", "groups", "memberships", "files", "verify")
+PHASES = ("discover", "users", "groups", "memberships", "files", "permissions", "verify")
 # Phases whose runs change the trust tenant, and so have a migrated/skipped/failed tally.
-CHANGE_PHASES = ("users", "groups", "memberships", "files")
+CHANGE_PHASES = ("users", "groups", "memberships", "files", "permissions")
 COUNT_KEYS = ("planned", "done", "skipped", "failed", "already_present", "bytes", "renamed")
 RUN_KEYS = ("requests", "throttled", "wait_seconds")
 # Journal events that mean an object now exists in the target because of this tool.
@@ -65,6 +66,8 @@ class AcademyReport:
     finding_summary: list[dict[str, Any]] = field(default_factory=list)
     discovered: dict[str, Any] = field(default_factory=dict)
     verify: dict[str, Any] | None = None
+    # Sharing carried / not carried and why (migrations/reporting/sharing.py); {} before the phase plans.
+    sharing: dict[str, Any] = field(default_factory=dict)
     rollback_available: bool = False
     started_at: str | None = None
     finished_at: str | None = None
@@ -281,6 +284,8 @@ def build_report(store: StateStore, trust: Trust | None = None, academy: str | N
         phases = [_phase_report(store, code, p, statuses.get((code, p))) for p in PHASES]
         discover = statuses.get((code, "discover"), {}).get("detail", {})
         findings = [f for f in discover.get("findings", []) if isinstance(f, dict)]
+        sharing = sharing_summary(store, code)
+        findings += sharing.get("findings", [])
         verify_row = statuses.get((code, "verify"))
         started = [p.started_at for p in phases if p.started_at]
         finished = [p.finished_at for p in phases if p.finished_at]
@@ -293,6 +298,7 @@ def build_report(store: StateStore, trust: Trust | None = None, academy: str | N
             finding_counts=dict(sorted(Counter(str(f.get("kind", "other")) for f in findings).items())),
             discovered=discover.get("counts", {}) if isinstance(discover.get("counts"), dict) else {},
             verify=verify_row["detail"] if verify_row else None,
+            sharing={k: v for k, v in sharing.items() if k != "findings"},
             rollback_available=any(p.rollback_available for p in phases),
             started_at=min(started) if started else None,
             finished_at=max(finished) if finished else None,

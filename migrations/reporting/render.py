@@ -139,6 +139,17 @@ def render_md(report: Report) -> str:
             lines.append("")
         else:
             lines += ["Discovery findings: none recorded.", ""]
+        if a.sharing:
+            carried = ", ".join(f"{k} {n}" for k, n in a.sharing["carried"].items()) or "none"
+            lines += [
+                f"Sharing carried: {_md_cell(carried)}.",
+                "",
+                "| not carried | grants | why |",
+                "| --- | ---: | --- |",
+            ]
+            for x in a.sharing["not_carried"]:
+                lines.append(f"| {_md_cell(x['kind'])} | {x['count']} | {_md_cell(x['why'])} |")
+            lines.append("")
         if a.verify is None:
             lines.append("Verification: not run.")
         else:

@@ -143,6 +143,15 @@ Throttling met: <strong data-field="throttled" data-value="{{ thr }}">{{ fmt(thr
 (full list: <code>trustfold report {{ a.code }} --format json</code>).</p>{% endif %}
 {% else %}<p data-field="findings" data-value="0">No findings recorded.</p>{% endif %}
 
+{% if a.sharing %}<h3>Sharing</h3>
+<p data-field="sharing-carried">Carried into the trust tenant:
+{% for k, n in a.sharing.carried.items() %}{{ k }} {{ n }}{% if not loop.last %}, {% endif %}{% else %}none{% endfor %}.</p>
+<table class="sharing"><thead><tr><th>Not carried</th><th>Grants</th><th>Why</th></tr></thead><tbody>
+{% for x in a.sharing.not_carried %}
+<tr><td>{{ x.kind }}</td><td class="num">{{ x.count }}</td><td>{{ x.why }}</td></tr>
+{% endfor %}
+</tbody></table>{% endif %}
+
 <h3>Verification</h3>
 {% if a.verify is none %}<p data-field="verify" data-value="none">Not verified yet.</p>
 {% else %}

@@ -167,6 +167,8 @@ def fill(store: StateStore) -> None:
             "counts": {"planned": 300, "done": 298, "failed": 2, "bytes": 130_000_000, "renamed": 4},
         },
     )
+    # The permissions phase ran after files (oakwood shares nothing: it adds no counts).
+    store.set_phase_status("oakwood", "permissions", "done", {"counts": {"planned": 0}})
     add_run(store, "oakwood", "verify", kind="verify", start=72, length=2, counts={"requests": 30})
     store.set_phase_status(
         "oakwood",

@@ -147,7 +147,7 @@ def test_demo_rehearses_in_wave_order_and_writes_the_report(
         *(
             f"{v} {p}"
             for v in ("plan", "run")
-            for p in ("users", "groups", "memberships", "files")
+            for p in ("users", "groups", "memberships", "files", "permissions")
             if p in load_phases()
         ),
     }

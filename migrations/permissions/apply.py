@@ -1,0 +1,225 @@
+"""Permission steps side by side: each operation's one-line description, its forward request and its undo
+(`remove_grant`), carried out journaled (intent, request, outcome) and reconciled when in doubt.
+
+A step left in doubt by a crash (intent without outcome), or whose answer was lost, is reconciled by reading
+the copy's permissions: a grant matching the step's signature that trustfold has not already recorded is the
+step's own, so a resumed run never adds a grant twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrations.engine import Journal, Outcome, Step, register_operation
+from migrations.files.budget import SharePointBudget
+from migrations.graph import GraphError, GraphResponse, MaybeApplied, TenantConnection
+from migrations.permissions.grants import Grant, parse
+from migrations.permissions.scan import PERMISSION_RU
+
+KILL_ENV = "TRUSTFOLD_TEST_KILL_AT"  # "permissions.sent:N": SIGKILL after the Nth write's answer (tests only)
+
+
+@dataclass
+class Tally:
+    done: int = 0
+    already: int = 0
+    failed: int = 0
+    reconciled: int = 0
+    reads: int = 0
+    writes: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Op:
+    name: str
+    text: Any
+    batchable: bool = False
+
+    def describe(self, step: Step) -> str:
+        return str(self.text(step.args))
+
+
+def _who(a: dict[str, Any]) -> str:
+    return ", ".join(f"{r['kind']} {r['display']}" for r in a["recipients"])
+
+
+for _op in (
+    _Op("share-invite", lambda a: f"grant {'/'.join(a['roles'])} on '{a['path']}' to {_who(a)} (no e-mail)"),
+    _Op("share-link", lambda a: f"create {a['scope']} {a['type']} link on '{a['path']}'"),
+    _Op("share-revoke", lambda a: f"remove grant to {a['display']} on '{a['path']}' (removed at source)"),
+    _Op("undo-share", lambda a: f"remove grant to {a['display']} on '{a['path']}' (added by trustfold)"),
+):
+    register_operation(_op)  # type: ignore[arg-type]
+
+
+async def remove_grant(target: TenantConnection, budget: SharePointBudget, a: dict[str, Any]) -> None:
+    """The undo of a grant (and the forward action of share-revoke): gone already counts as removed."""
+    path = f"{_item_path(a)}/permissions/{a['perm_id']}"
+    await budget.acquire(target.tenant_id, PERMISSION_RU)
+    resp = await target.request("DELETE", path, counts_as_write=False)
+    if not resp.ok and resp.status != 404:
+        raise GraphError("DELETE", path, resp)
+
+
+def _maybe_kill(point: str, n: int) -> None:
+    """Commit-boundary kill hook: the write reached the tenant, its outcome is not yet journaled."""
+    want = os.environ.get(KILL_ENV, "")
+    if want and want == f"{point}:{n}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _item_path(a: dict[str, Any]) -> str:
+    return f"/drives/{a['target_drive']}/items/{a['target_item']}"
+
+
+def _record(g: Grant) -> dict[str, Any]:
+    return {"perm_id": g.perm_id, "sig": list(g.signature()), "display": g.display}
+
+
+class Applier:
+    def __init__(
+        self,
+        target: TenantConnection,
+        budget: SharePointBudget,
+        journal: Journal,
+        claimed: set[str],
+        in_doubt: set[str],
+        progress: Callable[[], None],
+    ):
+        self.target, self.budget, self.journal = target, budget, journal
+        self.claimed = claimed  # permission ids already recorded as trustfold's
+        self.in_doubt = in_doubt
+        self.progress = progress
+        self.tally = Tally()
+        self._answered = 0
+
+    async def _send(self, method: str, path: str, body: Any = None) -> GraphResponse | None:
+        await self.budget.acquire(self.target.tenant_id, PERMISSION_RU)
+        self.tally.writes += 1
+        try:
+            resp = await self.target.request(method, path, json=body, counts_as_write=False, idempotent=False)
+        except MaybeApplied:
+            return None
+        self._answered += 1
+        _maybe_kill("permissions.sent", self._answered)
+        return resp
+
+    async def _direct(self, a: dict[str, Any]) -> list[Grant]:
+        await self.budget.acquire(self.target.tenant_id, PERMISSION_RU)
+        self.tally.reads += 1
+        resp = await self.target.request("GET", f"{_item_path(a)}/permissions", counts_as_write=False)
+        if not resp.ok:
+            raise GraphError("GET", f"{_item_path(a)}/permissions", resp)
+        return [g for g in (parse(p) for p in resp.body.get("value", [])) if not g.inherited]
+
+    def _adopt(self, live: list[Grant], sig: tuple[str, str, str]) -> Grant | None:
+        for g in live:
+            if g.perm_id not in self.claimed and g.signature() == sig:
+                self.claimed.add(g.perm_id)
+                return g
+        return None
+
+    async def run(self, steps: list[Step], concurrency: int) -> None:
+        sem = asyncio.Semaphore(max(1, concurrency))
+
+        async def one(step: Step) -> None:
+            async with sem:
+                await self.one(step)
+
+        await asyncio.gather(*(one(s) for s in steps))
+
+    async def one(self, step: Step) -> None:
+        self.journal.intents([step])
+        try:
+            outcome = await self.apply(step)
+        except GraphError as exc:
+            outcome = Outcome("failed", None, {}, str(exc))
+        self.journal.outcomes([(step, outcome)])
+        if outcome.status == "failed":
+            self.tally.failed += 1
+            self.tally.failures.append({"step": step.describe(), "message": outcome.message})
+        elif outcome.status == "already":
+            self.tally.already += 1
+        else:
+            self.tally.done += 1
+        self.progress()
+
+    async def apply(self, step: Step) -> Outcome:
+        a = step.args
+        if step.op == "share-revoke":
+            self.tally.writes += 1
+            await remove_grant(self.target, self.budget, a)
+            return Outcome("done", a["perm_id"], {"revoked": True})
+        base = {k: a[k] for k in ("drive_key", "source_item", "target_drive", "target_item", "path")}
+        if step.op == "share-link":
+            sig = ("link", a["type"], a["scope"])
+            if step.key in self.in_doubt:
+                found = self._adopt(await self._direct(a), sig)
+                if found is not None:
+                    self.tally.reconciled += 1
+                    return Outcome("done", found.perm_id, {**base, "grants": [_record(found)]})
+            body = {"type": a["type"], "scope": a["scope"]}
+            resp = await self._send("POST", f"{_item_path(a)}/createLink", body)
+            if resp is None:
+                found = self._adopt(await self._direct(a), sig)
+                if found is None:
+                    return Outcome("failed", None, {}, "createLink: answer lost and no link found; run again")
+                return Outcome("done", found.perm_id, {**base, "grants": [_record(found)]})
+            if not resp.ok:
+                raise GraphError("POST", f"{_item_path(a)}/createLink", resp)
+            g = parse(resp.body)
+            self.claimed.add(g.perm_id)
+            return Outcome("done", g.perm_id, {**base, "grants": [_record(g)]})
+        return await self._invite(step, base)
+
+    async def _invite(self, step: Step, base: dict[str, Any]) -> Outcome:
+        a = step.args
+        roles = ",".join(sorted(a["roles"]))
+        wanted = {r["id"]: (r["kind"], r["id"], roles) for r in a["recipients"]}
+        got: list[Grant] = []
+        if step.key in self.in_doubt:
+            live = await self._direct(a)
+            for rid, sig in list(wanted.items()):
+                found = self._adopt(live, sig)
+                if found is not None:
+                    got.append(found)
+                    del wanted[rid]
+            if got:
+                self.tally.reconciled += 1
+        if wanted:
+            body = {
+                "recipients": [{"objectId": rid} for rid in sorted(wanted)],
+                "roles": sorted(a["roles"]),
+                "requireSignIn": True,
+                "sendInvitation": False,  # never e-mail anyone: access is granted quietly, as it was
+            }
+            resp = await self._send("POST", f"{_item_path(a)}/invite", body)
+            if resp is None:
+                live = await self._direct(a)
+                for rid, sig in list(wanted.items()):
+                    found = self._adopt(live, sig)
+                    if found is not None:
+                        got.append(found)
+                        del wanted[rid]
+                if wanted:
+                    return Outcome(
+                        "failed",
+                        None,
+                        {**base, "grants": [_record(g) for g in got]},
+                        "invite: answer lost; run again to reconcile",
+                    )
+            elif not resp.ok:
+                raise GraphError("POST", f"{_item_path(a)}/invite", resp)
+            else:
+                for p in resp.body.get("value", []):
+                    g = parse(p)
+                    self.claimed.add(g.perm_id)
+                    got.append(g)
+        first = got[0].perm_id if got else None
+        return Outcome("done", first, {**base, "grants": [_record(g) for g in got]})

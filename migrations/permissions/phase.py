@@ -1,0 +1,292 @@
+"""The permissions phase (after files): plan, run (journaled, resumable), verify, rollback of its grants."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from migrations.engine import Journal, Metrics, Outcome, Plan, Step, finish_run, start_run
+from migrations.files.budget import SharePointBudget
+from migrations.files.scan import batch_get
+from migrations.graph import GraphError, TenantConnection, parse_budget
+from migrations.permissions.apply import Applier, remove_grant
+from migrations.permissions.grants import parse
+from migrations.permissions.plan import PHASE, Expected, expected, ours, plan_permissions, save_findings
+from migrations.permissions.scan import PERMISSION_RU, ScanCounts, scan_sharing, source_drives
+from migrations.phases import PhaseEnv, PhaseRun, register_phase
+
+
+def _roles(sig: tuple[str, str, str]) -> str:
+    return f"{sig[2]} link ({sig[1]})" if sig[0] == "link" else f"{sig[0]} {sig[1]} ({sig[2]})"
+
+
+class PermissionsPhase:
+    name = PHASE
+
+    def __init__(self) -> None:
+        self._scans: dict[str, ScanCounts] = {}
+
+    async def _prepared(self, env: PhaseEnv) -> tuple[TenantConnection, TenantConnection, SharePointBudget]:
+        source, target = env.conns.source(env.academy.code), env.conns.target
+        budget = env.options.get("_budget")
+        if budget is None:
+            text = env.options.get("sharepoint_budget")
+            override = parse_budget(text) if text and text != "auto" else None
+            budget = SharePointBudget(override, env.run_dir.parent)
+            env.options["_budget"] = budget
+        await budget.prepare(source)
+        await budget.prepare(target)
+        return source, target, budget
+
+    async def plan(self, env: PhaseEnv) -> Plan:
+        from migrations.identity import PlanningError
+
+        code = env.academy.code
+        if not env.academy.files.enabled:
+            raise PlanningError(f"files are switched off for {code} (phases.files.enabled in its config)")
+        if not source_drives(env.store, code):
+            if not env.store.rows(
+                "SELECT 1 FROM runs WHERE academy = ? AND phase = 'files' AND kind = 'run'", (code,)
+            ):
+                raise PlanningError(
+                    f"no drives scanned for {code}: run `trustfold run {code} --phase files` first"
+                )
+            return Plan(code, PHASE, [], ["no source drive holds content: no sharing to carry"])
+        source, _, budget = await self._prepared(env)
+        before = dict(budget.spent)
+        try:
+            scan = await scan_sharing(
+                env.store, code, source, budget, float(env.options.get("scan_age") or 0)
+            )
+        finally:
+            budget.save()
+        scan.ru = {t: n - before.get(t, 0) for t, n in budget.spent.items() if n != before.get(t, 0)}
+        plan, exp = plan_permissions(env.store, env.academy)
+        save_findings(env.store, code, exp.findings)
+        self._scans[plan.id] = scan
+        return plan
+
+    # ---- run ----------------------------------------------------------------------------------------------
+    async def run(self, env: PhaseEnv, plan: Plan, *, concurrency: int) -> PhaseRun:
+        code = env.academy.code
+        _, target, budget = await self._prepared(env)
+        scan = self._scans.pop(plan.id, ScanCounts())
+        run_id = start_run(env.store, code, PHASE, "run", plan.id, env.operator)
+        env.store.set_phase_status(code, PHASE, "running", {"last_run": run_id, "plan": plan.id})
+        journal = Journal(env.store, run_id, code, PHASE, plan.id)
+        state = Journal.state(env.store, code, PHASE)
+        in_doubt = {k for k, v in state.items() if v["event"] in ("intent", "failed")}
+        metrics = Metrics(env.store, run_id)
+        total = len(plan.steps)
+        before = target.stats.as_dict()
+        spent_before = dict(budget.spent)
+
+        def progress() -> None:
+            t = applier.tally
+            if env.progress:
+                env.progress(t.done + t.already + t.failed, total)
+            metrics.sample({"items_done": t.done + t.already, "throttled": target.stats.throttled})
+
+        applier = Applier(target, budget, journal, set(ours(env.store, code)), in_doubt, progress)
+        status = "failed"
+        started = time.monotonic()
+        try:
+            # Removals first: a grant revoked at source must not outlive a run that stops half-way.
+            await applier.run([s for s in plan.steps if s.op == "share-revoke"], concurrency)
+            await applier.run([s for s in plan.steps if s.op != "share-revoke"], concurrency)
+            status = "succeeded" if applier.tally.failed == 0 else "failed"
+        finally:
+            t = applier.tally
+            after = target.stats.as_dict()
+            findings = env.store.rows(
+                "SELECT kind, count(*) AS n FROM share_findings WHERE academy = ? GROUP BY kind", (code,)
+            )
+            counts = {
+                "planned": total,
+                "done": t.done,
+                "already_present": t.already + plan.already_present,
+                "failed": t.failed,
+                "skipped": 0,
+                "reconciled": t.reconciled,
+                "requests": round(after["requests"] - before["requests"], 3),
+                "throttled": round(after["throttled"] - before["throttled"], 3),
+                "wait_seconds": round(after["wait_seconds"] - before["wait_seconds"], 3),
+                "shared_items": scan.shared_items,
+                "permission_reads": scan.permission_reads + t.reads,
+                "permission_writes": t.writes,
+                "delta_requests": scan.delta_requests,
+                "not_carried": sum(int(r["n"]) for r in findings if r["kind"] != "sharing-inherited"),
+                # The scan (when this process planned) and the run together: the pass's whole cost.
+                "sharepoint_ru": sum(budget.spent.values())
+                - sum(spent_before.values())
+                + sum(scan.ru.values()),
+                "sharepoint_ru_target": budget.spent.get(target.tenant_id, 0)
+                - spent_before.get(target.tenant_id, 0)
+                + scan.ru.get(target.tenant_id, 0),
+                "seconds": round(time.monotonic() - started, 3),
+            }
+            finish_run(env.store, run_id, status, counts)
+            budget.save()
+            env.store.set_phase_status(
+                code,
+                PHASE,
+                "done" if status == "succeeded" else "failed",
+                {"last_run": run_id, "plan": plan.id, **counts},
+            )
+        return PhaseRun(run_id, status, counts, applier.tally.failures, list(plan.notes))
+
+    # ---- verify -------------------------------------------------------------------------------------------
+    async def _live(
+        self, target: TenantConnection, budget: SharePointBudget, items: dict[str, str]
+    ) -> dict[str, list[Any] | None]:
+        """Direct grants on each target item (item id -> drive id); None for an item that is gone."""
+        ids = sorted(items)
+        answers = await batch_get(
+            target, budget, [(f"/drives/{items[i]}/items/{i}/permissions", PERMISSION_RU) for i in ids]
+        )
+        out: dict[str, list[Any] | None] = {}
+        for iid, resp in zip(ids, answers, strict=True):
+            if resp.status == 404:
+                out[iid] = None
+                continue
+            if not resp.ok:
+                raise GraphError("GET", f"/drives/{items[iid]}/items/{iid}/permissions", resp)
+            out[iid] = [g for g in (parse(p) for p in resp.body.get("value", [])) if not g.inherited]
+        return out
+
+    async def verify(self, env: PhaseEnv) -> dict[str, Any]:
+        code = env.academy.code
+        if not env.store.rows(
+            "SELECT 1 FROM runs WHERE academy = ? AND phase = ? AND kind = 'run'", (code, PHASE)
+        ):
+            return {
+                "checked": 0,
+                "differences": [],
+                "grants": 0,
+                "matched": 0,
+                "note": "the permissions phase has not run for this academy",
+            }
+        _, target, budget = await self._prepared(env)
+        exp: Expected = expected(env.store, env.academy)
+        mine = ours(env.store, code)
+        items = {i: t.drive for i, t in exp.items.items()}
+        items.update({r["target_item"]: r["target_drive"] for r in mine.values()})
+        paths = {i: t.path for i, t in exp.items.items()} | {
+            r["target_item"]: r["path"] for r in mine.values()
+        }
+        try:
+            live = await self._live(target, budget, items)
+        finally:
+            budget.save()
+        differences: list[dict[str, str]] = []
+        matched = 0
+        for iid in sorted(items):
+            want = exp.grants.get(iid, Counter())
+            grants = live[iid]
+            if grants is None:
+                if want:
+                    differences.append(
+                        {
+                            "kind": "permission-item-missing",
+                            "object": paths[iid],
+                            "message": "the shared item is gone from the trust tenant",
+                        }
+                    )
+                continue
+            have = Counter(g.signature() for g in grants if not g.owner)
+            matched += sum((want & have).values())
+            for sig, n in sorted((want - have).items()):
+                differences.append(
+                    {
+                        "kind": "permission-missing",
+                        "object": paths[iid],
+                        "message": f"planned grant missing: {exp.names.get(sig, '')} {_roles(sig)}"
+                        + (f" x{n}" if n > 1 else ""),
+                    }
+                )
+            names = {g.signature(): g.display for g in grants}
+            for sig, n in sorted((have - want).items()):
+                differences.append(
+                    {
+                        "kind": "permission-extra",
+                        "object": paths[iid],
+                        "message": f"more access than planned: {names.get(sig, '')} {_roles(sig)}"
+                        + (f" x{n}" if n > 1 else ""),
+                    }
+                )
+        return {
+            "checked": len(items),
+            "differences": differences,
+            "grants": sum(sum(c.values()) for c in exp.grants.values()),
+            "matched": matched,
+        }
+
+    # ---- rollback -----------------------------------------------------------------------------------------
+    async def rollback_steps(self, env: PhaseEnv) -> list[Any]:
+        steps = [
+            Step(
+                f"undo:{pid}",
+                "undo-share",
+                {
+                    "target_drive": r["target_drive"],
+                    "target_item": r["target_item"],
+                    "perm_id": pid,
+                    "path": r["path"],
+                    "display": r.get("display", ""),
+                },
+            )
+            for pid, r in sorted(ours(env.store, env.academy.code).items())
+        ]
+        return sorted(steps, key=lambda s: (s.args["path"], s.key))
+
+    async def rollback(self, env: PhaseEnv, steps: list[Any], *, purge: bool) -> PhaseRun:
+        code = env.academy.code
+        _, target, budget = await self._prepared(env)
+        run_id = start_run(env.store, code, PHASE, "rollback", None, env.operator)
+        journal = Journal(env.store, run_id, code, PHASE, None)
+        mine = set(ours(env.store, code))
+        items = {s.args["target_item"]: s.args["target_drive"] for s in steps}
+        paths = {s.args["target_item"]: s.args["path"] for s in steps}
+        kept: list[dict[str, str]] = []
+        undone, failed = 0, []
+        try:
+            live = await self._live(target, budget, items)
+            for iid, grants in sorted(live.items()):
+                for g in grants or []:
+                    if g.perm_id not in mine and not g.owner:
+                        kept.append(
+                            {
+                                "object": paths[iid],
+                                "message": f"{g.display} ({_roles(g.signature())}) "
+                                "was not added by trustfold: left in place",
+                            }
+                        )
+            for step in steps:
+                a = step.args
+                journal.intents([step], event="undo-intent")
+                try:
+                    await remove_grant(target, budget, a)
+                except GraphError as exc:
+                    failed.append({"step": step.describe(), "message": str(exc)})
+                    continue
+                journal.outcomes([(step, Outcome("done", a["perm_id"], {"undone": True}))], prefix="undo-")
+                undone += 1
+        except BaseException:
+            finish_run(env.store, run_id, "interrupted", {"planned": len(steps), "done": undone})
+            raise
+        finally:
+            budget.save()
+        status = "succeeded" if not failed else "failed"
+        counts = {"planned": len(steps), "done": undone, "kept": len(kept), "failed": len(failed)}
+        finish_run(env.store, run_id, status, counts)
+        env.store.set_phase_status(
+            code,
+            PHASE,
+            "rolled-back" if status == "succeeded" else "failed",
+            {"last_run": run_id, **counts, "kept": kept},
+        )
+        return PhaseRun(run_id, status, counts, failed, [f"kept {k['object']}: {k['message']}" for k in kept])
+
+
+register_phase(PermissionsPhase())  # type: ignore[arg-type]

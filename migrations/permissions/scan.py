@@ -1,0 +1,190 @@
+"""Reading the sharing of source drives: only the items that are shared, never a request per item.
+
+Drive delta with `Prefer: hierarchicalsharing, deltashowsharingchanges` gives the `shared` facet on the roots
+of sharing (items holding their own grants) and marks items whose sharing changed with
+`@microsoft.graph.sharedChanged`; only those items' permissions are then read, twenty to a `$batch` (each
+still costs SharePoint 5 resource units). The first pass reads every shared item; later passes follow the
+stored delta link and read only what changed, so sharing changes made at source are carried until cut-over.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from migrations.files.budget import SharePointBudget
+from migrations.files.scan import batch_get
+from migrations.graph import GraphError, TenantConnection
+from migrations.store import StateStore, dumps, now
+
+log = logging.getLogger("trustfold.permissions")
+# deltashowsharingchanges works only beside the other two (driveitem-delta, "Scanning permissions
+# hierarchies"); hierarchicalsharing puts the shared facet on roots of sharing only.
+PREFER = {
+    "Prefer": ", ".join(
+        (
+            "hierarchicalsharing",
+            "deltashowremovedasdeleted",
+            "deltatraversepermissiongaps",
+            "deltashowsharingchanges",
+        )
+    )
+}
+PERMISSION_RU = 5
+LINK_PREFIX = "sharing:"
+
+
+@dataclass
+class ScanCounts:
+    drives: int = 0
+    delta_requests: int = 0
+    shared_items: int = 0
+    permission_reads: int = 0
+    removed: int = 0
+    ru: dict[str, int] = field(default_factory=dict)  # SharePoint units the scan spent, per tenant
+    items: set[str] = field(default_factory=set)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "drives": self.drives,
+            "delta_requests": self.delta_requests,
+            "shared_items": self.shared_items,
+            "permission_reads": self.permission_reads,
+            "removed": self.removed,
+        }
+
+
+def source_drives(store: StateStore, code: str) -> list[tuple[str, str]]:
+    """(drive key, source drive id) for every drive the files phase scanned."""
+    return [
+        (r["drive_key"], r["source_drive_id"])
+        for r in store.rows(
+            "SELECT drive_key, source_drive_id FROM drives WHERE academy = ? AND source_drive_id IS NOT NULL "
+            "ORDER BY drive_key",
+            (code,),
+        )
+    ]
+
+
+async def _changes(
+    conn: TenantConnection, budget: SharePointBudget, did: str, link: str | None, counts: ScanCounts
+) -> tuple[dict[str, dict[str, Any]], str, bool]:
+    """Items of one delta round (last occurrence wins), the new delta link, and whether it was a full read."""
+    url, full = link or f"/drives/{did}/root/delta", not link
+    seen: dict[str, dict[str, Any]] = {}
+    while True:
+        await budget.acquire(conn.tenant_id, 1 if "token=" in url else 2)
+        counts.delta_requests += 1
+        resp = await conn.request("GET", url, headers=PREFER, counts_as_write=False)
+        if resp.status == 410:
+            log.info("sharing delta for drive %s answered 410: reading all sharing again", did)
+            url, full, seen = f"/drives/{did}/root/delta", True, {}
+            continue
+        if not resp.ok:
+            raise GraphError("GET", url, resp)
+        for raw in resp.body.get("value", []):
+            seen[str(raw["id"])] = raw
+        nxt = resp.body.get("@odata.nextLink")
+        if nxt:
+            url = conn.relative(nxt)
+            continue
+        return seen, conn.relative(resp.body.get("@odata.deltaLink", "")), full
+
+
+def _wanted(raw: dict[str, Any], full: bool, known: set[str]) -> bool:
+    """A full read takes every root of sharing (a non-empty `shared` facet); a later one what changed, a
+    root not seen before, and a known root whose facet came back empty (its own sharing was removed)."""
+    if "deleted" in raw or "root" in raw:
+        return False
+    shared = raw.get("shared")
+    if full:
+        return bool(shared)
+    changed = str(raw.get("@microsoft.graph.sharedChanged", "")).lower() == "true"
+    known_here = str(raw["id"]) in known
+    return changed or (bool(shared) and not known_here) or (shared == {} and known_here)
+
+
+async def scan_sharing(
+    store: StateStore, code: str, conn: TenantConnection, budget: SharePointBudget, fresh_seconds: float = 0.0
+) -> ScanCounts:
+    """Bring share_items up to date for every scanned source drive; one transaction per drive holds its
+    permissions and its new delta link together, so a crash re-reads at most one drive. Drives read less
+    than fresh_seconds ago are not read again (a run right after its plan: each delta call costs a unit)."""
+    counts = ScanCounts()
+    horizon = (
+        (datetime.now(UTC) - timedelta(seconds=fresh_seconds)).isoformat(timespec="milliseconds")
+        if fresh_seconds > 0
+        else None
+    )
+    for drive_key, did in source_drives(store, code):
+        counts.drives += 1
+        row = store.rows(
+            "SELECT link, updated_at FROM delta_links WHERE academy = ? AND resource = ?",
+            (code, LINK_PREFIX + drive_key),
+        )
+        if horizon and row and row[0]["updated_at"] >= horizon:
+            continue
+        known = {
+            r["item_id"]
+            for r in store.rows(
+                "SELECT item_id FROM share_items WHERE academy = ? AND drive_key = ? AND removed = 0",
+                (code, drive_key),
+            )
+        }
+        seen, link, full = await _changes(conn, budget, did, row[0]["link"] if row else None, counts)
+        wanted = sorted(iid for iid, raw in seen.items() if _wanted(raw, full, known))
+        gone = {iid for iid, raw in seen.items() if "deleted" in raw} & known
+        if full:
+            gone |= known - set(wanted)
+        answers = await batch_get(
+            conn, budget, [(f"/drives/{did}/items/{iid}/permissions", PERMISSION_RU) for iid in wanted]
+        )
+        counts.permission_reads += len(wanted)
+        at = now()
+        rows: list[tuple[Any, ...]] = []
+        for iid, resp in zip(wanted, answers, strict=True):
+            if resp.status == 404:
+                gone.add(iid)
+                continue
+            if not resp.ok:
+                raise GraphError("GET", f"/drives/{did}/items/{iid}/permissions", resp)
+            perms = list(resp.body.get("value", []))
+            direct = [p for p in perms if not p.get("inheritedFrom")]
+            rows.append((code, drive_key, iid, dumps(perms), 0 if direct else 1, at))
+            counts.shared_items += 1
+            counts.items.add(f"{drive_key}|{iid}")
+        with store.tx() as tx:
+            tx.executemany(
+                "INSERT INTO share_items (academy, drive_key, item_id, permissions, removed, read_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (academy, drive_key, item_id) DO UPDATE SET "
+                "permissions = excluded.permissions, removed = excluded.removed, read_at = excluded.read_at",
+                rows,
+            )
+            tx.executemany(
+                "UPDATE share_items SET removed = 1, read_at = ? WHERE academy = ? AND drive_key = ? "
+                "AND item_id = ?",
+                [(at, code, drive_key, iid) for iid in sorted(gone)],
+            )
+            tx.execute(
+                "INSERT INTO delta_links (academy, resource, link, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (academy, resource) DO UPDATE SET link = excluded.link, "
+                "updated_at = excluded.updated_at",
+                (code, LINK_PREFIX + drive_key, link, at),
+            )
+        counts.removed += len(gone)
+    return counts
+
+
+def shared_items(store: StateStore, code: str) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """(drive key, source item id, permissions as read) of every item that holds grants of its own."""
+    return [
+        (r["drive_key"], r["item_id"], json.loads(r["permissions"]))
+        for r in store.rows(
+            "SELECT drive_key, item_id, permissions FROM share_items WHERE academy = ? AND removed = 0 "
+            "ORDER BY drive_key, item_id",
+            (code,),
+        )
+    ]

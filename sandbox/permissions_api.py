@@ -1,0 +1,223 @@
+"""Item permission routes: list, get, update and delete permissions; invite; createLink.
+
+Graph paths (authenticated and throttled as SharePoint requests by the core pipeline, 5 resource units each):
+/drives/{drive-id}/items/{item-id}/permissions[/{perm-id}], .../invite, .../createLink. Outside Graph:
+/sandbox/tenants/{tid}/sharing (GET: the policy and every invitation requested; POST: set the policy).
+Sources: learn.microsoft.com/graph/api/driveitem-list-permissions, permission-get, permission-update,
+permission-delete, driveitem-invite, driveitem-createlink, resources/permission (see docs/sandbox.md).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sandbox import permissions_state as ps
+from sandbox.drives_state import DriveStore
+from sandbox.errors import GraphError, from_exception, now_iso
+from sandbox.world import TenantState, World
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError:
+        raise GraphError(400, "invalidRequest", "The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise GraphError(400, "invalidRequest", "The request body must be a JSON object.")
+    return body
+
+
+def _item(request: Request) -> tuple[TenantState, DriveStore, dict[str, Any]]:
+    tenant: TenantState = request.state.tenant
+    store: DriveStore = tenant.drives
+    item = store.item(request.path_params["did"], request.path_params["iid"])
+    return tenant, store, item
+
+
+def _dirty(request: Request) -> None:
+    world: World = request.state.world
+    world.dirty = True
+
+
+async def permissions(request: Request) -> Response:
+    _, store, item = _item(request)
+    pid = request.path_params.get("pid")
+    if pid is None:
+        if request.method != "GET":
+            raise GraphError(405, "invalidRequest", f"The HTTP method '{request.method}' is not allowed.")
+        return JSONResponse({"value": [ps.render(store, p, src) for p, src in ps.effective(store, item)]})
+    found = next(((p, src) for p, src in ps.effective(store, item) if p["id"] == pid), None)
+    if found is None:
+        raise GraphError(404, "itemNotFound", "The permission could not be found.")
+    perm, source = found
+    if request.method == "GET":
+        return JSONResponse(ps.render(store, perm, source))
+    if source is not None or ps.find(item, pid) is None:
+        raise GraphError(
+            400, "invalidRequest", "Only permissions that are not inherited can be changed or deleted."
+        )
+    if request.method == "DELETE":
+        ps.remove(store, item, pid)
+        _dirty(request)
+        return Response(status_code=204)
+    if request.method == "PATCH":
+        body = await _body(request)
+        if set(body) - {"roles"} or not _roles_ok(body.get("roles")):
+            raise GraphError(400, "invalidRequest", "Only roles ('read' or 'write') can be updated.")
+        if perm["kind"] == "link":
+            raise GraphError(400, "invalidRequest", "The roles of a sharing link cannot be changed.")
+        ps.set_roles(store, item, perm, body["roles"])
+        _dirty(request)
+        return JSONResponse(ps.render(store, perm, None))
+    raise GraphError(405, "invalidRequest", f"The HTTP method '{request.method}' is not allowed.")
+
+
+def _roles_ok(roles: Any) -> bool:
+    return isinstance(roles, list) and bool(roles) and all(r in ps.ROLES for r in roles)
+
+
+def _recipient(tenant: TenantState, r: Any) -> tuple[dict[str, Any], bool]:
+    """(grant template, external) for one driveRecipient: objectId of a user or group, or an e-mail."""
+    if not isinstance(r, dict):
+        raise GraphError(400, "invalidRequest", "Each recipient must be a driveRecipient object.")
+    if r.get("objectId"):
+        oid = str(r["objectId"])
+        if oid in tenant.users:
+            user = tenant.users[oid]
+            return ps.user_grant(user, []), user.get("userType") == "Guest"
+        if oid in tenant.groups:
+            return ps.group_grant(tenant.groups[oid], []), False
+        raise GraphError(400, "invalidRequest", "One or more users could not be resolved.")
+    email = str(r.get("email") or r.get("alias") or "")
+    if not email or "@" not in email:
+        raise GraphError(400, "invalidRequest", "A recipient needs an objectId or an email address.")
+    lower = email.lower()
+    user = tenant.user_by_key(email) or next(
+        (u for u in tenant.users.values() if str(u.get("mail") or "").lower() == lower), None
+    )
+    if user is not None:
+        return ps.user_grant(user, []), user.get("userType") == "Guest"
+    external = {"id": None, "displayName": email, "mail": email, "userPrincipalName": email}
+    return ps.user_grant(external, []), True
+
+
+async def invite(request: Request) -> Response:
+    tenant, store, item = _item(request)
+    body = await _body(request)
+    recipients = body.get("recipients")
+    if not isinstance(recipients, list) or not recipients:
+        raise GraphError(400, "invalidRequest", "recipients must name at least one driveRecipient.")
+    if not _roles_ok(body.get("roles")):
+        raise GraphError(400, "invalidRequest", "roles must be a non-empty list of 'read' or 'write'.")
+    for key in ("requireSignIn", "sendInvitation"):
+        if key in body and not isinstance(body[key], bool):
+            raise GraphError(400, "invalidRequest", f"{key} must be a boolean.")
+    # Stricter reading: an absent sendInvitation is an invitation e-mail (the docs give no default).
+    send = body.get("sendInvitation", True)
+    sign_in = body.get("requireSignIn", False)
+    if not send and not sign_in:
+        raise GraphError(400, "invalidRequest", "requireSignIn must be true when sendInvitation is false.")
+    resolved = [_recipient(tenant, r) for r in recipients]
+    capability = ps.policy(store)["sharingCapability"]
+    if any(ext for _, ext in resolved) and capability == "disabled":
+        raise GraphError(403, "accessDenied", "External sharing is disabled by the tenant's sharing policy.")
+    ps.invitations(store).append(
+        {
+            "item": item["id"],
+            "drive": item["_drive"],
+            "recipients": recipients,
+            "roles": body["roles"],
+            "sendInvitation": send,
+            "requireSignIn": sign_in,
+            "at": now_iso(),
+        }
+    )
+    out = []
+    for grant, external in resolved:
+        grant["roles"] = list(body["roles"])
+        if external:
+            grant["invitation"] = {"email": grant["principal"]["email"], "signInRequired": sign_in}
+        out.append(ps.render(store, ps.add(store, item, grant), None))
+    _dirty(request)
+    return JSONResponse({"value": out})
+
+
+async def create_link(request: Request) -> Response:
+    _, store, item = _item(request)
+    body = await _body(request)
+    link_type = body.get("type")
+    if link_type == "embed":
+        raise GraphError(400, "notSupported", "Embed links are supported in OneDrive personal only.")
+    if link_type not in ps.LINK_ROLES:
+        raise GraphError(400, "invalidRequest", "type must be 'view' or 'edit'.")
+    scope = body.get("scope") or "organization"
+    if scope not in ps.SCOPES:
+        raise GraphError(400, "invalidRequest", "scope must be 'anonymous', 'organization' or 'users'.")
+    pol = ps.policy(store)
+    if scope == "anonymous" and pol["sharingCapability"] != "externalUserAndGuestSharing":
+        raise GraphError(403, "accessDenied", "Anyone links are disabled by the tenant's sharing policy.")
+    if scope == "organization" and not pol.get("organizationLinks", True):
+        raise GraphError(
+            403, "accessDenied", "Organization links are disabled by the tenant's sharing policy."
+        )
+    app_id = str(getattr(request.state, "app_id", "") or "app")
+    for perm in item.get("_perms", []):
+        link = perm.get("link") or {}
+        if link.get("type") == link_type and link.get("scope") == scope and perm.get("_app") == app_id:
+            # Documented: an existing link of that type for the calling application is returned.
+            return JSONResponse(ps.render(store, perm, None), status_code=200)
+    perm = ps.add(store, item, ps.link_grant(link_type, scope, _app=app_id))
+    _dirty(request)
+    return JSONResponse(ps.render(store, perm, None), status_code=201)
+
+
+# ---- admin (outside Graph) ------------------------------------------------------------------------------
+async def admin_sharing(request: Request) -> Response:
+    world: World = request.app.state.world
+    tenant = world.tenant(request.path_params["tid"])
+    if tenant is None:
+        return JSONResponse({"error": "unknown tenant"}, status_code=404)
+    store: DriveStore = tenant.drives
+    pol = ps.policy(store)
+    if request.method == "POST":
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            return JSONResponse({"error": "bad request: body is not JSON"}, status_code=400)
+        cap = body.get("sharingCapability", pol["sharingCapability"])
+        if cap not in ps.CAPABILITIES:
+            return JSONResponse(
+                {"error": f"sharingCapability must be one of {', '.join(ps.CAPABILITIES)}"}, status_code=400
+            )
+        pol["sharingCapability"] = cap
+        pol["organizationLinks"] = bool(body.get("organizationLinks", pol["organizationLinks"]))
+    return JSONResponse({"policy": pol, "invitations": ps.invitations(store)})
+
+
+def _guard(fn: Any) -> Any:
+    async def handler(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except GraphError as exc:
+            return from_exception(exc)
+
+    return handler
+
+
+ITEM = "/v1.0/drives/{did}/items/{iid}"
+
+
+def permission_routes() -> list[Route]:
+    """Mounted ahead of the drive routes (whose catch-all path would take these)."""
+    return [
+        Route(f"{ITEM}/permissions", _guard(permissions), methods=["GET", "POST"]),
+        Route(f"{ITEM}/permissions/{{pid}}", _guard(permissions), methods=["GET", "PATCH", "DELETE"]),
+        Route(f"{ITEM}/invite", _guard(invite), methods=["POST"]),
+        Route(f"{ITEM}/createLink", _guard(create_link), methods=["POST"]),
+        Route("/sandbox/tenants/{tid}/sharing", admin_sharing, methods=["GET", "POST"]),
+    ]

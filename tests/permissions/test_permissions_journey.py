@@ -1,0 +1,198 @@
+"""The permissions phase end to end on hillside's nested sharing. The tests share one sandbox and run in file
+order: an academy forbidding organisation links (run, then rolled back), the journey killed mid-run and
+resumed, incremental sharing changes, then a hand-made grant that verify reports and rollback keeps."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from migrations.reporting.model import build_report
+from migrations.reporting.render import render_md
+from migrations.store import StateStore
+from tests.identity.conftest import CONFIG, TARGET
+from tests.permissions.conftest import InProcessCli, World, run_with, variant
+from trust import load_trust
+
+KILL = "TRUSTFOLD_TEST_KILL_AT"
+
+
+def _plan(w: World) -> dict:
+    """The plan the last `run` made and stored (each CLI call costs seconds: runs plan for themselves)."""
+    rows = w.rows(
+        "SELECT body FROM plans WHERE academy = 'hillside' AND phase = 'permissions' ORDER BY created_at DESC"
+    )
+    return dict(json.loads(rows[0]["body"]))
+
+
+def _findings(w: World) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for r in w.rows("SELECT kind, display, handling FROM share_findings WHERE academy = 'hillside'"):
+        out.setdefault(r["kind"], []).append(f"{r['display']}: {r['handling']}")
+    return out
+
+
+def _expected(plan: dict) -> dict[tuple[str, str], Counter]:
+    """What the plan grants, per (target drive, target item)."""
+    out: dict[tuple[str, str], Counter] = {}
+    for s in plan["steps"]:
+        a = s["args"]
+        c = out.setdefault((a["target_drive"], a["target_item"]), Counter())
+        if s["op"] == "share-link":
+            c[("link", a["type"], a["scope"])] += 1
+        elif s["op"] == "share-invite":
+            for r in a["recipients"]:
+                c[(r["kind"], r["id"], ",".join(sorted(a["roles"])))] += 1
+    return out
+
+
+def test_permissions_before_files_is_refused_with_the_next_step(copied: World, tmp_path: Path) -> None:
+    fresh = InProcessCli(copied.url, tmp_path / "fresh.db")
+    proc = fresh("plan", "hillside", "--phase", "permissions", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (
+        "error: no drives scanned for hillside: run `trustfold run hillside --phase files` first"
+    )
+
+
+def test_academy_forbidding_organisation_links_gets_none(copied: World, tmp_path: Path) -> None:
+    w = variant(copied, tmp_path, "organization_links: forbid")
+    result = w.cli.json("run", "hillside", "--phase", "permissions")
+    assert result["status"] == "succeeded", result
+    plan = _plan(w)
+    assert plan["steps"] and not [s for s in plan["steps"] if s["op"] == "share-link"]
+    found = _findings(w)
+    assert len(found["sharing-organization-link"]) >= 2  # Policies and a worksheet, at least
+    assert all("organization_links" in h for h in found["sharing-organization-link"])
+    for (drive, item), _ in _expected(plan).items():
+        assert not [p for p in w.direct(drive, item) if "link" in p], "an organisation link was created"
+    rolled = w.cli.json("rollback", "hillside", "--phase", "permissions", "--yes")
+    assert rolled[0]["result"]["status"] == "succeeded"
+    for (drive, item), _ in _expected(plan).items():
+        assert w.direct(drive, item) == []  # the trust tenant is as it was for the tests below
+
+
+def test_anonymous_links_allowed_meet_the_trust_tenants_policy(copied: World, tmp_path: Path) -> None:
+    """An academy may allow "Anyone" links; a trust tenant whose policy refuses them fails those steps
+    with SharePoint's answer, and the operator sees it."""
+    w = variant(copied, tmp_path, "anonymous_links: allow")
+    admin = f"{w.url}/sandbox/tenants/{TARGET}/sharing"
+    httpx.post(admin, json={"sharingCapability": "externalUserSharingOnly"}).raise_for_status()
+    try:
+        proc = w.cli("run", "hillside", "--phase", "permissions", check=False)
+    finally:
+        httpx.post(admin, json={"sharingCapability": "externalUserAndGuestSharing"}).raise_for_status()
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "create anonymous view link on 'Media/Sports Day 2024.mp4'" in proc.stderr
+    assert "403 accessDenied" in proc.stderr and "step(s) failed" in proc.stderr
+    assert "sharing-anonymous-link" not in _findings(w)
+    rolled = w.cli.json("rollback", "hillside", "--phase", "permissions", "--yes")
+    assert rolled[0]["result"]["status"] == "succeeded"
+
+
+def test_killed_mid_run_resumes_to_exactly_the_plan(copied: World) -> None:
+    w = copied
+    # Killed straight after its third grant reached the trust tenant, before the journal heard of it.
+    proc = run_with(w.cli, {KILL: "permissions.sent:3"}, "run", "hillside", "--phase", "permissions")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    plan = _plan(w)
+    ops = Counter(s["op"] for s in plan["steps"])
+    assert ops["share-invite"] >= 4 and ops["share-link"] >= 2
+    kinds = {r["kind"] for s in plan["steps"] if s["op"] == "share-invite" for r in s["args"]["recipients"]}
+    assert kinds == {"user", "group"}
+    found = _findings(w)
+    for kind in ("sharing-anonymous-link", "sharing-guest", "sharing-unmigrated-user", "sharing-inherited"):
+        assert found.get(kind), kind
+    assert any("DfE baseline" in h for h in found["sharing-anonymous-link"])
+    result = w.cli.json("run", "hillside", "--phase", "permissions")
+    assert result["status"] == "succeeded", result
+    assert result["counts"]["reconciled"] >= 1 and result["counts"]["already_present"] >= 2
+    # Exactly the planned grants, each once, on every item (no duplicate from the interrupted step).
+    for (drive, item), want in _expected(plan).items():
+        assert w.signatures(drive, item) == want, item
+    verified = w.cli("verify", "hillside", "--json", check=False)
+    assert verified.returncode == 0, verified.stdout
+    perms = json.loads(verified.stdout)["permissions"]
+    assert perms["differences"] == [] and perms["matched"] == perms["grants"] > 0
+    # Nobody was e-mailed: every invitation asked for none and required sign-in.
+    asked = w.sharing()["invitations"]
+    assert asked and all(i["sendInvitation"] is False and i["requireSignIn"] is True for i in asked)
+    # The report says what was carried and what was not, and why.
+    store = StateStore.open(w.state)
+    try:
+        text = render_md(build_report(store, load_trust(CONFIG), "hillside"))
+    finally:
+        store.close()
+    assert "Sharing carried: group " in text and "link-organization" in text
+    assert "| sharing-anonymous-link | 2 | not re-created: public links are forbidden (DfE baseline" in text
+
+
+def test_incremental_pass_carries_sharing_changes_at_source(copied: World) -> None:
+    w = copied
+    # Straight after a pass, --scan-age reuses its sharing scan: no delta call, nothing to do.
+    reused = w.cli.json("run", "hillside", "--phase", "permissions", "--scan-age", "600")["counts"]
+    assert (reused["delta_requests"], reused["planned"], reused["permission_writes"]) == (0, 0, 0)
+    copies = w.copies()
+    policies = next(v for k, v in copies.items() if k.endswith("|Policies"))
+    with w.graph(w.source) as src:
+        drive = next(
+            r["source_drive_id"]
+            for r in w.rows("SELECT * FROM drives")
+            if r["drive_key"].startswith("library:")
+        )
+        item = src.get(f"/drives/{drive}/root:/Policies").json()["id"]
+        perms = src.get(f"/drives/{drive}/items/{item}/permissions").json()["value"]
+        org = next(p for p in perms if p.get("link", {}).get("scope") == "organization")
+        assert src.delete(f"/drives/{drive}/items/{item}/permissions/{org['id']}").status_code == 204
+        teacher = w.rows(
+            "SELECT source_id FROM mappings WHERE kind = 'user' AND action = 'create' "
+            "ORDER BY source_key LIMIT 1"
+        )[0]["source_id"]
+        body = {"recipients": [{"objectId": teacher}], "roles": ["write"], "requireSignIn": True}
+        assert src.post(
+            f"/drives/{drive}/items/{item}/invite", json={**body, "sendInvitation": False}
+        ).is_success
+    assert w.cli.json("run", "hillside", "--phase", "permissions")["status"] == "succeeded"
+    plan = _plan(w)
+    assert Counter(s["op"] for s in plan["steps"]) == {"share-invite": 1, "share-revoke": 1}
+    now = w.signatures(*policies)
+    assert [s[:2] for s in now] == [("user", plan["steps"][0]["args"]["recipients"][0]["id"])]
+    assert list(now.values()) == [1]
+
+
+def test_hand_made_grant_is_reported_by_verify_and_kept_by_rollback(copied: World) -> None:
+    w = copied
+    drive, item = next(v for k, v in w.copies().items() if k.endswith("|Curriculum"))
+    stranger = w.rows(
+        "SELECT target_id FROM journal WHERE phase = 'users' AND event = 'done' AND "
+        "op = 'create-user' ORDER BY step_key DESC LIMIT 1"
+    )[0]["target_id"]
+    with w.graph(TARGET) as g:
+        body = {
+            "recipients": [{"objectId": stranger}],
+            "roles": ["write"],
+            "requireSignIn": True,
+            "sendInvitation": False,
+        }
+        r = g.post(f"/drives/{drive}/items/{item}/invite", json=body)
+        assert r.status_code == 200, r.text
+        hand = r.json()["value"][0]["id"]
+    verified = w.cli("verify", "hillside", "--json", check=False)
+    assert verified.returncode == 1
+    diffs = json.loads(verified.stdout)["permissions"]["differences"]
+    assert [d["kind"] for d in diffs] == ["permission-extra"] and "more access than planned" in diffs[0][
+        "message"
+    ]
+    (rolled_back,) = w.cli.json("rollback", "hillside", "--phase", "permissions", "--yes")
+    assert rolled_back["steps"] and all(s.startswith("remove grant to") for s in rolled_back["steps"])
+    rolled = rolled_back["result"]
+    assert rolled["status"] == "succeeded" and rolled["counts"]["kept"] == 1
+    assert any("Curriculum" in n and "not added by trustfold" in n for n in rolled["notes"])
+    assert [p["id"] for p in w.direct(drive, item)] == [hand]
+    for key, (d, i) in w.copies().items():
+        if i != item:
+            assert w.direct(d, i) == [], key

@@ -1,0 +1,201 @@
+"""Item permissions in the sandbox behave as Graph documents them (docs/sandbox.md, "Item permissions"):
+listing direct and inherited grants, invite, createLink under the tenant's sharing policy, PATCH and DELETE,
+the shared facet, delta's sharing changes, and SharePoint's resource-unit cost."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from sandbox.testing import graph_client, running_sandbox
+from tests.sandbox.conftest import CONFIG, error_of, make_group, make_user
+from tests.sandbox.test_sdk_drives import fresh_drive_id  # noqa: F401 (fixture)
+
+SHARING = (
+    "hierarchicalsharing",
+    "deltashowremovedasdeleted",
+    "deltatraversepermissiongaps",
+    "deltashowsharingchanges",
+)
+
+
+@pytest.fixture
+def tree(target: httpx.Client, fresh_drive_id: str) -> dict[str, Any]:  # noqa: F811
+    """A OneDrive holding Projects/Plans/plan.docx, a user and a group of the tenant."""
+    parent = "root"
+    for name in ("Projects", "Plans"):
+        body = {"name": name, "folder": {}}
+        r = target.post(f"/drives/{fresh_drive_id}/items/{parent}/children", json=body)
+        assert r.status_code == 201, r.text
+        parent = r.json()["id"]
+    r = target.put(f"/drives/{fresh_drive_id}/items/{parent}:/plan.docx:/content", content=b"plan")
+    assert r.status_code == 201, r.text
+    folder = target.get(f"/drives/{fresh_drive_id}/root:/Projects").json()
+    return {
+        "drive": fresh_drive_id,
+        "folder": folder["id"],
+        "file": r.json()["id"],
+        "user": make_user(target),
+        "group": make_group(target),
+    }
+
+
+def _item(t: dict[str, Any], key: str = "folder") -> str:
+    return f"/drives/{t['drive']}/items/{t[key]}"
+
+
+def _invite(client: httpx.Client, path: str, oid: str, **body: Any) -> httpx.Response:
+    payload = {
+        "recipients": [{"objectId": oid}],
+        "roles": ["read"],
+        "requireSignIn": True,
+        "sendInvitation": False,
+    }
+    payload.update(body)
+    return client.post(f"{path}/invite", json=payload)
+
+
+@pytest.fixture
+def sharing_log(sandbox_url: str, target_id: str) -> Iterator[Any]:
+    def read() -> list[dict[str, Any]]:
+        return list(httpx.get(f"{sandbox_url}/sandbox/tenants/{target_id}/sharing").json()["invitations"])
+
+    yield read
+    httpx.post(
+        f"{sandbox_url}/sandbox/tenants/{target_id}/sharing",
+        json={"sharingCapability": "externalUserAndGuestSharing", "organizationLinks": True},
+    ).raise_for_status()
+
+
+def test_invite_grants_directly_and_children_inherit(target, tree, sharing_log):
+    r = _invite(target, _item(tree), tree["user"]["id"], roles=["write"])
+    assert r.status_code == 200, r.text
+    (perm,) = r.json()["value"]
+    assert perm["roles"] == ["write"] and perm["grantedToV2"]["user"]["id"] == tree["user"]["id"]
+    assert "siteUser" in perm["grantedToV2"] and "grantedTo" not in perm  # only the v2 identity set
+    r = _invite(target, _item(tree), tree["group"]["id"])
+    assert r.json()["value"][0]["grantedToV2"]["group"]["id"] == tree["group"]["id"]
+    listed = target.get(f"{_item(tree)}/permissions").json()["value"]
+    direct = [p for p in listed if "inheritedFrom" not in p]
+    assert {p["id"] for p in direct} >= {perm["id"]} and len(direct) == 2
+    owner = [p for p in listed if p["roles"] == ["owner"]]
+    assert (
+        owner and owner[0]["inheritedFrom"]["id"] == target.get(f"/drives/{tree['drive']}/root").json()["id"]
+    )
+    child = target.get(f"{_item(tree, 'file')}/permissions").json()["value"]
+    inherited = [p for p in child if p["id"] == perm["id"]]
+    assert inherited and inherited[0]["inheritedFrom"]["id"] == tree["folder"]
+    assert inherited[0]["inheritedFrom"]["path"].endswith("/root:/Projects")
+    # Every invitation is recorded with what was asked of it: here, no e-mail.
+    asked = [i for i in sharing_log() if i["item"] == tree["folder"]]
+    assert [i["sendInvitation"] for i in asked] == [False, False]
+
+
+def test_invite_validation_and_the_stricter_readings(target, tree, sharing_log):
+    path = _item(tree)
+    # No sendInvitation at all counts as an e-mail asked for (the docs give no default).
+    body = {"recipients": [{"objectId": tree["user"]["id"]}], "roles": ["read"], "requireSignIn": True}
+    assert target.post(f"{path}/invite", json=body).status_code == 200
+    assert sharing_log()[-1]["sendInvitation"] is True
+    r = _invite(target, path, tree["user"]["id"], requireSignIn=False)
+    assert r.status_code == 400 and "requireSignIn" in error_of(r)["message"]
+    r = _invite(target, path, tree["user"]["id"], roles=["owner"])
+    assert r.status_code == 400 and error_of(r)["code"] == "invalidRequest"
+    r = _invite(target, path, "00000000-0000-0000-0000-000000000000")
+    assert r.status_code == 400 and "could not be resolved" in error_of(r)["message"]
+    r = target.post(f"{path}/invite", json={"recipients": [], "roles": ["read"]})
+    assert r.status_code == 400
+    root = target.get(f"/drives/{tree['drive']}/root").json()["id"]
+    r = _invite(target, f"/drives/{tree['drive']}/items/{root}", tree["user"]["id"])
+    assert r.status_code == 400
+    # An external address gets an invitation facet; a repeated invite is a second grant (not merged).
+    r = _invite(target, path, "", recipients=[{"email": "adviser@lea.example.org"}])
+    assert r.status_code == 200 and r.json()["value"][0]["invitation"]["email"] == "adviser@lea.example.org"
+    assert _invite(target, path, tree["user"]["id"]).status_code == 200
+    mine = [
+        p
+        for p in target.get(f"{path}/permissions").json()["value"]
+        if p.get("grantedToV2", {}).get("user", {}).get("id") == tree["user"]["id"]
+    ]
+    assert len(mine) == 2
+
+
+def test_create_link_types_scopes_and_policy(sandbox_url, target_id, target, tree, sharing_log):
+    path = _item(tree)
+    r = target.post(f"{path}/createLink", json={"type": "view", "scope": "organization"})
+    assert r.status_code == 201, r.text
+    link = r.json()
+    assert link["link"]["scope"] == "organization" and link["roles"] == ["read"]
+    again = target.post(f"{path}/createLink", json={"type": "view", "scope": "organization"})
+    assert again.status_code == 200 and again.json()["id"] == link["id"]  # the app's existing link
+    assert target.post(f"{path}/createLink", json={"type": "edit"}).json()["link"]["scope"] == "organization"
+    assert target.post(f"{path}/createLink", json={"type": "embed"}).status_code == 400
+    assert target.post(f"{path}/createLink", json={"type": "view", "scope": "world"}).status_code == 400
+    admin = f"{sandbox_url}/sandbox/tenants/{target_id}/sharing"
+    httpx.post(admin, json={"sharingCapability": "externalUserSharingOnly", "organizationLinks": False})
+    for scope in ("anonymous", "organization"):
+        r = target.post(f"{path}/createLink", json={"type": "view", "scope": scope})
+        assert r.status_code == 403 and error_of(r)["code"] == "accessDenied", scope
+    assert target.post(f"{path}/createLink", json={"type": "view", "scope": "users"}).status_code == 201
+    assert httpx.post(admin, json={"sharingCapability": "everyone"}).status_code == 400
+
+
+def test_patch_and_delete_permissions(target, tree):
+    perm = _invite(target, _item(tree), tree["user"]["id"]).json()["value"][0]
+    one = f"{_item(tree)}/permissions/{perm['id']}"
+    r = target.patch(one, json={"roles": ["write"]})
+    assert r.status_code == 200 and r.json()["roles"] == ["write"]
+    assert target.patch(one, json={"roles": ["write"], "link": {}}).status_code == 400
+    inherited = f"{_item(tree, 'file')}/permissions/{perm['id']}"
+    assert target.get(inherited).json()["inheritedFrom"]["id"] == tree["folder"]
+    r = target.delete(inherited)
+    assert r.status_code == 400 and "inherited" in error_of(r)["message"]
+    assert target.delete(one).status_code == 204
+    r = target.delete(one)
+    assert r.status_code == 404 and error_of(r)["code"] == "itemNotFound"
+
+
+def test_shared_facet_and_delta_sharing_changes(target, tree):
+    drive = tree["drive"]
+    first = target.get(f"/drives/{drive}/root/delta", headers={"Prefer": ", ".join(SHARING)}).json()
+    link = first["@odata.deltaLink"]
+    assert not any(i.get("shared") for i in first["value"])
+    assert next(i for i in first["value"] if "root" in i)["shared"] == {}  # the hierarchy's unshared root
+    _invite(target, _item(tree), tree["group"]["id"])
+    assert target.get(_item(tree)).json()["shared"]["scope"] == "users"
+    assert "shared" not in target.get(_item(tree, "file")).json()
+    changes = target.get(link, headers={"Prefer": ", ".join(SHARING)}).json()["value"]
+    folder = next(i for i in changes if i["id"] == tree["folder"])
+    assert folder["@microsoft.graph.sharedChanged"] == "True" and "shared" in folder
+    # deltashowsharingchanges alone (without its two companions) annotates nothing.
+    alone = target.get(link, headers={"Prefer": "hierarchicalsharing, deltashowsharingchanges"}).json()
+    assert not any("@microsoft.graph.sharedChanged" in i for i in alone["value"])
+    # Without the preferences: inherited sharing shows on descendants, and changes carry no annotation.
+    full = target.get(f"/drives/{drive}/root/delta").json()["value"]
+    by_id = {i["id"]: i for i in full}
+    assert by_id[tree["file"]]["shared"]["scope"] == "users"
+    assert not any("@microsoft.graph.sharedChanged" in i for i in full)
+    roots = target.get(f"/drives/{drive}/root/delta", headers={"Prefer": "hierarchicalsharing"}).json()
+    assert [i["id"] for i in roots["value"] if i.get("shared")] == [tree["folder"]]
+    # Removing the item's own sharing leaves an empty facet: unique, but shared with nobody.
+    pid = target.get(f"{_item(tree)}/permissions").json()["value"][0]["id"]
+    assert target.delete(f"{_item(tree)}/permissions/{pid}").status_code == 204
+    after = target.get(alone["@odata.deltaLink"], headers={"Prefer": ", ".join(SHARING)}).json()["value"]
+    removed = next(i for i in after if i["id"] == tree["folder"])
+    assert removed["shared"] == {} and removed["@microsoft.graph.sharedChanged"] == "True"
+
+
+def test_permission_requests_cost_five_resource_units(tmp_path):
+    with running_sandbox(CONFIG, size=20, seed=5, sharepoint_ru="12/60") as url:
+        tid = next(t["id"] for t in url.world.tenant_list() if t["role"] == "source")
+        with graph_client(url, tid) as g:
+            site = g.get("/sites", params={"search": "a"}).json()["value"][0]
+            drive = g.get(f"/sites/{site['id']}/drive").json()["id"]  # 2 RU spent
+            root = f"/drives/{drive}/items/root"
+            assert g.get(f"{root}/permissions").status_code == 200  # 5 more: 7
+            assert g.get(f"{root}/permissions").status_code == 200  # 12: the whole minute
+            r = g.get(f"{root}/permissions")
+            assert r.status_code == 429 and float(r.headers["Retry-After"]) > 0
