@@ -14,7 +14,7 @@ import click
 from cli.context import AppContext, pass_app
 from cli.errors import OperationFailed
 
-PHASE_HELP = "users, groups, memberships or files"
+PHASE_HELP = "users, groups, memberships, files or domain"
 
 
 def _phase_names(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -195,6 +195,13 @@ def _print_plan(p: Any, as_json: bool, limit: int) -> None:
 @click.option(
     "--propagate-deletes", is_flag=True, help="files: delete in the target what was deleted at source."
 )
+@click.option(
+    "--dns-wait",
+    default=60,
+    show_default=True,
+    type=click.IntRange(1, 86_400),
+    help="domain: seconds to keep polling verification once the TXT record should be published.",
+)
 @pass_app
 def run(
     app: AppContext,
@@ -207,6 +214,7 @@ def run(
     scan_age: int,
     sharepoint_budget: str,
     propagate_deletes: bool,
+    dns_wait: int,
 ) -> None:
     """Apply PHASE for ACADEMY: journaled, resumable (run again after any interruption)."""
     from migrations.graph import parse_budget
@@ -228,6 +236,8 @@ def run(
         "propagate_deletes": propagate_deletes,
         "sharepoint_budget": sharepoint_budget,
         "scan_age": scan_age,
+        "dns_wait": dns_wait,
+        "say": None if as_json else (lambda m: click.echo(f"  {m}", err=True)),
     }
 
     async def go(env: Any) -> Any:
@@ -274,6 +284,9 @@ def run(
             click.echo(f"  failed: {f['step']}: {f['message']}", err=True)
         for n in result.notes[:20]:
             click.echo(f"  note: {n}")
+    if result.status == "waiting-for-dns":
+        click.echo(f"{academy} {phase}: waiting-for-dns (publish the record above, then run again)")
+        return
     if result.status != "succeeded":
         raise OperationFailed(
             f"{phase} for {academy}: {result.counts.get('failed', 0)} step(s) failed; "
@@ -297,13 +310,14 @@ def verify(app: AppContext, academy: str, as_json: bool) -> None:
     async def go(env: Any) -> dict[str, Any]:
         ctx = IdentityContext(env.trust, env.academy, env.store, env.conns.target)
         result = (await verify_identity(env.trust, env.academy, ctx)).to_json()
-        files = load_phases().get("files")
-        if files is not None and hasattr(files, "verify"):
-            fres = await files.verify(env)
-            result["files"] = fres
-            result["differences"] += fres.get("differences", [])
-            result["checked"] += fres.get("checked", 0)
-            result["ok"] = not result["differences"]
+        for name in ("files", "domain"):
+            handler = load_phases().get(name)
+            if handler is not None and hasattr(handler, "verify"):
+                fres = await handler.verify(env)
+                result[name] = fres
+                result["differences"] += fres.get("differences", [])
+                result["checked"] += fres.get("checked", 0)
+                result["ok"] = not result["differences"]
         return result
 
     result = asyncio.run(_with_env(app, academy, go))
@@ -342,6 +356,13 @@ def verify(app: AppContext, academy: str, as_json: bool) -> None:
 @click.option("--yes", is_flag=True, help="Carry the rollback plan out.")
 @click.option("--purge", is_flag=True, help="Delete users and Microsoft 365 groups for good (no 30-day bin).")
 @click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--dns-wait",
+    default=60,
+    show_default=True,
+    type=click.IntRange(1, 86_400),
+    help="domain: seconds to keep polling the legacy tenant's verification once its TXT record is back.",
+)
 @pass_app
 def rollback(
     app: AppContext,
@@ -351,6 +372,7 @@ def rollback(
     yes: bool,
     purge: bool,
     as_json: bool,
+    dns_wait: int,
 ) -> None:
     """Undo exactly what trustfold created in PHASE(s), from the journal; objects changed since are kept and
     reported."""
@@ -371,7 +393,7 @@ def rollback(
             out.append((name, steps, result))
         return out
 
-    done = asyncio.run(_with_env(app, academy, go))
+    done = asyncio.run(_with_env(app, academy, _planning(go), options={"dns_wait": dns_wait}))
     report = [
         {
             "phase": name,
@@ -400,7 +422,9 @@ def rollback(
         if any(e["steps"] for e in report) and not as_json:
             click.echo("nothing changed; run again with --yes to carry this out")
         return
-    failed = [e for e in report if e["result"] and e["result"]["status"] != "succeeded"]
+    failed = [
+        e for e in report if e["result"] and e["result"]["status"] not in ("succeeded", "waiting-for-dns")
+    ]
     for e in report:
         if e["result"]:
             _audit(
@@ -432,7 +456,7 @@ def status(app: AppContext, academy: str | None, as_json: bool) -> None:
         runs[(r["academy"], r["phase"])] = dict(r)
     out = []
     for code in codes:
-        for ph in ("discover", "users", "groups", "memberships", "files", "verify"):
+        for ph in ("discover", "users", "groups", "memberships", "files", "verify", "domain"):
             s = statuses.get((code, ph))
             last = runs.get((code, ph))
             counts = json.loads(last["counts"] or "{}") if last else {}

@@ -29,7 +29,7 @@ from migrations.undo import carry_out, rollback_plan
 from trust import Academy, Trust
 
 log = logging.getLogger("trustfold.phases")
-PHASE_ORDER = ("discover", "users", "groups", "memberships", "files", "verify")
+PHASE_ORDER = ("discover", "users", "groups", "memberships", "files", "verify", "domain")
 
 
 @dataclass
@@ -73,12 +73,13 @@ def register_phase(handler: PhaseHandler) -> None:
 
 
 def load_phases() -> dict[str, PhaseHandler]:
-    if "files" not in _PHASES:
-        try:
-            importlib.import_module("migrations.files")
-        except ModuleNotFoundError as exc:
-            if exc.name not in ("migrations.files",):
-                raise
+    for name in ("files", "domain"):
+        if name not in _PHASES:
+            try:
+                importlib.import_module(f"migrations.{name}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"migrations.{name}":
+                    raise
     return dict(_PHASES)
 
 

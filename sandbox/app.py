@@ -23,6 +23,7 @@ from starlette.routing import Route
 from sandbox.admin_api import admin_routes
 from sandbox.batch import batch
 from sandbox.directory_api import directory_routes
+from sandbox.domains_api import domain_routes
 from sandbox.errors import graph_error
 from sandbox.pipeline import GraphPipeline, issue_token
 from sandbox.settings import Settings
@@ -161,6 +162,7 @@ def create_app(world: World, settings: Settings | None = None) -> Starlette:
         Route("/{tenant}/oauth2/v2.0/token", token, methods=["POST"]),
         Route("/v1.0/$batch", batch, methods=["POST"]),
         *_drive_routes(world),
+        *domain_routes(),  # before directory_routes: these answer /domains
         *directory_routes(),
         *admin_routes(),
     ]
