@@ -285,7 +285,8 @@ def run(
         for n in result.notes[:20]:
             click.echo(f"  note: {n}")
     if result.status == "waiting-for-dns":
-        click.echo(f"{academy} {phase}: waiting-for-dns (publish the record above, then run again)")
+        if not as_json:
+            click.echo(f"{academy} {phase}: waiting-for-dns (publish the record above, then run again)")
         return
     if result.status != "succeeded":
         raise OperationFailed(

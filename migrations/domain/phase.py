@@ -85,6 +85,15 @@ class DomainPhase:
             def todo(op: str) -> list[Step]:
                 return [s for s in plan.steps if s.op == op and history.get(s.key, {}).get("event") != "done"]
 
+            blocked = [f for f in self.facts.get(plan.id, []) if f.exchange_owned and f.in_legacy]
+            if blocked:
+                f = blocked[0]
+                raise DomainError(
+                    f"{f.domain}: {len(f.exchange_owned)} mail-enabled group(s) Exchange owns still use it "
+                    f"({', '.join(f.exchange_owned[:3])}{' ...' if len(f.exchange_owned) > 3 else ''}); "
+                    "change their primary SMTP address in Exchange (Set-UnifiedGroup / Set-DistributionGroup "
+                    "-PrimarySmtpAddress), then run again; nothing was changed"
+                )
             for step in todo("set-default"):
                 await ex.single(step, True)
             renames = todo("rename-user")
@@ -111,6 +120,8 @@ class DomainPhase:
                 opts["txt"][name] = history.get(f"add:{name}", {}).get("data", {}).get("txt") or await _add(
                     t.trust, name, "trust"
                 )
+            if domains:  # kept for rollback, which must name the trust's record to withdraw
+                runbook.record(env.store, code, runbook.status(env.store, code), None, trust_txt=opts["txt"])
             pending = todo("verify-domain")
             zone = env.academy.domains.dns_zone
             unattended = zone is not None and zone.verification_txt is not None
@@ -249,13 +260,9 @@ class DomainPhase:
             for s in by_op.get("remove-domain", []):
                 name = s.args["domain"]
                 text = await _add(t.legacy, name, "legacy")
-                trust_txt = s.args.get("trust_txt") or runbook.detail(env.store, code).get(
-                    "trust_txt", {}
-                ).get(name)
+                trust_txt = (runbook.detail(env.store, code).get("trust_txt") or {}).get(name)
                 if before != "waiting-for-dns":
-                    history = Journal.state(env.store, code, PHASE)
-                    old = [x.get("data", {}).get("txt") for k, x in history.items() if k == f"add:{name}"]
-                    withdraw = [(name, o) for o in old if o] or ([(name, trust_txt)] if trust_txt else [])
+                    withdraw = [(name, trust_txt)] if trust_txt else []
                     path = runbook.dns_change_file(
                         env.run_dir,
                         code,

@@ -188,8 +188,8 @@ async def plan_domain(
                             "domain": name,
                             "upn_from": upn,
                             "upn_to": new,
-                            "mail_from": upn,
-                            "mail_to": new,
+                            "mail_from": None,
+                            "mail_to": None,
                         },
                         (verify.key,),
                     )

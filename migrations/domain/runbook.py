@@ -76,3 +76,24 @@ def staff_notice(academy_name: str, domain: str, old_domain: str, switched: int,
         f"names (@{old_domain}).",
         "Old accounts in the school's former tenant sign in with @…onmicrosoft.com names until they are retired.",
     ]
+
+
+def report_section(row: dict[str, Any] | None, academy: Any, trust: Any) -> dict[str, Any] | None:
+    """The cut-over runbook for the report: sequence with timestamps, DNS wait, what users will notice."""
+    if not row:
+        return None
+    d = dict(row.get("detail") or {})
+    events = [e for e in d.get("runbook", []) if isinstance(e, dict)]
+    if not events:
+        return None
+    domain = academy.legacy_tenant.domains[0] if academy is not None else ""
+    keep = bool(academy is not None and academy.domains.keep_academy_domain)
+    old = trust.settings.tenant.primary_domain if trust is not None else "the trust domain"
+    return {
+        "status": row.get("status"),
+        "domain": domain,
+        "events": [{"at": str(e.get("at", "")), "event": str(e.get("event", ""))} for e in events],
+        "dns_wait_seconds": d.get("dns_wait_seconds"),
+        "dns": [x for x in d.get("dns", []) if isinstance(x, dict)],
+        "notice": staff_notice(academy.name if academy else "", domain, old, int(d.get("switched", 0)), keep),
+    }
