@@ -273,6 +273,9 @@ class DnsZone(Strict):
     verification_txt: Annotated[str, Field(pattern=r"^MS=ms[0-9]{8}$")] | None = Field(
         None, description="the value `trustfold run --phase domain` prints; infra publishes it when set"
     )
+    keep_txt: tuple[Annotated[str, Field(min_length=1, max_length=255)], ...] = Field(
+        (), description="TXT values already at the zone apex (SPF, ...): the record set declares them too"
+    )
 
 
 class DomainSettings(Strict):
