@@ -414,6 +414,9 @@ def _rehearse(
                 if last_of_academy and not console.is_terminal:
                     failed = sum(1 for o in outcomes if o.step.academy == step.academy and o.code != 0)
                     click.echo(f"{step.academy}: done" + (f" ({failed} steps failed)" if failed else ""))
+        from migrations.domain.demo import rehearse_domain  # the domain cut-over, for one academy
+
+        outcomes += rehearse_domain(app.trust(), url, lambda c, lb, a: _invoke(app, url, DemoStep(c, lb, a)))
     return outcomes
 
 
