@@ -102,7 +102,7 @@ async def name_references(request: Request, t: TenantState) -> Response:
     return paged(request, refs, lambda o: o, f"domains('{dom['id']}')/domainNameReferences", False)
 
 
-# ---- admin --------------------------------------------------------------------------------------------------
+# ---- admin -------------------------------------------------------------------------------------------------
 async def dns(request: Request) -> Response:
     """POST /sandbox/dns: {"action": "publish"|"withdraw", "name": fqdn, "text": "MS=ms...",
     "delay_seconds": propagation delay} or {"operation_seconds": n} (how long forceDelete/removal take);

@@ -67,14 +67,16 @@ def staff_notice(academy_name: str, domain: str, old_domain: str, switched: int,
         return [
             f"From the cut-over, {academy_name} staff and pupils sign in as name@{domain} again, now in the "
             f"trust's Microsoft 365 ({switched} account(s)).",
-            f"Sign-in names ending @{old_domain} stop working for the trust accounts; passwords are unchanged.",
+            f"Sign-in names ending @{old_domain} stop working for the trust accounts; "
+            "passwords are unchanged.",
             "Old accounts in the school's former tenant sign in with @…onmicrosoft.com names until they are "
             "retired.",
         ]
     return [
         f"{domain} now belongs to the trust's Microsoft 365; staff and pupils keep their trust sign-in "
         f"names (@{old_domain}).",
-        "Old accounts in the school's former tenant sign in with @…onmicrosoft.com names until they are retired.",
+        "Old accounts in the school's former tenant sign in with @…onmicrosoft.com names until they are "
+        "retired.",
     ]
 
 

@@ -65,7 +65,8 @@ class RenameUser:
 
     def undo_describe(self, step: Step) -> str:
         a = step.args
-        return f"{'trust' if a.get('tenant') == 'trust' else 'legacy'}: rename {a['upn_to']} back to {a['upn_from']}"
+        where = "trust" if a.get("tenant") == "trust" else "legacy"
+        return f"{where}: rename {a['upn_to']} back to {a['upn_from']}"
 
     def request(self, step: Step, forward: bool = True) -> BatchItem:
         return BatchItem(
