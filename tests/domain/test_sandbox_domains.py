@@ -73,13 +73,17 @@ def test_force_delete_is_async_renames_disables_and_refuses_exchange_and_over_10
         assert r.status_code == 400 and "provisioned by Exchange" in r.json()["error"]["message"]
         httpx.post(f"{url}/sandbox/exchange", json={"tenant": LEGACY, "domain": DOMAIN}).raise_for_status()
         users = [u for u in legacy.users.values() if u["userPrincipalName"].endswith("@" + DOMAIN)]
-        limit = domains_state.FORCE_DELETE_LIMIT
-        domains_state.FORCE_DELETE_LIMIT = len(users) - 1
-        try:
-            r = g.post(f"/domains/{DOMAIN}/forceDelete", json={})
-            assert r.status_code == 400 and "at most" in r.json()["error"]["message"]
-        finally:
-            domains_state.FORCE_DELETE_LIMIT = limit
+        bulk = []
+        for i in range(domains_state.FORCE_DELETE_LIMIT + 1 - len(users)):  # 1,001 objects to rename
+            u = {"id": f"bulk-{i}", "userPrincipalName": f"bulk{i}@{DOMAIN}", "proxyAddresses": []}
+            legacy.users[u["id"]] = u
+            legacy.index_user(u)
+            bulk.append(u)
+        r = g.post(f"/domains/{DOMAIN}/forceDelete", json={})
+        assert r.status_code == 400 and "at most 1000" in r.json()["error"]["message"]
+        for u in bulk:
+            del legacy.users[u["id"]]
+            legacy.upn_index.pop(u["userPrincipalName"].lower())
         assert g.post(f"/domains/{DOMAIN}/forceDelete", json={}).status_code == 204
         assert g.get(f"/domains/{DOMAIN}").json()["state"]["operation"] == "ForceDelete"  # still there
         time.sleep(0.35)
