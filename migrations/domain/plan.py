@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrations.domain.steps import safe
 from migrations.engine import Journal, Plan, Step
 from migrations.graph import TenantConnection
 from migrations.identity import PlanningError, mappings
@@ -144,7 +145,7 @@ async def plan_domain(
                     renames.append(step.key)
                 elif kind == "group":
                     fact.groups += 1
-                    fact.exchange_owned.append(str(r.get("mail") or r.get("displayName") or r.get("id")))
+                    fact.exchange_owned.append(safe(r.get("mail") or r.get("displayName") or r.get("id")))
                 else:
                     fact.apps += 1
         # Renamed users journaled by earlier runs stay in the plan (done), so rollback and resume see them.

@@ -17,6 +17,15 @@ from migrations.engine import Outcome, Step, register_operation
 from migrations.graph import BatchItem, GraphResponse, TenantConnection
 
 TXT_RE = re.compile(r"^MS=ms[0-9]{8}$")
+# Until the shared sanitising layer (migrations/sanitise.py) lands: legacy names reach the terminal with
+# control, bidi and zero-width characters replaced, and shortened.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def safe(text: object, limit: int = 120) -> str:
+    """A legacy-tenant value made fit for a terminal line or a report cell."""
+    out = _UNSAFE.sub("?", str(text))
+    return out if len(out) <= limit else out[: limit - 1] + "…"
 
 
 class DomainError(Exception):

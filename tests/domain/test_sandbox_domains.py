@@ -92,3 +92,10 @@ def test_force_delete_is_async_renames_disables_and_refuses_exchange_and_over_10
         assert all(u["userPrincipalName"].endswith("@" + initial) for u in renamed)
         assert all(u["accountEnabled"] is False for u in renamed)  # disableUserAccounts defaults to true
         assert all(not a.lower().endswith("@" + DOMAIN) for u in renamed for a in u["proxyAddresses"])
+
+
+def test_legacy_names_reach_the_terminal_without_control_or_bidi_characters() -> None:
+    from migrations.domain.steps import safe
+
+    assert safe("evil\u202egnp.exe\x1b[31m\u200b") == "evil?gnp.exe?[31m?"
+    assert len(safe("x" * 500)) == 120
