@@ -3,6 +3,7 @@ verified once per session; each test starts a sandbox and a state store from cop
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -57,6 +58,8 @@ class Cli:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 code = run(list(args))
         finally:
+            # asyncio.run leaves the main thread without an event loop; later tests (Pulumi mocks) need one.
+            asyncio.set_event_loop(asyncio.new_event_loop())
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)
