@@ -62,7 +62,8 @@ class DomainPhase:
     # ---- run ----------------------------------------------------------------------------------------------
     async def run(self, env: PhaseEnv, plan: Plan, *, concurrency: int) -> PhaseRun:
         code = env.academy.code
-        before = runbook.status(env.store, code)
+        # Stopped at the DNS checkpoint last time (from the runs table: `plan` rewrites the phase status).
+        before = "waiting-for-dns" if runbook.announced(env.store, code, "run") else ""
         run_id = start_run(env.store, code, PHASE, "run", plan.id, env.operator)
         if before != "waiting-for-dns":
             runbook.record(env.store, code, "running", None, last_run=run_id, plan=plan.id)
@@ -120,8 +121,6 @@ class DomainPhase:
                 opts["txt"][name] = history.get(f"add:{name}", {}).get("data", {}).get("txt") or await _add(
                     t.trust, name, "trust"
                 )
-            if domains:  # kept for rollback, which must name the trust's record to withdraw
-                runbook.record(env.store, code, runbook.status(env.store, code), None, trust_txt=opts["txt"])
             pending = todo("verify-domain")
             zone = env.academy.domains.dns_zone
             unattended = zone is not None and zone.verification_txt is not None
@@ -148,15 +147,16 @@ class DomainPhase:
                 return PhaseRun(run_id, status, self._counts(plan, ex, records), ex.result.failures, notes)
             for step in pending:
                 await ex.single(step, True)
-                since = runbook.detail(env.store, code).get("waiting_since")
-                waited = f" after {(time.time() - since) / 60:.1f} min waiting for DNS" if since else ""
-                runbook.record(
-                    env.store,
-                    code,
-                    "running",
-                    f"{step.args['domain']} verified in the trust tenant{waited}",
-                    dns_wait_seconds=round(time.time() - since, 1) if since else 0,
+                waited = runbook.dns_wait_seconds(env.store, code)
+                notes.append(
+                    f"{step.args['domain']} verified in the trust tenant"
+                    + (
+                        f", {waited / 60:.1f} min after its TXT record was issued"
+                        if waited is not None
+                        else ""
+                    )
                 )
+                runbook.record(env.store, code, "running", None, dns_wait_seconds=waited)
             switches = todo("switch-upn")
             if switches:
                 await ex.renames(switches, True)
@@ -232,7 +232,7 @@ class DomainPhase:
 
     async def rollback(self, env: PhaseEnv, steps: list[Any], *, purge: bool) -> PhaseRun:
         code = env.academy.code
-        before = runbook.status(env.store, code)
+        before = "waiting-for-dns" if runbook.announced(env.store, code, "rollback") else ""
         run_id = start_run(env.store, code, PHASE, "rollback", None, env.operator)
         journal = Journal(env.store, run_id, code, PHASE, None)
         t = self._tenants(env)
@@ -260,7 +260,7 @@ class DomainPhase:
             for s in by_op.get("remove-domain", []):
                 name = s.args["domain"]
                 text = await _add(t.legacy, name, "legacy")
-                trust_txt = (runbook.detail(env.store, code).get("trust_txt") or {}).get(name)
+                trust_txt = runbook.trust_txt(env.store, code, name)
                 if before != "waiting-for-dns":
                     withdraw = [(name, trust_txt)] if trust_txt else []
                     path = runbook.dns_change_file(

@@ -3,7 +3,9 @@ operator hands to whoever holds the zone, and the staff notice text the report r
 
 from __future__ import annotations
 
+import json
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,22 +82,136 @@ def staff_notice(academy_name: str, domain: str, old_domain: str, switched: int,
     ]
 
 
-def report_section(row: dict[str, Any] | None, academy: Any, trust: Any) -> dict[str, Any] | None:
+def report_section(
+    store: StateStore, row: dict[str, Any] | None, academy: Any, trust: Any
+) -> dict[str, Any] | None:
     """The cut-over runbook for the report: sequence with timestamps, DNS wait, what users will notice."""
-    if not row:
+    code = academy.code if academy is not None else (row or {}).get("academy", "")
+    steps = events(store, code) if code else []
+    if not steps:
         return None
-    d = dict(row.get("detail") or {})
-    events = [e for e in d.get("runbook", []) if isinstance(e, dict)]
-    if not events:
-        return None
+    d = dict((row or {}).get("detail") or {})
     domain = academy.legacy_tenant.domains[0] if academy is not None else ""
     keep = bool(academy is not None and academy.domains.keep_academy_domain)
     old = trust.settings.tenant.primary_domain if trust is not None else "the trust domain"
+    switched = int(d.get("switched", 0))
     return {
-        "status": row.get("status"),
+        "status": (row or {}).get("status", "not-started"),
         "domain": domain,
-        "events": [{"at": str(e.get("at", "")), "event": str(e.get("event", ""))} for e in events],
-        "dns_wait_seconds": d.get("dns_wait_seconds"),
+        "events": steps,
+        "dns_wait_seconds": dns_wait_seconds(store, code),
         "dns": [x for x in d.get("dns", []) if isinstance(x, dict)],
-        "notice": staff_notice(academy.name if academy else "", domain, old, int(d.get("switched", 0)), keep),
+        "notice": staff_notice(academy.name if academy else "", domain, old, switched, keep),
     }
+
+
+# ---- derived from the journal and the runs (survives `plan`, which rewrites the phase status) -----------
+def _runs(store: StateStore, academy: str) -> list[dict[str, Any]]:
+    return [
+        dict(r)
+        for r in store.rows(
+            "SELECT kind, status, started_at, finished_at FROM runs WHERE academy = ? AND phase = ? "
+            "ORDER BY started_at",
+            (academy, PHASE),
+        )
+    ]
+
+
+def announced(store: StateStore, academy: str, kind: str) -> bool:
+    """True when the last forward run (kind "run") or rollback (kind "rollback") of the phase stopped at its
+    DNS checkpoint and nothing of the other kind ran since: this run verifies instead of announcing."""
+    for r in reversed(_runs(store, academy)):
+        if r["status"] in ("running", "interrupted", "failed") and r["kind"] == kind:
+            continue  # an interrupted or failed attempt after the checkpoint keeps it
+        return bool(r["kind"] == kind and r["status"] == "waiting-for-dns")
+    return False
+
+
+def events(store: StateStore, academy: str) -> list[dict[str, str]]:
+    """The cut-over sequence with timestamps, from the journal (one line per step, renames grouped)."""
+    out: list[dict[str, str]] = []
+    texts = {
+        "set-default": "legacy tenant's default domain set to {domain}",
+        "remove-domain": "{domain} removed from the legacy tenant",
+        "add-domain": "{domain} added to the trust tenant (TXT {txt} to publish)",
+        "verify-domain": "{domain} verified in the trust tenant",
+    }
+    undo_texts = {
+        "set-default": "rollback: legacy default domain back to {previous}",
+        "remove-domain": "rollback: {domain} verified in the legacy tenant again",
+        "add-domain": "rollback: {domain} removed from the trust tenant",
+        "verify-domain": "",
+    }
+    group: tuple[str, str] | None = None
+    count = 0
+    last_at = ""
+
+    def flush() -> None:
+        nonlocal group, count
+        if group and count:
+            op, event = group
+            what = (
+                "legacy user(s) renamed to onmicrosoft.com"
+                if op == "rename-user"
+                else ("trust user(s) switched to the academy domain")
+            )
+            out.append(
+                {"at": last_at, "event": f"{'rollback: ' if event.startswith('undo') else ''}{count} {what}"}
+            )
+        group, count = None, 0
+
+    rows = store.rows(
+        "SELECT op, event, data, at FROM journal WHERE academy = ? AND phase = ? "
+        "AND event IN ('done', 'undo-done') ORDER BY seq",
+        (academy, PHASE),
+    )
+    for r in rows:
+        data = json.loads(r["data"] or "{}")
+        args = {**(data.get("args") or {}), "txt": data.get("txt", "")}
+        if r["op"] in ("rename-user", "switch-upn"):
+            if group != (r["op"], r["event"]):
+                flush()
+                group = (r["op"], r["event"])
+            count += 1
+            last_at = r["at"]
+            continue
+        flush()
+        template = (texts if r["event"] == "done" else undo_texts).get(r["op"], "")
+        if template:
+            try:
+                out.append({"at": r["at"], "event": template.format(**args)})
+            except KeyError:
+                continue
+    flush()
+    for run in _runs(store, academy):
+        if run["status"] == "waiting-for-dns" and run["finished_at"]:
+            out.append({"at": run["finished_at"], "event": f"{run['kind']} stopped: waiting for DNS"})
+    return sorted(out, key=lambda e: e["at"])
+
+
+def dns_wait_seconds(store: StateStore, academy: str) -> float | None:
+    """From the trust's TXT record being issued (add-domain) to the domain verified, per the journal."""
+    rows = store.rows(
+        "SELECT op, at FROM journal WHERE academy = ? AND phase = ? AND event = 'done' "
+        "AND op IN ('add-domain', 'verify-domain') ORDER BY seq",
+        (academy, PHASE),
+    )
+    added = next((r["at"] for r in rows if r["op"] == "add-domain"), None)
+    verified = next((r["at"] for r in rows if r["op"] == "verify-domain"), None)
+    if not added or not verified:
+        return None
+    return max(0.0, (datetime.fromisoformat(verified) - datetime.fromisoformat(added)).total_seconds())
+
+
+def trust_txt(store: StateStore, academy: str, name: str) -> str | None:
+    """The TXT value the trust tenant issued for `name` (its last add-domain outcome in the journal)."""
+    rows = store.rows(
+        "SELECT data FROM journal WHERE academy = ? AND phase = ? AND step_key = ? AND event = 'done' "
+        "ORDER BY seq DESC",
+        (academy, PHASE, f"add:{name}"),
+    )
+    for r in rows:
+        text = json.loads(r["data"] or "{}").get("txt")
+        if isinstance(text, str) and TXT_RE.match(text):
+            return text
+    return None

@@ -272,11 +272,13 @@ def _finding_summary(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _cutover(row: dict[str, Any] | None, trust: Trust | None, code: str) -> dict[str, Any] | None:
+def _cutover(
+    store: StateStore, row: dict[str, Any] | None, trust: Trust | None, code: str
+) -> dict[str, Any] | None:
     from migrations.domain.runbook import report_section
 
     academy = next((a for a in trust.academies if a.code == code), None) if trust is not None else None
-    return report_section(row, academy, trust)
+    return report_section(store, row or {"academy": code}, academy, trust)
 
 
 def build_report(store: StateStore, trust: Trust | None = None, academy: str | None = None) -> Report:
@@ -308,7 +310,7 @@ def build_report(store: StateStore, trust: Trust | None = None, academy: str | N
         )
         report.duration_seconds = _seconds(report.started_at, report.finished_at)
         report.finding_summary = _finding_summary(findings)
-        report.cutover = _cutover(statuses.get((code, "domain")), trust, code)
+        report.cutover = _cutover(store, statuses.get((code, "domain")), trust, code)
         academies.append(report)
 
     totals: Counter[str] = Counter()

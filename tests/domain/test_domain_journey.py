@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from migrations.domain import runbook
 from migrations.store import StateStore
 from tests.domain.conftest import (
     DOMAIN,
@@ -60,6 +61,8 @@ def test_plan_run_dns_checkpoint_publish_complete_verify_rollback(env: tuple[str
     assert res.code == 1 and "not visible in DNS" in res.err and "run again" in res.err
     assert _status(cli) == "waiting-for-dns"
 
+    cli("plan", "hillside", "--phase", "domain")  # reviewing the plan again must not lose the checkpoint
+
     text = publish(url, delay=0.5)  # propagation delay: the run polls with backoff until it resolves
     assert text == record["text"]
     res = cli("run", "hillside", "--phase", "domain", "--dns-wait", "30")
@@ -73,11 +76,13 @@ def test_plan_run_dns_checkpoint_publish_complete_verify_rollback(env: tuple[str
 
     # Runbook: timestamped events, the DNS wait, the staff notice.
     store = StateStore.open(cli.state)
-    detail = next(r for r in store.phase_statuses("hillside") if r["phase"] == "domain")["detail"]
-    events = [e["event"] for e in detail["runbook"]]
-    assert any("waiting for DNS" in e for e in events) and any("verified" in e for e in events)
+    steps = [e["event"] for e in runbook.events(store, "hillside")]
+    assert any("waiting for DNS" in e for e in steps) and any("verified in the trust" in e for e in steps)
+    assert any("legacy user(s) renamed" in e for e in steps), steps
+    assert runbook.dns_wait_seconds(store, "hillside") is not None
     md = cli("report", "--format", "md", "--out", "-").out
-    assert "Domain cut-over" in md and DOMAIN in md
+    assert "Domain cut-over" in md and DOMAIN in md and "What users will notice" in md
+    assert "Waiting time for DNS" in md
 
     # Rollback: reverse, checkpointed at DNS; says exactly which records to withdraw and publish.
     res = cli("rollback", "hillside", "--phase", "domain", "--yes")

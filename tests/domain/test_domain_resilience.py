@@ -18,14 +18,15 @@ ROLLBACK = ("rollback", "hillside", "--phase", "domain", "--yes", "--dns-wait", 
 
 
 def _until_clean(cli: Cli, args: tuple[str, ...], rng: random.Random, kills: int) -> int:
-    """Run `args` with a SIGKILL at a random commit boundary `kills` times, then to the end."""
+    """Run `args` with a SIGKILL at a random commit boundary up to `kills` times (a run that reaches its
+    end first ends the loop), then once more to the end."""
     killed = 0
     for _ in range(kills):
         proc = cli.subprocess(*args, kill_after=rng.randint(1, 5))
-        if proc.returncode == -signal.SIGKILL:
-            killed += 1
-        else:
+        if proc.returncode != -signal.SIGKILL:
             assert proc.returncode == 0, proc.stderr
+            return killed
+        killed += 1
     assert cli(*args).code == 0
     return killed
 
