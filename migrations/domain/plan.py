@@ -123,7 +123,9 @@ async def plan_domain(
     default = next((n for n, d in names.items() if d.get("isDefault")), None)
     if default in ours:
         steps.append(Step("default:legacy", "set-default", {"domain": initial, "previous": default}))
-    elif history.get("default:legacy", {}).get("event") == "done":
+    elif history.get("default:legacy", {}).get("event") in ("done", "intent"):
+        # Applied earlier (or perhaps applied by a run killed before its outcome): kept, so resume settles
+        # it and rollback restores it.
         args = history["default:legacy"]["data"].get("args") or {}
         steps.append(Step("default:legacy", "set-default", args or {"domain": initial, "previous": ours[0]}))
     previous_key = "default:legacy" if steps else None
@@ -148,9 +150,10 @@ async def plan_domain(
                     fact.exchange_owned.append(safe(r.get("mail") or r.get("displayName") or r.get("id")))
                 else:
                     fact.apps += 1
-        # Renamed users journaled by earlier runs stay in the plan (done), so rollback and resume see them.
+        # Renames journaled by earlier runs (done, or in doubt after a kill) stay in the plan: resume settles
+        # the ones in doubt and rollback finds every one.
         for key, h in history.items():
-            if h["op"] == "rename-user" and h["event"] == "done" and key not in renames:
+            if h["op"] == "rename-user" and h["event"] in ("done", "intent") and key not in renames:
                 args = h["data"].get("args")
                 if args and args.get("domain") == name:
                     steps.append(Step(key, "rename-user", args, (previous_key,) if previous_key else ()))
