@@ -15,7 +15,7 @@ from cli.context import AppContext, pass_app
 from cli.errors import OperationFailed
 from cli.terminal import echo
 
-PHASE_HELP = "users, groups, memberships, files or permissions"
+PHASE_HELP = "users, groups, memberships, files, permissions or domain"
 
 
 def _phase_names(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -205,6 +205,13 @@ def _print_plan(p: Any, as_json: bool, limit: int) -> None:
 @click.option(
     "--propagate-deletes", is_flag=True, help="files: delete in the target what was deleted at source."
 )
+@click.option(
+    "--dns-wait",
+    default=60,
+    show_default=True,
+    type=click.IntRange(1, 86_400),
+    help="domain: seconds to keep polling verification once the TXT record should be published.",
+)
 @pass_app
 def run(
     app: AppContext,
@@ -217,6 +224,7 @@ def run(
     scan_age: int,
     sharepoint_budget: str,
     propagate_deletes: bool,
+    dns_wait: int,
 ) -> None:
     """Apply PHASE for ACADEMY: journaled, resumable (run again after any interruption)."""
     from migrations.graph import parse_budget
@@ -238,6 +246,8 @@ def run(
         "propagate_deletes": propagate_deletes,
         "sharepoint_budget": sharepoint_budget,
         "scan_age": scan_age,
+        "dns_wait": dns_wait,
+        "say": None if as_json else (lambda m: click.echo(f"  {m}", err=True)),
     }
 
     async def go(env: Any) -> Any:
@@ -287,6 +297,10 @@ def run(
             echo(f"  failed: {f['step']}: {f['message']}", err=True)
         for n in result.notes[:20]:
             echo(f"  note: {n}")
+    if result.status == "waiting-for-dns":
+        if not as_json:
+            click.echo(f"{academy} {phase}: waiting-for-dns (publish the record above, then run again)")
+        return
     if result.status != "succeeded":
         raise OperationFailed(
             f"{phase} for {academy}: {result.counts.get('failed', 0)} step(s) failed; "
@@ -310,10 +324,10 @@ def verify(app: AppContext, academy: str, as_json: bool) -> None:
     async def go(env: Any) -> dict[str, Any]:
         ctx = IdentityContext(env.trust, env.academy, env.store, env.conns.target)
         result = (await verify_identity(env.trust, env.academy, ctx)).to_json()
-        for name in ("files", "permissions"):
-            extra = load_phases().get(name)
-            if extra is not None and hasattr(extra, "verify"):
-                fres = await extra.verify(env)
+        for name in ("files", "permissions", "domain"):
+            handler = load_phases().get(name)
+            if handler is not None and hasattr(handler, "verify"):
+                fres = await handler.verify(env)
                 result[name] = fres
                 result["differences"] += fres.get("differences", [])
                 result["checked"] += fres.get("checked", 0)
@@ -356,6 +370,13 @@ def verify(app: AppContext, academy: str, as_json: bool) -> None:
 @click.option("--yes", is_flag=True, help="Carry the rollback plan out.")
 @click.option("--purge", is_flag=True, help="Delete users and Microsoft 365 groups for good (no 30-day bin).")
 @click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--dns-wait",
+    default=60,
+    show_default=True,
+    type=click.IntRange(1, 86_400),
+    help="domain: seconds to keep polling the legacy tenant's verification once its TXT record is back.",
+)
 @pass_app
 def rollback(
     app: AppContext,
@@ -365,6 +386,7 @@ def rollback(
     yes: bool,
     purge: bool,
     as_json: bool,
+    dns_wait: int,
 ) -> None:
     """Undo exactly what trustfold created in PHASE(s), from the journal; objects changed since are kept and
     reported."""
@@ -387,9 +409,9 @@ def rollback(
 
     if yes and not dry_run:
         with _locked(app, academy, tuple(ordered), f"rollback {academy} --phase {','.join(ordered)}"):
-            done = asyncio.run(_with_env(app, academy, go))
+            done = asyncio.run(_with_env(app, academy, _planning(go), options={"dns_wait": dns_wait}))
     else:
-        done = asyncio.run(_with_env(app, academy, go))
+        done = asyncio.run(_with_env(app, academy, _planning(go), options={"dns_wait": dns_wait}))
     report = [
         {
             "phase": name,
@@ -418,7 +440,9 @@ def rollback(
         if any(e["steps"] for e in report) and not as_json:
             click.echo("nothing changed; run again with --yes to carry this out")
         return
-    failed = [e for e in report if e["result"] and e["result"]["status"] != "succeeded"]
+    failed = [
+        e for e in report if e["result"] and e["result"]["status"] not in ("succeeded", "waiting-for-dns")
+    ]
     for e in report:
         if e["result"]:
             _audit(
@@ -453,7 +477,7 @@ def status(app: AppContext, academy: str | None, as_json: bool) -> None:
         runs[(r["academy"], r["phase"])] = dict(r)
     out = []
     for code in codes:
-        for ph in ("discover", "users", "groups", "memberships", "files", "permissions", "verify"):
+        for ph in ("discover", "users", "groups", "memberships", "files", "permissions", "verify", "domain"):
             s = statuses.get((code, ph))
             last = runs.get((code, ph))
             counts = json.loads(last["counts"] or "{}") if last else {}

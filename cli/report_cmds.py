@@ -238,6 +238,10 @@ def run_demo(app: AppContext, *, keep: bool, size: int | None, out: Path) -> Non
         graph = rehearsal_graph(app.config_dir, app.graph_url, keep=keep, size=size, state=sandbox_state)
         with graph as url:
             outcomes = rehearse(steps, lambda step: _invoke(app, url, step), app.state_path, _echo)
+            from migrations.domain.demo import rehearse_domain  # the domain cut-over, for one academy
+            from migrations.rehearsal import DemoStep
+
+            outcomes += rehearse_domain(trust, url, lambda c, lb, a: _invoke(app, url, DemoStep(c, lb, a)))
     except KeyboardInterrupt:
         app.store().audit(operator=user, host=host, command="demo", outcome="interrupted", detail=detail)
         raise

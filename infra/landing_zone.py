@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_azure_native.authorization as authorization
+import pulumi_azure_native.dns as dns
 import pulumi_azure_native.network as network
 import pulumi_azure_native.resources as resources
 import pulumi_azure_native.storage as storage
@@ -190,6 +191,8 @@ class AcademyLandingZone(pulumi.ComponentResource):
             self,
         )
 
+        self.domain_txt = _domain_txt(academy, child)
+
         self.resource_group, self.network, self.nsgs = rg, spoke, nsgs
         self.storage_account, self.key_vault = account, vault
         self.resource_group_name = rg.name
@@ -203,3 +206,23 @@ class AcademyLandingZone(pulumi.ComponentResource):
                 "key_vault_id": vault.id,
             }
         )
+
+
+def _domain_txt(academy: Academy, opts: pulumi.ResourceOptions) -> dns.RecordSet | None:
+    """The trust tenant's domain verification TXT record, where the trust hosts the academy's zone in Azure
+    DNS (domains.dns_zone with verification_txt): the domain phase then runs without waiting for anyone.
+    The apex TXT record set holds every apex TXT value, so values already there (SPF, other verifications)
+    are declared alongside in keep_txt."""
+    zone = academy.domains.dns_zone
+    if zone is None or zone.verification_txt is None:
+        return None
+    return dns.RecordSet(
+        f"{academy.code}-domain-verification-txt",
+        resource_group_name=zone.resource_group,
+        zone_name=zone.zone,
+        relative_record_set_name="@",
+        record_type="TXT",
+        ttl=3600,
+        txt_records=[dns.TxtRecordArgs(value=[v]) for v in (zone.verification_txt, *zone.keep_txt)],
+        opts=opts,
+    )

@@ -29,7 +29,7 @@ from migrations.undo import carry_out, rollback_plan
 from trust import Academy, Trust
 
 log = logging.getLogger("trustfold.phases")
-PHASE_ORDER = ("discover", "users", "groups", "memberships", "files", "permissions", "verify")
+PHASE_ORDER = ("discover", "users", "groups", "memberships", "files", "permissions", "verify", "domain")
 
 
 @dataclass
@@ -73,12 +73,12 @@ def register_phase(handler: PhaseHandler) -> None:
 
 
 def load_phases() -> dict[str, PhaseHandler]:
-    for name in ("files", "permissions"):
+    for name in ("files", "permissions", "domain"):
         if name not in _PHASES:
             try:
                 importlib.import_module(f"migrations.{name}")
             except ModuleNotFoundError as exc:
-                if exc.name not in (f"migrations.{name}",):
+                if exc.name != f"migrations.{name}":
                     raise
     return dict(_PHASES)
 

@@ -43,6 +43,9 @@ async def verify_identity(trust: Trust, academy: Academy, ctx: IdentityContext) 
     user_rows = [r for r in mappings(store, academy.code, "user").values() if r["action"] != "skip"]
     select = "id,userPrincipalName,displayName,accountEnabled,usageLocation,assignedLicenses"
     expected: list[tuple[dict[str, Any], str]] = []
+    from migrations.domain.verify import switched_upns  # the domain phase may have moved sign-in names
+
+    switched = switched_upns(store, academy.code)
     for row in user_rows:
         tid = (
             row["data"].get("target_id")
@@ -65,7 +68,7 @@ async def verify_identity(trust: Trust, academy: Academy, ctx: IdentityContext) 
             continue
         u = resp.body
         src = users.get(row["source_id"], {})
-        if u.get("userPrincipalName", "").lower() != row["target_key"].lower():
+        if u.get("userPrincipalName", "").lower() != switched.get(tid, row["target_key"]).lower():
             result.add("user", row["target_key"], f"UPN is {u.get('userPrincipalName')}")
         if u.get("usageLocation") != trust.settings.usage_location:
             result.add("user", row["target_key"], f"usageLocation is {u.get('usageLocation')}")

@@ -23,6 +23,7 @@ from starlette.routing import Route
 from sandbox.admin_api import admin_routes
 from sandbox.batch import batch
 from sandbox.directory_api import directory_routes
+from sandbox.domains_api import domain_routes
 from sandbox.errors import graph_error
 from sandbox.permissions_api import permission_routes
 from sandbox.pipeline import GraphPipeline, issue_token
@@ -163,6 +164,7 @@ def create_app(world: World, settings: Settings | None = None) -> Starlette:
         Route("/v1.0/$batch", batch, methods=["POST"]),
         *permission_routes(),  # before the drive routes, whose catch-all path would take them
         *_drive_routes(world),
+        *domain_routes(),  # before directory_routes: these answer /domains
         *directory_routes(),
         *admin_routes(),
     ]

@@ -224,7 +224,7 @@ def update_user(t: TenantState, user: dict[str, Any], body: Any) -> None:
     for prop in ("displayName", "mailNickname", "accountEnabled"):
         if prop in body and body[prop] is None:
             raise invalid(prop, "User")
-    old_upn = user["userPrincipalName"]
+    old_upn, old_mail = user["userPrincipalName"], user.get("mail")
     for key, value in body.items():
         if key == "passwordProfile" or "@" in key:
             continue
@@ -235,6 +235,13 @@ def update_user(t: TenantState, user: dict[str, Any], body: Any) -> None:
     if user["userPrincipalName"] != old_upn:
         t.upn_index.pop(old_upn.lower(), None)
         t.index_user(user)
+    if old_mail and user.get("mail") != old_mail:
+        # A user without an Exchange mailbox: Entra keeps the primary SMTP proxy address in step with mail.
+        user["proxyAddresses"] = [
+            f"SMTP:{user['mail']}" if p.lower() == f"smtp:{old_mail.lower()}" and user.get("mail") else p
+            for p in user.get("proxyAddresses") or ()
+            if user.get("mail") or p.lower() != f"smtp:{old_mail.lower()}"
+        ]
     t.touch(user["id"])
 
 

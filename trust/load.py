@@ -215,6 +215,15 @@ def load_trust(config_dir: Path | str) -> Trust:
                     field=f"legacy_tenant.domains.{i}",
                 )
             seen_domains[d] = str(path)
+        zone = academy.domains.dns_zone
+        if zone is not None and zone.zone not in academy.legacy_tenant.domains:
+            raise ConfigError(
+                path,
+                f"'{zone.zone}' is not one of this academy's legacy_tenant.domains "
+                f"({', '.join(academy.legacy_tenant.domains)})",
+                line=doc.line_of(("domains", "dns_zone", "zone")),
+                field="domains.dns_zone.zone",
+            )
         seen_tenants[tid] = str(path)
         seen_urns[academy.urn] = str(path)
         files[academy.code] = path

@@ -274,6 +274,24 @@ class Phases(Strict):
     files: FilesPhase = FilesPhase()
 
 
+class DnsZone(Strict):
+    """An Azure DNS zone the trust hosts for one academy domain: infra declares the verification TXT."""
+
+    zone: Domain
+    resource_group: Annotated[str, Field(pattern=r"^[A-Za-z0-9._\-()]{1,90}$")]
+    verification_txt: Annotated[str, Field(pattern=r"^MS=ms[0-9]{8}$")] | None = Field(
+        None, description="the value `trustfold run --phase domain` prints; infra publishes it when set"
+    )
+    keep_txt: tuple[Annotated[str, Field(min_length=1, max_length=255)], ...] = Field(
+        (), description="TXT values already at the zone apex (SPF, ...): the record set declares them too"
+    )
+
+
+class DomainSettings(Strict):
+    keep_academy_domain: bool = False
+    dns_zone: DnsZone | None = None
+
+
 class AcademyFile(Strict):
     code: Slug
     name: Name
@@ -285,6 +303,7 @@ class AcademyFile(Strict):
     budget: AcademyBudget
     it_contact: Contact
     phases: Phases = Phases()
+    domains: DomainSettings = DomainSettings()
 
     @property
     def files(self) -> FilesView:

@@ -100,6 +100,14 @@ class Names:
             local = f"{local[: 64 - len(str(suffix + 1))]}{suffix + 1}"
         return f"{local}@{domain.lower()}"
 
+    def academy_domain_upn(self, trust_upn: str, domain: str, *, suffix: int = 0) -> str:
+        """A trust user's UPN once the academy's own domain has moved into the trust tenant: the local
+        part the naming template gave it, on the academy domain (`suffix` > 0 disambiguates: jo.bloggs2)."""
+        local = trust_upn.rpartition("@")[0].lower()
+        if suffix:
+            local = f"{local[: 64 - len(str(suffix + 1))]}{suffix + 1}"
+        return f"{local}@{domain.lower()}"
+
     def upn_domain(self, academy: AcademyFile) -> str:
         probe = self.trust.naming.user_upn.format(
             given="a",

@@ -72,6 +72,8 @@ class AcademyReport:
     started_at: str | None = None
     finished_at: str | None = None
     duration_seconds: float | None = None
+    # The domain phase's cut-over runbook (migrations.domain.runbook.report_section), when it has run.
+    cutover: dict[str, Any] | None = None
 
     def phase(self, name: str) -> PhaseReport:
         return next(p for p in self.phases if p.phase == name)
@@ -273,6 +275,15 @@ def _finding_summary(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def _cutover(
+    store: StateStore, row: dict[str, Any] | None, trust: Trust | None, code: str
+) -> dict[str, Any] | None:
+    from migrations.domain.runbook import report_section
+
+    academy = next((a for a in trust.academies if a.code == code), None) if trust is not None else None
+    return report_section(store, row or {"academy": code}, academy, trust)
+
+
 def build_report(store: StateStore, trust: Trust | None = None, academy: str | None = None) -> Report:
     statuses: dict[tuple[str, str], dict[str, Any]] = {
         (s["academy"], s["phase"]): s for s in store.phase_statuses(academy)
@@ -305,6 +316,7 @@ def build_report(store: StateStore, trust: Trust | None = None, academy: str | N
         )
         report.duration_seconds = _seconds(report.started_at, report.finished_at)
         report.finding_summary = _finding_summary(findings)
+        report.cutover = _cutover(store, statuses.get((code, "domain")), trust, code)
         academies.append(report)
 
     totals: Counter[str] = Counter()

@@ -162,7 +162,25 @@ def render_md(report: Report) -> str:
                     f"{_md_cell(d.get('message', ''))}"
                 )
         lines.append(f"Rollback plan: {'available' if a.rollback_available else 'none'}.")
+        lines += _md_cutover(a.cutover)
     return "\n".join(lines) + "\n"
+
+
+def _md_cutover(c: dict[str, Any] | None) -> list[str]:
+    """The domain cut-over runbook, usable as the staff notice."""
+    if not c:
+        return []
+    lines = ["", f"### Domain cut-over: {_md_cell(c['domain'])} ({_md_cell(c['status'])})", ""]
+    lines += ["| when (UTC) | step |", "| --- | --- |"]
+    lines += [f"| {_md_cell(e['at'])} | {_md_cell(e['event'])} |" for e in c["events"]]
+    if c.get("dns_wait_seconds"):
+        lines += ["", f"Waiting time for DNS: {duration(float(c['dns_wait_seconds']))}."]
+    for r in c.get("dns") or []:
+        lines.append(
+            f"- DNS: {_md_cell(r.get('action'))} TXT {_md_cell(r.get('text'))} at {_md_cell(r.get('name'))}"
+        )
+    lines += ["", "What users will notice:", ""] + [f"- {_md_cell(n)}" for n in c["notice"]]
+    return lines
 
 
 def render_json(report: Report) -> str:

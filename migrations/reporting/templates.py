@@ -171,6 +171,17 @@ Throttling met: <strong data-field="throttled" data-value="{{ thr }}">{{ fmt(thr
 {% for k, v in a.verify.get("files").items() %}{{ k }} {{ v }}{% if not loop.last %}, {% endif %}{% endfor %}.</p>
 {% endif %}
 {% endif %}
+{% if a.cutover %}
+<h3>Domain cut-over: {{ a.cutover.domain }}</h3>
+<p data-field="cutover" data-value="{{ a.cutover.status }}"><span class="status {{ a.cutover.status }}">
+{{ a.cutover.status }}</span>{% if a.cutover.dns_wait_seconds %}; waiting time for DNS
+{{ duration(a.cutover.dns_wait_seconds) }}{% endif %}.</p>
+<table class="runbook"><thead><tr><th>When (UTC)</th><th>Step</th></tr></thead><tbody>
+{% for e in a.cutover.events %}<tr><td>{{ e.at }}</td><td>{{ e.event }}</td></tr>
+{% endfor %}</tbody></table>
+{% for d in a.cutover.dns %}<p>DNS: {{ d.action }} TXT <code>{{ d.text }}</code> at {{ d.name }}</p>{% endfor %}
+<p>What users will notice:</p><ul>{% for n in a.cutover.notice %}<li>{{ n }}</li>{% endfor %}</ul>
+{% endif %}
 </section>
 {% endfor %}
 <footer>Written by trustfold from its state store. Contains no credentials or passwords.</footer>

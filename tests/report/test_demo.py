@@ -144,6 +144,7 @@ def test_demo_rehearses_in_wave_order_and_writes_the_report(
     assert set(audit[-1]["detail"]["step_seconds"]) == {
         "discover",
         "verify",
+        *("plan domain", "run domain", "run domain after DNS", "verify after domain"),  # first academy
         *(
             f"{v} {p}"
             for v in ("plan", "run")

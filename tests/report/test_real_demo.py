@@ -43,7 +43,12 @@ def test_real_demo_and_its_report(tmp_path: Path, capsys: pytest.CaptureFixture[
             assert statuses[phase]["status"] == "done", (academy, phase)
         assert statuses["verify"]["detail"].get("ok") is True, academy
 
+    first = academies[0]  # the demo moves the first academy's domain, DNS published by the admin call
+    assert {s["phase"]: s for s in store.phase_statuses(first)}["domain"]["status"] == "done"
+
     report = json.loads(_report(state, capsys))
+    cutover = next(a for a in report["academies"] if a["code"] == first)["cutover"]
+    assert any("verified in the trust tenant" in e["event"] for e in cutover["events"])
     for a in report["academies"]:
         for p in a["phases"]:
             if p["phase"] in IDENTITY:

@@ -1,0 +1,155 @@
+"""Carries domain steps out, forward or backward: intent journaled before a request, outcome (with the
+step's arguments, for resume and rollback) in one transaction after; steps left in doubt by a crash are
+settled by reading the tenant, never by blind resending.
+
+TRUSTFOLD_DOMAIN_KILL_AFTER=N (tests only) SIGKILLs the process at the Nth commit boundary, so crash tests
+kill at boundaries chosen by a seed instead of by timing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrations.domain.steps import OPS, RENAME_USER, DomainError, Tenants
+from migrations.engine import Journal, Outcome, Step
+from migrations.graph import GraphResponse, MaybeApplied
+from migrations.store import StateStore
+
+BATCH = 20
+
+
+class KillHook:
+    def __init__(self) -> None:
+        raw = os.environ.get("TRUSTFOLD_DOMAIN_KILL_AFTER", "")
+        self.left = int(raw) if raw.isdigit() and int(raw) > 0 else 0
+
+    def boundary(self) -> None:
+        if self.left:
+            self.left -= 1
+            if self.left == 0:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class Progress:
+    done: int = 0
+    already: int = 0
+    failed: int = 0
+    kept: list[dict[str, str]] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+
+class Executor:
+    def __init__(
+        self,
+        store: StateStore,
+        journal: Journal,
+        tenants: Tenants,
+        options: dict[str, Any],
+        on_step: Callable[[int], None] | None = None,
+    ):
+        self.store, self.journal, self.t, self.options = store, journal, tenants, options
+        self.kill = KillHook()
+        self.result = Progress()
+        self.on_step = on_step or (lambda _n: None)
+        self.prefix = ""
+
+    # ---- journal --------------------------------------------------------------------------------------
+    def _intents(self, steps: list[Step]) -> None:
+        self.journal.intents(steps, event=self.prefix + "intent")
+        self.kill.boundary()
+
+    def _outcomes(self, pairs: list[tuple[Step, Outcome]]) -> None:
+        for s, o in pairs:
+            o.data = {**o.data, "args": s.args}
+        self.journal.outcomes(pairs, prefix=self.prefix)
+        self.kill.boundary()
+        for _, o in pairs:
+            if o.status == "done":
+                self.result.done += 1
+            elif o.status == "already":
+                self.result.already += 1
+        self.on_step(len(pairs))
+
+    # ---- settle what a crash left in doubt ---------------------------------------------------------------
+    async def settle(self, steps: list[Step], history: dict[str, dict[str, Any]], forward: bool) -> None:
+        """An intent without an outcome: read the tenant and record what actually happened."""
+        want = self.prefix + "intent"
+        for step in steps:
+            h = history.get(step.key)
+            if not h or h["event"] != want:
+                continue
+            state = await self._check(step, forward)
+            if state == "done":
+                self._outcomes([(step, Outcome("already", step.args.get("id") or step.args.get("domain")))])
+
+    async def _check(self, step: Step, forward: bool) -> str:
+        if step.op in OPS:
+            state = await OPS[step.op].check(step, self.t)
+            return state if forward else ("todo" if state == "done" else "done")
+        return await RENAME_USER.check(step, self.t, forward)
+
+    # ---- run ----------------------------------------------------------------------------------------------
+    async def single(self, step: Step, forward: bool) -> None:
+        op = OPS[step.op]
+        state = await self._check(step, forward)
+        if state == "done":
+            self._outcomes([(step, Outcome("already", step.args.get("domain")))])
+            return
+        self._intents([step])
+        out = await (op.forward if forward else op.backward)(step, self.t, self.options)
+        self.kill.boundary()
+        if out.status == "failed":
+            self.result.failed += 1
+            self.result.failures.append({"step": step.key, "message": out.message})
+            raise DomainError(f"{step.key}: {out.message}")
+        self._outcomes([(step, out)])
+
+    async def renames(self, steps: list[Step], forward: bool) -> None:
+        """PATCH users 20 to a $batch; the connection's write window spreads them over budget windows."""
+        todo: list[Step] = []
+        start = self.result.done + self.result.already
+        for step in steps:
+            state = await RENAME_USER.check(step, self.t, forward)
+            if state == "done":
+                self._outcomes([(step, Outcome("already", step.args["id"]))])
+            elif state == "changed":
+                self.result.kept.append(
+                    {
+                        "object": step.args["upn_from"] if forward else step.args["upn_to"],
+                        "message": "renamed by someone else since; not touched",
+                    }
+                )
+            else:
+                todo.append(step)
+        for i in range(0, len(todo), BATCH):
+            chunk = todo[i : i + BATCH]
+            conn = self.t.of(chunk[0])
+            self._intents(chunk)
+            answers = await conn.batch([RENAME_USER.request(s, forward) for s in chunk])
+            self.kill.boundary()
+            pairs: list[tuple[Step, Outcome]] = []
+            for step, answer in zip(chunk, answers, strict=True):
+                out = RENAME_USER.outcome(step, answer) if isinstance(answer, GraphResponse) else None
+                if out is not None and not forward and out.status == "done":
+                    out = Outcome("done", step.args["id"], {"upn": step.args["upn_from"]})
+                if out is None or isinstance(answer, MaybeApplied):
+                    state = await RENAME_USER.check(step, self.t, forward)
+                    out = (
+                        Outcome("done", step.args["id"])
+                        if state == "done"
+                        else Outcome("failed", message="answer lost and the rename is not visible; run again")
+                    )
+                if out.status == "failed":
+                    self.result.failed += 1
+                    self.result.failures.append({"step": step.key, "message": out.message})
+                    continue
+                pairs.append((step, out))
+            if pairs:
+                self._outcomes(pairs)
+            finished = self.result.done + self.result.already - start
+            self.t.progress(f"renamed {finished} of {len(steps)} user(s)")

@@ -1,0 +1,348 @@
+"""The domain phase: discover -> plan -> run (checkpointed at DNS) -> verify -> rollback (checkpointed too).
+
+Run order: legacy default domain moved to onmicrosoft.com; legacy users renamed onto it (batched, within the
+write budget); the domain removed from the legacy tenant (waited for); added to the trust tenant, whose TXT
+record is printed and written to a DNS change file; the run stops with status waiting-for-dns (exit 0). The
+next run verifies it (polling with backoff within --dns-wait) and switches trust users' sign-in names when
+the academy keeps its domain.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from migrations.domain import runbook
+from migrations.domain.executor import Executor
+from migrations.domain.plan import PHASE, DomainFacts, plan_domain
+from migrations.domain.steps import OPS, DomainError, Tenants, _add, describe_undo, verify_with_backoff
+from migrations.domain.verify import verify_domain
+from migrations.engine import Journal, Plan, Step, finish_run, start_run
+from migrations.identity import PlanningError
+from migrations.phases import PhaseEnv, PhaseRun, register_phase
+
+log = logging.getLogger("trustfold.domain")
+FORWARD_ORDER = ("set-default", "rename-user", "remove-domain", "add-domain", "verify-domain", "switch-upn")
+
+
+class UndoView:
+    """A rollback step as the CLI prints it."""
+
+    def __init__(self, step: Step):
+        self.step = step
+
+    def describe(self) -> str:
+        return describe_undo(self.step)
+
+
+class DomainPhase:
+    name = PHASE
+
+    def __init__(self) -> None:
+        self.facts: dict[str, list[DomainFacts]] = {}
+
+    def _tenants(self, env: PhaseEnv) -> Tenants:
+        say = env.options.get("say") or (lambda m: log.info("%s", m))
+        return Tenants(env.conns.source(env.academy.code), env.conns.target, say)
+
+    def _opts(self, env: PhaseEnv) -> dict[str, Any]:
+        return {
+            "dns_wait": float(env.options.get("dns_wait") or 60),
+            "removal_wait": float(env.options.get("removal_wait") or 120),
+            "txt": {},
+        }
+
+    async def plan(self, env: PhaseEnv) -> Plan:
+        t = self._tenants(env)
+        plan, facts = await plan_domain(env.trust, env.academy, env.store, t.legacy, t.trust)
+        self.facts[plan.id] = facts
+        return plan
+
+    # ---- run ----------------------------------------------------------------------------------------------
+    async def run(self, env: PhaseEnv, plan: Plan, *, concurrency: int) -> PhaseRun:
+        code = env.academy.code
+        # Stopped at the DNS checkpoint last time (from the runs table: `plan` rewrites the phase status).
+        before = "waiting-for-dns" if runbook.announced(env.store, code, "run") else ""
+        run_id = start_run(env.store, code, PHASE, "run", plan.id, env.operator)
+        if before != "waiting-for-dns":
+            runbook.record(env.store, code, "running", None, last_run=run_id, plan=plan.id)
+        journal = Journal(env.store, run_id, code, PHASE, plan.id)
+        t = self._tenants(env)
+        opts = self._opts(env)
+        total = len(plan.steps)
+        ex = Executor(
+            env.store,
+            journal,
+            t,
+            opts,
+            lambda n: env.progress and env.progress(ex.result.done + ex.result.already, total),
+        )
+        status, notes = "failed", list(plan.notes)
+        try:
+            await ex.settle(plan.steps, Journal.state(env.store, code, PHASE), forward=True)
+            history = Journal.state(env.store, code, PHASE)
+
+            def todo(op: str) -> list[Step]:
+                return [s for s in plan.steps if s.op == op and history.get(s.key, {}).get("event") != "done"]
+
+            blocked = [f for f in self.facts.get(plan.id, []) if f.exchange_owned and f.in_legacy]
+            if blocked:
+                f = blocked[0]
+                raise DomainError(
+                    f"{f.domain}: {len(f.exchange_owned)} mail-enabled group(s) Exchange owns still use it "
+                    f"({', '.join(f.exchange_owned[:3])}{' ...' if len(f.exchange_owned) > 3 else ''}); "
+                    "change their primary SMTP address in Exchange (Set-UnifiedGroup / Set-DistributionGroup "
+                    "-PrimarySmtpAddress), then run again; nothing was changed"
+                )
+            for step in todo("set-default"):
+                await ex.single(step, True)
+            renames = todo("rename-user")
+            if renames:
+                await ex.renames(renames, True)
+                if ex.result.failed:
+                    raise DomainError(
+                        f"{ex.result.failed} legacy rename(s) failed ({ex.result.failures[0]['message']}); "
+                        "fix the cause and run again (done renames are not repeated)"
+                    )
+                runbook.record(
+                    env.store, code, "running", f"renamed {len(renames)} legacy user(s) to onmicrosoft.com"
+                )
+            for step in todo("remove-domain"):
+                await ex.single(step, True)
+                runbook.record(
+                    env.store, code, "running", f"{step.args['domain']} removed from the legacy tenant"
+                )
+            for step in todo("add-domain"):
+                await ex.single(step, True)
+            history = Journal.state(env.store, code, PHASE)
+            domains = [s.args["domain"] for s in plan.steps if s.op == "add-domain"]
+            for name in domains:
+                opts["txt"][name] = history.get(f"add:{name}", {}).get("data", {}).get("txt") or await _add(
+                    t.trust, name, "trust"
+                )
+            pending = todo("verify-domain")
+            zone = env.academy.domains.dns_zone
+            unattended = zone is not None and zone.verification_txt is not None
+            if pending and before != "waiting-for-dns" and not unattended:
+                records = [(s.args["domain"], opts["txt"][s.args["domain"]]) for s in pending]
+                path = runbook.dns_change_file(
+                    env.run_dir, code, records, [], f"trustfold run {code} --phase domain"
+                )
+                for name, text in records:
+                    notes.append(f"publish TXT at {name}: {text} (TTL 3600); DNS change file: {path}")
+                notes.append(f"then run `trustfold run {code} --phase domain` again to verify and continue")
+                runbook.record(
+                    env.store,
+                    code,
+                    "waiting-for-dns",
+                    f"{', '.join(n for n, _ in records)} added to the trust tenant; waiting for DNS "
+                    f"({', '.join(t for _, t in records)})",
+                    waiting_since=time.time(),
+                    dns=[{"name": n, "text": x, "action": "publish"} for n, x in records],
+                    dns_file=str(path),
+                    last_run=run_id,
+                )
+                status = "waiting-for-dns"
+                return PhaseRun(run_id, status, self._counts(plan, ex, records), ex.result.failures, notes)
+            for step in pending:
+                await ex.single(step, True)
+                waited = runbook.dns_wait_seconds(env.store, code)
+                notes.append(
+                    f"{step.args['domain']} verified in the trust tenant"
+                    + (
+                        f", {waited / 60:.1f} min after its TXT record was issued"
+                        if waited is not None
+                        else ""
+                    )
+                )
+                runbook.record(env.store, code, "running", None, dns_wait_seconds=waited)
+            switches = todo("switch-upn")
+            if switches:
+                await ex.renames(switches, True)
+                if ex.result.failed:
+                    raise DomainError(
+                        f"{ex.result.failed} trust sign-in name switch(es) failed "
+                        f"({ex.result.failures[0]['message']}); run again"
+                    )
+                runbook.record(
+                    env.store,
+                    code,
+                    "running",
+                    f"{len(switches)} trust user(s) now sign in on the academy domain",
+                )
+            status = "succeeded"
+        except DomainError as exc:
+            finish_run(env.store, run_id, "failed", self._counts(plan, ex))
+            # DNS not published in time leaves the phase where it was: waiting-for-dns.
+            runbook.record(
+                env.store,
+                code,
+                "waiting-for-dns" if before == "waiting-for-dns" else "failed",
+                f"stopped: {exc}",
+                last_run=run_id,
+            )
+            raise PlanningError(str(exc)) from None
+        finally:
+            if status != "failed":
+                finish_run(env.store, run_id, status, self._counts(plan, ex))
+        for k in ex.result.kept:
+            notes.append(f"kept {k['object']}: {k['message']}")
+        runbook.record(
+            env.store,
+            code,
+            "done",
+            "domain cut-over complete",
+            last_run=run_id,
+            plan=plan.id,
+            waiting_since=None,
+            dns=[],
+            **self._counts(plan, ex),
+        )
+        return PhaseRun(run_id, status, self._counts(plan, ex), ex.result.failures, notes)
+
+    @staticmethod
+    def _counts(plan: Plan, ex: Executor, records: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+        c: dict[str, Any] = {
+            "planned": len(plan.steps),
+            "done": ex.result.done,
+            "already_present": ex.result.already,
+            "failed": ex.result.failed,
+            "renamed": sum(1 for s in plan.steps if s.op == "rename-user"),
+            "switched": sum(1 for s in plan.steps if s.op == "switch-upn"),
+        }
+        if records:
+            c["dns_records"] = [{"name": n, "type": "TXT", "text": x, "ttl": 3600} for n, x in records]
+        return c
+
+    # ---- rollback -----------------------------------------------------------------------------------------
+    def _undoable(self, env: PhaseEnv) -> list[Step]:
+        history = Journal.state(env.store, env.academy.code, PHASE)
+        steps = []
+        for key, h in history.items():
+            args = (h["data"] or {}).get("args")
+            if not args or h["event"] in ("undo-done", "intent"):
+                continue
+            steps.append(Step(key, h["op"], args))
+        order = {op: i for i, op in enumerate(FORWARD_ORDER)}
+        return sorted(steps, key=lambda s: (-order.get(s.op, 0), s.key))
+
+    async def rollback_steps(self, env: PhaseEnv) -> list[Any]:
+        return [UndoView(s) for s in self._undoable(env)]
+
+    async def rollback(self, env: PhaseEnv, steps: list[Any], *, purge: bool) -> PhaseRun:
+        code = env.academy.code
+        before = "waiting-for-dns" if runbook.announced(env.store, code, "rollback") else ""
+        run_id = start_run(env.store, code, PHASE, "rollback", None, env.operator)
+        journal = Journal(env.store, run_id, code, PHASE, None)
+        t = self._tenants(env)
+        opts = self._opts(env)
+        ex = Executor(env.store, journal, t, opts)
+        ex.prefix = "undo-"
+        todo = self._undoable(env)
+        notes: list[str] = []
+        status = "failed"
+        try:
+            await ex.settle(todo, Journal.state(env.store, code, PHASE), forward=False)
+            todo = self._undoable(env)
+            by_op: dict[str, list[Step]] = {}
+            for s in todo:
+                by_op.setdefault(s.op, []).append(s)
+            if by_op.get("switch-upn"):
+                await ex.renames(by_op["switch-upn"], False)
+            for s in by_op.get("verify-domain", []):
+                await ex.single(s, False)
+            for s in by_op.get("add-domain", []):
+                await ex.single(s, False)
+                runbook.record(
+                    env.store, code, "running", f"{s.args['domain']} removed from the trust tenant"
+                )
+            for s in by_op.get("remove-domain", []):
+                name = s.args["domain"]
+                text = await _add(t.legacy, name, "legacy")
+                trust_txt = runbook.trust_txt(env.store, code, name)
+                if before != "waiting-for-dns":
+                    withdraw = [(name, trust_txt)] if trust_txt else []
+                    path = runbook.dns_change_file(
+                        env.run_dir,
+                        code,
+                        [(name, text)],
+                        withdraw,
+                        f"trustfold rollback {code} --phase domain --yes",
+                    )
+                    for n, o in withdraw:
+                        notes.append(f"withdraw TXT at {n}: {o} (the trust tenant's record)")
+                    notes.append(
+                        f"publish TXT at {name}: {text} (the legacy tenant's record); DNS change file: {path}"
+                    )
+                    notes.append(f"then run `trustfold rollback {code} --phase domain --yes` again")
+                    runbook.record(
+                        env.store,
+                        code,
+                        "waiting-for-dns",
+                        f"rollback: {name} added back to the legacy tenant; waiting for DNS ({text})",
+                        waiting_since=time.time(),
+                        dns=[{"name": name, "text": text, "action": "publish"}]
+                        + [{"name": n, "text": o, "action": "withdraw"} for n, o in withdraw],
+                    )
+                    status = "waiting-for-dns"
+                    finish_run(env.store, run_id, status, {"planned": len(todo), "done": ex.result.done})
+                    return PhaseRun(
+                        run_id,
+                        status,
+                        {
+                            "planned": len(todo),
+                            "done": ex.result.done,
+                            "dns_records": [{"name": name, "type": "TXT", "text": text}],
+                        },
+                        [],
+                        notes,
+                    )
+                await verify_with_backoff(t.legacy, name, text, opts["dns_wait"], t)
+                ex._intents([s])
+                ex._outcomes([(s, _done(name))])
+            for s in by_op.get("set-default", []):
+                await ex.single(s, False)
+            if by_op.get("rename-user"):
+                await ex.renames(by_op["rename-user"], False)
+            status = "succeeded" if not ex.result.failed else "failed"
+        except DomainError as exc:
+            finish_run(env.store, run_id, "failed", {"planned": len(todo), "done": ex.result.done})
+            runbook.record(
+                env.store,
+                code,
+                "waiting-for-dns" if before == "waiting-for-dns" else "failed",
+                f"rollback stopped: {exc}",
+            )
+            raise PlanningError(str(exc)) from None
+        counts = {
+            "planned": len(todo),
+            "done": ex.result.done + ex.result.already,
+            "kept": len(ex.result.kept),
+            "failed": ex.result.failed,
+        }
+        finish_run(env.store, run_id, status, counts)
+        runbook.record(
+            env.store,
+            code,
+            "rolled-back" if status == "succeeded" else "failed",
+            "domain cut-over rolled back",
+            kept=ex.result.kept,
+            waiting_since=None,
+            dns=[],
+        )
+        notes += [f"kept {k['object']}: {k['message']}" for k in ex.result.kept]
+        return PhaseRun(run_id, status, counts, ex.result.failures, notes)
+
+    async def verify(self, env: PhaseEnv) -> dict[str, Any]:
+        return await verify_domain(env, self._tenants(env))
+
+
+def _done(name: str) -> Any:
+    from migrations.engine import Outcome
+
+    return Outcome("done", name, {"verified": True})
+
+
+register_phase(DomainPhase())  # type: ignore[arg-type]
+assert set(OPS) <= set(FORWARD_ORDER)

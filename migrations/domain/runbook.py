@@ -1,0 +1,217 @@
+"""The cut-over runbook: timestamped events per academy (kept in the phase status), the DNS change file an
+operator hands to whoever holds the zone, and the staff notice text the report renders."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from migrations.domain.steps import TXT_RE
+from migrations.store import StateStore, now
+
+PHASE = "domain"
+
+
+def detail(store: StateStore, academy: str) -> dict[str, Any]:
+    for r in store.phase_statuses(academy):
+        if r["phase"] == PHASE:
+            return dict(r["detail"] or {})
+    return {}
+
+
+def status(store: StateStore, academy: str) -> str:
+    for r in store.phase_statuses(academy):
+        if r["phase"] == PHASE:
+            return str(r["status"])
+    return "not-started"
+
+
+def record(store: StateStore, academy: str, new_status: str, event: str | None = None, **extra: Any) -> None:
+    """Set the phase status, appending `event` to the runbook kept in its detail."""
+    d = detail(store, academy)
+    book = list(d.get("runbook", []))
+    if event:
+        book.append({"at": now(), "event": event})
+    d.update(extra)
+    d["runbook"] = book[-200:]
+    store.set_phase_status(academy, PHASE, new_status, d)
+
+
+def dns_change_file(
+    run_dir: Path, academy: str, publish: list[tuple[str, str]], withdraw: list[tuple[str, str]], then: str
+) -> Path:
+    """A zone-file style change request (mode 0600 like every run artefact). Values are checked against
+    Entra's MS=ms######## shape, domains come from the validated config: nothing hostile reaches the file."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / f"dns-change-{academy}.txt"
+    lines = [
+        f"; trustfold DNS change for academy {academy}, {now()}",
+        "; Hand this to whoever holds the zone. TTL 3600. Then run: " + then,
+    ]
+    for name, text in withdraw:
+        if TXT_RE.match(text):
+            lines.append(f'; WITHDRAW (delete) this record:\n;   {name}. 3600 IN TXT "{text}"')
+    for name, text in publish:
+        if TXT_RE.match(text):
+            lines.append(f'; PUBLISH this record:\n{name}. 3600 IN TXT "{text}"')
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def staff_notice(academy_name: str, domain: str, old_domain: str, switched: int, keep: bool) -> list[str]:
+    """What users will notice, in plain words for the staff notice."""
+    if keep:
+        return [
+            f"From the cut-over, {academy_name} staff and pupils sign in as name@{domain} again, now in the "
+            f"trust's Microsoft 365 ({switched} account(s)).",
+            f"Sign-in names ending @{old_domain} stop working for the trust accounts; "
+            "passwords are unchanged.",
+            "Old accounts in the school's former tenant sign in with @…onmicrosoft.com names until they are "
+            "retired.",
+        ]
+    return [
+        f"{domain} now belongs to the trust's Microsoft 365; staff and pupils keep their trust sign-in "
+        f"names (@{old_domain}).",
+        "Old accounts in the school's former tenant sign in with @…onmicrosoft.com names until they are "
+        "retired.",
+    ]
+
+
+def report_section(
+    store: StateStore, row: dict[str, Any] | None, academy: Any, trust: Any
+) -> dict[str, Any] | None:
+    """The cut-over runbook for the report: sequence with timestamps, DNS wait, what users will notice."""
+    code = academy.code if academy is not None else (row or {}).get("academy", "")
+    steps = events(store, code) if code else []
+    if not steps:
+        return None
+    d = dict((row or {}).get("detail") or {})
+    domain = academy.legacy_tenant.domains[0] if academy is not None else ""
+    keep = bool(academy is not None and academy.domains.keep_academy_domain)
+    old = trust.settings.tenant.primary_domain if trust is not None else "the trust domain"
+    switched = int(d.get("switched", 0))
+    return {
+        "status": (row or {}).get("status", "not-started"),
+        "domain": domain,
+        "events": steps,
+        "dns_wait_seconds": dns_wait_seconds(store, code),
+        "dns": [x for x in d.get("dns", []) if isinstance(x, dict)],
+        "notice": staff_notice(academy.name if academy else "", domain, old, switched, keep),
+    }
+
+
+# ---- derived from the journal and the runs (survives `plan`, which rewrites the phase status) -----------
+def _runs(store: StateStore, academy: str) -> list[dict[str, Any]]:
+    return [
+        dict(r)
+        for r in store.rows(
+            "SELECT kind, status, started_at, finished_at FROM runs WHERE academy = ? AND phase = ? "
+            "ORDER BY started_at",
+            (academy, PHASE),
+        )
+    ]
+
+
+def announced(store: StateStore, academy: str, kind: str) -> bool:
+    """True when the last forward run (kind "run") or rollback (kind "rollback") of the phase stopped at its
+    DNS checkpoint and nothing of the other kind ran since: this run verifies instead of announcing."""
+    for r in reversed(_runs(store, academy)):
+        if r["status"] in ("running", "interrupted", "failed") and r["kind"] == kind:
+            continue  # an interrupted or failed attempt after the checkpoint keeps it
+        return bool(r["kind"] == kind and r["status"] == "waiting-for-dns")
+    return False
+
+
+def events(store: StateStore, academy: str) -> list[dict[str, str]]:
+    """The cut-over sequence with timestamps, from the journal (one line per step, renames grouped)."""
+    out: list[dict[str, str]] = []
+    texts = {
+        "set-default": "legacy tenant's default domain set to {domain}",
+        "remove-domain": "{domain} removed from the legacy tenant",
+        "add-domain": "{domain} added to the trust tenant (TXT {txt} to publish)",
+        "verify-domain": "{domain} verified in the trust tenant",
+    }
+    undo_texts = {
+        "set-default": "rollback: legacy default domain back to {previous}",
+        "remove-domain": "rollback: {domain} verified in the legacy tenant again",
+        "add-domain": "rollback: {domain} removed from the trust tenant",
+        "verify-domain": "",
+    }
+    group: tuple[str, str] | None = None
+    count = 0
+    last_at = ""
+
+    def flush() -> None:
+        nonlocal group, count
+        if group and count:
+            op, event = group
+            what = (
+                "legacy user(s) renamed to onmicrosoft.com"
+                if op == "rename-user"
+                else ("trust user(s) switched to the academy domain")
+            )
+            out.append(
+                {"at": last_at, "event": f"{'rollback: ' if event.startswith('undo') else ''}{count} {what}"}
+            )
+        group, count = None, 0
+
+    rows = store.rows(
+        "SELECT op, event, data, at FROM journal WHERE academy = ? AND phase = ? "
+        "AND event IN ('done', 'undo-done') ORDER BY seq",
+        (academy, PHASE),
+    )
+    for r in rows:
+        data = json.loads(r["data"] or "{}")
+        args = {**(data.get("args") or {}), "txt": data.get("txt", "")}
+        if r["op"] in ("rename-user", "switch-upn"):
+            if group != (r["op"], r["event"]):
+                flush()
+                group = (r["op"], r["event"])
+            count += 1
+            last_at = r["at"]
+            continue
+        flush()
+        template = (texts if r["event"] == "done" else undo_texts).get(r["op"], "")
+        if template:
+            try:
+                out.append({"at": r["at"], "event": template.format(**args)})
+            except KeyError:
+                continue
+    flush()
+    for run in _runs(store, academy):
+        if run["status"] == "waiting-for-dns" and run["finished_at"]:
+            out.append({"at": run["finished_at"], "event": f"{run['kind']} stopped: waiting for DNS"})
+    return sorted(out, key=lambda e: e["at"])
+
+
+def dns_wait_seconds(store: StateStore, academy: str) -> float | None:
+    """From the trust's TXT record being issued (add-domain) to the domain verified, per the journal."""
+    rows = store.rows(
+        "SELECT op, at FROM journal WHERE academy = ? AND phase = ? AND event = 'done' "
+        "AND op IN ('add-domain', 'verify-domain') ORDER BY seq",
+        (academy, PHASE),
+    )
+    added = next((r["at"] for r in rows if r["op"] == "add-domain"), None)
+    verified = next((r["at"] for r in rows if r["op"] == "verify-domain"), None)
+    if not added or not verified:
+        return None
+    return max(0.0, (datetime.fromisoformat(verified) - datetime.fromisoformat(added)).total_seconds())
+
+
+def trust_txt(store: StateStore, academy: str, name: str) -> str | None:
+    """The TXT value the trust tenant issued for `name` (its last add-domain outcome in the journal)."""
+    rows = store.rows(
+        "SELECT data FROM journal WHERE academy = ? AND phase = ? AND step_key = ? AND event = 'done' "
+        "ORDER BY seq DESC",
+        (academy, PHASE, f"add:{name}"),
+    )
+    for r in rows:
+        text = json.loads(r["data"] or "{}").get("txt")
+        if isinstance(text, str) and TXT_RE.match(text):
+            return text
+    return None
