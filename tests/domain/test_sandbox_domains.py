@@ -97,5 +97,6 @@ def test_force_delete_is_async_renames_disables_and_refuses_exchange_and_over_10
 def test_legacy_names_reach_the_terminal_without_control_or_bidi_characters() -> None:
     from migrations.domain.steps import safe
 
-    assert safe("evil\u202egnp.exe\x1b[31m\u200b") == "evil?gnp.exe?[31m?"
+    # The shared layer: escape sequences removed, invisible and bidi characters shown as their code.
+    assert safe("evil\u202egnp.exe\x1b[31m\u200b") == "evil\\u202egnp.exe\\u200b"
     assert len(safe("x" * 500)) == 120
