@@ -109,7 +109,12 @@ def compute_mapping(
             suffix = 0
             while True:
                 candidate = names.user_upn(
-                    academy, u.get("givenName"), u.get("surname"), u.get("mailNickname"), suffix=suffix
+                    academy,
+                    u.get("givenName"),
+                    u.get("surname"),
+                    u.get("mailNickname"),
+                    suffix=suffix,
+                    source_id=sid,
                 )
                 existing = target.users.get(candidate.lower())
                 if existing and existing[1] == mine:
@@ -118,7 +123,9 @@ def compute_mapping(
                     break
                 suffix += 1
             if suffix:
-                first = names.user_upn(academy, u.get("givenName"), u.get("surname"), u.get("mailNickname"))
+                first = names.user_upn(
+                    academy, u.get("givenName"), u.get("surname"), u.get("mailNickname"), source_id=sid
+                )
                 owner = elsewhere.get(first.lower())
                 why = (
                     f"academy '{owner}'" if owner else "an existing trust-tenant object or another user here"
