@@ -14,7 +14,7 @@ import click
 from cli.context import AppContext, pass_app
 from cli.errors import OperationFailed
 
-PHASE_HELP = "users, groups, memberships or files"
+PHASE_HELP = "users, groups, memberships, identity (the three as one graph) or files"
 
 
 def _phase_names(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -26,6 +26,8 @@ def _phase_names(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     for v in values:
         if v == "all" and param.name == "phases":
             expanded += [p for p in ("users", "groups", "memberships", "files") if p in known]
+        elif v == "identity" and param.name == "phases":
+            expanded += ["users", "groups", "memberships"]  # rolled back phase by phase, latest first
         elif v not in known:
             raise click.BadParameter(f"'{v}' is not a phase (choose from {', '.join(sorted(known))})")
         else:
@@ -127,21 +129,35 @@ def _planning(fn: Any) -> Any:
     type=click.IntRange(0, 86_400),
     help="files: reuse drive scans made within SECONDS (each drive read costs SharePoint budget).",
 )
+@click.option(
+    "--propagate-deletes", is_flag=True, help="files: delete in the target what was deleted at source."
+)
 @pass_app
-def plan(app: AppContext, academy: str, phase: str, as_json: bool, limit: int, scan_age: int) -> None:
-    """Compute, store and print the steps of PHASE for ACADEMY. Changes nothing in any tenant."""
+def plan(
+    app: AppContext,
+    academy: str,
+    phase: str,
+    as_json: bool,
+    limit: int,
+    scan_age: int,
+    propagate_deletes: bool,
+) -> None:
+    """Compute, store (numbered) and print the steps of PHASE for ACADEMY; `run` applies this plan. Changes
+    nothing in any tenant."""
     from migrations.phases import phase as get_phase
 
     app.trust().academy(academy)
     handler = get_phase(phase)
+    planning = {"propagate_deletes": propagate_deletes}
 
     async def go(env: Any) -> Any:
         p = await handler.plan(env)
+        p.options = planning
         p.save(env.store)
-        env.store.set_phase_status(academy, phase, "planned", {"plan": p.id, "steps": len(p.steps)})
+        env.store.set_phase_status(academy, phase, "planned", {"plan": p.number, "steps": len(p.steps)})
         return p
 
-    p = asyncio.run(_with_env(app, academy, _planning(go), options={"scan_age": scan_age}))
+    p = asyncio.run(_with_env(app, academy, _planning(go), options={"scan_age": scan_age, **planning}))
     _print_plan(p, as_json, limit)
 
 
@@ -150,7 +166,11 @@ def _print_plan(p: Any, as_json: bool, limit: int) -> None:
         click.echo(json.dumps(p.to_json(), indent=2, sort_keys=True))
         return
     counts = ", ".join(f"{n} {op}" for op, n in sorted(p.counts().items())) or "nothing to do"
-    click.echo(f"plan {p.id}: {counts}; {p.already_present} already present")
+    name = f"plan {p.number}" if p.number is not None else "plan (not stored)"
+    click.echo(
+        f"{name} for {p.academy} {p.phase} (digest {p.digest[:12]}): {counts}; "
+        f"{p.already_present} already present"
+    )
     for s in p.steps[:limit]:
         click.echo(f"  {s.describe()}")
     if len(p.steps) > limit:
@@ -193,7 +213,25 @@ def _print_plan(p: Any, as_json: bool, limit: int) -> None:
     "published budget for the tenant's licence count).",
 )
 @click.option(
-    "--propagate-deletes", is_flag=True, help="files: delete in the target what was deleted at source."
+    "--propagate-deletes",
+    is_flag=True,
+    help="files, with --replan: delete in the target what was deleted at source (a planning option).",
+)
+@click.option(
+    "--plan",
+    "plan_number",
+    type=click.IntRange(1),
+    help="Apply this stored plan (default: the latest plan for ACADEMY and PHASE).",
+)
+@click.option(
+    "--replan", is_flag=True, help="Plan and apply at once, without a separate review (CI, rehearsals)."
+)
+@click.option(
+    "--lag-tolerance",
+    default=4.0,
+    show_default=True,
+    type=click.FloatRange(0, 120),
+    help="SECONDS a look-up keeps asking before deciding a write in doubt was lost (replication lag).",
 )
 @pass_app
 def run(
@@ -207,8 +245,13 @@ def run(
     scan_age: int,
     sharepoint_budget: str,
     propagate_deletes: bool,
+    plan_number: int | None,
+    replan: bool,
+    lag_tolerance: float,
 ) -> None:
-    """Apply PHASE for ACADEMY: journaled, resumable (run again after any interruption)."""
+    """Apply the reviewed plan of PHASE for ACADEMY (from `trustfold plan`), after checking that the tenants
+    and mapping still give the same steps (exit 1 with the differences if not). Journaled and resumable:
+    run it again after any interruption."""
     from migrations.graph import parse_budget
     from migrations.phases import phase as get_phase
 
@@ -221,6 +264,8 @@ def run(
             parse_budget(sharepoint_budget)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--sharepoint-budget") from None
+    if replan and plan_number is not None:
+        raise click.UsageError("--plan and --replan exclude each other: apply a stored plan, or plan anew")
     app.trust().academy(academy)
     handler = get_phase(phase)
     options = {
@@ -228,11 +273,22 @@ def run(
         "propagate_deletes": propagate_deletes,
         "sharepoint_budget": sharepoint_budget,
         "scan_age": scan_age,
+        "lag_tolerance": lag_tolerance,
     }
 
     async def go(env: Any) -> Any:
-        p = await handler.plan(env)
-        p.save(env.store)
+        from migrations.review import reviewed_plan
+
+        if replan:
+            if dry_run:
+                env.options["review"] = True  # show what would be planned; store nothing
+            p = await handler.plan(env)
+            env.options.pop("review", None)
+            p.options = {"propagate_deletes": propagate_deletes}
+            if not dry_run:
+                p.save(env.store)
+        else:
+            p = await reviewed_plan(env, handler, plan_number)
         if dry_run:
             return p, None
         return p, await handler.run(env, p, concurrency=concurrency)
@@ -247,13 +303,22 @@ def run(
         except OperationFailed as exc:
             _audit(app, f"run --phase {phase}", "failed", academy, phase, detail={"error": str(exc)})
             raise
-    _audit(app, f"run --phase {phase}", result.status, academy, phase, p.id, result.counts)
+    _audit(
+        app,
+        f"run --phase {phase}",
+        result.status,
+        academy,
+        phase,
+        str(p.number),
+        {**result.counts, "digest": p.digest},
+    )
     if as_json:
         click.echo(
             json.dumps(
                 {
                     "run_id": result.run_id,
-                    "plan": p.id,
+                    "plan": p.number,
+                    "plan_id": p.id,
                     "status": result.status,
                     "counts": result.counts,
                     "failures": result.failures,
@@ -268,7 +333,8 @@ def run(
         click.echo(
             f"{academy} {phase}: {c.get('done', 0)} done, {c.get('already_present', 0)} already present, "
             f"{c.get('failed', 0)} failed, {c.get('skipped', 0)} skipped; {c.get('requests', 0)} requests, "
-            f"{c.get('throttled', 0)} throttled, {c.get('wait_seconds', 0)} s waited (run {result.run_id})"
+            f"{c.get('throttled', 0)} throttled, {c.get('wait_seconds', 0)} s waited "
+            f"(plan {p.number}, run {result.run_id})"
         )
         for f in result.failures[:20]:
             click.echo(f"  failed: {f['step']}: {f['message']}", err=True)
@@ -297,13 +363,14 @@ def verify(app: AppContext, academy: str, as_json: bool) -> None:
     async def go(env: Any) -> dict[str, Any]:
         ctx = IdentityContext(env.trust, env.academy, env.store, env.conns.target)
         result = (await verify_identity(env.trust, env.academy, ctx)).to_json()
-        files = load_phases().get("files")
-        if files is not None and hasattr(files, "verify"):
-            fres = await files.verify(env)
-            result["files"] = fres
-            result["differences"] += fres.get("differences", [])
-            result["checked"] += fres.get("checked", 0)
-            result["ok"] = not result["differences"]
+        for name, handler in sorted(load_phases().items()):
+            part = await handler.verify(env)
+            if part is None:
+                continue
+            result[name] = part
+            result["differences"] += part.get("differences", [])
+            result["checked"] += part.get("checked", 0)
+        result["ok"] = not result["differences"]
         return result
 
     result = asyncio.run(_with_env(app, academy, go))

@@ -275,7 +275,8 @@ def import_csv(
         shown = (rec.get("display_name") or "").strip() or None
         if kind == "group" and shown:
             shown = trust.names.group_display_name(academy, shown)
-        data: dict[str, Any] = {"target_display_name": shown}
+        # Where the operator made this row: a stale-name refusal at plan time names the line to change.
+        data: dict[str, Any] = {"target_display_name": shown, "import_file": str(path), "import_line": n}
         if action != "skip":
             if not target_key:
                 raise bad("target_upn", f"action {action} needs a target")
