@@ -494,7 +494,7 @@ def status(app: AppContext, academy: str | None, as_json: bool) -> None:
     codes = [trust.academy(academy).code] if academy else [a.code for a in trust.academies]
     store = app.store()
     statuses = {(r["academy"], r["phase"]): r for r in store.phase_statuses()}
-    runs = {}
+    runs: dict[tuple[str, str], dict[str, Any]] = {}
     for r in store.rows("SELECT * FROM runs ORDER BY started_at"):
         runs[(r["academy"], r["phase"])] = dict(r)
     out = []
@@ -519,9 +519,9 @@ def status(app: AppContext, academy: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(out, indent=2))
         return
-    for r in out:
-        progress = f"{r['done']}/{r['planned']}" if r["planned"] else ""
+    for line in out:
+        progress = f"{line['done']}/{line['planned']}" if line["planned"] else ""
         click.echo(
-            f"{r['academy']:<12} {r['phase']:<12} {r['status']:<12} {progress:<10} "
-            f"{'failed ' + str(r['failed']) if r['failed'] else ''}"
+            f"{line['academy']:<12} {line['phase']:<12} {line['status']:<12} {progress:<10} "
+            f"{'failed ' + str(line['failed']) if line['failed'] else ''}"
         )

@@ -122,14 +122,15 @@ def unrunnable(pending: dict[str, Step], satisfied: set[str]) -> dict[str, str]:
             waiting[child].discard(k)
             if not waiting[child]:
                 freed.append(child)
+    unmet = set(reasons)
     for k, deps in waiting.items():
         if k in seen:
             continue
-        blocker = sorted(deps)[0] if deps else "?"
-        if any(d in reasons for d in deps):
-            reasons[k] = f"depends on {blocker}, which cannot run"
+        behind = sorted(d for d in deps if d in unmet)
+        if behind:
+            reasons[k] = f"depends on {behind[0]}, which cannot run"
         else:
-            reasons[k] = f"dependency cycle through {blocker}"
+            reasons[k] = f"dependency cycle through {sorted(deps)[0]}"
     return reasons
 
 

@@ -10,7 +10,9 @@ import pytest
 from hypothesis import settings
 
 settings.register_profile("trustfold-ci", derandomize=True, database=None, print_blob=True, deadline=None)
-settings.register_profile("trustfold-seeded", derandomize=False, database=None, print_blob=True, deadline=None)
+settings.register_profile(
+    "trustfold-seeded", derandomize=False, database=None, print_blob=True, deadline=None
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -39,7 +39,7 @@ class YamlDocument:
 
 
 class _NoAliasLoader(yaml.SafeLoader):
-    def compose_node(self, parent: Node | None, index: Any) -> Node | None:  # type: ignore[override]
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise ConfigError(

@@ -46,7 +46,10 @@ def test_run_all_phases_verify_and_status(cli: Cli, tmp_path: Path) -> None:
     cli("discover", "hillside")
     plan = cli.json("plan", "hillside", "--phase", "users")
     again = cli.json("plan", "hillside", "--phase", "users")
-    assert {**plan, "created_at": None} == {**again, "created_at": None}, "plans are deterministic"
+    assert {**plan, "created_at": None, "number": None} == {**again, "created_at": None, "number": None}, (
+        "plans are deterministic"
+    )
+    assert again["number"] == plan["number"] + 1, "each plan is stored under the next number"
     assert plan["id"] == again["id"] and plan["digest"] == again["digest"]
     assert plan["counts"]["create-user"] == plan["counts"]["assign-licence"] > 0
     for phase in PHASES:
