@@ -88,14 +88,24 @@ class RunResult:
     skipped: int = 0
     reconciled: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
+    outcome_of: dict[str, str] = field(default_factory=dict)  # step key -> done | already | failed | skipped
 
-    def counts(self) -> dict[str, Any]:
+    def counts(self, keys: set[str] | None = None) -> dict[str, Any]:
+        """The tally, of every step or of `keys` only (one phase's part of a graph run)."""
+        if keys is None:
+            return {
+                "done": self.done,
+                "already_present": self.already,
+                "failed": self.failed,
+                "skipped": self.skipped,
+                "reconciled": self.reconciled,
+            }
+        mine = [v for k, v in self.outcome_of.items() if k in keys]
         return {
-            "done": self.done,
-            "already_present": self.already,
-            "failed": self.failed,
-            "skipped": self.skipped,
-            "reconciled": self.reconciled,
+            "done": mine.count("done"),
+            "already_present": mine.count("already"),
+            "failed": mine.count("failed"),
+            "skipped": mine.count("skipped"),
         }
 
 
@@ -197,6 +207,7 @@ class Runner:
                 self._done.add(step.key)
                 self.ctx.remember(step.key, h["target_id"], h["data"])
                 self.result.already += 1
+                self.result.outcome_of[step.key] = "already"
                 continue
             if h and h["event"] == "intent":
                 in_doubt.append(step)
@@ -271,6 +282,7 @@ class Runner:
                 self._ready.append(self._steps[child])
 
     def _record_failure(self, key: str, message: str) -> None:
+        self.result.outcome_of[key] = "failed"
         self.result.failed += 1
         self.result.failures.append({"step": key, "message": message})
 
@@ -284,6 +296,7 @@ class Runner:
             if child in skipped:
                 continue
             skipped.add(child)
+            self.result.outcome_of[child] = "skipped"
             self.result.skipped += 1
             self.result.failures.append(
                 {"step": child, "message": f"skipped: depends on {cause}, which failed"}
@@ -341,6 +354,7 @@ class Runner:
             self.ctx.remember(step.key, out.target_id, out.data)
             self.result.reconciled += 1
             self.result.already += 1
+            self.result.outcome_of[step.key] = "already"
         if results:
             self.journal.outcomes(results)
 
@@ -409,6 +423,7 @@ class Runner:
                     self.result.already += 1
                 else:
                     self.result.done += 1
+                self.result.outcome_of[step.key] = "already" if out.status == "already" else "done"
                 self._finished(step.key)
         self._progress()
         return unclear

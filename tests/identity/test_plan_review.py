@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
 from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -30,10 +32,31 @@ def _reset(url: str) -> None:
     httpx.post(f"{url}/sandbox/reset", json={}, timeout=60).raise_for_status()
 
 
+class InProcessCli(Cli):
+    """The CLI entry point called in this process (as the demo does): same arguments, exit codes and output
+    as the subprocess, without paying the interpreter start-up for each of the many commands here."""
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        from cli.logs import configure
+        from cli.main import run
+
+        base = ["--config-dir", str(CONFIG), "--state", str(self.state), "--graph-url", self.url]
+        out, err = io.StringIO(), io.StringIO()
+        try:
+            with redirect_stdout(out), redirect_stderr(err):
+                code = run([*base, *args])
+        finally:
+            configure(verbose=False, fmt="text")
+        proc = subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+        if check and code != 0:
+            raise AssertionError(f"trustfold {' '.join(args)} -> {code}\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+
 @pytest.fixture
 def cli(url: str, tmp_path: Path) -> Cli:
     _reset(url)
-    c = Cli(url, tmp_path / "state.db")
+    c = InProcessCli(url, tmp_path / "state.db")
     c("discover", "hillside")
     return c
 
@@ -124,6 +147,9 @@ def test_a_name_taken_after_discover_is_renumbered_at_plan_and_refused_at_run(cl
     result = cli.json("run", "hillside", "--phase", "identity", "--replan")
     assert result["status"] == "succeeded", result
     assert cli.json("verify", "hillside")["ok"]
+    # One graph run, each phase reported with its own part.
+    status = {r["phase"]: r for r in cli.json("status", "hillside")}
+    assert {status[p]["status"] for p in ("users", "groups", "memberships")} == {"done"}
 
 
 def test_an_operator_edited_name_taken_after_import_is_refused_with_its_line(
