@@ -271,6 +271,8 @@ class AddMembers:
                 resp = await ctx.target.request(
                     "POST", f"/groups/{gid}/members/$ref", json={"@odata.id": BIND_ROOT + m}
                 )
+                if resp.status == 404:
+                    return None  # the group or member is not visible yet (replication lag): ask again
                 if not resp.ok and "already exist" not in resp.error_message:
                     return Outcome("failed", message=f"adding {m}: {resp.status} {resp.error_message}")
         return Outcome("done", gid, {"members": members, "reconciled": True})

@@ -17,6 +17,7 @@ from tests.identity.conftest import CONFIG, TARGET, Cli, snapshot
 from trust import load_trust
 
 TRUST = load_trust(CONFIG)
+MARKER = "extension_0b6a9d2e3f414c5a8e7b1d2c3b4a5f60_trustfoldSource"
 HILLSIDE = TRUST.academy("hillside")
 
 
@@ -174,3 +175,21 @@ def test_an_operator_edited_name_taken_after_import_is_refused_with_its_line(
     assert f"{edited}:{line}: target_upn:" in refused.stderr
     assert "now exists in the trust tenant" in refused.stderr and "Traceback" not in refused.stderr
     assert _mapping(cli) == before, "a refused plan changed the mapping"
+
+
+def test_the_identity_graph_runs_through_replication_lag(tmp_path: Path) -> None:
+    """New users and groups stay invisible to reads, lists and filters for 1.5 s: groups binding them as
+    owners and memberships naming them are re-sent once a look-up (asked again, bounded) still misses them,
+    and nothing is created twice."""
+    with running_sandbox(CONFIG, size=20, seed=5, replication_lag_ms=1500) as base:
+        cli = InProcessCli(str(base), tmp_path / "state.db")
+        cli("discover", "hillside")
+        result = cli.json("run", "hillside", "--phase", "identity", "--replan", "--lag-tolerance", "3")
+        assert result["status"] == "succeeded", result["failures"][:5]
+        import httpx
+
+        httpx.post(f"{base}/sandbox/faults", json={"replication_lag_ms": 0}).raise_for_status()
+        assert cli.json("verify", "hillside")["ok"]
+        snap = snapshot(str(base))
+        markers = [o.get(MARKER) for o in snap["users"] + snap["groups"] if o.get(MARKER)]
+        assert markers and len(markers) == len(set(markers)), "an object was created twice"
