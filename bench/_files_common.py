@@ -170,11 +170,11 @@ class Cli:
     def prepare(self) -> None:
         """discover, then users (OneDrives map to migrated users)."""
         self.json("discover", ACADEMY)
-        self.json("run", ACADEMY, "--phase", "users")
+        self.json("run", ACADEMY, "--phase", "users", "--replan")
 
 
 def files_run(cli: Cli, *extra: str) -> Measured:
-    m = cli.measured("run", ACADEMY, "--phase", "files", *extra)
+    m = cli.measured("run", ACADEMY, "--phase", "files", "--replan", *extra)
     if m.result.get("status") != "succeeded":
         failures = json.dumps(m.result.get("failures", [])[:5], indent=1)
         raise SystemExit(f"files run {m.result.get('status')}: {failures}")

@@ -41,7 +41,7 @@ async def _discover_files(app: AppContext, academy: Any, store: Any, conns: Any)
     from migrations.phases import PhaseEnv, load_phases
 
     files = load_phases().get("files")
-    if files is None or not hasattr(files, "discover"):
+    if files is None:
         return {}
     env = PhaseEnv(
         app.trust(), academy, store, conns, AppContext.operator()[0], app.state_path.parent / "runs"
@@ -53,6 +53,8 @@ async def _discover_files(app: AppContext, academy: Any, store: Any, conns: Any)
         totals = await files.discover(env)
     except PlanningError as exc:
         raise OperationFailed(f"users and groups discovered; drives not scanned: {exc}") from None
+    if totals is None:
+        return {}
     return {"drives": totals["drives"], "drive_items": totals["items"]}
 
 

@@ -105,9 +105,9 @@ def cli(
         problem = loopback_problem(graph_url)
         if problem:
             # One line, exit 2 (bad input), before anything is opened or changed.
-            bad = click.ClickException(f"--graph-url: {problem}")
-            bad.exit_code = 2
-            raise bad
+            from cli.errors import BadOption
+
+            raise BadOption(f"--graph-url: {problem}")
     app = AppContext(
         config_dir=config_dir,
         state_path=state_path,

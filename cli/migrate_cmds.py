@@ -15,7 +15,7 @@ from cli.context import AppContext, pass_app
 from cli.errors import OperationFailed
 from cli.terminal import echo
 
-PHASE_HELP = "users, groups, memberships, files, permissions or domain"
+PHASE_HELP = "users, groups, memberships, identity (the three as one graph), files, permissions or domain"
 
 
 def _phase_names(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -27,6 +27,8 @@ def _phase_names(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     for v in values:
         if v == "all" and param.name == "phases":
             expanded += [p for p in ("users", "groups", "memberships", "files", "permissions") if p in known]
+        elif v == "identity" and param.name == "phases":
+            expanded += ["users", "groups", "memberships"]  # rolled back phase by phase, latest first
         elif v not in known:
             raise click.BadParameter(f"'{v}' is not a phase (choose from {', '.join(sorted(known))})")
         else:
@@ -137,21 +139,35 @@ def _planning(fn: Any) -> Any:
     help="files, permissions: reuse drive scans made within SECONDS (each drive read costs SharePoint "
     "budget).",
 )
+@click.option(
+    "--propagate-deletes", is_flag=True, help="files: delete in the target what was deleted at source."
+)
 @pass_app
-def plan(app: AppContext, academy: str, phase: str, as_json: bool, limit: int, scan_age: int) -> None:
-    """Compute, store and print the steps of PHASE for ACADEMY. Changes nothing in any tenant."""
+def plan(
+    app: AppContext,
+    academy: str,
+    phase: str,
+    as_json: bool,
+    limit: int,
+    scan_age: int,
+    propagate_deletes: bool,
+) -> None:
+    """Compute, store (numbered) and print the steps of PHASE for ACADEMY; `run` applies this plan. Changes
+    nothing in any tenant."""
     from migrations.phases import phase as get_phase
 
     app.trust().academy(academy)
     handler = get_phase(phase)
+    planning = {"propagate_deletes": propagate_deletes}
 
     async def go(env: Any) -> Any:
         p = await handler.plan(env)
+        p.options = planning
         p.save(env.store)
-        env.store.set_phase_status(academy, phase, "planned", {"plan": p.id, "steps": len(p.steps)})
+        env.store.set_phase_status(academy, phase, "planned", {"plan": p.number, "steps": len(p.steps)})
         return p
 
-    p = asyncio.run(_with_env(app, academy, _planning(go), options={"scan_age": scan_age}))
+    p = asyncio.run(_with_env(app, academy, _planning(go), options={"scan_age": scan_age, **planning}))
     _print_plan(p, as_json, limit)
 
 
@@ -160,7 +176,11 @@ def _print_plan(p: Any, as_json: bool, limit: int) -> None:
         click.echo(json.dumps(p.to_json(), indent=2, sort_keys=True))
         return
     counts = ", ".join(f"{n} {op}" for op, n in sorted(p.counts().items())) or "nothing to do"
-    click.echo(f"plan {p.id}: {counts}; {p.already_present} already present")
+    name = f"plan {p.number}" if p.number is not None else "plan (not stored)"
+    click.echo(
+        f"{name} for {p.academy} {p.phase} (digest {p.digest[:12]}): {counts}; "
+        f"{p.already_present} already present"
+    )
     for s in p.steps[:limit]:
         echo(f"  {s.describe()}")
     if len(p.steps) > limit:
@@ -203,7 +223,25 @@ def _print_plan(p: Any, as_json: bool, limit: int) -> None:
     "published budget for the tenant's licence count).",
 )
 @click.option(
-    "--propagate-deletes", is_flag=True, help="files: delete in the target what was deleted at source."
+    "--propagate-deletes",
+    is_flag=True,
+    help="files, with --replan: delete in the target what was deleted at source (a planning option).",
+)
+@click.option(
+    "--plan",
+    "plan_number",
+    type=click.IntRange(1),
+    help="Apply this stored plan (default: the latest plan for ACADEMY and PHASE).",
+)
+@click.option(
+    "--replan", is_flag=True, help="Plan and apply at once, without a separate review (CI, rehearsals)."
+)
+@click.option(
+    "--lag-tolerance",
+    default=4.0,
+    show_default=True,
+    type=click.FloatRange(0, 120),
+    help="SECONDS a look-up keeps asking before deciding a write in doubt was lost (replication lag).",
 )
 @click.option(
     "--dns-wait",
@@ -225,8 +263,13 @@ def run(
     sharepoint_budget: str,
     propagate_deletes: bool,
     dns_wait: int,
+    plan_number: int | None,
+    replan: bool,
+    lag_tolerance: float,
 ) -> None:
-    """Apply PHASE for ACADEMY: journaled, resumable (run again after any interruption)."""
+    """Apply the reviewed plan of PHASE for ACADEMY (from `trustfold plan`), after checking that the tenants
+    and mapping still give the same steps (exit 1 with the differences if not). Journaled and resumable:
+    run it again after any interruption."""
     from migrations.graph import parse_budget
     from migrations.phases import phase as get_phase
 
@@ -239,6 +282,8 @@ def run(
             parse_budget(sharepoint_budget)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--sharepoint-budget") from None
+    if replan and plan_number is not None:
+        raise click.UsageError("--plan and --replan exclude each other: apply a stored plan, or plan anew")
     app.trust().academy(academy)
     handler = get_phase(phase)
     options = {
@@ -248,11 +293,22 @@ def run(
         "scan_age": scan_age,
         "dns_wait": dns_wait,
         "say": None if as_json else (lambda m: click.echo(f"  {m}", err=True)),
+        "lag_tolerance": lag_tolerance,
     }
 
     async def go(env: Any) -> Any:
-        p = await handler.plan(env)
-        p.save(env.store)
+        from migrations.review import reviewed_plan
+
+        if replan:
+            if dry_run:
+                env.options["review"] = True  # show what would be planned; store nothing
+            p = await handler.plan(env)
+            env.options.pop("review", None)
+            p.options = {"propagate_deletes": propagate_deletes}
+            if not dry_run:
+                p.save(env.store)
+        else:
+            p = await reviewed_plan(env, handler, plan_number)
         if dry_run:
             return p, None
         return p, await handler.run(env, p, concurrency=concurrency)
@@ -270,13 +326,22 @@ def run(
         except OperationFailed as exc:
             _audit(app, f"run --phase {phase}", "failed", academy, phase, detail={"error": str(exc)})
             raise
-    _audit(app, f"run --phase {phase}", result.status, academy, phase, p.id, result.counts)
+    _audit(
+        app,
+        f"run --phase {phase}",
+        result.status,
+        academy,
+        phase,
+        str(p.number),
+        {**result.counts, "digest": p.digest},
+    )
     if as_json:
         click.echo(
             json.dumps(
                 {
                     "run_id": result.run_id,
-                    "plan": p.id,
+                    "plan": p.number,
+                    "plan_id": p.id,
                     "status": result.status,
                     "counts": result.counts,
                     "failures": result.failures,
@@ -291,7 +356,8 @@ def run(
         click.echo(
             f"{academy} {phase}: {c.get('done', 0)} done, {c.get('already_present', 0)} already present, "
             f"{c.get('failed', 0)} failed, {c.get('skipped', 0)} skipped; {c.get('requests', 0)} requests, "
-            f"{c.get('throttled', 0)} throttled, {c.get('wait_seconds', 0)} s waited (run {result.run_id})"
+            f"{c.get('throttled', 0)} throttled, {c.get('wait_seconds', 0)} s waited "
+            f"(plan {p.number}, run {result.run_id})"
         )
         for f in result.failures[:20]:
             echo(f"  failed: {f['step']}: {f['message']}", err=True)
@@ -324,14 +390,14 @@ def verify(app: AppContext, academy: str, as_json: bool) -> None:
     async def go(env: Any) -> dict[str, Any]:
         ctx = IdentityContext(env.trust, env.academy, env.store, env.conns.target)
         result = (await verify_identity(env.trust, env.academy, ctx)).to_json()
-        for name in ("files", "permissions", "domain"):
-            handler = load_phases().get(name)
-            if handler is not None and hasattr(handler, "verify"):
-                fres = await handler.verify(env)
-                result[name] = fres
-                result["differences"] += fres.get("differences", [])
-                result["checked"] += fres.get("checked", 0)
-                result["ok"] = not result["differences"]
+        for name, handler in sorted(load_phases().items()):
+            part = await handler.verify(env)
+            if part is None:
+                continue
+            result[name] = part
+            result["differences"] += part.get("differences", [])
+            result["checked"] += part.get("checked", 0)
+        result["ok"] = not result["differences"]
         return result
 
     result = asyncio.run(_with_env(app, academy, go))
@@ -472,7 +538,7 @@ def status(app: AppContext, academy: str | None, as_json: bool) -> None:
     store = app.store(readonly=True)
     locks = {(h.academy, h.phase): h for h in holders(store)}
     statuses = {(r["academy"], r["phase"]): r for r in store.phase_statuses()}
-    runs = {}
+    runs: dict[tuple[str, str], dict[str, Any]] = {}
     for r in store.rows("SELECT * FROM runs ORDER BY started_at"):
         runs[(r["academy"], r["phase"])] = dict(r)
     out = []
@@ -498,11 +564,11 @@ def status(app: AppContext, academy: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(out, indent=2))
         return
-    for r in out:
-        progress = f"{r['done']}/{r['planned']}" if r["planned"] else ""
+    for line in out:
+        progress = f"{line['done']}/{line['planned']}" if line["planned"] else ""
         click.echo(
-            f"{r['academy']:<12} {r['phase']:<12} {r['status']:<12} {progress:<10} "
-            f"{'failed ' + str(r['failed']) if r['failed'] else ''}"
+            f"{line['academy']:<12} {line['phase']:<12} {line['status']:<12} {progress:<10} "
+            f"{'failed ' + str(line['failed']) if line['failed'] else ''}"
         )
         if r["locked_by"]:
             click.echo(f"{'':<12} {'':<12} locked by {r['locked_by']}")

@@ -8,18 +8,17 @@ so a crash leaves at most the in-flight steps in doubt, and resume reconciles ex
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from migrations.graph import BatchItem, GraphResponse, MaybeApplied
+from migrations.graph import BatchItem, GraphResponse
 from migrations.store import StateStore, dumps, now
 
 log = logging.getLogger("trustfold.engine")
@@ -54,6 +53,8 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     already_present: int = 0
     created_at: str = field(default_factory=now)
+    number: int | None = None  # set when stored: what operators review and name with `run --plan N`
+    options: dict[str, Any] = field(default_factory=dict)  # planning options, re-used when re-derived
 
     @functools.cached_property
     def digest(self) -> str:
@@ -73,6 +74,7 @@ class Plan:
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "number": self.number,
             "academy": self.academy,
             "phase": self.phase,
             "digest": self.digest,
@@ -83,17 +85,18 @@ class Plan:
             "steps": [s.to_json() for s in self.steps],
         }
 
-    def save(self, store: StateStore, kind: str = "apply") -> None:
+    def save(self, store: StateStore, kind: str = "apply") -> int:
+        """Store the plan under the next plan number (kept for review and `run --plan N`); returns it."""
         body = dumps(
             {
                 "steps": [s.to_json() for s in self.steps],
                 "notes": self.notes,
                 "already_present": self.already_present,
+                "options": self.options,
             }
         )
         with store.tx() as tx:
-            tx.execute("DELETE FROM plans WHERE id = ?", (self.id,))
-            tx.execute(
+            cur = tx.execute(
                 "INSERT INTO plans (id, academy, phase, created_at, digest, step_count, body, kind) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -107,25 +110,35 @@ class Plan:
                     kind,
                 ),
             )
+            self.number = int(cur.lastrowid or 0)
+        return self.number
+
+    @staticmethod
+    def _from_row(row: Any) -> Plan:
+        body = json.loads(row["body"])
+        return Plan(
+            row["academy"],
+            row["phase"],
+            [Step.from_json(s) for s in body["steps"]],
+            body.get("notes", []),
+            body.get("already_present", 0),
+            row["created_at"],
+            number=row["number"],
+            options=body.get("options", {}),
+        )
 
     @staticmethod
     def latest(store: StateStore, academy: str, phase: str, kind: str = "apply") -> Plan | None:
         rows = store.rows(
-            "SELECT * FROM plans WHERE academy = ? AND phase = ? AND kind = ? "
-            "ORDER BY created_at DESC LIMIT 1",
+            "SELECT * FROM plans WHERE academy = ? AND phase = ? AND kind = ? ORDER BY number DESC LIMIT 1",
             (academy, phase, kind),
         )
-        if not rows:
-            return None
-        body = json.loads(rows[0]["body"])
-        return Plan(
-            academy,
-            phase,
-            [Step.from_json(s) for s in body["steps"]],
-            body.get("notes", []),
-            body.get("already_present", 0),
-            rows[0]["created_at"],
-        )
+        return Plan._from_row(rows[0]) if rows else None
+
+    @staticmethod
+    def load(store: StateStore, number: int) -> Plan | None:
+        rows = store.rows("SELECT * FROM plans WHERE number = ?", (number,))
+        return Plan._from_row(rows[0]) if rows else None
 
 
 @dataclass
@@ -218,6 +231,10 @@ class Journal:
             for s, o in results
         )
 
+    def history(self) -> dict[str, dict[str, Any]]:
+        """Latest event per step key of this journal's phase (what the runner resumes from)."""
+        return Journal.state(self.store, self.academy, self.phase)
+
     @staticmethod
     def state(store: StateStore, academy: str, phase: str) -> dict[str, dict[str, Any]]:
         """Latest event per step key: {key: {event, op, target_id, data}}."""
@@ -281,188 +298,3 @@ class Metrics:
                 "INSERT INTO metrics (run_id, at, name, value) VALUES (?, ?, ?, ?)",
                 [(self.run_id, at, k, float(v)) for k, v in values.items()],
             )
-
-
-# ---- runner -----------------------------------------------------------------------------------------------
-@dataclass
-class RunResult:
-    done: int = 0
-    already: int = 0
-    failed: int = 0
-    skipped: int = 0
-    reconciled: int = 0
-    failures: list[dict[str, str]] = field(default_factory=list)
-
-    def counts(self) -> dict[str, Any]:
-        return {
-            "done": self.done,
-            "already_present": self.already,
-            "failed": self.failed,
-            "skipped": self.skipped,
-            "reconciled": self.reconciled,
-        }
-
-
-class Runner:
-    """Applies a plan: dependency waves, $batch of up to 20 independent writes, bounded concurrency."""
-
-    def __init__(
-        self,
-        plan: Plan,
-        ctx: Any,
-        journal: Journal,
-        *,
-        concurrency: int = 4,
-        on_progress: Callable[[int, int], None] | None = None,
-        metrics: Metrics | None = None,
-    ):
-        self.plan, self.ctx, self.journal = plan, ctx, journal
-        self.concurrency = max(1, concurrency)
-        self.on_progress = on_progress
-        self.metrics = metrics
-        self.result = RunResult()
-        self.total = len(plan.steps)
-
-    def _progress(self) -> None:
-        finished = self.result.done + self.result.already + self.result.failed + self.result.skipped
-        if self.on_progress:
-            self.on_progress(finished, self.total)
-        if self.metrics:
-            self.metrics.sample(
-                {
-                    "items_done": self.result.done + self.result.already,
-                    "throttled": self.ctx.target.stats.throttled,
-                }
-            )
-
-    async def run(self) -> RunResult:
-        history = Journal.state(self.journal.store, self.plan.academy, self.plan.phase)
-        done: set[str] = set()
-        failed: set[str] = set()
-        in_doubt: list[Step] = []
-        for step in self.plan.steps:
-            h = history.get(step.key)
-            if h and h["event"] == "done":
-                done.add(step.key)
-                self.ctx.remember(step.key, h["target_id"], h["data"])
-                self.result.already += 1
-            elif h and h["event"] == "intent":
-                in_doubt.append(step)
-        if in_doubt:
-            log.info("reconciling %d step(s) left in doubt by an interrupted run", len(in_doubt))
-            await self._reconcile(in_doubt, done)
-        self._progress()
-        remaining = [s for s in self.plan.steps if s.key not in done]
-        while remaining:
-            ready = [s for s in remaining if all(d in done for d in s.after)]
-            blocked = [s for s in remaining if any(d in failed for d in s.after)]
-            for s in blocked:
-                failed.add(s.key)
-                self.result.skipped += 1
-                self.result.failures.append(
-                    {"step": s.key, "message": "skipped: a step it depends on failed"}
-                )
-            if not ready:
-                break
-            await self._run_wave(ready, done, failed)
-            remaining = [s for s in remaining if s.key not in done and s.key not in failed]
-            self._progress()
-        if self.metrics:
-            self.metrics.sample(
-                {
-                    "items_done": self.result.done + self.result.already,
-                    "throttled": self.ctx.target.stats.throttled,
-                },
-                force=True,
-            )
-        return self.result
-
-    async def _reconcile(self, steps: list[Step], done: set[str]) -> None:
-        results: list[tuple[Step, Outcome]] = []
-        for step in steps:
-            found = await operation(step.op).reconcile(step, self.ctx)
-            if found is not None:
-                results.append((step, found))
-                done.add(step.key)
-                self.ctx.remember(step.key, found.target_id, found.data)
-                self.result.reconciled += 1
-                self.result.already += 1
-        if results:
-            self.journal.outcomes(results)
-
-    async def _run_wave(self, steps: list[Step], done: set[str], failed: set[str]) -> None:
-        batches: list[list[Step]] = []
-        singles = [s for s in steps if not operation(s.op).batchable]
-        batchable = [s for s in steps if operation(s.op).batchable]
-        for i in range(0, len(batchable), 20):
-            batches.append(batchable[i : i + 20])
-        batches.extend([s] for s in singles)
-        sem = asyncio.Semaphore(self.concurrency)
-
-        async def one(batch: list[Step]) -> None:
-            async with sem:
-                await self._send(batch, done, failed)
-
-        await asyncio.gather(*(one(b) for b in batches))
-
-    async def _send(self, batch: list[Step], done: set[str], failed: set[str], attempt: int = 0) -> None:
-        requests = [operation(s.op).request(s, self.ctx) for s in batch]
-        self.journal.intents(batch)
-        if len(batch) == 1 and not operation(batch[0].op).batchable:
-            try:
-                answers: list[GraphResponse | MaybeApplied] = [
-                    await self.ctx.target.request(
-                        requests[0].method,
-                        requests[0].url,
-                        json=requests[0].body,
-                        headers=requests[0].headers or None,
-                        idempotent=False,
-                    )
-                ]
-            except MaybeApplied as exc:
-                answers = [exc]
-        else:
-            answers = await self.ctx.target.batch(requests)
-        results: list[tuple[Step, Outcome]] = []
-        unclear: list[Step] = []
-        for step, answer in zip(batch, answers, strict=True):
-            out = None
-            if isinstance(answer, GraphResponse):
-                out = operation(step.op).outcome(step, answer, self.ctx)
-            if out is None:
-                found = await operation(step.op).reconcile(step, self.ctx)
-                if found is not None:
-                    out = found
-                    self.result.reconciled += 1
-                elif isinstance(answer, GraphResponse) and not answer.ok and answer.status < 500:
-                    out = Outcome(
-                        "failed", message=f"{answer.status} {answer.error_code}: {answer.error_message}"
-                    )
-                else:
-                    unclear.append(step)
-                    continue
-            results.append((step, out))
-        for step, out in results:
-            if out.status == "failed":
-                failed.add(step.key)
-                self.result.failed += 1
-                self.result.failures.append({"step": step.key, "message": out.message})
-            else:
-                done.add(step.key)
-                self.ctx.remember(step.key, out.target_id, out.data)
-                if out.status == "already":
-                    self.result.already += 1
-                else:
-                    self.result.done += 1
-        if results:
-            self.journal.outcomes(results)
-        if unclear:
-            if attempt >= 5:
-                for step in unclear:
-                    failed.add(step.key)
-                    self.result.failed += 1
-                    self.result.failures.append(
-                        {"step": step.key, "message": "outcome unknown after 5 attempts"}
-                    )
-                return
-            await self._send(unclear, done, failed, attempt + 1)

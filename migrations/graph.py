@@ -454,6 +454,10 @@ def _credential(ref: CredentialRef, tenant_id: str, graph_url: str | None) -> An
             return AsyncSandboxCredential(graph_url, tenant_id, ref.client_id)
         return AsyncSandboxCredential(graph_url, tenant_id)
     kind = ref.kind.value
+    if not ref.client_id:
+        raise ConfigError(
+            None, f"a {kind} credential needs client_id (tenant {tenant_id})", field="credential.client_id"
+        )
     if kind == "client_secret":
         secret = os.environ.get(ref.secret_env or "")
         if not secret:

@@ -26,6 +26,13 @@ from trust import Academy, Trust
 
 log = logging.getLogger("trustfold.identity")
 IDENTITY_PHASES = ("users", "groups", "memberships")
+# The phase each operation is journaled under, also when the `identity` phase runs them as one graph.
+OP_PHASE = {
+    "create-user": "users",
+    "assign-licence": "users",
+    "create-group": "groups",
+    "add-members": "memberships",
+}
 BIND_ROOT = "https://graph.microsoft.com/v1.0/directoryObjects/"
 
 
@@ -269,6 +276,8 @@ class AddMembers:
                 resp = await ctx.target.request(
                     "POST", f"/groups/{gid}/members/$ref", json={"@odata.id": BIND_ROOT + m}
                 )
+                if resp.status == 404:
+                    return None  # the group or member is not visible yet (replication lag): ask again
                 if not resp.ok and "already exist" not in resp.error_message:
                     return Outcome("failed", message=f"adding {m}: {resp.status} {resp.error_message}")
         return Outcome("done", gid, {"members": members, "reconciled": True})
@@ -324,8 +333,12 @@ def _require_inputs(store: StateStore, academy: Academy) -> None:
         raise PlanningError(f"no mapping for {academy.code}: run `trustfold discover {academy.code}` first")
 
 
-def plan_users(trust: Trust, academy: Academy, store: StateStore) -> Plan:
+def plan_users(
+    trust: Trust, academy: Academy, store: StateStore, renamed: dict[str, str] | None = None
+) -> Plan:
+    """`renamed`: source id -> target UPN that replaces a stale mapped one (see migrations/stale.py)."""
     _require_inputs(store, academy)
+    renamed = renamed or {}
     users = inventory(store, academy.code, "user")
     done = Journal.state(store, academy.code, "users")
     steps: list[Step] = []
@@ -339,6 +352,7 @@ def plan_users(trust: Trust, academy: Academy, store: StateStore) -> Plan:
             notes.append(f"{row['source_key']}: no longer in the source inventory; not created")
             continue
         key = f"user:{sid}"
+        upn = renamed.get(sid, row["target_key"])
         role = src.get("role", "staff")
         sku = trust.settings.licences.pupil if role == "pupil" else trust.settings.licences.staff
         if done.get(key, {}).get("event") == "done" and done.get(f"licence:{sid}", {}).get("event") == "done":
@@ -351,14 +365,12 @@ def plan_users(trust: Trust, academy: Academy, store: StateStore) -> Plan:
                 {
                     "source_id": sid,
                     "source_upn": src.get("userPrincipalName", ""),
-                    "upn": row["target_key"],
-                    "display_name": row["data"].get("target_display_name")
-                    or src.get("displayName")
-                    or row["target_key"],
+                    "upn": upn,
+                    "display_name": row["data"].get("target_display_name") or src.get("displayName") or upn,
                     # Spoofing characters cleaned as in the display name (discovery records the finding).
                     "given_name": clean_name(src["givenName"]) if src.get("givenName") else None,
                     "surname": clean_name(src["surname"]) if src.get("surname") else None,
-                    "mail_nickname": row["target_key"].split("@")[0],
+                    "mail_nickname": upn.split("@")[0],
                     "usage_location": trust.settings.usage_location,
                     "job_title": src.get("jobTitle"),
                     "department": src.get("department"),
@@ -372,15 +384,24 @@ def plan_users(trust: Trust, academy: Academy, store: StateStore) -> Plan:
             Step(
                 f"licence:{sid}",
                 "assign-licence",
-                {"user_key": key, "upn": row["target_key"], "sku": sku},
+                {"user_key": key, "upn": upn, "sku": sku},
                 after=(key,),
             )
         )
     return Plan(academy.code, "users", sorted(steps, key=lambda s: s.key), notes, already)
 
 
-def plan_groups(trust: Trust, academy: Academy, store: StateStore) -> Plan:
+def plan_groups(
+    trust: Trust,
+    academy: Academy,
+    store: StateStore,
+    renamed: dict[str, str] | None = None,
+    planned: set[str] | None = None,
+) -> Plan:
+    """`renamed`: source id -> mailNickname replacing a stale mapped one; `planned`: user step keys of the
+    same plan (the identity graph), so owners not yet created are bound once their create is done."""
     _require_inputs(store, academy)
+    renamed, planned = renamed or {}, planned or set()
     groups = inventory(store, academy.code, "group")
     owners = inventory(store, academy.code, "owner")
     user_map = mappings(store, academy.code, "user")
@@ -403,12 +424,15 @@ def plan_groups(trust: Trust, academy: Academy, store: StateStore) -> Plan:
             already += 1
             continue
         owner_keys = []
+        after: list[str] = []
         for oid in sorted(owners_of.get(sid, [])):
             urow = user_map.get(oid)
             if not urow or urow["action"] == "skip":
                 continue
             ref = _user_ref(urow)
-            if ref.startswith("user:") and users_done.get(ref, {}).get("event") != "done":
+            if ref in planned:
+                after.append(ref)
+            elif ref.startswith("user:") and users_done.get(ref, {}).get("event") != "done":
                 notes.append(
                     f"owner {urow['source_key']} of '{src.get('displayName')}' not yet created "
                     "(run the users phase first); group created without that owner"
@@ -427,7 +451,7 @@ def plan_groups(trust: Trust, academy: Academy, store: StateStore) -> Plan:
                 {
                     "source_id": sid,
                     "display_name": row["data"].get("target_display_name") or src.get("displayName"),
-                    "mail_nickname": row["target_key"],
+                    "mail_nickname": renamed.get(sid, row["target_key"]),
                     "description": src.get("description"),
                     "unified": unified,
                     "security_enabled": bool(src.get("securityEnabled")),
@@ -435,15 +459,23 @@ def plan_groups(trust: Trust, academy: Academy, store: StateStore) -> Plan:
                     "owner_keys": owner_keys[:20],
                     "marker": marker_value(academy, sid),
                 },
+                after=tuple(a for a in after if a in owner_keys[:20]),
             )
         )
     return Plan(academy.code, "groups", sorted(steps, key=lambda s: s.key), notes, already)
 
 
 async def plan_memberships(
-    trust: Trust, academy: Academy, store: StateStore, target: TenantConnection
+    trust: Trust,
+    academy: Academy,
+    store: StateStore,
+    target: TenantConnection,
+    planned: set[str] | None = None,
 ) -> Plan:
+    """`planned`: user and group step keys of the same plan (the identity graph): links to them are planned
+    to run once those creates are done, instead of waiting for a later run."""
     _require_inputs(store, academy)
+    planned = planned or set()
     groups = inventory(store, academy.code, "group")
     links = inventory(store, academy.code, "membership")
     user_map = mappings(store, academy.code, "user")
@@ -460,7 +492,7 @@ async def plan_memberships(
         if not grow or grow["action"] == "skip":
             continue
         gref = _group_ref(grow)
-        if gref.startswith("group:") and gref not in ids:
+        if gref.startswith("group:") and gref not in ids and gref not in planned:
             notes.append(f"group '{grow['display_name']}' not created yet (run the groups phase first)")
             continue
         if link.get("member_type") == "group":
@@ -479,7 +511,7 @@ async def plan_memberships(
             if not mrow or mrow["action"] == "skip":
                 continue
             mref = _user_ref(mrow)
-        if mref.startswith(("user:", "group:")) and mref not in ids:
+        if mref.startswith(("user:", "group:")) and mref not in ids and mref not in planned:
             continue
         wanted[gref].append(mref)
     steps: list[Step] = []
@@ -490,14 +522,16 @@ async def plan_memberships(
         if h["event"] == "done":
             recorded[h["data"].get("group_key", "")] |= set(h["data"].get("member_keys", []))
     for gref in sorted(wanted):
-        gid = gref.split(":", 1)[1] if gref.startswith("match:") else ids[gref]
-        present = {
-            m["id"] async for m in target.pages(f"/groups/{gid}/members", {"$select": "id", "$top": 999})
-        }
+        gid = gref.split(":", 1)[1] if gref.startswith("match:") else ids.get(gref)
+        present: set[str] = set()
+        if gid:  # a group this plan creates has no members yet
+            present = {
+                m["id"] async for m in target.pages(f"/groups/{gid}/members", {"$select": "id", "$top": 999})
+            }
         todo = []
         for mref in sorted(set(wanted[gref])):
-            mid = mref.split(":", 1)[1] if mref.startswith("match:") else ids[mref]
-            if mid in present:
+            mid = mref.split(":", 1)[1] if mref.startswith("match:") else ids.get(mref)
+            if mid and mid in present:
                 already += 1
             else:
                 todo.append(mref)
@@ -513,6 +547,32 @@ async def plan_memberships(
                     f"members:{gref}:{chunk[0]}",
                     "add-members",
                     {"group_key": gref, "member_keys": chunk, "group_name": name},
+                    after=tuple(k for k in (gref, *chunk) if k in planned),
                 )
             )
     return Plan(academy.code, "memberships", steps, notes, already)
+
+
+async def plan_identity(
+    trust: Trust,
+    academy: Academy,
+    store: StateStore,
+    target: TenantConnection,
+    renamed_users: dict[str, str] | None = None,
+    renamed_groups: dict[str, str] | None = None,
+) -> Plan:
+    """Users, groups and memberships as one dependency graph: a group waits only for its owners' creates, a
+    membership only for its group and members, so no phase boundary leaves the write budget idle."""
+    users = plan_users(trust, academy, store, renamed_users)
+    user_keys = {s.key for s in users.steps if s.op == "create-user"}
+    groups = plan_groups(trust, academy, store, renamed_groups, planned=user_keys)
+    group_keys = {s.key for s in groups.steps}
+    members = await plan_memberships(trust, academy, store, target, planned=user_keys | group_keys)
+    notes = [n for n in groups.notes + members.notes if "run the" not in n]
+    return Plan(
+        academy.code,
+        "identity",
+        users.steps + groups.steps + members.steps,
+        users.notes + notes,
+        users.already_present + groups.already_present + members.already_present,
+    )

@@ -118,7 +118,12 @@ def compute_mapping(
             suffix = 0
             while True:
                 candidate = names.user_upn(
-                    academy, u.get("givenName"), u.get("surname"), u.get("mailNickname"), suffix=suffix
+                    academy,
+                    u.get("givenName"),
+                    u.get("surname"),
+                    u.get("mailNickname"),
+                    suffix=suffix,
+                    source_id=sid,
                 )
                 existing = target.users.get(candidate.lower())
                 if existing and existing[1] == mine:
@@ -127,7 +132,9 @@ def compute_mapping(
                     break
                 suffix += 1
             if suffix:
-                first = names.user_upn(academy, u.get("givenName"), u.get("surname"), u.get("mailNickname"))
+                first = names.user_upn(
+                    academy, u.get("givenName"), u.get("surname"), u.get("mailNickname"), source_id=sid
+                )
                 owner = elsewhere.get(first.lower())
                 why = (
                     f"academy '{owner}'" if owner else "an existing trust-tenant object or another user here"
@@ -316,7 +323,8 @@ def import_csv(
         shown = _target_display(csv_value(rec.get("display_name"))) or None
         if kind == "group" and shown:
             shown = trust.names.group_display_name(academy, shown)
-        data: dict[str, Any] = {"target_display_name": shown}
+        # Where the operator made this row: a stale-name refusal at plan time names the line to change.
+        data: dict[str, Any] = {"target_display_name": shown, "import_file": str(path), "import_line": n}
         if action != "skip":
             if not target_key:
                 raise bad("target_upn", f"action {action} needs a target")

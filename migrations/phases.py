@@ -1,7 +1,8 @@
 """The phase registry: plan / run / verify / rollback by phase name, so new phases plug in without CLI edits.
 
 A phase module calls `register_phase(handler)` at import; `load_phases()` imports the built-in identity
-phases and `migrations.files` when present.
+phases and `migrations.files` when present. Every handler implements all of PhaseHandler: callers never
+probe for optional methods; a phase with nothing to add to discovery or verification returns None.
 """
 
 from __future__ import annotations
@@ -13,17 +14,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from migrations.engine import Journal, Metrics, Plan, Runner, finish_run, start_run
+from migrations.engine import Journal, Metrics, Plan, finish_run, start_run
 from migrations.graph import Connections
 from migrations.identity import (
+    IDENTITY_PHASES,
+    OP_PHASE,
     IdentityContext,
     PasswordSink,
     PlanningError,
     marker_property,
     plan_groups,
+    plan_identity,
     plan_memberships,
     plan_users,
 )
+from migrations.runner import RoutedJournal, Runner
+from migrations.stale import Renames, recheck_targets
 from migrations.store import StateStore
 from migrations.undo import carry_out, rollback_plan
 from trust import Academy, Trust
@@ -54,15 +60,27 @@ class PhaseRun:
 
 
 class PhaseHandler(Protocol):
+    """Everything callers (CLI, demo, report) use of a phase."""
+
     name: str
 
-    async def plan(self, env: PhaseEnv) -> Plan: ...
+    async def plan(self, env: PhaseEnv) -> Plan:
+        """The steps to do now. With env.options["review"] set (run's re-derivation), store nothing."""
+        ...
 
     async def run(self, env: PhaseEnv, plan: Plan, *, concurrency: int) -> PhaseRun: ...
 
     async def rollback_steps(self, env: PhaseEnv) -> list[Any]: ...
 
     async def rollback(self, env: PhaseEnv, steps: list[Any], *, purge: bool) -> PhaseRun: ...
+
+    async def discover(self, env: PhaseEnv) -> dict[str, int] | None:
+        """What this phase adds to `discover` (counts), or None when discovery of users/groups suffices."""
+        ...
+
+    async def verify(self, env: PhaseEnv) -> dict[str, Any] | None:
+        """This phase's part of `verify` ({"checked", "differences", ...}), or None when it has none."""
+        ...
 
 
 _PHASES: dict[str, PhaseHandler] = {}
@@ -91,8 +109,11 @@ def phase(name: str) -> PhaseHandler:
 
 
 class IdentityPhase:
+    """users, groups, memberships, and `identity`: the three as one dependency graph in one run."""
+
     def __init__(self, name: str):
         self.name = name
+        self.parts: tuple[str, ...] = IDENTITY_PHASES if name == "identity" else (name,)
 
     def _ctx(self, env: PhaseEnv, passwords: PasswordSink | None = None) -> IdentityContext:
         ctx = IdentityContext(env.trust, env.academy, env.store, env.conns.target, passwords)
@@ -100,19 +121,45 @@ class IdentityPhase:
         return ctx
 
     async def plan(self, env: PhaseEnv) -> Plan:
+        kinds = [k for k, part in (("user", "users"), ("group", "groups")) if part in self.parts]
+        renames = Renames()
+        if kinds:
+            # Names taken in the trust tenant since discover: renumbered (stored unless only reviewing).
+            renames = await recheck_targets(
+                env.trust,
+                env.academy,
+                env.store,
+                env.conns.target,
+                kinds,
+                save=not env.options.get("review"),
+            )
         if self.name == "users":
-            return plan_users(env.trust, env.academy, env.store)
-        if self.name == "groups":
-            return plan_groups(env.trust, env.academy, env.store)
-        return await plan_memberships(env.trust, env.academy, env.store, env.conns.target)
+            plan = plan_users(env.trust, env.academy, env.store, renames.users)
+        elif self.name == "groups":
+            plan = plan_groups(env.trust, env.academy, env.store, renames.groups)
+        elif self.name == "memberships":
+            plan = await plan_memberships(env.trust, env.academy, env.store, env.conns.target)
+        else:
+            plan = await plan_identity(
+                env.trust, env.academy, env.store, env.conns.target, renames.users, renames.groups
+            )
+        plan.notes = renames.notes + plan.notes
+        return plan
+
+    async def discover(self, env: PhaseEnv) -> dict[str, int] | None:
+        return None  # users and groups are read by `discover` itself (migrations/discovery.py)
+
+    async def verify(self, env: PhaseEnv) -> dict[str, Any] | None:
+        return None  # identity is checked against the mapping by migrations/verify.py, for every academy
 
     async def run(self, env: PhaseEnv, plan: Plan, *, concurrency: int) -> PhaseRun:
         code = env.academy.code
         run_id = start_run(env.store, code, self.name, "run", plan.id, env.operator)
-        env.store.set_phase_status(code, self.name, "running", {"last_run": run_id, "plan": plan.id})
-        passwords = PasswordSink(env.run_dir, run_id) if self.name == "users" else None
+        for part in self.parts:
+            env.store.set_phase_status(code, part, "running", {"last_run": run_id, "plan": plan.id})
+        passwords = PasswordSink(env.run_dir, run_id) if "users" in self.parts else None
         ctx = self._ctx(env, passwords)
-        if self.name == "users":
+        if "users" in self.parts:
             await ctx.load_skus()
             missing = [
                 s
@@ -124,7 +171,8 @@ class IdentityPhase:
                     f"licence SKU(s) {', '.join(missing)} are not in the trust tenant's "
                     "subscribedSkus (licences in config/trust.yaml)"
                 )
-        journal = Journal(env.store, run_id, code, self.name, plan.id)
+        journals = {part: Journal(env.store, run_id, code, part, plan.id) for part in self.parts}
+        journal = journals[self.name] if self.name in journals else RoutedJournal(journals, OP_PHASE)
         stats_before = env.conns.target.stats.as_dict()
         runner = Runner(
             plan,
@@ -133,6 +181,7 @@ class IdentityPhase:
             concurrency=concurrency,
             on_progress=env.progress,
             metrics=Metrics(env.store, run_id),
+            lag_tolerance=float(env.options.get("lag_tolerance") or 4.0),
         )
         status = "failed"
         try:
@@ -150,12 +199,17 @@ class IdentityPhase:
                 },
             }
             finish_run(env.store, run_id, status, counts)
-            env.store.set_phase_status(
-                code,
-                self.name,
-                "done" if status == "succeeded" else "failed",
-                {"last_run": run_id, "plan": plan.id, **counts},
-            )
+            for part in self.parts:
+                # A graph run reports each phase its own part, so reports never count a step thrice.
+                keys = {s.key for s in plan.steps if OP_PHASE[s.op] == part}
+                tally = counts if part == self.name else {"planned": len(keys), **runner.result.counts(keys)}
+                ok = not tally.get("failed") and not tally.get("skipped")
+                env.store.set_phase_status(
+                    code,
+                    part,
+                    "done" if ok else "failed",
+                    {"last_run": run_id, "plan": plan.id, **tally},
+                )
         notes = list(plan.notes)
         if passwords and passwords.path.exists():
             notes.append(
@@ -165,7 +219,7 @@ class IdentityPhase:
         return PhaseRun(run_id, status, counts, runner.result.failures, notes)
 
     async def rollback_steps(self, env: PhaseEnv) -> list[Any]:
-        return rollback_plan(env.store, env.academy.code, [self.name])
+        return rollback_plan(env.store, env.academy.code, list(self.parts))
 
     async def rollback(self, env: PhaseEnv, steps: list[Any], *, purge: bool) -> PhaseRun:
         code = env.academy.code
@@ -186,12 +240,13 @@ class IdentityPhase:
             "failed": len(result.failed),
         }
         finish_run(env.store, run_id, status, counts)
-        env.store.set_phase_status(
-            code,
-            self.name,
-            "rolled-back" if status == "succeeded" else "failed",
-            {"last_run": run_id, **counts, "kept": result.kept},
-        )
+        for part in self.parts:
+            env.store.set_phase_status(
+                code,
+                part,
+                "rolled-back" if status == "succeeded" else "failed",
+                {"last_run": run_id, **counts, "kept": result.kept},
+            )
         return PhaseRun(
             run_id,
             status,
@@ -201,5 +256,5 @@ class IdentityPhase:
         )
 
 
-for _name in ("users", "groups", "memberships"):
+for _name in (*IDENTITY_PHASES, "identity"):
     register_phase(IdentityPhase(_name))

@@ -96,6 +96,21 @@ MIGRATIONS: list[Sequence[str]] = [
             academy TEXT NOT NULL, kind TEXT NOT NULL, object_id TEXT NOT NULL, display TEXT NOT NULL,
             message TEXT NOT NULL, handling TEXT NOT NULL, PRIMARY KEY (academy, kind, object_id))""",
     ),
+    # 5: plans are numbered (what operators review and name with `run --plan N`); a plan's id is
+    # its content (academy-phase-digest), so the same content planned twice gets two numbers.
+    (
+        "ALTER TABLE plans RENAME TO plans_unnumbered",
+        "DROP INDEX IF EXISTS plans_by_academy",
+        """CREATE TABLE plans (
+            number INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, academy TEXT NOT NULL,
+            phase TEXT NOT NULL, created_at TEXT NOT NULL, digest TEXT NOT NULL, step_count INTEGER NOT NULL,
+            body TEXT NOT NULL, kind TEXT NOT NULL)""",
+        "INSERT INTO plans (id, academy, phase, created_at, digest, step_count, body, kind) "
+        "SELECT id, academy, phase, created_at, digest, step_count, body, kind FROM plans_unnumbered "
+        "ORDER BY created_at",
+        "DROP TABLE plans_unnumbered",
+        "CREATE INDEX plans_by_academy ON plans (academy, phase, kind, number)",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -201,7 +201,8 @@ async def list_users(request: Request, t: TenantState) -> Response:
     _check_options(request, {"$top", "$select", "$filter", "$count", "$skiptoken", "$orderby", "$search"})
     select = _user_select(request)
     count = _count_flag(request)
-    items: list[dict[str, Any]] = list(t.users.values())
+    # Replication lag covers lists and $filter too: a just-created user is not yet in the index they read.
+    items: list[dict[str, Any]] = [u for u in t.users.values() if not t.is_fresh(u["id"])]
     if request.query_params.get("$filter"):
         pred = parse_filter(request.query_params["$filter"], _filter_ctx(request, "user"))
         items = [u for u in items if pred(u)]
@@ -340,7 +341,7 @@ async def list_groups(request: Request, t: TenantState) -> Response:
     _check_options(request, {"$top", "$select", "$filter", "$count", "$skiptoken", "$orderby", "$search"})
     select = _group_select(request)
     count = _count_flag(request)
-    items: list[dict[str, Any]] = list(t.groups.values())
+    items: list[dict[str, Any]] = [g for g in t.groups.values() if not t.is_fresh(g["id"])]
     if request.query_params.get("$filter"):
         pred = parse_filter(request.query_params["$filter"], _filter_ctx(request, "group"))
         items = [g for g in items if pred(g)]
@@ -414,7 +415,7 @@ def _nav_list(nav: str) -> Handler:
             EXTENSION_RE,
         )
         ids = (t.members if nav == "members" else t.owners).get(group["id"], {})
-        items = [{"id": oid} for oid in ids if t.object_kind(oid)]
+        items = [{"id": oid} for oid in ids if t.object_kind(oid) and not t.is_fresh(oid)]
         return paged(
             request,
             items,

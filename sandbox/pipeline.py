@@ -134,7 +134,8 @@ class GraphPipeline:
     def __init__(self, app: Any, world: World, rng: random.Random | None = None) -> None:
         self.app = app
         self.world = world
-        self.rng = rng or random.Random()
+        # Seeded from the world's seed: faults fall the same way on every run, so tests are reproducible.
+        self.rng = rng or random.Random(world.settings.seed)
 
     def authenticate(self, headers: dict[str, str]) -> tuple[TenantState | None, str, str]:
         """(tenant, app id, error message); tenant None means 401."""

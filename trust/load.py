@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -73,7 +74,7 @@ class Trust:
         }
 
 
-def _explain(err: dict[str, Any], model: type[BaseModel] | None = None) -> str:
+def _explain(err: Mapping[str, Any], model: type[BaseModel] | None = None) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         return "unknown key (check the spelling; unknown keys are refused so typos are never ignored)"

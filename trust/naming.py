@@ -78,10 +78,16 @@ class Names:
         mail_nickname: str | None,
         *,
         suffix: int = 0,
+        source_id: str | None = None,
     ) -> str:
-        """The target UPN by the trust's template; `suffix` > 0 disambiguates a collision (jo.bloggs2)."""
-        given, sur = upn_part(given_name or ""), upn_part(surname or "")
-        nick = upn_part(mail_nickname or "") or "user"
+        """The target UPN by the trust's template; `suffix` > 0 disambiguates a collision (jo.bloggs2).
+
+        A local part is never empty nor punctuation only: when the names and nickname leave nothing (a
+        nickname of '.', names in a script with no ASCII letters), it falls back to `user-<hash of the source
+        id>`, the same on every run and machine.
+        """
+        given, sur = _tidy_local(upn_part(given_name or "")), _tidy_local(upn_part(surname or ""))
+        nick = _tidy_local(upn_part(mail_nickname or ""))
         if not given or not sur:
             given, sur = nick, nick
         values = {
@@ -95,7 +101,7 @@ class Names:
         }
         rendered = self.trust.naming.user_upn.format(**values)
         local, _, domain = rendered.rpartition("@")
-        local = _tidy_local(_UPN_DROP.sub("", local.lower())) or nick
+        local = _tidy_local(_UPN_DROP.sub("", local.lower())) or nick or self._fallback_local(source_id)
         if suffix:
             local = f"{local[: 64 - len(str(suffix + 1))]}{suffix + 1}"
         return f"{local}@{domain.lower()}"
@@ -107,6 +113,11 @@ class Names:
         if suffix:
             local = f"{local[: 64 - len(str(suffix + 1))]}{suffix + 1}"
         return f"{local}@{domain.lower()}"
+
+    @staticmethod
+    def _fallback_local(source_id: str | None) -> str:
+        # A hash, not the id itself: source ids are hostile input and may hold characters a UPN refuses.
+        return f"user-{short_hash(source_id, length=8)}" if source_id else "user"
 
     def upn_domain(self, academy: AcademyFile) -> str:
         probe = self.trust.naming.user_upn.format(

@@ -105,7 +105,8 @@ class RenameUser:
         return Outcome("failed", message=f"{resp.status} {resp.error_code}: {resp.error_message}")
 
 
-RENAME_USER = register_operation(RenameUser("rename-user"))  # type: ignore[arg-type]
+RENAME_USER = RenameUser("rename-user")
+register_operation(RENAME_USER)  # type: ignore[arg-type]  # its own executor runs it, not the Runner
 SWITCH_UPN = register_operation(RenameUser("switch-upn"))  # type: ignore[arg-type]
 
 
@@ -353,7 +354,8 @@ for _op in (
         _nothing,
     ),
 ):
-    OPS[_op.name] = register_operation(_op)  # type: ignore[arg-type,assignment]
+    register_operation(_op)  # type: ignore[arg-type]  # its own executor runs it, not the Runner
+    OPS[_op.name] = _op
 
 
 def describe_undo(step: Step) -> str:

@@ -689,7 +689,7 @@ class _Ops:
                     and occupant.hash == a["hash"]
                 ):
                     # A run stopped after the upload completed but before recording it: it is ours.
-                    item = {
+                    item: dict[str, Any] = {
                         "id": occupant.id,
                         "name": occupant.name,
                         "size": occupant.size,
@@ -730,4 +730,4 @@ class _Ops:
         return Outcome("done", a["target_id"], {"deleted": True})
 
 
-register_phase(FilesPhase())  # type: ignore[arg-type]
+register_phase(FilesPhase())

@@ -212,8 +212,9 @@ async def plan_files(
                     "not copied; move it by other means (for example Azure storage) and record where",
                 )
                 continue
-            rel = f"{parent_rel}/{name}".lstrip("/") if parent_rel is not None else None
-            if rel is None or it.parent in too_long or not fits(rel):
+            wanted = f"{parent_rel}/{name}".lstrip("/") if parent_rel is not None else None
+            rel = wanted or ""
+            if wanted is None or it.parent in too_long or not fits(rel):
                 rel = f"{names.LONG_PATHS_FOLDER}/{names.long_path_name(it.id, name)}"
                 findings.add(
                     "path-too-long",

@@ -258,6 +258,7 @@ async def scan_sources(
                 continue
             did, link = drive["id"], None
         else:
+            assert row is not None  # a pair not in unknown_keys has a stored drive row
             did, link = row["source_drive_id"], None if full else row["delta_link"]
         work.append((pair, did, link or f"/drives/{did}/root/delta"))
     firsts = await batch_get(conn, budget, [(url, 1 if "token=" in url else 2) for _, _, url in work])

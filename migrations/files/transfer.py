@@ -136,6 +136,8 @@ class FileCopier:
                 if fresh is None or fresh.get("cTag") != item.get("cTag"):
                     raise CopyError("the source file changed or disappeared while it was being copied")
                 url = fresh.get("@microsoft.graph.downloadUrl")
+                if not url:
+                    raise CopyError("the source gave no download URL for the file")
             try:
                 async with self.http.stream("GET", url, headers={"Range": f"bytes={pos}-{size - 1}"}) as r:
                     if r.status_code in (401, 403, 404, 410):

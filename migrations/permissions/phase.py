@@ -155,6 +155,10 @@ class PermissionsPhase:
             out[iid] = [g for g in (parse(p) for p in resp.body.get("value", [])) if not g.inherited]
         return out
 
+    async def discover(self, env: PhaseEnv) -> None:
+        """Nothing to read at discover time: this phase reads what it needs when it plans."""
+        return None
+
     async def verify(self, env: PhaseEnv) -> dict[str, Any]:
         code = env.academy.code
         if not env.store.rows(
@@ -289,4 +293,4 @@ class PermissionsPhase:
         return PhaseRun(run_id, status, counts, failed, [f"kept {k['object']}: {k['message']}" for k in kept])
 
 
-register_phase(PermissionsPhase())  # type: ignore[arg-type]
+register_phase(PermissionsPhase())

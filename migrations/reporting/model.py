@@ -10,7 +10,7 @@ throttling, requests and timings always come from the run rows (they accumulate 
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -145,7 +145,9 @@ def _num(value: Any) -> float:
 
 
 def _academy_list(store: StateStore, trust: Trust | None) -> list[tuple[str, str, int | None]]:
-    declared = [(a.code, a.name, a.wave) for a in trust.academies] if trust is not None else []
+    declared: list[tuple[str, str, int | None]] = (
+        [(a.code, a.name, a.wave) for a in trust.academies] if trust is not None else []
+    )
     known = {code for code, _, _ in declared}
     seen = {
         r[0]
@@ -153,7 +155,7 @@ def _academy_list(store: StateStore, trust: Trust | None) -> list[tuple[str, str
         for r in store.rows(f"SELECT DISTINCT academy FROM {table}")
     }
     # Academies the store knows but config no longer declares still belong in the record.
-    extra = [(code, code, None) for code in sorted(seen - known)]
+    extra: list[tuple[str, str, int | None]] = [(code, code, None) for code in sorted(seen - known)]
     return declared + extra
 
 
@@ -173,7 +175,7 @@ def _phase_report(store: StateStore, code: str, phase: str, status_row: dict[str
         "WHERE academy = ? AND phase = ? ORDER BY started_at",
         (code, phase),
     )
-    summed: Counter[str] = Counter()
+    summed: defaultdict[str, float] = defaultdict(float)
     for run in runs:
         counts = _json(run["counts"])
         if run["kind"] != "rollback":
@@ -319,7 +321,7 @@ def build_report(store: StateStore, trust: Trust | None = None, academy: str | N
         report.cutover = _cutover(store, statuses.get((code, "domain")), trust, code)
         academies.append(report)
 
-    totals: Counter[str] = Counter()
+    totals: defaultdict[str, float] = defaultdict(float)
     for a in academies:
         for p in a.phases:
             if p.phase in CHANGE_PHASES:

@@ -74,5 +74,5 @@ def hillside(tmp_path: Path) -> Iterator[World]:
         source = next(t["id"] for t in url.world.tenant_list() if t["academy"] == "hillside")
         w = World(url, Cli(url, tmp_path / "state.db"), source, tmp_path / "state.db")
         w.cli("discover", "hillside")
-        w.cli("run", "hillside", "--phase", "users")
+        w.cli("run", "hillside", "--phase", "users", "--replan")
         yield w

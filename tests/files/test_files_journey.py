@@ -37,7 +37,7 @@ def test_first_pass_copies_every_file_by_rule(hillside: World) -> None:
     kinds = {f["kind"] for f in findings(w)}
     assert {"forbidden-name", "path-too-long", "file-too-large", "zero-byte"} <= kinds
 
-    result = w.cli.json("run", "hillside", "--phase", "files")
+    result = w.cli.json("run", "hillside", "--phase", "files", "--replan")
     assert result["status"] == "succeeded", result["failures"]
     c = result["counts"]
     assert c["failed"] == 0 and c["files"] > 20 and c["bytes"] > 1_000_000 and c["renamed"] >= 9
@@ -94,8 +94,8 @@ def test_first_pass_copies_every_file_by_rule(hillside: World) -> None:
 def test_second_pass_copies_only_changes_and_reports_deletions(hillside: World) -> None:
     w = hillside
     src_lib, tgt_lib = w.library(w.source, SOURCE_SITE), w.library(TARGET, TARGET_SITE)
-    w.cli.json("run", "hillside", "--phase", "files")
-    again = w.cli.json("run", "hillside", "--phase", "files")
+    w.cli.json("run", "hillside", "--phase", "files", "--replan")
+    again = w.cli.json("run", "hillside", "--phase", "files", "--replan")
     assert again["counts"]["planned"] == 0 and again["counts"]["bytes_sent"] == 0
 
     # Users keep working in the legacy tenant before cut-over.
@@ -118,7 +118,7 @@ def test_second_pass_copies_only_changes_and_reports_deletions(hillside: World) 
         assert policies["id"]
 
     planned = w.cli("plan", "hillside", "--phase", "files").stdout
-    second = w.cli.json("run", "hillside", "--phase", "files")
+    second = w.cli.json("run", "hillside", "--phase", "files", "--replan")
     c = second["counts"]
     assert second["status"] == "succeeded", second["failures"]
     # one new, one changed, one folder renamed, one file moved
@@ -137,8 +137,10 @@ def test_second_pass_copies_only_changes_and_reports_deletions(hillside: World) 
     )
     assert "Admin/CON_.txt" in target  # deletions are reported, not applied, by default
 
-    planned = w.cli("run", "hillside", "--phase", "files", "--propagate-deletes", "--dry-run").stdout
-    third = w.cli.json("run", "hillside", "--phase", "files", "--propagate-deletes")
+    planned = w.cli(
+        "run", "hillside", "--phase", "files", "--replan", "--propagate-deletes", "--dry-run"
+    ).stdout
+    third = w.cli.json("run", "hillside", "--phase", "files", "--replan", "--propagate-deletes")
     assert (third["counts"]["planned"], third["counts"]["done"]) == (1, 1), planned
     assert "Admin/CON_.txt" not in w.drives()[tgt_lib]
 
@@ -147,7 +149,7 @@ def test_rollback_removes_only_what_was_created(hillside: World) -> None:
     w = hillside
     tgt_lib = w.library(TARGET, TARGET_SITE)
     before = w.drives()
-    w.cli.json("run", "hillside", "--phase", "files")
+    w.cli.json("run", "hillside", "--phase", "files", "--replan")
     # A teacher edits a migrated file in the trust tenant before the rollback.
     edited = w.put(TARGET, tgt_lib, "Policies/Behaviour Policy.docx", b"edited in the trust tenant")
     plan = w.cli("rollback", "hillside", "--phase", "files", "--dry-run")
@@ -169,7 +171,7 @@ def test_rollback_removes_only_what_was_created(hillside: World) -> None:
 
 def test_errors_name_the_problem(hillside: World, tmp_path: Any) -> None:
     w = hillside
-    bad = w.cli("run", "hillside", "--phase", "files", "--sharepoint-budget", "lots", check=False)
+    bad = w.cli("run", "hillside", "--phase", "files", "--replan", "--sharepoint-budget", "lots", check=False)
     assert bad.returncode == 2 and "--sharepoint-budget" in bad.stderr and "Traceback" not in bad.stderr
     from tests.identity.conftest import Cli
 
@@ -186,7 +188,7 @@ def test_faults_and_a_lost_delta_token_lose_nothing(hillside: World) -> None:
     before = w.drives()[tgt_lib]
     faults = {"faults": "429=0.05,503=0.03,504=0.02,drop=0.02"}
     assert httpx.post(f"{w.url}/sandbox/faults", json=faults).status_code == 200
-    first = w.cli.json("run", "hillside", "--phase", "files")
+    first = w.cli.json("run", "hillside", "--phase", "files", "--replan")
     assert first["status"] == "succeeded", first["failures"]
     assert first["counts"]["throttled"] > 0
     assert httpx.post(f"{w.url}/sandbox/faults", json={"faults": ""}).status_code == 200
@@ -205,7 +207,7 @@ def test_faults_and_a_lost_delta_token_lose_nothing(hillside: World) -> None:
     assert verify["differences"] == [] and verify["matched"] == verify["files"] - 1
 
     assert httpx.post(f"{w.url}/sandbox/tenants/{w.source}/expire-delta").status_code == 200
-    again = w.cli.json("run", "hillside", "--phase", "files")
+    again = w.cli.json("run", "hillside", "--phase", "files", "--replan")
     assert again["status"] == "succeeded" and again["counts"]["planned"] == 0
     assert sorted(w.drives()[tgt_lib]) == names_before
 

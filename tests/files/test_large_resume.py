@@ -20,12 +20,12 @@ def test_sigkill_mid_upload_resumes_without_resending(hillside: World) -> None:
     w = hillside
     src_lib, tgt_lib = w.library(w.source, SOURCE_SITE), w.library(TARGET, TARGET_SITE)
     # Everything else first, so the second pass moves only the big file.
-    assert w.cli.json("run", "hillside", "--phase", "files")["status"] == "succeeded"
+    assert w.cli.json("run", "hillside", "--phase", "files", "--replan")["status"] == "succeeded"
     big = w.add_file(w.source, src_lib, "Media/Leavers assembly 2025.mp4", BIG, "leavers-2025")
     httpx.post(f"{w.url}/sandbox/faults", json={"bandwidth_mbps": 400}).raise_for_status()
     before = w.stats(TARGET)["bytes_in"]
 
-    proc = w.cli.popen("run", "hillside", "--phase", "files")
+    proc = w.cli.popen("run", "hillside", "--phase", "files", "--replan")
     deadline = time.monotonic() + 120
     while w.stats(TARGET)["bytes_in"] - before < BIG * 0.4:
         assert proc.poll() is None, proc.communicate()
@@ -39,7 +39,7 @@ def test_sigkill_mid_upload_resumes_without_resending(hillside: World) -> None:
     assert "Media/Leavers assembly 2025.mp4" not in w.drives()[tgt_lib]
 
     httpx.post(f"{w.url}/sandbox/faults", json={"bandwidth_mbps": None}).raise_for_status()
-    result = w.cli.json("run", "hillside", "--phase", "files")
+    result = w.cli.json("run", "hillside", "--phase", "files", "--replan")
     assert result["status"] == "succeeded", result["failures"]
     resent = w.stats(TARGET)["bytes_in"] - before - BIG
     assert 0 <= resent <= CHUNK, f"{resent} bytes sent twice"
@@ -68,7 +68,7 @@ def test_killed_at_random_instants_then_resumed_copies_everything_once(hillside:
     httpx.post(f"{w.url}/sandbox/faults", json={"bandwidth_mbps": 40}).raise_for_status()
     killed = 0
     for _ in range(3):
-        proc = w.cli.popen("run", "hillside", "--phase", "files")
+        proc = w.cli.popen("run", "hillside", "--phase", "files", "--replan")
         time.sleep(rng.uniform(1.5, 4.0))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
@@ -77,7 +77,7 @@ def test_killed_at_random_instants_then_resumed_copies_everything_once(hillside:
     assert killed == 3
     assert w.stats(TARGET)["bytes_in"] > 1_000_000  # the killed runs were copying, not only planning
     httpx.post(f"{w.url}/sandbox/faults", json={"bandwidth_mbps": None}).raise_for_status()
-    result = w.cli.json("run", "hillside", "--phase", "files")
+    result = w.cli.json("run", "hillside", "--phase", "files", "--replan")
     assert result["status"] == "succeeded", result["failures"]
     verify = json.loads(w.cli("verify", "hillside", "--json", check=False).stdout)["files"]
     assert verify["differences"] == [] and verify["matched"] == verify["files"] - 1  # the oversized video

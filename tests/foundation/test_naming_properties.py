@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import string
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.foundation.test_config_corpus import CONFIG
@@ -64,12 +64,32 @@ def test_distinct_academies_never_share_a_name(a: str, b: str) -> None:
     surname=st.text(max_size=40),
     nick=st.text(max_size=30),
     suffix=st.integers(min_value=0, max_value=999),
+    source_id=st.one_of(st.none(), st.text(max_size=40)),
 )
-def test_upns_from_any_unicode_name_obey_graph(given_name: str, surname: str, nick: str, suffix: int) -> None:
-    upn = NAMES.user_upn(TRUST.academies[0], given_name, surname, nick, suffix=suffix)
+# Found by this test on a random seed: empty names and nickname '.' gave '.@northernlights.org.uk'.
+@example(given_name="", surname="", nick=".", suffix=0, source_id=None)
+@example(given_name="", surname="", nick="-_.", suffix=0, source_id="3f2b-..")
+@example(given_name=".", surname="-", nick="", suffix=7, source_id="x")
+def test_upns_from_any_unicode_name_obey_graph(
+    given_name: str, surname: str, nick: str, suffix: int, source_id: str | None
+) -> None:
+    upn = NAMES.user_upn(TRUST.academies[0], given_name, surname, nick, suffix=suffix, source_id=source_id)
     local, _, domain = upn.rpartition("@")
     assert UPN_LOCAL.match(local), upn
+    assert re.search(r"[a-z0-9]", local), f"{upn}: a local part of punctuation only"
     assert domain in TRUST.tenant.domains
+    again = NAMES.user_upn(TRUST.academies[0], given_name, surname, nick, suffix=suffix, source_id=source_id)
+    assert again == upn, "UPNs must be deterministic"
+
+
+def test_nameless_users_fall_back_to_their_source_id_deterministically() -> None:
+    a = TRUST.academies[0]
+    first = NAMES.user_upn(a, "", "", ".", source_id="9d1c0f3e-0000-4000-8000-000000000001")
+    second = NAMES.user_upn(a, None, None, "-", source_id="9d1c0f3e-0000-4000-8000-000000000002")
+    assert first.startswith("user-") and second.startswith("user-")
+    assert first != second, "two nameless users must not share a UPN"
+    assert first == NAMES.user_upn(a, "", "", ".", source_id="9d1c0f3e-0000-4000-8000-000000000001")
+    assert NAMES.user_upn(a, "Jo", "Bloggs", ".", source_id="x").startswith("jo.bloggs@")
 
 
 @settings(max_examples=200)

@@ -46,11 +46,14 @@ def test_run_all_phases_verify_and_status(cli: Cli, tmp_path: Path) -> None:
     cli("discover", "hillside")
     plan = cli.json("plan", "hillside", "--phase", "users")
     again = cli.json("plan", "hillside", "--phase", "users")
-    assert {**plan, "created_at": None} == {**again, "created_at": None}, "plans are deterministic"
+    assert {**plan, "created_at": None, "number": None} == {**again, "created_at": None, "number": None}, (
+        "plans are deterministic"
+    )
+    assert again["number"] == plan["number"] + 1, "each plan is stored under the next number"
     assert plan["id"] == again["id"] and plan["digest"] == again["digest"]
     assert plan["counts"]["create-user"] == plan["counts"]["assign-licence"] > 0
     for phase in PHASES:
-        result = cli.json("run", "hillside", "--phase", phase)
+        result = cli.json("run", "hillside", "--phase", phase, "--replan")
         assert result["status"] == "succeeded", result
         assert result["counts"]["failed"] == 0
     verified = cli.json("verify", "hillside")
@@ -58,7 +61,7 @@ def test_run_all_phases_verify_and_status(cli: Cli, tmp_path: Path) -> None:
     status = {(r["phase"]): r for r in cli.json("status", "hillside")}
     assert status["users"]["status"] == "done" and status["memberships"]["status"] == "done"
     # Running a phase again changes nothing.
-    again = cli.json("run", "hillside", "--phase", "users")
+    again = cli.json("run", "hillside", "--phase", "users", "--replan")
     assert again["counts"]["done"] == 0 and again["counts"]["planned"] == 0
     # Initial passwords: one 0600 file; never in the state store.
     files = list((tmp_path / "runs").glob("*-initial-passwords.csv"))
@@ -76,7 +79,7 @@ def test_run_all_phases_verify_and_status(cli: Cli, tmp_path: Path) -> None:
 def test_verify_finds_differences(cli: Cli) -> None:
     cli("discover", "oakwood")
     for phase in PHASES:
-        cli("run", "oakwood", "--phase", phase)
+        cli("run", "oakwood", "--phase", phase, "--replan")
     users = cli.json("verify", "oakwood")
     assert users["ok"]
     # Someone removes a licence by hand: verify reports it and exits 1.
@@ -111,7 +114,7 @@ def test_rollback_restores_the_trust_tenant_exactly(cli: Cli) -> None:
     before = snapshot(cli.url)
     cli("discover", "stmarys")
     for phase in PHASES:
-        cli("run", "stmarys", "--phase", phase)
+        cli("run", "stmarys", "--phase", phase, "--replan")
     during = snapshot(cli.url)
     assert len(during["users"]) > len(before["users"])
     dry = cli("rollback", "stmarys", "--phase", "all")
@@ -129,7 +132,7 @@ def test_rollback_restores_the_trust_tenant_exactly(cli: Cli) -> None:
 
 def test_rollback_keeps_objects_changed_since(cli: Cli) -> None:
     cli("discover", "brookfield")
-    cli("run", "brookfield", "--phase", "users")
+    cli("run", "brookfield", "--phase", "users", "--replan")
     created = [
         u
         for u in snapshot(cli.url)["users"]

@@ -23,7 +23,7 @@ def _reference(academy: str, tmp_path: Path) -> dict[str, Any]:
         cli = Cli(str(url), tmp_path / "reference.db")
         cli("discover", academy)
         for phase in PHASES:
-            cli("run", academy, "--phase", phase)
+            cli("run", academy, "--phase", phase, "--replan")
         return directory_view(snapshot(str(url)))
 
 
@@ -42,6 +42,7 @@ def _crash_and_resume(academy: str, tmp_path: Path, kills_per_phase: int, seed: 
         cli("discover", academy)
         killed = 0
         for phase in PHASES:
+            cli("plan", academy, "--phase", phase)  # reviewed once; every resume applies this plan
             for _ in range(kills_per_phase):
                 proc = cli.popen("run", academy, "--phase", phase, "--concurrency", "2")
                 time.sleep(rng.uniform(0.4, 2.5))
@@ -76,7 +77,7 @@ def test_faults_lose_nothing(tmp_path: Path) -> None:
         cli("discover", "oakwood")
         throttled = 0
         for phase in PHASES:
-            result = cli.json("run", "oakwood", "--phase", phase)
+            result = cli.json("run", "oakwood", "--phase", phase, "--replan")
             assert result["status"] == "succeeded", result
             throttled += result["counts"]["throttled"]
         assert throttled > 0, "the faults were not exercised"

@@ -284,7 +284,13 @@ def test_replication_lag_simulated(faulty):
         created = c.post("/users", json=new_user_body())
         assert created.status_code == 201
         uid = created.json()["id"]
+        upn = created.json()["userPrincipalName"]
         assert c.get(f"/users/{uid}").status_code == 404
+        # Lists and filters lag too (Microsoft: "Designing for eventual consistency for Microsoft Entra").
+        listed = c.get("/users", params={"$top": 999, "$select": "id"}).json()["value"]
+        assert uid not in {u["id"] for u in listed}
+        found = c.get("/users", params={"$filter": f"userPrincipalName eq '{upn}'"}).json()["value"]
+        assert found == []
         g = c.get("/groups", params={"$top": 1}).json()["value"][0]
         r = c.post(
             f"/groups/{g['id']}/members/$ref",
@@ -294,3 +300,5 @@ def test_replication_lag_simulated(faulty):
         httpx.post(f"{faulty}/sandbox/faults", json={"replication_lag_ms": 0})
         faulty.world.tenant(tid).fresh.clear()  # as if a minute had passed
         assert c.get(f"/users/{uid}").status_code == 200
+        found = c.get("/users", params={"$filter": f"userPrincipalName eq '{upn}'"}).json()["value"]
+        assert [u["id"] for u in found] == [uid]
