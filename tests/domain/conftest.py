@@ -100,9 +100,9 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         cli = Cli(url, base / "state.db", config)
         for cmd in (
             "discover hillside",
-            "run hillside --phase users",
-            "run hillside --phase groups",
-            "run hillside --phase memberships",
+            "run hillside --phase users --replan",
+            "run hillside --phase groups --replan",
+            "run hillside --phase memberships --replan",
             "verify hillside",
         ):
             cli(*cmd.split())

@@ -15,6 +15,7 @@ from sandbox.domains_state import verification_text
 from tests.domain.conftest import DOMAIN, LEGACY, TRUST, Cli, exchange_readdress, publish, withdraw
 
 RUN = ("run", "hillside", "--phase", "domain", "--dns-wait", "20")
+REPLAN = (*RUN, "--replan")
 ROLLBACK = ("rollback", "hillside", "--phase", "domain", "--yes", "--dns-wait", "20")
 
 
@@ -36,6 +37,7 @@ def _sweep(env: tuple[str, Cli], seed: int, kills: int) -> None:
     url, cli = env
     rng = random.Random(seed)
     exchange_readdress(url)
+    cli("plan", "hillside", "--phase", "domain")  # the plan the runs apply, reviewed once
     killed = _until_clean(cli, RUN, rng, kills)  # renames, removal, add: to the DNS checkpoint
     publish(url)
     killed += _until_clean(cli, RUN, rng, kills)  # verify, switch
@@ -95,7 +97,7 @@ def test_sigkill_sweep(env: tuple[str, Cli], seed: int) -> None:
 def test_identity_phases_not_done_is_named(env: tuple[str, Cli], tmp_path) -> None:  # type: ignore[no-untyped-def]
     url, cli = env
     fresh = Cli(url, tmp_path / "fresh.db", cli.config)
-    res = fresh("run", "hillside", "--phase", "domain", check=False)
+    res = fresh("run", "hillside", "--phase", "domain", "--replan", check=False)
     assert res.code == 1
     assert res.err.strip() == (
         "error: the domain phase for hillside needs its identity phases done and verified first: "
@@ -112,7 +114,7 @@ def test_domain_verified_elsewhere_stops_with_one_line(env: tuple[str, Cli]) -> 
         if t.id not in (LEGACY, TRUST)  # type: ignore[attr-defined]
     )
     other.domains.append({"id": DOMAIN, "isVerified": True, "isDefault": False, "isInitial": False})
-    res = cli(*RUN, check=False)
+    res = cli(*REPLAN, check=False)
     assert res.code == 1
     assert res.err.strip().splitlines()[-1] == (
         f"error: {DOMAIN} is verified in another tenant, so the trust tenant cannot add it: "
@@ -123,7 +125,7 @@ def test_domain_verified_elsewhere_stops_with_one_line(env: tuple[str, Cli]) -> 
 def test_more_renames_than_one_write_window_continue_in_the_next(env: tuple[str, Cli]) -> None:
     url, cli = env
     exchange_readdress(url)
-    res = cli(*RUN, "--write-budget", "8/1", "--json")
+    res = cli(*REPLAN, "--write-budget", "8/1", "--json")
     out = json.loads(res.out)
     assert out["status"] == "waiting-for-dns" and out["counts"]["failed"] == 0
     assert out["counts"]["renamed"] > 8 * 2  # at least three windows' worth, none refused

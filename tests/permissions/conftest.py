@@ -107,7 +107,7 @@ def copied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         w = World(url, InProcessCli(url, tmp / "state.db"), source, tmp / "state.db")
         w.cli("discover", "hillside")
         for phase in ("users", "groups", "memberships", "files"):
-            w.cli("run", "hillside", "--phase", phase)
+            w.cli("run", "hillside", "--phase", phase, "--replan")
         yield w
 
 

@@ -61,7 +61,7 @@ def test_permissions_before_files_is_refused_with_the_next_step(copied: World, t
 
 def test_academy_forbidding_organisation_links_gets_none(copied: World, tmp_path: Path) -> None:
     w = variant(copied, tmp_path, "organization_links: forbid")
-    result = w.cli.json("run", "hillside", "--phase", "permissions")
+    result = w.cli.json("run", "hillside", "--phase", "permissions", "--replan")
     assert result["status"] == "succeeded", result
     plan = _plan(w)
     assert plan["steps"] and not [s for s in plan["steps"] if s["op"] == "share-link"]
@@ -83,7 +83,7 @@ def test_anonymous_links_allowed_meet_the_trust_tenants_policy(copied: World, tm
     admin = f"{w.url}/sandbox/tenants/{TARGET}/sharing"
     httpx.post(admin, json={"sharingCapability": "externalUserSharingOnly"}).raise_for_status()
     try:
-        proc = w.cli("run", "hillside", "--phase", "permissions", check=False)
+        proc = w.cli("run", "hillside", "--phase", "permissions", "--replan", check=False)
     finally:
         httpx.post(admin, json={"sharingCapability": "externalUserAndGuestSharing"}).raise_for_status()
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
@@ -97,7 +97,7 @@ def test_anonymous_links_allowed_meet_the_trust_tenants_policy(copied: World, tm
 def test_killed_mid_run_resumes_to_exactly_the_plan(copied: World) -> None:
     w = copied
     # Killed straight after its third grant reached the trust tenant, before the journal heard of it.
-    proc = run_with(w.cli, {KILL: "permissions.sent:3"}, "run", "hillside", "--phase", "permissions")
+    proc = run_with(w.cli, {KILL: "permissions.sent:3"}, "run", "hillside", "--phase", "permissions", "--replan")
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     plan = _plan(w)
     ops = Counter(s["op"] for s in plan["steps"])
@@ -108,7 +108,7 @@ def test_killed_mid_run_resumes_to_exactly_the_plan(copied: World) -> None:
     for kind in ("sharing-anonymous-link", "sharing-guest", "sharing-unmigrated-user", "sharing-inherited"):
         assert found.get(kind), kind
     assert any("DfE baseline" in h for h in found["sharing-anonymous-link"])
-    result = w.cli.json("run", "hillside", "--phase", "permissions")
+    result = w.cli.json("run", "hillside", "--phase", "permissions", "--replan")
     assert result["status"] == "succeeded", result
     assert result["counts"]["reconciled"] >= 1 and result["counts"]["already_present"] >= 2
     # Exactly the planned grants, each once, on every item (no duplicate from the interrupted step).
@@ -134,7 +134,7 @@ def test_killed_mid_run_resumes_to_exactly_the_plan(copied: World) -> None:
 def test_incremental_pass_carries_sharing_changes_at_source(copied: World) -> None:
     w = copied
     # Straight after a pass, --scan-age reuses its sharing scan: no delta call, nothing to do.
-    reused = w.cli.json("run", "hillside", "--phase", "permissions", "--scan-age", "600")["counts"]
+    reused = w.cli.json("run", "hillside", "--phase", "permissions", "--replan", "--scan-age", "600")["counts"]
     assert (reused["delta_requests"], reused["planned"], reused["permission_writes"]) == (0, 0, 0)
     copies = w.copies()
     policies = next(v for k, v in copies.items() if k.endswith("|Policies"))
@@ -156,7 +156,7 @@ def test_incremental_pass_carries_sharing_changes_at_source(copied: World) -> No
         assert src.post(
             f"/drives/{drive}/items/{item}/invite", json={**body, "sendInvitation": False}
         ).is_success
-    assert w.cli.json("run", "hillside", "--phase", "permissions")["status"] == "succeeded"
+    assert w.cli.json("run", "hillside", "--phase", "permissions", "--replan")["status"] == "succeeded"
     plan = _plan(w)
     assert Counter(s["op"] for s in plan["steps"]) == {"share-invite": 1, "share-revoke": 1}
     now = w.signatures(*policies)
