@@ -41,3 +41,9 @@ def commit(labels: str, when: str) -> None:
         _seen[label] = _seen.get(label, 0) + 1
     if _seen.get(label) == n and when == at:
         os._exit(137)
+
+
+def reached(label: str) -> None:
+    """A boundary that is not a store commit (an upload fragment accepted): counted and killed alike."""
+    commit(label, "before")
+    commit(label, "after")

@@ -10,6 +10,7 @@ rollback after a crash removes what the crashed run made. An interrupted rollbac
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -253,6 +254,7 @@ async def carry_out(
     run_id: str,
     *,
     purge: bool = False,
+    concurrency: int = 4,
 ) -> UndoResult:
     result = UndoResult()
     journals: dict[str, Journal] = {}
@@ -276,16 +278,25 @@ async def carry_out(
         else:
             result.failed.append({"step": step.key, "message": outcome.message})
 
-    for step in [s for s in steps if s.op != "assign-licence"]:
-        journal(step).undo_intent(step.key, step.op, step.target_id, {"args": step.args})
-        try:
-            if step.op == "add-members":
-                outcome = await _undo_members(conn, step, ids)
-            else:
-                outcome = await _undo_object(conn, marker, step, ids, purge)
-        except GraphError as exc:
-            outcome = Outcome("failed", step.target_id, {}, str(exc))
-        settle(step, outcome)
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def undo(step: UndoStep) -> None:
+        async with gate:
+            journal(step).undo_intent(step.key, step.op, step.target_id, {"args": step.args})
+            try:
+                if step.op == "add-members":
+                    outcome = await _undo_members(conn, step, ids)
+                else:
+                    outcome = await _undo_object(conn, marker, step, ids, purge)
+            except GraphError as exc:
+                outcome = Outcome("failed", step.target_id, {}, str(exc))
+            settle(step, outcome)
+
+    # Steps of one phase are independent of each other; a crash stops them all (TaskGroup), and each one
+    # is journaled on its own, so the next rollback resumes exactly the open ones.
+    async with asyncio.TaskGroup() as group:
+        for step in [s for s in steps if s.op != "assign-licence"]:
+            group.create_task(undo(step))
     for step in [s for s in steps if s.op == "assign-licence"]:
         decided = _licence(store, academy, step)
         if decided is None:

@@ -23,6 +23,7 @@ from urllib.parse import quote
 import httpx
 from quickxorhash import quickxorhash
 
+from migrations import killpoints
 from migrations.files.budget import SharePointBudget
 from migrations.graph import GraphError, TenantConnection, Transient, parse_retry_after
 
@@ -354,6 +355,7 @@ class FileCopier:
                     raise entry
                 offset, data = entry
                 _, final = await self._put(url, offset, data, size)
+                killpoints.reached("upload-fragment")
         except SessionGone:
             raise CopyError("the upload session expired; the next run starts this file again") from None
         finally:
