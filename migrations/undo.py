@@ -26,7 +26,9 @@ UNDOABLE = {
     "assign-licence": "licence goes with the user",
 }
 PHASE_ORDER = ("users", "groups", "memberships")
-OPEN = ("done", "failed", "intent", "undo-intent", "undo-failed")
+# Latest events that leave something to undo. A kept object (undo-skipped) is checked again by every later
+# rollback: once whoever changed it puts it back, it goes; while it stays changed, it is kept again.
+OPEN = ("done", "failed", "intent", "undo-intent", "undo-failed", "undo-skipped")
 
 
 @dataclass
@@ -98,7 +100,7 @@ def rollback_plan(store: StateStore, academy: str, phases: list[str]) -> list[Un
                 found.append(
                     (h["seq"], UndoStep(phase, key, h["op"], done["target_id"], done["data"], h["args"]))
                 )
-            elif h["args"] and h["latest"] in ("intent", "undo-intent", "undo-failed"):
+            elif h["args"] and h["latest"] in ("intent", "undo-intent", "undo-failed", "undo-skipped"):
                 found.append((h["seq"], UndoStep(phase, key, h["op"], None, {}, h["args"], in_doubt=True)))
         steps.extend(s for _, s in sorted(found, key=lambda x: -x[0]))
     return steps

@@ -265,7 +265,8 @@ class FilesPhase:
         (intent without outcome), which the undo resolves by path and content."""
         steps: list[Step] = []
         for key, h in _histories(env.store, env.academy.code).items():
-            if h["latest"] in ("undone", "undo-skipped") or h["op"] not in ("copy", "mkdir"):
+            # A kept item (undo-skipped) is checked again: it goes once it is as trustfold left it.
+            if h["latest"] == "undone" or h["op"] not in ("copy", "mkdir"):
                 continue
             folder = h["op"] == "mkdir"
             undo_op = "undo-mkdir" if folder else "undo-copy"
@@ -278,7 +279,11 @@ class FilesPhase:
                     # A replacement of our copy was in flight: its content may be the new one.
                     args["in_doubt_hash"] = intent.get("hash")
                 steps.append(Step(key, undo_op, args))
-            elif h["latest"] in ("intent", "undo-intent", "undo-failed") and intent and done is None:
+            elif (
+                h["latest"] in ("intent", "undo-intent", "undo-failed", "undo-skipped")
+                and intent
+                and not done
+            ):
                 steps.append(
                     Step(
                         key,
@@ -306,32 +311,44 @@ class FilesPhase:
         journal = Journal(env.store, run_id, code, PHASE, None)
         sessions = UploadSessions(env.run_dir.parent / f"upload-sessions-{code}.json")
         undone, kept, failed = 0, [], []
-        try:
-            for step in steps:
-                a = step.args
+        gate = asyncio.Semaphore(PER_DRIVE)
+
+        async def undo(step: Step) -> None:
+            nonlocal undone
+            a = step.args
+            async with gate:
                 # Intent before the target is touched, outcome only once it is known (as forward steps).
                 journal.undo_intent(step.key, step.op, a.get("target_id"), {"args": a})
                 try:
                     outcome = await _undo_step(target, budget, sessions, step.key, a)
                 except (GraphError, CopyError) as exc:
                     outcome = Outcome("failed", a.get("target_id"), {}, str(exc))
-                if outcome.status == "undone":
-                    forget = (
+                if outcome.status == "undone" and outcome.target_id:
+                    outcome.writes = [
                         SideWrite(
                             "DELETE FROM file_copies WHERE academy = ? AND drive_key = ? AND target_id = ?",
                             (code, a["drive_key"], outcome.target_id),
                         )
-                        if outcome.target_id
-                        else None
-                    )
-                    outcome.writes = [forget] if forget else []
+                    ]
                 journal.undo_outcome(step.key, step.op, outcome)
-                if outcome.status == "kept":
-                    kept.append({"object": a["path"], "message": outcome.message})
-                elif outcome.status == "failed":
-                    failed.append({"step": step.key, "message": outcome.message})
-                else:
-                    undone += 1
+            if outcome.status == "kept":
+                kept.append({"object": a["path"], "message": outcome.message})
+            elif outcome.status == "failed":
+                failed.append({"step": step.key, "message": outcome.message})
+            else:
+                undone += 1
+
+        try:
+            # Files together, then folders one depth at a time from the deepest: a folder is reached only
+            # once everything of ours inside it has been dealt with.
+            levels: dict[tuple[bool, int], list[Step]] = {}
+            for step in steps:
+                folder = bool(step.args["folder"])
+                levels.setdefault((folder, -_depth(step.args["path"]) if folder else 0), []).append(step)
+            for level in sorted(levels):
+                async with asyncio.TaskGroup() as tasks:
+                    for step in levels[level]:
+                        tasks.create_task(undo(step))
         except BaseException:
             finish_run(env.store, run_id, "interrupted", {"planned": len(steps), "done": undone})
             raise

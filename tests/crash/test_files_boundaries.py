@@ -145,3 +145,79 @@ def test_crash_then_rollback_sweep(files: Files, tmp_path: Path, kill: str) -> N
 @pytest.mark.parametrize("kill", UNDO_BOUNDARIES)
 def test_rollback_kill_sweep(files: Files, tmp_path: Path, kill: str) -> None:
     _forward(files, tmp_path, "outcome:mkdir:1:after", kill)
+
+
+# ---- second pass: moves and deletes (a source folder renamed, a source file deleted) ----------------------
+@dataclass
+class SecondPass:
+    files: Files
+    src_lib: str
+    reference: dict[str, dict[str, tuple[int, str]]]
+
+    def change_source(self) -> dict[str, Any]:
+        """Rename one source folder, delete one source file; returns what restore() needs."""
+        w = self.files.world
+        items = w.drives(w.source)[self.src_lib]
+        folder = sorted(p for p, i in items.items() if p and i["folder"] and "/" not in p)[0]
+        doomed = sorted(p for p, i in items.items() if i.get("folder") is None and not p.startswith(folder))[
+            0
+        ]
+        with w.graph(w.source) as g:
+            r = g.patch(
+                f"/drives/{self.src_lib}/items/{items[folder]['id']}", json={"name": f"{folder} (old)"}
+            )
+            assert r.status_code == 200, r.text
+            assert g.delete(f"/drives/{self.src_lib}/items/{items[doomed]['id']}").status_code == 204
+        return {"folder": folder, "doomed": doomed, "size": items[doomed]["size"], "seed": doomed}
+
+    def restore(self, change: dict[str, Any]) -> None:
+        w = self.files.world
+        items = w.drives(w.source)[self.src_lib]
+        with w.graph(w.source) as g:
+            r = g.patch(
+                f"/drives/{self.src_lib}/items/{items[change['folder'] + ' (old)']['id']}",
+                json={"name": change["folder"]},
+            )
+            assert r.status_code == 200, r.text
+        w.add_file(w.source, self.src_lib, change["doomed"], int(change["size"]), change["seed"])
+
+
+def _second_pass(sp: SecondPass, tmp_path: Path, kill: str | None) -> dict[str, dict[str, tuple[int, str]]]:
+    f = sp.files
+    tf = f.template.fork(tmp_path / "state.db")
+    tf.ok("run", ACADEMY, "--phase", "files")
+    change = sp.change_source()
+    try:
+        if kill:
+            tf.killed("run", ACADEMY, "--phase", "files", "--propagate-deletes", at=kill)
+        out = json.loads(tf.ok("run", ACADEMY, "--phase", "files", "--propagate-deletes", "--json"))
+        assert out["status"] == "succeeded", out
+        view = f.view()
+        _verified(tf)
+        tf.ok("rollback", ACADEMY, "--phase", "files", "--yes")
+        assert f.left_behind() == {}
+    finally:
+        sp.restore(change)
+    return view
+
+
+@pytest.fixture(scope="module")
+def second(files: Files, tmp_path_factory: pytest.TempPathFactory) -> SecondPass:
+    w = files.world
+    sp = SecondPass(files, w.library(w.source, SOURCE_SITE), {})
+    sp.reference = _second_pass(sp, tmp_path_factory.mktemp("second-reference"), None)
+    return sp
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kill",
+    [
+        f"{e}:{op}:1:{when}"
+        for op in ("move", "delete")
+        for e in ("intent", "outcome")
+        for when in ("before", "after")
+    ],
+)
+def test_second_pass_kill_sweep(second: SecondPass, tmp_path: Path, kill: str) -> None:
+    assert _second_pass(second, tmp_path, kill) == second.reference
