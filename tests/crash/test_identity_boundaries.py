@@ -32,17 +32,28 @@ MARKER = "extension_0b6a9d2e3f414c5a8e7b1d2c3b4a5f60_trustfoldSource"
 @dataclass
 class Tenant:
     url: str
+    home: Path
     template: Trustfold  # a discovered state store, copied for every case
     before: dict[str, Any]  # the trust tenant before any run (raw snapshot)
-    reference: dict[str, Any]  # directory view after one uninterrupted run of every phase
+    _reference: dict[str, Any] | None = None
+
+    @property
+    def reference(self) -> dict[str, Any]:
+        """The directory view after one uninterrupted run of every phase (made when first needed)."""
+        if self._reference is None:
+            run = self.template.fork(self.home / "reference.db")
+            for phase in PHASES:
+                run.ok("run", ACADEMY, "--phase", phase)
+            self._reference = directory_view(snapshot(self.url))
+            run.ok("rollback", ACADEMY, "--phase", "all", "--yes", "--purge")
+            assert self.left_behind() == [], "the uninterrupted rollback itself leaves something"
+        return self._reference
 
     def left_behind(self) -> list[str]:
         now = snapshot(self.url)
-        problems = []
-        for kind in ("users", "groups", "deletedItems"):
-            if now.get(kind) != self.before.get(kind):
-                problems.append(kind)
-        return problems
+        return [
+            kind for kind in ("users", "groups", "deletedItems") if now.get(kind) != self.before.get(kind)
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -51,15 +62,7 @@ def tenant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenant]:
     with running_sandbox(CONFIG, size=20, seed=3, throttling=False) as url:
         template = Trustfold(str(url), home / "template.db")
         template.ok("discover", ACADEMY)
-        before = snapshot(str(url))
-        run = template.fork(home / "reference.db")
-        for phase in PHASES:
-            run.ok("run", ACADEMY, "--phase", phase)
-        reference = directory_view(snapshot(str(url)))
-        run.ok("rollback", ACADEMY, "--phase", "all", "--yes", "--purge")
-        t = Tenant(str(url), template, before, reference)
-        assert t.left_behind() == [], "the uninterrupted rollback itself leaves something"
-        yield t
+        yield Tenant(str(url), home, template, snapshot(str(url)))
 
 
 def _no_duplicates(snap: dict[str, Any]) -> None:
@@ -118,12 +121,13 @@ UNDO_BOUNDARIES = (
 )
 
 
-# The default run: a created user whose outcome was never recorded, rolled back at once (the in-doubt case);
-# and a group's undo killed between deleting it and recording that, then resumed.
+# The default run: a created user whose outcome was never recorded, rolled back at once (the in-doubt case).
+# (A rollback killed mid-way is in the default run through the files tests; here it is in the slow sweep.)
 def test_user_created_but_unrecorded_is_rolled_back(tenant: Tenant, tmp_path: Path) -> None:
     _crash_then_rollback(tenant, tmp_path, "outcome:create-user:1:before")
 
 
+@pytest.mark.slow
 def test_rollback_killed_after_a_delete_completes_on_the_next_run(tenant: Tenant, tmp_path: Path) -> None:
     _forward_then_rollback(
         tenant, tmp_path, "outcome:add-members:1:before", "undo-outcome:create-group:1:before"
@@ -151,7 +155,7 @@ def _rollback_under_faults(t: Tenant, tmp_path: Path, faults: dict[str, str]) ->
 
 def test_transient_errors_during_rollback_leave_nothing_behind(tenant: Tenant, tmp_path: Path) -> None:
     # Member removals go out in $batch envelopes: a lost envelope must be retried, not left undo-failed.
-    _rollback_under_faults(tenant, tmp_path, {"memberships": "503=0.04,504=0.15,drop=0.1"})
+    _rollback_under_faults(tenant, tmp_path, {"memberships": "503=0.03,504=0.15,drop=0.1"})
 
 
 @pytest.mark.slow
@@ -160,12 +164,17 @@ def test_transient_503_on_reads_during_rollback_leaves_nothing_behind(tenant: Te
     _rollback_under_faults(tenant, tmp_path, dict.fromkeys(PHASES, faults))
 
 
+# Every boundary of every step type, first occurrence; the in-doubt one (applied, not recorded) also later.
+SWEEP = [(op, b.format(op=op, n=1)) for op in FORWARD_OPS for b in BOUNDARIES] + [
+    (op, f"outcome:{op}:2:before") for op in FORWARD_OPS
+]
+UNDO_SWEEP = [(op, b.format(op=op, n=1)) for op in FORWARD_OPS for b in UNDO_BOUNDARIES]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("op", FORWARD_OPS)
-@pytest.mark.parametrize("boundary", BOUNDARIES)
-@pytest.mark.parametrize("n", (1, 2))
-def test_forward_kill_sweep(tenant: Tenant, tmp_path: Path, op: str, boundary: str, n: int) -> None:
-    _forward_then_rollback(tenant, tmp_path, boundary.format(op=op, n=n), None)
+@pytest.mark.parametrize(("op", "kill"), SWEEP)
+def test_forward_kill_sweep(tenant: Tenant, tmp_path: Path, op: str, kill: str) -> None:
+    _forward_then_rollback(tenant, tmp_path, kill, None)
 
 
 @pytest.mark.slow
@@ -176,11 +185,9 @@ def test_crash_then_rollback_sweep(tenant: Tenant, tmp_path: Path, op: str, boun
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("op", FORWARD_OPS)
-@pytest.mark.parametrize("boundary", UNDO_BOUNDARIES)
-@pytest.mark.parametrize("n", (1, 3))
-def test_rollback_kill_sweep(tenant: Tenant, tmp_path: Path, op: str, boundary: str, n: int) -> None:
-    _forward_then_rollback(tenant, tmp_path, "outcome:create-user:1:after", boundary.format(op=op, n=n))
+@pytest.mark.parametrize(("op", "kill"), UNDO_SWEEP)
+def test_rollback_kill_sweep(tenant: Tenant, tmp_path: Path, op: str, kill: str) -> None:
+    _forward_then_rollback(tenant, tmp_path, "outcome:create-user:1:after", kill)
 
 
 def test_rollback_keeps_groups_changed_since_the_run(tenant: Tenant, tmp_path: Path) -> None:
