@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +82,9 @@ def _histories(store: StateStore, academy: str, phase: str) -> dict[str, dict[st
             h["seq"] = r["seq"]
         elif r["event"] == "undone":
             h["done"] = None
+            h.pop("resolved", None)
+        elif r["event"] == "undo-intent" and r["target_id"] and h["done"] is None:
+            h["resolved"] = r["target_id"]  # an in-doubt create an earlier rollback found by its marker
     return out
 
 
@@ -101,7 +105,9 @@ def rollback_plan(store: StateStore, academy: str, phases: list[str]) -> list[Un
                     (h["seq"], UndoStep(phase, key, h["op"], done["target_id"], done["data"], h["args"]))
                 )
             elif h["args"] and h["latest"] in ("intent", "undo-intent", "undo-failed", "undo-skipped"):
-                found.append((h["seq"], UndoStep(phase, key, h["op"], None, {}, h["args"], in_doubt=True)))
+                resolved = h.get("resolved") if h["op"] != "add-members" else None
+                step = UndoStep(phase, key, h["op"], resolved, {}, h["args"], in_doubt=resolved is None)
+                found.append((h["seq"], step))
         steps.extend(s for _, s in sorted(found, key=lambda x: -x[0]))
     return steps
 
@@ -171,7 +177,12 @@ async def _purge(conn: TenantConnection, target_id: str) -> str | None:
 
 
 async def _undo_object(
-    conn: TenantConnection, marker: str, step: UndoStep, ids: _Ids, purge: bool
+    conn: TenantConnection,
+    marker: str,
+    step: UndoStep,
+    ids: _Ids,
+    purge: bool,
+    resolved: Callable[[str], None],
 ) -> Outcome:
     collection = "users" if step.op == "create-user" else "groups"
     target_id = step.target_id
@@ -184,6 +195,9 @@ async def _undo_object(
         if not found:
             return Outcome("undone", None, {}, "the interrupted run had not created it")
         target_id = str(found[0]["id"])
+        # Journaled before it is deleted: once deleted, the marker no longer finds it (it would be left in
+        # deletedItems, unpurged, if this rollback stopped here).
+        resolved(target_id)
     why = await _changed(conn, marker, step, target_id, ids)
     if why and why != "gone":
         return Outcome("kept", target_id, {}, why)
@@ -289,7 +303,14 @@ async def carry_out(
                 if step.op == "add-members":
                     outcome = await _undo_members(conn, step, ids)
                 else:
-                    outcome = await _undo_object(conn, marker, step, ids, purge)
+                    outcome = await _undo_object(
+                        conn,
+                        marker,
+                        step,
+                        ids,
+                        purge,
+                        lambda tid: journal(step).undo_intent(step.key, step.op, tid, {"args": step.args}),
+                    )
             except GraphError as exc:
                 outcome = Outcome("failed", step.target_id, {}, str(exc))
             settle(step, outcome)

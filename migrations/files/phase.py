@@ -542,9 +542,8 @@ async def _undo_step(
             return Outcome("undone", None, {}, "the folder was there before the run; left as it is")
         return await _undo_step(target, budget, sessions, key, found)
     hashes = (item.get("file") or {}).get("hashes") or {}
-    if int(item.get("size") or -1) == int(a.get("size") or -2) and hashes.get("quickXorHash") == a.get(
-        "hash"
-    ):
+    same_size = a.get("size") is not None and int(item.get("size") or 0) == int(a["size"])
+    if same_size and hashes.get("quickXorHash") == a.get("hash"):
         return await _undo_step(target, budget, sessions, key, found)
     return Outcome("kept", item["id"], {}, "the file at this path is not the copy trustfold made")
 
