@@ -158,10 +158,14 @@ class SecondPass:
         """Rename one source folder, delete one source file; returns what restore() needs."""
         w = self.files.world
         items = w.drives(w.source)[self.src_lib]
-        folder = sorted(p for p, i in items.items() if p and i["folder"] and "/" not in p)[0]
-        doomed = sorted(p for p, i in items.items() if i.get("folder") is None and not p.startswith(folder))[
-            0
-        ]
+        # A folder only trustfold made in the trust tenant (renaming one the trust already had is another
+        # matter), and a file outside it.
+        tgt = self.files.before[self.files.world.library(TARGET, TARGET_SITE)]
+        folders = sorted(p for p, i in items.items() if p and i["folder"] and "/" not in p and p not in tgt)
+        folder = folders[0]
+        doomed = sorted(
+            p for p, i in items.items() if not i["folder"] and "/" in p and not p.startswith(folder)
+        )[0]
         with w.graph(w.source) as g:
             r = g.patch(
                 f"/drives/{self.src_lib}/items/{items[folder]['id']}", json={"name": f"{folder} (old)"}
