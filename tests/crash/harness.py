@@ -31,14 +31,7 @@ class Trustfold:
 
     def __call__(self, *args: str, kill: str | None = None) -> tuple[int, str]:
         """(exit code, stdout); stderr in self.stderr. In-process unless `kill` names a commit boundary."""
-        import time
-
-        t = time.monotonic()
-        try:
-            return self._call(*args, kill=kill)
-        finally:
-            if os.environ.get("TF_TIMING"):
-                print(f"TIMING {args} {kill} {time.monotonic() - t:.2f}", file=sys.__stderr__)
+        return self._call(*args, kill=kill)
 
     def _call(self, *args: str, kill: str | None = None) -> tuple[int, str]:
         if kill is not None:
