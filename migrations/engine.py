@@ -141,12 +141,22 @@ class Plan:
         return Plan._from_row(rows[0]) if rows else None
 
 
+@dataclass(frozen=True)
+class SideWrite:
+    """A store write that belongs to a step's outcome (a file_copies row, a mapping's target id): the Journal
+    applies it in the same transaction as the outcome event, so a crash keeps both or neither."""
+
+    sql: str
+    params: tuple[Any, ...] = ()
+
+
 @dataclass
 class Outcome:
-    status: str  # done | failed | already
+    status: str  # done | failed | already (forward); undone | kept | failed (undo)
     target_id: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
     message: str = ""
+    writes: list[SideWrite] = field(default_factory=list)
 
 
 class Operation(Protocol):
@@ -191,14 +201,19 @@ class Journal:
             plan_id,
         )
 
-    def _write(self, rows: Iterable[tuple[Step | str, str, str, str | None, dict[str, Any] | None]]) -> None:
+    def _write(
+        self,
+        rows: Iterable[tuple[Step | str, str, str, str | None, dict[str, Any] | None]],
+        label: str,
+        writes: Iterable[SideWrite] = (),
+    ) -> None:
         at = now()
-        with self.store.tx() as tx:
+        rows = list(rows)
+        ops = sorted({op for _, op, _, _, _ in rows})
+        with self.store.tx(label=",".join(f"{label}:{op}" for op in ops)) as tx:
             tx.executemany(
                 "INSERT INTO journal (run_id, academy, phase, plan_id, step_key, op, event, target_id, data, "
-                "at)"
-                " "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         self.run_id,
@@ -215,20 +230,42 @@ class Journal:
                     for s, op, event, target, data in rows
                 ],
             )
+            for w in writes:
+                tx.execute(w.sql, w.params)
 
     def intents(self, steps: list[Step], event: str = "intent") -> None:
-        self._write((s, s.op, event, None, {"args": s.args}) for s in steps)
+        """Before anything is sent: the step's args (every decision it carries, e.g. a conflict rename)."""
+        self._write(((s, s.op, event, None, {"args": s.args}) for s in steps), event)
 
     def outcomes(self, results: list[tuple[Step, Outcome]], prefix: str = "") -> None:
+        """The known outcome of each step and its side records, in ONE transaction."""
         self._write(
             (
-                s,
-                s.op,
-                prefix + ("done" if o.status in ("done", "already") else "failed"),
-                o.target_id,
-                {**o.data, "message": o.message, "status": o.status},
-            )
-            for s, o in results
+                (
+                    s,
+                    s.op,
+                    prefix + ("done" if o.status in ("done", "already") else "failed"),
+                    o.target_id,
+                    {**o.data, "message": o.message, "status": o.status},
+                )
+                for s, o in results
+            ),
+            "outcome" if not prefix else prefix + "outcome",
+            [w for _, o in results for w in o.writes],
+        )
+
+    def undo_intent(self, key: str, op: str, target_id: str | None, data: dict[str, Any]) -> None:
+        """Before an undo step touches the target (the same protocol as forward steps)."""
+        self._write([(key, op, "undo-intent", target_id, data)], "undo-intent")
+
+    def undo_outcome(self, key: str, op: str, outcome: Outcome) -> None:
+        """An undo step's known result: undone | kept (journaled undo-skipped) | failed (undo-failed, so the
+        next rollback tries again), with its side records in the same transaction."""
+        event = {"undone": "undone", "kept": "undo-skipped"}.get(outcome.status, "undo-failed")
+        self._write(
+            [(key, op, event, outcome.target_id, {**outcome.data, "message": outcome.message})],
+            "undo-outcome",
+            outcome.writes,
         )
 
     def history(self) -> dict[str, dict[str, Any]]:

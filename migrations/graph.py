@@ -88,11 +88,15 @@ class GraphResponse:
         )
 
     def retry_after(self) -> float | None:
-        value = self.headers.get("retry-after") or self.headers.get("Retry-After")
-        try:
-            return max(0.0, float(value)) if value is not None else None
-        except ValueError:
-            return None
+        return parse_retry_after(self.headers.get("retry-after") or self.headers.get("Retry-After"))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (delta-seconds form), or None when absent or unreadable: the one parser."""
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 class GraphError(Exception):
@@ -111,6 +115,11 @@ class _Retryable(Exception):
     def __init__(self, reason: str, retry_after: float | None = None):
         self.retry_after = retry_after
         super().__init__(reason)
+
+
+# Raised by callers of TenantConnection.retrying() (pre-authenticated download and upload URLs) for an
+# attempt worth repeating; the same class the request layer uses, so there is one retry policy.
+Transient = _Retryable
 
 
 @dataclass
@@ -291,6 +300,17 @@ class TenantConnection:
         self.stats.wait_seconds += delay
         return delay
 
+    def retrying(self, attempts: int = 12) -> AsyncRetrying:
+        """This connection's retry policy (Retry-After honoured, else jittered backoff; waits counted in
+        stats) for work the request layer cannot carry, such as pre-authenticated transfer URLs: raise
+        Transient inside an attempt to repeat it; after the last attempt the Transient is re-raised."""
+        return AsyncRetrying(
+            retry=retry_if_exception_type(_Retryable),
+            wait=self._wait,
+            reraise=True,
+            stop=stop_after_delay(self.max_total_wait) | stop_after_attempt(attempts),
+        )
+
     async def request(
         self,
         method: str,
@@ -310,14 +330,8 @@ class TenantConnection:
         if method != "GET" and counts_as_write:
             self.stats.wait_seconds += await self.writes.acquire(1)
             self.stats.writes += 1
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(_Retryable),
-            wait=self._wait,
-            reraise=True,
-            stop=stop_after_delay(self.max_total_wait) | stop_after_attempt(12),
-        )
         try:
-            async for attempt in retrying:
+            async for attempt in self.retrying():
                 with attempt:
                     try:
                         resp = await self._send_once(method, url, json, headers, content)

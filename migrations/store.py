@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from migrations import killpoints
 from trust.errors import ConfigError
 
 # Each entry moves the schema from version i to i+1. Append only; never edit a released migration.
@@ -324,8 +325,9 @@ class StateStore:
         return self._version()
 
     @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write: committed on success, rolled back on any exception."""
+    def tx(self, label: str = "") -> Iterator[sqlite3.Connection]:
+        """One atomic write: committed on success, rolled back on any exception. `label` names the commit
+        for the kill hook of crash tests (migrations.killpoints); it changes nothing else."""
         with self._lock:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
@@ -334,7 +336,9 @@ class StateStore:
                 self.conn.execute("ROLLBACK")
                 raise
             else:
+                killpoints.commit(label, "before")
                 self.conn.execute("COMMIT")
+                killpoints.commit(label, "after")
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -10,7 +12,19 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from migrations.engine import Journal, Metrics, Outcome, Plan, Step, finish_run, register_operation, start_run
+import httpx
+
+from migrations.engine import (
+    Journal,
+    Metrics,
+    Outcome,
+    Plan,
+    SideWrite,
+    Step,
+    finish_run,
+    register_operation,
+    start_run,
+)
 from migrations.files.budget import SharePointBudget
 from migrations.files.plan import PHASE, PlanContext, plan_files
 from migrations.files.scan import (
@@ -23,7 +37,7 @@ from migrations.files.scan import (
     scan_sources,
     source_tree,
 )
-from migrations.files.transfer import CopyError, Counters, FileCopier, UploadSessions
+from migrations.files.transfer import CopyDiscarded, CopyError, Counters, FileCopier, UploadSessions
 from migrations.graph import GraphError, TenantConnection, parse_budget
 from migrations.phases import PhaseEnv, PhaseRun, register_phase
 from migrations.store import now
@@ -246,15 +260,47 @@ class FilesPhase:
 
     # ---- rollback -----------------------------------------------------------------------------------------
     async def rollback_steps(self, env: PhaseEnv) -> list[Any]:
+        """What this phase created, from the journal: done copies and folders not yet undone, undo steps an
+        interrupted rollback left open (undo-intent / undo-failed), and forward steps left in doubt
+        (intent without outcome), which the undo resolves by path and content."""
         steps: list[Step] = []
-        for key, h in Journal.state(env.store, env.academy.code, PHASE).items():
-            data = h["data"]
-            if h["event"] != "done" or not data.get("created") or not h["target_id"]:
+        for key, h in _histories(env.store, env.academy.code).items():
+            # A kept item (undo-skipped) is checked again: it goes once it is as trustfold left it.
+            if h["latest"] == "undone" or h["op"] not in ("copy", "mkdir"):
                 continue
-            if h["op"] == "copy":
-                steps.append(Step(key, "undo-copy", {**_undo_args(h), "folder": False}))
-            elif h["op"] == "mkdir":
-                steps.append(Step(key, "undo-mkdir", {**_undo_args(h), "folder": True}))
+            folder = h["op"] == "mkdir"
+            undo_op = "undo-mkdir" if folder else "undo-copy"
+            done = h.get("done")
+            intent = h.get("intent") or {}
+            ours = done is not None and done["data"].get("created") and done["target_id"]
+            if ours and done is not None:
+                args = {**_undo_args(done), "folder": folder}
+                if h["latest"] == "intent":
+                    # A replacement of our copy was in flight: its content may be the new one.
+                    args["in_doubt_hash"] = intent.get("hash")
+                steps.append(Step(key, undo_op, args))
+            elif (
+                h["latest"] in ("intent", "undo-intent", "undo-failed", "undo-skipped")
+                and intent
+                and not done
+            ):
+                steps.append(
+                    Step(
+                        key,
+                        undo_op,
+                        {
+                            "drive_key": intent.get("drive_key", ""),
+                            "target_drive": intent["target_drive"],
+                            "target_id": None,
+                            "path": intent.get("path", ""),
+                            "folder": folder,
+                            "hash": intent.get("hash"),
+                            "size": intent.get("size"),
+                            "absent": bool(intent.get("absent")),
+                            "in_doubt": True,
+                        },
+                    )
+                )
         # Files first, then folders deepest first, so a folder is empty (of our files) when we reach it.
         return sorted(steps, key=lambda s: (s.args["folder"], -_depth(s.args["path"]), s.args["path"]))
 
@@ -263,32 +309,46 @@ class FilesPhase:
         _, target, budget = await self._prepared(env)
         run_id = start_run(env.store, code, PHASE, "rollback", None, env.operator)
         journal = Journal(env.store, run_id, code, PHASE, None)
+        sessions = UploadSessions(env.run_dir.parent / f"upload-sessions-{code}.json")
         undone, kept, failed = 0, [], []
-        try:
-            for step in steps:
-                a = step.args
+        gate = asyncio.Semaphore(PER_DRIVE)
+
+        async def undo(step: Step) -> None:
+            nonlocal undone
+            a = step.args
+            async with gate:
+                # Intent before the target is touched, outcome only once it is known (as forward steps).
+                journal.undo_intent(step.key, step.op, a.get("target_id"), {"args": a})
                 try:
-                    result = await _undo(target, budget, a)
-                except GraphError as exc:
-                    failed.append({"step": step.key, "message": str(exc)})
-                    continue
-                if result == "kept":
-                    kept.append(
-                        {
-                            "object": a["path"],
-                            "message": "changed in the trust tenant since it was copied"
-                            if not a["folder"]
-                            else "holds content trustfold did not create",
-                        }
-                    )
-                    continue
-                journal.outcomes([(step, Outcome("done", a["target_id"], {"undone": True}))], prefix="undo-")
-                with env.store.tx() as tx:
-                    tx.execute(
-                        "DELETE FROM file_copies WHERE academy = ? AND drive_key = ? AND target_id = ?",
-                        (code, a["drive_key"], a["target_id"]),
-                    )
+                    outcome = await _undo_step(target, budget, sessions, step.key, a)
+                except (GraphError, CopyError) as exc:
+                    outcome = Outcome("failed", a.get("target_id"), {}, str(exc))
+                if outcome.status == "undone" and outcome.target_id:
+                    outcome.writes = [
+                        SideWrite(
+                            "DELETE FROM file_copies WHERE academy = ? AND drive_key = ? AND target_id = ?",
+                            (code, a["drive_key"], outcome.target_id),
+                        )
+                    ]
+                journal.undo_outcome(step.key, step.op, outcome)
+            if outcome.status == "kept":
+                kept.append({"object": a["path"], "message": outcome.message})
+            elif outcome.status == "failed":
+                failed.append({"step": step.key, "message": outcome.message})
+            else:
                 undone += 1
+
+        try:
+            # Files together, then folders one depth at a time from the deepest: a folder is reached only
+            # once everything of ours inside it has been dealt with.
+            levels: dict[tuple[bool, int], list[Step]] = {}
+            for step in steps:
+                folder = bool(step.args["folder"])
+                levels.setdefault((folder, -_depth(step.args["path"]) if folder else 0), []).append(step)
+            for level in sorted(levels):
+                async with asyncio.TaskGroup() as tasks:
+                    for step in levels[level]:
+                        tasks.create_task(undo(step))
         except BaseException:
             finish_run(env.store, run_id, "interrupted", {"planned": len(steps), "done": undone})
             raise
@@ -421,6 +481,73 @@ def _undo_args(h: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _histories(store: Any, code: str) -> dict[str, dict[str, Any]]:
+    """Per step key: the latest event, the forward op, the last done outcome and the last intent's args."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in store.rows(
+        "SELECT step_key, op, event, target_id, data FROM journal WHERE academy = ? AND phase = ? "
+        "ORDER BY seq",
+        (code, PHASE),
+    ):
+        h = out.setdefault(r["step_key"], {"op": r["op"]})
+        h["latest"] = r["event"]
+        data = json.loads(r["data"] or "{}")
+        if r["event"] == "intent":
+            h["op"] = r["op"]
+            h["intent"] = data.get("args") or {}
+        elif r["event"] == "done":
+            h["done"] = {"target_id": r["target_id"], "data": data}
+    return out
+
+
+async def _undo_step(
+    target: TenantConnection,
+    budget: SharePointBudget,
+    sessions: UploadSessions,
+    key: str,
+    a: dict[str, Any],
+) -> Outcome:
+    """Undo one created item: Outcome undone | kept (changed since, or not ours). Transient errors are
+    retried by the connection's one retry layer; anything else raises, so the step is journaled
+    undo-failed and the next rollback tries it again."""
+    if a.get("target_id"):
+        result = await _undo(target, budget, a)
+        if result == "kept":
+            why = (
+                "holds content trustfold did not create"
+                if a["folder"]
+                else "changed in the trust tenant since it was copied"
+            )
+            return Outcome("kept", a["target_id"], {}, why)
+        return Outcome("undone", a["target_id"], {}, "already gone" if result == "gone" else "")
+    # In doubt: the forward step journaled its intent and no outcome. Find what may be ours by path.
+    if not a["folder"]:
+        saved = sessions.get(key)
+        if saved:
+            # An upload that never completed: cancel its session so no item can appear later.
+            with contextlib.suppress(httpx.HTTPError):  # an expired session is gone anyway
+                await target.http.delete(saved["url"])
+            sessions.drop(key)
+    path = f"/drives/{a['target_drive']}/root:/{quote(a['path'])}:"
+    await budget.acquire(target.tenant_id, 1)
+    resp = await target.request("GET", path, counts_as_write=False)
+    if resp.status == 404:
+        return Outcome("undone", None, {}, "nothing was created")
+    if not resp.ok:
+        raise GraphError("GET", path, resp)
+    item = dict(resp.body)
+    found = {**a, "target_id": item["id"], "target_ctag": item.get("cTag")}
+    if a["folder"]:
+        if not a.get("absent"):
+            return Outcome("undone", None, {}, "the folder was there before the run; left as it is")
+        return await _undo_step(target, budget, sessions, key, found)
+    hashes = (item.get("file") or {}).get("hashes") or {}
+    same_size = a.get("size") is not None and int(item.get("size") or 0) == int(a["size"])
+    if same_size and hashes.get("quickXorHash") == a.get("hash"):
+        return await _undo_step(target, budget, sessions, key, found)
+    return Outcome("kept", item["id"], {}, "the file at this path is not the copy trustfold made")
+
+
 async def _undo(target: TenantConnection, budget: SharePointBudget, a: dict[str, Any]) -> str:
     """'deleted', 'gone' or 'kept'."""
     path = f"/drives/{a['target_drive']}/items/{a['target_id']}"
@@ -436,7 +563,9 @@ async def _undo(target: TenantConnection, budget: SharePointBudget, a: dict[str,
         if kids.get("value"):
             return "kept"
     elif resp.body.get("cTag") != a.get("target_ctag"):
-        return "kept"
+        content = ((resp.body.get("file") or {}).get("hashes") or {}).get("quickXorHash")
+        if not (a.get("in_doubt_hash") and content == a["in_doubt_hash"]):
+            return "kept"
     await budget.acquire(target.tenant_id, 2)
     resp = await target.request(
         "DELETE", path, counts_as_write=False, headers={"If-Match": resp.body.get("eTag", "*")}
@@ -541,7 +670,9 @@ class _Ops:
             raise CopyError(f"the folder '{parent}' is missing in the target ({resp.status})")
         return str(resp.body["id"])
 
-    def record(self, step: Step, item: dict[str, Any], created: bool, folder: bool) -> dict[str, Any]:
+    def record(self, step: Step, item: dict[str, Any], created: bool, folder: bool) -> Outcome:
+        """The done outcome of a step that placed `item`: its file_copies row travels with the outcome as a
+        side write, so the journal and file_copies never disagree after a crash."""
         a = step.args
         tree = self.state.trees[a["target_drive"]]
         parent_id = (item.get("parentReference") or {}).get("id")
@@ -557,38 +688,38 @@ class _Ops:
             )
         )
         path = tree.path(item["id"]) or a["path"]
-        with self.env.store.tx() as tx:
-            tx.execute(
-                "INSERT INTO file_copies (academy, drive_key, source_id, folder, target_drive, target_id, "
-                "path, size, hash, source_ctag, target_ctag, created, at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (academy, drive_key, source_id) DO UPDATE SET target_id = excluded.target_id, "
-                "path = excluded.path, size = excluded.size, hash = excluded.hash, "
-                "source_ctag = excluded.source_ctag, target_ctag = excluded.target_ctag, "
-                "created = max(file_copies.created, excluded.created), at = excluded.at",
-                (
-                    self.code,
-                    a["drive_key"],
-                    a.get("source_id") or "",
-                    int(folder),
-                    a["target_drive"],
-                    item["id"],
-                    path,
-                    int(item.get("size") or 0),
-                    item.get("_source_hash") or a.get("hash"),
-                    item.get("_source_ctag") or a.get("ctag"),
-                    item.get("cTag"),
-                    int(created),
-                    now(),
-                ),
-            )
-        return {
+        row = SideWrite(
+            "INSERT INTO file_copies (academy, drive_key, source_id, folder, target_drive, target_id, "
+            "path, size, hash, source_ctag, target_ctag, created, at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (academy, drive_key, source_id) DO UPDATE SET target_id = excluded.target_id, "
+            "path = excluded.path, size = excluded.size, hash = excluded.hash, "
+            "source_ctag = excluded.source_ctag, target_ctag = excluded.target_ctag, "
+            "created = max(file_copies.created, excluded.created), at = excluded.at",
+            (
+                self.code,
+                a["drive_key"],
+                a.get("source_id") or "",
+                int(folder),
+                a["target_drive"],
+                item["id"],
+                path,
+                int(item.get("size") or 0),
+                item.get("_source_hash") or a.get("hash"),
+                item.get("_source_ctag") or a.get("ctag"),
+                item.get("cTag"),
+                int(created),
+                now(),
+            ),
+        )
+        data = {
             "drive_key": a["drive_key"],
             "target_drive": a["target_drive"],
             "path": path,
             "created": created,
             "target_ctag": item.get("cTag"),
         }
+        return Outcome("done", str(item["id"]), data, writes=[row])
 
     # ---- operations ---------------------------------------------------------------------------------------
     async def mkdir(self, step: Step) -> Outcome:
@@ -599,8 +730,9 @@ class _Ops:
         ours = step.key in self.state.in_doubt
         if existing is not None and existing.folder:
             item = {"id": existing.id, "name": existing.name, "parentReference": {"id": existing.parent}}
-            data = self.record(step, item, ours, True)
-            return Outcome("done" if ours else "already", existing.id, data)
+            out = self.record(step, item, ours, True)
+            out.status = "done" if ours else "already"
+            return out
         parent = await self.parent_id(drive, a["path"])
         name = a["path"].rpartition("/")[2]
         await self.budget.acquire(self.target.tenant_id, 2)
@@ -627,8 +759,7 @@ class _Ops:
             )
         if not resp.ok:
             raise GraphError("POST", path, resp)
-        data = self.record(step, dict(resp.body), created or ours, True)
-        return Outcome("done", resp.body["id"], data)
+        return self.record(step, dict(resp.body), created or ours, True)
 
     async def move(self, step: Step) -> Outcome:
         a = step.args
@@ -656,8 +787,7 @@ class _Ops:
         # A move changes where the copy is, not what it is: the copy's source hash and version stand.
         body["_source_hash"] = rec[0]["hash"] if rec else None
         body["_source_ctag"] = rec[0]["source_ctag"] if rec else None
-        data = self.record(step, body, created, bool(a["folder"]))
-        return Outcome("done", body["id"], data)
+        return self.record(step, body, created, bool(a["folder"]))
 
     async def adopt(self, step: Step) -> Outcome:
         a = step.args
@@ -672,8 +802,9 @@ class _Ops:
         live = tree.items.get(a["target_id"])
         if live is not None:
             item["parentReference"] = {"id": live.parent}
-        data = self.record(step, item, False, False)
-        return Outcome("already", a["target_id"], data)
+        out = self.record(step, item, False, False)
+        out.status = "already"
+        return out
 
     async def copy(self, step: Step) -> Outcome:
         a = step.args
@@ -697,14 +828,8 @@ class _Ops:
                         "parentReference": {"id": occupant.parent},
                         "file": {"hashes": {"quickXorHash": occupant.hash}},
                     }
-                    return Outcome("done", occupant.id, self.record(step, item, True, False))
+                    return self.record(step, item, True, False)
                 raise CopyError(f"'{a['path']}' already exists in the trust tenant with other content")
-        parent = await self.parent_id(drive, a["path"])
-        if int(a["size"]) >= LARGE:
-            async with self.large:
-                item = await self.copier.copy(step.key, a, parent, name)
-        else:
-            item = await self.copier.copy(step.key, a, parent, name)
         created = not a.get("replace_id")
         if a.get("replace_id"):
             rec = self.env.store.rows(
@@ -712,9 +837,24 @@ class _Ops:
                 (self.code, a["drive_key"], a["source_id"]),
             )
             created = bool(rec and rec[0]["created"])
-        data = self.record(step, item, created, False)
-        data["bytes"] = int(item.get("size") or 0)
-        return Outcome("done", item["id"], data)
+        parent = await self.parent_id(drive, a["path"])
+        try:
+            if int(a["size"]) >= LARGE:
+                async with self.large:
+                    item = await self.copier.copy(step.key, a, parent, name, ours=created)
+            else:
+                item = await self.copier.copy(step.key, a, parent, name, ours=created)
+        except CopyDiscarded as exc:
+            # Our replaced copy was deleted (its new content did not match): forget it in the same
+            # transaction as the failure, so the next run copies the file afresh instead of finding a hole.
+            forget = SideWrite(
+                "DELETE FROM file_copies WHERE academy = ? AND drive_key = ? AND source_id = ?",
+                (self.code, a["drive_key"], a["source_id"]),
+            )
+            return Outcome("failed", None, {}, str(exc), writes=[forget])
+        out = self.record(step, item, created, False)
+        out.data["bytes"] = int(item.get("size") or 0)
+        return out
 
     async def delete(self, step: Step) -> Outcome:
         a = step.args
@@ -722,12 +862,11 @@ class _Ops:
         if result == "kept":
             self.state.notes.append(f"'{a['path']}' deleted at source but changed in the trust tenant: kept")
             return Outcome("skipped", a["target_id"], {}, "changed in the trust tenant; kept")
-        with self.env.store.tx() as tx:
-            tx.execute(
-                "DELETE FROM file_copies WHERE academy = ? AND drive_key = ? AND source_id = ?",
-                (self.code, a["drive_key"], a["source_id"]),
-            )
-        return Outcome("done", a["target_id"], {"deleted": True})
+        forget = SideWrite(
+            "DELETE FROM file_copies WHERE academy = ? AND drive_key = ? AND source_id = ?",
+            (self.code, a["drive_key"], a["source_id"]),
+        )
+        return Outcome("done", a["target_id"], {"deleted": True}, writes=[forget])
 
 
 register_phase(FilesPhase())

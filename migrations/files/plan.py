@@ -102,8 +102,10 @@ async def plan_files(
     notes: list[str] = []
     findings = _Findings()
     already = 0
+    # Copies a run started but did not finish, with the args their intent journaled: decisions made then
+    # (a conflict rename above all) stand, so a resumed upload continues under the same name.
     in_doubt = {
-        k
+        k: dict(v["data"].get("args") or {})
         for k, v in Journal.state(store, code, PHASE).items()
         if v["event"] == "intent" and k.startswith("copy:")
     }
@@ -233,7 +235,7 @@ async def plan_files(
                         Step(
                             f"mkdir:{pair.key}:long-paths",
                             "mkdir",
-                            {**base, "path": names.LONG_PATHS_FOLDER, "source_id": ""},
+                            {**base, "path": names.LONG_PATHS_FOLDER, "source_id": "", "absent": True},
                         )
                     )
             if it.size == 0:
@@ -331,7 +333,9 @@ def _folder_steps(
     fs = {"created": it.created, "modified": it.modified}
     if rec is None:
         # Created, or found already there (pre-existing, or made by a run that stopped before recording it).
-        return [Step(f"mkdir:{key}:{it.id}", "mkdir", {**base, **fs, "path": rel, "source_id": it.id})]
+        # `absent` tells a rollback of an in-doubt mkdir whether a folder at that path can be ours.
+        args = {**base, **fs, "path": rel, "source_id": it.id, "absent": tree.find(rel) is None}
+        return [Step(f"mkdir:{key}:{it.id}", "mkdir", args)]
     if rec["target_id"] not in tree.items:
         notes.append(f"{display}: folder deleted in the trust tenant after it was copied; not created again")
         return []
@@ -364,7 +368,7 @@ def _file_step(
     code: str,
     notes: list[str],
     display: str,
-    in_doubt: set[str],
+    in_doubt: dict[str, dict[str, Any]],
     findings: _Findings,
     home: str | None,
 ) -> tuple[Step | None, bool]:
@@ -423,8 +427,14 @@ def _file_step(
             ),
             False,
         )
+    journaled = in_doubt.get(f"copy:{key}:{it.id}")
+    if journaled is not None and journaled.get("path") and not journaled.get("replace_id"):
+        # Decided once: the path (and any conflict rename) this copy's intent recorded.
+        return Step(
+            f"copy:{key}:{it.id}", "copy", {**copy_args, "path": journaled["path"], "replace_id": None}
+        ), False
     occupant = tree.find(rel)
-    if occupant is not None and f"copy:{key}:{it.id}" not in in_doubt:
+    if occupant is not None:
         if not occupant.folder and occupant.size == it.size and occupant.hash == it.hash:
             return (
                 Step(

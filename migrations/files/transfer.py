@@ -14,8 +14,7 @@ import asyncio
 import base64
 import json
 import os
-import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,9 @@ from urllib.parse import quote
 import httpx
 from quickxorhash import quickxorhash
 
+from migrations import killpoints
 from migrations.files.budget import SharePointBudget
-from migrations.graph import GraphError, TenantConnection
+from migrations.graph import GraphError, TenantConnection, Transient, parse_retry_after
 
 CHUNK = 16 * 320 * 1024  # 5 MiB
 PIECE = 256 * 1024
@@ -35,6 +35,10 @@ CONFLICT = "@microsoft.graph.conflictBehavior"
 
 class CopyError(Exception):
     """This file could not be copied; the message says why (the step fails, the run goes on)."""
+
+
+class CopyDiscarded(CopyError):
+    """The copy arrived with other bytes than the source's and was deleted: nothing mismatched is kept."""
 
 
 class SessionGone(Exception):
@@ -91,14 +95,6 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-async def _backoff(attempt: int, retry_after: str | None = None) -> None:
-    try:
-        delay = float(retry_after) if retry_after else min(8.0, 0.25 * 2**attempt)
-    except ValueError:
-        delay = min(8.0, 0.25 * 2**attempt)
-    await asyncio.sleep(delay * (1 + random.random() * 0.1))
-
-
 class FileCopier:
     def __init__(
         self,
@@ -125,60 +121,81 @@ class FileCopier:
         # The body's download URL is pre-authenticated; migrations.redaction masks its tempauth in any log.
         return dict(resp.body)
 
-    # ---- download -----------------------------------------------------------------------------------------
-    async def _download(self, args: dict[str, Any], item: dict[str, Any], start: int) -> AsyncIterator[bytes]:
+    # ---- download ----------------------------------------------------------------------------------------
+    async def _download(
+        self,
+        args: dict[str, Any],
+        item: dict[str, Any],
+        start: int,
+        sink: Callable[[bytes], Awaitable[None]],
+    ) -> None:
+        """Stream [start, size) into `sink`; a dropped or failed read resumes from the last byte received,
+        through the source connection's retry policy (the one retry layer)."""
         size = int(item["size"])
-        url = item.get("@microsoft.graph.downloadUrl")
-        pos, attempt = start, 0
-        while pos < size:
-            if not url:
-                fresh = await self.source_item(args["source_drive"], args["source_id"])
-                if fresh is None or fresh.get("cTag") != item.get("cTag"):
-                    raise CopyError("the source file changed or disappeared while it was being copied")
-                url = fresh.get("@microsoft.graph.downloadUrl")
-                if not url:
-                    raise CopyError("the source gave no download URL for the file")
-            try:
-                async with self.http.stream("GET", url, headers={"Range": f"bytes={pos}-{size - 1}"}) as r:
-                    if r.status_code in (401, 403, 404, 410):
-                        url, attempt = None, attempt + 1  # expired or superseded: ask for a new URL
-                        if attempt > ATTEMPTS:
-                            raise CopyError(f"download refused ({r.status_code})")
-                        continue
-                    if r.status_code >= 500 or r.status_code == 429:
-                        raise httpx.RemoteProtocolError(f"download answered {r.status_code}")
-                    if r.status_code not in (200, 206):
-                        raise CopyError(f"download answered {r.status_code}")
-                    skip = pos if r.status_code == 200 else 0  # a server ignoring Range sends it all
-                    async for piece in r.aiter_bytes(PIECE):
-                        if skip:
-                            cut = min(skip, len(piece))
-                            piece, skip = piece[cut:], skip - cut
-                            if not piece:
-                                continue
-                        pos += len(piece)
-                        yield piece
-                    attempt = 0
-            except (httpx.TransportError, httpx.StreamError) as exc:
-                attempt += 1
-                if attempt > ATTEMPTS:
-                    raise CopyError(f"download kept failing ({type(exc).__name__})") from exc
-                await _backoff(attempt)
+        url: str | None = item.get("@microsoft.graph.downloadUrl")
+        pos = start
+        try:
+            async for attempt in self.source.retrying(ATTEMPTS):
+                with attempt:
+                    if pos >= size:
+                        break
+                    if not url:
+                        fresh = await self.source_item(args["source_drive"], args["source_id"])
+                        if fresh is None or fresh.get("cTag") != item.get("cTag"):
+                            raise CopyError(
+                                "the source file changed or disappeared while it was being copied"
+                            )
+                        url = fresh.get("@microsoft.graph.downloadUrl")
+                        if not url:
+                            raise CopyError("the source gave no download URL for the file")
+                    try:
+                        async with self.http.stream(
+                            "GET", str(url), headers={"Range": f"bytes={pos}-{size - 1}"}
+                        ) as r:
+                            if r.status_code in (401, 403, 404, 410):
+                                url = None  # expired or superseded: ask for a new URL at once
+                                raise Transient(f"download refused ({r.status_code})", 0.0)
+                            if r.status_code >= 500 or r.status_code == 429:
+                                raise Transient(
+                                    f"download answered {r.status_code}",
+                                    parse_retry_after(r.headers.get("retry-after")),
+                                )
+                            if r.status_code not in (200, 206):
+                                raise CopyError(f"download answered {r.status_code}")
+                            skip = pos if r.status_code == 200 else 0  # a server ignoring Range sends it all
+                            async for piece in r.aiter_bytes(PIECE):
+                                if skip:
+                                    cut = min(skip, len(piece))
+                                    piece, skip = piece[cut:], skip - cut
+                                    if not piece:
+                                        continue
+                                pos += len(piece)
+                                await sink(piece)
+                    except (httpx.TransportError, httpx.StreamError) as exc:
+                        raise Transient(f"download interrupted ({type(exc).__name__})") from exc
+                    if pos < size:
+                        raise Transient("download ended early")
+        except Transient as exc:
+            raise CopyError(f"download kept failing ({exc})") from exc
 
     async def _chunks(
         self, args: dict[str, Any], item: dict[str, Any], start: int, hasher: Any, queue: asyncio.Queue[Any]
     ) -> None:
         buf = bytearray()
         offset = start
+
+        async def take(piece: bytes) -> None:
+            nonlocal offset
+            if hasher is not None:
+                hasher.update(piece)
+            buf.extend(piece)
+            while len(buf) >= CHUNK:
+                await queue.put((offset, bytes(buf[:CHUNK])))
+                offset += CHUNK
+                del buf[:CHUNK]
+
         try:
-            async for piece in self._download(args, item, start):
-                if hasher is not None:
-                    hasher.update(piece)
-                buf += piece
-                while len(buf) >= CHUNK:
-                    await queue.put((offset, bytes(buf[:CHUNK])))
-                    offset += CHUNK
-                    del buf[:CHUNK]
+            await self._download(args, item, start, take)
             if buf:
                 await queue.put((offset, bytes(buf)))
             await queue.put(None)
@@ -189,63 +206,74 @@ class FileCopier:
     # ---- upload -------------------------------------------------------------------------------------------
     async def _status(self, url: str) -> int:
         """The next byte the session expects; SessionGone if it is unknown, expired or already complete."""
-        for attempt in range(ATTEMPTS):
-            try:
-                r = await self.http.get(url)
-            except httpx.TransportError:
-                await _backoff(attempt)
-                continue
-            if r.status_code == 404:
-                raise SessionGone()
-            if r.status_code >= 500:
-                await _backoff(attempt, r.headers.get("retry-after"))
-                continue
-            if r.status_code != 200:
-                raise CopyError(f"upload session status answered {r.status_code}")
-            ranges = r.json().get("nextExpectedRanges") or ["0-"]
-            return int(str(ranges[0]).split("-")[0])
-        raise CopyError("upload session status kept failing")
+        try:
+            async for attempt in self.target.retrying(ATTEMPTS):
+                with attempt:
+                    try:
+                        r = await self.http.get(url)
+                    except httpx.TransportError as exc:
+                        raise Transient(f"upload session status: {type(exc).__name__}") from exc
+                    if r.status_code == 404:
+                        raise SessionGone()
+                    if r.status_code >= 500 or r.status_code == 429:
+                        raise Transient(
+                            f"upload session status answered {r.status_code}",
+                            parse_retry_after(r.headers.get("retry-after")),
+                        )
+                    if r.status_code != 200:
+                        raise CopyError(f"upload session status answered {r.status_code}")
+                    ranges = r.json().get("nextExpectedRanges") or ["0-"]
+                    return int(str(ranges[0]).split("-")[0])
+        except Transient as exc:
+            raise CopyError(f"upload session status kept failing ({exc})") from exc
+        raise AssertionError("unreachable")
 
     async def _put(self, url: str, first: int, data: bytes, total: int) -> tuple[int, dict[str, Any] | None]:
         """PUT one fragment; (next expected byte, final item or None)."""
         last = first + len(data) - 1
-        for attempt in range(ATTEMPTS):
-            try:
-                self.counters.bytes_sent += len(data)
-                # Upload URLs are pre-authenticated: no Authorization header (it can cause 401).
-                r = await self.http.put(
-                    url,
-                    content=_once(data),
-                    headers={
-                        "Content-Range": f"bytes {first}-{last}/{total}",
-                        "Content-Length": str(len(data)),
-                    },
-                )
-            except httpx.TransportError:
-                await _backoff(attempt)
-                try:
-                    nxt = await self._status(url)
-                except SessionGone:
-                    return total, None  # the last fragment landed and completed the file
-                if nxt > first:
-                    return nxt, None
-                continue
-            if r.status_code in (200, 201):
-                return total, r.json()
-            if r.status_code == 202:
-                ranges = r.json().get("nextExpectedRanges") or [f"{last + 1}-"]
-                return int(str(ranges[0]).split("-")[0]), None
-            if r.status_code == 416:
-                return await self._status(url), None
-            if r.status_code == 404:
-                raise SessionGone()
-            if r.status_code == 409:
-                raise CopyError("a file with this name appeared in the target while copying")
-            if r.status_code in (429, 500, 502, 503, 504):
-                await _backoff(attempt, r.headers.get("retry-after"))
-                continue
-            raise CopyError(f"upload fragment answered {r.status_code}: {r.text[:200]}")
-        raise CopyError("upload fragment kept failing")
+        try:
+            async for attempt in self.target.retrying(ATTEMPTS):
+                with attempt:
+                    try:
+                        self.counters.bytes_sent += len(data)
+                        # Upload URLs are pre-authenticated: no Authorization header (it can cause 401).
+                        r = await self.http.put(
+                            url,
+                            content=_once(data),
+                            headers={
+                                "Content-Range": f"bytes {first}-{last}/{total}",
+                                "Content-Length": str(len(data)),
+                            },
+                        )
+                    except httpx.TransportError as exc:
+                        # The fragment may have landed: ask the session before sending it again.
+                        try:
+                            nxt = await self._status(url)
+                        except SessionGone:
+                            return total, None  # the last fragment landed and completed the file
+                        if nxt > first:
+                            return nxt, None
+                        raise Transient(f"upload fragment: {type(exc).__name__}") from exc
+                    if r.status_code in (200, 201):
+                        return total, r.json()
+                    if r.status_code == 202:
+                        ranges = r.json().get("nextExpectedRanges") or [f"{last + 1}-"]
+                        return int(str(ranges[0]).split("-")[0]), None
+                    if r.status_code == 416:
+                        return await self._status(url), None
+                    if r.status_code == 404:
+                        raise SessionGone()
+                    if r.status_code == 409:
+                        raise CopyError("a file with this name appeared in the target while copying")
+                    if r.status_code in (429, 500, 502, 503, 504):
+                        raise Transient(
+                            f"upload fragment answered {r.status_code}",
+                            parse_retry_after(r.headers.get("retry-after")),
+                        )
+                    raise CopyError(f"upload fragment answered {r.status_code}: {r.text[:200]}")
+        except Transient as exc:
+            raise CopyError(f"upload fragment kept failing ({exc})") from exc
+        raise AssertionError("unreachable")
 
     async def _new_session(
         self, key: str, args: dict[str, Any], parent_id: str, name: str, item: dict[str, Any]
@@ -267,8 +295,12 @@ class FileCopier:
         self.sessions.put(key, {"url": url, "ctag": item.get("cTag"), "size": int(item["size"])})
         return url
 
-    async def copy(self, key: str, args: dict[str, Any], parent_id: str, name: str) -> dict[str, Any]:
-        """Copy one file; returns the target item. Raises CopyError (or GraphError) when it cannot."""
+    async def copy(
+        self, key: str, args: dict[str, Any], parent_id: str, name: str, *, ours: bool = True
+    ) -> dict[str, Any]:
+        """Copy one file; returns the target item. Raises CopyError (or GraphError) when it cannot; a copy
+        whose bytes do not match the source's is deleted (CopyDiscarded), a replacement too when the item
+        is trustfold's (`ours`)."""
         item = await self.source_item(args["source_drive"], args["source_id"])
         if item is None:
             raise CopyError("the source file no longer exists (deleted since the plan)")
@@ -277,12 +309,14 @@ class FileCopier:
         if size == 0:
             result = await self._copy_empty(args, parent_id, name)
         else:
-            result = await self._copy_stream(key, args, parent_id, name, item, want)
+            result = await self._copy_stream(key, args, parent_id, name, item, want, ours)
         if int(result.get("size", -1)) != size or (
             want and ((result.get("file") or {}).get("hashes") or {}).get("quickXorHash") != want
         ):
-            await self._discard(args["target_drive"], result["id"], args.get("replace_id"))
-            raise CopyError("the copy's size or quickXorHash differs from the source's; the copy was removed")
+            await self._discard(args, result["id"], ours)
+            raise CopyDiscarded(
+                "the copy's size or quickXorHash differs from the source's; the copy was removed"
+            )
         self.counters.bytes_done += size
         self.counters.files_done += 1
         result["_source_ctag"] = item.get("cTag")
@@ -297,6 +331,7 @@ class FileCopier:
         name: str,
         item: dict[str, Any],
         want: str | None,
+        ours: bool,
     ) -> dict[str, Any]:
         size = int(item["size"])
         url, start = None, 0
@@ -322,6 +357,7 @@ class FileCopier:
                     raise entry
                 offset, data = entry
                 _, final = await self._put(url, offset, data, size)
+                killpoints.reached("upload-fragment")
         except SessionGone:
             raise CopyError("the upload session expired; the next run starts this file again") from None
         finally:
@@ -331,8 +367,11 @@ class FileCopier:
         self.sessions.drop(key)
         if hasher is not None and want and base64.b64encode(hasher.digest()).decode() != want:
             if final is not None:
-                await self._discard(args["target_drive"], final["id"], args.get("replace_id"))
-            raise CopyError("the bytes read differ from the source's quickXorHash (changed while copying?)")
+                await self._discard(args, final["id"], ours)
+            raise CopyDiscarded(
+                "the bytes read differ from the source's quickXorHash (changed while copying?); the copy was "
+                "removed"
+            )
         if final is None:
             final = await self._find(args["target_drive"], parent_id, name, args.get("replace_id"))
         return final
@@ -370,7 +409,16 @@ class FileCopier:
             created = dict(resp.body)
         return created
 
-    async def _discard(self, drive: str, item_id: str, replace_id: str | None) -> None:
-        if replace_id:
-            return  # a new version of our own file: the next run replaces it again
-        await self._call(self.target, 2, "DELETE", f"/drives/{drive}/items/{item_id}")
+    async def _discard(self, args: dict[str, Any], item_id: str, ours: bool) -> None:
+        """Delete a copy that arrived with other bytes than the source's. A replacement of a file trustfold
+        created goes too (the run records the loss and copies it afresh next time); a file trustfold only
+        adopted is not its to delete, so the failure names it instead."""
+        if args.get("replace_id") and not ours:
+            raise CopyError(
+                f"'{args['path']}' (not created by trustfold) received content that does not match the "
+                "source; it was left in place: check it in the trust tenant"
+            )
+        path = f"/drives/{args['target_drive']}/items/{item_id}"
+        resp = await self._call(self.target, 2, "DELETE", path)
+        if not (resp.ok or resp.status == 404):
+            raise GraphError("DELETE", path, resp)

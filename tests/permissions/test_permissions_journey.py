@@ -97,7 +97,9 @@ def test_anonymous_links_allowed_meet_the_trust_tenants_policy(copied: World, tm
 def test_killed_mid_run_resumes_to_exactly_the_plan(copied: World) -> None:
     w = copied
     # Killed straight after its third grant reached the trust tenant, before the journal heard of it.
-    proc = run_with(w.cli, {KILL: "permissions.sent:3"}, "run", "hillside", "--phase", "permissions", "--replan")
+    proc = run_with(
+        w.cli, {KILL: "permissions.sent:3"}, "run", "hillside", "--phase", "permissions", "--replan"
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     plan = _plan(w)
     ops = Counter(s["op"] for s in plan["steps"])
@@ -134,7 +136,9 @@ def test_killed_mid_run_resumes_to_exactly_the_plan(copied: World) -> None:
 def test_incremental_pass_carries_sharing_changes_at_source(copied: World) -> None:
     w = copied
     # Straight after a pass, --scan-age reuses its sharing scan: no delta call, nothing to do.
-    reused = w.cli.json("run", "hillside", "--phase", "permissions", "--replan", "--scan-age", "600")["counts"]
+    reused = w.cli.json("run", "hillside", "--phase", "permissions", "--replan", "--scan-age", "600")[
+        "counts"
+    ]
     assert (reused["delta_requests"], reused["planned"], reused["permission_writes"]) == (0, 0, 0)
     copies = w.copies()
     policies = next(v for k, v in copies.items() if k.endswith("|Policies"))
