@@ -21,6 +21,7 @@ class Trustfold:
     def __init__(self, url: str, state: Path):
         self.url, self.state = url, state
         self.stderr = ""
+        self.planned: set[tuple[str, ...]] = set()
 
     def env(self) -> dict[str, str]:
         return {
@@ -30,8 +31,24 @@ class Trustfold:
         }
 
     def __call__(self, *args: str, kill: str | None = None) -> tuple[int, str]:
-        """(exit code, stdout); stderr in self.stderr. In-process unless `kill` names a commit boundary."""
-        return self._call(*args, kill=kill)
+        """(exit code, stdout); stderr in self.stderr. In-process unless `kill` names a commit boundary.
+
+        A `run` goes as an operator's does: the phase is planned (and the plan stored) the first time, and
+        every later run, a resume after a kill included, applies that stored, reviewed plan. Planning
+        options (--propagate-deletes) go to `plan`; a test that changes the source plans again explicitly
+        by passing `--replan`."""
+        return self._call(*self._reviewed(args), kill=kill)
+
+    def _reviewed(self, args: tuple[str, ...]) -> tuple[str, ...]:
+        if not args or args[0] != "run" or "--replan" in args or "--plan" in args:
+            return args
+        planning = tuple(a for a in args if a == "--propagate-deletes")
+        key = (args[1], args[args.index("--phase") + 1], *planning)
+        if key not in self.planned:
+            code, out = self._call("plan", key[0], "--phase", key[1], *planning)
+            assert code == 0, f"trustfold plan {' '.join(key)} -> {code}\n{out}\n{self.stderr}"
+            self.planned.add(key)
+        return tuple(a for a in args if a not in planning)
 
     def _call(self, *args: str, kill: str | None = None) -> tuple[int, str]:
         if kill is not None:
@@ -75,4 +92,6 @@ class Trustfold:
     def fork(self, path: Path) -> Trustfold:
         """A copy of this state store (taken while no process has it open) under `path`."""
         shutil.copyfile(self.state, path)
-        return Trustfold(self.url, path)
+        copy = Trustfold(self.url, path)
+        copy.planned = set(self.planned)
+        return copy
