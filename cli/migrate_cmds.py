@@ -195,6 +195,7 @@ def _print_plan(p: Any, as_json: bool, limit: int) -> None:
 @click.option(
     "--propagate-deletes", is_flag=True, help="files: delete in the target what was deleted at source."
 )
+@click.option("--skip-preflight", is_flag=True, help="Start even when preflight checks for the phase fail.")
 @pass_app
 def run(
     app: AppContext,
@@ -207,6 +208,7 @@ def run(
     scan_age: int,
     sharepoint_budget: str,
     propagate_deletes: bool,
+    skip_preflight: bool,
 ) -> None:
     """Apply PHASE for ACADEMY: journaled, resumable (run again after any interruption)."""
     from migrations.graph import parse_budget
@@ -223,6 +225,10 @@ def run(
             raise click.BadParameter(str(exc), param_hint="--sharepoint-budget") from None
     app.trust().academy(academy)
     handler = get_phase(phase)
+    if not dry_run:
+        from cli.tenant_cmds import gate
+
+        gate(app, academy, phase, skip_preflight)  # provisions OneDrives for files; exit 1 when blocked
     options = {
         "write_budget": write_budget,
         "propagate_deletes": propagate_deletes,
