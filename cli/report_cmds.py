@@ -274,7 +274,10 @@ def _graph(app: AppContext, *, keep: bool, size: int | None, sandbox_state: Path
                 ) from None
         yield app.graph_url
         return
-    settings: dict[str, Any] = {} if size is None else {"size": size}
+    # Every rehearsal meets Graph's eventual consistency: new objects answer 404 by id for half a second.
+    settings: dict[str, Any] = (
+        {"replication_lag_ms": 500} if size is None else {"size": size, "replication_lag_ms": 500}
+    )
     port_file = sandbox_state.with_suffix(".port")
     # --keep restarts on the previous port: the store's delta links are absolute URLs of that sandbox.
     port = int(port_file.read_text()) if keep and port_file.exists() else 0
@@ -447,7 +450,10 @@ def run_demo(app: AppContext, *, keep: bool, size: int | None, out: Path) -> Non
                 f"note: phase(s) {', '.join(missing)} not available in this build; rehearsing the others",
                 err=True,
             )
-        outcomes = _rehearse(app, demo_steps(trust), keep=keep, size=size, sandbox_state=sandbox_state)
+        from cli.tenant_cmds import with_onboarding
+
+        steps = with_onboarding(trust, demo_steps(trust))
+        outcomes = _rehearse(app, steps, keep=keep, size=size, sandbox_state=sandbox_state)
     except KeyboardInterrupt:
         app.store().audit(operator=user, host=host, command="demo", outcome="interrupted", detail=detail)
         raise

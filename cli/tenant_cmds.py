@@ -62,8 +62,11 @@ def print_report(report: Report, as_json: bool) -> None:
 @click.command()
 @click.argument("academies", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, for CI.")
+@click.option(
+    "--advisory", is_flag=True, help="Show what blocks but exit 0 (the demo's first look, before bootstrap)."
+)
 @pass_app
-def preflight(app: AppContext, academies: tuple[str, ...], as_json: bool) -> None:
+def preflight(app: AppContext, academies: tuple[str, ...], as_json: bool, advisory: bool) -> None:
     """Check, writing nothing, that the trust tenant and each ACADEMY's legacy tenant (default: every
     academy) are ready: credentials, granted permissions, the provenance extension property, licence seats,
     target sites, OneDrives and the SharePoint certificate. Exit 1 when anything blocks."""
@@ -78,7 +81,7 @@ def preflight(app: AppContext, academies: tuple[str, ...], as_json: bool) -> Non
         outcome="ok" if report.ok else "blocked",
         detail={"blocking": [f"{c.check}/{c.tenant}" for c in report.blocking()]},
     )
-    if not report.ok:
+    if not report.ok and not advisory:
         raise SystemExit(1)
 
 
@@ -206,3 +209,19 @@ def gate(app: AppContext, academy: str, phase: str, skip: bool) -> None:
             f"preflight blocks {phase} for {academy}: {listed} (trustfold preflight {academy} for the table; "
             "--skip-preflight to run anyway)"
         )
+
+
+def with_onboarding(trust: Any, steps: list[Any]) -> list[Any]:
+    """The demo's rehearsal with the operator's first steps: preflight (showing the one-off set-up still
+    needed), bootstrap, preflight again; and each academy's OneDrives provisioned before its files phase."""
+    from cli.report_cmds import DemoStep
+
+    out = [
+        DemoStep(trust.code, "preflight (before set-up)", ["preflight", "--advisory"]),
+        DemoStep(trust.code, "bootstrap", ["bootstrap", "--yes"]),
+    ]
+    for step in steps:
+        if step.label == "plan files":
+            out.append(DemoStep(step.academy, "provision OneDrives", ["provision-onedrive", step.academy]))
+        out.append(step)
+    return out

@@ -449,6 +449,7 @@ async def create_personal_sites(request: Request) -> Response:
         # Unknown or unlicensed users are skipped silently, as the timer job does.
         if user is not None and user.get("assignedLicenses") and user["id"] not in tenant.onedrive_ready:
             tenant.onedrive_ready[user["id"]] = ready_at
+    tenant.personal_site_calls += 1
     world.stats.record(tenant.id, method="POST", write=True)
     world.dirty = True
     return JSONResponse({"odata.null": True})
@@ -493,6 +494,7 @@ async def admin_onedrives(request: Request) -> Response:
         {
             "ready": sorted(u for u, t in tenant.onedrive_ready.items() if t <= now),
             "pending": sorted(u for u, t in tenant.onedrive_ready.items() if t > now),
+            "calls": tenant.personal_site_calls,
         }
     )
 

@@ -78,6 +78,7 @@ class TenantState:
     granted_roles: list[str] | None = None
     applications: dict[str, dict[str, Any]] = field(default_factory=dict)
     onedrive_ready: dict[str, float] = field(default_factory=dict)
+    personal_site_calls: int = 0  # accepted CreatePersonalSiteEnqueueBulk calls (not saved)
 
     def __post_init__(self) -> None:
         if self.drives is None:
