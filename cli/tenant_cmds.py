@@ -30,7 +30,20 @@ async def _preflight(
 
     trust = app.trust()
     async with open_connections(trust, app.graph_url, academies=()) as conns:
-        return await run_preflight(trust, conns, app.store(), academies, phases or PHASES)
+        if app.state_path.exists():
+            return await run_preflight(trust, conns, app.store(), academies, phases or PHASES)
+        # Nothing discovered yet: check against an empty store, leaving no state file behind.
+        import tempfile
+        from pathlib import Path
+
+        from migrations.store import StateStore
+
+        with tempfile.TemporaryDirectory() as tmp:
+            store = StateStore.open(Path(tmp) / "empty.db")
+            try:
+                return await run_preflight(trust, conns, store, academies, phases or PHASES)
+            finally:
+                store.close()
 
 
 def print_report(report: Report, as_json: bool) -> None:
@@ -55,8 +68,8 @@ def print_report(report: Report, as_json: bool) -> None:
         )
     width = None if sys.stdout.isatty() else 200
     Console(highlight=False, markup=False, width=width).print(table)
-    blocking = report.blocking()
-    click.echo("preflight: ok" if not blocking else f"preflight: {len(blocking)} checks block a run")
+    if report.ok:
+        click.echo("preflight: ok")
 
 
 @click.command()
@@ -72,17 +85,15 @@ def preflight(app: AppContext, academies: tuple[str, ...], as_json: bool, adviso
     target sites, OneDrives and the SharePoint certificate. Exit 1 when anything blocks."""
     chosen = _academies(app, academies)
     report = asyncio.run(_preflight(app, chosen))
-    print_report(report, as_json)
-    user, host = AppContext.operator()
-    app.store().audit(
-        operator=user,
-        host=host,
-        command="preflight",
-        outcome="ok" if report.ok else "blocked",
-        detail={"blocking": [f"{c.check}/{c.tenant}" for c in report.blocking()]},
-    )
-    if not report.ok and not advisory:
-        raise SystemExit(1)
+    print_report(report, as_json)  # reads only: no tenant changed, so nothing to audit
+    if app.state_path.exists():
+        from migrations.preflight import record
+
+        record(app.store(), app.trust(), report)  # for the report's readiness section
+    blocking = report.blocking()
+    if blocking and not advisory:
+        names = ", ".join(sorted({f"{c.check} ({c.tenant})" for c in blocking}))
+        raise OperationFailed(f"preflight: {len(blocking)} checks block a run: {names}")
 
 
 @click.command()

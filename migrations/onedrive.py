@@ -112,14 +112,21 @@ async def target_onedrives(conn: TenantConnection, store: StateStore, academy: A
     return states
 
 
-async def _refresh(conn: TenantConnection, states: list[DriveState]) -> None:
+async def _refresh(conn: TenantConnection, states: list[DriveState], *, stop_early: bool = False) -> None:
+    """Look up the drives not yet seen, a $batch at a time. With stop_early (while waiting), a batch in
+    which nothing is ready yet ends the round: the timer job has not reached them, and every GET spends
+    the tenant's SharePoint budget."""
     todo = [s for s in states if not s.provisioned and s.user_id]
-    answers = await _batch_get(conn, [f"/users/{s.user_id}/drive?$select=id" for s in todo])
-    for s, resp in zip(todo, answers, strict=True):
-        if resp.ok:
-            s.provisioned = True
-        elif resp.status != 404:
-            raise GraphError("GET", f"/users/{s.user_id}/drive", resp)
+    for i in range(0, len(todo), MAX_BATCH):
+        chunk = todo[i : i + MAX_BATCH]
+        answers = await _batch_get(conn, [f"/users/{s.user_id}/drive?$select=id" for s in chunk])
+        for s, resp in zip(chunk, answers, strict=True):
+            if resp.ok:
+                s.provisioned = True
+            elif resp.status != 404:
+                raise GraphError("GET", f"/users/{s.user_id}/drive", resp)
+        if stop_early and not any(s.provisioned for s in chunk):
+            return
 
 
 def requested_before(store: StateStore, academy: str) -> set[str]:
@@ -206,14 +213,16 @@ async def provision(
             result.calls += 1
             result.requested += len(chunk)
     deadline = time.monotonic() + timeout
+    pause = poll
     while True:
         done = sum(1 for s in wanted if s.provisioned)
         if progress is not None:
             progress(done, len(wanted))
         if done == len(wanted) or time.monotonic() >= deadline:
             break
-        await asyncio.sleep(min(poll, max(0.0, deadline - time.monotonic())))
-        await _refresh(conn, wanted)
+        await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 1.5, 30.0)  # SharePoint takes minutes to hours: ask less often as time goes
+        await _refresh(conn, wanted, stop_early=True)
     result.ready = sum(1 for s in wanted if s.provisioned)
     result.waiting = sorted(s.upn for s in wanted if not s.provisioned)
     store.set_phase_status(academy.code, PHASE, "done" if not result.waiting else "running", result.as_dict())

@@ -540,3 +540,29 @@ def quote_upn(upn: str) -> str:
 
 def batch_get(paths: list[str]) -> list[BatchItem]:
     return [BatchItem("GET", p) for p in paths]
+
+
+def record(store: StateStore, trust: Trust, report: Report) -> None:
+    """Keep the result in the local state store (journal, phase "preflight") for the report's readiness
+    section; nothing is written to any tenant."""
+    import uuid
+
+    from migrations.store import dumps, now
+
+    run_id, at = f"preflight-{uuid.uuid4().hex[:12]}", now()
+    with store.tx() as tx:
+        tx.executemany(
+            "INSERT INTO journal (run_id, academy, phase, plan_id, step_key, op, event, target_id, data, at) "
+            "VALUES (?, ?, 'preflight', NULL, ?, 'check', ?, NULL, ?, ?)",
+            [
+                (
+                    run_id,
+                    trust.code,
+                    f"{c.check}:{c.tenant}",
+                    "ok" if c.ok else "blocks",
+                    dumps({"check": c.check, "tenant": c.tenant, "result": c.result, "fix": c.fix}),
+                    at,
+                )
+                for c in report.checks
+            ],
+        )

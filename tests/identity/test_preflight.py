@@ -24,19 +24,43 @@ EXT = f"extension_{TRUST_APP.replace('-', '')}_trustfoldSource"
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """hillside discovered, bootstrapped and its users created; OneDrives not yet provisioned."""
+    """hillside and oakwood discovered, bootstrapped, hillside's users created; no OneDrive provisioned."""
     state = tmp_path_factory.mktemp("preflight") / "state.db"
     with running_sandbox(CONFIG, size=40, seed=4, onedrive_provision_delay_s=1) as url:
-        cli = Cli(str(url), state)
-        cli("discover", "hillside")
-        cli("bootstrap", "--yes")
-        cli("run", "hillside", "--phase", "users")
+        cli = InProcess(str(url), state)
+        for args in (
+            ("discover", "hillside"),
+            ("discover", "oakwood"),
+            ("bootstrap", "--yes"),
+            ("run", "hillside", "--phase", "users"),
+        ):
+            code, out, err = cli(*args)
+            assert code == 0, (args, out, err)
         yield url, state
 
 
-def _preflight(cli: Cli, *args: str) -> tuple[int, list[dict]]:
-    proc = cli("preflight", "hillside", "--json", *args, check=False)
-    return proc.returncode, json.loads(proc.stdout)["checks"]
+class InProcess:
+    """The CLI in this process (as the demo runs it): no interpreter start-up per command."""
+
+    def __init__(self, url: str, state: Path, config: Path = CONFIG):
+        self.url, self.state, self.config = url, state, config
+
+    def __call__(self, *args: str) -> tuple[int, str, str]:
+        import io
+        from contextlib import redirect_stderr, redirect_stdout
+
+        from cli.main import run
+
+        out, err = io.StringIO(), io.StringIO()
+        argv = ["--config-dir", str(self.config), "--state", str(self.state), "--graph-url", self.url, *args]
+        with redirect_stdout(out), redirect_stderr(err):
+            code = run(argv)
+        return code, out.getvalue(), err.getvalue()
+
+
+def _preflight(cli: InProcess, academy: str = "hillside") -> tuple[int, list[dict]]:
+    code, out, _ = cli("preflight", academy, "--json")
+    return code, json.loads(out)["checks"]
 
 
 def _failing(checks: list[dict], name: str) -> dict:
@@ -47,7 +71,7 @@ def test_preflight_failures_name_their_fix(prepared: tuple[str, Path], tmp_path:
     url, state = prepared
     world = url.world  # type: ignore[attr-defined]
     target = world.tenant(TARGET)
-    cli = Cli(url, state)
+    cli = InProcess(url, state)
 
     # Unprovisioned OneDrives (the users exist, nobody asked SharePoint yet).
     code, checks = _preflight(cli)
@@ -80,21 +104,19 @@ def test_preflight_failures_name_their_fix(prepared: tuple[str, Path], tmp_path:
         ext = _failing(checks, "extension")
         assert EXT in ext["result"] and "trustfold bootstrap" in ext["fix"]
         # ... and run refuses to start a phase it gates, naming the check.
-        proc = cli("run", "hillside", "--phase", "groups", check=False)
-        assert proc.returncode == 1
-        assert "preflight blocks groups" in proc.stderr and "trustfold bootstrap" in proc.stderr
+        code, _, err = cli("run", "hillside", "--phase", "groups")
+        assert code == 1
+        assert "preflight blocks groups" in err and "trustfold bootstrap" in err
     finally:
         app["extensionProperties"][:] = saved
 
-    # Licence shortage: the pupil SKU has fewer free seats than pupils still to license.
+    # Licence shortage: oakwood (discovered, not yet run) needs more pupil seats than are free.
     sku = next(s for s in target.skus if s["skuPartNumber"] == "STANDARDWOFFPACK_STUDENT")
     enabled = sku["prepaidUnits"]["enabled"]
-    store = StateStore.open(state)
-    store.tx().__enter__().execute("DELETE FROM journal WHERE phase = 'users' AND step_key LIKE 'licence:%'")
-    store.close()
     sku["prepaidUnits"]["enabled"] = sku["consumedUnits"] + 1
     try:
-        code, checks = _preflight(cli)
+        code, checks = _preflight(cli, "oakwood")
+        assert code == 1
         lic = _failing(checks, "licences")
         assert "STANDARDWOFFPACK_STUDENT: 1 free" in lic["result"]
         assert "more STANDARDWOFFPACK_STUDENT seats" in lic["fix"]
@@ -116,9 +138,7 @@ def test_preflight_failures_name_their_fix(prepared: tuple[str, Path], tmp_path:
     hill.write_text(
         hill.read_text().replace("target: {site: hillside-staff", "target: {site: hillside-nowhere")
     )
-    other = Cli(url, state)
-    other.env = lambda: {**Cli.env(other), "TRUSTFOLD_CONFIG_DIR": str(config)}  # type: ignore[method-assign]
-    code, checks = _preflight(other)
+    code, checks = _preflight(InProcess(url, state, config))
     assert code == 1
     site = _failing(checks, "sites")
     assert "hillside-nowhere" in site["result"] and "create site 'hillside-nowhere'" in site["fix"]
@@ -128,10 +148,10 @@ def test_preflight_failures_name_their_fix(prepared: tuple[str, Path], tmp_path:
 
 def test_bootstrap_twice_changes_nothing_the_second_time(prepared: tuple[str, Path]) -> None:
     url, state = prepared
-    cli = Cli(url, state)
+    cli = InProcess(url, state)
     before = httpx.get(f"{url}/sandbox/stats").json()["tenants"][TARGET]["writes"]
-    proc = cli("bootstrap", "--yes")
-    assert "already registered; nothing changed" in proc.stdout
+    code, out, _ = cli("bootstrap", "--yes")
+    assert code == 0 and "already registered; nothing changed" in out
     assert httpx.get(f"{url}/sandbox/stats").json()["tenants"][TARGET]["writes"] == before
     store = StateStore.open(state)
     done = store.rows("SELECT count(*) FROM journal WHERE phase = 'bootstrap' AND event = 'done'")[0][0]
@@ -158,8 +178,9 @@ def test_provisioning_450_users_takes_3_calls_and_resumes_after_sigkill(tmp_path
                 target.index_user(target.users[uid])
                 tx.execute(
                     "INSERT INTO mappings (academy, kind, source_id, source_key, display_name, target_key, "
-                    "action, note, origin, data, updated_at) VALUES ('hillside', 'user', ?, ?, ?, ?, 'create', '', "
-                    "'computed', '{}', '2026-01-01T00:00:00Z')",
+                    "action, note, origin, data, updated_at) "
+                    "VALUES ('hillside', 'user', ?, ?, ?, ?, 'create', '', 'computed', '{}', "
+                    "'2026-01-01T00:00:00Z')",
                     (f"s{i}", upn, upn, upn),
                 )
         cli = Cli(url, state)
@@ -176,7 +197,9 @@ def test_provisioning_450_users_takes_3_calls_and_resumes_after_sigkill(tmp_path
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         assert target.personal_site_calls == 3
-        result = cli.json("provision-onedrive", "hillside", "--timeout", "60")
+        code, out, _ = InProcess(url, state)("provision-onedrive", "hillside", "--timeout", "60", "--json")
+        assert code == 0
+        result = json.loads(out)
         assert result["calls"] == 0 and result["ready"] == 450 and result["waiting"] == []
         assert target.personal_site_calls == 3
         store.close()
