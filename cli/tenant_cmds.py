@@ -210,10 +210,16 @@ def gate(app: AppContext, academy: str, phase: str, skip: bool) -> None:
     if skip:
         return
     a = app.trust().academy(academy)
+    provisioning: OperationFailed | None = None
     if phase == "files" and a.files.enabled and a.files.onedrive:
-        run_provisioning(app, academy, quiet=True)
+        try:
+            run_provisioning(app, academy, quiet=True)
+        except OperationFailed as exc:
+            provisioning = exc  # preflight below names the cause and its fix (credential, permission)
     report = asyncio.run(_preflight(app, (a,), (phase,)))
     blocking = report.blocking(phase)
+    if provisioning is not None and not blocking:
+        raise provisioning
     if blocking:
         listed = "; ".join(f"{c.check} ({c.tenant}): {c.result} -> {c.fix}" for c in blocking)
         raise OperationFailed(

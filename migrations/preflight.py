@@ -12,9 +12,15 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
-from migrations.graph import GRAPH_SCOPE, BatchItem, Connections, GraphError, TenantConnection, _credential
+from migrations.graph import (
+    GRAPH_SCOPE,
+    Connections,
+    GraphError,
+    GraphResponse,
+    TenantConnection,
+    _credential,
+)
 from trust.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -152,17 +158,16 @@ def sharepoint_admin_resource(initial_domain: str) -> str:
 
 
 async def initial_domain(conn: TenantConnection) -> str:
+    """The tenant's *.onmicrosoft.com domain: its prefix names the SharePoint admin site."""
     body = await conn.get("/domains")
     for d in body.get("value", []):
         if d.get("isInitial"):
             return str(d["id"])
-    raise GraphError("GET", "/domains", _no_initial())
-
-
-def _no_initial() -> Any:
-    from migrations.graph import GraphResponse
-
-    return GraphResponse(404, {}, {"error": {"code": "notFound", "message": "no initial domain"}})
+    raise GraphError(
+        "GET",
+        "/domains",
+        GraphResponse(404, {}, {"error": {"code": "notFound", "message": "no initial domain"}}),
+    )
 
 
 async def sharepoint_token(trust: Trust, graph_url: str | None, conn: TenantConnection) -> tuple[str, str]:
@@ -497,6 +502,34 @@ async def sharepoint_checks(trust: Trust, graph_url: str | None, conn: TenantCon
     ]
 
 
+async def domain_check(trust: Trust, conn: TenantConnection) -> Check:
+    """New UPNs need their domain verified in the trust tenant
+    (learn.microsoft.com/graph/api/user-post-users)."""
+    try:
+        found = {str(d["id"]).lower(): d for d in (await conn.get("/domains")).get("value", [])}
+    except GraphError as exc:
+        return Check(
+            "domains",
+            "trust",
+            False,
+            f"cannot read domains ({exc})",
+            "grant Domain.Read.All (application) to the trust's app",
+            ("users",),
+        )
+    missing = [d for d in trust.tenant.domains if not found.get(str(d).lower(), {}).get("isVerified")]
+    if missing:
+        return Check(
+            "domains",
+            "trust",
+            False,
+            f"not verified in the trust tenant: {', '.join(map(str, missing))}",
+            "add and verify them in the Microsoft 365 admin centre (Settings > Domains) of tenant "
+            f"{trust.tenant.id}",
+            ("users",),
+        )
+    return Check("domains", "trust", True, f"{len(trust.tenant.domains)} domains verified", phases=("users",))
+
+
 async def run_preflight(
     trust: Trust,
     conns: Connections,
@@ -515,6 +548,7 @@ async def run_preflight(
         if {"users", "groups"} & set(phases):
             report.add(await extension_check(trust, target))
         if "users" in phases:
+            report.add(await domain_check(trust, target))
             for c in await licence_checks(trust, target, licence_demand(trust, academies, store)):
                 report.add(c)
         files = "files" in phases and any(a.files.enabled for a in academies)
@@ -532,14 +566,6 @@ async def run_preflight(
         lt = a.legacy_tenant
         await _tenant_checks(report, a.code, "source", lt.credential, lt.id, graph_url, phases)
     return report
-
-
-def quote_upn(upn: str) -> str:
-    return quote(upn, safe="@")
-
-
-def batch_get(paths: list[str]) -> list[BatchItem]:
-    return [BatchItem("GET", p) for p in paths]
 
 
 def record(store: StateStore, trust: Trust, report: Report) -> None:
