@@ -98,8 +98,9 @@ def preflight(app: AppContext, academies: tuple[str, ...], as_json: bool, adviso
 
 @click.command()
 @click.option("--yes", is_flag=True, help="Register without asking.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
 @pass_app
-def bootstrap(app: AppContext, yes: bool) -> None:
+def bootstrap(app: AppContext, yes: bool, as_json: bool) -> None:
     """One-off set-up of the trust tenant (idempotent, journaled): register the provenance extension
     property on the trust's app; print the admin-consent URL for any permission still missing."""
     from migrations.bootstrap import bootstrap as do_bootstrap
@@ -125,11 +126,13 @@ def bootstrap(app: AppContext, yes: bool) -> None:
         return await run_preflight(trust, conns, app.store(), trust.academies, onedrives=False)
 
     result = asyncio.run(go())
-    if result.registered_now:
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    elif result.registered_now:
         click.echo(f"registered {result.extension}")
     else:
         click.echo(f"{result.extension} already registered; nothing changed")
-    for c in result.consent:
+    for c in [] if as_json else result.consent:
         click.echo(f"consent needed in {c['tenant']}: {c['missing']}\n  admin consent: {c['url']}")
     user, host = AppContext.operator()
     app.store().audit(
