@@ -203,3 +203,33 @@ def test_provisioning_450_users_takes_3_calls_and_resumes_after_sigkill(tmp_path
         assert result["calls"] == 0 and result["ready"] == 450 and result["waiting"] == []
         assert target.personal_site_calls == 3
         store.close()
+
+
+def test_provisioning_errors_the_operator_meets(prepared: tuple[str, Path], tmp_path: Path) -> None:
+    """A client secret where SharePoint needs a certificate, and OneDrives still being created at the
+    timeout: each a one-line error naming what to do."""
+    url, state = prepared
+    world = url.world  # type: ignore[attr-defined]
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG, config)
+    trust_yaml = config / "trust.yaml"
+    trust_yaml.write_text(
+        trust_yaml.read_text()
+        .replace("kind: certificate", "kind: client_secret")
+        .replace(
+            "certificate_path_env: TRUSTFOLD_TRUST_CERTIFICATE_PATH", "secret_env: TRUSTFOLD_TRUST_SECRET"
+        )
+    )
+    code, _, err = InProcess(url, state, config)("provision-onedrive", "hillside", "--timeout", "5")
+    assert code == 1 and "Unsupported app only token." in err
+    code, _, err = InProcess(url, state, config)("run", "hillside", "--phase", "files")
+    assert code == 1 and "sharepoint-credential" in err and "kind: certificate" in err
+
+    world.apply_settings(world.settings.replace(onedrive_provision_delay_s=120))
+    try:
+        code, _, err = InProcess(url, state)("provision-onedrive", "hillside", "--timeout", "0.5")
+        assert code == 1
+        assert "OneDrives still being created after 0.5 s" in err
+        assert "run `trustfold provision-onedrive hillside` again later" in err
+    finally:
+        world.apply_settings(world.settings.replace(onedrive_provision_delay_s=1))

@@ -187,3 +187,14 @@ def test_demo_sandbox_has_replication_lag(monkeypatch, tmp_path):
     with report_cmds._graph(App(), keep=False, size=None, sandbox_state=tmp_path / "s.json"):  # type: ignore[arg-type]
         pass
     assert seen["replication_lag_ms"] == 500
+
+
+def test_withhold_roles_flag_takes_consent_away(config_dir):
+    """--withhold-roles (Settings.withhold_roles): the roles claim of every tenant's tokens lacks them
+    (learn.microsoft.com/entra/identity-platform/access-token-claims-reference)."""
+    from sandbox.testing import running_sandbox
+
+    with running_sandbox(config_dir, size=20, withhold_roles=("User.ReadWrite.All",)) as url:
+        for t in httpx.get(f"{url}/sandbox/tenants").json():
+            roles = _claims(token(url, t["id"]))["roles"]
+            assert "User.ReadWrite.All" not in roles and "User.Read.All" in roles
