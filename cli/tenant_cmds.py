@@ -23,7 +23,11 @@ def _academies(app: AppContext, codes: tuple[str, ...]) -> tuple[Any, ...]:
 
 
 async def _preflight(
-    app: AppContext, academies: tuple[Any, ...], phases: tuple[str, ...] | None = None
+    app: AppContext,
+    academies: tuple[Any, ...],
+    phases: tuple[str, ...] | None = None,
+    *,
+    onedrives: bool = True,
 ) -> Report:
     from migrations.graph import open_connections
     from migrations.preflight import PHASES, run_preflight
@@ -31,7 +35,9 @@ async def _preflight(
     trust = app.trust()
     async with open_connections(trust, app.graph_url, academies=()) as conns:
         if app.state_path.exists():
-            return await run_preflight(trust, conns, app.store(), academies, phases or PHASES)
+            return await run_preflight(
+                trust, conns, app.store(), academies, phases or PHASES, onedrives=onedrives
+            )
         # Nothing discovered yet: check against an empty store, leaving no state file behind.
         import tempfile
         from pathlib import Path
@@ -214,12 +220,14 @@ def gate(app: AppContext, academy: str, phase: str, skip: bool) -> None:
         return
     a = app.trust().academy(academy)
     provisioning: OperationFailed | None = None
+    ready = False
     if phase == "files" and a.files.enabled and a.files.onedrive:
         try:
-            run_provisioning(app, academy, quiet=True)
+            ready = not run_provisioning(app, academy, quiet=True).waiting
         except OperationFailed as exc:
             provisioning = exc  # preflight below names the cause and its fix (credential, permission)
-    report = asyncio.run(_preflight(app, (a,), (phase,)))
+    # Provisioning just looked at every mapped user's OneDrive: preflight need not look again.
+    report = asyncio.run(_preflight(app, (a,), (phase,), onedrives=not ready))
     blocking = report.blocking(phase)
     if provisioning is not None and not blocking:
         raise provisioning

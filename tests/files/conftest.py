@@ -77,4 +77,5 @@ def hillside(tmp_path: Path) -> Iterator[World]:
         w = World(url, Cli(url, tmp_path / "state.db"), source, tmp_path / "state.db")
         w.cli("discover", "hillside")
         w.cli("run", "hillside", "--phase", "users")
+        w.cli("provision-onedrive", "hillside")  # as an operator does before the files phase
         yield w
