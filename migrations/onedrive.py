@@ -187,7 +187,7 @@ async def provision(
     academy: Academy,
     *,
     timeout: float = 600.0,
-    poll: float = 2.0,
+    poll: float = 1.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> ProvisionResult:
     """Request OneDrives for mapped, licensed users who have none (≤200 a call, each call journaled), then
