@@ -170,7 +170,9 @@ class Cli:
     def prepare(self) -> None:
         """discover, then users (OneDrives map to migrated users)."""
         self.json("discover", ACADEMY)
+        self.json("bootstrap", "--yes")  # the one-off set-up: provenance marker registered
         self.json("run", ACADEMY, "--phase", "users", "--replan")
+        self.json("provision-onedrive", ACADEMY)  # OneDrives exist before the measured files runs
 
 
 def files_run(cli: Cli, *extra: str) -> Measured:

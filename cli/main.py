@@ -35,6 +35,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("cli.report_cmds:report", "Write the migration report (HTML, Markdown or JSON)."),
     "audit": ("cli.report_cmds:audit", "List the operator audit log."),
     "demo": ("cli.report_cmds:demo", "Rehearse the whole trust migration against the sandbox."),
+    "preflight": (
+        "cli.tenant_cmds:preflight",
+        "Check, writing nothing, that every tenant is ready to migrate.",
+    ),
+    "bootstrap": ("cli.tenant_cmds:bootstrap", "One-off set-up of the trust tenant (idempotent)."),
+    "provision-onedrive": (
+        "cli.tenant_cmds:provision_onedrive",
+        "Request OneDrives for an academy's migrated users and wait for them.",
+    ),
 }
 
 

@@ -250,6 +250,7 @@ def _print_plan(p: Any, as_json: bool, limit: int) -> None:
     type=click.IntRange(1, 86_400),
     help="domain: seconds to keep polling verification once the TXT record should be published.",
 )
+@click.option("--skip-preflight", is_flag=True, help="Start even when preflight checks for the phase fail.")
 @pass_app
 def run(
     app: AppContext,
@@ -266,6 +267,7 @@ def run(
     plan_number: int | None,
     replan: bool,
     lag_tolerance: float,
+    skip_preflight: bool,
 ) -> None:
     """Apply the reviewed plan of PHASE for ACADEMY (from `trustfold plan`), after checking that the tenants
     and mapping still give the same steps (exit 1 with the differences if not). Journaled and resumable:
@@ -286,6 +288,10 @@ def run(
         raise click.UsageError("--plan and --replan exclude each other: apply a stored plan, or plan anew")
     app.trust().academy(academy)
     handler = get_phase(phase)
+    if not dry_run:
+        from cli.tenant_cmds import gate
+
+        gate(app, academy, phase, skip_preflight)  # provisions OneDrives for files; exit 1 when blocked
     options = {
         "write_budget": write_budget,
         "propagate_deletes": propagate_deletes,

@@ -214,7 +214,14 @@ def run_demo(app: AppContext, *, keep: bool, size: int | None, out: Path) -> Non
     from cli.errors import OperationFailed
     from migrations.phases import load_phases
     from migrations.redaction import redact
-    from migrations.rehearsal import CHANGE_PHASES, demo_steps, rehearse, seconds_by_step, summary_lines
+    from migrations.rehearsal import (
+        CHANGE_PHASES,
+        demo_steps,
+        rehearse,
+        seconds_by_step,
+        summary_lines,
+        with_onboarding,
+    )
     from sandbox.testing import NotASandbox, rehearsal_graph
 
     trust = app.trust()
@@ -234,7 +241,7 @@ def run_demo(app: AppContext, *, keep: bool, size: int | None, out: Path) -> Non
                 f"note: phase(s) {', '.join(missing)} not available in this build; rehearsing the others",
                 err=True,
             )
-        steps = demo_steps(trust, available)
+        steps = with_onboarding(trust, demo_steps(trust, available))
         graph = rehearsal_graph(app.config_dir, app.graph_url, keep=keep, size=size, state=sandbox_state)
         with graph as url:
             outcomes = rehearse(steps, lambda step: _invoke(app, url, step), app.state_path, _echo)

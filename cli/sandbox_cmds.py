@@ -40,6 +40,12 @@ def _lazy(name: str) -> Callable[[Any], Any]:
     return call
 
 
+def _tenancy_roles(value: Any) -> Any:
+    from sandbox.tenancy import parse_roles
+
+    return parse_roles(value)
+
+
 @click.group()
 def sandbox() -> None:
     """Run the local Microsoft Graph stand-in for rehearsals and tests."""
@@ -110,6 +116,20 @@ def sandbox() -> None:
     help="Eventual consistency: new objects answer 404 by id for this long (default 0).",
 )
 @click.option("--no-throttle", is_flag=True, help="Switch all budgets off (not Microsoft's behaviour).")
+@click.option(
+    "--onedrive-provision-delay",
+    "onedrive_delay",
+    type=click.FloatRange(0, 86_400),
+    default=None,
+    help="Seconds between an accepted OneDrive provisioning request and the drive existing (default 3).",
+)
+@click.option(
+    "--withhold-roles",
+    default=None,
+    callback=_parsed(_tenancy_roles),
+    help="Application roles not consented in any tenant, e.g. "
+    "User.ReadWrite.All,SharePoint:Sites.FullControl.All.",
+)
 @pass_app
 def serve(
     app: AppContext,
@@ -126,6 +146,8 @@ def serve(
     faults: Any,
     replication_lag_ms: float,
     no_throttle: bool,
+    onedrive_delay: float | None,
+    withhold_roles: tuple[str, ...] | None,
 ) -> None:
     """Serve Graph v1.0 for every tenant in config/ at http://HOST:PORT/v1.0 until interrupted."""
     import ipaddress
@@ -155,7 +177,10 @@ def serve(
         "sharepoint_ru": sharepoint_ru,
         "throttling": not no_throttle,
         "replication_lag_ms": replication_lag_ms,
+        "withhold_roles": withhold_roles or (),
     }
+    if onedrive_delay is not None:
+        changes["onedrive_provision_delay_s"] = onedrive_delay
     if write_budget is not None:
         changes["write_budget"] = write_budget
     settings = Settings(**changes)

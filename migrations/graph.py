@@ -464,9 +464,12 @@ def _credential(ref: CredentialRef, tenant_id: str, graph_url: str | None) -> An
     if graph_url:
         from migrations.sandbox_credential import AsyncSandboxCredential
 
+        # A certificate credential authenticates with a signed assertion; the sandbox tells them apart
+        # (SharePoint admin REST refuses app-only tokens obtained with a secret).
+        certificate = ref.kind.value == "certificate"
         if ref.client_id:
-            return AsyncSandboxCredential(graph_url, tenant_id, ref.client_id)
-        return AsyncSandboxCredential(graph_url, tenant_id)
+            return AsyncSandboxCredential(graph_url, tenant_id, ref.client_id, certificate=certificate)
+        return AsyncSandboxCredential(graph_url, tenant_id, certificate=certificate)
     kind = ref.kind.value
     if not ref.client_id:
         raise ConfigError(

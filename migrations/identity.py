@@ -196,9 +196,15 @@ class AssignLicence:
 
     async def reconcile(self, step: Step, ctx: IdentityContext) -> Outcome | None:
         uid = ctx.target_id(step.args["user_key"])
-        user = await ctx.target.get(f"/users/{uid}", {"$select": "id,assignedLicenses"})
+        user = await _read_own(ctx, f"/users/{uid}", {"$select": "id,assignedLicenses"})
         sku = self._sku(step, ctx)
         if any(lic.get("skuId") == sku for lic in user.get("assignedLicenses") or []):
+            return Outcome("done", uid, {"sku": step.args["sku"]})
+        # Not held: typically the user was created moments ago and the licence call met Graph's eventual
+        # consistency (404). Now that the user is visible, assign it (assigning is idempotent).
+        again = self.request(step, ctx)
+        resp = await ctx.target.request("POST", again.url, json=again.body)
+        if resp.ok:
             return Outcome("done", uid, {"sku": step.args["sku"]})
         return None
 
@@ -268,9 +274,9 @@ class AddMembers:
 
     async def reconcile(self, step: Step, ctx: IdentityContext) -> Outcome | None:
         gid, members = self._ids(step, ctx)
-        present = {
-            m["id"] async for m in ctx.target.pages(f"/groups/{gid}/members", {"$select": "id", "$top": 999})
-        }
+        if gid is None:
+            return None  # the group's own create is not known yet: nothing can be in it
+        present = await _member_ids(ctx.target, gid)
         for m in members:
             if m not in present:
                 resp = await ctx.target.request(
@@ -288,6 +294,46 @@ for _op in (CreateUser(), AssignLicence(), CreateGroup(), AddMembers()):
 
 
 # ---- inputs from discovery and mapping ---------------------------------------------------------------------
+async def _member_ids(conn: Any, gid: str, wait: float = 15.0) -> set[str]:
+    """Member ids of a group this tool may have created moments ago: 404 (eventual consistency) is retried
+    briefly, as for _read_own."""
+    import asyncio
+    import time
+
+    from migrations.graph import GraphError
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return {
+                m["id"] async for m in conn.pages(f"/groups/{gid}/members", {"$select": "id", "$top": 999})
+            }
+        except GraphError as exc:
+            if exc.response.status != 404 or time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.25)
+
+
+async def _read_own(
+    ctx: IdentityContext, path: str, params: dict[str, Any], wait: float = 15.0
+) -> dict[str, Any]:
+    """GET an object this tool created; a brand-new object can answer 404 for a few seconds (Graph's
+    eventual consistency, graph-facts.md), so 404 is retried briefly."""
+    import asyncio
+    import time
+
+    from migrations.graph import GraphError
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return dict(await ctx.target.get(path, params))
+        except GraphError as exc:
+            if exc.response.status != 404 or time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.25)
+
+
 def inventory(store: StateStore, academy: str, kind: str) -> dict[str, dict[str, Any]]:
     return {
         r["object_id"]: json.loads(r["data"])
@@ -523,11 +569,8 @@ async def plan_memberships(
             recorded[h["data"].get("group_key", "")] |= set(h["data"].get("member_keys", []))
     for gref in sorted(wanted):
         gid = gref.split(":", 1)[1] if gref.startswith("match:") else ids.get(gref)
-        present: set[str] = set()
-        if gid:  # a group this plan creates has no members yet
-            present = {
-                m["id"] async for m in target.pages(f"/groups/{gid}/members", {"$select": "id", "$top": 999})
-            }
+        # A group this plan creates has no members yet.
+        present: set[str] = await _member_ids(target, gid) if gid else set()
         todo = []
         for mref in sorted(set(wanted[gref])):
             mid = mref.split(":", 1)[1] if mref.startswith("match:") else ids.get(mref)

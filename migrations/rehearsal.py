@@ -63,6 +63,20 @@ def demo_steps(trust: Trust, available: Collection[str]) -> list[DemoStep]:
     return steps
 
 
+def with_onboarding(trust: Trust, steps: list[DemoStep]) -> list[DemoStep]:
+    """The rehearsal with the operator's first steps: preflight (showing the one-off set-up still needed),
+    bootstrap; and each academy's OneDrives provisioned before its files phase."""
+    out = [
+        DemoStep(trust.code, "preflight (before set-up)", ["preflight", "--advisory"]),
+        DemoStep(trust.code, "bootstrap", ["bootstrap", "--yes"]),
+    ]
+    for step in steps:
+        if step.label == "plan files":
+            out.append(DemoStep(step.academy, "provision OneDrives", ["provision-onedrive", step.academy]))
+        out.append(step)
+    return out
+
+
 def interrupted(outcome: DemoOutcome) -> bool:
     """Ctrl-C in a step: click turns KeyboardInterrupt into Abort, which cli.main.run reports as "aborted"."""
     lines = outcome.output.strip().splitlines()

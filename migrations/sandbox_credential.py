@@ -43,14 +43,20 @@ def _check_base(base_url: str) -> str:
     return base_url.rstrip("/")
 
 
-def _form(client_id: str, scopes: tuple[str, ...]) -> dict[str, str]:
-    return {
+def _form(client_id: str, scopes: tuple[str, ...], certificate: bool = False) -> dict[str, str]:
+    form = {
         "grant_type": "client_credentials",
         "client_id": client_id,
-        # The sandbox accepts any secret; this is not a credential.
-        "client_secret": "sandbox",
         "scope": " ".join(scopes) or "https://graph.microsoft.com/.default",
     }
+    if certificate:
+        # Shaped like a certificate credential's signed assertion; the sandbox checks only that one is sent.
+        form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        form["client_assertion"] = "sandbox.assertion.unsigned"
+    else:
+        # The sandbox accepts any secret; this is not a credential.
+        form["client_secret"] = "sandbox"
+    return form
 
 
 def _parse(response: httpx.Response) -> AccessToken:
@@ -80,10 +86,13 @@ class _Cache:
 class SandboxCredential:
     """azure-core TokenCredential for one sandbox tenant (sync)."""
 
-    def __init__(self, base_url: str, tenant_id: str, client_id: str = DEFAULT_CLIENT_ID) -> None:
+    def __init__(
+        self, base_url: str, tenant_id: str, client_id: str = DEFAULT_CLIENT_ID, *, certificate: bool = False
+    ) -> None:
         self._url = f"{_check_base(base_url)}/{tenant_id}/oauth2/v2.0/token"
         self.tenant_id = tenant_id
         self.client_id = client_id
+        self.certificate = certificate
         self._cache = _Cache()
         self._lock = threading.Lock()
 
@@ -101,7 +110,9 @@ class SandboxCredential:
             if cached:
                 return cached
             try:
-                response = httpx.post(self._url, data=_form(self.client_id, key), timeout=30)
+                response = httpx.post(
+                    self._url, data=_form(self.client_id, key, self.certificate), timeout=30
+                )
             except httpx.HTTPError as exc:
                 raise ClientAuthenticationError(message=f"sandbox token endpoint unreachable: {exc}") from exc
             token = _parse(response)
@@ -125,10 +136,13 @@ class SandboxCredential:
 class AsyncSandboxCredential:
     """azure-core AsyncTokenCredential for one sandbox tenant (what msgraph-sdk's auth provider awaits)."""
 
-    def __init__(self, base_url: str, tenant_id: str, client_id: str = DEFAULT_CLIENT_ID) -> None:
+    def __init__(
+        self, base_url: str, tenant_id: str, client_id: str = DEFAULT_CLIENT_ID, *, certificate: bool = False
+    ) -> None:
         self._url = f"{_check_base(base_url)}/{tenant_id}/oauth2/v2.0/token"
         self.tenant_id = tenant_id
         self.client_id = client_id
+        self.certificate = certificate
         self._cache = _Cache()
         self._lock: asyncio.Lock | None = None
         self._client: httpx.AsyncClient | None = None
@@ -151,7 +165,9 @@ class AsyncSandboxCredential:
             if self._client is None:
                 self._client = httpx.AsyncClient(timeout=30)
             try:
-                response = await self._client.post(self._url, data=_form(self.client_id, key))
+                response = await self._client.post(
+                    self._url, data=_form(self.client_id, key, self.certificate)
+                )
             except httpx.HTTPError as exc:
                 raise ClientAuthenticationError(message=f"sandbox token endpoint unreachable: {exc}") from exc
             token = _parse(response)

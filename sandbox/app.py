@@ -28,6 +28,7 @@ from sandbox.errors import graph_error
 from sandbox.permissions_api import permission_routes
 from sandbox.pipeline import GraphPipeline, issue_token
 from sandbox.settings import Settings
+from sandbox.tenancy import audience_for, ensure_application, tenancy_routes, token_roles
 from sandbox.world import World, write_atomic
 
 TOKEN_LIFETIME_S = 3599
@@ -108,7 +109,26 @@ async def token(request: Request) -> Response:
             "must have a scope value with /.default suffixed to the resource identifier "
             "(application ID URI).",
         )
-    access = issue_token(world, tenant.id, form["client_id"], TOKEN_LIFETIME_S)
+    audience = audience_for(tenant, form["scope"])
+    if audience is None:
+        resource = form["scope"].split()[0].removesuffix("/.default")
+        return entra_error(
+            400,
+            "invalid_resource",
+            500011,
+            f"The resource principal named {resource} was not found in the tenant named {tenant.id}. "
+            "This can happen if the application has not been installed by the administrator of the tenant.",
+        )
+    ensure_application(tenant, form["client_id"])
+    access = issue_token(
+        world,
+        tenant.id,
+        form["client_id"],
+        TOKEN_LIFETIME_S,
+        audience=audience,
+        roles=token_roles(tenant, audience),
+        certificate=bool(form.get("client_assertion")),
+    )
     return JSONResponse(
         {
             "token_type": "Bearer",
@@ -166,6 +186,7 @@ def create_app(world: World, settings: Settings | None = None) -> Starlette:
         *_drive_routes(world),
         *domain_routes(),  # before directory_routes: these answer /domains
         *directory_routes(),
+        *tenancy_routes(),
         *admin_routes(),
     ]
     app = Starlette(

@@ -10,9 +10,24 @@ from sandbox.world import StateFileError, TenantState, World, load_state
 
 
 def generate(config_dir: Path, settings: Settings) -> dict[str, TenantState]:
+    from sandbox.tenancy import mark_existing_onedrives
     from trust import load_trust
 
-    return generate_world_tenants(load_trust(config_dir), settings.size, settings.seed)
+    tenants = generate_world_tenants(load_trust(config_dir), settings.size, settings.seed)
+    for tenant in tenants.values():
+        mark_existing_onedrives(tenant)
+    withhold(tenants, settings)
+    return tenants
+
+
+def withhold(tenants: dict[str, TenantState], settings: Settings) -> None:
+    """--withhold-roles: admin consent not given for these roles in any tenant."""
+    from sandbox.tenancy import granted
+
+    if not settings.withhold_roles:
+        return
+    for tenant in tenants.values():
+        tenant.granted_roles = sorted(set(granted(tenant)) - set(settings.withhold_roles))
 
 
 def make_world(config_dir: Path, settings: Settings | None = None, state_path: Path | None = None) -> World:
@@ -30,6 +45,7 @@ def make_world(config_dir: Path, settings: Settings | None = None, state_path: P
                 "delete the file or use another --state to start afresh"
             )
         settings = settings.replace(seed=seed, size=size or settings.size)
+        withhold(tenants, settings)
         return World(tenants, settings, config_dir, state_path)
     world = World(generate(config_dir, settings), settings, config_dir, state_path)
     world.save()

@@ -77,6 +77,20 @@ def _check_body(
     return body
 
 
+def _check_extensions(t: TenantState, body: dict[str, Any], target: str) -> None:
+    """Directory extension properties must be registered on an application first
+    (learn.microsoft.com/graph/api/application-post-extensionproperty)."""
+    from sandbox.tenancy import unregistered_extension
+
+    name = unregistered_extension(t, body, target)
+    if name is not None:
+        raise GraphError(
+            400,
+            "Request_BadRequest",
+            f"Property '{name}' does not exist as a declared property or extension property.",
+        )
+
+
 def _check_str(body: dict[str, Any], prop: str, resource: str, max_len: int = 256) -> None:
     if prop in body and body[prop] is not None:
         v = body[prop]
@@ -170,6 +184,7 @@ def _upn_taken(t: TenantState, upn: str, except_id: str | None = None) -> bool:
 def create_user(t: TenantState, body: Any) -> dict[str, Any]:
     """POST /users (learn.microsoft.com/graph/api/user-post-users)."""
     body = _check_body(body, USER_WRITABLE, "user")
+    _check_extensions(t, body, "User")
     for prop in USER_REQUIRED:
         if body.get(prop) is None:
             raise required(prop, "User")
@@ -214,6 +229,7 @@ def base_user(uid: str, created: str) -> dict[str, Any]:
 def update_user(t: TenantState, user: dict[str, Any], body: Any) -> None:
     """PATCH /users/{id} (learn.microsoft.com/graph/api/user-update)."""
     body = _check_body(body, USER_WRITABLE, "user")
+    _check_extensions(t, body, "User")
     _check_user_values(t, body)
     if "userPrincipalName" in body:
         upn = check_upn(t, body["userPrincipalName"])
@@ -423,6 +439,7 @@ def _check_group_values(t: TenantState, body: dict[str, Any]) -> None:
 def create_group(t: TenantState, body: Any) -> dict[str, Any]:
     """POST /groups (learn.microsoft.com/graph/api/group-post-groups)."""
     body = _check_body(body, GROUP_WRITABLE, "group", {"owners@odata.bind", "members@odata.bind"})
+    _check_extensions(t, body, "Group")
     for prop in GROUP_REQUIRED:
         if body.get(prop) is None:
             raise required(prop, "Group")
@@ -493,6 +510,7 @@ def base_group(gid: str, created: str) -> dict[str, Any]:
 def update_group(t: TenantState, group: dict[str, Any], body: Any) -> None:
     """PATCH /groups/{id}, including members@odata.bind (learn.microsoft.com/graph/api/group-update)."""
     body = _check_body(body, GROUP_WRITABLE, "group", {"members@odata.bind", "owners@odata.bind"})
+    _check_extensions(t, body, "Group")
     _check_group_values(t, body)
     for prop in ("groupTypes", "mailEnabled", "securityEnabled"):
         if prop in body and body[prop] != group.get(prop):

@@ -151,20 +151,23 @@ def paged(
 
 
 def _filter_ctx(request: Request, kind: str) -> FilterContext:
+    from sandbox.tenancy import registered_extensions
+
+    tenant: TenantState = request.state.tenant
     if kind == "user":
         return FilterContext(
             "User",
             USER_FILTERABLE,
             USER_COLLECTIONS,
             advanced(request) and "$count" in request.query_params,
-            EXTENSION_RE,
+            registered_extensions(tenant, "User"),
         )
     return FilterContext(
         "Group",
         GROUP_FILTERABLE,
         GROUP_COLLECTIONS,
         advanced(request) and "$count" in request.query_params,
-        EXTENSION_RE,
+        registered_extensions(tenant, "Group"),
     )
 
 

@@ -144,7 +144,12 @@ class _Links:
 
 # ---- addressing -----------------------------------------------------------------------------------------
 def _resolve(
-    store: DriveStore, drive: dict[str, Any], rest: str, *, creating: bool = False
+    store: DriveStore,
+    drive: dict[str, Any],
+    rest: str,
+    *,
+    creating: bool = False,
+    make_parents: bool = False,
 ) -> tuple[dict[str, Any] | None, dict[str, Any], str | None, str]:
     """(item or None, parent folder, new name, action) for a drive-relative path."""
     m = ITEM_RE.match(rest)
@@ -161,6 +166,18 @@ def _resolve(
     except GraphError:
         if not creating:
             raise
+    if make_parents:
+        # Simple upload by path creates the missing folders on the way (learn.microsoft.com/graph/api/
+        # driveitem-put-content); an upload session does not, so only the content PUT asks for this.
+        parent = base
+        for part in parts[:-1]:
+            found = store.child(parent, part)
+            if found is None:
+                found, _ = store.create_item(parent, part, folder=True, conflict="fail")
+            elif not found.get("_folder"):
+                raise GraphError(409, "nameAlreadyExists", f"'{part}' exists and is not a folder.")
+            parent = found
+        return None, parent, parts[-1], action
     parent = store.by_path(base, "/".join(parts[:-1]))
     return None, parent, parts[-1], action
 
@@ -173,7 +190,10 @@ async def _drive_request(request: Request, store: DriveStore, drive: dict[str, A
             raise GraphError(405, "invalidRequest", f"The HTTP method '{method}' is not allowed.")
         return JSONResponse(store.render_drive(drive))
     creating = method in ("PUT", "POST")
-    item, parent, new_name, action = _resolve(store, drive, rest, creating=creating)
+    make_parents = method == "PUT" and rest.rstrip("/").endswith(":/content")
+    item, parent, new_name, action = _resolve(
+        store, drive, rest, creating=creating, make_parents=make_parents
+    )
     tenant: TenantState = request.state.tenant
     world: World = request.state.world
     fn = DELTA_FN_RE.match(action)
@@ -493,17 +513,19 @@ async def upload(request: Request) -> Response:
         return found
     tenant, store, sid, session = found
     world.stats.record(tenant.id, method=request.method)
+    if "authorization" in request.headers:
+        # The upload URL is pre-authenticated for every method (learn.microsoft.com/graph/api/
+        # driveitem-createuploadsession): an Authorization header is refused alike on PUT, GET and DELETE.
+        return _content_error(
+            401,
+            "unauthenticated",
+            "Upload URLs are pre-authenticated: do not send an Authorization header to them.",
+        )
     if request.method == "GET":
         return JSONResponse(_status_body(session))
     if request.method == "DELETE":
         _discard(store, sid)
         return Response(status_code=204)
-    if "authorization" in request.headers:
-        return _content_error(
-            401,
-            "unauthenticated",
-            "Upload URLs are pre-authenticated: do not send an Authorization header with fragments.",
-        )
     m = _CR_RE.match(request.headers.get("content-range", "").strip())
     if not m:
         return _content_error(400, "invalidRequest", "Content-Range must be 'bytes first-last/total'.")
@@ -599,8 +621,12 @@ def _user_drive(tenant: TenantState, key: str) -> dict[str, Any]:
     did = store.user_drive.get(user["id"])
     if did:
         return store.drives[did]
-    if not user.get("assignedLicenses"):
-        # OneDrive is provisioned for licensed users only (on first use); unlicensed users have none.
+    # A licensed user's OneDrive exists only once SharePoint created the personal site: after the user's first
+    # sign-in or an administrator's request (CreatePersonalSiteEnqueueBulk) and the timer job's delay
+    # (learn.microsoft.com/sharepoint/pre-provision-accounts). Until then, and for unlicensed users, 404.
+    from sandbox.tenancy import onedrive_ready
+
+    if not user.get("assignedLicenses") or not onedrive_ready(tenant, user["id"]):
         raise GraphError(404, "ResourceNotFound", "User's mysite not found.")
     return store.add_user_drive(user)
 

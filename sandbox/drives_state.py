@@ -510,6 +510,13 @@ class DriveStore:
                     total += int(child["_content"]["size"])
         return total
 
+    def deleted_size(self, did: str) -> int:
+        return sum(
+            int(i["_content"]["size"])
+            for i in self.items.values()
+            if i.get("_deleted") and i["_drive"] == did and not i.get("_folder") and i.get("_content")
+        )
+
     def render_drive(self, drive: dict[str, Any]) -> dict[str, Any]:
         used = self.folder_size(self.items[drive["_root"]])
         total = 1024**4
@@ -518,7 +525,8 @@ class DriveStore:
             "total": total,
             "used": used,
             "remaining": total - used,
-            "deleted": 0,
+            # What the recycle bin holds (learn.microsoft.com/graph/api/resources/quota).
+            "deleted": self.deleted_size(drive["id"]),
             "state": "normal",
         }
         return out

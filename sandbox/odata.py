@@ -117,6 +117,13 @@ class _Parser:
     def prop(self, name: str) -> str:
         ctx = self.ctx
         if name not in ctx.filterable and not ctx.extension_re.match(name):
+            if name.startswith("extension_"):
+                # A directory extension nobody registered: Graph does not know the property at all.
+                raise GraphError(
+                    400,
+                    "Request_BadRequest",
+                    f"Property '{name}' does not exist as a declared property or extension property.",
+                )
             raise GraphError(
                 400,
                 "Request_UnsupportedQuery",

@@ -18,6 +18,7 @@ from typing import Any
 import jwt
 
 from sandbox.errors import error_body
+from sandbox.tenancy import DENIED, denied
 from sandbox.throttle import Decision, throttle_headers
 from sandbox.world import TenantState, World
 
@@ -42,6 +43,10 @@ class _QuietDrops(logging.Filter):
 
 
 logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+
+
+def is_batch_path(path: str) -> bool:
+    return path == "/v1.0/$batch"
 
 
 def collapse_slashes(path: str) -> str:
@@ -78,22 +83,30 @@ def classify(method: str, path: str, query: dict[str, str]) -> tuple[str, int]:
     return "identity", max(ru, 1)
 
 
-def issue_token(world: World, tenant_id: str, client_id: str, lifetime: int = 3599) -> str:
+def issue_token(
+    world: World,
+    tenant_id: str,
+    client_id: str,
+    lifetime: int = 3599,
+    *,
+    audience: str = AUDIENCE,
+    roles: list[str] | None = None,
+    certificate: bool = False,
+) -> str:
+    """An app-only access token shaped like Entra's v1 tokens: `roles` holds the application permissions
+    granted to the app for that audience, `appidacr` how the client authenticated ("1" secret, "2"
+    certificate), as learn.microsoft.com/entra/identity-platform/access-token-claims-reference describes."""
     now = int(time.time())
     claims = {
-        "aud": AUDIENCE,
+        "aud": audience,
         "iss": f"https://sts.windows.net/{tenant_id}/",
         "iat": now,
         "nbf": now,
         "exp": now + lifetime,
         "tid": tenant_id,
         "appid": client_id,
-        "roles": [
-            "User.ReadWrite.All",
-            "Group.ReadWrite.All",
-            "Directory.ReadWrite.All",
-            "Sites.ReadWrite.All",
-        ],
+        "appidacr": "2" if certificate else "1",
+        "roles": list(roles) if roles is not None else [],
     }
     return jwt.encode(claims, world.token_key, algorithm="HS256")
 
@@ -136,9 +149,11 @@ class GraphPipeline:
         self.world = world
         # Seeded from the world's seed: faults fall the same way on every run, so tests are reproducible.
         self.rng = rng or random.Random(world.settings.seed)
+        self._roles: list[str] = []
 
     def authenticate(self, headers: dict[str, str]) -> tuple[TenantState | None, str, str]:
-        """(tenant, app id, error message); tenant None means 401."""
+        """(tenant, app id, error message); tenant None means 401. The token's roles land in
+        self-independent form on the request scope (see graph())."""
         auth = headers.get("authorization", "")
         if not auth:
             return None, "", "Access token is empty."
@@ -154,6 +169,7 @@ class GraphPipeline:
         tenant = self.world.tenant(str(claims.get("tid", "")))
         if tenant is None:
             return None, "", "Access token validation failure: the token's tenant does not exist."
+        self._roles = [str(r) for r in claims.get("roles") or []]
         return tenant, str(claims.get("appid", "app")), ""
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -172,6 +188,7 @@ class GraphPipeline:
         world = self.world
         settings = world.settings
         headers = _headers(scope)
+        stats = world.stats
         item = bool(scope.get("sandbox.batch_item"))
         method = scope["method"].upper()
         tenant, app_id, problem = self.authenticate(headers)
@@ -181,6 +198,18 @@ class GraphPipeline:
                 'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize"'
             )
             await send_json(send, status, body, hdrs)
+            return
+        roles = self._roles
+        if not is_batch_path(path) and denied(method, path, roles):
+            # Admin consent is checked before anything else runs (learn.microsoft.com/graph/
+            # resolve-auth-errors): 403 Authorization_RequestDenied.
+            status, body, hdrs = _error(403, "Authorization_RequestDenied", DENIED)
+            stats.record(
+                tenant.id,
+                method=method,
+                request=not item,
+                bytes_out=await send_json(send, status, body, hdrs),
+            )
             return
         state = scope.setdefault("state", {})
         state["world"] = world

@@ -32,6 +32,7 @@ SHAREPOINT_DAILY_FACTOR = 1_000
 
 FAULT_KINDS = ("429", "503", "504", "drop", "slow")
 DEFAULT_SIZE = 250
+DEFAULT_ONEDRIVE_DELAY_S = 3.0
 MIN_SIZE = 20
 MAX_SIZE = 50_000
 
@@ -123,6 +124,11 @@ class Settings:
     slow_seconds: float = 2.0
     # Eventual consistency: for this long after a create, addressing the new object by id answers 404.
     replication_lag_ms: float = 0.0
+    # OneDrive: seconds between an accepted provisioning request and the site existing (SharePoint's timer
+    # job takes minutes to hours; a few seconds keeps rehearsals honest without making them slow).
+    onedrive_provision_delay_s: float = DEFAULT_ONEDRIVE_DELAY_S
+    # Application roles taken away from every tenant's app at start (admin consent not given for them).
+    withhold_roles: tuple[str, ...] = ()
     seed: int = 1
     size: int = DEFAULT_SIZE
 
@@ -140,6 +146,8 @@ class Settings:
             "sharepoint_ru": str(self.sharepoint_ru) if self.sharepoint_ru else None,
             "throttling": self.throttling,
             "replication_lag_ms": self.replication_lag_ms,
+            "onedrive_provision_delay_s": self.onedrive_provision_delay_s,
+            "withhold_roles": list(self.withhold_roles),
             "seed": self.seed,
             "size": self.size,
         }

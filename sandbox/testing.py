@@ -114,7 +114,8 @@ def rehearsal_graph(
                 ) from None
         yield graph_url
         return
-    settings: dict[str, Any] = {"size": DEFAULT_SIZE if size is None else size}
+    # Every rehearsal meets Graph's eventual consistency: new objects stay out of reads for half a second.
+    settings: dict[str, Any] = {"size": DEFAULT_SIZE if size is None else size, "replication_lag_ms": 500}
     port_file = state.with_suffix(".port")
     port = int(port_file.read_text()) if keep and port_file.exists() else 0
     with running_sandbox(config_dir, state_path=state, port=port, **settings) as url:
@@ -152,4 +153,58 @@ def graph_client(base_url: str, tenant_id: str, **kwargs: Any) -> httpx.Client:
         headers={"Authorization": f"Bearer {token(base_url, tenant_id)}"},
         timeout=kwargs.pop("timeout", 30),
         **kwargs,
+    )
+
+
+def sharepoint_admin_token(
+    base_url: str,
+    tenant_id: str,
+    client_id: str = "00000000-0000-0000-0000-00000000c0de",
+    *,
+    certificate: bool = True,
+) -> str:
+    """A token for the tenant's SharePoint admin site (certificate-style unless told otherwise)."""
+    from sandbox.tenancy import admin_audience
+
+    world = getattr(base_url, "world", None)
+    tenant = world.tenant(tenant_id) if world is not None else None
+    if tenant is None:
+        raise ValueError("sharepoint_admin_token needs the SandboxURL of an in-process sandbox")
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": client_id,
+        "scope": f"{admin_audience(tenant)}/.default",
+    }
+    if certificate:
+        form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        form["client_assertion"] = "sandbox.assertion.unsigned"
+    else:
+        form["client_secret"] = "sandbox"
+    r = httpx.post(f"{base_url}/{tenant_id}/oauth2/v2.0/token", data=form, timeout=30)
+    r.raise_for_status()
+    return str(r.json()["access_token"])
+
+
+def provision_onedrives(base_url: str, tenant_id: str, upns: list[str]) -> httpx.Response:
+    """Ask the sandbox's SharePoint admin endpoint for these users' OneDrives (as an administrator would)."""
+    from sandbox.tenancy import PROFILE_LOADER
+
+    return httpx.post(
+        f"{base_url}{PROFILE_LOADER}",
+        json={"emailIDs": upns},
+        headers={"Authorization": f"Bearer {sharepoint_admin_token(base_url, tenant_id)}"},
+        timeout=30,
+    )
+
+
+def register_extension(
+    base_url: str, tenant_id: str, client_id: str, name: str = "trustfoldSource"
+) -> httpx.Response:
+    """Register a directory extension property on `client_id`'s application, as `trustfold bootstrap`
+    does once per trust tenant (POST /applications(appId='...')/extensionProperties)."""
+    return httpx.post(
+        f"{base_url}/v1.0/applications(appId='{client_id}')/extensionProperties",
+        json={"name": name, "dataType": "String", "targetObjects": ["User", "Group"]},
+        headers={"Authorization": f"Bearer {token(base_url, tenant_id, client_id)}"},
+        timeout=30,
     )

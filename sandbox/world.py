@@ -72,6 +72,13 @@ class TenantState:
     fresh: dict[str, float] = field(default_factory=dict)
     replication_lag_s: float = 0.0
     drives: Any = None
+    # Admin consent, applications and OneDrive provisioning (sandbox/tenancy.py): granted application roles
+    # (None = every role the sandbox knows), application objects by appId with their registered extension
+    # properties, and OneDrive site requests: user id -> wall-clock time the site is ready.
+    granted_roles: list[str] | None = None
+    applications: dict[str, dict[str, Any]] = field(default_factory=dict)
+    onedrive_ready: dict[str, float] = field(default_factory=dict)
+    personal_site_calls: int = 0  # accepted CreatePersonalSiteEnqueueBulk calls (not saved)
 
     def __post_init__(self) -> None:
         if self.drives is None:
@@ -163,6 +170,9 @@ class TenantState:
             "removed": {k: list(v) for k, v in self.removed.items()},
             "member_changes": {g: {m: list(v) for m, v in c.items()} for g, c in self.member_changes.items()},
             "drives": self.drives.to_state(),
+            "granted_roles": self.granted_roles,
+            "applications": self.applications,
+            "onedrive_ready": self.onedrive_ready,
         }
 
     @classmethod
@@ -187,6 +197,9 @@ class TenantState:
                 g: {m: (v[0], v[1]) for m, v in c.items()} for g, c in d["member_changes"].items()
             },
             drives=DriveStore.from_state(d["id"], d.get("drives") or {}),
+            granted_roles=d.get("granted_roles"),
+            applications=d.get("applications") or {},
+            onedrive_ready={k: float(v) for k, v in (d.get("onedrive_ready") or {}).items()},
         )
         for u in t.users.values():
             t.index_user(u)

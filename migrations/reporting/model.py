@@ -113,6 +113,8 @@ class Report:
     totals: dict[str, float]
     throughput: list[SeriesPoint]
     audit_entries: int
+    # Readiness: last preflight, bootstrap, OneDrive provisioning (migrations/reporting/onboarding.py).
+    onboarding: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -354,4 +356,11 @@ def build_report(store: StateStore, trust: Trust | None = None, academy: str | N
         totals=dict(totals),
         throughput=_throughput(store, run_ids),
         audit_entries=audit_count,
+        onboarding=_onboarding(store),
     )
+
+
+def _onboarding(store: StateStore) -> dict[str, Any]:
+    from migrations.reporting.onboarding import onboarding
+
+    return onboarding(store)

@@ -118,6 +118,7 @@ def render_md(report: Report) -> str:
         cells += [p.status for p in a.phases]
         cells.append("available" if a.rollback_available else "none")
         lines.append("| " + " | ".join(cells) + " |")
+    lines += _md_readiness(report.onboarding)
     for a in report.academies:
         lines += ["", f"## {_md_cell(a.name)} ({_md_cell(a.code)})", ""]
         lines.append("| phase | status | " + " | ".join(TABLE_KEYS) + " | waited s |")
@@ -180,6 +181,28 @@ def _md_cutover(c: dict[str, Any] | None) -> list[str]:
             f"- DNS: {_md_cell(r.get('action'))} TXT {_md_cell(r.get('text'))} at {_md_cell(r.get('name'))}"
         )
     lines += ["", "What users will notice:", ""] + [f"- {_md_cell(n)}" for n in c["notice"]]
+    return lines
+
+
+def _md_readiness(onboarding: dict[str, Any]) -> list[str]:
+    pre, drives = onboarding.get("preflight") or {}, onboarding.get("onedrive") or {}
+    if not pre and not drives:
+        return []
+    lines = ["", "## Readiness", ""]
+    if pre:
+        passing = sum(1 for c in pre["checks"] if c.get("ok"))
+        lines += [f"Last preflight {pre['at']}: {passing} of {len(pre['checks'])} checks pass.", ""]
+        lines += ["| check | tenant | result | fix |", "| --- | --- | --- | --- |"]
+        lines += [
+            "| " + " | ".join(_md_cell(c.get(k, "")) for k in ("check", "tenant", "result", "fix")) + " |"
+            for c in pre["checks"]
+        ]
+        lines.append("")
+    for code, d in drives.items():
+        lines.append(
+            f"OneDrives {_md_cell(code)}: {d.get('ready', 0)} ready, {len(d.get('waiting') or [])} waiting, "
+            f"{d.get('requested', 0)} requested in {d.get('calls', 0)} admin calls."
+        )
     return lines
 
 

@@ -77,6 +77,28 @@ footer { color: var(--muted); font-size: 12px; margin-top: 40px; }
 </tbody>
 </table>
 
+{% if r.onboarding.get("preflight") or r.onboarding.get("onedrive") %}
+<h2>Readiness</h2>
+<section id="readiness">
+{% if r.onboarding.get("preflight") %}
+<p>Last preflight {{ r.onboarding.preflight.at }}: {{ r.onboarding.preflight.checks|selectattr("ok")|list|length }}
+ of {{ r.onboarding.preflight.checks|length }} checks pass{% if r.onboarding.bootstrap %}; bootstrap registered
+ {{ r.onboarding.bootstrap|length }} item(s){% endif %}.</p>
+<table id="preflight"><thead><tr><th>Check</th><th>Tenant</th><th>Result</th><th>Fix</th></tr></thead><tbody>
+{% for c in r.onboarding.preflight.checks %}<tr data-ok="{{ c.ok }}"><td>{{ c.check }}</td><td>{{ c.tenant }}</td>
+<td>{{ c.result }}</td><td>{{ c.fix }}</td></tr>{% endfor %}
+</tbody></table>
+{% endif %}
+{% if r.onboarding.get("onedrive") %}
+<table id="onedrive"><thead><tr><th>Academy</th><th>OneDrives ready</th><th>Waiting</th><th>Requested</th><th>Admin calls</th></tr></thead><tbody>
+{% for code, d in r.onboarding.onedrive.items() %}<tr data-academy="{{ code }}"><td>{{ code }}</td>
+<td class="num">{{ d.get("ready", 0) }}</td><td class="num">{{ d.get("waiting", [])|length }}</td>
+<td class="num">{{ d.get("requested", 0) }}</td><td class="num">{{ d.get("calls", 0) }}</td></tr>{% endfor %}
+</tbody></table>
+{% endif %}
+</section>
+{% endif %}
+
 {% if progress_svg %}<h2>Progress per phase</h2>{{ progress_svg|safe }}{% endif %}
 {% if items_svg or bytes_svg %}<h2>Throughput over time</h2>{{ items_svg|safe }}{{ bytes_svg|safe }}{% endif %}
 

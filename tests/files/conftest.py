@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from sandbox.testing import running_sandbox, token
-from tests.identity.conftest import CONFIG, TARGET, Cli
+from tests.identity.conftest import CONFIG, TARGET, Cli, bootstrapped
 
 SOURCE_SITE = "staff"  # hillside's shared library: staff/Documents -> hillside-staff/Documents
 TARGET_SITE = "hillside-staff"
@@ -70,9 +70,12 @@ def b64(data: bytes) -> str:
 @pytest.fixture
 def hillside(tmp_path: Path) -> Iterator[World]:
     """A fresh sandbox (size 60) with hillside discovered and its users created in the trust tenant."""
-    with running_sandbox(CONFIG, size=60, seed=3) as url:
+    # OneDrives appear 1 s after `run --phase files` requests them (shorter than the default, said here).
+    with running_sandbox(CONFIG, size=60, seed=3, onedrive_provision_delay_s=1) as url:
+        bootstrapped(url)
         source = next(t["id"] for t in url.world.tenant_list() if t["academy"] == "hillside")
         w = World(url, Cli(url, tmp_path / "state.db"), source, tmp_path / "state.db")
         w.cli("discover", "hillside")
         w.cli("run", "hillside", "--phase", "users", "--replan")
+        w.cli("provision-onedrive", "hillside")  # as an operator does before the files phase
         yield w

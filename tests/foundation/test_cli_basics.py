@@ -112,7 +112,7 @@ def test_client_secret_from_env_never_reaches_output(tmp_path: Path) -> None:
         "TRUSTFOLD_HILLSIDE_CLIENT_SECRET": canary,
     }
     env.pop("TRUSTFOLD_GRAPH_URL", None)
-    env.pop("TRUSTFOLD_TRUST_CLIENT_SECRET", None)
+    env.pop("TRUSTFOLD_TRUST_CERTIFICATE_PATH", None)
     proc = subprocess.run(
         [
             sys.executable,
@@ -130,7 +130,7 @@ def test_client_secret_from_env_never_reaches_output(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 2
-    assert "TRUSTFOLD_TRUST_CLIENT_SECRET" in proc.stderr and "is not set" in proc.stderr
+    assert "TRUSTFOLD_TRUST_CERTIFICATE_PATH" in proc.stderr and "PEM certificate" in proc.stderr
     assert canary not in proc.stdout + proc.stderr
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sandbox.testing import running_sandbox
-from tests.identity.conftest import CONFIG, Cli, directory_view, snapshot
+from tests.identity.conftest import CONFIG, Cli, bootstrapped, directory_view, snapshot
 
 PHASES = ("users", "groups", "memberships")
 MARKER = "extension_0b6a9d2e3f414c5a8e7b1d2c3b4a5f60_trustfoldSource"
@@ -20,6 +20,7 @@ MARKER = "extension_0b6a9d2e3f414c5a8e7b1d2c3b4a5f60_trustfoldSource"
 
 def _reference(academy: str, tmp_path: Path) -> dict[str, Any]:
     with running_sandbox(CONFIG, size=100, seed=2) as url:
+        bootstrapped(url)
         cli = Cli(str(url), tmp_path / "reference.db")
         cli("discover", academy)
         for phase in PHASES:
@@ -38,6 +39,7 @@ def _crash_and_resume(academy: str, tmp_path: Path, kills_per_phase: int, seed: 
     rng = random.Random(seed)
     expected = _reference(academy, tmp_path)
     with running_sandbox(CONFIG, size=100, seed=2, latency_ms=25) as url:
+        bootstrapped(url)
         cli = Cli(str(url), tmp_path / "state.db")
         cli("discover", academy)
         killed = 0
@@ -73,6 +75,7 @@ def test_faults_lose_nothing(tmp_path: Path) -> None:
     """10% 429, 2% 503 and 1% dropped connections (the write applied, the answer lost): nothing lost."""
     expected = _reference("oakwood", tmp_path)
     with running_sandbox(CONFIG, size=100, seed=2, faults="429=0.10,503=0.02,drop=0.01") as url:
+        bootstrapped(url)
         cli = Cli(str(url), tmp_path / "state.db")
         cli("discover", "oakwood")
         throttled = 0

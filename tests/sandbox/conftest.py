@@ -23,7 +23,8 @@ def config_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def sandbox_url(config_dir: Path) -> Iterator[SandboxURL]:
-    with running_sandbox(config_dir, size=60, seed=7, throttling=False) as base:
+    # OneDrive provisioning delay 0: these unit tests provision and read at once (they say so here).
+    with running_sandbox(config_dir, size=60, seed=7, throttling=False, onedrive_provision_delay_s=0) as base:
         yield base
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import httpx
 
+from sandbox.testing import token
 from tests.sandbox.conftest import GRAPH_BIND, error_of, make_group, make_user, new_user_body, unique
 
 EXT = "extension_0b6a9d2e3f414c5a8e7b1d2c3b4a5f60_trustfoldSource"
@@ -266,10 +267,19 @@ def test_update_user(target):
     assert error_of(r)["details"][0]["code"] == "ObjectConflict"
 
 
-def test_directory_extension_property_for_provenance(target):
+def test_directory_extension_property_for_provenance(target, sandbox_url, target_id):
     """learn.microsoft.com/graph/extensibility-overview#directory-microsoft-entra-id-extensions: set in the
     create,
-    returned only when selected, filterable with eq."""
+    returned only when selected, filterable with eq. The property is registered on the app first
+    (learn.microsoft.com/graph/api/application-post-extensionproperty)."""
+    app_id = "0b6a9d2e-3f41-4c5a-8e7b-1d2c3b4a5f60"  # the trust's app, named in EXT
+    app_token = token(sandbox_url, target_id, client_id=app_id)
+    r = target.post(
+        f"/applications(appId='{app_id}')/extensionProperties",
+        json={"name": "trustfoldSource", "dataType": "String", "targetObjects": ["User", "Group"]},
+        headers={"Authorization": f"Bearer {app_token}"},
+    )
+    assert r.status_code in (201, 400), r.text
     marker = f"hillside|src|{unique()}"
     u = make_user(target, **{EXT: marker})
     assert EXT not in u

@@ -19,7 +19,7 @@ import yaml
 from quickxorhash import quickxorhash
 
 from sandbox import drives_api
-from sandbox.testing import token
+from sandbox.testing import provision_onedrives, token
 from tests.sandbox.conftest import error_of, make_user, unique
 
 KiB = 1024
@@ -48,9 +48,10 @@ def licensed_user(client: httpx.Client) -> dict:
 
 
 @pytest.fixture
-def drive(target: httpx.Client) -> dict:
-    """A new, empty OneDrive of its own for one test (trust tenant)."""
+def drive(target: httpx.Client, sandbox_url, target_id) -> dict:
+    """A new, empty OneDrive of its own for one test (trust tenant), provisioned as an administrator does."""
     user = licensed_user(target)
+    assert provision_onedrives(sandbox_url, target_id, [user["userPrincipalName"]]).status_code == 200
     r = target.get(f"/users/{user['id']}/drive")
     assert r.status_code == 200, r.text
     return r.json()

@@ -38,6 +38,7 @@ from msgraph_core import GraphClientFactory
 from quickxorhash import quickxorhash
 
 from migrations.sandbox_credential import AsyncSandboxCredential
+from sandbox.testing import provision_onedrives
 from tests.sandbox.conftest import make_user
 from tests.sandbox.test_sdk import clean
 
@@ -94,8 +95,8 @@ def site_name(tenants, source_id, config_dir: Path) -> str:
 
 
 @pytest.fixture
-def fresh_drive_id(target) -> str:
-    """A new licensed user's (empty) OneDrive in the trust tenant."""
+def fresh_drive_id(target, sandbox_url, target_id) -> str:
+    """A new licensed user's (empty) OneDrive in the trust tenant, provisioned first."""
     user = make_user(target, usageLocation="GB")
     sku = next(
         s
@@ -107,6 +108,7 @@ def fresh_drive_id(target) -> str:
         json={"addLicenses": [{"skuId": sku["skuId"], "disabledPlans": []}], "removeLicenses": []},
     )
     assert r.status_code == 200, r.text
+    assert provision_onedrives(sandbox_url, target_id, [user["userPrincipalName"]]).status_code == 200
     return str(target.get(f"/users/{user['id']}/drive").json()["id"])
 
 
