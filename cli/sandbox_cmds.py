@@ -109,6 +109,12 @@ def sandbox() -> None:
     default=0.0,
     help="Eventual consistency: new objects answer 404 by id for this long (default 0).",
 )
+@click.option(
+    "--seats",
+    default=None,
+    callback=_parsed(_lazy("parse_seats")),
+    help="Licence seats over the generated ones, [TENANT-ID:]SKU=N,... (prepaidUnits.enabled).",
+)
 @click.option("--no-throttle", is_flag=True, help="Switch all budgets off (not Microsoft's behaviour).")
 @pass_app
 def serve(
@@ -125,6 +131,7 @@ def serve(
     bandwidth_mbps: float | None,
     faults: Any,
     replication_lag_ms: float,
+    seats: Any,
     no_throttle: bool,
 ) -> None:
     """Serve Graph v1.0 for every tenant in config/ at http://HOST:PORT/v1.0 until interrupted."""
@@ -155,6 +162,7 @@ def serve(
         "sharepoint_ru": sharepoint_ru,
         "throttling": not no_throttle,
         "replication_lag_ms": replication_lag_ms,
+        "seats": seats or (),
     }
     if write_budget is not None:
         changes["write_budget"] = write_budget
@@ -163,6 +171,8 @@ def serve(
         world = make_world(app.config_dir, settings, state_file)
     except StateFileError as exc:
         raise click.BadParameter(str(exc), param_hint="--state") from None
+    except ValueError as exc:  # seats naming a tenant or SKU the sandbox does not hold
+        raise click.BadParameter(str(exc), param_hint="--seats") from None
     if size is not None and state_file is not None and world.settings.size != size:
         click.echo(f"note: {state_file} holds size {world.settings.size}; --size {size} ignored", err=True)
     click.echo(

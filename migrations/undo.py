@@ -19,7 +19,11 @@ UNDOABLE = {
     "create-group": "delete group",
     "add-members": "remove members",
     "assign-licence": "licence goes with the user",
+    "ensure-licence-group": "delete group",
+    "assign-group-licence": "remove the group's licence",
 }
+# Operations whose undo is the deletion of the object they created (checked unchanged first).
+DELETES = {"create-user": "users", "create-group": "groups", "ensure-licence-group": "groups"}
 PHASE_ORDER = ("users", "groups", "memberships")
 
 
@@ -36,8 +40,10 @@ class UndoStep:
         a = self.args
         if self.op == "create-user":
             return f"delete user {a.get('upn')} ({self.target_id})"
-        if self.op == "create-group":
+        if self.op in ("create-group", "ensure-licence-group"):
             return f"delete group '{a.get('display_name')}' ({self.target_id})"
+        if self.op == "assign-group-licence":
+            return f"remove licence {a.get('sku')} from group '{a.get('group_name')}' ({self.target_id})"
         if self.op == "add-members":
             return f"remove {len(self.data.get('members', []))} member(s) from '{a.get('group_name')}'"
         return f"{self.op} on {self.target_id}: removed with the user"
@@ -103,7 +109,7 @@ def _record(
 
 async def _unchanged(conn: TenantConnection, marker: str, step: UndoStep) -> str | None:
     """None if the object is as trustfold left it; else why it is kept."""
-    collection = "users" if step.op == "create-user" else "groups"
+    collection = DELETES[step.op]
     resp = await conn.request(
         "GET",
         f"/{collection}/{step.target_id}",
@@ -146,6 +152,18 @@ async def carry_out(
         if step.op == "assign-licence":
             _record(store, academy, step, "undone", run_id, "licence is released with the user")
             continue
+        if step.op == "assign-group-licence":
+            # Before the group can go: Entra refuses to delete a group that still holds licences.
+            from migrations.licence_groups import undo_group_licence
+
+            problem = await undo_group_licence(conn, step.target_id, str(step.data.get("sku_id", "")))
+            if problem:
+                result.failed.append({"step": step.key, "message": problem})
+                _record(store, academy, step, "undo-failed", run_id, problem)
+            else:
+                result.undone += 1
+                _record(store, academy, step, "undone", run_id)
+            continue
         if step.op == "add-members":
             members = step.data.get("members", [])
             answers: list[Any] = []
@@ -173,7 +191,7 @@ async def carry_out(
             result.kept.append({"step": step.key, "object": step.target_id, "message": why})
             _record(store, academy, step, "undo-skipped", run_id, why)
             continue
-        collection = "users" if step.op == "create-user" else "groups"
+        collection = DELETES[step.op]
         resp = await conn.request("DELETE", f"/{collection}/{step.target_id}")
         if resp.ok or resp.status == 404:
             if purge:
