@@ -10,6 +10,7 @@ Prints, from one run per mode: users created, seconds, 429s answered by the sand
 429 share of requests, and the ratio of RU spent per 10 s to the budget at the end (how close it runs).
 
 Run: .venv/bin/python bench/identity_ru_window.py [--size 4000] [--academy hillside] [--modes window,off]
+     [--concurrency 8]
      (about 2-4 minutes on 2 cores at the default size; --size 1000 for a quick look)
 """
 
@@ -54,7 +55,7 @@ def cli(url: str, state: Path, *args: str, window: bool = True) -> dict:
     return json.loads(proc.stdout)
 
 
-def one(size: int, academy: str, window: bool) -> dict[str, float]:
+def one(size: int, academy: str, window: bool, concurrency: int) -> dict[str, float]:
     with (
         running_sandbox(
             ROOT / "config",
@@ -79,7 +80,7 @@ def one(size: int, academy: str, window: bool) -> dict[str, float]:
             "--write-budget",
             LIFTED,
             "--concurrency",
-            "8",
+            str(concurrency),
             window=window,
         )
         elapsed = time.monotonic() - start
@@ -102,11 +103,12 @@ def main() -> None:
     )
     parser.add_argument("--size", type=int, default=4000, help="users per academy")
     parser.add_argument("--academy", default="hillside")
+    parser.add_argument("--concurrency", type=int, default=8, help="trustfold run --concurrency")
     parser.add_argument("--modes", default="window,off", help="window (client RU window on), off, or both")
     args = parser.parse_args()
     rows = {}
     for mode in args.modes.split(","):
-        rows[mode] = one(args.size, args.academy, window=mode == "window")
+        rows[mode] = one(args.size, args.academy, window=mode == "window", concurrency=args.concurrency)
         r = rows[mode]
         print(
             f"{mode:>6}: {int(r['steps_done'])} steps done ({int(r['writes'])} writes) "

@@ -113,8 +113,11 @@ class ResourceUnitWindow:
                     if freed >= need:
                         delay = self.expiry - (now - stamp) + 0.001
                         break
-                waited += delay
-                await asyncio.sleep(delay)
+                # Short naps: the tier can rise meanwhile (the run's own creates grow the tenant), and a
+                # waiter must see the new ceiling at once rather than sleep out the old one.
+                nap = min(delay, 0.2)
+                waited += nap
+                await asyncio.sleep(nap)
 
     def throttled(self) -> None:
         now = time.monotonic()

@@ -44,10 +44,12 @@ def test_window_follows_size_and_waits_when_full(monkeypatch: pytest.MonkeyPatch
     clock = [1000.0]
     slept: list[float] = []
     monkeypatch.setattr(ru_window.time, "monotonic", lambda: clock[0])
+    real_sleep = asyncio.sleep
 
     async def fake_sleep(delay: float) -> None:
         slept.append(delay)
         clock[0] += delay
+        await real_sleep(0)
 
     monkeypatch.setattr(ru_window.asyncio, "sleep", fake_sleep)
     w = ResourceUnitWindow(headroom=1.0)
@@ -61,13 +63,23 @@ def test_window_follows_size_and_waits_when_full(monkeypatch: pytest.MonkeyPatch
         assert waited == pytest.approx(w.expiry + 0.001)  # until the first stamp leaves the window
         w.grew(600)  # the client created 600 users: the large tier
         assert w.limit == 8000
-        assert await w.acquire(7990) == 0.0
+        assert await w.acquire(7890) == 0.0
+        # A waiter sees a raised tier at once instead of sleeping out the old ceiling.
+        w.set_users(10)
+        start = clock[0]
+        waiter = asyncio.create_task(w.acquire(100))
+        await asyncio.sleep(0)
+        w.set_users(5000)
+        await waiter
+        assert clock[0] - start < 1.0
 
     asyncio.run(go())
     assert slept
+    w.grew(-4000)
+    assert w.users == 1000 and w.limit == 8000
     w.throttled()
     assert w.limit == int(8000 * 0.8)
-    w.grew(-600)  # back to a small tenant: the shrunk limit never exceeds the new tier
+    w.set_users(5)  # back to a small tenant: the shrunk limit never exceeds the new tier
     assert w.limit <= 3500
     clock[0] += 60
     w.recovered()
