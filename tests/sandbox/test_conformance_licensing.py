@@ -287,3 +287,22 @@ def test_client_parses_fractional_and_date_retry_after():
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
     assert parse_retry_after("soon") is None and parse_retry_after("nan") is None
     assert parse_retry_after(None) is None
+
+
+def test_deleted_user_frees_its_seat_and_restore_takes_it_back(lic, target):
+    """learn.microsoft.com/graph/api/subscribedsku-list: consumedUnits counts licensed users; a deleted
+    user's licences are released (user-delete) and come back with it on restore
+    (directory-deleteditems-restore)."""
+    seats_left(lic, STAFF, 3)
+    s = sku(target, STAFF)
+    group = licensed_group(target, s["skuId"])
+    user = make_user(target, usageLocation="GB")
+    target.post(f"/groups/{group['id']}/members/$ref", json={"@odata.id": GRAPH_BIND + user["id"]})
+    assert sku(target, STAFF)["consumedUnits"] == s["consumedUnits"] + 1
+    assert target.delete(f"/users/{user['id']}").status_code == 204
+    assert sku(target, STAFF)["consumedUnits"] == s["consumedUnits"]
+    assert target.post(f"/directory/deletedItems/{user['id']}/restore").status_code == 200
+    assert sku(target, STAFF)["consumedUnits"] == s["consumedUnits"] + 1
+    assert [(x["assignedByGroup"], x["state"]) for x in states_of(target, user["id"])] == [
+        (group["id"], "Active")
+    ]
