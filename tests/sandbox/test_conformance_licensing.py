@@ -306,3 +306,18 @@ def test_deleted_user_frees_its_seat_and_restore_takes_it_back(lic, target):
     assert [(x["assignedByGroup"], x["state"]) for x in states_of(target, user["id"])] == [
         (group["id"], "Active")
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("lots", "[TENANT-ID:]SKU=N"), ("NO_SUCH_SKU=5", "no tenant holds a SKU 'NO_SUCH_SKU'")],
+)
+def test_cli_serve_bad_seats_exit_2(value: str, message: str, config_dir) -> None:
+    """`trustfold sandbox serve --seats` refuses what it cannot apply: exit 2, one line naming the flag."""
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    result = CliRunner().invoke(cli, ["--config-dir", str(config_dir), "sandbox", "serve", "--seats", value])
+    assert result.exit_code == 2
+    assert message in result.output and "--seats" in result.output
