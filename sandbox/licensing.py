@@ -161,11 +161,13 @@ def process_user(t: TenantState, user: dict[str, Any]) -> None:
             result.append(_state(sku_id, gid, disabled, "Active"))
         else:
             result.append(_state(sku_id, gid, disabled, "Error", "CountViolation"))
-    changed_groups = {
-        s.get("assignedByGroup") for s in [*sts, *result] if s.get("assignedByGroup") is not None
+    # Only groups where this user is or was in error can change their hasMembersWithLicenseErrors flag
+    # (rescanning a 4,000-member group on every clean membership change would be quadratic).
+    flagged = {
+        s["assignedByGroup"] for s in [*sts, *result] if s.get("assignedByGroup") and s["state"] == "Error"
     }
     _commit(t, user, result)
-    for gid in changed_groups:
+    for gid in flagged:
         refresh_error_flag(t, gid)
 
 
