@@ -115,6 +115,12 @@ def sandbox() -> None:
     default=0.0,
     help="Eventual consistency: new objects answer 404 by id for this long (default 0).",
 )
+@click.option(
+    "--seats",
+    default=None,
+    callback=_parsed(_lazy("parse_seats")),
+    help="Licence seats over the generated ones, [TENANT-ID:]SKU=N,... (prepaidUnits.enabled).",
+)
 @click.option("--no-throttle", is_flag=True, help="Switch all budgets off (not Microsoft's behaviour).")
 @click.option(
     "--onedrive-provision-delay",
@@ -145,6 +151,7 @@ def serve(
     bandwidth_mbps: float | None,
     faults: Any,
     replication_lag_ms: float,
+    seats: Any,
     no_throttle: bool,
     onedrive_delay: float | None,
     withhold_roles: tuple[str, ...] | None,
@@ -178,6 +185,7 @@ def serve(
         "throttling": not no_throttle,
         "replication_lag_ms": replication_lag_ms,
         "withhold_roles": withhold_roles or (),
+        "seats": seats or (),
     }
     if onedrive_delay is not None:
         changes["onedrive_provision_delay_s"] = onedrive_delay
@@ -188,6 +196,8 @@ def serve(
         world = make_world(app.config_dir, settings, state_file)
     except StateFileError as exc:
         raise click.BadParameter(str(exc), param_hint="--state") from None
+    except ValueError as exc:  # seats naming a tenant or SKU the sandbox does not hold
+        raise click.BadParameter(str(exc), param_hint="--seats") from None
     if size is not None and state_file is not None and world.settings.size != size:
         click.echo(f"note: {state_file} holds size {world.settings.size}; --size {size} ignored", err=True)
     click.echo(

@@ -34,6 +34,7 @@ from tenacity import (
 from tenacity.wait import wait_random_exponential
 
 from migrations.redaction import register_secret
+from migrations.ru_window import ResourceUnitWindow, identity_cost
 from trust.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -92,11 +93,26 @@ class GraphResponse:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds (delta-seconds form), or None when absent or unreadable: the one parser."""
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
+    """Seconds to wait. RFC 9110 allows delay-seconds or an HTTP-date; Graph's documentation shows fractions
+    (2.128) while the service sends whole seconds: accept all three, never a negative wait."""
+    if value is None:
         return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN and infinities
+        return None
+    return max(0.0, seconds)
 
 
 class GraphError(Exception):
@@ -231,6 +247,11 @@ class TenantConnection:
         self._http = http
         self.http = raw_http
         self.writes = WriteWindow(*write_budget)
+        # The identity resource-unit budget, kept client-side too (TRUSTFOLD_IDENTITY_RU_WINDOW=off only to
+        # measure what it saves): raising the write budget must not turn into a stream of 429s.
+        self.ru = ResourceUnitWindow()
+        self.ru_enabled = os.environ.get("TRUSTFOLD_IDENTITY_RU_WINDOW", "on").lower() != "off"
+        self._sizing = False
         self.stats = ConnectionStats()
         self.max_total_wait = max_total_wait
         self._paused_until = 0.0
@@ -251,21 +272,59 @@ class TenantConnection:
             self.stats.wait_seconds += delay
             await asyncio.sleep(delay)
 
-    def _throttled(self, retry_after: float | None) -> None:
+    def _throttled(self, retry_after: float | None, headers: dict[str, str] | None = None) -> None:
         self.stats.throttled += 1
-        self.writes.throttled()
+        if "ResourceUnit" in (headers or {}).get("x-ms-throttle-information", ""):
+            self.ru.throttled()
+        else:
+            self.writes.throttled()
         if retry_after:
             # One pause for every worker of this tenant: throttled requests still count against the budget.
             self._paused_until = max(self._paused_until, time.time() + retry_after)
 
+    async def _refresh_size(self) -> None:
+        """The tenant's user count, for the identity RU tier (1 RU; failures keep the smallest tier)."""
+        self._sizing = True
+        try:
+            url = self.url("/users", {"$count": "true", "$top": 1, "$select": "id"})
+            resp = await self._send_once("GET", url, None, {"ConsistencyLevel": "eventual"}, cost=1)
+            count = resp.body.get("@odata.count") if resp.ok and isinstance(resp.body, dict) else None
+            if isinstance(count, int):
+                self.ru.set_users(count, checked=True)
+            else:
+                self.ru.checked_at = time.monotonic()
+        except (httpx.TransportError, httpx.StreamError):
+            self.ru.checked_at = time.monotonic()
+        finally:
+            self._sizing = False
+
+    def _count_users(self, method: str, url: str, status: int) -> None:
+        """Keep the RU tier's user count current from this client's own creates and deletes."""
+        path = self.relative(url).split("?", 1)[0]
+        if method == "POST" and status == 201 and path == "/users":
+            self.ru.grew(1)
+        elif method == "DELETE" and status == 204 and path.startswith("/users/"):
+            self.ru.grew(-1)
+
     async def _send_once(
-        self, method: str, url: str, body: Any, headers: dict[str, str] | None, content: bytes | None = None
+        self,
+        method: str,
+        url: str,
+        body: Any,
+        headers: dict[str, str] | None,
+        content: bytes | None = None,
+        cost: int | None = None,
     ) -> GraphResponse:
         from kiota_abstractions.method import Method
         from kiota_abstractions.request_information import RequestInformation
         from opentelemetry import trace
 
         await self._pause()
+        units = identity_cost(method, self.relative(url)) if cost is None else cost
+        if units and self.ru_enabled:
+            if not self._sizing and self.ru.needs_size():
+                await self._refresh_size()
+            self.stats.wait_seconds += await self.ru.acquire(units)
         info = RequestInformation()
         info.http_method = Method[method.upper()]
         info.url = url
@@ -289,6 +348,7 @@ class TenantConnection:
             )
         finally:
             await resp.aclose()
+        self._count_users(method.upper(), url, resp.status_code)
         return GraphResponse(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, parsed)
 
     def _wait(self, state: RetryCallState) -> float:
@@ -343,13 +403,14 @@ class TenantConnection:
                         raise _Retryable(f"transport error {type(exc).__name__}") from exc
                     if resp.status == 429 or (resp.status == 503 and resp.retry_after() is not None):
                         # Throttled and unavailable-with-Retry-After requests were not processed: resend.
-                        self._throttled(resp.retry_after())
+                        self._throttled(resp.retry_after(), resp.headers)
                         raise _Retryable(f"throttled ({resp.status})", resp.retry_after())
                     if resp.status in (500, 502, 503, 504):
                         if not idempotent:
                             raise MaybeApplied(f"{method} {path}: {resp.status} {resp.error_code}")
                         raise _Retryable(f"server error {resp.status}", resp.retry_after())
                     self.writes.recovered()
+                    self.ru.recovered()
                     return resp
         except _Retryable as exc:
             self.stats.failures += 1
@@ -396,6 +457,11 @@ class TenantConnection:
             if writes:
                 self.stats.wait_seconds += await self.writes.acquire(writes)
                 self.stats.writes += writes
+            units = sum(identity_cost(items[i].method, items[i].url) for i in pending)
+            if units and self.ru_enabled:
+                if not self._sizing and self.ru.needs_size():
+                    await self._refresh_size()
+                self.stats.wait_seconds += await self.ru.acquire(units)
             body = {"requests": [self._batch_entry(str(i), items[i], pending) for i in pending]}
             try:
                 envelope = await self.request(
@@ -422,9 +488,10 @@ class TenantConnection:
                     else GraphResponse(599, {}, None)
                 )
                 blocked = resp.status == 424 and any(d in retry for d in self._deps(items[i]))
+                self._count_users(items[i].method.upper(), items[i].url, resp.status)
                 if resp.status == 429 or blocked:
                     if resp.status == 429:
-                        self._throttled(resp.retry_after())
+                        self._throttled(resp.retry_after(), resp.headers)
                         wait = max(wait, resp.retry_after() or 1.0)
                     retry.append(i)
                 elif resp.status in (500, 502, 503, 504) and items[i].is_write:

@@ -89,6 +89,8 @@ class IdentityContext:
     passwords: PasswordSink | None = None
     sku_ids: dict[str, str] = field(default_factory=dict)
     ids: dict[str, str] = field(default_factory=dict)
+    # licences.mode group: the academy's staff / pupils groups found in the trust tenant before the run
+    licence_groups: dict[str, Any] = field(default_factory=dict)
 
     @property
     def marker(self) -> str:
@@ -112,6 +114,10 @@ class IdentityContext:
     async def load_skus(self) -> None:
         body = await self.target.get("/subscribedSkus")
         self.sku_ids = {s["skuPartNumber"]: s["skuId"] for s in body.get("value", [])}
+        if licence_groups.group_mode(self.trust):
+            self.licence_groups = await licence_groups.find_licence_groups(
+                self.trust, self.academy, self.target, self.marker
+            )
 
     async def find_by_marker(self, collection: str, value: str) -> dict[str, Any] | None:
         body = await self.target.get(
@@ -292,6 +298,9 @@ class AddMembers:
 for _op in (CreateUser(), AssignLicence(), CreateGroup(), AddMembers()):
     register_operation(_op)
 
+# Group-based licensing's operations register themselves; imported here so every identity run knows them.
+from migrations import licence_groups  # noqa: E402
+
 
 # ---- inputs from discovery and mapping ---------------------------------------------------------------------
 async def _member_ids(conn: Any, gid: str, wait: float = 15.0) -> set[str]:
@@ -382,12 +391,17 @@ def _require_inputs(store: StateStore, academy: Academy) -> None:
 def plan_users(
     trust: Trust, academy: Academy, store: StateStore, renamed: dict[str, str] | None = None
 ) -> Plan:
-    """`renamed`: source id -> target UPN that replaces a stale mapped one (see migrations/stale.py)."""
+    """Create each mapped user; license it directly (licences.mode direct: one assignLicense each) or by
+    membership of the academy's staff / pupils licence group (mode group: see migrations.licence_groups).
+    `renamed`: source id -> target UPN that replaces a stale mapped one (see migrations/stale.py)."""
     _require_inputs(store, academy)
     renamed = renamed or {}
     users = inventory(store, academy.code, "user")
     done = Journal.state(store, academy.code, "users")
+    by_group = licence_groups.group_mode(trust)
+    in_group = licence_groups.members_added(done) if by_group else set()
     steps: list[Step] = []
+    to_license: list[tuple[str, str]] = []
     notes: list[str] = []
     already = 0
     for sid, row in mappings(store, academy.code, "user").items():
@@ -401,39 +415,53 @@ def plan_users(
         upn = renamed.get(sid, row["target_key"])
         role = src.get("role", "staff")
         sku = trust.settings.licences.pupil if role == "pupil" else trust.settings.licences.staff
-        if done.get(key, {}).get("event") == "done" and done.get(f"licence:{sid}", {}).get("event") == "done":
+        created = done.get(key, {}).get("event") == "done"
+        if by_group:
+            licensed = created and done[key].get("target_id") in in_group
+        else:
+            licensed = done.get(f"licence:{sid}", {}).get("event") == "done"
+        if created and licensed:
             already += 1
             continue
-        steps.append(
-            Step(
-                key,
-                "create-user",
-                {
-                    "source_id": sid,
-                    "source_upn": src.get("userPrincipalName", ""),
-                    "upn": upn,
-                    "display_name": row["data"].get("target_display_name") or src.get("displayName") or upn,
-                    # Spoofing characters cleaned as in the display name (discovery records the finding).
-                    "given_name": clean_name(src["givenName"]) if src.get("givenName") else None,
-                    "surname": clean_name(src["surname"]) if src.get("surname") else None,
-                    "mail_nickname": upn.split("@")[0],
-                    "usage_location": trust.settings.usage_location,
-                    "job_title": src.get("jobTitle"),
-                    "department": src.get("department"),
-                    "employee_type": src.get("employeeType"),
-                    "role": role,
-                    "marker": marker_value(academy, sid),
-                },
+        if by_group:
+            to_license.append((key, role))
+        if not created or not by_group:
+            steps.append(
+                Step(
+                    key,
+                    "create-user",
+                    {
+                        "source_id": sid,
+                        "source_upn": src.get("userPrincipalName", ""),
+                        "upn": upn,
+                        "display_name": row["data"].get("target_display_name")
+                        or src.get("displayName")
+                        or upn,
+                        # Spoofing characters cleaned as in the display name (discovery records the finding).
+                        "given_name": clean_name(src["givenName"]) if src.get("givenName") else None,
+                        "surname": clean_name(src["surname"]) if src.get("surname") else None,
+                        "mail_nickname": upn.split("@")[0],
+                        "usage_location": trust.settings.usage_location,
+                        "job_title": src.get("jobTitle"),
+                        "department": src.get("department"),
+                        "employee_type": src.get("employeeType"),
+                        "role": role,
+                        "marker": marker_value(academy, sid),
+                    },
+                )
             )
-        )
-        steps.append(
-            Step(
-                f"licence:{sid}",
-                "assign-licence",
-                {"user_key": key, "upn": upn, "sku": sku},
-                after=(key,),
+        if not by_group:
+            steps.append(
+                Step(
+                    f"licence:{sid}",
+                    "assign-licence",
+                    {"user_key": key, "upn": upn, "sku": sku},
+                    after=(key,),
+                )
             )
-        )
+    if by_group:
+        planned = {s.key for s in steps}
+        steps += licence_groups.plan_group_licensing(trust, academy, to_license, planned)
     return Plan(academy.code, "users", sorted(steps, key=lambda s: s.key), notes, already)
 
 

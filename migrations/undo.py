@@ -25,6 +25,8 @@ UNDOABLE = {
     "create-group": "delete group",
     "add-members": "remove members",
     "assign-licence": "licence goes with the user",
+    "ensure-licence-group": "delete group",
+    "assign-group-licence": "remove the group's licence",
 }
 PHASE_ORDER = ("users", "groups", "memberships")
 # Latest events that leave something to undo. A kept object (undo-skipped) is checked again by every later
@@ -47,9 +49,13 @@ class UndoStep:
         maybe = " (if the interrupted run created it)" if self.in_doubt else ""
         if self.op == "create-user":
             return f"delete user {a.get('upn')} ({self.target_id or 'by provenance marker'}){maybe}"
-        if self.op == "create-group":
+        if self.op in ("create-group", "ensure-licence-group"):
             return (
                 f"delete group '{a.get('display_name')}' ({self.target_id or 'by provenance marker'}){maybe}"
+            )
+        if self.op == "assign-group-licence":
+            return (
+                f"remove licence {a.get('sku')} from group '{a.get('group_name')}' ({self.target_id}){maybe}"
             )
         if self.op == "add-members":
             n = len(self.data.get("members", [])) or len(a.get("member_keys", []))
@@ -120,9 +126,10 @@ class _Ids:
         self.members: dict[str, set[str]] = {}
         for phase in PHASE_ORDER:
             for key, h in _histories(store, academy, phase).items():
-                if h["done"] and h["done"]["target_id"] and phase != "memberships":
+                if h["done"] and h["done"]["target_id"] and h["op"] != "add-members":
                     self.ids[key] = h["done"]["target_id"]
-                if phase == "memberships" and h["done"]:
+                # Members trustfold added: the memberships phase's, and the users phase's licence groups'.
+                if h["op"] == "add-members" and h["done"]:
                     gid = h["done"]["target_id"]
                     self.members.setdefault(gid, set()).update(h["done"]["data"].get("members", []))
 
@@ -245,6 +252,25 @@ async def _undo_members(conn: TenantConnection, step: UndoStep, ids: _Ids) -> Ou
     return Outcome("undone", gid, {"members": members})
 
 
+async def _undo_group_licence(conn: TenantConnection, step: UndoStep, ids: _Ids) -> Outcome:
+    """Take back the licence trustfold gave a licence group (members lose what they inherited with it)."""
+    from migrations.licence_groups import undo_group_licence
+
+    gid = step.target_id or ids.get(str(step.args.get("group_key", "")))
+    if not gid:
+        return Outcome("undone", None, {}, "its group was never created")
+    sku_id = str(step.data.get("sku_id") or "")
+    if not sku_id:  # in doubt: the intent names the SKU by part number only
+        skus = (await conn.get("/subscribedSkus", {"$select": "skuId,skuPartNumber"})).get("value", [])
+        sku_id = next((str(k["skuId"]) for k in skus if k.get("skuPartNumber") == step.args.get("sku")), "")
+        if not sku_id:
+            return Outcome("undone", gid, {}, f"SKU {step.args.get('sku')} is not in the tenant")
+    problem = await undo_group_licence(conn, gid, sku_id)
+    if problem:
+        return Outcome("failed", gid, {}, problem)
+    return Outcome("undone", gid, {"sku_id": sku_id})
+
+
 def _licence(store: StateStore, academy: str, step: UndoStep) -> Outcome | None:
     """A licence goes with its user: decided only once the user's undo outcome is known (None: not yet)."""
     user_key = step.args.get("user_key", "")
@@ -302,6 +328,8 @@ async def carry_out(
             try:
                 if step.op == "add-members":
                     outcome = await _undo_members(conn, step, ids)
+                elif step.op == "assign-group-licence":
+                    outcome = await _undo_group_licence(conn, step, ids)
                 else:
                     outcome = await _undo_object(
                         conn,
@@ -317,9 +345,14 @@ async def carry_out(
 
     # Steps of one phase are independent of each other; a crash stops them all (TaskGroup), and each one
     # is journaled on its own, so the next rollback resumes exactly the open ones.
-    async with asyncio.TaskGroup() as group:
-        for step in [s for s in steps if s.op != "assign-licence"]:
-            group.create_task(undo(step))
+    # Entra refuses to delete a group that still holds licences: licence groups go once everything else (their
+    # members, their group licence) is undone.
+    first = [s for s in steps if s.op not in ("assign-licence", "ensure-licence-group")]
+    then = [s for s in steps if s.op == "ensure-licence-group"]
+    for stage in (first, then):
+        async with asyncio.TaskGroup() as group:
+            for step in stage:
+                group.create_task(undo(step))
     for step in [s for s in steps if s.op == "assign-licence"]:
         decided = _licence(store, academy, step)
         if decided is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrations import licence_groups
 from migrations.graph import BatchItem, GraphResponse, TenantConnection
 from migrations.identity import IdentityContext, inventory, mappings
 from trust import Academy, Trust
@@ -34,6 +35,27 @@ async def _get_many(conn: TenantConnection, urls: list[str]) -> list[GraphRespon
     return out
 
 
+def licence_problem(trust: Trust, ctx: IdentityContext, role: str, user: dict[str, Any]) -> str | None:
+    """What is wrong with the user's licence, read from licenseAssignmentStates (direct or inherited, Active
+    or in error such as CountViolation); None when the SKU is active from the source the mode expects."""
+    sku = trust.settings.licences.pupil if role == "pupil" else trust.settings.licences.staff
+    sku_id = ctx.sku_ids.get(sku)
+    states = [s for s in user.get("licenseAssignmentStates") or [] if s.get("skuId") == sku_id]
+    if licence_groups.group_mode(trust):
+        purpose = licence_groups.purpose_of(role)
+        gid = ctx.ids.get(licence_groups.group_key(purpose))
+        states = [s for s in states if s.get("assignedByGroup") == gid] if gid else []
+        source = f"by the {purpose} licence group"
+    else:
+        source = "directly"
+    if any(s.get("state") == "Active" for s in states):
+        return None
+    if states:
+        s = states[0]
+        return f"licence {sku} {source} is in state {s.get('state')} ({s.get('error')})"
+    return f"licence {sku} is not assigned {source}"
+
+
 async def verify_identity(trust: Trust, academy: Academy, ctx: IdentityContext) -> Verification:
     result = Verification()
     store, conn = ctx.store, ctx.target
@@ -41,7 +63,10 @@ async def verify_identity(trust: Trust, academy: Academy, ctx: IdentityContext) 
     await ctx.load_skus()
     users = inventory(store, academy.code, "user")
     user_rows = [r for r in mappings(store, academy.code, "user").values() if r["action"] != "skip"]
-    select = "id,userPrincipalName,displayName,accountEnabled,usageLocation,assignedLicenses"
+    select = (
+        "id,userPrincipalName,displayName,accountEnabled,usageLocation,assignedLicenses,"
+        "licenseAssignmentStates"
+    )
     expected: list[tuple[dict[str, Any], str]] = []
     from migrations.domain.verify import switched_upns  # the domain phase may have moved sign-in names
 
@@ -72,10 +97,9 @@ async def verify_identity(trust: Trust, academy: Academy, ctx: IdentityContext) 
             result.add("user", row["target_key"], f"UPN is {u.get('userPrincipalName')}")
         if u.get("usageLocation") != trust.settings.usage_location:
             result.add("user", row["target_key"], f"usageLocation is {u.get('usageLocation')}")
-        role = src.get("role", "staff")
-        sku = trust.settings.licences.pupil if role == "pupil" else trust.settings.licences.staff
-        if ctx.sku_ids.get(sku) not in {lic.get("skuId") for lic in u.get("assignedLicenses") or []}:
-            result.add("user", row["target_key"], f"licence {sku} is not assigned")
+        problem = licence_problem(trust, ctx, src.get("role", "staff"), u)
+        if problem:
+            result.add("user", row["target_key"], problem)
     # Groups: existence and members against the source, through the mapping.
     group_rows = [r for r in mappings(store, academy.code, "group").values() if r["action"] == "create"]
     links = inventory(store, academy.code, "membership")

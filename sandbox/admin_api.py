@@ -161,6 +161,31 @@ async def expire_delta(request: Request) -> Response:
     return JSONResponse({"tenant": tenant.id, "delta_epoch": tenant.delta_epoch})
 
 
+async def seats(request: Request) -> Response:
+    """{"<SKU part number or skuId>": units, ...}: the tenant's prepaid (enabled) seats; answers its SKUs."""
+    world = _world(request)
+    tenant = world.tenant(request.path_params["tid"])
+    if tenant is None:
+        return _problem(f"no tenant {request.path_params['tid']!r} in this sandbox", 404)
+    try:
+        body = await _body(request)
+        if not body:
+            raise ValueError('body must name at least one SKU, e.g. {"STANDARDWOFFPACK_STUDENT": 100}')
+        from sandbox.licensing import set_seats
+
+        set_seats(tenant, body)
+    except ValueError as exc:
+        return _problem(str(exc))
+    world.refresh_budgets()
+    world.dirty = True
+    return JSONResponse(
+        {
+            s["skuPartNumber"]: {"enabled": s["prepaidUnits"]["enabled"], "consumed": s["consumedUnits"]}
+            for s in tenant.skus
+        }
+    )
+
+
 async def save(request: Request) -> Response:
     world = _world(request)
     if world.state_path is None:
@@ -180,4 +205,5 @@ def admin_routes() -> list[Route]:
         Route("/sandbox/reset", reset, methods=["POST"]),
         Route("/sandbox/tenants/{tid}/expire-delta", expire_delta, methods=["POST"]),
         Route("/sandbox/save", save, methods=["POST"]),
+        Route("/sandbox/tenants/{tid}/seats", seats, methods=["POST"]),
     ]

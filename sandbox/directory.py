@@ -10,6 +10,7 @@ import re
 import uuid
 from typing import Any
 
+from sandbox import licensing
 from sandbox.errors import GraphError, bad_request, now_iso
 from sandbox.schema import (
     EXTENSION_RE,
@@ -219,6 +220,7 @@ def base_user(uid: str, created: str) -> dict[str, Any]:
         "businessPhones": [],
         "assignedLicenses": [],
         "assignedPlans": [],
+        "licenseAssignmentStates": [],
         "proxyAddresses": [],
         "otherMails": [],
         "userType": "Member",
@@ -340,6 +342,7 @@ def restore(t: TenantState, oid: str) -> dict[str, Any]:
             if g in t.groups:
                 t.members.setdefault(g, {})[oid] = None
                 t.member_changed(g, oid, True)
+        licensing.process_user(t, obj)
         for g in item.get("ownerOf", []):
             if g in t.groups:
                 t.owners.setdefault(g, {})[oid] = None
@@ -365,40 +368,11 @@ def purge(t: TenantState, oid: str) -> None:
 
 
 def assign_license(t: TenantState, user: dict[str, Any], body: Any) -> None:
-    """POST /users/{id}/assignLicense (learn.microsoft.com/graph/api/user-assignlicense)."""
+    """POST /users/{id}/assignLicense (learn.microsoft.com/graph/api/user-assignlicense); seats and
+    group-inherited licences are kept by sandbox.licensing."""
     if not isinstance(body, dict) or "addLicenses" not in body or "removeLicenses" not in body:
         raise bad_request("Both addLicenses and removeLicenses are required.")
-    add, remove = body["addLicenses"], body["removeLicenses"]
-    if not isinstance(add, list) or not isinstance(remove, list):
-        raise bad_request("addLicenses and removeLicenses must be collections.")
-    skus = {s["skuId"]: s for s in t.skus}
-    current = {lic["skuId"]: lic for lic in user.get("assignedLicenses") or ()}
-    if add and not user.get("usageLocation"):
-        raise bad_request("License assignment cannot be done for user with invalid usage location.")
-    for lic in add:
-        sku_id = lic.get("skuId") if isinstance(lic, dict) else None
-        if sku_id not in skus:
-            raise bad_request(f"License {sku_id} does not correspond to a valid company License.")
-        plans = {p["servicePlanId"] for p in skus[sku_id]["servicePlans"]}
-        for plan in lic.get("disabledPlans") or ():
-            if plan not in plans:
-                raise bad_request(f"Service plan {plan} is not part of the license {sku_id}.")
-        sku = skus[sku_id]
-        if sku_id not in current and sku["consumedUnits"] >= sku["prepaidUnits"]["enabled"]:
-            raise bad_request(f"Subscription {sku_id} does not have any available licenses.")
-    for sku_id in remove:
-        if sku_id not in current:
-            raise bad_request(f"User does not have a corresponding license {sku_id}.")
-    for lic in add:
-        sku_id = lic["skuId"]
-        if sku_id not in current:
-            skus[sku_id]["consumedUnits"] += 1
-        current[sku_id] = {"disabledPlans": list(lic.get("disabledPlans") or []), "skuId": sku_id}
-    for sku_id in remove:
-        current.pop(sku_id)
-        skus[sku_id]["consumedUnits"] = max(0, skus[sku_id]["consumedUnits"] - 1)
-    user["assignedLicenses"] = list(current.values())
-    t.touch(user["id"])
+    licensing.assign_direct(t, user, body["addLicenses"], body["removeLicenses"])
 
 
 # Groups --------------------------------------------------------------------------------------------------
@@ -561,6 +535,7 @@ def _add(t: TenantState, gid: str, kind: str, oid: str) -> None:
     if kind == "members":
         t.members[gid][oid] = None
         t.member_changed(gid, oid, True)
+        licensing.member_changed(t, gid, oid)
     else:
         t.owners[gid][oid] = None
         t.touch(gid)
@@ -588,12 +563,14 @@ def remove_ref(t: TenantState, group: dict[str, Any], kind: str, oid: str) -> No
     del current[oid]
     if kind == "members":
         t.member_changed(group["id"], oid, False)
+        licensing.member_changed(t, group["id"], oid)
     else:
         t.touch(group["id"])
 
 
 def delete_group(t: TenantState, group: dict[str, Any]) -> None:
     """DELETE /groups/{id}: Microsoft 365 groups soft-deleted, security groups at once (group-delete)."""
+    licensing.check_group_deletable(group)
     gid = group["id"]
     unified = "Unified" in group.get("groupTypes", [])
     members = list(t.members.pop(gid, {}))

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from sandbox import directory as d
+from sandbox import licensing
 from sandbox.errors import GraphError, from_exception
 from sandbox.odata import (
     FilterContext,
@@ -399,6 +400,15 @@ async def update_group(request: Request, t: TenantState) -> Response:
 
 
 @graph_route
+async def assign_group_license(request: Request, t: TenantState) -> Response:
+    """POST /groups/{id}/assignLicense (learn.microsoft.com/graph/api/group-assignlicense): 202 Accepted
+    with the group."""
+    group = _get_group(t, request.path_params["gid"])
+    licensing.assign_group(t, group, await read_json(request))
+    return json_response({"@odata.context": CONTEXT + "groups/$entity", **d.group_out(group, None)}, 202)
+
+
+@graph_route
 async def delete_group(request: Request, t: TenantState) -> Response:
     """DELETE /groups/{id} (learn.microsoft.com/graph/api/group-delete)."""
     d.delete_group(t, _get_group(t, request.path_params["gid"]))
@@ -708,6 +718,7 @@ def directory_routes() -> list[Route]:
         Route(f"{v}/groups/{{gid}}", get_group, methods=["GET"]),
         Route(f"{v}/groups/{{gid}}", update_group, methods=["PATCH"]),
         Route(f"{v}/groups/{{gid}}", delete_group, methods=["DELETE"]),
+        Route(f"{v}/groups/{{gid}}/assignLicense", assign_group_license, methods=["POST"]),
         Route(f"{v}/directory/deletedItems", deleted_untyped, methods=["GET"]),
         Route(f"{v}/directory/deletedItems/microsoft.graph.user", _deleted_list("user"), methods=["GET"]),
         Route(f"{v}/directory/deletedItems/microsoft.graph.group", _deleted_list("group"), methods=["GET"]),

@@ -184,6 +184,16 @@ def _licence(t: TenantState, user: dict[str, Any], part: str) -> None:
     for sku in t.skus:
         if sku["skuPartNumber"] == part:
             user["assignedLicenses"] = [{"disabledPlans": [], "skuId": sku["skuId"]}]
+            user["licenseAssignmentStates"] = [
+                {
+                    "assignedByGroup": None,
+                    "disabledPlans": [],
+                    "error": "None",
+                    "lastUpdatedDateTime": user.get("createdDateTime"),
+                    "skuId": sku["skuId"],
+                    "state": "Active",
+                }
+            ]
             sku["consumedUnits"] += 1
 
 

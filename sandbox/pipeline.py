@@ -19,7 +19,7 @@ import jwt
 
 from sandbox.errors import error_body
 from sandbox.tenancy import DENIED, denied
-from sandbox.throttle import Decision, throttle_headers
+from sandbox.throttle import Decision, retry_after_header, throttle_headers
 from sandbox.world import TenantState, World
 
 Scope = dict[str, Any]
@@ -227,14 +227,14 @@ class GraphPipeline:
             if fault == "slow":
                 await asyncio.sleep(settings.slow_seconds)
             elif fault in ("429", "503"):
-                retry = round(self.rng.uniform(0.5, 3.0), 3)
+                retry = retry_after_header(self.rng.uniform(0.5, 3.0))
                 if fault == "429":
                     status, body, hdrs = _error(
                         429,
                         "TooManyRequests",
                         "Too many requests.",
                         {
-                            "Retry-After": f"{retry:g}",
+                            "Retry-After": retry,
                             "x-ms-throttle-scope": f"Tenant_Application/ReadWrite/{app_id}/{tid}",
                             "x-ms-throttle-information": "ResourceUnitLimitExceeded",
                         },
@@ -244,7 +244,7 @@ class GraphPipeline:
                         503,
                         "serviceNotAvailable",
                         "Service unavailable. Try again later.",
-                        {"Retry-After": f"{retry:g}"},
+                        {"Retry-After": retry},
                     )
                 stats.record(
                     tid, method=method, throttled=True, bytes_out=await send_json(send, status, body, hdrs)

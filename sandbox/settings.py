@@ -131,6 +131,8 @@ class Settings:
     withhold_roles: tuple[str, ...] = ()
     seed: int = 1
     size: int = DEFAULT_SIZE
+    # Licence seats (prepaidUnits.enabled) set over the generated ones: (tenant id or "*", SKU, units).
+    seats: tuple[tuple[str, str, int], ...] = ()
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
@@ -150,6 +152,7 @@ class Settings:
             "withhold_roles": list(self.withhold_roles),
             "seed": self.seed,
             "size": self.size,
+            "seats": [f"{t}:{sku}={n}" for t, sku, n in self.seats],
         }
 
 
@@ -186,6 +189,23 @@ def parse_faults(text: str) -> Faults:
                 f"fault rate for {kind} must be a number between 0 and 1, got {rate.strip()!r}"
             ) from None
     return Faults.from_dict(values)
+
+
+_SEAT_RE = re.compile(r"^(?:(?P<tenant>[0-9A-Fa-f-]{36}|\*):)?(?P<sku>[A-Za-z0-9_-]{3,64})=(?P<n>\d{1,8})$")
+
+
+def parse_seats(text: str) -> tuple[tuple[str, str, int], ...]:
+    """'STANDARDWOFFPACK_STUDENT=100,<tenant id>:STANDARDWOFFPACK_FACULTY=5' -> seats per tenant and SKU
+    (no tenant: every tenant holding that SKU). An empty string sets none."""
+    out: list[tuple[str, str, int]] = []
+    for part in filter(None, (p.strip() for p in str(text).split(","))):
+        m = _SEAT_RE.match(part)
+        if not m:
+            raise ValueError(
+                f"seats {part!r} must look like [TENANT-ID:]SKU=N (e.g. STANDARDWOFFPACK_STUDENT=100)"
+            )
+        out.append(((m.group("tenant") or "*").lower(), m.group("sku"), int(m.group("n"))))
+    return tuple(out)
 
 
 def parse_latency(value: float) -> float:

@@ -20,7 +20,7 @@ import uvicorn
 
 from sandbox.app import create_app
 from sandbox.bootstrap import make_world
-from sandbox.settings import DEFAULT_SIZE, Budget, Faults, Settings, parse_budget, parse_faults
+from sandbox.settings import DEFAULT_SIZE, Budget, Faults, Settings, parse_budget, parse_faults, parse_seats
 from sandbox.world import World
 
 
@@ -41,6 +41,8 @@ def build_settings(**overrides: Any) -> Settings:
     for key in ("write_budget", "identity_ru", "sharepoint_ru", "tenant_write_budget"):
         if isinstance(values.get(key), str):
             values[key] = parse_budget(values[key], key.replace("_", " "))
+    if isinstance(values.get("seats"), str):
+        values["seats"] = parse_seats(values["seats"])
     if isinstance(values.get("faults"), str):
         values["faults"] = parse_faults(values["faults"])
     elif isinstance(values.get("faults"), dict):

@@ -92,9 +92,17 @@ class Throttle:
     """Budgets for every (tenant, app) pair; thread-safe so drive routes and tests may call it from
     anywhere."""
 
-    def __init__(self, settings: Settings, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock = time.monotonic,
+        user_count: Callable[[str], int | None] | None = None,
+    ) -> None:
         self._settings = settings
         self._clock = clock
+        # The tenant's size now (users), asked at every decision: the identity tier follows the tenant as it
+        # grows or shrinks, as Microsoft's tiers are defined by tenant size, not by size at some start.
+        self._user_count = user_count
         self._lock = threading.Lock()
         self._windows: dict[tuple[str, ...], SlidingWindow] = {}
         self._tenant_users: dict[str, int] = {}
@@ -116,7 +124,10 @@ class Throttle:
         s = self._settings
         if s.identity_ru is not None:
             return s.identity_ru
-        return Budget(identity_ru_for_users(self._tenant_users.get(tenant_id, 0)), IDENTITY_RU_WINDOW_S)
+        users = self._user_count(tenant_id) if self._user_count else None
+        if users is None:
+            users = self._tenant_users.get(tenant_id, 0)
+        return Budget(identity_ru_for_users(users), IDENTITY_RU_WINDOW_S)
 
     def sharepoint_budget(self, tenant_id: str) -> Budget:
         s = self._settings
@@ -137,9 +148,12 @@ class Throttle:
 
     def _window(self, key: tuple[str, ...], budget: Budget) -> SlidingWindow:
         w = self._windows.get(key)
-        if w is None or w.limit != budget.limit or w.seconds != budget.seconds:
+        if w is None or w.seconds != budget.seconds:
             w = SlidingWindow(budget.limit, budget.seconds)
             self._windows[key] = w
+        elif w.limit != budget.limit:
+            # A tier change (the tenant grew) keeps what the window already holds: only the ceiling moves.
+            w.limit = budget.limit
         return w
 
     # Charging -------------------------------------------------------------------------------------------
@@ -204,7 +218,7 @@ class Throttle:
                 if wait > 0 and (worst is None or wait > worst[0]):
                     worst = (wait, scope, info)
             if worst is not None:
-                # Graph documents fractional Retry-After (e.g. 2.128): keep milliseconds, round up.
+                # Kept to the millisecond here; the Retry-After header rounds up to whole seconds.
                 retry = math.ceil(worst[0] * 1000) / 1000
                 return Decision(retry, worst[1], worst[2], 100.0)
             pct = 0.0
@@ -222,12 +236,18 @@ class Throttle:
             self._windows.clear()
 
 
+def retry_after_header(seconds: float) -> str:
+    """RFC 9110 section 10.2.3: Retry-After is delay-seconds, a non-negative whole number. Round up (never
+    invite a retry before the budget frees) and send at least 1; real clients (rclone) reject fractions."""
+    return str(max(1, math.ceil(seconds - 1e-9)))
+
+
 def throttle_headers(decision: Decision, ru: int) -> dict[str, str]:
     """Headers Graph puts on answers: resource units always, the limit percentage above 80%, scope when
     refused."""
     headers = {"x-ms-resource-unit": str(ru)}
     if decision.retry_after is not None:
-        headers["Retry-After"] = f"{decision.retry_after:g}"
+        headers["Retry-After"] = retry_after_header(decision.retry_after)
         headers["x-ms-throttle-scope"] = decision.scope
         headers["x-ms-throttle-information"] = decision.information
     elif decision.limit_percentage >= 80.0:

@@ -308,17 +308,22 @@ class World:
         self.settings = settings
         self.config_dir = config_dir
         self.state_path = state_path
-        self.throttle = Throttle(settings)
+        self.throttle = Throttle(settings, user_count=self._user_count)
         self._set_lag()
         self.stats = Stats()
         # Signs access tokens; per process, never persisted (tokens die with the server, like a key rollover).
         self.token_key = secrets.token_bytes(32)
         self.dirty = False
         self._save_lock = threading.Lock()
+        self.apply_seats()
         self.refresh_budgets()
 
     def tenant(self, tenant_id: str) -> TenantState | None:
         return self.tenants.get(tenant_id.lower())
+
+    def _user_count(self, tenant_id: str) -> int | None:
+        t = self.tenants.get(tenant_id)
+        return len(t.users) if t is not None else None
 
     def refresh_budgets(self) -> None:
         for t in self.tenants.values():
@@ -333,8 +338,31 @@ class World:
         for t in self.tenants.values():
             t.replication_lag_s = self.settings.replication_lag_ms / 1000
 
+    def apply_seats(self, seats: tuple[tuple[str, str, int], ...] | None = None) -> None:
+        """Set prepaid units from the settings (or the given entries); ValueError names a bad entry."""
+        from sandbox.licensing import set_seats
+
+        for tenant_id, sku, units in self.settings.seats if seats is None else seats:
+            if tenant_id != "*":
+                t = self.tenant(tenant_id)
+                if t is None:
+                    raise ValueError(f"seats: no tenant {tenant_id} in this sandbox")
+                set_seats(t, {sku: units})
+                continue
+            holders = [
+                t
+                for t in self.tenants.values()
+                if any(sku in (s["skuPartNumber"], s["skuId"]) for s in t.skus)
+            ]
+            if not holders:
+                raise ValueError(f"seats: no tenant holds a SKU {sku!r}")
+            for t in holders:
+                set_seats(t, {sku: units})
+        self.refresh_budgets()
+
     def replace_tenants(self, tenants: dict[str, TenantState]) -> None:
         self.tenants = tenants
+        self.apply_seats()
         self._set_lag()
         self.throttle.reset()
         self.stats.reset()

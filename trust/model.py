@@ -150,6 +150,10 @@ class Naming(Strict):
 class Licences(Strict):
     staff: Sku
     pupil: Sku
+    # direct: each user gets its SKU by assignLicense; group: the users phase licenses a staff and a pupils
+    # group per academy (trust.names.entra_group) and users get the SKU by membership (Entra group-based
+    # licensing), one write fewer per user.
+    mode: Literal["direct", "group"] = "direct"
 
 
 class Logging(Strict):

@@ -1,0 +1,241 @@
+"""Licences on one TenantState: seats, direct assignment and group-based licensing as Entra computes them.
+
+A user's licences are held as `licenseAssignmentStates` (learn.microsoft.com/graph/api/resources/
+licenseassignmentstate): one state per SKU and source, `assignedByGroup` null for a direct assignment or the
+group's id for an inherited one, `state` Active or Error with `error` CountViolation when no seat was free.
+`assignedLicenses` is derived: the SKUs the user holds through at least one Active state. A SKU's
+`consumedUnits` counts users holding it, however many sources give it to them (a user licensed directly and
+by two groups takes one seat).
+
+Group-based licensing (learn.microsoft.com/entra/identity/users/licensing-group-advanced and
+licensing-groups-resolve-problems), with the stricter reading where the documentation leaves room:
+- only direct user members of a licensed group inherit (nested groups are not supported);
+- only security-enabled groups can carry licences;
+- an inherited assignment that finds no free seat is recorded on the user as Error / CountViolation (never
+  an error to the caller) and is retried only when that user is processed again (membership or group
+  licence change), as Entra keeps the intent in an error state until it is reprocessed;
+- a group holding licences cannot be deleted: they must be removed first;
+- users without usageLocation inherit the directory's country for group assignment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sandbox.errors import GraphError, bad_request, now_iso
+from sandbox.world import TenantState
+
+
+def no_seats(sku_id: str) -> GraphError:
+    """assignLicense when every prepaid unit is consumed (the message Graph returns, as reported on
+    learn.microsoft.com/answers/questions/1028212)."""
+    return bad_request(f"Subscription with SKU {sku_id} does not have any available licenses.")
+
+
+def states(user: dict[str, Any]) -> list[dict[str, Any]]:
+    """The user's assignment states; users saved before states were kept get direct Active ones."""
+    current = user.get("licenseAssignmentStates")
+    if current is None:
+        current = [
+            _state(lic["skuId"], None, list(lic.get("disabledPlans") or []), "Active")
+            for lic in user.get("assignedLicenses") or ()
+        ]
+        user["licenseAssignmentStates"] = current
+    return current
+
+
+def _state(sku_id: str, group: str | None, disabled: list[str], state: str, error: str | None = None) -> dict:
+    return {
+        "assignedByGroup": group,
+        "disabledPlans": disabled,
+        "error": error or "None",
+        "lastUpdatedDateTime": now_iso(),
+        "skuId": sku_id,
+        "state": state,
+    }
+
+
+def _held(sts: list[dict[str, Any]]) -> dict[str, list[str]]:
+    held: dict[str, list[str]] = {}
+    for s in sts:
+        if s["state"] == "Active":
+            held.setdefault(s["skuId"], s.get("disabledPlans") or [])
+    return held
+
+
+def _commit(t: TenantState, user: dict[str, Any], new_states: list[dict[str, Any]]) -> None:
+    """Store states, derive assignedLicenses and move consumedUnits by what the user gained or lost."""
+    before = set(_held(states(user)))
+    held = _held(new_states)
+    after = set(held)
+    for sku in t.skus:
+        if sku["skuId"] in after - before:
+            sku["consumedUnits"] += 1
+        elif sku["skuId"] in before - after:
+            sku["consumedUnits"] = max(0, sku["consumedUnits"] - 1)
+    user["licenseAssignmentStates"] = new_states
+    user["assignedLicenses"] = [{"disabledPlans": list(d), "skuId": k} for k, d in held.items()]
+    t.touch(user["id"])
+
+
+def _free(t: TenantState, sku_id: str) -> int:
+    for sku in t.skus:
+        if sku["skuId"] == sku_id:
+            return int(sku["prepaidUnits"]["enabled"]) - int(sku["consumedUnits"])
+    return 0
+
+
+def check_licences(t: TenantState, add: Any, remove: Any, present: set[str]) -> dict[str, dict[str, Any]]:
+    """Validate an assignLicense body's parts (user-assignlicense, group-assignlicense); the SKUs by id."""
+    if not isinstance(add, list) or not isinstance(remove, list):
+        raise bad_request("addLicenses and removeLicenses must be collections.")
+    skus = {s["skuId"]: s for s in t.skus}
+    for lic in add:
+        sku_id = lic.get("skuId") if isinstance(lic, dict) else None
+        if sku_id not in skus:
+            raise bad_request(f"License {sku_id} does not correspond to a valid company License.")
+        plans = {p["servicePlanId"] for p in skus[sku_id]["servicePlans"]}
+        for plan in lic.get("disabledPlans") or ():
+            if plan not in plans:
+                raise bad_request(f"Service plan {plan} is not part of the license {sku_id}.")
+    for sku_id in remove:
+        if sku_id not in present:
+            raise bad_request(f"User does not have a corresponding license {sku_id}.")
+    return skus
+
+
+def assign_direct(t: TenantState, user: dict[str, Any], add: list[Any], remove: list[str]) -> None:
+    """POST /users/{id}/assignLicense: direct assignments, refused when a new seat is needed and none is
+    free (learn.microsoft.com/graph/api/user-assignlicense)."""
+    sts = states(user)
+    direct = {s["skuId"]: s for s in sts if s.get("assignedByGroup") is None}
+    check_licences(t, add, remove, set(direct))
+    if add and not user.get("usageLocation"):
+        raise bad_request("License assignment cannot be done for user with invalid usage location.")
+    held = _held(sts)
+    for sku_id in {lic["skuId"] for lic in add} - set(held):
+        if _free(t, sku_id) < 1:
+            raise no_seats(sku_id)
+    for lic in add:
+        direct[lic["skuId"]] = _state(lic["skuId"], None, list(lic.get("disabledPlans") or []), "Active")
+    for sku_id in remove:
+        direct.pop(sku_id, None)
+    inherited = [s for s in sts if s.get("assignedByGroup") is not None]
+    _commit(t, user, [*direct.values(), *inherited])
+    # A seat freed or a SKU now held directly may settle this user's inherited errors.
+    if inherited:
+        process_user(t, user)
+
+
+def _licensed_groups_of(t: TenantState, uid: str) -> list[dict[str, Any]]:
+    return [
+        g
+        for gid, members in t.members.items()
+        if uid in members and (g := t.groups.get(gid)) is not None and g.get("assignedLicenses")
+    ]
+
+
+def process_user(t: TenantState, user: dict[str, Any]) -> None:
+    """Bring the user's inherited states in line with the licensed groups it is a direct member of."""
+    sts = states(user)
+    wanted: dict[tuple[str, str], list[str]] = {}
+    for g in _licensed_groups_of(t, user["id"]):
+        for lic in g["assignedLicenses"]:
+            wanted[(lic["skuId"], g["id"])] = list(lic.get("disabledPlans") or [])
+    kept = [
+        s for s in sts if s.get("assignedByGroup") is None or (s["skuId"], s["assignedByGroup"]) in wanted
+    ]
+    by_key = {(s["skuId"], s.get("assignedByGroup")): s for s in kept}
+    held = set(_held(kept))
+    gained: dict[str, int] = {}
+    result = [s for s in kept if s.get("assignedByGroup") is None]
+    for (sku_id, gid), disabled in sorted(wanted.items()):
+        old = by_key.get((sku_id, gid))
+        if old is not None and old["state"] == "Active":
+            result.append(old)
+            continue
+        if sku_id in held or _free(t, sku_id) - gained.get(sku_id, 0) >= 1:
+            if sku_id not in held:
+                gained[sku_id] = gained.get(sku_id, 0) + 1
+                held.add(sku_id)
+            result.append(_state(sku_id, gid, disabled, "Active"))
+        else:
+            result.append(_state(sku_id, gid, disabled, "Error", "CountViolation"))
+    # Only groups where this user is or was in error can change their hasMembersWithLicenseErrors flag
+    # (rescanning a 4,000-member group on every clean membership change would be quadratic).
+    flagged = {
+        s["assignedByGroup"] for s in [*sts, *result] if s.get("assignedByGroup") and s["state"] == "Error"
+    }
+    _commit(t, user, result)
+    for gid in flagged:
+        refresh_error_flag(t, gid)
+
+
+def refresh_error_flag(t: TenantState, gid: str) -> None:
+    group = t.groups.get(gid)
+    if group is None:
+        return
+    flag = any(
+        s.get("assignedByGroup") == gid and s["state"] == "Error"
+        for uid in t.members.get(gid, {})
+        if (u := t.users.get(uid)) is not None
+        for s in u.get("licenseAssignmentStates") or ()
+    )
+    group["hasMembersWithLicenseErrors"] = flag
+
+
+def member_changed(t: TenantState, gid: str, oid: str) -> None:
+    """A user joined or left a group: reprocess it when the group carries licences."""
+    group = t.groups.get(gid)
+    user = t.users.get(oid)
+    if user is not None and group is not None and group.get("assignedLicenses"):
+        process_user(t, user)
+
+
+def assign_group(t: TenantState, group: dict[str, Any], body: Any) -> None:
+    """POST /groups/{id}/assignLicense (learn.microsoft.com/graph/api/group-assignlicense): the group's
+    licences change and every direct user member is processed; seat shortages land on the users."""
+    if not isinstance(body, dict) or "addLicenses" not in body or "removeLicenses" not in body:
+        raise bad_request("Both addLicenses and removeLicenses are required.")
+    if not group.get("securityEnabled"):
+        raise bad_request(
+            "License assignment to a group is supported only for security groups and Microsoft 365 "
+            "groups with securityEnabled set to true."
+        )
+    current = {lic["skuId"]: lic for lic in group.get("assignedLicenses") or ()}
+    add, remove = body["addLicenses"], body["removeLicenses"]
+    check_licences(t, add, remove, set(current))
+    for lic in add:
+        current[lic["skuId"]] = {"disabledPlans": list(lic.get("disabledPlans") or []), "skuId": lic["skuId"]}
+    for sku_id in remove:
+        current.pop(sku_id, None)
+    group["assignedLicenses"] = list(current.values())
+    group["licenseProcessingState"] = {"state": "ProcessingComplete"}
+    t.touch(group["id"])
+    for uid in list(t.members.get(group["id"], {})):
+        user = t.users.get(uid)
+        if user is not None:
+            process_user(t, user)
+    refresh_error_flag(t, group["id"])
+
+
+def check_group_deletable(group: dict[str, Any]) -> None:
+    """Entra refuses to delete a group that still holds licences (licensing-groups-resolve-problems, "When
+    a licensed group is deleted": remove all licences first)."""
+    if group.get("assignedLicenses"):
+        raise bad_request(
+            "The group has licenses assigned. Remove all licenses assigned to the group before deleting it."
+        )
+
+
+def set_seats(t: TenantState, seats: dict[str, int]) -> None:
+    """Prepaid (enabled) units per SKU, by part number or skuId; consumption is left as it is (a reduced
+    subscription can be over-consumed; new assignments then fail)."""
+    by_key = {s["skuPartNumber"]: s for s in t.skus} | {s["skuId"]: s for s in t.skus}
+    for key, units in seats.items():
+        sku = by_key.get(key)
+        if sku is None:
+            raise ValueError(f"tenant {t.id} has no SKU {key!r} (known: {', '.join(sorted(by_key))})")
+        if not isinstance(units, int) or isinstance(units, bool) or not 0 <= units <= 10_000_000:
+            raise ValueError(f"seats for {key} must be a whole number between 0 and 10000000, got {units!r}")
+        sku["prepaidUnits"]["enabled"] = units

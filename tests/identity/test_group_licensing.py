@@ -1,0 +1,150 @@
+"""licences.mode: group through the real CLI: licence groups ensured, users licensed by membership, verify
+reads licenseAssignmentStates, rollback removes exactly what the phase assigned."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sandbox.testing import running_sandbox
+from tests.identity.conftest import CONFIG, TARGET, Cli, snapshot
+
+PHASES = ("users", "groups", "memberships")
+
+
+def group_config(tmp: Path, mode: str = "group") -> Path:
+    cfg = tmp / "config"
+    shutil.copytree(CONFIG, cfg)
+    trust = cfg / "trust.yaml"
+    text = trust.read_text()
+    anchor = "  pupil: STANDARDWOFFPACK_STUDENT\n"
+    assert anchor in text
+    trust.write_text(text.replace(anchor, anchor + f"  mode: {mode}\n"))
+    return cfg
+
+
+class ConfigCli(Cli):
+    def __init__(self, url: str, state: Path, config: Path):
+        super().__init__(url, state)
+        self.config = config
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), "TRUSTFOLD_CONFIG_DIR": str(self.config)}
+
+
+@pytest.fixture
+def gcli(tmp_path: Path) -> Iterator[ConfigCli]:
+    cfg = group_config(tmp_path)
+    with running_sandbox(cfg, size=30, seed=2) as url:
+        yield ConfigCli(str(url), tmp_path / "state.db", cfg)
+
+
+def _skus(url: str) -> dict[str, dict]:
+    return {s["skuPartNumber"]: s for s in snapshot(url)["subscribedSkus"]}
+
+
+def test_users_licensed_by_group_verify_rollback(gcli: ConfigCli) -> None:
+    before = snapshot(gcli.url)
+    gcli("discover", "hillside")
+    plan = gcli.json("plan", "hillside", "--phase", "users")
+    counts = plan["counts"]
+    users = counts["create-user"]
+    assert "assign-licence" not in counts
+    assert counts["ensure-licence-group"] == 2 and counts["assign-group-licence"] == 2
+    assert counts["add-members"] <= users // 20 + 2
+    stats0 = httpx.get(f"{gcli.url}/sandbox/stats").json()["tenants"][TARGET]
+    result = gcli.json("run", "hillside", "--phase", "users")
+    assert result["status"] == "succeeded", result
+    stats1 = httpx.get(f"{gcli.url}/sandbox/stats").json()["tenants"][TARGET]
+    # One write per user, plus a twentieth for the membership, plus the two groups and their licences.
+    assert stats1["writes"] - stats0["writes"] <= users + users // 20 + 2 + 4
+    snap = snapshot(gcli.url)
+    groups = {g["mailNickname"]: g for g in snap["groups"]}
+    staff, pupils = groups["nllt-hillside-staff"], groups["nllt-hillside-pupils"]
+    skus = _skus(gcli.url)
+    assert staff["assignedLicenses"] == [
+        {"disabledPlans": [], "skuId": skus["STANDARDWOFFPACK_FACULTY"]["skuId"]}
+    ]
+    assert pupils["assignedLicenses"][0]["skuId"] == skus["STANDARDWOFFPACK_STUDENT"]["skuId"]
+    created = [
+        u
+        for u in snap["users"]
+        if u["id"] in set(snap["members"][staff["id"]] + snap["members"][pupils["id"]])
+    ]
+    assert len(created) == users
+    assert all(
+        [(s["assignedByGroup"], s["state"]) for s in u["licenseAssignmentStates"]]
+        in ([(staff["id"], "Active")], [(pupils["id"], "Active")])
+        for u in created
+    )
+    consumed = {k: v["consumedUnits"] for k, v in skus.items()}
+    before_consumed = {s["skuPartNumber"]: s["consumedUnits"] for s in before["subscribedSkus"]}
+    assert sum(consumed.values()) - sum(before_consumed.values()) == users
+    for phase in PHASES[1:]:
+        assert gcli.json("run", "hillside", "--phase", phase)["status"] == "succeeded"
+    verified = gcli.json("verify", "hillside")
+    assert verified["ok"], verified["differences"][:5]
+    again = gcli.json("run", "hillside", "--phase", "users")
+    assert again["counts"]["planned"] == 0
+    # Rollback: memberships, the groups' licences, the groups and the users; seats back where they were.
+    gcli("rollback", "hillside", "--phase", "all", "--yes", "--purge")
+    after = snapshot(gcli.url)
+    assert {g["mailNickname"] for g in after["groups"]} == {g["mailNickname"] for g in before["groups"]}
+    assert after["users"] == before["users"]
+    assert {s["skuPartNumber"]: s["consumedUnits"] for s in after["subscribedSkus"]} == before_consumed
+
+
+def test_seat_shortage_shows_in_verify_and_existing_group_is_kept(gcli: ConfigCli) -> None:
+    gcli("discover", "oakwood")
+    # The pupils group exists already (declared by the infrastructure): it is used, never deleted.
+    with httpx.Client(base_url=f"{gcli.url}/v1.0") as c:
+        from sandbox.testing import token
+
+        c.headers["Authorization"] = f"Bearer {token(gcli.url, TARGET)}"
+        r = c.post(
+            "/groups",
+            json={
+                "displayName": "Oakwood Pupils",
+                "mailNickname": "nllt-oakwood-pupils",
+                "mailEnabled": False,
+                "securityEnabled": True,
+            },
+        )
+        assert r.status_code == 201
+        existing = r.json()["id"]
+    skus = _skus(gcli.url)
+    pupil = skus["STANDARDWOFFPACK_STUDENT"]
+    r = httpx.post(
+        f"{gcli.url}/sandbox/tenants/{TARGET}/seats",
+        json={"STANDARDWOFFPACK_STUDENT": pupil["consumedUnits"] + 3},
+    )
+    assert r.status_code == 200
+    result = gcli.json("run", "oakwood", "--phase", "users")
+    assert result["status"] == "succeeded"
+    snap = snapshot(gcli.url)
+    nicknames = [g["mailNickname"] for g in snap["groups"]]
+    assert nicknames.count("nllt-oakwood-pupils") == 1
+    proc = gcli("verify", "oakwood", "--json", check=False)
+    assert proc.returncode == 1
+    diffs = json.loads(proc.stdout)["differences"]
+    shortage = [d for d in diffs if "CountViolation" in d["message"]]
+    assert shortage and all("pupils licence group" in d["message"] for d in shortage)
+    gcli("rollback", "oakwood", "--phase", "users", "--yes")
+    after = {g["id"]: g for g in snapshot(gcli.url)["groups"]}
+    assert existing in after, "a group the phase did not create is never deleted"
+    assert after[existing]["assignedLicenses"] == [], "the licence this phase gave it is removed"
+    assert snapshot(gcli.url)["members"][existing] == []
+
+
+def test_bad_licence_mode_exits_2_naming_the_field(tmp_path: Path) -> None:
+    cfg = group_config(tmp_path, mode="grup")
+    proc = ConfigCli("http://127.0.0.1:9", tmp_path / "state.db", cfg)("config", "validate", check=False)
+    assert proc.returncode == 2
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "trust.yaml" in line and "licences.mode" in line and "direct" in line and "group" in line
+    assert "Traceback" not in proc.stderr
