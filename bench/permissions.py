@@ -84,12 +84,23 @@ def main() -> None:
         tempfile.TemporaryDirectory() as tmp,
     ):
         state = Path(tmp) / "state.db"
+        cli(url, state, "bootstrap", "--yes")
         cli(url, state, "discover", args.academy)
         for phase in ("users", "groups", "files"):
-            cli(url, state, "run", args.academy, "--phase", phase, "--sharepoint-budget", args.budget)
+            cli(
+                url,
+                state,
+                "run",
+                args.academy,
+                "--phase",
+                phase,
+                "--replan",
+                "--sharepoint-budget",
+                args.budget,
+            )
         budget = ("--sharepoint-budget", args.budget)
-        first = cli(url, state, "run", args.academy, "--phase", "permissions", "--json", *budget)
-        again = cli(url, state, "run", args.academy, "--phase", "permissions", "--json", *budget)
+        first = cli(url, state, "run", args.academy, "--phase", "permissions", "--replan", "--json", *budget)
+        again = cli(url, state, "run", args.academy, "--phase", "permissions", "--replan", "--json", *budget)
         with sqlite3.connect(state) as db:
             drives = db.execute("SELECT count(*) FROM drives WHERE source_drive_id IS NOT NULL").fetchone()[0]
     one = figures(first["counts"], limit, window, drives)

@@ -16,7 +16,7 @@ import pytest
 from sandbox.testing import running_sandbox
 from tests.crash.harness import Trustfold
 from tests.files.conftest import SOURCE_SITE, TARGET_SITE, World
-from tests.identity.conftest import CONFIG, TARGET, Cli
+from tests.identity.conftest import CONFIG, TARGET, Cli, bootstrapped
 
 ACADEMY = "hillside"
 BIG = "Open evening.mp4"  # larger than anything else, so the first copy; its name is taken in the trust
@@ -52,6 +52,7 @@ class Files:
 def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Files]:
     home = tmp_path_factory.mktemp("files-crash")
     with running_sandbox(CONFIG, size=20, seed=3, throttling=False) as url:
+        bootstrapped(str(url))
         source = next(t["id"] for t in url.world.tenant_list() if t["academy"] == ACADEMY)
         w = World(str(url), Cli(str(url), home / "unused.db"), source, home / "unused.db")
         template = Trustfold(str(url), home / "template.db")

@@ -16,7 +16,7 @@ import pytest
 
 from sandbox.testing import running_sandbox, token
 from tests.crash.harness import Trustfold
-from tests.identity.conftest import CONFIG, TARGET, directory_view, snapshot
+from tests.identity.conftest import CONFIG, TARGET, bootstrapped, directory_view, snapshot
 
 ACADEMY = "hillside"
 PHASES = ("users", "groups", "memberships")
@@ -60,6 +60,7 @@ class Tenant:
 def tenant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenant]:
     home = tmp_path_factory.mktemp("identity-crash")
     with running_sandbox(CONFIG, size=20, seed=3, throttling=False) as url:
+        bootstrapped(str(url))
         template = Trustfold(str(url), home / "template.db")
         template.ok("discover", ACADEMY)
         yield Tenant(str(url), home, template, snapshot(str(url)))

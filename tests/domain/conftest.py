@@ -21,6 +21,7 @@ import pytest
 
 from sandbox.domains_state import verification_text
 from sandbox.testing import running_sandbox
+from tests.identity.conftest import bootstrapped
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 TRUST = "6f1c2a4e-8b7d-4c3e-9a10-2b5d7e9f0a11"
@@ -97,6 +98,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     config = write_config(base / "config")
     world_state = base / "sandbox.json"
     with running_sandbox(config, size=SIZE, seed=2, state_path=world_state) as url:
+        bootstrapped(str(url))
         cli = Cli(url, base / "state.db", config)
         for cmd in (
             "discover hillside",

@@ -18,7 +18,7 @@ import pytest
 from sandbox.testing import running_sandbox, token
 from tests.hostile_text.spreadsheet import formula_cells, load
 from tests.hostile_text.test_sanitise import CONTROL, INVISIBLE
-from tests.identity.conftest import CONFIG, Cli
+from tests.identity.conftest import CONFIG, Cli, bootstrapped
 
 ACADEMY = "hillside"
 USER_NAMES = [
@@ -69,6 +69,7 @@ def _clean_terminal(text: str) -> None:
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
     tmp = tmp_path_factory.mktemp("hostile")
     with running_sandbox(CONFIG, size=20, seed=5) as url:
+        bootstrapped(str(url))
         source = next(t["id"] for t in url.world.tenant_list() if t["academy"] == ACADEMY)
         # The legacy tenant already holds these names (synced from on-premises, typed by pupils): they are
         # seeded into its state as the generator seeds data, not written through Graph.

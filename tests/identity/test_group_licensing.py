@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from sandbox.testing import running_sandbox
-from tests.identity.conftest import CONFIG, TARGET, Cli, snapshot
+from tests.identity.conftest import CONFIG, TARGET, Cli, bootstrapped, snapshot
 
 PHASES = ("users", "groups", "memberships")
 
@@ -41,6 +41,7 @@ class ConfigCli(Cli):
 def gcli(tmp_path: Path) -> Iterator[ConfigCli]:
     cfg = group_config(tmp_path)
     with running_sandbox(cfg, size=30, seed=2) as url:
+        bootstrapped(str(url))
         yield ConfigCli(str(url), tmp_path / "state.db", cfg)
 
 
@@ -58,7 +59,7 @@ def test_users_licensed_by_group_verify_rollback(gcli: ConfigCli) -> None:
     assert counts["ensure-licence-group"] == 2 and counts["assign-group-licence"] == 2
     assert counts["add-members"] <= users // 20 + 2
     stats0 = httpx.get(f"{gcli.url}/sandbox/stats").json()["tenants"][TARGET]
-    result = gcli.json("run", "hillside", "--phase", "users")
+    result = gcli.json("run", "hillside", "--phase", "users", "--replan")
     assert result["status"] == "succeeded", result
     stats1 = httpx.get(f"{gcli.url}/sandbox/stats").json()["tenants"][TARGET]
     # One write per user, plus a twentieth for the membership, plus the two groups and their licences.
@@ -86,10 +87,10 @@ def test_users_licensed_by_group_verify_rollback(gcli: ConfigCli) -> None:
     before_consumed = {s["skuPartNumber"]: s["consumedUnits"] for s in before["subscribedSkus"]}
     assert sum(consumed.values()) - sum(before_consumed.values()) == users
     for phase in PHASES[1:]:
-        assert gcli.json("run", "hillside", "--phase", phase)["status"] == "succeeded"
+        assert gcli.json("run", "hillside", "--phase", phase, "--replan")["status"] == "succeeded"
     verified = gcli.json("verify", "hillside")
     assert verified["ok"], verified["differences"][:5]
-    again = gcli.json("run", "hillside", "--phase", "users")
+    again = gcli.json("run", "hillside", "--phase", "users", "--replan")
     assert again["counts"]["planned"] == 0
     # Rollback: memberships, the groups' licences, the groups and the users; seats back where they were.
     gcli("rollback", "hillside", "--phase", "all", "--yes", "--purge")
@@ -124,7 +125,7 @@ def test_seat_shortage_shows_in_verify_and_existing_group_is_kept(gcli: ConfigCl
         json={"STANDARDWOFFPACK_STUDENT": pupil["consumedUnits"] + 3},
     )
     assert r.status_code == 200
-    result = gcli.json("run", "oakwood", "--phase", "users")
+    result = gcli.json("run", "oakwood", "--phase", "users", "--replan")
     assert result["status"] == "succeeded"
     snap = snapshot(gcli.url)
     nicknames = [g["mailNickname"] for g in snap["groups"]]

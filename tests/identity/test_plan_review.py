@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.testing import graph_client, running_sandbox
-from tests.identity.conftest import CONFIG, TARGET, Cli, snapshot
+from tests.identity.conftest import CONFIG, TARGET, Cli, bootstrapped, snapshot
 from trust import load_trust
 
 TRUST = load_trust(CONFIG)
@@ -24,7 +24,7 @@ HILLSIDE = TRUST.academy("hillside")
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
     with running_sandbox(CONFIG, size=20, seed=5) as base:
-        yield str(base)
+        yield bootstrapped(str(base))
 
 
 def _reset(url: str) -> None:
@@ -182,6 +182,7 @@ def test_the_identity_graph_runs_through_replication_lag(tmp_path: Path) -> None
     owners and memberships naming them are re-sent once a look-up (asked again, bounded) still misses them,
     and nothing is created twice."""
     with running_sandbox(CONFIG, size=20, seed=5, replication_lag_ms=1500) as base:
+        bootstrapped(str(base))
         cli = InProcessCli(str(base), tmp_path / "state.db")
         cli("discover", "hillside")
         result = cli.json("run", "hillside", "--phase", "identity", "--replan", "--lag-tolerance", "3")

@@ -32,7 +32,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pa
             ("discover", "hillside"),
             ("discover", "oakwood"),
             ("bootstrap", "--yes"),
-            ("run", "hillside", "--phase", "users"),
+            ("run", "hillside", "--phase", "users", "--replan"),
         ):
             code, out, err = cli(*args)
             assert code == 0, (args, out, err)

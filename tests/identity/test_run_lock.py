@@ -39,7 +39,7 @@ def test_three_concurrent_runs_exactly_one_works(cli: Cli, tmp_path: Path) -> No
     cli("discover", "hillside")
     gate, taken = tmp_path / "release", tmp_path / "taken"
     env = {**cli.env(), "TRUSTFOLD_TEST_HOLD_LOCK_UNTIL": str(gate), "TRUSTFOLD_TEST_LOCK_TAKEN": str(taken)}
-    argv = [sys.executable, "-c", "from cli.main import main; main()", "run", "hillside", "--phase", "users"]
+    argv = [sys.executable, "-c", "from cli.main import main; main()", "run", "hillside", "--phase", "users", "--replan"]
     procs = [
         subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(3)
@@ -96,7 +96,7 @@ def test_dead_holder_lock_is_taken_over_with_a_warning(cli: Cli) -> None:
     cli("discover", "hillside")
     dead = _dead_pid()
     _inject_lock(cli.state, "hillside", "users", dead, socket.gethostname(), now())
-    proc = cli("run", "hillside", "--phase", "users")
+    proc = cli("run", "hillside", "--phase", "users", "--replan")
     assert "took over the stale run lock of hillside users from alice" in proc.stderr, proc.stderr
     assert f"process {dead} on {socket.gethostname()} is no longer running" in proc.stderr
     store = StateStore.open(cli.state, readonly=True)
@@ -140,7 +140,7 @@ def test_live_holder_blocks_run_and_rollback_exit_1(tmp_path: Path) -> None:
     env["TRUSTFOLD_GRAPH_URL"] = "http://127.0.0.1:9"  # never reached: the lock is refused first
     base = [sys.executable, "-c", "from cli.main import main; main()"]
     for args in (
-        ["run", "hillside", "--phase", "groups"],
+        ["run", "hillside", "--phase", "groups", "--replan"],
         ["rollback", "hillside", "--phase", "all", "--yes"],
     ):
         proc = subprocess.run(base + args, env=env, capture_output=True, text=True, timeout=120)

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from sandbox.testing import running_sandbox, token
-from tests.identity.conftest import CONFIG, TARGET, Cli
+from tests.identity.conftest import CONFIG, TARGET, Cli, bootstrapped
 
 TARGET_SITE = "hillside-staff"
 
@@ -103,6 +103,7 @@ def copied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """One sandbox for the module: hillside discovered, users, groups and files migrated."""
     tmp = tmp_path_factory.mktemp("permissions")
     with running_sandbox(CONFIG, size=20, seed=3) as url:
+        bootstrapped(str(url))
         source = next(t["id"] for t in url.world.tenant_list() if t["academy"] == "hillside")
         w = World(url, InProcessCli(url, tmp / "state.db"), source, tmp / "state.db")
         w.cli("discover", "hillside")
