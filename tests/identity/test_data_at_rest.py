@@ -54,7 +54,8 @@ def test_everything_created_is_owner_only_under_umask_000(sandbox: str, tmp_path
     gate, taken = tmp_path / "gate", tmp_path / "taken"
     env = {**cli.env(), "TRUSTFOLD_TEST_HOLD_LOCK_UNTIL": str(gate), "TRUSTFOLD_TEST_LOCK_TAKEN": str(taken)}
     running = subprocess.Popen(
-        [sys.executable, "-c", "from cli.main import main; main()", "run", "hillside", "--phase", "users", "--replan"],
+        [sys.executable, "-c", "from cli.main import main; main()"]
+        + ["run", "hillside", "--phase", "users", "--replan"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

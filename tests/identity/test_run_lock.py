@@ -39,7 +39,8 @@ def test_three_concurrent_runs_exactly_one_works(cli: Cli, tmp_path: Path) -> No
     cli("discover", "hillside")
     gate, taken = tmp_path / "release", tmp_path / "taken"
     env = {**cli.env(), "TRUSTFOLD_TEST_HOLD_LOCK_UNTIL": str(gate), "TRUSTFOLD_TEST_LOCK_TAKEN": str(taken)}
-    argv = [sys.executable, "-c", "from cli.main import main; main()", "run", "hillside", "--phase", "users", "--replan"]
+    argv = [sys.executable, "-c", "from cli.main import main; main()"]
+    argv += ["run", "hillside", "--phase", "users", "--replan"]
     procs = [
         subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(3)
