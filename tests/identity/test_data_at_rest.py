@@ -15,6 +15,9 @@ from migrations.store import StateStore
 from tests.identity.conftest import Cli
 
 
+CLI = (sys.executable, "-c", "from cli.main import main; main()")
+
+
 def _modes(root: Path) -> dict[str, int]:
     out = {".": stat.S_IMODE(root.stat().st_mode)}
     for p in root.rglob("*"):
@@ -54,8 +57,7 @@ def test_everything_created_is_owner_only_under_umask_000(sandbox: str, tmp_path
     gate, taken = tmp_path / "gate", tmp_path / "taken"
     env = {**cli.env(), "TRUSTFOLD_TEST_HOLD_LOCK_UNTIL": str(gate), "TRUSTFOLD_TEST_LOCK_TAKEN": str(taken)}
     running = subprocess.Popen(
-        [sys.executable, "-c", "from cli.main import main; main()"]
-        + ["run", "hillside", "--phase", "users", "--replan"],
+        [*CLI, "run", "hillside", "--phase", "users", "--replan"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
