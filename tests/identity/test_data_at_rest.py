@@ -14,7 +14,6 @@ from pathlib import Path
 from migrations.store import StateStore
 from tests.identity.conftest import Cli
 
-
 CLI = (sys.executable, "-c", "from cli.main import main; main()")
 
 
