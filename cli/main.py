@@ -133,7 +133,12 @@ def _fail(code: int, message: str, verbose: bool) -> int:
         traceback.print_exc()
     from cli.terminal import echo
 
-    echo(f"error: {message}", err=True)  # messages quote names from tenants and files
+    # Messages quote names from tenants and files: each line goes through the terminal filter. A message
+    # of several lines (a plan's diff summary) is trustfold's own layout; its names were made one line each.
+    first, *rest = message.split("\n")
+    echo(f"error: {first}", err=True)
+    for line in rest:
+        echo(line, err=True)
     return code
 
 

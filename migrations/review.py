@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from migrations.engine import Journal, Plan, Step
 from migrations.identity import IDENTITY_PHASES, PlanningError
+from migrations.sanitise import terminal_text
 from migrations.store import StateStore
 from trust.errors import ConfigError
 
@@ -50,13 +51,14 @@ class PlanDiff:
             f"{len(self.changed)} changed step(s)"
         )
         lines = [head]
-        lines += [f"  added: {s.describe()}" for s in self.added[:SHOWN]]
-        lines += [f"  removed: {s.describe()}" for s in self.removed[:SHOWN]]
+        lines += [f"  added: {terminal_text(s.describe())}" for s in self.added[:SHOWN]]
+        lines += [f"  removed: {terminal_text(s.describe())}" for s in self.removed[:SHOWN]]
         for old, new in self.changed[:SHOWN]:
             fields = sorted(k for k in set(old.args) | set(new.args) if old.args.get(k) != new.args.get(k))
             if old.after != new.after:
                 fields.append("dependencies")
-            lines.append(f"  changed: {new.describe()} ({', '.join(fields) or old.op + ' -> ' + new.op})")
+            what = ", ".join(fields) or f"{old.op} -> {new.op}"
+            lines.append(f"  changed: {terminal_text(new.describe())} ({what})")
         hidden = sum(max(0, len(x) - SHOWN) for x in (self.added, self.removed, self.changed))
         if hidden:
             lines.append(f"  ... and {hidden} more")

@@ -62,6 +62,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Files]:
         w.put(TARGET, tgt_lib, BIG, b"the trust's own video")
         template.ok("discover", ACADEMY)
         template.ok("run", ACADEMY, "--phase", "users")
+        template.ok("provision-onedrive", ACADEMY)  # before the files plan, as an operator does
         f = Files(w, template, w.drives(), {})
         run = template.fork(home / "reference.db")
         run.ok("run", ACADEMY, "--phase", "files")
