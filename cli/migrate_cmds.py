@@ -288,10 +288,6 @@ def run(
         raise click.UsageError("--plan and --replan exclude each other: apply a stored plan, or plan anew")
     app.trust().academy(academy)
     handler = get_phase(phase)
-    if not dry_run:
-        from cli.tenant_cmds import gate
-
-        gate(app, academy, phase, skip_preflight)  # provisions OneDrives for files; exit 1 when blocked
     options = {
         "write_budget": write_budget,
         "propagate_deletes": propagate_deletes,
@@ -323,15 +319,17 @@ def run(
         p, _ = asyncio.run(_with_env(app, academy, _planning(go), options=options))
         _print_plan(p, as_json, 50)
         return
-    with (
-        _locked(app, academy, (phase,), f"run {academy} --phase {phase}"),
-        _progress(f"{academy} {phase}", as_json) as progress,
-    ):
-        try:
-            p, result = asyncio.run(_with_env(app, academy, _planning(go), progress, options))
-        except OperationFailed as exc:
-            _audit(app, f"run --phase {phase}", "failed", academy, phase, detail={"error": str(exc)})
-            raise
+    from cli.tenant_cmds import gate
+
+    with _locked(app, academy, (phase,), f"run {academy} --phase {phase}"):
+        # Under the lock: the gate may provision OneDrives (a write) and must see no other run's half-work.
+        gate(app, academy, phase, skip_preflight)  # exit 1 naming the checks that block this phase
+        with _progress(f"{academy} {phase}", as_json) as progress:
+            try:
+                p, result = asyncio.run(_with_env(app, academy, _planning(go), progress, options))
+            except OperationFailed as exc:
+                _audit(app, f"run --phase {phase}", "failed", academy, phase, detail={"error": str(exc)})
+                raise
     _audit(
         app,
         f"run --phase {phase}",
@@ -576,5 +574,5 @@ def status(app: AppContext, academy: str | None, as_json: bool) -> None:
             f"{line['academy']:<12} {line['phase']:<12} {line['status']:<12} {progress:<10} "
             f"{'failed ' + str(line['failed']) if line['failed'] else ''}"
         )
-        if r["locked_by"]:
-            click.echo(f"{'':<12} {'':<12} locked by {r['locked_by']}")
+        if line["locked_by"]:
+            click.echo(f"{'':<12} {'':<12} locked by {line['locked_by']}")

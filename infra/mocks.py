@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
 
 def install(subscription_id: str, stack: str = "check") -> RecordingMocks:
+    # Pulumi's mock runtime schedules on the thread's current event loop; an asyncio.run() earlier in the
+    # same process (the CLI's migration commands) leaves the main thread without one.
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
     mocks = RecordingMocks(subscription_id=subscription_id)
     pulumi.runtime.set_mocks(mocks, project="trustfold", stack=stack, preview=False)
     return mocks

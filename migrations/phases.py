@@ -18,7 +18,6 @@ from migrations.engine import Journal, Metrics, Plan, finish_run, start_run
 from migrations.graph import Connections
 from migrations.identity import (
     IDENTITY_PHASES,
-    OP_PHASE,
     IdentityContext,
     PasswordSink,
     PlanningError,
@@ -27,6 +26,7 @@ from migrations.identity import (
     plan_identity,
     plan_memberships,
     plan_users,
+    step_phase,
 )
 from migrations.runner import RoutedJournal, Runner
 from migrations.stale import Renames, recheck_targets
@@ -172,7 +172,7 @@ class IdentityPhase:
                     "subscribedSkus (licences in config/trust.yaml)"
                 )
         journals = {part: Journal(env.store, run_id, code, part, plan.id) for part in self.parts}
-        journal = journals[self.name] if self.name in journals else RoutedJournal(journals, OP_PHASE)
+        journal = journals[self.name] if self.name in journals else RoutedJournal(journals, step_phase)
         stats_before = env.conns.target.stats.as_dict()
         runner = Runner(
             plan,
@@ -201,7 +201,7 @@ class IdentityPhase:
             finish_run(env.store, run_id, status, counts)
             for part in self.parts:
                 # A graph run reports each phase its own part, so reports never count a step thrice.
-                keys = {s.key for s in plan.steps if OP_PHASE[s.op] == part}
+                keys = {s.key for s in plan.steps if step_phase(s) == part}
                 tally = counts if part == self.name else {"planned": len(keys), **runner.result.counts(keys)}
                 ok = not tally.get("failed") and not tally.get("skipped")
                 env.store.set_phase_status(

@@ -56,13 +56,13 @@ class RoutedJournal:
     so a plan spanning phases (the identity graph) resumes, verifies and rolls back like the phases run
     one by one."""
 
-    def __init__(self, journals: dict[str, Journal], op_phase: dict[str, str]):
-        self.journals, self.op_phase = journals, op_phase
+    def __init__(self, journals: dict[str, Journal], phase_of: Callable[[Step], str]):
+        self.journals, self.phase_of = journals, phase_of
 
     def _by_phase(self, items: list[Any], step_of: Callable[[Any], Step]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {}
         for item in items:
-            out.setdefault(self.op_phase[step_of(item).op], []).append(item)
+            out.setdefault(self.phase_of(step_of(item)), []).append(item)
         return out
 
     def history(self) -> dict[str, dict[str, Any]]:

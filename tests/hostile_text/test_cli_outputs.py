@@ -52,12 +52,21 @@ class Hostile:
     discover_output: str
 
     def mapping_rows(self) -> list[tuple[Any, ...]]:
+        """The mapping as reviewed: every column, and the data less the import's own bookkeeping (which file
+        and line a row came from, kept so a stale row can be named; not part of the mapping itself)."""
         with sqlite3.connect(self.state) as db:
-            return db.execute(
+            rows = db.execute(
                 "SELECT kind, source_id, source_key, display_name, target_key, action, note, data "
                 "FROM mappings WHERE academy = ? ORDER BY kind, source_id",
                 (ACADEMY,),
             ).fetchall()
+        out = []
+        for *cols, data in rows:
+            fields = {
+                k: v for k, v in json.loads(data or "{}").items() if k not in ("import_file", "import_line")
+            }
+            out.append((*cols, fields))
+        return out
 
 
 def _clean_terminal(text: str) -> None:

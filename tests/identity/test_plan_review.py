@@ -31,6 +31,7 @@ def _reset(url: str) -> None:
     import httpx
 
     httpx.post(f"{url}/sandbox/reset", json={}, timeout=60).raise_for_status()
+    bootstrapped(url)  # a reset tenant is new: its one-off set-up again
 
 
 class InProcessCli(Cli):

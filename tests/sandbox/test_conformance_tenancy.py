@@ -169,22 +169,17 @@ def test_demo_sandbox_has_replication_lag(monkeypatch, tmp_path):
     rehearsal runs with replication lag on (500 ms)."""
     import contextlib
 
-    from cli import report_cmds
+    from sandbox import testing
 
     seen: dict = {}
 
     @contextlib.contextmanager
-    def capture(config_dir, state, port, settings):
+    def capture(config_dir, **settings):
         seen.update(settings)
         yield "http://127.0.0.1:1"
 
-    monkeypatch.setattr(report_cmds, "_sandbox_on", capture)
-
-    class App:
-        graph_url = None
-        config_dir = tmp_path
-
-    with report_cmds._graph(App(), keep=False, size=None, sandbox_state=tmp_path / "s.json"):  # type: ignore[arg-type]
+    monkeypatch.setattr(testing, "running_sandbox", capture)
+    with testing.rehearsal_graph(tmp_path, None, keep=False, size=None, state=tmp_path / "s.json"):
         pass
     assert seen["replication_lag_ms"] == 500
 
