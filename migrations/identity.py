@@ -41,6 +41,8 @@ def step_phase(step: Step) -> str:
     """The phase a step is journaled under: its operation's, except the licence groups' memberships, which
     the users phase adds (licences.mode group) with the memberships phase's operation."""
     return "users" if step.key.startswith("licmembers:") else OP_PHASE[step.op]
+
+
 BIND_ROOT = "https://graph.microsoft.com/v1.0/directoryObjects/"
 
 
