@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -24,6 +24,7 @@ from sandbox.admin_api import admin_routes
 from sandbox.batch import batch
 from sandbox.directory_api import directory_routes
 from sandbox.errors import graph_error
+from sandbox.migration_api import migration_routes
 from sandbox.pipeline import GraphPipeline, issue_token
 from sandbox.settings import Settings
 from sandbox.world import World, write_atomic
@@ -106,7 +107,10 @@ async def token(request: Request) -> Response:
             "must have a scope value with /.default suffixed to the resource identifier "
             "(application ID URI).",
         )
-    access = issue_token(world, tenant.id, form["client_id"], TOKEN_LIFETIME_S)
+    # A token is for the resource its scope names: Graph, or SharePoint REST (https://{tenant}.sharepoint.com).
+    resource = form["scope"].split()[0].removesuffix("/.default")
+    audience = resource if urlsplit(resource).hostname and resource.endswith(".sharepoint.com") else None
+    access = issue_token(world, tenant.id, form["client_id"], TOKEN_LIFETIME_S, audience=audience)
     return JSONResponse(
         {
             "token_type": "Bearer",
@@ -163,6 +167,7 @@ def create_app(world: World, settings: Settings | None = None) -> Starlette:
         *_drive_routes(world),
         *directory_routes(),
         *admin_routes(),
+        *migration_routes(),  # SharePoint REST: Migration API (sandbox/migration_api.py)
     ]
     app = Starlette(
         routes=routes,

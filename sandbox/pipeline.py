@@ -78,10 +78,12 @@ def classify(method: str, path: str, query: dict[str, str]) -> tuple[str, int]:
     return "identity", max(ru, 1)
 
 
-def issue_token(world: World, tenant_id: str, client_id: str, lifetime: int = 3599) -> str:
+def issue_token(
+    world: World, tenant_id: str, client_id: str, lifetime: int = 3599, audience: str | None = None
+) -> str:
     now = int(time.time())
     claims = {
-        "aud": AUDIENCE,
+        "aud": audience or AUDIENCE,
         "iss": f"https://sts.windows.net/{tenant_id}/",
         "iat": now,
         "nbf": now,
