@@ -71,6 +71,8 @@ class MigrationService:
     provided: set[str] = field(default_factory=set)  # container/queue URLs (no query) SharePoint provisioned
     pending: asyncio.Queue[Job] | None = None
     worker: asyncio.Task[None] | None = None
+    paused: bool = False  # tests hold queued jobs (e.g. to tamper with a staged package first)
+    imports: dict[str, int] = field(default_factory=dict)  # "<drive id>/<url>" -> times imported
 
 
 def service(world: World) -> MigrationService:
@@ -448,10 +450,43 @@ def _read(container: Any, name: str, info: dict[str, Any], key: bytes | None) ->
         raise _Unreadable(f"{name} does not decrypt with the job's key and its IV") from None
 
 
+def _read_file(
+    container: Any, name: str, info: dict[str, Any], key: bytes | None
+) -> tuple[dict[str, Any], str]:
+    """A content blob decrypted into the drives' content store in pieces (memory stays flat)."""
+    snapshot = info["snapshot"]
+    if snapshot is not None and info["etag"] != info["base"]:
+        raise _Unreadable(f"{name} changed after its latest snapshot")  # see _read
+    stream = container.get_blob_client(name).download_blob()
+    spool = content_mod.Spool(f"mig-{uuid.uuid4().hex}", max(int(info["size"]), 0))
+    try:
+        if key is None:
+            for chunk in stream.chunks():
+                spool.write(chunk)
+        else:
+            iv = info["metadata"].get("IV")
+            if not iv:
+                raise _Unreadable(f"{name} has no IV property: it is not encrypted")
+            dec = Cipher(algorithms.AES(key), modes.CBC(base64.b64decode(iv))).decryptor()
+            unpad = padding.PKCS7(128).unpadder()
+            for chunk in stream.chunks():
+                spool.write(unpad.update(dec.update(chunk)))
+            try:
+                spool.write(unpad.update(dec.finalize()) + unpad.finalize())
+            except ValueError:
+                raise _Unreadable(f"{name} does not decrypt with the job's key and its IV") from None
+        return spool.finish()
+    except BaseException:
+        spool.discard()
+        raise
+
+
 async def _work(world: World, svc: MigrationService) -> None:
     assert svc.pending is not None
     while True:
         job = await svc.pending.get()
+        while svc.paused:
+            await asyncio.sleep(0.05)
         job.state = PROCESSING
         try:
             await _run(world, svc, job)
@@ -555,6 +590,7 @@ async def _run(world: World, svc: MigrationService, job: Job) -> None:
         else:
             created += 1
             nbytes += size
+            svc.imports[f"{drive['id']}/{f.url}"] = svc.imports.get(f"{drive['id']}/{f.url}", 0) + 1
         if done % PROGRESS_EVERY == 0:
             await asyncio.to_thread(
                 _post,
@@ -611,11 +647,11 @@ async def _import_one(
     if info["snapshot"] is None:
         return "the file has no snapshot in the content container", "", 0
     try:
-        data = await asyncio.to_thread(_read, src, f.blob, info, job.key)
+        content, digest = await asyncio.to_thread(_read_file, src, f.blob, info, job.key)
     except _Unreadable as exc:
         return str(exc), "", 0
-    if f.size >= 0 and len(data) != f.size:
-        return f"the blob holds {len(data)} bytes, the manifest says {f.size}", "", 0
+    if f.size >= 0 and content["size"] != f.size:
+        return f"the blob holds {content['size']} bytes, the manifest says {f.size}", "", 0
     store = tenant.drives
     root = store.items[drive["_root"]]
     rel = f.url[len(pkg.list_url) + 1 :]
@@ -633,7 +669,6 @@ async def _import_one(
     editor, warn2 = _user(tenant, pkg, f.editor)
     fs = {"createdDateTime": _iso(f.created), "lastModifiedDateTime": _iso(f.modified)}
     fs = {k: v for k, v in fs.items() if v}
-    content = content_mod.in_memory(data)
     try:
         # Resubmitting a file replaces it (the Migration API is an overwrite API).
         item, _ = store.create_item(
@@ -641,7 +676,7 @@ async def _import_one(
             name,
             folder=False,
             content=content,
-            quick_xor=content_mod.quick_xor(content),
+            quick_xor=digest,
             conflict="replace",
             fs=fs or None,
             by=editor or author or {"user": {"displayName": "System Account"}},
@@ -651,7 +686,7 @@ async def _import_one(
     item["_spguid"] = f.id
     if author:
         item["_created_by"] = author
-    return "", warn or warn2, len(data)
+    return "", warn or warn2, int(content["size"])
 
 
 def _iso(stamp: str) -> str:

@@ -45,7 +45,8 @@ from migrations.store import now
 log = logging.getLogger("trustfold.files.bulk")
 BLOCK = 4 * 1024 * 1024  # staged block size (Azure allows up to 4000 MiB; 4 MiB keeps memory flat)
 FILES_AT_ONCE = 8
-PACKAGES_AT_ONCE = 2
+PACKAGES_AT_ONCE = 4
+POLL_MAX_S = 5.0  # queue polling backs off to this; a rehearsal (sandbox) polls faster
 CRASH_ENV = "TRUSTFOLD_BULK_CRASH_AT"  # test hook: SIGKILL this process at a named commit boundary
 
 
@@ -245,16 +246,17 @@ class BulkEngine:
         key = crypto.unb64(self.secrets.get(pid)["key"])
         data.setdefault("errors", {})
         data.setdefault("warnings", {})
-        pause, ended = 0.1, False
+        pause, ended = 0.05, False
+        most = 0.25 if self.env.conns.graph_url else POLL_MAX_S
         while not ended:
             msgs = await asyncio.to_thread(
                 lambda: list(q.receive_messages(max_messages=32, visibility_timeout=60))
             )
             if not msgs:
                 await asyncio.sleep(pause)
-                pause = min(pause * 1.5, 5.0)
+                pause = min(pause * 1.5, most)
                 continue
-            pause = 0.1
+            pause = 0.05
             for m in msgs:
                 ev = crypto.decrypt_message(m.content, key)
                 if ev.get("JobId") != job:

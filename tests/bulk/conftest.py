@@ -44,6 +44,15 @@ class BulkCli(Cli):
         super().__init__(url, state)
         self.config, self.extra_env = config, extra_env
 
+    def __call__(self, *args: str, check: bool = True):  # type: ignore[no-untyped-def]
+        import time
+
+        t = time.monotonic()
+        try:
+            return super().__call__(*args, check=check)
+        finally:
+            print("TIMING", args[:3], round(time.monotonic() - t, 1))
+
     def env(self) -> dict[str, str]:
         return {**super().env(), "TRUSTFOLD_CONFIG_DIR": str(self.config), **self.extra_env}
 
