@@ -180,6 +180,7 @@ async def _api(request: Request) -> Response:
     tenant, problem = _auth(world, request)
     if tenant is None:
         return _error(401, "-2147024891, System.UnauthorizedAccessException", problem)
+    world.stats.record(tenant.id, method=f"REST {request.method}")  # SharePoint REST counts as requests too
     kind, name, rest = request.path_params["kind"], request.path_params["name"], request.path_params["rest"]
     if kind not in ("sites", "personal"):
         return _error(404, "-2147024894, System.IO.FileNotFoundException", "File Not Found.")

@@ -151,7 +151,6 @@ class BulkEngine:
             "manifest": containers.manifest.split("?")[0],
         }
         self.secrets.put(pid, key=crypto.b64(key), source=containers.source, manifest=containers.manifest)
-        self.ops.journal.intents(steps)  # intents before anything of theirs leaves for SharePoint
         self._save(pid, drive, "staging", data)
         staged, problems = await self._stage_files(pid, steps, files, containers, key, lib)
         for s, message in problems:
@@ -172,6 +171,9 @@ class BulkEngine:
         self._save(pid, drive, "staged", data)
         _boundary("staged")
         self._save(pid, drive, "submitting", data)
+        # Intents when the package leaves for SharePoint (staging in our own storage changes no target): a
+        # package discarded before this leaves no step in doubt, so a re-plan treats its files as new.
+        self.ops.journal.intents(steps)
         job = await self._submit(pid, data, containers, key)
         self._save(pid, drive, "submitted", data, job)
         _boundary("submitted")
@@ -216,6 +218,7 @@ class BulkEngine:
                     log.info("package %s: its submission never landed; submitting it now", pid)
                     key = crypto.unb64(self.secrets.get(pid)["key"])
                     sec = self.secrets.get(pid)
+                    self.ops.journal.intents([Step(s["key"], s["op"], s["args"]) for s in data["steps"]])
                     job = await self._submit(pid, data, Containers(sec["source"], sec["manifest"]), key)
                 self._save(pid, r["target_drive"], "submitted", data, job)
             log.info("package %s: re-attaching to Migration API job %s", pid, job)
@@ -285,23 +288,24 @@ class BulkEngine:
 
     # ---- verification (the Graph engine's check) -----------------------------------------------------------
     async def _verify(self, pid: str, drive: str, data: dict[str, Any], progress: Callable[[], None]) -> None:
-        target, budget = self.ops.target, self.ops.budget
         by_guid = {v["id"]: k for k, v in data["files"].items()}
         errors = {by_guid.get(k, k): v for k, v in data.get("errors", {}).items()}
         warnings = {by_guid.get(k, k): v for k, v in data.get("warnings", {}).items()}
         findings = []
+        listings: dict[str, dict[str, dict[str, Any]]] = {}
         for raw in data["steps"]:
             step = Step(raw["key"], raw["op"], raw["args"])
             a = step.args
-            await budget.acquire(target.tenant_id, 1)
-            resp = await target.request(
-                "GET", f"/drives/{a['target_drive']}/root:/{quote(a['path'])}", counts_as_write=False
-            )
-            item = dict(resp.body) if resp.ok else {}
+            folder, _, name = a["path"].rpartition("/")
+            if folder not in listings:
+                # One listing per folder (2 RU a page) instead of one GET per file: the check costs little.
+                listings[folder] = await self._children(a["target_drive"], folder)
+            item = listings[folder].get(name.lower(), {})
+            found = bool(item)
             got = ((item.get("file") or {}).get("hashes") or {}).get("quickXorHash")
             if warnings.get(step.key):
                 findings.append(("import-warning", a, warnings[step.key], "imported; SharePoint warned"))
-            if resp.ok and int(item.get("size") or 0) == int(a["size"]) and got == a["hash"]:
+            if found and int(item.get("size") or 0) == int(a["size"]) and got == a["hash"]:
                 created = not a.get("replace_id") or self._was_created(a)
                 rec = self.ops.record(step, item, created, False)
                 rec["bytes"] = int(item.get("size") or 0)
@@ -314,7 +318,7 @@ class BulkEngine:
                     or errors.get("job")
                     or (
                         "imported content differs from the source (size/quickXorHash)"
-                        if resp.ok
+                        if found
                         else "not imported"
                     )
                 )
@@ -329,6 +333,25 @@ class BulkEngine:
                 )
         self._save(pid, drive, "done", data)
         await self._cleanup(pid, data)
+
+    async def _children(self, drive: str, folder: str) -> dict[str, dict[str, Any]]:
+        target, budget = self.ops.target, self.ops.budget
+        path = (
+            f"/drives/{drive}/root:/{quote(folder)}:/children" if folder else f"/drives/{drive}/root/children"
+        )
+        out: dict[str, dict[str, Any]] = {}
+        url: str | None = path
+        while url:
+            await budget.acquire(target.tenant_id, 2)
+            resp = await target.request("GET", url, counts_as_write=False)
+            if resp.status == 404:
+                return out
+            if not resp.ok:
+                raise GraphError("GET", url, resp)
+            for it in resp.body.get("value", []):
+                out[str(it["name"]).lower()] = dict(it)
+            url = resp.body.get("@odata.nextLink")
+        return out
 
     def _was_created(self, a: dict[str, Any]) -> bool:
         rec = self.store.rows(
