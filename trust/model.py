@@ -258,6 +258,8 @@ class Staging(Strict):
 
     containers: Literal["own", "provided"] = "own"
     cleanup: Literal["after-verify", "keep"] = "after-verify"
+    # The landing zone's lifecycle rule deletes staged blobs this many days after they were written.
+    delete_after_days: Annotated[int, Field(ge=1, le=30)] = 7
 
 
 class FilesPhase(Strict):
