@@ -44,9 +44,8 @@ def _config(tmp: Path, engine: str) -> Path:
     out = tmp / f"config-{engine}"
     shutil.copytree(CONFIG, out)
     p = out / "academies" / "hillside.yaml"
-    p.write_text(
-        re.sub(r"(  files:\n)", rf"\1    engine: {engine}\n    onedrive: false\n", p.read_text(), count=1)
-    )
+    text = re.sub(r"    engine: auto\n    auto: \{min_items: 20\}\n", "", p.read_text())
+    p.write_text(re.sub(r"(  files:\n)", rf"\1    engine: {engine}\n    onedrive: false\n", text, count=1))
     return out
 
 

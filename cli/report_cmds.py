@@ -215,6 +215,7 @@ def run_demo(app: AppContext, *, keep: bool, size: int | None, out: Path) -> Non
     from migrations.phases import load_phases
     from migrations.redaction import redact
     from migrations.rehearsal import CHANGE_PHASES, demo_steps, rehearse, seconds_by_step, summary_lines
+    from sandbox.azurite import rehearsal_storage
     from sandbox.testing import NotASandbox, rehearsal_graph
 
     trust = app.trust()
@@ -236,7 +237,7 @@ def run_demo(app: AppContext, *, keep: bool, size: int | None, out: Path) -> Non
             )
         steps = demo_steps(trust, available)
         graph = rehearsal_graph(app.config_dir, app.graph_url, keep=keep, size=size, state=sandbox_state)
-        with graph as url:
+        with graph as url, rehearsal_storage(url):  # Azurite when installed: the bulk file engine rehearses
             outcomes = rehearse(steps, lambda step: _invoke(app, url, step), app.state_path, _echo)
     except KeyboardInterrupt:
         app.store().audit(operator=user, host=host, command="demo", outcome="interrupted", detail=detail)

@@ -103,3 +103,30 @@ def running_azurite(location: Path | None = None) -> Iterator[Azurite]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextlib.contextmanager
+def rehearsal_storage(sandbox_url: str) -> Iterator[Azurite | None]:
+    """For `trustfold demo`: when Azurite is installed, start it, hand it to the sandbox's SharePoint and to
+    the migration commands (environment), so academies whose files engine is `auto` or `migration-api` use
+    the Migration API; without Node/Azurite, yield None and the demo stays on the Graph engine."""
+    if executable() is None:
+        yield None
+        return
+    import httpx
+
+    with running_azurite() as az:
+        body = {"blob_url": az.blob_url, "queue_url": az.queue_url, "account": az.account, "key": az.key}
+        httpx.post(
+            f"{sandbox_url}/sandbox/migration", json={**body, "rate": 2000}, timeout=30
+        ).raise_for_status()
+        saved = {k: os.environ.get(k) for k in az.env()}
+        os.environ.update(az.env())
+        try:
+            yield az
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v

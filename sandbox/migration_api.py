@@ -245,8 +245,29 @@ def _by_url(site: Site, rest: str, folder: bool) -> Response:
     return JSONResponse({"UniqueId": item_guid(item), "ServerRelativeUrl": path, "Name": item["name"]})
 
 
+async def _configure(request: Request) -> Response:
+    """Admin (not SharePoint): POST /sandbox/migration {blob_url, queue_url, account, key, rate?} gives the
+    sandbox's SharePoint its storage (a rehearsal's Azurite)."""
+    body = json.loads((await request.body()) or b"{}")
+    try:
+        configure(
+            request.app.state.world,
+            blob_url=str(body["blob_url"]),
+            queue_url=str(body["queue_url"]),
+            account=str(body["account"]),
+            key=str(body["key"]),
+            rate=float(body.get("rate") or 200.0),
+        )
+    except (KeyError, ValueError) as exc:
+        return JSONResponse({"error": f"bad migration storage settings: {exc}"}, 400)
+    return JSONResponse({"configured": True})
+
+
 def migration_routes() -> list[Route]:
-    return [Route("/{kind:str}/{name:str}/_api/{rest:path}", _api, methods=["GET", "POST"])]
+    return [
+        Route("/sandbox/migration", _configure, methods=["POST"]),
+        Route("/{kind:str}/{name:str}/_api/{rest:path}", _api, methods=["GET", "POST"]),
+    ]
 
 
 # ---- provisioning (SharePoint's own storage) ---------------------------------------------------------------

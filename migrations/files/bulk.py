@@ -68,6 +68,9 @@ class Secrets:
 
     def put(self, package: str, **values: str) -> None:
         self.data.setdefault(package, {}).update(values)
+        self._write()
+
+    def _write(self) -> None:
         tmp = self.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -81,8 +84,7 @@ class Secrets:
 
     def drop(self, package: str) -> None:
         if self.data.pop(package, None) is not None:
-            self.put("_", _="")
-            self.data.pop("_", None)
+            self._write()
 
 
 @dataclass

@@ -143,8 +143,10 @@ def own_staging(trust: Trust, academy: Academy) -> OwnStaging | None:
         if key is not None:
             if urlsplit(url).hostname not in LOOPBACK:
                 raise ConfigError(
-                    f"{REHEARSAL_KEY_ENV}: an account key is accepted only for a loopback rehearsal "
-                    f"storage, not {urlsplit(url).hostname}"
+                    "environment",
+                    f"an account key is accepted only for a loopback rehearsal storage, not "
+                    f"{urlsplit(url).hostname}",
+                    field=REHEARSAL_KEY_ENV,
                 )
             from migrations.redaction import register_secret
 
@@ -155,7 +157,8 @@ def own_staging(trust: Trust, academy: Academy) -> OwnStaging | None:
     if os.environ.get("TRUSTFOLD_GRAPH_URL"):
         return None  # rehearsing against a sandbox: no real storage may be touched
     return OwnStaging(
-        f"https://{trust.names.storage_account(academy)}.blob.core.windows.net", _operator_credential()
+        f"https://{trust.names.staging_storage_account(academy)}.blob.core.windows.net",
+        _operator_credential(),
     )
 
 

@@ -33,6 +33,7 @@ def bulk_config(tmp: Path, engine: str = "migration-api", extra: str = "") -> Pa
     shutil.copytree(CONFIG, out)
     p = out / "academies" / "hillside.yaml"
     text = p.read_text()
+    text = re.sub(r"    engine: auto\n    auto: \{min_items: 20\}\n", "", text)
     text = re.sub(r"(  files:\n)", rf"\1    engine: {engine}\n{extra}", text, count=1)
     p.write_text(text)
     return out

@@ -56,3 +56,34 @@ def test_auto_picks_the_migration_api_per_drive_by_items_or_bytes() -> None:
     }
     # Without staging storage (a rehearsal without Azurite) auto stays on Graph.
     assert set(choose(_Files(), steps, staging_ready=False).values()) == {"graph"}
+
+
+def test_demo_storage_without_node_stays_on_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`trustfold demo` without Node/Azurite: no storage is started, no staging variable is set, so an `auto`
+    academy's files stay on the Graph engine (own_staging finds nothing in a rehearsal)."""
+    import os
+
+    import sandbox.azurite as az
+    from migrations.files.staging import REHEARSAL_KEY_ENV, URL_ENV, own_staging
+    from tests.identity.conftest import CONFIG
+    from trust import load_trust
+
+    monkeypatch.setattr(az, "executable", lambda: None)
+    monkeypatch.setenv("TRUSTFOLD_GRAPH_URL", "http://127.0.0.1:9")
+    monkeypatch.delenv(URL_ENV, raising=False)
+    with az.rehearsal_storage("http://127.0.0.1:9") as storage:
+        assert storage is None and URL_ENV not in os.environ and REHEARSAL_KEY_ENV not in os.environ
+        trust = load_trust(CONFIG)
+        assert own_staging(trust, trust.academy("hillside")) is None
+
+
+def test_rehearsal_key_is_refused_for_a_real_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    from migrations.files.staging import REHEARSAL_KEY_ENV, URL_ENV, own_staging
+    from tests.identity.conftest import CONFIG
+    from trust import ConfigError, load_trust
+
+    monkeypatch.setenv(URL_ENV, "https://migx.blob.core.windows.net")
+    monkeypatch.setenv(REHEARSAL_KEY_ENV, "a2V5")
+    trust = load_trust(CONFIG)
+    with pytest.raises(ConfigError, match="loopback"):
+        own_staging(trust, trust.academy("hillside"))
