@@ -14,7 +14,8 @@ from azure.storage.blob import ContainerClient
 
 from migrations.files.bulk import CRASH_ENV
 from sandbox.migration_api import service
-from tests.files.conftest import SOURCE_SITE, World
+from tests.files.conftest import SOURCE_SITE, TARGET_SITE, World
+from tests.identity.conftest import TARGET
 
 
 def _crash_at(w: World, boundary: str) -> int:
@@ -91,3 +92,14 @@ def test_kills_resume_incremental_and_corrupt_package(bulk_hillside: World) -> N
     final = w.cli.json("run", "hillside", "--phase", "files")
     assert final["status"] == "succeeded", final["failures"]
     assert sum(1 for k in svc.imports if k.endswith(quote("Tampered.docx", safe=" "))) == 1
+
+    # Rollback removes what the Migration API imported, as it does for Graph copies.
+    tgt_lib = w.library(TARGET, TARGET_SITE)
+    imported = {
+        k.split("/", 1)[1].removeprefix("Shared Documents/") for k in svc.imports if k.startswith(tgt_lib)
+    }
+    assert "Policies/New guidance.docx" in imported
+    rolled = json.loads(w.cli("rollback", "hillside", "--phase", "files", "--yes", "--json").stdout)
+    assert rolled[0]["result"]["status"] == "succeeded", rolled
+    left = w.drives()[tgt_lib]
+    assert not imported & set(left)
