@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+import httpx
 from azure.core.exceptions import AzureError
 from quickxorhash import quickxorhash
 
@@ -108,6 +109,7 @@ class BulkEngine:
         self.libs: dict[str, _Lib] = {}
         self.users = self._user_map()
         self.events: dict[str, int] = {}
+        self.finished: set[str] = set()
 
     # ---- entry ---------------------------------------------------------------------------------------------
     async def run(self, steps: list[Step], progress: Callable[[], None]) -> None:
@@ -142,12 +144,54 @@ class BulkEngine:
             for s in steps:
                 self._finish(s, Outcome("failed", None, {}, f"Migration API: {exc}"), progress)
             return
+        data: dict[str, Any] = {"steps": [{"key": s.key, "op": s.op, "args": s.args} for s in steps]}
+        try:
+            steps = await self._stage(pid, drive, steps, lib, data, progress)
+        except (MigrationApiError, AzureError, GraphError, httpx.HTTPError) as exc:
+            self._fail(steps, f"Migration API staging: {exc}", progress)
+            await self._cleanup(pid, data)
+            return
+        if not steps:
+            await self._cleanup(pid, data)
+            return
+        self._save(pid, drive, "submitting", data)
+        # Intents when the package leaves for SharePoint (staging in our own storage changes no target): a
+        # package discarded before this leaves no step in doubt, so a re-plan treats its files as new.
+        self.ops.journal.intents(steps)
+        sec = self.secrets.get(pid)
+        try:
+            job = await self._submit(
+                pid, data, Containers(sec["source"], sec["manifest"]), crypto.unb64(sec["key"])
+            )
+        except MigrationApiError as exc:  # SharePoint answered and refused: nothing was queued
+            self._fail(steps, f"Migration API refused the job: {exc}", progress)
+            await self._cleanup(pid, data)
+            return
+        except (httpx.HTTPError, AzureError) as exc:  # unknown whether it landed: the next run finds out
+            self._fail(
+                steps, f"Migration API submission in doubt ({exc}); the next run re-attaches", progress
+            )
+            return
+        self._save(pid, drive, "submitted", data, job)
+        _boundary("submitted")
+        await self._follow_safely(pid, drive, data, job, steps, progress)
+
+    async def _stage(
+        self,
+        pid: str,
+        drive: str,
+        steps: list[Step],
+        lib: _Lib,
+        data: dict[str, Any],
+        progress: Callable[[], None],
+    ) -> list[Step]:
+        """Containers, content blobs, manifests and the report queue; returns the steps staged."""
         key = crypto.new_key()
         containers = await self._containers(pid, lib.library.site_url)
         if containers.key is not None:
             key = containers.key
         files = {s.key: self._file_entry(s) for s in steps}
-        data = {"steps": [{"key": s.key, "op": s.op, "args": s.args} for s in steps], "files": files}
+        data["files"] = files
         data["containers"] = {
             "source": containers.source.split("?")[0],
             "manifest": containers.manifest.split("?")[0],
@@ -158,28 +202,39 @@ class BulkEngine:
         for s, message in problems:
             self._finish(s, Outcome("failed", None, {}, message), progress)
         steps = [s for s in steps if s.key in staged]
-        if not steps:
-            await self._cleanup(pid, data)
-            return
         data["steps"] = [{"key": s.key, "op": s.op, "args": s.args} for s in steps]
+        if not steps:
+            return steps
         data["authors"] = staged
         await self._stage_manifests(steps, files, staged, containers, key, lib)
-        queue = (await self.rest.call("POST", lib.library.site_url, "site/ProvisionMigrationQueue"))[
-            "JobQueueUri"
-        ]
-        self.secrets.put(pid, queue=queue)
+        queue = await self.rest.call("POST", lib.library.site_url, "site/ProvisionMigrationQueue")
+        self.secrets.put(pid, queue=queue["JobQueueUri"])
         data["site_url"] = lib.library.site_url
         data["web_id"] = lib.library.web_id
         self._save(pid, drive, "staged", data)
         _boundary("staged")
-        self._save(pid, drive, "submitting", data)
-        # Intents when the package leaves for SharePoint (staging in our own storage changes no target): a
-        # package discarded before this leaves no step in doubt, so a re-plan treats its files as new.
-        self.ops.journal.intents(steps)
-        job = await self._submit(pid, data, containers, key)
-        self._save(pid, drive, "submitted", data, job)
-        _boundary("submitted")
-        await self._follow(pid, drive, data, job, progress)
+        return steps
+
+    async def _follow_safely(
+        self,
+        pid: str,
+        drive: str,
+        data: dict[str, Any],
+        job: str,
+        steps: list[Step],
+        progress: Callable[[], None],
+    ) -> None:
+        try:
+            await self._follow(pid, drive, data, job, progress)
+        except (AzureError, httpx.HTTPError, GraphError, MigrationApiError) as exc:
+            # The job stays journaled as submitted: the next run re-attaches to it, never resubmits.
+            left = [s for s in steps if s.key not in self.finished]
+            self._fail(left, f"Migration API job {job} in flight ({exc}); the next run re-attaches", progress)
+
+    def _fail(self, steps: list[Step], message: str, progress: Callable[[], None]) -> None:
+        for s in steps:
+            if s.key not in self.finished:
+                self._finish(s, Outcome("failed", None, {}, message), progress)
 
     async def _containers(self, pid: str, site_url: str) -> Containers:
         if self.staging is None:
@@ -224,10 +279,11 @@ class BulkEngine:
                     job = await self._submit(pid, data, Containers(sec["source"], sec["manifest"]), key)
                 self._save(pid, r["target_drive"], "submitted", data, job)
             log.info("package %s: re-attaching to Migration API job %s", pid, job)
+            steps = [Step(s["key"], s["op"], s["args"]) for s in data["steps"]]
             if r["state"] == "imported":
                 await self._verify(pid, r["target_drive"], data, progress)
             else:
-                await self._follow(pid, r["target_drive"], data, job, progress)
+                await self._follow_safely(pid, r["target_drive"], data, job, steps, progress)
         return handled
 
     async def _landed(self, pid: str) -> str | None:
@@ -363,6 +419,7 @@ class BulkEngine:
         return bool(rec and rec[0]["created"])
 
     def _finish(self, step: Step, outcome: Outcome, progress: Callable[[], None]) -> None:
+        self.finished.add(step.key)
         self.ops.journal.outcomes([(step, outcome)])
         st = self.ops.state
         if outcome.status == "failed":

@@ -87,3 +87,23 @@ def test_rehearsal_key_is_refused_for_a_real_account(monkeypatch: pytest.MonkeyP
     trust = load_trust(CONFIG)
     with pytest.raises(ConfigError, match="loopback"):
         own_staging(trust, trust.academy("hillside"))
+
+
+def test_migration_api_without_staging_fails_each_copy_saying_why(tmp_path: Path) -> None:
+    """engine: migration-api in a rehearsal without Azurite: exit 1, every copy fails naming what is missing,
+    folders and the rest still go through Graph."""
+    import json
+
+    from sandbox.testing import running_sandbox
+    from tests.bulk.conftest import BulkCli
+
+    cfg = bulk_config(tmp_path, "migration-api", "    onedrive: false\n")
+    with running_sandbox(cfg, size=20, seed=4) as url:
+        cli = BulkCli(url, tmp_path / "state.db", cfg, {})
+        cli("discover", "hillside")
+        cli("run", "hillside", "--phase", "users")
+        proc = cli("run", "hillside", "--phase", "files", "--json", check=False)
+    assert proc.returncode == 1, proc.stderr
+    failures = json.loads(proc.stdout)["failures"]
+    assert failures and all("needs staging storage" in f["message"] for f in failures)
+    assert "step(s) failed" in proc.stderr and "Traceback" not in proc.stderr
