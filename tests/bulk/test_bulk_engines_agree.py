@@ -88,6 +88,7 @@ def test_300_files_through_the_migration_api_match_the_graph_engine(tmp_path: Pa
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_5000_files_through_the_migration_api_match_the_graph_engine(
     tmp_path: Path, azurite: Azurite
 ) -> None:
