@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +45,21 @@ class BulkCli(Cli):
     def __init__(self, url: str, state: Path, config: Path, extra_env: dict[str, str]):
         super().__init__(url, state)
         self.config, self.extra_env = config, extra_env
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """As Cli, with room for the slow 5,000-file runs (Cli allows 300 s)."""
+        proc = subprocess.run(
+            [sys.executable, "-c", "from cli.main import main; main()", *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"trustfold {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
 
     def env(self) -> dict[str, str]:
         return {**super().env(), "TRUSTFOLD_CONFIG_DIR": str(self.config), **self.extra_env}
