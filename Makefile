@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Set-up prints errors only; .ci/fresh-clone-check sets SETUP_VERBOSITY=-v to prove nothing is merely hidden.
 SETUP_VERBOSITY ?= -qq
 
-.PHONY: demo test test-slow lint format bench browser clean
+.PHONY: demo test test-slow lint format bench browser azurite clean
 
 # A venv whose interpreter does not run here (made on another machine) is not installed, whatever its stamp
 # says: drop the stamp before make compares times, so the recipe below rebuilds the venv.
@@ -33,14 +33,25 @@ browser:
 	    || echo "warning: could not install chromium; browser tests will be skipped"; \
 	    else echo "note: chromium missing (apt-get install chromium chromium-driver); browser tests will be skipped"; fi; }
 
+# Azurite (Azure Storage emulator, npm) for the bulk file engine's rehearsals, into .tools/ (git-ignored).
+# Node.js and npm come from Debian when missing and we are root; without them the Azurite tests skip.
+AZURITE_VERSION := 3.37.0
+azurite:
+	@command -v npm >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null) \
+	    || echo "warning: could not install nodejs/npm; Azurite tests will be skipped"; \
+	    else echo "note: node/npm missing (apt-get install nodejs npm); Azurite tests will be skipped"; fi; }
+	@command -v npm >/dev/null 2>&1 && { test -x .tools/node_modules/.bin/azurite || \
+	  (mkdir -p .tools && cd .tools && npm install --silent --no-audit --no-fund azurite@$(AZURITE_VERSION) >/dev/null) \
+	  || echo "warning: npm could not install azurite"; } || true
+
 demo: $(STAMP)
 	$(VENV)/bin/trustfold demo
 
-test: $(STAMP) browser
+test: $(STAMP) browser azurite
 	$(PY) -m pytest -q
 	$(VENV)/bin/mypy
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) azurite
 	$(PY) -m pytest -q -m slow
 
 lint: $(STAMP)

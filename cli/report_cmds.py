@@ -222,6 +222,7 @@ def run_demo(app: AppContext, *, keep: bool, size: int | None, out: Path) -> Non
         summary_lines,
         with_onboarding,
     )
+    from sandbox.azurite import rehearsal_storage
     from sandbox.testing import NotASandbox, rehearsal_graph
 
     trust = app.trust()
@@ -243,7 +244,7 @@ def run_demo(app: AppContext, *, keep: bool, size: int | None, out: Path) -> Non
             )
         steps = with_onboarding(trust, demo_steps(trust, available))
         graph = rehearsal_graph(app.config_dir, app.graph_url, keep=keep, size=size, state=sandbox_state)
-        with graph as url:
+        with graph as url, rehearsal_storage(url):  # Azurite when installed: the bulk file engine rehearses
             outcomes = rehearse(steps, lambda step: _invoke(app, url, step), app.state_path, _echo)
             from migrations.domain.demo import rehearse_domain  # the domain cut-over, for one academy
             from migrations.rehearsal import DemoStep

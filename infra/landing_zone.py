@@ -11,6 +11,7 @@ import pulumi_azure_native.storage as storage
 
 from infra import ids
 from infra.common import deny_inbound_nsg, diagnostics, monthly_budget, protected_vault
+from infra.staging import StagingStorage
 from trust import Academy, Trust
 
 SUBNETS = ("workloads", "private-endpoints")
@@ -163,6 +164,16 @@ class AcademyLandingZone(pulumi.ComponentResource):
             account.id.apply(lambda i: f"{i}/blobServices/default"),
             workspace_id,
             self,
+        )
+
+        # Bulk file engine (issue 16): a transient staging account SharePoint's Migration API can read.
+        self.staging = StagingStorage(
+            trust,
+            academy,
+            resource_group_name=rg.name,
+            workspace_id=workspace_id,
+            operator_group_id=it_admin_group_id,
+            parent=self,
         )
 
         vault = protected_vault(

@@ -112,6 +112,13 @@ MIGRATIONS: list[Sequence[str]] = [
         "DROP TABLE plans_unnumbered",
         "CREATE INDEX plans_by_academy ON plans (academy, phase, kind, number)",
     ),
+    # 6: bulk file engine (issue 16): Migration API packages and their jobs, so a killed run re-attaches to a
+    # job in flight instead of submitting it again. SAS URLs and keys are not here (a 0600 file beside it).
+    (
+        """CREATE TABLE bulk_packages (
+            academy TEXT NOT NULL, package_id TEXT NOT NULL, target_drive TEXT NOT NULL, state TEXT NOT NULL,
+            job_id TEXT, data TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (academy, package_id))""",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -25,6 +25,7 @@ from sandbox.batch import batch
 from sandbox.directory_api import directory_routes
 from sandbox.domains_api import domain_routes
 from sandbox.errors import graph_error
+from sandbox.migration_api import migration_routes
 from sandbox.permissions_api import permission_routes
 from sandbox.pipeline import GraphPipeline, issue_token
 from sandbox.settings import Settings
@@ -188,6 +189,7 @@ def create_app(world: World, settings: Settings | None = None) -> Starlette:
         *directory_routes(),
         *tenancy_routes(),
         *admin_routes(),
+        *migration_routes(),  # SharePoint REST: Migration API (sandbox/migration_api.py)
     ]
     app = Starlette(
         routes=routes,

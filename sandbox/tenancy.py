@@ -205,12 +205,17 @@ def token_roles(tenant: TenantState, audience: str) -> list[str]:
 
 
 def audience_for(tenant: TenantState, scope: str) -> str | None:
-    """The resource a client-credentials scope names, when this sandbox serves it (Graph, or the tenant's
-    SharePoint admin site), else None."""
+    """The resource a client-credentials scope names, when this sandbox serves it (Graph, the tenant's
+    SharePoint admin site, or its sites for SharePoint REST such as the Migration API), else None."""
     resource = scope.split()[0].removesuffix("/.default").rstrip("/")
     if resource == GRAPH_AUDIENCE:
         return GRAPH_AUDIENCE
-    if resource == admin_audience(tenant):
+    prefix = admin_audience(tenant).removeprefix("https://").split("-admin.")[0]
+    if resource in (
+        admin_audience(tenant),
+        f"https://{prefix}.sharepoint.com",
+        f"https://{prefix}-my.sharepoint.com",
+    ):
         return resource
     return None
 

@@ -257,12 +257,33 @@ class SharingRules(Strict):
     organization_links: Literal["allow", "forbid"] = "allow"
 
 
+class AutoEngine(Strict):
+    """`engine: auto` moves a drive's copies through the Migration API from either threshold up."""
+
+    min_items: Annotated[int, Field(ge=1)] = 5_000
+    min_gb: Annotated[float, Field(gt=0)] = 50.0
+
+
+class Staging(Strict):
+    """Where Migration API packages are staged: the academy's own staging storage (user-delegation SAS) or
+    SharePoint-provided containers; `cleanup` deletes a package's containers once its import is verified."""
+
+    containers: Literal["own", "provided"] = "own"
+    cleanup: Literal["after-verify", "keep"] = "after-verify"
+    # The landing zone's lifecycle rule deletes staged blobs this many days after they were written.
+    delete_after_days: Annotated[int, Field(ge=1, le=30)] = 7
+
+
 class FilesPhase(Strict):
     enabled: bool = True
     onedrive: bool = True
     libraries: tuple[LibraryMapping, ...] = ()
     max_file_size_gb: Annotated[int, Field(ge=1, le=250)] = 250
     sharing: SharingRules = SharingRules()
+    # Which engine moves the bytes (issue 16): Graph uploads, or SharePoint's Migration API.
+    engine: Literal["graph", "migration-api", "auto"] = "graph"
+    auto: AutoEngine = AutoEngine()
+    staging: Staging = Staging()
 
     @property
     def library_maps(self) -> tuple[LibraryMap, ...]:
@@ -317,6 +338,11 @@ class AcademyFile(Strict):
             onedrive=f.onedrive,
             libraries=f.library_maps,
             max_file_size_gb=f.max_file_size_gb,
+            engine=f.engine,
+            auto_min_items=f.auto.min_items,
+            auto_min_bytes=int(f.auto.min_gb * 1024**3),
+            staging_containers=f.staging.containers,
+            staging_cleanup=f.staging.cleanup,
         )
 
 
@@ -325,3 +351,8 @@ class FilesView(NamedTuple):
     onedrive: bool
     libraries: tuple[LibraryMap, ...]
     max_file_size_gb: int
+    engine: str = "graph"
+    auto_min_items: int = 5_000
+    auto_min_bytes: int = 50 * 1024**3
+    staging_containers: str = "own"
+    staging_cleanup: str = "after-verify"

@@ -206,6 +206,11 @@ class Names:
         prefix = f"st{self.trust.code}{academy.code}"[:18]
         return prefix + self._unique("st", academy.code)
 
+    def staging_storage_account(self, academy: AcademyFile) -> str:
+        """The academy's Migration API staging account (bulk file engine): transient package copies only."""
+        prefix = f"mig{self.trust.code}{academy.code}"[:18]
+        return prefix + self._unique("mig", academy.code)
+
     def key_vault(self, academy: AcademyFile) -> str:
         return f"kv-{(self.trust.code + academy.code)[:13]}-{self._unique('kv', academy.code, length=6)}"
 

@@ -39,6 +39,10 @@ DIAGNOSTIC = "azure-native:monitor:DiagnosticSetting"
 WORKSPACE = "azure-native:operationalinsights:Workspace"
 CA_POLICY = "azuread:index/conditionalAccessPolicy:ConditionalAccessPolicy"
 GROUP = "azuread:index/group:Group"
+MANAGEMENT_POLICY = "azure-native:storage:ManagementPolicy"
+ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
+MIGRATION_STAGING = "migration-staging"
+STAGING_MAX_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,10 @@ def storage_in_transit(_: str, p: dict[str, Any]) -> list[str]:
     return out
 
 
+def _staging(p: dict[str, Any]) -> bool:
+    return (p.get("tags") or {}).get("purpose") == MIGRATION_STAGING
+
+
 def storage_not_public(t: str, p: dict[str, Any]) -> list[str]:
     if t == "azure-native:storage:BlobContainer":
         access = p.get("publicAccess")
@@ -125,11 +133,18 @@ def storage_not_public(t: str, p: dict[str, Any]) -> list[str]:
         out.append("allowBlobPublicAccess must be false")
     rules = p.get("networkRuleSet") or {}
     if p.get("publicNetworkAccess") != "Disabled" and rules.get("defaultAction") != "Deny":
-        out.append("public network access must be Disabled or networkRuleSet.defaultAction Deny")
+        # The one exception: a migration staging account SharePoint's Migration API reads over the public
+        # endpoint (Microsoft documents no other path), usable only with Entra / user delegation SAS.
+        if not _staging(p):
+            out.append("public network access must be Disabled or networkRuleSet.defaultAction Deny")
+        elif p.get("allowSharedKeyAccess") is not False:
+            out.append("a migration staging account open to the network must disable shared key access")
     return out
 
 
 def storage_retention(t: str, p: dict[str, Any]) -> list[str]:
+    if t == STORAGE and _staging(p):
+        return []  # transient copies of source-tenant data, deleted by lifecycle (rule staging-lifecycle)
     if t == STORAGE:
         sku = (p.get("sku") or {}).get("name")
         return (
@@ -340,7 +355,57 @@ def uk_official_audit(resources: list[StackResource]) -> list[tuple[str, str]]:
     return [] if ok else [("stack", "the UK OFFICIAL and UK NHS initiative is not assigned")]
 
 
+def staging_guarded(resources: list[StackResource]) -> list[tuple[str, str]]:
+    """Every migration staging account: a lifecycle rule deleting staged blobs within 30 days, and only the
+    delegation roles, the data one limited by a condition (baseline rows 3, 5 and 8; infra/staging.py)."""
+    out: list[tuple[str, str]] = []
+    for acct in (r for r in resources if r.type == STORAGE and _staging(r.props)):
+        name = acct.props.get("accountName") or acct.props.get("name")
+        deletes = []
+        for pol in (
+            r for r in resources if r.type == MANAGEMENT_POLICY and r.props.get("accountName") == name
+        ):
+            for rule in (pol.props.get("policy") or {}).get("rules") or []:
+                d = rule.get("definition") or {}
+                days = (((d.get("actions") or {}).get("baseBlob") or {}).get("delete") or {}).get(
+                    "daysAfterModificationGreaterThan"
+                )
+                if rule.get("enabled") is not False and days is not None:
+                    deletes.append(float(days))
+        if not deletes or min(deletes) > STAGING_MAX_DAYS:
+            out.append(
+                (
+                    acct.urn,
+                    f"staging account has no lifecycle rule deleting staged blobs within "
+                    f"{STAGING_MAX_DAYS} days",
+                )
+            )
+        for ra in (r for r in resources if r.type == ROLE_ASSIGNMENT and r.props.get("scope") == acct.id):
+            role = str(ra.props.get("roleDefinitionId") or "").lower().rsplit("/", 1)[-1]
+            if role == ids.ROLE_STORAGE_BLOB_DELEGATOR:
+                continue
+            if role == ids.ROLE_STORAGE_BLOB_DATA_CONTRIBUTOR and "StringStartsWith" in str(
+                ra.props.get("condition") or ""
+            ):
+                continue
+            out.append(
+                (
+                    ra.urn,
+                    "staging account roles: Storage Blob Delegator, and Storage Blob Data "
+                    "Contributor limited by a container-name condition, nothing else",
+                )
+            )
+    return out
+
+
 STACK_RULES: tuple[StackRule, ...] = (
+    StackRule(
+        "staging-lifecycle-and-delegation",
+        "Migration staging storage: lifecycle deletion and least-privilege delegation roles",
+        True,
+        staging_guarded,
+        8,
+    ),
     StackRule(
         "diagnostics-to-central-workspace",
         "Storage, vaults and NSGs send diagnostics centrally",

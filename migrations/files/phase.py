@@ -26,6 +26,7 @@ from migrations.engine import (
     start_run,
 )
 from migrations.files.budget import SharePointBudget
+from migrations.files.engine_choice import install as install_engine
 from migrations.files.plan import PHASE, PlanContext, plan_files
 from migrations.files.scan import (
     Tree,
@@ -201,6 +202,7 @@ class FilesPhase:
         before = {c.tenant_id: c.stats.as_dict() for c in (source, target)}
         total = len(plan.steps)
         ops = _Ops(env, target, budget, copier, journal, state)
+        install_engine(ops)  # phases.files.engine: the Migration API may take the copies (engine_choice.py)
 
         def progress() -> None:
             finished = state.done + state.already + state.failed + state.skipped

@@ -1,0 +1,64 @@
+"""SharePoint REST for the Migration API: its own token audience (the SharePoint host, never Graph), the
+decorated User-Agent Microsoft asks migration tools for, and Retry-After honoured on 429/503.
+
+In a rehearsal (a sandbox Graph URL) the site's scheme and host are replaced by the sandbox's, which must be
+loopback; nothing here reaches another address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+USER_AGENT = "NONISV|trustfold|trustfold/0.1"
+ATTEMPTS = 8
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class MigrationApiError(Exception):
+    """SharePoint refused a Migration API call; the message says which and why."""
+
+
+class SharePointRest:
+    def __init__(self, credential: Any, graph_url: str | None, http: httpx.AsyncClient) -> None:
+        if graph_url and urlsplit(graph_url).hostname not in LOOPBACK:
+            raise ValueError("a rehearsal SharePoint must be on loopback")
+        self.credential, self.graph_url, self.http = credential, graph_url, http
+        self.requests = 0
+
+    def base(self, site_url: str) -> str:
+        if self.graph_url:
+            return self.graph_url.rstrip("/") + urlsplit(site_url).path
+        return site_url.rstrip("/")
+
+    async def call(self, method: str, site_url: str, op: str, body: dict[str, Any] | None = None) -> Any:
+        host = urlsplit(site_url).netloc
+        url = f"{self.base(site_url)}/_api/{op}"
+        for attempt in range(1, ATTEMPTS + 1):
+            token = await self.credential.get_token(f"https://{host}/.default")
+            headers = {
+                "Authorization": f"Bearer {token.token}",
+                "Accept": "application/json;odata=nometadata",
+                "User-Agent": USER_AGENT,
+            }
+            self.requests += 1
+            resp = await self.http.request(method, url, json=body, headers=headers)
+            if resp.status_code in (429, 503) and attempt < ATTEMPTS:
+                await asyncio.sleep(float(resp.headers.get("Retry-After") or 2**attempt))
+                continue
+            if resp.status_code >= 400:
+                try:
+                    err = resp.json().get("odata.error", {}).get("message", {}).get("value")
+                except ValueError:
+                    err = None
+                raise MigrationApiError(f"{op.split('(')[0]}: {resp.status_code} {err or resp.reason_phrase}")
+            return resp.json() if resp.content else {}
+        raise MigrationApiError(f"{op}: still throttled after {ATTEMPTS} attempts")
+
+
+def url_arg(server_relative: str) -> str:
+    """A server-relative URL as a REST function argument: quoted, single quotes doubled."""
+    return "'" + quote(server_relative, safe="/").replace("'", "''") + "'"

@@ -1,0 +1,169 @@
+"""Where Migration API packages are staged, and how SharePoint is let in.
+
+- Own storage (default): two containers per package (content, manifests; the API wants them apart) in the
+  academy's landing-zone staging account, created with the operator's Azure credential; SharePoint reads
+  them through a **user delegation SAS** (signed by a key Entra issues to the operator; no account key exists
+  in this path) granting exactly what Microsoft requires: Read+List on content, Read+List+Write on manifests.
+- SharePoint-provided containers (`staging.containers: provided`): `ProvisionMigrationContainers` gives
+  container URIs with SAS and the AES key; nothing of ours holds the data.
+
+Rehearsal: Azurite serves no user delegation keys without HTTPS and OAuth, so with
+`TRUSTFOLD_STAGING_URL` + `TRUSTFOLD_STAGING_REHEARSAL_KEY` (set by the rehearsal helpers) the SAS is signed
+with Azurite's account key instead. That branch refuses any endpoint that is not loopback: it can never
+reach a real account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from migrations.files.sharepoint_rest import SharePointRest
+from trust import Academy, ConfigError, Trust
+
+URL_ENV = "TRUSTFOLD_STAGING_URL"
+REHEARSAL_KEY_ENV = "TRUSTFOLD_STAGING_REHEARSAL_KEY"
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+SAS_DAYS = 7  # long enough for SharePoint to finish the import (Microsoft: "allow a reasonable duration")
+
+
+@dataclass
+class Containers:
+    source: str  # container URL; with a SAS when SharePoint provided it (then kept only in the secrets file)
+    manifest: str
+    key: bytes | None = None  # SharePoint's key for provided containers
+
+
+class OwnStaging:
+    kind = "own"
+
+    def __init__(self, account_url: str, credential: Any, rehearsal_key: str | None = None) -> None:
+        self.account_url = account_url.rstrip("/")
+        parts = urlsplit(self.account_url)
+        # Azurite names the account in the path; Azure in the host name.
+        self.account = parts.path.strip("/") or (parts.hostname or "").split(".")[0]
+        self.credential = credential
+        self.rehearsal_key = rehearsal_key
+
+    def _service(self) -> Any:
+        from azure.storage.blob import BlobServiceClient
+
+        return BlobServiceClient(self.account_url, credential=self.credential)
+
+    async def create(self, package_id: str, site_url: str) -> Containers:
+        short = package_id.replace("-", "")[:24]
+        names = (f"staging-{short}-c", f"staging-{short}-m")
+
+        def make() -> None:
+            from azure.core.exceptions import ResourceExistsError
+
+            svc = self._service()
+            for n in names:
+                with contextlib.suppress(ResourceExistsError):
+                    svc.create_container(n)
+
+        await asyncio.to_thread(make)
+        return Containers(f"{self.account_url}/{names[0]}", f"{self.account_url}/{names[1]}")
+
+    def client(self, container_url: str) -> Any:
+        from azure.storage.blob import ContainerClient
+
+        return ContainerClient.from_container_url(container_url, credential=self.credential)
+
+    async def job_uris(self, c: Containers) -> tuple[str, str]:
+        from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+        start = datetime.now(UTC) - timedelta(minutes=5)
+        expiry = datetime.now(UTC) + timedelta(days=SAS_DAYS)
+        signing: dict[str, Any]
+        if self.rehearsal_key is not None:
+            signing = {"account_key": self.rehearsal_key}  # rehearsal only: loopback Azurite (see module doc)
+        else:
+            key = await asyncio.to_thread(self._service().get_user_delegation_key, start, expiry)
+            signing = {"user_delegation_key": key}
+        out = []
+        for url, perm in (
+            (c.source, ContainerSasPermissions(read=True, list=True)),
+            (c.manifest, ContainerSasPermissions(read=True, list=True, write=True)),
+        ):
+            name = url.rsplit("/", 1)[1]
+            sas = generate_container_sas(
+                self.account, name, permission=perm, start=start, expiry=expiry, protocol=None, **signing
+            )
+            out.append(f"{url}?{sas}")
+        return out[0], out[1]
+
+    async def delete(self, c: Containers) -> None:
+        def drop() -> None:
+            from azure.core.exceptions import ResourceNotFoundError
+
+            svc = self._service()
+            for url in (c.source, c.manifest):
+                with contextlib.suppress(ResourceNotFoundError):
+                    svc.delete_container(url.split("?")[0].rsplit("/", 1)[1])
+
+        await asyncio.to_thread(drop)
+
+
+class ProvidedStaging:
+    kind = "provided"
+
+    def __init__(self, rest: SharePointRest) -> None:
+        self.rest = rest
+
+    async def create(self, package_id: str, site_url: str) -> Containers:
+        import base64
+
+        got = await self.rest.call("POST", site_url, "site/ProvisionMigrationContainers")
+        return Containers(
+            got["DataContainerUri"], got["MetadataContainerUri"], base64.b64decode(got["EncryptionKey"])
+        )
+
+    def client(self, container_url: str) -> Any:
+        from azure.storage.blob import ContainerClient
+
+        return ContainerClient.from_container_url(container_url)
+
+    async def job_uris(self, c: Containers) -> tuple[str, str]:
+        return c.source, c.manifest
+
+    async def delete(self, c: Containers) -> None:
+        """SharePoint destroys provided containers 30-90 days after the job (migration-azure.md)."""
+
+
+def own_staging(trust: Trust, academy: Academy) -> OwnStaging | None:
+    """The academy's staging storage, or None when none is reachable (a rehearsal without Azurite)."""
+    url, key = os.environ.get(URL_ENV), os.environ.get(REHEARSAL_KEY_ENV)
+    if url:
+        if key is not None:
+            if urlsplit(url).hostname not in LOOPBACK:
+                raise ConfigError(
+                    "environment",
+                    f"an account key is accepted only for a loopback rehearsal storage, not "
+                    f"{urlsplit(url).hostname}",
+                    field=REHEARSAL_KEY_ENV,
+                )
+            from migrations.redaction import register_secret
+
+            register_secret(key)
+            account = urlsplit(url).path.strip("/")
+            return OwnStaging(url, {"account_name": account, "account_key": key}, rehearsal_key=key)
+        return OwnStaging(url, _operator_credential())
+    if os.environ.get("TRUSTFOLD_GRAPH_URL"):
+        return None  # rehearsing against a sandbox: no real storage may be touched
+    return OwnStaging(
+        f"https://{trust.names.staging_storage_account(academy)}.blob.core.windows.net",
+        _operator_credential(),
+    )
+
+
+def _operator_credential() -> Any:
+    from azure.identity import DefaultAzureCredential
+
+    # The operator's own Entra sign-in (Azure CLI, environment, managed identity): never an account key.
+    return DefaultAzureCredential(exclude_interactive_browser_credential=True)

