@@ -16,7 +16,7 @@ from sandbox.azurite import Azurite, executable, running_azurite
 from sandbox.migration_api import configure
 from sandbox.testing import running_sandbox
 from tests.files.conftest import World
-from tests.identity.conftest import CONFIG, Cli
+from tests.identity.conftest import CONFIG, Cli, bootstrapped
 
 
 @pytest.fixture(scope="session")
@@ -76,11 +76,12 @@ def bulk_hillside(tmp_path: Path, azurite: Azurite) -> Iterator[World]:
     its files engine set to migration-api."""
     config, ctx = start(tmp_path, azurite, size=60, seed=3)
     with ctx as url:
+        bootstrapped(str(url))  # the trust tenant's one-off set-up
         configure(url.world, blob_url=azurite.blob_url, queue_url=azurite.queue_url, account=azurite.account,
                   key=azurite.key, rate=2000)  # fmt: skip
         source = next(t["id"] for t in url.world.tenant_list() if t["academy"] == "hillside")
         cli = BulkCli(url, tmp_path / "state.db", config, azurite.env())
         w = World(url, cli, source, tmp_path / "state.db")  # type: ignore[arg-type]
         w.cli("discover", "hillside")
-        w.cli("run", "hillside", "--phase", "users")
+        w.cli("run", "hillside", "--phase", "users", "--replan")
         yield w

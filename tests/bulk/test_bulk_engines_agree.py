@@ -18,7 +18,7 @@ from sandbox.migration_api import configure, service
 from sandbox.testing import running_sandbox
 from tests.bulk.conftest import BulkCli, bulk_config
 from tests.bulk.library import seed_library, target_files
-from tests.identity.conftest import TARGET
+from tests.identity.conftest import TARGET, bootstrapped
 
 MIB = 1024 * 1024
 
@@ -30,6 +30,7 @@ def _snap(url: str) -> dict[str, dict[str, tuple[object, ...]]]:
 def _world(cfg: Path, azurite: Azurite, files: int, large: tuple[int, ...]) -> Any:
     ctx = running_sandbox(cfg, size=60, seed=3, throttling=False)
     url = ctx.__enter__()
+    bootstrapped(str(url))  # the trust tenant's one-off set-up
     configure(url.world, blob_url=azurite.blob_url, queue_url=azurite.queue_url, account=azurite.account,
               key=azurite.key, rate=5000)  # fmt: skip
     source = next(t["id"] for t in url.world.tenant_list() if t["academy"] == "hillside")
@@ -51,9 +52,9 @@ def _journey(
         stack.push(ctx.__exit__)
         bulk = BulkCli(url, tmp_path / "bulk.db", bulk_cfg, azurite.env())
         bulk("discover", "hillside")
-        bulk("run", "hillside", "--phase", "users")
+        bulk("run", "hillside", "--phase", "users", "--replan")
         before = _snap(url)
-        run = json.loads(bulk("run", "hillside", "--phase", "files", "--json").stdout)
+        run = json.loads(bulk("run", "hillside", "--phase", "files", "--replan", "--json").stdout)
         assert run["status"] == "succeeded", run["failures"]
         assert run["counts"]["files"] >= seeded["files"]
         svc = service(url.world)
@@ -74,9 +75,9 @@ def _journey(
             stack.push(ctx2.__exit__)
             graph = BulkCli(url2, tmp_path / "graph.db", graph_cfg, azurite.env())
             graph("discover", "hillside")
-            graph("run", "hillside", "--phase", "users")
+            graph("run", "hillside", "--phase", "users", "--replan")
             url = url2
-        run = json.loads(graph("run", "hillside", "--phase", "files", "--json", *fast).stdout)
+        run = json.loads(graph("run", "hillside", "--phase", "files", "--replan", "--json", *fast).stdout)
         assert run["status"] == "succeeded", run["failures"]
         via_graph = _snap(url)
     assert via_api == via_graph  # same paths, sizes, hashes and timestamps, drive by drive

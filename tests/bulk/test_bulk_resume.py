@@ -21,7 +21,7 @@ from tests.identity.conftest import TARGET
 def _crash_at(w: World, boundary: str) -> int:
     w.cli.extra_env[CRASH_ENV] = boundary  # type: ignore[attr-defined]
     try:
-        return w.cli("run", "hillside", "--phase", "files", check=False).returncode
+        return w.cli("run", "hillside", "--phase", "files", "--replan", check=False).returncode
     finally:
         del w.cli.extra_env[CRASH_ENV]  # type: ignore[attr-defined]
 
@@ -33,7 +33,7 @@ def test_kills_resume_incremental_and_corrupt_package(bulk_hillside: World) -> N
     assert _crash_at(w, "staged") == -9 and not svc.jobs  # killed with a package staged, not submitted
     assert _crash_at(w, "submitted") == -9 and svc.jobs  # killed with a job in flight
     submitted = len(svc.jobs)
-    result = w.cli.json("run", "hillside", "--phase", "files")
+    result = w.cli.json("run", "hillside", "--phase", "files", "--replan")
     assert result["status"] == "succeeded", result["failures"]
     assert max(svc.imports.values()) == 1  # re-attached to the job in flight: nothing imported twice
     with sqlite3.connect(w.state) as db:
@@ -50,7 +50,7 @@ def test_kills_resume_incremental_and_corrupt_package(bulk_hillside: World) -> N
     w.put(w.source, src_lib, "Policies/Behaviour Policy.docx", b"changed at source " * 100)
     w.put(w.source, src_lib, "Policies/New guidance.docx", b"new at source " * 50)
     before = dict(svc.imports)
-    again = w.cli.json("run", "hillside", "--phase", "files")
+    again = w.cli.json("run", "hillside", "--phase", "files", "--replan")
     assert again["status"] == "succeeded", again["failures"]
     changed = {k for k in svc.imports if svc.imports[k] != before.get(k)}
     assert {k.split("/", 1)[1] for k in changed} == {
@@ -64,7 +64,7 @@ def test_kills_resume_incremental_and_corrupt_package(bulk_hillside: World) -> N
     w.put(w.source, src_lib, "Policies/Tampered.docx", b"will be tampered " * 40)
     svc.paused = True
     jobs = set(svc.jobs)
-    proc = w.cli.popen("run", "hillside", "--phase", "files", "--json")
+    proc = w.cli.popen("run", "hillside", "--phase", "files", "--replan", "--json")
     try:
         deadline = time.monotonic() + 120
         while not set(svc.jobs) - jobs:
@@ -89,7 +89,7 @@ def test_kills_resume_incremental_and_corrupt_package(bulk_hillside: World) -> N
     assert kinds == {"import-error"}
     assert not any("Tampered" in k for k in svc.imports)
     # The next run stages a fresh package and imports it.
-    final = w.cli.json("run", "hillside", "--phase", "files")
+    final = w.cli.json("run", "hillside", "--phase", "files", "--replan")
     assert final["status"] == "succeeded", final["failures"]
     assert sum(1 for k in svc.imports if k.endswith(quote("Tampered.docx", safe=" "))) == 1
 

@@ -96,13 +96,15 @@ def test_migration_api_without_staging_fails_each_copy_saying_why(tmp_path: Path
 
     from sandbox.testing import running_sandbox
     from tests.bulk.conftest import BulkCli
+    from tests.identity.conftest import bootstrapped
 
     cfg = bulk_config(tmp_path, "migration-api", "    onedrive: false\n")
     with running_sandbox(cfg, size=20, seed=4) as url:
+        bootstrapped(str(url))
         cli = BulkCli(url, tmp_path / "state.db", cfg, {})
         cli("discover", "hillside")
-        cli("run", "hillside", "--phase", "users")
-        proc = cli("run", "hillside", "--phase", "files", "--json", check=False)
+        cli("run", "hillside", "--phase", "users", "--replan")
+        proc = cli("run", "hillside", "--phase", "files", "--replan", "--json", check=False)
     assert proc.returncode == 1, proc.stderr
     failures = json.loads(proc.stdout)["failures"]
     assert failures and all("needs staging storage" in f["message"] for f in failures)
