@@ -53,10 +53,13 @@ def seed_library(
 
 
 def target_files(snapshot: dict[str, Any]) -> dict[str, dict[str, tuple[Any, ...]]]:
-    """Drive id -> path -> (size, quickXorHash, created, modified) for the files of a drives snapshot."""
+    """Drive -> path -> (size, quickXorHash, created, modified) for the files of a drives snapshot. Drives are
+    keyed by name and owner: a OneDrive's id differs between two sandboxes (it follows the new user's id)."""
     out: dict[str, dict[str, tuple[Any, ...]]] = {}
     for d in snapshot["drives"]["drives"]:
-        out[d["id"]] = {
+        owner = (d.get("owner") or {}).get("user") or {}
+        key = d["id"] if d["driveType"] == "documentLibrary" else f"onedrive|{owner.get('displayName', '')}"
+        out[key] = {
             i["path"]: (
                 i["size"],
                 i["quickXorHash"],
