@@ -59,7 +59,7 @@ def target_files(snapshot: dict[str, Any]) -> dict[str, dict[str, tuple[Any, ...
     for d in snapshot["drives"]["drives"]:
         owner = (d.get("owner") or {}).get("user") or {}
         key = d["id"] if d["driveType"] == "documentLibrary" else f"onedrive|{owner.get('displayName', '')}"
-        out[key] = {
+        files = {
             i["path"]: (
                 i["size"],
                 i["quickXorHash"],
@@ -69,4 +69,16 @@ def target_files(snapshot: dict[str, Any]) -> dict[str, dict[str, tuple[Any, ...
             for i in d["items"]
             if not i["folder"]
         }
-    return out
+        # Two owners can share a display name: number such drives in the order of their content.
+        same = sorted([k for k in out if k.split("#")[0] == key] + [key])
+        del same
+        n = sum(1 for k in out if k.split("#")[0] == key)
+        out[f"{key}#{n}" if n else key] = files
+    groups: dict[str, list[dict[str, tuple[Any, ...]]]] = {}
+    for k, v in out.items():
+        groups.setdefault(k.split("#")[0], []).append(v)
+    return {
+        f"{k}#{i}" if i else k: v
+        for k, vs in groups.items()
+        for i, v in enumerate(sorted(vs, key=lambda f: repr(sorted(f.items()))))
+    }
