@@ -70,8 +70,6 @@ def target_files(snapshot: dict[str, Any]) -> dict[str, dict[str, tuple[Any, ...
             if not i["folder"]
         }
         # Two owners can share a display name: number such drives in the order of their content.
-        same = sorted([k for k in out if k.split("#")[0] == key] + [key])
-        del same
         n = sum(1 for k in out if k.split("#")[0] == key)
         out[f"{key}#{n}" if n else key] = files
     groups: dict[str, list[dict[str, tuple[Any, ...]]]] = {}
