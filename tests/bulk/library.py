@@ -53,10 +53,13 @@ def seed_library(
 
 
 def target_files(snapshot: dict[str, Any]) -> dict[str, dict[str, tuple[Any, ...]]]:
-    """Drive id -> path -> (size, quickXorHash, created, modified) for the files of a drives snapshot."""
+    """Drive -> path -> (size, quickXorHash, created, modified) for the files of a drives snapshot. Drives are
+    keyed by name and owner: a OneDrive's id differs between two sandboxes (it follows the new user's id)."""
     out: dict[str, dict[str, tuple[Any, ...]]] = {}
     for d in snapshot["drives"]["drives"]:
-        out[d["id"]] = {
+        owner = (d.get("owner") or {}).get("user") or {}
+        key = d["id"] if d["driveType"] == "documentLibrary" else f"onedrive|{owner.get('displayName', '')}"
+        files = {
             i["path"]: (
                 i["size"],
                 i["quickXorHash"],
@@ -66,4 +69,14 @@ def target_files(snapshot: dict[str, Any]) -> dict[str, dict[str, tuple[Any, ...
             for i in d["items"]
             if not i["folder"]
         }
-    return out
+        # Two owners can share a display name: number such drives in the order of their content.
+        n = sum(1 for k in out if k.split("#")[0] == key)
+        out[f"{key}#{n}" if n else key] = files
+    groups: dict[str, list[dict[str, tuple[Any, ...]]]] = {}
+    for k, v in out.items():
+        groups.setdefault(k.split("#")[0], []).append(v)
+    return {
+        f"{k}#{i}" if i else k: v
+        for k, vs in groups.items()
+        for i, v in enumerate(sorted(vs, key=lambda f: repr(sorted(f.items()))))
+    }
