@@ -365,11 +365,12 @@ class BulkEngine:
                 findings.append(("import-warning", a, warnings[step.key], "imported; SharePoint warned"))
             if found and int(item.get("size") or 0) == int(a["size"]) and got == a["hash"]:
                 created = not a.get("replace_id") or self._was_created(a)
-                rec = self.ops.record(step, item, created, False)
-                rec["bytes"] = int(item.get("size") or 0)
+                # The done outcome carries its file_copies row: journal and record commit together.
+                out = self.ops.record(step, item, created, False)
+                out.data["bytes"] = int(item.get("size") or 0)
                 self.ops.state.counters.files_done += 1
                 self.ops.state.counters.bytes_done += int(a["size"])
-                self._finish(step, Outcome("done", item["id"], rec), progress)
+                self._finish(step, out, progress)
             else:
                 why = (
                     errors.get(step.key)
