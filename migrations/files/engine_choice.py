@@ -94,5 +94,5 @@ def _engine(ops: Any) -> Any:
     if env.academy.files.staging_containers == "provided":
         staging = ProvidedStaging(rest)
     else:
-        staging = own_staging(env.trust, env.academy)
+        staging = own_staging(env.trust, env.academy, conns.graph_url)
     return BulkEngine(ops, staging, rest)

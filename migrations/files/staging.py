@@ -136,8 +136,9 @@ class ProvidedStaging:
         """SharePoint destroys provided containers 30-90 days after the job (migration-azure.md)."""
 
 
-def own_staging(trust: Trust, academy: Academy) -> OwnStaging | None:
-    """The academy's staging storage, or None when none is reachable (a rehearsal without Azurite)."""
+def own_staging(trust: Trust, academy: Academy, graph_url: str | None = None) -> OwnStaging | None:
+    """The academy's staging storage, or None when none is reachable (a rehearsal without Azurite).
+    `graph_url` is the connections' Graph stand-in (`--graph-url`), set only when rehearsing."""
     url, key = os.environ.get(URL_ENV), os.environ.get(REHEARSAL_KEY_ENV)
     if url:
         if key is not None:
@@ -154,7 +155,7 @@ def own_staging(trust: Trust, academy: Academy) -> OwnStaging | None:
             account = urlsplit(url).path.strip("/")
             return OwnStaging(url, {"account_name": account, "account_key": key}, rehearsal_key=key)
         return OwnStaging(url, _operator_credential())
-    if os.environ.get("TRUSTFOLD_GRAPH_URL"):
+    if graph_url or os.environ.get("TRUSTFOLD_GRAPH_URL"):
         return None  # rehearsing against a sandbox: no real storage may be touched
     return OwnStaging(
         f"https://{trust.names.staging_storage_account(academy)}.blob.core.windows.net",

@@ -77,6 +77,20 @@ def test_demo_storage_without_node_stays_on_graph(monkeypatch: pytest.MonkeyPatc
         assert own_staging(trust, trust.academy("hillside")) is None
 
 
+def test_sandbox_given_by_argument_touches_no_real_storage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`trustfold demo` passes the sandbox as --graph-url, not in the environment: without Azurite, engine
+    auto must stay on Graph rather than reach for the landing zone's real storage account."""
+    from migrations.files.staging import URL_ENV, own_staging
+    from tests.identity.conftest import CONFIG
+    from trust import load_trust
+
+    monkeypatch.delenv("TRUSTFOLD_GRAPH_URL", raising=False)
+    monkeypatch.delenv(URL_ENV, raising=False)
+    trust = load_trust(CONFIG)
+    assert own_staging(trust, trust.academy("hillside"), "http://127.0.0.1:9") is None
+    assert own_staging(trust, trust.academy("hillside")) is not None  # production: the real account
+
+
 def test_rehearsal_key_is_refused_for_a_real_account(monkeypatch: pytest.MonkeyPatch) -> None:
     from migrations.files.staging import REHEARSAL_KEY_ENV, URL_ENV, own_staging
     from tests.identity.conftest import CONFIG
