@@ -99,6 +99,9 @@ class DriveStore:
         self.children: dict[str, dict[str, str]] = {}
         self.sessions: dict[str, dict[str, Any]] = {}  # upload sessions, not persisted (they expire anyway)
         self.counter = 0
+        # The tenant's sharing policy and invitation log (sandbox/permissions_state.py), saved too.
+        self.sharing_policy: dict[str, Any] | None = None
+        self.invitation_log: list[dict[str, Any]] | None = None
 
     # ---- construction ------------------------------------------------------------------------------------
     def set_host(self, initial_domain: str) -> None:
@@ -598,6 +601,8 @@ class DriveStore:
             "drives": list(self.drives.values()),
             "items": items,
             "user_drive": self.user_drive,
+            "sharing_policy": self.sharing_policy,
+            "invitation_log": self.invitation_log,
         }
 
     @classmethod
@@ -610,6 +615,9 @@ class DriveStore:
         store.sites = {s["id"]: s for s in state["sites"]}
         store.drives = {d["id"]: d for d in state["drives"]}
         store.user_drive = dict(state["user_drive"])
+        # Absent in state files written before the policy was saved: the defaults apply, as on a new tenant.
+        store.sharing_policy = state.get("sharing_policy")
+        store.invitation_log = state.get("invitation_log")
         for d in state["items"]:
             if "_content" in d:
                 d["_content"] = content_mod.from_state(d["_content"])

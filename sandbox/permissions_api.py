@@ -196,6 +196,7 @@ async def admin_sharing(request: Request) -> Response:
             )
         pol["sharingCapability"] = cap
         pol["organizationLinks"] = bool(body.get("organizationLinks", pol["organizationLinks"]))
+        world.dirty = True  # saved with --state like every other change
     return JSONResponse({"policy": pol, "invitations": ps.invitations(store)})
 
 

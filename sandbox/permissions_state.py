@@ -34,18 +34,19 @@ CAPABILITIES = (
 # ---- policy and invitation log (per tenant, on the drive store) ------------------------------------------
 def policy(store: DriveStore) -> dict[str, Any]:
     """The tenant's sharing policy; anonymous ("Anyone") links need externalUserAndGuestSharing."""
-    current = getattr(store, "sharing_policy", None)
+    current = store.sharing_policy
     if current is None:
         current = {"sharingCapability": "externalUserAndGuestSharing", "organizationLinks": True}
-        store.sharing_policy = current  # type: ignore[attr-defined]
+        store.sharing_policy = current
     return current
 
 
 def invitations(store: DriveStore) -> list[dict[str, Any]]:
-    log = getattr(store, "invitation_log", None)
+    """Every invitation e-mail requested (saved with the drive store, like the policy)."""
+    log = store.invitation_log
     if log is None:
         log = []
-        store.invitation_log = log  # type: ignore[attr-defined]
+        store.invitation_log = log
     return log
 
 

@@ -96,6 +96,37 @@ def test_state_file_shared_across_restarts(config_dir, tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def _saved(base) -> None:
+    deadline = time.monotonic() + 10
+    while base.world.dirty and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_sharing_policy_and_invitation_log_survive_a_restart(config_dir, tmp_path):
+    """The permissions API's tenant state (sharing policy, invitations requested) is saved with --state,
+    as the directory and the drives are; before, a restart forgot both."""
+    state = tmp_path / "sandbox.json"
+    with running_sandbox(config_dir, size=30, throttling=False, state_path=state) as base:
+        t = next(t for t in base.world.tenants.values() if t.role == "source")
+        item = next(i for i in t.drives.items.values() if i["_parent"] is not None and not i.get("_deleted"))
+        admin = f"{base}/sandbox/tenants/{t.id}/sharing"
+        r = httpx.post(admin, json={"sharingCapability": "existingExternalUserSharingOnly"})
+        assert r.status_code == 200
+        with graph_client(base, t.id) as c:
+            r = c.post(
+                f"/drives/{item['_drive']}/items/{item['id']}/invite",
+                json={"recipients": [{"email": "visitor@example.net"}], "roles": ["read"]},
+            )
+            assert r.status_code == 200, r.text
+        before = httpx.get(admin).json()
+        assert before["invitations"] and before["invitations"][-1]["item"] == item["id"]
+        _saved(base)
+    with running_sandbox(config_dir, size=30, throttling=False, state_path=state) as base:
+        after = httpx.get(f"{base}/sandbox/tenants/{t.id}/sharing").json()
+    assert after == before
+    assert after["policy"]["sharingCapability"] == "existingExternalUserSharingOnly"
+
+
 def test_damaged_state_file_rejected(config_dir, tmp_path):
     from sandbox.world import StateFileError
 
