@@ -138,6 +138,9 @@ def bootstrap(app: AppContext, yes: bool, as_json: bool) -> None:
         click.echo(f"registered {result.extension}")
     else:
         click.echo(f"{result.extension} already registered; nothing changed")
+    if not as_json:
+        for who, names in result.request.items():
+            click.echo(f"app registration ({who}) requests application permissions: {', '.join(names)}")
     for c in [] if as_json else result.consent:
         click.echo(f"consent needed in {c['tenant']}: {c['missing']}\n  admin consent: {c['url']}")
     user, host = AppContext.operator()

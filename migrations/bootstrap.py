@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from migrations.preflight import MARKER_NAME, consent_url, marker_name
+from migrations.preflight import MARKER_NAME, consent_url, marker_name, required_permissions
 from migrations.store import dumps, now
 
 if TYPE_CHECKING:
@@ -26,6 +26,8 @@ class BootstrapResult:
     registered_now: bool = False
     already: bool = False
     consent: list[dict[str, str]] = field(default_factory=list)  # {"tenant", "missing", "url"}
+    # The application permissions each app registration must request (least privileged, every phase).
+    request: dict[str, list[str]] = field(default_factory=dict)  # "trust" / "academies" -> names
 
     @property
     def changed(self) -> bool:
@@ -37,6 +39,7 @@ class BootstrapResult:
             "registered_now": self.registered_now,
             "already_registered": self.already,
             "consent": self.consent,
+            "request": self.request,
         }
 
 
@@ -65,6 +68,12 @@ async def bootstrap(trust: Trust, conns: Connections, store: StateStore, report:
 
     name = marker_name(trust)
     result = BootstrapResult(name)
+    # Registering the extension property itself needs Application.ReadWrite.OwnedBy
+    # (learn.microsoft.com/graph/api/application-post-extensionproperty).
+    result.request = {
+        "trust": sorted({*required_permissions("target"), "Application.ReadWrite.OwnedBy"}),
+        "academies": required_permissions("source"),
+    }
     found = await registered(conns, trust)
     if found is not None:
         result.already = True

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from migrations.store import StateStore
     from trust import Academy, Trust
 
-PHASES = ("users", "groups", "memberships", "files")
+PHASES = ("users", "groups", "memberships", "files", "permissions", "domain")
 MARKER_NAME = "trustfoldSource"
 SHAREPOINT_ROLE = "Sites.FullControl.All"
 
@@ -48,6 +48,14 @@ _READ_FILES = (
     "Sites.ReadWrite.All",
     "Sites.FullControl.All",
 )
+# Sharing and domains: only the roles their pages list (driveitem-list-permissions, driveitem-invite,
+# driveitem-createlink, permission-delete; domain-get, domain-post-domains, domain-verify, domain-delete,
+# domain-list-domainnamereferences, which lists Domain.ReadWrite.All alone, even to read).
+_READ_SHARING = ("Files.Read.All", "Files.ReadWrite.All", "Sites.Read.All", "Sites.ReadWrite.All")
+_WRITE_SHARING = ("Files.ReadWrite.All", "Sites.ReadWrite.All")
+_READ_DOMAINS = ("Domain.Read.All", "Domain.ReadWrite.All", "Directory.Read.All")
+_WRITE_DOMAINS = ("Domain.ReadWrite.All",)
+_WRITE_USERS = ("User.ReadWrite.All", "Directory.ReadWrite.All")
 NEEDS: dict[str, dict[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {
     "users": {
         "source": (("read users", _READ_USERS),),
@@ -99,6 +107,26 @@ NEEDS: dict[str, dict[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {
                 ("Files.ReadWrite.All", "Sites.ReadWrite.All", "Sites.FullControl.All"),
             ),
             ("find mapped users", _READ_USERS),
+        ),
+    },
+    "permissions": {
+        "source": (("read item sharing", _READ_SHARING),),
+        "target": (
+            ("share items (invite, createLink) and remove grants", _WRITE_SHARING),
+            ("read item sharing", _READ_SHARING),
+        ),
+    },
+    "domain": {
+        "source": (
+            ("read domains", _READ_DOMAINS),
+            ("read the domain's references", _WRITE_DOMAINS),
+            ("delete the domain", _WRITE_DOMAINS),
+            ("rename users off the domain", _WRITE_USERS),
+        ),
+        "target": (
+            ("read domains", _READ_DOMAINS),
+            ("add and verify the domain", _WRITE_DOMAINS),
+            ("move users onto the domain", _WRITE_USERS),
         ),
     },
 }
@@ -195,6 +223,12 @@ async def _roles_of(ref: Any, tenant_id: str, graph_url: str | None, scope: str)
         if close is not None:
             await close()
     return [str(r) for r in token_claims(token.token).get("roles") or []]
+
+
+def required_permissions(role: str, phases: Iterable[str] = PHASES) -> list[str]:
+    """The least-privileged application permission of every need of `role` ("target" or "source") for
+    `phases`: what the app registration should request, and admin consent grant."""
+    return sorted({accepted[0] for phase in phases for _, accepted in NEEDS.get(phase, {}).get(role, ())})
 
 
 def _missing_roles(roles: Iterable[str], role: str, phases: Iterable[str]) -> list[tuple[str, str, str]]:

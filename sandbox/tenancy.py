@@ -49,6 +49,18 @@ _READ_FILES = (
     "Sites.FullControl.All",
 )
 _WRITE_FILES = ("Files.ReadWrite.All", "Sites.ReadWrite.All", "Sites.Manage.All", "Sites.FullControl.All")
+# Sharing (item permissions): the pages list only the Files and Sites read/write roles, without
+# Sites.Manage.All or Sites.FullControl.All (driveitem-list-permissions, permission-get / driveitem-invite,
+# driveitem-createlink, permission-update, permission-delete): the stricter reading accepts only those.
+_READ_SHARING = ("Files.Read.All", "Files.ReadWrite.All", "Sites.Read.All", "Sites.ReadWrite.All")
+_WRITE_SHARING = ("Files.ReadWrite.All", "Sites.ReadWrite.All")
+# Domains: every write (create, update, delete, verify, forceDelete) lists Domain.ReadWrite.All alone
+# ("Higher privileged: Not available"), and so does the domainNameReferences read; verificationDnsRecords
+# lists the two Domain roles; get and list add Directory.Read.All.
+_READ_DOMAINS = ("Domain.Read.All", "Domain.ReadWrite.All", "Directory.Read.All")
+_WRITE_DOMAINS = ("Domain.ReadWrite.All",)
+_ITEM_PERMS = r"(/items/[^/]+|/root)(:/[^:]*:)?/(permissions|invite|createLink)(/|$)"
+_DRIVE_ROOTS = r"^/v1\.0/((users|groups)/[^/]+/drive|drives/[^/]+|sites/[^/]+/drive|sites/[^/]+/drives/[^/]+)"
 _GRAPH = "https://learn.microsoft.com/graph/api/"
 
 
@@ -69,6 +81,21 @@ def _rule(methods: str, path: str, roles: tuple[str, ...], page: str) -> RouteRo
 _GET, _WRITE = "GET", "POST PATCH PUT DELETE"
 # First match wins; the application row of each page's permissions table (least and higher privileged).
 ROUTE_ROLES: tuple[RouteRoles, ...] = (
+    # Sharing routes sit under the drive routes: their rows come first.
+    _rule(_GET, _DRIVE_ROOTS + _ITEM_PERMS, _READ_SHARING, "driveitem-list-permissions"),
+    _rule(
+        "POST", _DRIVE_ROOTS + r"(/items/[^/]+|/root)(:/[^:]*:)?/invite$", _WRITE_SHARING, "driveitem-invite"
+    ),
+    _rule(
+        "POST",
+        _DRIVE_ROOTS + r"(/items/[^/]+|/root)(:/[^:]*:)?/createLink$",
+        _WRITE_SHARING,
+        "driveitem-createlink",
+    ),
+    _rule("PATCH", _DRIVE_ROOTS + _ITEM_PERMS, _WRITE_SHARING, "permission-update"),
+    _rule("DELETE", _DRIVE_ROOTS + _ITEM_PERMS, _WRITE_SHARING, "permission-delete"),
+    # POST .../permissions (application permissions on an item) lists more roles.
+    _rule("POST", _DRIVE_ROOTS + _ITEM_PERMS, _WRITE_FILES, "driveitem-post-permissions"),
     _rule(_GET, r"^/v1\.0/(users|groups)/[^/]+/drives?(/|$)", _READ_FILES, "drive-get"),
     _rule(_WRITE, r"^/v1\.0/(users|groups)/[^/]+/drives?(/|$)", _WRITE_FILES, "driveitem-put-content"),
     _rule(_GET, r"^/v1\.0/(drives|sites|shares)(/|$)", _READ_FILES, "driveitem-get"),
@@ -124,16 +151,24 @@ ROUTE_ROLES: tuple[RouteRoles, ...] = (
     ),
     _rule(
         _GET,
-        r"^/v1\.0/domains(/|$)",
-        ("Domain.Read.All", "Domain.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"),
-        "domain-list",
+        r"^/v1\.0/domains/[^/]+/domainNameReferences",
+        _WRITE_DOMAINS,
+        "domain-list-domainnamereferences",
     ),
     _rule(
-        _WRITE,
-        r"^/v1\.0/domains(/|$)",
-        ("Domain.ReadWrite.All", "Directory.ReadWrite.All"),
-        "domain-post-domains",
+        _GET,
+        r"^/v1\.0/domains/[^/]+/verificationDnsRecords",
+        ("Domain.Read.All", "Domain.ReadWrite.All"),
+        "domain-list-verificationdnsrecords",
     ),
+    _rule(_GET, r"^/v1\.0/domains(/[^/]+)?/?$", _READ_DOMAINS, "domain-get"),
+    _rule("POST", r"^/v1\.0/domains/[^/]+/verify$", _WRITE_DOMAINS, "domain-verify"),
+    _rule("POST", r"^/v1\.0/domains/[^/]+/forceDelete$", _WRITE_DOMAINS, "domain-forcedelete"),
+    _rule("POST", r"^/v1\.0/domains/?$", _WRITE_DOMAINS, "domain-post-domains"),
+    _rule("PATCH", r"^/v1\.0/domains/[^/]+$", _WRITE_DOMAINS, "domain-update"),
+    _rule("DELETE", r"^/v1\.0/domains/[^/]+$", _WRITE_DOMAINS, "domain-delete"),
+    # Anything else under /domains: the strictest row.
+    _rule(_GET + " " + _WRITE, r"^/v1\.0/domains(/|$)", _WRITE_DOMAINS, "domain-update"),
     _rule(
         _GET,
         r"^/v1\.0/subscribedSkus(/|$)",

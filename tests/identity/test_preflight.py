@@ -146,6 +146,38 @@ def test_preflight_failures_name_their_fix(prepared: tuple[str, Path], tmp_path:
     assert "client secret" in sp["result"] and "kind: certificate" in sp["fix"]
 
 
+def test_domain_and_sharing_permissions_are_checked_and_requested(prepared: tuple[str, Path]) -> None:
+    """The domain and permissions phases' application permissions (only those their pages list) are
+    checked by preflight, gate `run`, and are listed by bootstrap with the consent URL."""
+    url, state = prepared
+    cli = InProcess(url, state)
+    admin = f"{url}/sandbox/tenants/{TARGET}/roles"
+    # Sites.FullControl.All stays granted: it writes files, but the sharing pages do not list it.
+    withheld = ["Domain.ReadWrite.All", "Files.ReadWrite.All", "Sites.ReadWrite.All"]
+    httpx.post(admin, json={"withhold": withheld}).raise_for_status()
+    try:
+        code, checks = _preflight(cli)
+        assert code == 1
+        perm = _failing(checks, "permissions")
+        assert "Domain.ReadWrite.All (add and verify the domain, domain)" in perm["result"]
+        assert (
+            "Files.ReadWrite.All (share items (invite, createLink) and remove grants, permissions)"
+            in (perm["result"])
+        )
+        assert "Domain.ReadWrite.All" in perm["fix"] and f"adminconsent?client_id={TRUST_APP}" in perm["fix"]
+        assert set(perm["phases"]) == {"domain", "permissions"}
+        code, out, err = cli("run", "hillside", "--phase", "domain")
+        assert code == 1 and "preflight blocks domain" in err and "Domain.ReadWrite.All" in err
+        code, out, _ = cli("bootstrap", "--yes", "--json")
+        assert code == 0
+        result = json.loads(out)
+        assert "Domain.ReadWrite.All" in result["consent"][0]["missing"]
+        assert {"Domain.ReadWrite.All", "Files.ReadWrite.All"} <= set(result["request"]["trust"])
+        assert "Domain.ReadWrite.All" in result["request"]["academies"]
+    finally:
+        httpx.post(admin, json={"reset": True})
+
+
 def test_bootstrap_twice_changes_nothing_the_second_time(prepared: tuple[str, Path]) -> None:
     url, state = prepared
     cli = InProcess(url, state)

@@ -193,3 +193,55 @@ def test_withhold_roles_flag_takes_consent_away(config_dir):
         for t in httpx.get(f"{url}/sandbox/tenants").json():
             roles = _claims(token(url, t["id"]))["roles"]
             assert "User.ReadWrite.All" not in roles and "User.Read.All" in roles
+
+
+# (method, path, the least-privileged application role its page lists, a role the page does not list)
+_DOMAIN_AND_SHARING_ROUTES = (
+    ("GET", "/domains", "Domain.Read.All", "User.Read.All"),
+    ("GET", "/domains/nllt.example", "Domain.Read.All", "Directory.ReadWrite.All"),
+    ("POST", "/domains", "Domain.ReadWrite.All", "Directory.ReadWrite.All"),
+    ("PATCH", "/domains/nllt.example", "Domain.ReadWrite.All", "Directory.ReadWrite.All"),
+    ("DELETE", "/domains/nllt.example", "Domain.ReadWrite.All", "Directory.ReadWrite.All"),
+    ("POST", "/domains/nllt.example/verify", "Domain.ReadWrite.All", "Directory.ReadWrite.All"),
+    ("POST", "/domains/nllt.example/forceDelete", "Domain.ReadWrite.All", "Directory.ReadWrite.All"),
+    ("GET", "/domains/nllt.example/verificationDnsRecords", "Domain.Read.All", "Directory.Read.All"),
+    ("GET", "/domains/nllt.example/domainNameReferences", "Domain.ReadWrite.All", "Domain.Read.All"),
+    ("GET", "/drives/d1/items/i1/permissions", "Files.Read.All", "Sites.FullControl.All"),
+    ("GET", "/drives/d1/items/i1/permissions/p1", "Files.Read.All", "Sites.Manage.All"),
+    ("POST", "/drives/d1/items/i1/invite", "Files.ReadWrite.All", "Sites.FullControl.All"),
+    ("POST", "/drives/d1/items/i1/createLink", "Files.ReadWrite.All", "Sites.Manage.All"),
+    ("PATCH", "/drives/d1/items/i1/permissions/p1", "Files.ReadWrite.All", "Files.Read.All"),
+    ("DELETE", "/drives/d1/items/i1/permissions/p1", "Files.ReadWrite.All", "Sites.Read.All"),
+)
+
+
+def test_domain_and_sharing_routes_need_their_documented_roles(sandbox_url, target_id):
+    """Each domain and sharing route accepts the application roles of its page's permissions table and no
+    other (learn.microsoft.com/graph/api/domain-get, domain-post-domains, domain-update, domain-delete,
+    domain-verify, domain-forcedelete, domain-list-verificationdnsrecords, domain-list-domainnamereferences,
+    driveitem-list-permissions, permission-get, driveitem-invite, driveitem-createlink, permission-update,
+    permission-delete): a token holding only another role answers 403 Authorization_RequestDenied."""
+    from sandbox.tenancy import ALL_ROLES
+
+    admin = f"{sandbox_url}/sandbox/tenants/{target_id}/roles"
+
+    def only(role: str) -> httpx.Client:
+        httpx.post(admin, json={"reset": True}).raise_for_status()
+        withhold = [r for r in ALL_ROLES if r != role and not r.startswith("SharePoint:")]
+        httpx.post(admin, json={"withhold": withhold}).raise_for_status()
+        tok = token(sandbox_url, target_id)
+        assert _claims(tok)["roles"] == [role]
+        return httpx.Client(base_url=f"{sandbox_url}/v1.0", headers={"Authorization": f"Bearer {tok}"})
+
+    try:
+        for method, path, least, other in _DOMAIN_AND_SHARING_ROUTES:
+            body = {} if method in ("POST", "PATCH") else None
+            with only(other) as c:
+                r = c.request(method, path, json=body)
+                assert r.status_code == 403, (method, path, other, r.status_code)
+                assert error_of(r)["code"] == "Authorization_RequestDenied"
+            with only(least) as c:
+                r = c.request(method, path, json=body)
+                assert r.status_code != 403, (method, path, least, r.text)
+    finally:
+        httpx.post(admin, json={"reset": True})
