@@ -237,6 +237,13 @@ def _print_plan(p: Any, as_json: bool, limit: int) -> None:
     "--replan", is_flag=True, help="Plan and apply at once, without a separate review (CI, rehearsals)."
 )
 @click.option(
+    "--licence-wait",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(0, 86_400),
+    help="licences.mode group: SECONDS to wait for Entra to license new group members before reporting.",
+)
+@click.option(
     "--lag-tolerance",
     default=4.0,
     show_default=True,
@@ -266,6 +273,7 @@ def run(
     dns_wait: int,
     plan_number: int | None,
     replan: bool,
+    licence_wait: float,
     lag_tolerance: float,
     skip_preflight: bool,
 ) -> None:
@@ -296,6 +304,7 @@ def run(
         "dns_wait": dns_wait,
         "say": None if as_json else (lambda m: click.echo(f"  {m}", err=True)),
         "lag_tolerance": lag_tolerance,
+        "licence_wait": licence_wait,
     }
 
     async def go(env: Any) -> Any:
@@ -372,8 +381,10 @@ def run(
             click.echo(f"{academy} {phase}: waiting-for-dns (publish the record above, then run again)")
         return
     if result.status != "succeeded":
+        licences = result.counts.get("licence_problems", 0)
+        unlicensed = f", {licences} user(s) without an active licence (see the failures)" if licences else ""
         raise OperationFailed(
-            f"{phase} for {academy}: {result.counts.get('failed', 0)} step(s) failed; "
+            f"{phase} for {academy}: {result.counts.get('failed', 0)} step(s) failed{unlicensed}; "
             "fix the cause and run again (completed steps are not repeated)"
         )
 

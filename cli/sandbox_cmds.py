@@ -130,6 +130,13 @@ def sandbox() -> None:
     help="Seconds between an accepted OneDrive provisioning request and the drive existing (default 3).",
 )
 @click.option(
+    "--group-licensing-delay",
+    "licensing_delay",
+    type=click.FloatRange(0, 86_400),
+    default=None,
+    help="Seconds before Entra's background processing licenses a licensed group's new members (default 2).",
+)
+@click.option(
     "--withhold-roles",
     default=None,
     callback=_parsed(_tenancy_roles),
@@ -154,6 +161,7 @@ def serve(
     seats: Any,
     no_throttle: bool,
     onedrive_delay: float | None,
+    licensing_delay: float | None,
     withhold_roles: tuple[str, ...] | None,
 ) -> None:
     """Serve Graph v1.0 for every tenant in config/ at http://HOST:PORT/v1.0 until interrupted."""
@@ -189,6 +197,8 @@ def serve(
     }
     if onedrive_delay is not None:
         changes["onedrive_provision_delay_s"] = onedrive_delay
+    if licensing_delay is not None:
+        changes["group_licensing_delay_s"] = licensing_delay
     if write_budget is not None:
         changes["write_budget"] = write_budget
     settings = Settings(**changes)

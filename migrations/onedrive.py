@@ -55,6 +55,8 @@ class ProvisionResult:
     waiting: list[str] = field(default_factory=list)
     unlicensed: int = 0
     not_created: int = 0
+    # licences.mode group: members whose group licence is in error or still being processed by Entra.
+    licence_problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +68,7 @@ class ProvisionResult:
             "waiting": self.waiting,
             "unlicensed": self.unlicensed,
             "not_created": self.not_created,
+            "licence_problems": self.licence_problems,
         }
 
 
@@ -127,6 +130,32 @@ async def _refresh(conn: TenantConnection, states: list[DriveState], *, stop_ear
                 raise GraphError("GET", f"/users/{s.user_id}/drive", resp)
         if stop_early and not any(s.provisioned for s in chunk):
             return
+
+
+async def _await_group_licences(
+    trust: Trust,
+    conn: TenantConnection,
+    store: StateStore,
+    academy: Academy,
+    states: list[DriveState],
+    timeout: float,
+) -> list[str]:
+    """Mark users licensed once their group licence is Active; the UPNs whose licence is not (error, or
+    still processing when the wait ends)."""
+    from migrations import licence_groups, licence_wait
+
+    if not licence_groups.group_mode(trust):
+        return []
+    expected = licence_wait.expected_group_licences(store, academy.code)
+    by_id = {s.user_id: s for s in states if s.exists and not s.licensed and s.user_id in expected}
+    if not by_id:
+        return []
+    wait = min(timeout, licence_wait.DEFAULT_WAIT_S)
+    check = await licence_wait.check_group_licences(conn, licence_wait.subset(expected, by_id), timeout=wait)
+    for uid in check.active:
+        by_id[uid].licensed = True
+    await _refresh(conn, [by_id[uid] for uid in check.active])
+    return sorted(by_id[uid].upn for uid in [*check.errors, *check.pending])
 
 
 def requested_before(store: StateStore, academy: str) -> set[str]:
@@ -199,6 +228,9 @@ async def provision(
     states = await target_onedrives(conn, store, academy)
     result.mapped = len(states)
     result.not_created = sum(1 for s in states if not s.exists)
+    # SharePoint makes OneDrives only for licensed users; with group-based licensing the licence comes when
+    # Entra has processed the membership, so wait for that first (bounded) rather than skip the user.
+    result.licence_problems = await _await_group_licences(trust, conn, store, academy, states, timeout)
     result.unlicensed = sum(1 for s in states if s.exists and not s.licensed)
     wanted = [s for s in states if s.licensed]
     asked = requested_before(store, academy.code)

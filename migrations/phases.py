@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from migrations import licence_groups, licence_wait
 from migrations.engine import Journal, Metrics, Plan, finish_run, start_run
 from migrations.graph import Connections
 from migrations.identity import (
@@ -184,9 +185,13 @@ class IdentityPhase:
             lag_tolerance=float(env.options.get("lag_tolerance") or 4.0),
         )
         status = "failed"
+        licence_failures: list[dict[str, str]] = []
         try:
             result = await runner.run()
-            status = "succeeded" if result.failed == 0 else "failed"
+            if "users" in self.parts and licence_groups.group_mode(env.trust):
+                # Entra licenses members in the background: wait (bounded) and report errors, never success.
+                licence_failures = await _group_licence_findings(env)
+            status = "succeeded" if result.failed == 0 and not licence_failures else "failed"
         finally:
             if passwords:
                 passwords.close()
@@ -194,6 +199,7 @@ class IdentityPhase:
             counts = {
                 "planned": len(plan.steps),
                 **runner.result.counts(),
+                **({"licence_problems": len(licence_failures)} if licence_failures else {}),
                 **{
                     k: round(stats[k] - stats_before[k], 3) for k in ("requests", "throttled", "wait_seconds")
                 },
@@ -204,6 +210,7 @@ class IdentityPhase:
                 keys = {s.key for s in plan.steps if step_phase(s) == part}
                 tally = counts if part == self.name else {"planned": len(keys), **runner.result.counts(keys)}
                 ok = not tally.get("failed") and not tally.get("skipped")
+                ok = ok and not (part == "users" and licence_failures)
                 env.store.set_phase_status(
                     code,
                     part,
@@ -216,7 +223,7 @@ class IdentityPhase:
                 f"initial passwords written to {passwords.path} (mode 0600); users must change them "
                 "at first sign-in"
             )
-        return PhaseRun(run_id, status, counts, runner.result.failures, notes)
+        return PhaseRun(run_id, status, counts, runner.result.failures + licence_failures, notes)
 
     async def rollback_steps(self, env: PhaseEnv) -> list[Any]:
         return rollback_plan(env.store, env.academy.code, list(self.parts))
@@ -254,6 +261,16 @@ class IdentityPhase:
             result.failed,
             [f"kept {k['object']}: {k['message']}" for k in result.kept],
         )
+
+
+async def _group_licence_findings(env: PhaseEnv) -> list[dict[str, str]]:
+    """Every member the users phase put in a licence group (this run or before), once Entra has processed
+    it or the wait is over: the ones whose licence is not Active."""
+    expected = licence_wait.expected_group_licences(env.store, env.academy.code)
+    wait = env.options.get("licence_wait")
+    timeout = licence_wait.DEFAULT_WAIT_S if wait is None else float(wait)
+    check = await licence_wait.check_group_licences(env.conns.target, expected, timeout=timeout)
+    return licence_wait.findings(expected, check)
 
 
 for _name in (*IDENTITY_PHASES, "identity"):

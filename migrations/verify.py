@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrations import licence_groups
+from migrations import licence_groups, licence_wait
 from migrations.graph import BatchItem, GraphResponse, TenantConnection
 from migrations.identity import IdentityContext, inventory, mappings
 from trust import Academy, Trust
@@ -56,6 +56,24 @@ def licence_problem(trust: Trust, ctx: IdentityContext, role: str, user: dict[st
     return f"licence {sku} is not assigned {source}"
 
 
+async def _group_licences(
+    ctx: IdentityContext, expected: list[tuple[dict[str, Any], str]], answers: list[GraphResponse | None]
+) -> dict[str, tuple[licence_wait.Expected, dict[str, Any] | None, float]]:
+    """licences.mode group: each member's group licence state; members Entra has not processed yet are
+    read again, bounded, before verify judges them (no state is not yet an error)."""
+    if not licence_groups.group_mode(ctx.trust):
+        return {}
+    wanted = licence_wait.expected_group_licences(ctx.store, ctx.academy.code)
+    states: dict[str, dict[str, Any] | None] = {}
+    for (_, tid), resp in zip(expected, answers, strict=True):
+        if tid in wanted and resp is not None and resp.ok and isinstance(resp.body, dict):
+            states[tid] = licence_wait.state_for(resp.body, wanted[tid])
+    waiting = licence_wait.subset(wanted, [tid for tid, s in states.items() if s is None])
+    check = await licence_wait.check_group_licences(ctx.target, waiting)
+    states.update(check.states)
+    return {tid: (wanted[tid], s, check.waited) for tid, s in states.items()}
+
+
 async def verify_identity(trust: Trust, academy: Academy, ctx: IdentityContext) -> Verification:
     result = Verification()
     store, conn = ctx.store, ctx.target
@@ -84,6 +102,7 @@ async def verify_identity(trust: Trust, academy: Academy, ctx: IdentityContext) 
             continue
         expected.append((row, tid))
     answers = await _get_many(conn, [f"/users/{tid}?$select={select}" for _, tid in expected])
+    group_licences = await _group_licences(ctx, expected, answers)
     for (row, tid), resp in zip(expected, answers, strict=True):
         result.checked += 1
         if resp is None or resp.status == 404 or not resp.ok:
@@ -97,7 +116,12 @@ async def verify_identity(trust: Trust, academy: Academy, ctx: IdentityContext) 
             result.add("user", row["target_key"], f"UPN is {u.get('userPrincipalName')}")
         if u.get("usageLocation") != trust.settings.usage_location:
             result.add("user", row["target_key"], f"usageLocation is {u.get('usageLocation')}")
-        problem = licence_problem(trust, ctx, src.get("role", "staff"), u)
+        if tid in group_licences:
+            want, state, waited = group_licences[tid]
+            active = state is not None and state.get("state") == "Active"
+            problem = None if active else licence_wait.describe(want, state, waited)
+        else:
+            problem = licence_problem(trust, ctx, src.get("role", "staff"), u)
         if problem:
             result.add("user", row["target_key"], problem)
     # Groups: existence and members against the source, through the mapping.

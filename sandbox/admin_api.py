@@ -82,12 +82,19 @@ async def throttle(request: Request) -> Response:
 
 async def faults(request: Request) -> Response:
     """{"faults": "429=0.1,..."} or {"429": 0.1, ...}; plus latency_ms, bandwidth_mbps, slow_seconds,
-    replication_lag_ms."""
+    replication_lag_ms, group_licensing_delay_s."""
     world = _world(request)
     try:
         body = await _body(request)
         changes: dict[str, Any] = {}
-        knobs = ("faults", "latency_ms", "bandwidth_mbps", "slow_seconds", "replication_lag_ms")
+        knobs = (
+            "faults",
+            "latency_ms",
+            "bandwidth_mbps",
+            "slow_seconds",
+            "replication_lag_ms",
+            "group_licensing_delay_s",
+        )
         rates = {k: v for k, v in body.items() if k not in knobs}
         if "faults" in body:
             if rates:
@@ -105,6 +112,11 @@ async def faults(request: Request) -> Response:
             if not 0 <= lag <= 600_000:
                 raise ValueError("replication_lag_ms must be between 0 and 600000")
             changes["replication_lag_ms"] = lag
+        if "group_licensing_delay_s" in body:
+            delay = float(body["group_licensing_delay_s"])
+            if not 0 <= delay <= 86_400:
+                raise ValueError("group_licensing_delay_s must be between 0 and 86400")
+            changes["group_licensing_delay_s"] = delay
         if "slow_seconds" in body:
             slow = float(body["slow_seconds"])
             if not 0 <= slow <= 600:
@@ -120,7 +132,35 @@ async def snapshot(request: Request) -> Response:
     tenant = _world(request).tenant(request.path_params["tid"])
     if tenant is None:
         return _problem(f"no tenant {request.path_params['tid']!r} in this sandbox", 404)
+    from sandbox.licensing import settle
+
+    settle(tenant)  # the snapshot shows what a Graph read would
     return Response(json.dumps(tenant.snapshot(), sort_keys=True, indent=1), media_type="application/json")
+
+
+async def licensing(request: Request) -> Response:
+    """GET: group-licence processing still queued; POST {"process": true}: finish it now (tests use this
+    rather than waiting out the delay)."""
+    from sandbox.licensing import settle_now
+
+    world = _world(request)
+    tenant = world.tenant(request.path_params["tid"])
+    if tenant is None:
+        return _problem(f"no tenant {request.path_params['tid']!r} in this sandbox", 404)
+    processed = 0
+    if request.method == "POST":
+        body = await _body(request)
+        if body != {"process": True}:
+            return _problem('body must be {"process": true}')
+        processed = settle_now(tenant)
+        world.dirty = True
+    return JSONResponse(
+        {
+            "processed": processed,
+            "queued_users": len(tenant.licence_due),
+            "queued_groups": len(tenant.licence_groups_due),
+        }
+    )
 
 
 async def reset(request: Request) -> Response:
@@ -206,4 +246,5 @@ def admin_routes() -> list[Route]:
         Route("/sandbox/tenants/{tid}/expire-delta", expire_delta, methods=["POST"]),
         Route("/sandbox/save", save, methods=["POST"]),
         Route("/sandbox/tenants/{tid}/seats", seats, methods=["POST"]),
+        Route("/sandbox/tenants/{tid}/licensing", licensing, methods=["GET", "POST"]),
     ]

@@ -342,7 +342,8 @@ def restore(t: TenantState, oid: str) -> dict[str, Any]:
             if g in t.groups:
                 t.members.setdefault(g, {})[oid] = None
                 t.member_changed(g, oid, True)
-        licensing.process_user(t, obj)
+        licensed = tuple(g for g in item.get("memberOf", []) if t.groups.get(g, {}).get("assignedLicenses"))
+        licensing.reprocess(t, oid, licensed)
         for g in item.get("ownerOf", []):
             if g in t.groups:
                 t.owners.setdefault(g, {})[oid] = None

@@ -15,11 +15,19 @@ licensing-groups-resolve-problems), with the stricter reading where the document
   an error to the caller) and is retried only when that user is processed again (membership or group
   licence change), as Entra keeps the intent in an error state until it is reprocessed;
 - a group holding licences cannot be deleted: they must be removed first;
-- users without usageLocation inherit the directory's country for group assignment.
+- users without usageLocation inherit the directory's country for group assignment;
+- processing is in the background ("the changes could take time to process", licensing-group-advanced,
+  "Find out when group changes started and finished processing"): a group licence change, a licensed
+  group's membership change or a user's direct licence change queues the users concerned, and their
+  `licenseAssignmentStates` change only `licensing_delay_s` later (`settle`, run before every request).
+  Until then a joining member has no state for the group and a leaving one keeps its licence and seat; the
+  group's `licenseProcessingState` is QueuedForProcessing (learn.microsoft.com/graph/api/resources/group).
+  A delay of 0 processes at once.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sandbox.errors import GraphError, bad_request, now_iso
@@ -122,9 +130,9 @@ def assign_direct(t: TenantState, user: dict[str, Any], add: list[Any], remove: 
         direct.pop(sku_id, None)
     inherited = [s for s in sts if s.get("assignedByGroup") is not None]
     _commit(t, user, [*direct.values(), *inherited])
-    # A seat freed or a SKU now held directly may settle this user's inherited errors.
+    # A seat freed or a SKU now held directly may settle this user's inherited errors (when Entra gets to it).
     if inherited:
-        process_user(t, user)
+        reprocess(t, user["id"])
 
 
 def _licensed_groups_of(t: TenantState, uid: str) -> list[dict[str, Any]]:
@@ -185,11 +193,65 @@ def refresh_error_flag(t: TenantState, gid: str) -> None:
 
 
 def member_changed(t: TenantState, gid: str, oid: str) -> None:
-    """A user joined or left a group: reprocess it when the group carries licences."""
+    """A user joined or left a group: queue it for processing when the group carries licences."""
     group = t.groups.get(gid)
     user = t.users.get(oid)
     if user is not None and group is not None and group.get("assignedLicenses"):
-        process_user(t, user)
+        reprocess(t, user["id"], (gid,))
+
+
+def reprocess(t: TenantState, uid: str, groups: tuple[str, ...] = ()) -> None:
+    """Queue the user for Entra's background processing (at once when the delay is 0); `groups` are the
+    licensed groups whose processing state waits for it."""
+    if t.licensing_delay_s <= 0:
+        user = t.users.get(uid)
+        if user is not None:
+            process_user(t, user)
+        return
+    due = time.time() + t.licensing_delay_s
+    # A user already queued keeps its turn: its processing reads the memberships of that moment.
+    t.licence_due.setdefault(uid, due)
+    for gid in groups:
+        _queue_group(t, gid, t.licence_due[uid])
+
+
+def _queue_group(t: TenantState, gid: str, due: float) -> None:
+    group = t.groups.get(gid)
+    if group is None:
+        return
+    t.licence_groups_due[gid] = max(due, t.licence_groups_due.get(gid, 0.0))
+    group["licenseProcessingState"] = {"state": "QueuedForProcessing"}
+    t.touch(gid)
+
+
+def settle(t: TenantState, now: float | None = None) -> bool:
+    """Process every queued user whose time has come, in due order, then mark their groups complete.
+    True when anything changed (the caller marks the world for saving)."""
+    if not t.licence_due and not t.licence_groups_due:
+        return False
+    now = time.time() if now is None else now
+    ready = sorted((due, uid) for uid, due in t.licence_due.items() if due <= now)
+    for _, uid in ready:
+        del t.licence_due[uid]
+        user = t.users.get(uid)
+        if user is not None:  # deleted meanwhile: its seats went with it
+            process_user(t, user)
+    done = [gid for gid, due in t.licence_groups_due.items() if due <= now]
+    for gid in done:
+        del t.licence_groups_due[gid]
+        group = t.groups.get(gid)
+        if group is not None:
+            group["licenseProcessingState"] = {"state": "ProcessingComplete"}
+            refresh_error_flag(t, gid)
+            t.touch(gid)
+    return bool(ready or done)
+
+
+def settle_now(t: TenantState) -> int:
+    """Admin: finish every queued processing now (what waiting out the delay would do); how many users."""
+    count = len(t.licence_due)
+    settle(t, float("inf"))
+    return count
 
 
 def assign_group(t: TenantState, group: dict[str, Any], body: Any) -> None:
@@ -210,13 +272,19 @@ def assign_group(t: TenantState, group: dict[str, Any], body: Any) -> None:
     for sku_id in remove:
         current.pop(sku_id, None)
     group["assignedLicenses"] = list(current.values())
-    group["licenseProcessingState"] = {"state": "ProcessingComplete"}
     t.touch(group["id"])
+    if t.licensing_delay_s <= 0:
+        group["licenseProcessingState"] = {"state": "ProcessingComplete"}
+        for uid in list(t.members.get(group["id"], {})):
+            user = t.users.get(uid)
+            if user is not None:
+                process_user(t, user)
+        refresh_error_flag(t, group["id"])
+        return
+    _queue_group(t, group["id"], time.time() + t.licensing_delay_s)
     for uid in list(t.members.get(group["id"], {})):
-        user = t.users.get(uid)
-        if user is not None:
-            process_user(t, user)
-    refresh_error_flag(t, group["id"])
+        if uid in t.users:
+            reprocess(t, uid, (group["id"],))
 
 
 def check_group_deletable(group: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import jwt
 
+from sandbox import licensing
 from sandbox.errors import error_body
 from sandbox.tenancy import DENIED, denied
 from sandbox.throttle import Decision, retry_after_header, throttle_headers
@@ -214,6 +215,9 @@ class GraphPipeline:
         state = scope.setdefault("state", {})
         state["world"] = world
         state["tenant"] = tenant
+        # Entra's background group-licence processing catches up before the tenant is read or written.
+        if (tenant.licence_due or tenant.licence_groups_due) and licensing.settle(tenant):
+            world.dirty = True
         state["app_id"] = app_id
         tid = tenant.id
         is_batch = path == "/v1.0/$batch"

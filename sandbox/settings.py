@@ -33,6 +33,10 @@ SHAREPOINT_DAILY_FACTOR = 1_000
 FAULT_KINDS = ("429", "503", "504", "drop", "slow")
 DEFAULT_SIZE = 250
 DEFAULT_ONEDRIVE_DELAY_S = 3.0
+# Group-based licensing runs in the background in Entra ("the changes could take time to process",
+# learn.microsoft.com/entra/identity/users/licensing-group-advanced): members get their licence this long
+# after the change; non-zero by default so every rehearsal meets it.
+DEFAULT_GROUP_LICENSING_DELAY_S = 2.0
 MIN_SIZE = 20
 MAX_SIZE = 50_000
 
@@ -127,6 +131,8 @@ class Settings:
     # OneDrive: seconds between an accepted provisioning request and the site existing (SharePoint's timer
     # job takes minutes to hours; a few seconds keeps rehearsals honest without making them slow).
     onedrive_provision_delay_s: float = DEFAULT_ONEDRIVE_DELAY_S
+    # Seconds between a group licence or licensed-group membership change and Entra processing the members.
+    group_licensing_delay_s: float = DEFAULT_GROUP_LICENSING_DELAY_S
     # Application roles taken away from every tenant's app at start (admin consent not given for them).
     withhold_roles: tuple[str, ...] = ()
     seed: int = 1
@@ -149,6 +155,7 @@ class Settings:
             "throttling": self.throttling,
             "replication_lag_ms": self.replication_lag_ms,
             "onedrive_provision_delay_s": self.onedrive_provision_delay_s,
+            "group_licensing_delay_s": self.group_licensing_delay_s,
             "withhold_roles": list(self.withhold_roles),
             "seed": self.seed,
             "size": self.size,

@@ -79,6 +79,11 @@ class TenantState:
     applications: dict[str, dict[str, Any]] = field(default_factory=dict)
     onedrive_ready: dict[str, float] = field(default_factory=dict)
     personal_site_calls: int = 0  # accepted CreatePersonalSiteEnqueueBulk calls (not saved)
+    # Group-based licensing is processed in the background (sandbox/licensing.py): user id / group id ->
+    # wall-clock time Entra's processing reaches it; the delay comes from the settings (not saved).
+    licence_due: dict[str, float] = field(default_factory=dict)
+    licence_groups_due: dict[str, float] = field(default_factory=dict)
+    licensing_delay_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.drives is None:
@@ -173,6 +178,8 @@ class TenantState:
             "granted_roles": self.granted_roles,
             "applications": self.applications,
             "onedrive_ready": self.onedrive_ready,
+            "licence_due": self.licence_due,
+            "licence_groups_due": self.licence_groups_due,
         }
 
     @classmethod
@@ -200,6 +207,8 @@ class TenantState:
             granted_roles=d.get("granted_roles"),
             applications=d.get("applications") or {},
             onedrive_ready={k: float(v) for k, v in (d.get("onedrive_ready") or {}).items()},
+            licence_due={k: float(v) for k, v in (d.get("licence_due") or {}).items()},
+            licence_groups_due={k: float(v) for k, v in (d.get("licence_groups_due") or {}).items()},
         )
         for u in t.users.values():
             t.index_user(u)
@@ -337,6 +346,7 @@ class World:
     def _set_lag(self) -> None:
         for t in self.tenants.values():
             t.replication_lag_s = self.settings.replication_lag_ms / 1000
+            t.licensing_delay_s = self.settings.group_licensing_delay_s
 
     def apply_seats(self, seats: tuple[tuple[str, str, int], ...] | None = None) -> None:
         """Set prepaid units from the settings (or the given entries); ValueError names a bad entry."""

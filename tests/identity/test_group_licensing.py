@@ -126,9 +126,17 @@ def test_seat_shortage_shows_in_verify_and_existing_group_is_kept(gcli: ConfigCl
     )
     assert r.status_code == 200
     # Preflight would stop this run on the shortage (tested in test_preflight.py); here it goes ahead so
-    # that what Entra does on a shortage, and what verify says of it, is seen.
-    result = gcli.json("run", "oakwood", "--phase", "users", "--replan", "--skip-preflight")
-    assert result["status"] == "succeeded"
+    # that what Entra does on a shortage, and what run and verify say of it, is seen. Entra licenses the
+    # members in the background (the sandbox's default delay): the run waits for it and reports each member
+    # left in CountViolation as a failure, never as success.
+    proc = gcli("run", "oakwood", "--phase", "users", "--replan", "--skip-preflight", "--json", check=False)
+    assert proc.returncode == 1, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["status"] == "failed" and result["counts"]["failed"] == 0
+    short = [f for f in result["failures"] if "CountViolation" in f["message"]]
+    assert short and result["counts"]["licence_problems"] == len(short) == len(result["failures"])
+    assert all(f["step"].startswith("licence:") and "add or free seats" in f["message"] for f in short)
+    assert "without an active licence" in proc.stderr
     snap = snapshot(gcli.url)
     nicknames = [g["mailNickname"] for g in snap["groups"]]
     assert nicknames.count("nllt-oakwood-pupils") == 1
@@ -151,3 +159,37 @@ def test_bad_licence_mode_exits_2_naming_the_field(tmp_path: Path) -> None:
     line = proc.stderr.strip().splitlines()[-1]
     assert "trust.yaml" in line and "licences.mode" in line and "direct" in line and "group" in line
     assert "Traceback" not in proc.stderr
+
+
+def _run_pending(gcli: ConfigCli, academy: str) -> int:
+    """Run the users phase without waiting for Entra: exit 1, every member reported as still being
+    processed; the number of members."""
+    proc = gcli("run", academy, "--phase", "users", "--replan", "--licence-wait", "0", "--json", check=False)
+    assert proc.returncode == 1, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["status"] == "failed" and result["counts"]["failed"] == 0
+    assert all("still being processed by Entra" in f["message"] for f in result["failures"])
+    snap = snapshot(gcli.url)
+    groups = {g["mailNickname"]: g["id"] for g in snap["groups"]}
+    members = {m for p in ("staff", "pupils") for m in snap["members"][groups[f"nllt-{academy}-{p}"]]}
+    assert len(result["failures"]) == len(members) > 0
+    return len(members)
+
+
+def test_run_verify_and_onedrive_provisioning_wait_for_background_licensing(gcli: ConfigCli) -> None:
+    """Entra licenses a licence group's new members in the background (learn.microsoft.com/entra/identity/
+    users/licensing-group-advanced): a run whose bounded wait ends first reports every member still being
+    processed (exit 1, never success); verify waits for the processing before judging; OneDrive
+    provisioning, which SharePoint does only for licensed users, waits for the licences before asking, so
+    no member is skipped as unlicensed."""
+    gcli("discover", "hillside")
+    gcli("discover", "oakwood")
+    knobs = f"{gcli.url}/sandbox/faults"
+    assert httpx.post(knobs, json={"group_licensing_delay_s": 6}).status_code == 200
+    _run_pending(gcli, "hillside")
+    verified = json.loads(gcli("verify", "hillside", "--json", check=False).stdout)
+    assert verified["checked"] and not [d for d in verified["differences"] if "licence" in d["message"]]
+    members = _run_pending(gcli, "oakwood")
+    prov = json.loads(gcli("provision-onedrive", "oakwood", "--json").stdout)
+    assert prov["unlicensed"] == 0 and prov["licence_problems"] == []
+    assert prov["requested"] == members == prov["ready"]

@@ -24,7 +24,9 @@ PUPIL = "STANDARDWOFFPACK_STUDENT"
 
 @pytest.fixture(scope="module")
 def lic(config_dir) -> Iterator[SandboxURL]:
-    with running_sandbox(config_dir, size=20, seed=5, throttling=False) as base:
+    # Group licensing processed at once (delay 0): these tests read states right after each change; the
+    # background delay has its own test, which sets it.
+    with running_sandbox(config_dir, size=20, seed=5, throttling=False, group_licensing_delay_s=0) as base:
         yield base
 
 
@@ -160,6 +162,56 @@ def test_group_based_licensing_states_and_seats(lic, target):
     assert states_of(target, failed["id"])[0]["state"] == "Active"
     g = target.get(f"/groups/{group['id']}", params={"$select": "id,hasMembersWithLicenseErrors"}).json()
     assert g["hasMembersWithLicenseErrors"] is False
+
+
+def test_group_licensing_is_processed_in_the_background(lic, target):
+    """learn.microsoft.com/entra/identity/users/licensing-group-advanced ("the changes could take time to
+    process"; processing starts and finishes later, seen in the audit log) and learn.microsoft.com/graph/api/
+    resources/group (licenseProcessingState QueuedForProcessing ... ProcessingComplete): a new member of a
+    licensed group has no licence and no state for it until Entra processes it; a member leaving keeps its
+    licence until then; seats short at processing time give Error / CountViolation. The test finishes the
+    processing through the admin API instead of waiting (no timings in tests)."""
+    knobs = f"{lic}/sandbox/faults"
+    process = f"{lic}/sandbox/tenants/{TARGET}/licensing"
+    assert httpx.post(knobs, json={"group_licensing_delay_s": 3600}).status_code == 200
+    try:
+        seats_left(lic, STAFF, 1)
+        s = sku(target, STAFF)
+        g = make_group(target)
+        r = target.post(
+            f"/groups/{g['id']}/assignLicense",
+            json={"addLicenses": [{"skuId": s["skuId"], "disabledPlans": []}], "removeLicenses": []},
+        )
+        assert r.status_code == 202
+        users = [make_user(target, usageLocation="GB") for _ in range(2)]
+        for u in users:
+            r = target.post(f"/groups/{g['id']}/members/$ref", json={"@odata.id": GRAPH_BIND + u["id"]})
+            assert r.status_code == 204
+        sel = {"$select": "id,licenseProcessingState,hasMembersWithLicenseErrors"}
+        assert target.get(f"/groups/{g['id']}", params=sel).json()["licenseProcessingState"] == {
+            "state": "QueuedForProcessing"
+        }
+        assert [states_of(target, u["id"]) for u in users] == [[], []]
+        assert sku(target, STAFF)["consumedUnits"] == s["consumedUnits"]
+        assert httpx.get(process).json()["queued_users"] == 2
+        assert httpx.post(process, json={"process": True}).json()["processed"] == 2
+        got = [states_of(target, u["id"]) for u in users]
+        assert sorted(x[0]["state"] for x in got) == ["Active", "Error"]
+        assert {x[0]["error"] for x in got if x[0]["state"] == "Error"} == {"CountViolation"}
+        group = target.get(f"/groups/{g['id']}", params=sel).json()
+        assert group["licenseProcessingState"] == {"state": "ProcessingComplete"}
+        assert group["hasMembersWithLicenseErrors"] is True
+        # Leaving: the licence (and its seat) stays until processed.
+        ok = next(u for u, x in zip(users, got, strict=True) if x[0]["state"] == "Active")
+        assert target.delete(f"/groups/{g['id']}/members/{ok['id']}/$ref").status_code == 204
+        assert states_of(target, ok["id"])[0]["state"] == "Active"
+        httpx.post(process, json={"process": True})
+        assert states_of(target, ok["id"]) == []
+        assert httpx.post(process, json={"nope": 1}).status_code == 400
+        assert httpx.post(knobs, json={"group_licensing_delay_s": -1}).status_code == 400
+    finally:
+        httpx.post(knobs, json={"group_licensing_delay_s": 0})
+        httpx.post(process, json={"process": True})
 
 
 def test_group_licence_one_seat_per_user_and_no_nesting(lic, target):
