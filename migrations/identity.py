@@ -19,6 +19,7 @@ from typing import Any
 
 from migrations.engine import Journal, Outcome, Plan, Step, register_operation
 from migrations.graph import BatchItem, GraphResponse, TenantConnection
+from migrations.licence_assign import LicenceAssignment
 from migrations.redaction import register_secret
 from migrations.sanitise import clean_name, csv_line
 from migrations.store import StateStore
@@ -182,46 +183,27 @@ class CreateUser:
         return Outcome("done", found["id"], {"upn": step.args["upn"], "reconciled": True}) if found else None
 
 
-class AssignLicence:
+class AssignLicence(LicenceAssignment):
+    """A user's direct licence (licences.mode direct)."""
+
     name = "assign-licence"
-    batchable = True
+    collection = "users"
+    subject = "user_key"
 
     def describe(self, step: Step) -> str:
         return f"assign licence {step.args['sku']} to {step.args['upn']}"
 
-    def _sku(self, step: Step, ctx: IdentityContext) -> str:
-        sku = ctx.sku_ids.get(step.args["sku"])
-        if not sku:
-            raise LookupError(f"SKU {step.args['sku']} is not in the trust tenant's subscribedSkus")
-        return sku
-
-    def request(self, step: Step, ctx: IdentityContext) -> BatchItem:
-        uid = ctx.target_id(step.args["user_key"])
-        return BatchItem(
-            "POST",
-            f"/users/{uid}/assignLicense",
-            {"addLicenses": [{"skuId": self._sku(step, ctx), "disabledPlans": []}], "removeLicenses": []},
-        )
-
-    def outcome(self, step: Step, resp: GraphResponse, ctx: IdentityContext) -> Outcome | None:
-        if resp.ok:
-            return Outcome("done", ctx.target_id(step.args["user_key"]), {"sku": step.args["sku"]})
-        if resp.status == 400:
-            return Outcome("failed", message=f"{resp.error_code}: {resp.error_message}")
-        return None
-
     async def reconcile(self, step: Step, ctx: IdentityContext) -> Outcome | None:
-        uid = ctx.target_id(step.args["user_key"])
+        uid = self._id(step, ctx)
         user = await _read_own(ctx, f"/users/{uid}", {"$select": "id,assignedLicenses"})
-        sku = self._sku(step, ctx)
-        if any(lic.get("skuId") == sku for lic in user.get("assignedLicenses") or []):
-            return Outcome("done", uid, {"sku": step.args["sku"]})
+        if self.holds(step, ctx, user):
+            return Outcome("done", uid, self.data(step, ctx))
         # Not held: typically the user was created moments ago and the licence call met Graph's eventual
         # consistency (404). Now that the user is visible, assign it (assigning is idempotent).
         again = self.request(step, ctx)
         resp = await ctx.target.request("POST", again.url, json=again.body)
         if resp.ok:
-            return Outcome("done", uid, {"sku": step.args["sku"]})
+            return Outcome("done", uid, self.data(step, ctx))
         return None
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from migrations.engine import Outcome, Step, register_operation
 from migrations.graph import BatchItem, GraphResponse, TenantConnection
 from migrations.identity import IdentityContext, marker_value
+from migrations.licence_assign import LicenceAssignment
 from trust import Academy, Trust
 
 PURPOSES = ("staff", "pupils")
@@ -173,51 +174,30 @@ class EnsureLicenceGroup:
         return Outcome("done", found["id"], {"reconciled": True}) if found else None
 
 
-class AssignGroupLicence:
-    """POST /groups/{id}/assignLicense once per group; members inherit (202 Accepted, processed by Entra)."""
+class AssignGroupLicence(LicenceAssignment):
+    """POST /groups/{id}/assignLicense once per group; members inherit (202 Accepted, processed by Entra in
+    the background: migrations/licence_wait.py waits for it)."""
 
     name = "assign-group-licence"
-    batchable = True
+    collection = "groups"
+    subject = "group_key"
 
     def describe(self, step: Step) -> str:
         return f"assign licence {step.args['sku']} to group '{step.args['group_name']}' (members inherit it)"
 
-    def _sku(self, step: Step, ctx: IdentityContext) -> str:
-        sku = ctx.sku_ids.get(step.args["sku"])
-        if not sku:
-            raise LookupError(f"SKU {step.args['sku']} is not in the trust tenant's subscribedSkus")
-        return sku
+    def data(self, step: Step, ctx: IdentityContext) -> dict[str, Any]:
+        return {"sku": step.args["sku"], "sku_id": self._sku(step, ctx)}
 
-    def request(self, step: Step, ctx: IdentityContext) -> BatchItem:
-        gid = ctx.target_id(step.args["group_key"])
-        return BatchItem(
-            "POST",
-            f"/groups/{gid}/assignLicense",
-            {"addLicenses": [{"skuId": self._sku(step, ctx), "disabledPlans": []}], "removeLicenses": []},
-        )
-
-    def _had(self, step: Step, ctx: IdentityContext) -> bool:
+    def done_event(self, step: Step, ctx: IdentityContext) -> str:
+        # A licence the group held before this run is not ours to take away on rollback.
         purpose = step.args["group_key"].split(":", 1)[1]
         existing = ctx.licence_groups.get(purpose)
-        return existing is not None and self._sku(step, ctx) in existing.skus
-
-    def outcome(self, step: Step, resp: GraphResponse, ctx: IdentityContext) -> Outcome | None:
-        gid = ctx.target_id(step.args["group_key"])
-        data = {"sku": step.args["sku"], "sku_id": self._sku(step, ctx)}
-        if resp.ok:
-            # A licence the group held before this run is not ours to take away on rollback.
-            return Outcome("already" if self._had(step, ctx) else "done", gid, data)
-        if resp.status == 400:
-            return Outcome("failed", message=f"{resp.error_code}: {resp.error_message}")
-        return None
+        return "already" if existing is not None and self._sku(step, ctx) in existing.skus else "done"
 
     async def reconcile(self, step: Step, ctx: IdentityContext) -> Outcome | None:
-        gid = ctx.target_id(step.args["group_key"])
+        gid = self._id(step, ctx)
         group = await ctx.target.get(f"/groups/{gid}", {"$select": "id,assignedLicenses"})
-        sku = self._sku(step, ctx)
-        if any(lic.get("skuId") == sku for lic in group.get("assignedLicenses") or []):
-            return Outcome("done", gid, {"sku": step.args["sku"], "sku_id": sku})
-        return None
+        return Outcome("done", gid, self.data(step, ctx)) if self.holds(step, ctx, group) else None
 
 
 for _op in (EnsureLicenceGroup(), AssignGroupLicence()):

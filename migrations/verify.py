@@ -117,9 +117,9 @@ async def verify_identity(trust: Trust, academy: Academy, ctx: IdentityContext) 
         if u.get("usageLocation") != trust.settings.usage_location:
             result.add("user", row["target_key"], f"usageLocation is {u.get('usageLocation')}")
         if tid in group_licences:
-            want, state, waited = group_licences[tid]
+            licence, state, waited = group_licences[tid]
             active = state is not None and state.get("state") == "Active"
-            problem = None if active else licence_wait.describe(want, state, waited)
+            problem = None if active else licence_wait.describe(licence, state, waited)
         else:
             problem = licence_problem(trust, ctx, src.get("role", "staff"), u)
         if problem:

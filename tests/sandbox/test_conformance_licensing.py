@@ -373,3 +373,16 @@ def test_cli_serve_bad_seats_exit_2(value: str, message: str, config_dir) -> Non
     result = CliRunner().invoke(cli, ["--config-dir", str(config_dir), "sandbox", "serve", "--seats", value])
     assert result.exit_code == 2
     assert message in result.output and "--seats" in result.output
+
+
+def test_licensing_queue_is_saved_with_the_state():
+    """What Entra has still to process survives a restart with --state (wall-clock due times)."""
+    import json
+
+    from sandbox.world import TenantState
+
+    t = TenantState("t1", "target", None)
+    t.licence_due["u1"] = 123.5
+    t.licence_groups_due["g1"] = 124.0
+    back = TenantState.from_state(json.loads(json.dumps(t.to_state())))
+    assert back.licence_due == {"u1": 123.5} and back.licence_groups_due == {"g1": 124.0}
