@@ -219,7 +219,8 @@ def _queue_group(t: TenantState, gid: str, due: float) -> None:
     group = t.groups.get(gid)
     if group is None:
         return
-    t.licence_groups_due[gid] = max(due, t.licence_groups_due.get(gid, 0.0))
+    # Re-inserted at the tail with its latest due time, so the queue stays in due order.
+    t.licence_groups_due[gid] = max(due, t.licence_groups_due.pop(gid, 0.0))
     group["licenseProcessingState"] = {"state": "QueuedForProcessing"}
     t.touch(gid)
 
@@ -230,13 +231,14 @@ def settle(t: TenantState, now: float | None = None) -> bool:
     if not t.licence_due and not t.licence_groups_due:
         return False
     now = time.time() if now is None else now
-    ready = sorted((due, uid) for uid, due in t.licence_due.items() if due <= now)
-    for _, uid in ready:
+    # A queue, first in first out (as the dicts keep insertion order): every request looks only at its head.
+    ready = _due(t.licence_due, now)
+    for uid in ready:
         del t.licence_due[uid]
         user = t.users.get(uid)
         if user is not None:  # deleted meanwhile: its seats went with it
             process_user(t, user)
-    done = [gid for gid, due in t.licence_groups_due.items() if due <= now]
+    done = _due(t.licence_groups_due, now)
     for gid in done:
         del t.licence_groups_due[gid]
         group = t.groups.get(gid)
@@ -245,6 +247,15 @@ def settle(t: TenantState, now: float | None = None) -> bool:
             refresh_error_flag(t, gid)
             t.touch(gid)
     return bool(ready or done)
+
+
+def _due(queue: dict[str, float], now: float) -> list[str]:
+    out = []
+    for key, due in queue.items():
+        if due > now:
+            break
+        out.append(key)
+    return out
 
 
 def settle_now(t: TenantState) -> int:
