@@ -386,3 +386,19 @@ def test_licensing_queue_is_saved_with_the_state():
     t.licence_groups_due["g1"] = 124.0
     back = TenantState.from_state(json.loads(json.dumps(t.to_state())))
     assert back.licence_due == {"u1": 123.5} and back.licence_groups_due == {"g1": 124.0}
+
+
+def test_cli_bad_licensing_delays_exit_2(config_dir) -> None:
+    """`sandbox serve --group-licensing-delay` and `run --licence-wait` refuse a negative number of seconds:
+    exit 2, naming the flag."""
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    for argv, flag in (
+        (["sandbox", "serve", "--group-licensing-delay", "-1"], "--group-licensing-delay"),
+        (["run", "hillside", "--phase", "users", "--licence-wait", "-5"], "--licence-wait"),
+    ):
+        result = CliRunner().invoke(cli, ["--config-dir", str(config_dir), *argv])
+        assert result.exit_code == 2, result.output
+        assert flag in result.output and "Traceback" not in result.output
