@@ -69,8 +69,14 @@ def test_killed_at_random_instants_then_resumed_copies_everything_once(hillside:
     killed = 0
     for _ in range(3):
         # The fixture provisioned the OneDrives and preflight is tested on its own: the kills aim at copies.
+        # Each kill waits for a seeded number of bytes to arrive (not for a time, which a loaded machine
+        # stretches): the process dies mid-copy, at a point the seed fixes up to the chunk in flight.
+        start = w.stats(TARGET)["bytes_in"]
+        goal = start + rng.randint(300_000, 2_000_000)
         proc = w.cli.popen("run", "hillside", "--phase", "files", "--replan", "--skip-preflight")
-        time.sleep(rng.uniform(1.5, 4.0))
+        deadline = time.monotonic() + 240
+        while proc.poll() is None and w.stats(TARGET)["bytes_in"] < goal and time.monotonic() < deadline:
+            time.sleep(0.05)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             killed += 1

@@ -42,12 +42,21 @@ def _crash_and_resume(academy: str, tmp_path: Path, kills_per_phase: int, seed: 
         bootstrapped(url)
         cli = Cli(str(url), tmp_path / "state.db")
         cli("discover", academy)
+
+        def writes() -> int:
+            return int(url.world.stats.as_dict([TARGET])["tenants"][TARGET]["writes"])
+
         killed = 0
         for phase in PHASES:
             cli("plan", academy, "--phase", phase)  # reviewed once; every resume applies this plan
             for _ in range(kills_per_phase):
+                # Kill once a seeded number of writes has reached the trust tenant (not after a time, which
+                # a loaded machine stretches): the process dies mid-phase with requests in flight.
+                goal = writes() + rng.randint(1, 60)
                 proc = cli.popen("run", academy, "--phase", phase, "--concurrency", "2")
-                time.sleep(rng.uniform(0.4, 2.5))
+                deadline = time.monotonic() + 60
+                while proc.poll() is None and writes() < goal and time.monotonic() < deadline:
+                    time.sleep(0.02)
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGKILL)
                     killed += 1
