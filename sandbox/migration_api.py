@@ -54,6 +54,7 @@ class Job:
     queue: str | None
     key: bytes | None
     provided: bool
+    verify: str | bool = True  # TLS verification for the report queue (a rehearsal's CA file over HTTPS)
     state: int = QUEUED
     events: list[str] = field(default_factory=list)
 
@@ -67,6 +68,7 @@ class MigrationService:
     account: str | None = None
     key: str | None = None
     rate: float = 200.0  # files a second per job
+    verify: str | bool = True  # Azurite over HTTPS: the rehearsal's CA file (verification is never off)
     jobs: dict[str, Job] = field(default_factory=dict)
     provided: set[str] = field(default_factory=set)  # container/queue URLs (no query) SharePoint provisioned
     pending: asyncio.Queue[Job] | None = None
@@ -84,14 +86,23 @@ def service(world: World) -> MigrationService:
 
 
 def configure(
-    world: World, *, blob_url: str, queue_url: str, account: str, key: str, rate: float = 200.0
+    world: World,
+    *,
+    blob_url: str,
+    queue_url: str,
+    account: str,
+    key: str,
+    rate: float = 200.0,
+    ca_file: str | None = None,
 ) -> None:
-    """Give the sandbox's SharePoint its own storage (Azurite): loopback only."""
+    """Give the sandbox's SharePoint its own storage (Azurite): loopback only; over HTTPS, verified against
+    `ca_file`."""
     for url in (blob_url, queue_url):
         if urlsplit(url).hostname not in LOOPBACK:
             raise ValueError(f"the sandbox only talks to loopback storage, not {url}")
     svc = service(world)
     svc.blob_url, svc.queue_url, svc.account, svc.key, svc.rate = blob_url, queue_url, account, key, rate
+    svc.verify = ca_file or True
 
 
 # ---- ids SharePoint would show -------------------------------------------------------------------------
@@ -257,6 +268,7 @@ async def _configure(request: Request) -> Response:
             account=str(body["account"]),
             key=str(body["key"]),
             rate=float(body.get("rate") or 200.0),
+            ca_file=str(body["ca_file"]) if body.get("ca_file") else None,
         )
     except (KeyError, ValueError) as exc:
         return JSONResponse({"error": f"bad migration storage settings: {exc}"}, 400)
@@ -281,7 +293,11 @@ def _provision_containers(svc: MigrationService) -> dict[str, Any]:
 
     _need_storage(svc)
     assert svc.account and svc.key
-    client = BlobServiceClient(svc.blob_url, credential={"account_name": svc.account, "account_key": svc.key})
+    client = BlobServiceClient(
+        svc.blob_url,
+        credential={"account_name": svc.account, "account_key": svc.key},
+        connection_verify=svc.verify,
+    )
     expiry = datetime.now(UTC) + timedelta(days=30)
     out = {}
     for label in ("DataContainerUri", "MetadataContainerUri"):
@@ -308,7 +324,9 @@ def _provision_queue(svc: MigrationService) -> dict[str, Any]:
     assert svc.account and svc.key
     name = f"spo-{uuid.uuid4().hex}"
     QueueServiceClient(
-        svc.queue_url, credential={"account_name": svc.account, "account_key": svc.key}
+        svc.queue_url,
+        credential={"account_name": svc.account, "account_key": svc.key},
+        connection_verify=svc.verify,
     ).create_queue(name)
     sas = generate_queue_sas(
         svc.account,
@@ -372,7 +390,9 @@ async def _create_job(
             key = b""
         if len(key) != 32:
             raise PackageRefused("options.AES256CBCKey must be a base64 AES-256 key")
-    job = Job(str(uuid.uuid4()), site.tenant.id, site.drive["id"], web, src, man, queue, key, provided)
+    job = Job(
+        str(uuid.uuid4()), site.tenant.id, site.drive["id"], web, src, man, queue, key, provided, svc.verify
+    )
     svc.jobs[job.id] = job
     # "Once accepted, the job ID will be written to the notification queue"
     await asyncio.to_thread(
@@ -413,7 +433,7 @@ def _post(job: Job, event: str, fields: dict[str, Any]) -> None:
         )
     else:
         text = json.dumps(record)
-    QueueClient.from_queue_url(job.queue).send_message(text)
+    QueueClient.from_queue_url(job.queue, connection_verify=job.verify).send_message(text)
 
 
 def _container(svc: MigrationService, url: str) -> Any:
@@ -423,9 +443,11 @@ def _container(svc: MigrationService, url: str) -> Any:
         # SharePoint reads its own containers with its own rights (the SAS it handed out has no List).
         assert svc.account and svc.key
         return ContainerClient.from_container_url(
-            _plain(url), credential={"account_name": svc.account, "account_key": svc.key}
+            _plain(url),
+            credential={"account_name": svc.account, "account_key": svc.key},
+            connection_verify=svc.verify,
         )
-    return ContainerClient.from_container_url(url)
+    return ContainerClient.from_container_url(url, connection_verify=svc.verify)
 
 
 def _latest(container: Any) -> dict[str, Any]:

@@ -102,6 +102,7 @@ class BulkEngine:
     def __init__(self, ops: Any, staging: OwnStaging | ProvidedStaging | None, rest: SharePointRest) -> None:
         self.ops, self.env, self.rest = ops, ops.env, rest
         self.staging = staging
+        self.verify = staging.verify if staging is not None else True  # TLS for SharePoint's report queue
         self.code = ops.env.academy.code
         self.store = ops.env.store
         self.source = ops.env.conns.source(self.code)
@@ -290,7 +291,7 @@ class BulkEngine:
         """The job id of a submission whose answer was lost: SharePoint writes JobQueued on acceptance."""
         from azure.storage.queue import QueueClient
 
-        q = QueueClient.from_queue_url(self.secrets.get(pid)["queue"])
+        q = QueueClient.from_queue_url(self.secrets.get(pid)["queue"], connection_verify=self.verify)
         key = crypto.unb64(self.secrets.get(pid)["key"])
         msgs = await asyncio.to_thread(lambda: list(q.peek_messages(max_messages=32)))
         for m in msgs:
@@ -303,7 +304,7 @@ class BulkEngine:
     ) -> None:
         from azure.storage.queue import QueueClient
 
-        q = QueueClient.from_queue_url(self.secrets.get(pid)["queue"])
+        q = QueueClient.from_queue_url(self.secrets.get(pid)["queue"], connection_verify=self.verify)
         key = crypto.unb64(self.secrets.get(pid)["key"])
         data.setdefault("errors", {})
         data.setdefault("warnings", {})
