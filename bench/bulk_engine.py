@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from migrations.files import crypto  # noqa: E402
-from migrations.files.bulk import BLOCK, _upload  # noqa: E402
+from migrations.files.bulk_blobs import BLOCK, upload  # noqa: E402
 from sandbox.azurite import Azurite, running_azurite  # noqa: E402
 
 MIB = 1024 * 1024
@@ -138,7 +138,7 @@ def packaging_child(size_mib: int, blob_url: str, account: str, key: str, sink: 
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()
     sent = asyncio.run(
-        _upload(blob, crypto.aencrypt_chunks(_source(size), crypto.new_key(), crypto.new_iv()), {"IV": "x"})
+        upload(blob, crypto.aencrypt_chunks(_source(size), crypto.new_key(), crypto.new_iv()), {"IV": "x"})
     )
     seconds = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux

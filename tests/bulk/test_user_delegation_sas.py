@@ -24,7 +24,7 @@ from azure.storage.blob import ContainerClient
 from azure.storage.queue import QueueClient
 
 from migrations.files import crypto
-from migrations.files.bulk import _once, _upload
+from migrations.files.bulk_blobs import once, upload
 from migrations.files.staging import OwnStaging
 from sandbox.azurite import Azurite, executable, running_azurite
 from sandbox.migration_api import configure, service
@@ -74,7 +74,7 @@ def _stage(staging: OwnStaging, files: dict[str, bytes], key: bytes) -> tuple[st
             where = c.source if name.endswith(".dat") else c.manifest
             iv = crypto.new_iv()
             blob = staging.client(where).get_blob_client(name)
-            await _upload(blob, crypto.aencrypt_chunks(_once(data), key, iv), {"IV": crypto.b64(iv)})
+            await upload(blob, crypto.aencrypt_chunks(once(data), key, iv), {"IV": crypto.b64(iv)})
         return await staging.job_uris(c)
 
     return asyncio.run(go())
