@@ -191,6 +191,18 @@ async def _run(world: World, svc: MigrationService, job: Job) -> None:
         )
     created = nbytes = done = 0
     started = time.monotonic()
+
+    def counts() -> dict[str, Any]:
+        """The progress fields JobProgress and JobEnd share, as they stand now."""
+        return {
+            "FilesCreated": created,
+            "BytesProcessed": nbytes,
+            "ObjectsProcessed": done,
+            "TotalExpectedSPObjects": len(pkg.files),
+            "TotalErrors": errors,
+            "TotalWarnings": warnings,
+        }
+
     for f in pkg.files:
         # Import at the configured rate (Microsoft promises no per-job rate: there is no SLA).
         lag = done / svc.rate - (time.monotonic() - started)
@@ -226,31 +238,14 @@ async def _run(world: World, svc: MigrationService, job: Job) -> None:
             nbytes += size
             svc.imports[f"{drive['id']}/{f.url}"] = svc.imports.get(f"{drive['id']}/{f.url}", 0) + 1
         if done % PROGRESS_EVERY == 0:
-            await asyncio.to_thread(
-                post_event,
-                job,
-                "JobProgress",
-                {
-                    "FilesCreated": created,
-                    "BytesProcessed": nbytes,
-                    "ObjectsProcessed": done,
-                    "TotalExpectedSPObjects": len(pkg.files),
-                    "TotalErrors": errors,
-                    "TotalWarnings": warnings,
-                },
-            )
+            await asyncio.to_thread(post_event, job, "JobProgress", counts())
     world.dirty = True
     await asyncio.to_thread(
         post_event,
         job,
         "JobEnd",
         {
-            "FilesCreated": created,
-            "BytesProcessed": nbytes,
-            "ObjectsProcessed": done,
-            "TotalExpectedSPObjects": len(pkg.files),
-            "TotalErrors": errors,
-            "TotalWarnings": warnings,
+            **counts(),
             "FilesCreatedIrrespectiveOfVersions": created,
             "BytesProcessedOnlyCurrentVersion": nbytes,
         },
