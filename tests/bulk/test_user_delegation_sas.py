@@ -90,6 +90,14 @@ def test_user_delegation_sas_stages_a_package_sharepoint_imports(azurite_tls: Az
         form = {"grant_type": "client_credentials", "client_id": "x", "client_secret": "x",
                 "scope": f"https://{host}/.default"}  # fmt: skip
         tok = httpx.post(f"{url}/{TARGET}/oauth2/v2.0/token", data=form).json()["access_token"]
+        # The sandbox's Entra also issues Azure Storage tokens (a rehearsal's operator sign-in): no roles
+        # (Storage authorises by RBAC), the service principal's oid; Graph refuses them.
+        storage = dict(form, scope="https://storage.azure.com/.default")
+        stok = httpx.post(f"{url}/{TARGET}/oauth2/v2.0/token", data=storage).json()["access_token"]
+        claims = jwt.decode(stok, options={"verify_signature": False})
+        assert claims["aud"] == "https://storage.azure.com" and claims["oid"] and claims["roles"] == []
+        refused = httpx.get(f"{url}/v1.0/users", headers={"Authorization": f"Bearer {stok}"})
+        assert refused.status_code == 401 and "Invalid audience" in refused.text
         with httpx.Client(base_url=f"{url}{SITE}/_api", headers={"Authorization": f"Bearer {tok}"}) as sp:
             files = _package(sp)
             key = crypto.new_key()
