@@ -37,6 +37,9 @@ REHEARSAL_KEY_ENV = "TRUSTFOLD_STAGING_REHEARSAL_KEY"
 CA_ENV = "TRUSTFOLD_STAGING_CA"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 SAS_DAYS = 7  # long enough for SharePoint to finish the import (Microsoft: "allow a reasonable duration")
+# A user delegation key must expire "within 7 days of the current time" (the service's clock, not ours): keep
+# a margin for clock skew rather than ask for exactly seven days.
+SKEW = timedelta(minutes=10)
 
 
 @dataclass
@@ -108,8 +111,8 @@ class OwnStaging:
     async def job_uris(self, c: Containers) -> tuple[str, str]:
         from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
-        start = datetime.now(UTC) - timedelta(minutes=5)
-        expiry = datetime.now(UTC) + timedelta(days=SAS_DAYS)
+        now = datetime.now(UTC)
+        start, expiry = now - timedelta(minutes=5), now + timedelta(days=SAS_DAYS) - SKEW
         signing: dict[str, Any]
         if self.rehearsal_key is not None:
             signing = {"account_key": self.rehearsal_key}  # REHEARSAL ONLY: loopback Azurite over HTTP

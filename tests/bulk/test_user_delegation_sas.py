@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -120,6 +121,10 @@ def test_user_delegation_sas_stages_a_package_sharepoint_imports(azurite_tls: Az
     for uri, rights in ((src, "rl"), (man, "rwl")):
         q = {k: v[0] for k, v in parse_qs(urlsplit(uri).query).items()}
         assert q["skoid"] == "0b0e0b0e-0000-4000-8000-000000000002" and q["sktid"] and q["sp"] == rights
+        # The key expires within 7 days of now, as Azure requires (Azurite does not check it), with a margin.
+        key_expiry = datetime.fromisoformat(q["ske"].replace("Z", "+00:00"))
+        assert timedelta(days=6) < key_expiry - datetime.now(UTC) < timedelta(days=7) - timedelta(minutes=5)
+        assert q["se"] <= q["ske"]
     assert staging.rehearsal_key is None and not isinstance(staging.credential, dict)
 
 
