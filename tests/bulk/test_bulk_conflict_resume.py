@@ -44,7 +44,7 @@ def test_in_doubt_conflict_rename_is_imported_under_the_journaled_name(
                   key=azurite.key, rate=2000)  # fmt: skip
         source = next(t["id"] for t in url.world.tenant_list() if t["academy"] == "hillside")
         cli = BulkCli(url, tmp_path / "state.db", config, azurite.env())
-        w = World(url, cli, source, tmp_path / "state.db")  # type: ignore[arg-type]
+        w = World(url, cli, source, tmp_path / "state.db")
         src_lib, tgt_lib = w.library(source, SOURCE_SITE), w.library(TARGET, TARGET_SITE)
         w.put(source, src_lib, TAKEN, b"the academy's plan " * 200)
         own = w.put(TARGET, tgt_lib, TAKEN, b"the trust's own plan")  # forces the rename
