@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from migrations.files import crypto  # noqa: E402
-from migrations.files.bulk import BLOCK, _upload  # noqa: E402
+from migrations.files.bulk_blobs import BLOCK, upload  # noqa: E402
 from sandbox.azurite import Azurite, running_azurite  # noqa: E402
 
 MIB = 1024 * 1024
@@ -66,16 +66,29 @@ def engine_run(engine: str, files: int, az: Azurite, tmp: Path) -> dict[str, Any
 
         def cli(*args: str) -> str:
             cmd = [sys.executable, "-c", "from cli.main import main; main()", *args]
-            return subprocess.run(
-                cmd, env=env, capture_output=True, text=True, check=True, timeout=3600
-            ).stdout
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
+            if proc.returncode != 0:
+                raise SystemExit(
+                    f"trustfold {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+                )
+            return proc.stdout
 
+        cli("bootstrap", "--yes")  # the trust tenant's one-off set-up, as an operator runs it first
         cli("discover", "hillside")
-        cli("run", "hillside", "--phase", "users")
+        cli("run", "hillside", "--phase", "users", "--replan")
         before = url.world.stats.as_dict([TARGET])["tenants"][TARGET]["requests"]
         started = time.monotonic()
         result = json.loads(
-            cli("run", "hillside", "--phase", "files", "--json", "--sharepoint-budget", "100000/60")
+            cli(
+                "run",
+                "hillside",
+                "--phase",
+                "files",
+                "--replan",
+                "--json",
+                "--sharepoint-budget",
+                "100000/60",
+            )
         )
         seconds = time.monotonic() - started
         after = url.world.stats.as_dict([TARGET])["tenants"][TARGET]
@@ -138,7 +151,7 @@ def packaging_child(size_mib: int, blob_url: str, account: str, key: str, sink: 
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()
     sent = asyncio.run(
-        _upload(blob, crypto.aencrypt_chunks(_source(size), crypto.new_key(), crypto.new_iv()), {"IV": "x"})
+        upload(blob, crypto.aencrypt_chunks(_source(size), crypto.new_key(), crypto.new_iv()), {"IV": "x"})
     )
     seconds = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux

@@ -12,6 +12,7 @@ import pulumi_azure_native.storage as storage
 from infra import ids
 from infra.common import deny_inbound_nsg, diagnostics, monthly_budget, protected_vault
 from infra.staging import StagingStorage
+from infra.storage_account import hardened_storage_account
 from trust import Academy, Trust
 
 SUBNETS = ("workloads", "private-endpoints")
@@ -116,22 +117,14 @@ class AcademyLandingZone(pulumi.ComponentResource):
         )
         self.peerings = [to_hub, from_hub]
 
-        account = storage.StorageAccount(
+        account = hardened_storage_account(
             f"{code}-storage",
             account_name=names.storage_account(academy),
             resource_group_name=rg.name,
             location=loc,
             tags=tags,
-            kind="StorageV2",
-            sku=storage.SkuArgs(name="Standard_RAGRS"),
-            enable_https_traffic_only=True,
-            minimum_tls_version="TLS1_2",
-            allow_blob_public_access=False,
-            allow_shared_key_access=False,
-            allow_cross_tenant_replication=False,
-            default_to_o_auth_authentication=True,
-            public_network_access="Disabled",
-            network_rule_set=storage.NetworkRuleSetArgs(default_action="Deny", bypass="AzureServices"),
+            sku="Standard_RAGRS",
+            public_endpoint=False,
             opts=protected,
         )
         self.blob_service = storage.BlobServiceProperties(

@@ -22,6 +22,7 @@ import pulumi_azure_native.storage as storage
 
 from infra import ids
 from infra.common import diagnostics
+from infra.storage_account import hardened_storage_account
 from trust import Academy, Trust
 
 PURPOSE = "migration-staging"
@@ -52,24 +53,16 @@ class StagingStorage:
         names, s = trust.names, trust.settings
         child = pulumi.ResourceOptions(parent=parent)
         days = academy.phases.files.staging.delete_after_days
-        self.account = storage.StorageAccount(
+        self.account = hardened_storage_account(
             f"{code}-staging",
             account_name=names.staging_storage_account(academy),
             resource_group_name=resource_group_name,
             location=s.azure.location,
             tags={**names.tags(academy), "purpose": PURPOSE},
-            kind="StorageV2",
             # Transient copies of what is still in the source tenant: no geo-redundancy or retention wanted.
-            sku=storage.SkuArgs(name="Standard_LRS"),
-            enable_https_traffic_only=True,
-            minimum_tls_version="TLS1_2",
-            allow_blob_public_access=False,
-            allow_shared_key_access=False,
-            allow_cross_tenant_replication=False,
-            default_to_o_auth_authentication=True,
+            sku="Standard_LRS",
             # The exception (see module doc): SharePoint reads over the public endpoint with a SAS.
-            public_network_access="Enabled",
-            network_rule_set=storage.NetworkRuleSetArgs(default_action="Allow", bypass="AzureServices"),
+            public_endpoint=True,
             opts=child,
         )
         self.lifecycle = storage.ManagementPolicy(

@@ -27,13 +27,18 @@ ACCOUNT = "trustfold"
 
 @dataclass(frozen=True)
 class Azurite:
-    blob_url: str  # http://127.0.0.1:PORT/trustfold
+    blob_url: str  # http://127.0.0.1:PORT/trustfold (https://... with OAuth)
     queue_url: str
     account: str
-    key: str  # base64 account key: rehearsal only
+    key: str  # base64 account key: the sandbox's SharePoint side, and the key-signed rehearsal only
+    ca_file: str | None = None  # set when served over HTTPS (OAuth): the CA clients verify against
 
     def env(self) -> dict[str, str]:
-        """What the trustfold CLI reads to stage into this Azurite (see migrations/files/staging.py)."""
+        """What the trustfold CLI reads to stage into this Azurite (see migrations/files/staging.py): over
+        HTTPS with OAuth, the storage URL and the CA only (the operator's token gets a user delegation key);
+        over plain HTTP, the rehearsal-only account key as well."""
+        if self.ca_file:
+            return {"TRUSTFOLD_STAGING_URL": self.blob_url, "TRUSTFOLD_STAGING_CA": self.ca_file}
         return {
             "TRUSTFOLD_STAGING_URL": self.blob_url,
             "TRUSTFOLD_STAGING_REHEARSAL_KEY": self.key,
@@ -65,7 +70,12 @@ def _wait(port: int, proc: subprocess.Popen[bytes], seconds: float = 30.0) -> No
 
 
 @contextlib.contextmanager
-def running_azurite(location: Path | None = None) -> Iterator[Azurite]:
+def running_azurite(
+    location: Path | None = None, *, tls: tuple[Path, Path, Path] | None = None
+) -> Iterator[Azurite]:
+    """Azurite on loopback. With `tls` (CA file, certificate, key) it serves HTTPS and accepts OAuth bearer
+    tokens (`--oauth basic`: audience, issuer and lifetime checked, not the signature), which is what Get
+    User Delegation Key needs."""
     exe = executable()
     if exe is None:
         raise FileNotFoundError("azurite not found (make test installs it into .tools/ when npm exists)")
@@ -84,6 +94,9 @@ def running_azurite(location: Path | None = None) -> Iterator[Azurite]:
             # used (block blobs, snapshots, metadata, SAS, queues) are all older than both.
             "--skipApiVersionCheck",
         ]  # fmt: skip
+        if tls is not None:
+            cmd += ["--oauth", "basic", "--cert", str(tls[1]), "--key", str(tls[2])]
+        scheme = "https" if tls is not None else "http"
         proc = subprocess.Popen(
             cmd,
             env={**os.environ, "AZURITE_ACCOUNTS": f"{ACCOUNT}:{key}"},
@@ -94,12 +107,16 @@ def running_azurite(location: Path | None = None) -> Iterator[Azurite]:
             _wait(blob, proc)
             _wait(queue, proc)
             yield Azurite(
-                f"http://127.0.0.1:{blob}/{ACCOUNT}", f"http://127.0.0.1:{queue}/{ACCOUNT}", ACCOUNT, key
+                f"{scheme}://127.0.0.1:{blob}/{ACCOUNT}",
+                f"{scheme}://127.0.0.1:{queue}/{ACCOUNT}",
+                ACCOUNT,
+                key,
+                str(tls[0]) if tls is not None else None,
             )
         finally:
             proc.terminate()
             try:
-                proc.wait(10)
+                proc.wait(3)  # its data is throwaway: no need to wait for idle keep-alive connections
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
@@ -116,7 +133,8 @@ def rehearsal_storage(sandbox_url: str) -> Iterator[Azurite | None]:
     import httpx
 
     with running_azurite() as az:
-        body = {"blob_url": az.blob_url, "queue_url": az.queue_url, "account": az.account, "key": az.key}
+        body = {"blob_url": az.blob_url, "queue_url": az.queue_url, "account": az.account, "key": az.key,
+                "ca_file": az.ca_file}  # fmt: skip
         httpx.post(
             f"{sandbox_url}/sandbox/migration", json={**body, "rate": 2000}, timeout=30
         ).raise_for_status()

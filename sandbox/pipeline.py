@@ -13,6 +13,7 @@ import logging
 import random
 import re
 import time
+import uuid
 from typing import Any
 
 import jwt
@@ -106,6 +107,9 @@ def issue_token(
         "exp": now + lifetime,
         "tid": tenant_id,
         "appid": client_id,
+        # The service principal's object id (Entra puts it in app-only tokens; Azure Storage keys user
+        # delegation keys to it).
+        "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"trustfold-sandbox:sp/{tenant_id}/{client_id}")),
         "appidacr": "2" if certificate else "1",
         "roles": list(roles) if roles is not None else [],
     }

@@ -24,6 +24,8 @@ from sandbox.schema import EXTENSION_RE
 from sandbox.world import TenantState, World
 
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
+# Azure Storage's resource (user delegation keys for staging SAS); authorised by Azure RBAC, not token roles.
+STORAGE_AUDIENCE = "https://storage.azure.com"
 SHAREPOINT_PREFIX = "SharePoint:"  # granted roles of the SharePoint API are kept as "SharePoint:<role>"
 SHAREPOINT_FULL_CONTROL = "Sites.FullControl.All"
 DENIED = "Insufficient privileges to complete the operation."
@@ -234,6 +236,8 @@ def granted(tenant: TenantState) -> list[str]:
 def token_roles(tenant: TenantState, audience: str) -> list[str]:
     """The `roles` claim for a token of this audience: Graph roles, or the SharePoint API's own."""
     roles = granted(tenant)
+    if audience == STORAGE_AUDIENCE:
+        return []
     if audience == GRAPH_AUDIENCE:
         return sorted(r for r in roles if not r.startswith(SHAREPOINT_PREFIX))
     return sorted(r[len(SHAREPOINT_PREFIX) :] for r in roles if r.startswith(SHAREPOINT_PREFIX))
@@ -243,8 +247,8 @@ def audience_for(tenant: TenantState, scope: str) -> str | None:
     """The resource a client-credentials scope names, when this sandbox serves it (Graph, the tenant's
     SharePoint admin site, or its sites for SharePoint REST such as the Migration API), else None."""
     resource = scope.split()[0].removesuffix("/.default").rstrip("/")
-    if resource == GRAPH_AUDIENCE:
-        return GRAPH_AUDIENCE
+    if resource in (GRAPH_AUDIENCE, STORAGE_AUDIENCE):
+        return resource
     prefix = admin_audience(tenant).removeprefix("https://").split("-admin.")[0]
     if resource in (
         admin_audience(tenant),

@@ -81,7 +81,7 @@ def install(ops: Any) -> None:
 def _engine(ops: Any) -> Any:
     from migrations.files.bulk import BulkEngine
     from migrations.files.sharepoint_rest import SharePointRest
-    from migrations.files.staging import ProvidedStaging, own_staging
+    from migrations.files.staging import ProvidedStaging, own_staging, tls_verify
     from migrations.graph import _credential  # the trust tenant's credential, as Graph connections build it
 
     env = ops.env
@@ -92,7 +92,7 @@ def _engine(ops: Any) -> Any:
     )
     staging: Any
     if env.academy.files.staging_containers == "provided":
-        staging = ProvidedStaging(rest)
+        staging = ProvidedStaging(rest, tls_verify())
     else:
         staging = own_staging(env.trust, env.academy, conns.graph_url)
     return BulkEngine(ops, staging, rest)

@@ -7,10 +7,16 @@
 - SharePoint-provided containers (`staging.containers: provided`): `ProvisionMigrationContainers` gives
   container URIs with SAS and the AES key; nothing of ours holds the data.
 
-Rehearsal: Azurite serves no user delegation keys without HTTPS and OAuth, so with
-`TRUSTFOLD_STAGING_URL` + `TRUSTFOLD_STAGING_REHEARSAL_KEY` (set by the rehearsal helpers) the SAS is signed
-with Azurite's account key instead. That branch refuses any endpoint that is not loopback: it can never
-reach a real account.
+Storage is always reached over verified TLS: the system's CAs, or a CA file named by `TRUSTFOLD_STAGING_CA`
+(a rehearsal's own, for Azurite over HTTPS). Verification is never turned off.
+
+Rehearsals (a sandbox as Graph, `TRUSTFOLD_STAGING_URL` on loopback):
+- Azurite over HTTPS with OAuth (`sandbox.azurite.running_azurite(tls=...)`): the production path exactly,
+  user delegation key and all; the sandbox's token endpoint stands in for the operator's Entra sign-in.
+- Azurite over plain HTTP (`make demo`, the quick tests): Azurite serves no user delegation keys without
+  HTTPS and OAuth, so `TRUSTFOLD_STAGING_REHEARSAL_KEY` (a per-run key the rehearsal helpers generate) signs
+  the SAS instead. REHEARSAL ONLY: refused unless the storage is loopback and Graph is a sandbox, so it can
+  never reach a real account.
 """
 
 from __future__ import annotations
@@ -28,8 +34,12 @@ from trust import Academy, ConfigError, Trust
 
 URL_ENV = "TRUSTFOLD_STAGING_URL"
 REHEARSAL_KEY_ENV = "TRUSTFOLD_STAGING_REHEARSAL_KEY"
+CA_ENV = "TRUSTFOLD_STAGING_CA"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 SAS_DAYS = 7  # long enough for SharePoint to finish the import (Microsoft: "allow a reasonable duration")
+# A user delegation key must expire "within 7 days of the current time" (the service's clock, not ours): keep
+# a margin for clock skew rather than ask for exactly seven days.
+SKEW = timedelta(minutes=10)
 
 
 @dataclass
@@ -39,21 +49,42 @@ class Containers:
     key: bytes | None = None  # SharePoint's key for provided containers
 
 
+def tls_verify() -> str | bool:
+    """What storage clients verify TLS against: the system's CAs, or the CA file `TRUSTFOLD_STAGING_CA` names
+    (a rehearsal's Azurite over HTTPS). Never False."""
+    ca = os.environ.get(CA_ENV)
+    if not ca:
+        return True
+    if not os.path.isfile(ca):
+        raise ConfigError("environment", f"{ca} is not a file (a PEM CA certificate)", field=CA_ENV)
+    return ca
+
+
 class OwnStaging:
     kind = "own"
 
-    def __init__(self, account_url: str, credential: Any, rehearsal_key: str | None = None) -> None:
+    def __init__(
+        self,
+        account_url: str,
+        credential: Any,
+        *,
+        rehearsal_key: str | None = None,
+        verify: str | bool = True,
+    ) -> None:
+        """`credential`: the operator's TokenCredential (it asks for the user delegation key), or, with
+        `rehearsal_key`, a loopback Azurite's account key (rehearsal only; see the module doc)."""
         self.account_url = account_url.rstrip("/")
         parts = urlsplit(self.account_url)
         # Azurite names the account in the path; Azure in the host name.
         self.account = parts.path.strip("/") or (parts.hostname or "").split(".")[0]
         self.credential = credential
         self.rehearsal_key = rehearsal_key
+        self.verify = verify
 
     def _service(self) -> Any:
         from azure.storage.blob import BlobServiceClient
 
-        return BlobServiceClient(self.account_url, credential=self.credential)
+        return BlobServiceClient(self.account_url, credential=self.credential, connection_verify=self.verify)
 
     async def create(self, package_id: str, site_url: str) -> Containers:
         short = package_id.replace("-", "")[:24]
@@ -73,17 +104,21 @@ class OwnStaging:
     def client(self, container_url: str) -> Any:
         from azure.storage.blob import ContainerClient
 
-        return ContainerClient.from_container_url(container_url, credential=self.credential)
+        return ContainerClient.from_container_url(
+            container_url, credential=self.credential, connection_verify=self.verify
+        )
 
     async def job_uris(self, c: Containers) -> tuple[str, str]:
         from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
-        start = datetime.now(UTC) - timedelta(minutes=5)
-        expiry = datetime.now(UTC) + timedelta(days=SAS_DAYS)
+        now = datetime.now(UTC)
+        start, expiry = now - timedelta(minutes=5), now + timedelta(days=SAS_DAYS) - SKEW
         signing: dict[str, Any]
         if self.rehearsal_key is not None:
-            signing = {"account_key": self.rehearsal_key}  # rehearsal only: loopback Azurite (see module doc)
+            signing = {"account_key": self.rehearsal_key}  # REHEARSAL ONLY: loopback Azurite over HTTP
         else:
+            # Entra-backed: the key is issued to the operator's identity for at most 7 days, and revoking
+            # that identity's role (or the key) revokes every SAS signed with it.
             key = await asyncio.to_thread(self._service().get_user_delegation_key, start, expiry)
             signing = {"user_delegation_key": key}
         out = []
@@ -113,8 +148,9 @@ class OwnStaging:
 class ProvidedStaging:
     kind = "provided"
 
-    def __init__(self, rest: SharePointRest) -> None:
+    def __init__(self, rest: SharePointRest, verify: str | bool = True) -> None:
         self.rest = rest
+        self.verify = verify
 
     async def create(self, package_id: str, site_url: str) -> Containers:
         import base64
@@ -127,7 +163,7 @@ class ProvidedStaging:
     def client(self, container_url: str) -> Any:
         from azure.storage.blob import ContainerClient
 
-        return ContainerClient.from_container_url(container_url)
+        return ContainerClient.from_container_url(container_url, connection_verify=self.verify)
 
     async def job_uris(self, c: Containers) -> tuple[str, str]:
         return c.source, c.manifest
@@ -140,27 +176,53 @@ def own_staging(trust: Trust, academy: Academy, graph_url: str | None = None) ->
     """The academy's staging storage, or None when none is reachable (a rehearsal without Azurite).
     `graph_url` is the connections' Graph stand-in (`--graph-url`), set only when rehearsing."""
     url, key = os.environ.get(URL_ENV), os.environ.get(REHEARSAL_KEY_ENV)
+    sandbox = graph_url or os.environ.get("TRUSTFOLD_GRAPH_URL")
     if url:
+        host = urlsplit(url).hostname
         if key is not None:
-            if urlsplit(url).hostname not in LOOPBACK:
-                raise ConfigError(
-                    "environment",
-                    f"an account key is accepted only for a loopback rehearsal storage, not "
-                    f"{urlsplit(url).hostname}",
-                    field=REHEARSAL_KEY_ENV,
-                )
+            _rehearsal_only(host, sandbox)
             from migrations.redaction import register_secret
 
             register_secret(key)
             account = urlsplit(url).path.strip("/")
             return OwnStaging(url, {"account_name": account, "account_key": key}, rehearsal_key=key)
-        return OwnStaging(url, _operator_credential())
-    if graph_url or os.environ.get("TRUSTFOLD_GRAPH_URL"):
+        if sandbox:
+            if host not in LOOPBACK:
+                raise ConfigError(
+                    "environment",
+                    f"a rehearsal stages on loopback storage only, not {host}",
+                    field=URL_ENV,
+                )
+            from migrations.sandbox_credential import SandboxCredential
+
+            # The sandbox's token endpoint stands in for the operator's Entra sign-in; the rest (user
+            # delegation key, SAS, TLS verification) is the production path.
+            return OwnStaging(url, SandboxCredential(sandbox, trust.tenant.id), verify=tls_verify())
+        return OwnStaging(url, _operator_credential(), verify=tls_verify())
+    if sandbox:
         return None  # rehearsing against a sandbox: no real storage may be touched
     return OwnStaging(
         f"https://{trust.names.staging_storage_account(academy)}.blob.core.windows.net",
         _operator_credential(),
+        verify=tls_verify(),
     )
+
+
+def _rehearsal_only(host: str | None, sandbox: str | None) -> None:
+    """An account key signs SAS only for a rehearsal: loopback Azurite, Graph a sandbox."""
+    if host not in LOOPBACK:
+        raise ConfigError(
+            "environment",
+            f"an account key is accepted only for a loopback rehearsal storage, not {host}",
+            field=REHEARSAL_KEY_ENV,
+        )
+    if not sandbox:
+        raise ConfigError(
+            "environment",
+            "an account key is accepted only in a rehearsal against a sandbox (--graph-url); "
+            "real staging uses the operator's Azure sign-in and user delegation SAS",
+            field=REHEARSAL_KEY_ENV,
+        )
 
 
 def _operator_credential() -> Any:

@@ -81,7 +81,7 @@ def bulk_hillside(tmp_path: Path, azurite: Azurite) -> Iterator[World]:
                   key=azurite.key, rate=2000)  # fmt: skip
         source = next(t["id"] for t in url.world.tenant_list() if t["academy"] == "hillside")
         cli = BulkCli(url, tmp_path / "state.db", config, azurite.env())
-        w = World(url, cli, source, tmp_path / "state.db")  # type: ignore[arg-type]
+        w = World(url, cli, source, tmp_path / "state.db")
         w.cli("discover", "hillside")
         w.cli("run", "hillside", "--phase", "users", "--replan")
         yield w

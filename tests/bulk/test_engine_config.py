@@ -123,3 +123,45 @@ def test_migration_api_without_staging_fails_each_copy_saying_why(tmp_path: Path
     failures = json.loads(proc.stdout)["failures"]
     assert failures and all("needs staging storage" in f["message"] for f in failures)
     assert "step(s) failed" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_rehearsal_key_needs_a_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-run Azurite account key is rehearsal-only: loopback storage is not enough, Graph must be a
+    sandbox too."""
+    from migrations.files.staging import REHEARSAL_KEY_ENV, URL_ENV, own_staging
+    from tests.identity.conftest import CONFIG
+    from trust import ConfigError, load_trust
+
+    monkeypatch.delenv("TRUSTFOLD_GRAPH_URL", raising=False)
+    monkeypatch.setenv(URL_ENV, "http://127.0.0.1:10000/trustfold")
+    monkeypatch.setenv(REHEARSAL_KEY_ENV, "a2V5")
+    trust = load_trust(CONFIG)
+    with pytest.raises(ConfigError, match="only in a rehearsal against a sandbox"):
+        own_staging(trust, trust.academy("hillside"))
+
+
+def test_rehearsal_without_key_takes_the_user_delegation_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Azurite over HTTPS: no key is handed over; staging gets a token credential (the sandbox standing in
+    for the operator's sign-in) and verifies TLS against the rehearsal's CA, never with verification off."""
+    from migrations.files.staging import CA_ENV, REHEARSAL_KEY_ENV, URL_ENV, OwnStaging, own_staging
+    from migrations.sandbox_credential import SandboxCredential
+    from tests.identity.conftest import CONFIG
+    from trust import ConfigError, load_trust
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv(URL_ENV, "https://127.0.0.1:10000/trustfold")
+    monkeypatch.setenv(CA_ENV, str(ca))
+    monkeypatch.delenv(REHEARSAL_KEY_ENV, raising=False)
+    trust = load_trust(CONFIG)
+    got = own_staging(trust, trust.academy("hillside"), "http://127.0.0.1:9")
+    assert isinstance(got, OwnStaging) and isinstance(got.credential, SandboxCredential)
+    assert got.rehearsal_key is None and got.verify == str(ca) and got.account == "trustfold"
+    monkeypatch.setenv(URL_ENV, "https://migx.blob.core.windows.net")
+    with pytest.raises(ConfigError, match="loopback storage only"):
+        own_staging(trust, trust.academy("hillside"), "http://127.0.0.1:9")
+    monkeypatch.setenv(CA_ENV, str(tmp_path / "missing.pem"))
+    with pytest.raises(ConfigError, match="is not a file"):
+        own_staging(trust, trust.academy("hillside"))
