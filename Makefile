@@ -47,12 +47,17 @@ azurite:
 demo: $(STAMP)
 	$(VENV)/bin/trustfold demo
 
+# Test files run in parallel workers (pytest-xdist; a file's tests stay together, so its module fixtures are
+# made once): the tests mostly wait on the sandbox's budgets, lag and subprocesses, so three workers fit two
+# cores. TEST_WORKERS=0 runs serially. PYTEST_ARGS passes more, e.g. PYTEST_ARGS=--hypothesis-seed=7.
+TEST_WORKERS ?= 3
+PYTEST_ARGS ?=
 test: $(STAMP) browser azurite
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 	$(VENV)/bin/mypy
 
 test-slow: $(STAMP) azurite
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
