@@ -472,6 +472,14 @@ class FilesPhase:
         }
 
 
+def _sent_by_us(a: dict[str, Any], item: dict[str, Any]) -> bool:
+    """A folder found where our create met a 409 carries the source creation time we sent with it (its
+    modification time moves as content lands in it)."""
+    sent = a.get("created")
+    found = (item.get("fileSystemInfo") or {}).get("createdDateTime")
+    return bool(sent and found) and str(sent)[:19] == str(found)[:19]
+
+
 def _undo_args(h: dict[str, Any]) -> dict[str, Any]:
     d = h["data"]
     return {
@@ -730,7 +738,10 @@ class _Ops:
         tree = self.state.trees[drive]
         existing = tree.find(a["path"])
         ours = step.key in self.state.in_doubt
-        if existing is not None and existing.folder:
+        if existing is not None and not existing.folder:
+            # The plan gave the folder a conflict name; a file that appeared there since is not ours to take.
+            raise CopyError(f"cannot create folder '{a['path']}': a file of that name is in the trust tenant")
+        if existing is not None:
             item = {"id": existing.id, "name": existing.name, "parentReference": {"id": existing.parent}}
             out = self.record(step, item, ours, True)
             out.status = "done" if ours else "already"
@@ -751,14 +762,20 @@ class _Ops:
             counts_as_write=False,
             idempotent=True,  # conflictBehavior fail makes a repeat harmless: 409, then we look it up
         )
-        # Absent when this run looked, so a 409 means an earlier attempt of ours landed and its answer was
-        # lost. (Rollback deletes a folder only when it is empty, so a rare coincidence costs nothing.)
         created = True
         if resp.status == 409:
+            # Absent when this run looked: either an attempt of ours landed and its answer was lost, or
+            # someone made the name meanwhile. It is ours only if it is a folder carrying the timestamps we
+            # sent (or the step was in doubt); anything else is the trust's: merged into, never claimed.
             await self.budget.acquire(self.target.tenant_id, 1)
             resp = await self.target.request(
                 "GET", f"/drives/{drive}/root:/{quote(a['path'])}:", counts_as_write=False
             )
+            if resp.ok and "folder" not in resp.body:
+                raise CopyError(
+                    f"cannot create folder '{a['path']}': a file of that name is in the trust tenant"
+                )
+            created = resp.ok and _sent_by_us(a, resp.body)
         if not resp.ok:
             raise GraphError("POST", path, resp)
         return self.record(step, dict(resp.body), created or ours, True)
@@ -766,6 +783,14 @@ class _Ops:
     async def move(self, step: Step) -> Outcome:
         a = step.args
         drive = a["target_drive"]
+        rec = self.env.store.rows(
+            "SELECT created, hash, source_ctag FROM file_copies "
+            "WHERE academy = ? AND drive_key = ? AND source_id = ?",
+            (self.code, a["drive_key"], a["source_id"]),
+        )
+        if not (rec and rec[0]["created"]):
+            # Only what trustfold created is ever moved (the plan never asks otherwise; a stale plan might).
+            raise CopyError(f"'{a['from']}' was not created by trustfold: not moved")
         parent = await self.parent_id(drive, a["path"])
         await self.budget.acquire(self.target.tenant_id, 2)
         path = f"/drives/{drive}/items/{a['target_id']}"
@@ -779,12 +804,7 @@ class _Ops:
             raise CopyError(f"cannot move to '{a['path']}': the name is taken in the trust tenant")
         if not resp.ok:
             raise GraphError("PATCH", path, resp)
-        rec = self.env.store.rows(
-            "SELECT created, hash, source_ctag FROM file_copies "
-            "WHERE academy = ? AND drive_key = ? AND source_id = ?",
-            (self.code, a["drive_key"], a["source_id"]),
-        )
-        created = bool(rec and rec[0]["created"])
+        created = True
         body = dict(resp.body)
         # A move changes where the copy is, not what it is: the copy's source hash and version stand.
         body["_source_hash"] = rec[0]["hash"] if rec else None
@@ -839,6 +859,9 @@ class _Ops:
                 (self.code, a["drive_key"], a["source_id"]),
             )
             created = bool(rec and rec[0]["created"])
+            if not created:
+                # A file trustfold did not create (adopted) is never overwritten.
+                raise CopyError(f"'{a['path']}' was not created by trustfold: not replaced")
         parent = await self.parent_id(drive, a["path"])
         try:
             if int(a["size"]) >= LARGE:
