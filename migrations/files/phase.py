@@ -27,6 +27,7 @@ from migrations.engine import (
 )
 from migrations.files.budget import SharePointBudget
 from migrations.files.engine_choice import install as install_engine
+from migrations.files.orphans import Unfinished, content, holds_ours, unfinished_copies
 from migrations.files.plan import PHASE, PlanContext, plan_files
 from migrations.files.scan import (
     Tree,
@@ -96,6 +97,7 @@ def _depth(path: str) -> int:
 class _RunState:
     trees: dict[str, Tree]
     in_doubt: set[str]
+    unfinished: dict[str, Unfinished] = field(default_factory=dict)
     counters: Counters = field(default_factory=Counters)
     done: int = 0
     already: int = 0
@@ -195,7 +197,7 @@ class FilesPhase:
         env.store.set_phase_status(code, PHASE, "running", {"last_run": run_id, "plan": plan.id})
         journal = Journal(env.store, run_id, code, PHASE, plan.id)
         in_doubt = {k for k, v in Journal.state(env.store, code, PHASE).items() if v["event"] == "intent"}
-        state = _RunState(dict(ctx.targets), in_doubt)
+        state = _RunState(dict(ctx.targets), in_doubt, unfinished_copies(env.store, code, PHASE))
         sessions = UploadSessions(env.run_dir.parent / f"upload-sessions-{code}.json")
         copier = FileCopier(source, target, budget, sessions, state.counters)
         metrics = Metrics(env.store, run_id)
@@ -282,10 +284,13 @@ class FilesPhase:
                     args["in_doubt_hash"] = intent.get("hash")
                 steps.append(Step(key, undo_op, args))
             elif (
-                h["latest"] in ("intent", "undo-intent", "undo-failed", "undo-skipped")
+                h["latest"] in ("intent", "failed", "undo-intent", "undo-failed", "undo-skipped")
                 and intent
                 and not done
+                and (h.get("forward") == "intent" or (not folder and h.get("contents")))
             ):
+                # In doubt, or failed after an upload of ours may have landed unrecorded (found by the
+                # contents its intents journaled).
                 steps.append(
                     Step(
                         key,
@@ -300,6 +305,8 @@ class FilesPhase:
                             "size": intent.get("size"),
                             "absent": bool(intent.get("absent")),
                             "in_doubt": True,
+                            "contents": sorted(h.get("contents") or ()),
+                            "after_failure": h.get("forward") == "failed",
                         },
                     )
                 )
@@ -502,11 +509,21 @@ def _histories(store: Any, code: str) -> dict[str, dict[str, Any]]:
         h = out.setdefault(r["step_key"], {"op": r["op"]})
         h["latest"] = r["event"]
         data = json.loads(r["data"] or "{}")
+        if r["event"] in ("intent", "done", "failed"):
+            h["forward"] = r["event"]
         if r["event"] == "intent":
             h["op"] = r["op"]
             h["intent"] = data.get("args") or {}
+            uploaded = content(h["intent"]) if r["op"] == "copy" else None
+            if uploaded is not None:
+                h.setdefault("contents", set()).add(uploaded)
         elif r["event"] == "done":
             h["done"] = {"target_id": r["target_id"], "data": data}
+            h.pop("contents", None)
+        elif r["event"] == "undone":
+            # Gone: what it recorded (and what earlier intents carried) no longer describes the target.
+            h.pop("done", None)
+            h.pop("contents", None)
     return out
 
 
@@ -551,10 +568,15 @@ async def _undo_step(
         if not a.get("absent"):
             return Outcome("undone", None, {}, "the folder was there before the run; left as it is")
         return await _undo_step(target, budget, sessions, key, found)
-    hashes = (item.get("file") or {}).get("hashes") or {}
-    same_size = a.get("size") is not None and int(item.get("size") or 0) == int(a["size"])
-    if same_size and hashes.get("quickXorHash") == a.get("hash"):
+    quick_xor = ((item.get("file") or {}).get("hashes") or {}).get("quickXorHash")
+    created = (item.get("fileSystemInfo") or {}).get("createdDateTime")
+    contents = [tuple(c) for c in a.get("contents") or ()]
+    if not contents and a.get("hash") and a.get("size") is not None:  # undo args journaled before contents
+        contents = [(int(a["size"]), a["hash"], "")]
+    if "folder" not in item and holds_ours(contents, int(item.get("size") or 0), quick_xor, created):
         return await _undo_step(target, budget, sessions, key, found)
+    if a.get("after_failure"):
+        return Outcome("undone", None, {}, "nothing of trustfold's at this path; the file there is left")
     return Outcome("kept", item["id"], {}, "the file at this path is not the copy trustfold made")
 
 
@@ -836,12 +858,15 @@ class _Ops:
         if not a.get("replace_id"):
             occupant = tree.find(a["path"])
             if occupant is not None:
+                u = self.state.unfinished.get(step.key)
                 if (
-                    step.key in self.state.in_doubt
-                    and occupant.size == a["size"]
-                    and occupant.hash == a["hash"]
+                    occupant.folder
+                    or u is None
+                    or not u.holds_ours(occupant.size, occupant.hash, occupant.created)
                 ):
-                    # A run stopped after the upload completed but before recording it: it is ours.
+                    raise CopyError(f"'{a['path']}' already exists in the trust tenant with other content")
+                # An upload of ours that a stopped run never recorded (its intent says what it carried).
+                if occupant.size == a["size"] and occupant.hash == a["hash"]:
                     item: dict[str, Any] = {
                         "id": occupant.id,
                         "name": occupant.name,
@@ -851,9 +876,10 @@ class _Ops:
                         "file": {"hashes": {"quickXorHash": occupant.hash}},
                     }
                     return self.record(step, item, True, False)
-                raise CopyError(f"'{a['path']}' already exists in the trust tenant with other content")
-        created = not a.get("replace_id")
-        if a.get("replace_id"):
+                # The source changed since: our orphan takes the new content in place, as our copy would.
+                a = {**a, "replace_id": occupant.id, "_orphan": True}
+        created = not a.get("replace_id") or bool(a.get("_orphan"))
+        if a.get("replace_id") and not a.get("_orphan"):
             rec = self.env.store.rows(
                 "SELECT created FROM file_copies WHERE academy = ? AND drive_key = ? AND source_id = ?",
                 (self.code, a["drive_key"], a["source_id"]),

@@ -17,6 +17,7 @@ from typing import Any
 from migrations.engine import Journal, Plan, Step
 from migrations.files import names
 from migrations.files.budget import SharePointBudget
+from migrations.files.orphans import Unfinished, unfinished_copies
 from migrations.files.scan import (
     DrivePair,
     Tree,
@@ -107,8 +108,10 @@ async def plan_files(
     in_doubt = {
         k: dict(v["data"].get("args") or {})
         for k, v in Journal.state(store, code, PHASE).items()
-        if v["event"] == "intent" and k.startswith(("copy:", "mkdir:"))
+        if v["event"] == "intent" and k.startswith("mkdir:")
     }
+    # Copies started and not finished (in doubt, or failed after their upload may have landed).
+    unfinished = unfinished_copies(store, code, PHASE)
     scanned = await scan_sources(
         store,
         academy,
@@ -267,7 +270,7 @@ async def plan_files(
                 code,
                 notes,
                 display,
-                in_doubt,
+                unfinished,
                 findings,
                 _home(it, src, done, tree, recreated),
             )
@@ -426,7 +429,7 @@ def _file_step(
     code: str,
     notes: list[str],
     display: str,
-    in_doubt: dict[str, dict[str, Any]],
+    unfinished: dict[str, Unfinished],
     findings: _Findings,
     home: str | None,
 ) -> tuple[Step | None, bool]:
@@ -500,12 +503,17 @@ def _file_step(
             ),
             False,
         )
-    journaled = in_doubt.get(f"copy:{key}:{it.id}")
-    if journaled is not None and journaled.get("path") and not journaled.get("replace_id"):
-        # Decided once: the path (and any conflict rename) this copy's intent recorded.
-        return Step(
-            f"copy:{key}:{it.id}", "copy", {**copy_args, "path": journaled["path"], "replace_id": None}
-        ), False
+    u = unfinished.get(f"copy:{key}:{it.id}")
+    journaled = u.args if u is not None and u.event in ("intent", "failed") else {}
+    if journaled.get("path") and not journaled.get("replace_id") and u is not None:
+        # Decided once: the path (and any conflict rename) this copy's intent recorded, while the copy is
+        # in doubt or an upload of ours sits there unrecorded (the run then records or replaces it).
+        there = tree.find(journaled["path"])
+        landed = there is not None and u.holds_ours(there.size, there.hash, there.created)
+        if u.event == "intent" or landed:
+            return Step(
+                f"copy:{key}:{it.id}", "copy", {**copy_args, "path": journaled["path"], "replace_id": None}
+            ), False
     occupant = tree.find(rel)
     if occupant is not None:
         if not occupant.folder and occupant.size == it.size and occupant.hash == it.hash:

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from migrations.engine import Journal, Outcome, Step
+from migrations.store import StateStore
 from sandbox.drives_state import DriveStore
 from sandbox.testing import running_sandbox
 from tests.crash.harness import Trustfold
@@ -74,11 +76,31 @@ class Case:
 
 
 @dataclass
+class Snapshot:
+    tf: Trustfold  # the state store at that moment
+    drives: dict[str, DriveStore]  # both tenants' drives at that moment
+    target: dict[str, dict[str, Any]]  # the target library as the snapshot admin API shows it
+
+
+@dataclass
 class Template:
     world: World
     url: Any  # the running sandbox (its in-process world)
-    tf: Trustfold  # discovered, users created, OneDrives provisioned
-    drives: dict[str, DriveStore]  # both tenants' drives at that moment
+    before: Snapshot  # discovered, users created, OneDrives provisioned
+    copied: Snapshot  # and one files pass run
+
+    def case(self, snap: Snapshot, home: Path) -> Case:
+        """A case from a snapshot: its state store forked, both tenants' drives restored whole (so the
+        source's delta tokens in the store stay valid)."""
+        for tid, drives in snap.drives.items():
+            self.url.world.tenant(tid).drives = copy.deepcopy(drives)
+        w = self.world
+        return Case(
+            w,
+            snap.tf.fork(home / "state.db"),
+            w.library(w.source, SOURCE_SITE),
+            w.library(TARGET, TARGET_SITE),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -88,40 +110,40 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Template]:
         bootstrapped(str(url))
         source = next(t["id"] for t in url.world.tenant_list() if t["academy"] == ACADEMY)
         w = World(str(url), Cli(str(url), home / "unused.db"), source, home / "unused.db")
-        tf = Trustfold(str(url), home / "template.db")
+        tgt = w.library(TARGET, TARGET_SITE)
+
+        def snapshot(tf: Trustfold) -> Snapshot:
+            drives = {t: copy.deepcopy(url.world.tenant(t).drives) for t in (source, TARGET)}
+            return Snapshot(tf, drives, w.drives()[tgt])
+
+        tf = Trustfold(str(url), home / "before.db")
         tf.ok("discover", ACADEMY)
         tf.ok("run", ACADEMY, "--phase", "users")
         tf.ok("provision-onedrive", ACADEMY)
-        saved = {t: copy.deepcopy(url.world.tenant(t).drives) for t in (source, TARGET)}
-        yield Template(w, url, tf, saved)
+        before = snapshot(tf)
+        done = tf.fork(home / "copied.db")
+        out = json.loads(done.ok("run", ACADEMY, "--phase", "files", "--replan", "--json"))
+        assert out["status"] == "succeeded", out["failures"]
+        yield Template(w, url, before, snapshot(done))
 
 
 @pytest.fixture
 def case(template: Template, tmp_path: Path) -> Case:
-    """Every test starts from the template: its state store forked, both tenants' drives as they were
-    (the source's delta tokens stay valid: the drive store is restored whole)."""
-    for tid, drives in template.drives.items():
-        template.url.world.tenant(tid).drives = copy.deepcopy(drives)
-    w = template.world
-    return Case(
-        w,
-        template.tf.fork(tmp_path / "state.db"),
-        w.library(w.source, SOURCE_SITE),
-        w.library(TARGET, TARGET_SITE),
-    )
+    """Before the files phase."""
+    return template.case(template.before, tmp_path)
 
 
-def _same(before: dict[str, Any], after: dict[str, Any]) -> bool:
-    return all(after.get(k) == v for k, v in before.items())
+@pytest.fixture
+def copied(template: Template, tmp_path: Path) -> Case:
+    """After one uninterrupted files pass."""
+    return template.case(template.copied, tmp_path)
 
 
-def test_folder_renamed_onto_a_trust_folder_takes_the_conflict_name(case: Case) -> None:
-    """Our folder 'Admin', renamed at source to 'Notices', where the trust keeps its own 'Notices'."""
+def test_folder_renamed_onto_a_trust_folder_takes_the_conflict_name(template: Template, copied: Case) -> None:
+    """Our folder 'Admin', renamed at source to 'Notices', where the trust keeps a 'Notices' of its own."""
+    case = copied
     theirs = case.trust_folder("Notices")
     case.world.put(TARGET, case.tgt, "Notices/Read me.txt", b"the trust's own notice")
-    pristine = case.target()
-    first = case.run()
-    assert first["status"] == "succeeded", first["failures"]
     before = case.target()
     admin = sorted(p for p in case.source() if p.startswith("Admin/"))
     case.patch_source("Admin", {"name": "Notices"})
@@ -141,19 +163,23 @@ def test_folder_renamed_onto_a_trust_folder_takes_the_conflict_name(case: Case) 
         f["kind"] == "name-conflict" and "Notices (hillside)" in f["handling"] for f in case.findings()
     )
     case.verified()
-    # A third pass is quiet: the decision stands.
-    again = case.run()
+    again = case.run()  # the decision stands: nothing more to do
     assert again["counts"]["planned"] == 0, again
     case.tf.ok("rollback", ACADEMY, "--phase", "files", "--yes")
-    assert case.target() == pristine
+    left = case.target()
+    assert (
+        left.pop("Notices") == after["Notices"]
+        and left.pop("Notices/Read me.txt") == before["Notices/Read me.txt"]
+    )
+    assert left == template.before.target
 
 
-def test_merged_folder_renamed_at_source_leaves_the_trust_folder_alone(case: Case) -> None:
-    """'Policies' already existed in the trust library (trustfold copied into it, as into any existing
-    folder); renamed at source, our copies follow the new name and the trust's folder stays as it was."""
-    pristine = case.target()
-    first = case.run()
-    assert first["status"] == "succeeded", first["failures"]
+def test_merged_folder_renamed_at_source_leaves_the_trust_folder_alone(
+    template: Template, copied: Case
+) -> None:
+    """'Policies' already existed in the trust library (trustfold copies into an existing folder, it does
+    not make it); renamed at source, our copies follow the new name and the trust's folder stays as it was."""
+    case, pristine = copied, template.before.target
     before = case.target()
     assert "Policies/Safeguarding Policy (hillside).pdf" in before  # the first pass's conflict rename
     case.patch_source("Policies", {"name": "Policies 2024"})
@@ -182,12 +208,11 @@ def test_merged_folder_renamed_at_source_leaves_the_trust_folder_alone(case: Cas
     assert case.target() == pristine
 
 
-def test_file_moves_never_move_trust_files_nor_land_on_them(case: Case) -> None:
+def test_file_moves_never_move_trust_files_nor_land_on_them(template: Template, copied: Case) -> None:
     """An adopted file (the trust's identical copy) renamed at source is copied under the new name, the
     trust's file left where it is; a copied file moved at source onto a name the trust uses takes the
     conflict name."""
-    pristine = case.target()
-    assert case.run()["status"] == "succeeded"
+    case, pristine = copied, template.before.target
     before = case.target()
     # The trust keeps a different 'Scans/Behaviour Policy.docx' of its own.
     case.world.put(TARGET, case.tgt, "Scans/Behaviour Policy.docx", b"the trust's own behaviour policy")
@@ -232,11 +257,10 @@ def test_folder_create_meeting_a_trust_file_takes_the_conflict_name(case: Case) 
     assert case.target() == pristine
 
 
-def test_propagated_deletes_spare_what_trustfold_did_not_create(case: Case) -> None:
-    """--propagate-deletes deletes our unchanged copies only: an adopted file, a copy changed in the trust
-    tenant and a merged folder stay."""
-    pristine = case.target()
-    assert case.run()["status"] == "succeeded"
+def test_propagated_deletes_spare_what_trustfold_did_not_create(template: Template, copied: Case) -> None:
+    """--propagate-deletes deletes our unchanged copies only: an adopted file and a copy changed in the
+    trust tenant stay."""
+    case, pristine = copied, dict(template.before.target)
     case.world.put(TARGET, case.tgt, "Policies/Behaviour Policy.docx", b"edited in the trust tenant")
     edited = case.target()["Policies/Behaviour Policy.docx"]
     with case.world.graph(case.world.source) as g:
@@ -251,5 +275,92 @@ def test_propagated_deletes_spare_what_trustfold_did_not_create(case: Case) -> N
     case.tf.ok("rollback", ACADEMY, "--phase", "files", "--yes")
     left = case.target()
     assert left.pop("Policies/Behaviour Policy.docx") == edited
-    pristine.pop("Policies/Behaviour Policy.docx", None)
     assert left == pristine
+
+
+# ---- a conflict-renamed copy left in doubt, resumed with a fresh plan -------------------------------------
+BIG = (
+    "Open evening.mp4"  # the largest file, so copy 1 (one at a time); its name is taken in the trust library
+)
+RENAMED = "Open evening (hillside).mp4"
+BIG_SIZE = 9 * 1024 * 1024 + 4321  # two upload fragments
+
+
+def _kill_the_renamed_copy(case: Case, kill: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Adds the file whose name the trust already uses, kills the first files run at `kill` (one copy at a
+    time, the largest first: the renamed one); returns the trust's file and the target before the run."""
+    w = case.world
+    w.add_file(w.source, case.src, BIG, BIG_SIZE, "open-evening")
+    theirs = w.put(TARGET, case.tgt, BIG, b"the trust's own video")
+    pristine = case.target()
+    case.tf.killed("run", ACADEMY, "--phase", "files", "--replan", "--concurrency", "1", at=kill)
+    assert case.target()[BIG] == pristine[BIG]
+    # The renamed copy is the one in doubt: its intent journaled, no outcome; uploaded whole or in part.
+    with sqlite3.connect(case.tf.state) as db:
+        events = [
+            json.loads(d)["args"]["path"]
+            for (d,) in db.execute("SELECT data FROM journal WHERE phase = 'files' AND event = 'intent'")
+        ]
+        done = db.execute(
+            "SELECT count(*) FROM journal WHERE phase = 'files' AND op = 'copy' AND event = 'done'"
+        ).fetchone()
+    assert RENAMED in events and done == (0,)
+    assert (RENAMED in case.target()) == kill.startswith("outcome")
+    return theirs, pristine
+
+
+def _journal_failure(case: Case) -> None:
+    """What the code before issue 12's fix journaled on resume: the renamed copy failed ('already exists'),
+    so the step is no longer in doubt and its unrecorded upload sits in the trust tenant."""
+    store = StateStore.open(case.tf.state)
+    try:
+        state = Journal.state(store, ACADEMY, "files")
+        key, h = next((k, h) for k, h in state.items() if h["data"].get("args", {}).get("path") == RENAMED)
+        step = Step(key, "copy", h["data"]["args"])
+        failed = Outcome(
+            "failed", None, {}, f"'{RENAMED}' already exists in the trust tenant with other content"
+        )
+        Journal(store, "run-earlier", ACADEMY, "files", None).outcomes([(step, failed)])
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("kill", "source_changes", "failed_since"),
+    [
+        ("outcome:copy:1:before", False, False),  # uploaded, unrecorded
+        pytest.param("upload-fragment:1", False, False, marks=pytest.mark.slow),  # half uploaded
+        ("outcome:copy:1:before", True, False),  # uploaded, unrecorded, then changed at source
+        ("outcome:copy:1:before", True, True),  # ... and a resume failed on it (the fault before the fix)
+    ],
+)
+def test_renamed_copy_in_doubt_resumes_under_its_journaled_name(
+    case: Case, kill: str, source_changes: bool, failed_since: bool
+) -> None:
+    """Killed at a boundary of the conflict-renamed copy, then planned afresh (`--replan`): the copy goes on
+    as 'name (hillside).ext' (the trust's file under the original name is never touched), also when the
+    source file changed meanwhile, its unrecorded upload then taking the new content; rollback leaves
+    nothing behind."""
+    w = case.world
+    theirs, pristine = _kill_the_renamed_copy(case, kill)
+    if source_changes:
+        w.put(w.source, case.src, BIG, b"re-edited at source " * 1000)
+    if failed_since:
+        _journal_failure(case)
+    out = case.run()
+    assert out["status"] == "succeeded", out["failures"]
+    after = case.target()
+    assert after[BIG] == pristine[BIG] and after[BIG]["id"] == theirs["id"]
+    assert after[RENAMED]["quickXorHash"] == case.source()[BIG]["quickXorHash"]
+    case.verified()
+    case.tf.ok("rollback", ACADEMY, "--phase", "files", "--yes")
+    assert case.target() == pristine
+
+
+def test_renamed_copy_failed_after_its_upload_is_rolled_back(case: Case) -> None:
+    """The unrecorded upload of a copy whose step then failed is found by the content its intent journaled
+    and removed by rollback; the trust's file under the original name stays."""
+    _, pristine = _kill_the_renamed_copy(case, "outcome:copy:1:before")
+    _journal_failure(case)
+    case.tf.ok("rollback", ACADEMY, "--phase", "files", "--yes")
+    assert case.target() == pristine
