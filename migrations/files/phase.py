@@ -304,6 +304,7 @@ class FilesPhase:
                             "hash": intent.get("hash"),
                             "size": intent.get("size"),
                             "absent": bool(intent.get("absent")),
+                            "created": intent.get("created"),
                             "in_doubt": True,
                             "contents": sorted(h.get("contents") or ()),
                             "after_failure": h.get("forward") == "failed",
@@ -480,11 +481,14 @@ class FilesPhase:
 
 
 def _sent_by_us(a: dict[str, Any], item: dict[str, Any]) -> bool:
-    """A folder found where our create met a 409 carries the source creation time we sent with it (its
-    modification time moves as content lands in it)."""
+    """A folder found where our create met a 409 (or was in doubt) carries the source creation time we sent
+    with it (its modification time moves as content lands in it). A folder of trustfold's own making
+    ('Long paths') has no source time: there the journal alone decides."""
     sent = a.get("created")
+    if not sent:
+        return True
     found = (item.get("fileSystemInfo") or {}).get("createdDateTime")
-    return bool(sent and found) and str(sent)[:19] == str(found)[:19]
+    return bool(found) and str(sent)[:19] == str(found)[:19]
 
 
 def _undo_args(h: dict[str, Any]) -> dict[str, Any]:
@@ -567,6 +571,8 @@ async def _undo_step(
     if a["folder"]:
         if not a.get("absent"):
             return Outcome("undone", None, {}, "the folder was there before the run; left as it is")
+        if "folder" not in item or not _sent_by_us(a, item):
+            return Outcome("undone", None, {}, "the item at this path is not a folder trustfold made; left")
         return await _undo_step(target, budget, sessions, key, found)
     quick_xor = ((item.get("file") or {}).get("hashes") or {}).get("quickXorHash")
     created = (item.get("fileSystemInfo") or {}).get("createdDateTime")
@@ -759,11 +765,15 @@ class _Ops:
         drive = a["target_drive"]
         tree = self.state.trees[drive]
         existing = tree.find(a["path"])
-        ours = step.key in self.state.in_doubt
         if existing is not None and not existing.folder:
             # The plan gave the folder a conflict name; a file that appeared there since is not ours to take.
             raise CopyError(f"cannot create folder '{a['path']}': a file of that name is in the trust tenant")
         if existing is not None:
+            # Ours only if our create was in doubt and the folder carries the creation time we sent: a folder
+            # someone in the trust made there meanwhile is merged into, never claimed.
+            ours = step.key in self.state.in_doubt and _sent_by_us(
+                a, {"fileSystemInfo": {"createdDateTime": existing.created}}
+            )
             item = {"id": existing.id, "name": existing.name, "parentReference": {"id": existing.parent}}
             out = self.record(step, item, ours, True)
             out.status = "done" if ours else "already"
@@ -787,8 +797,8 @@ class _Ops:
         created = True
         if resp.status == 409:
             # Absent when this run looked: either an attempt of ours landed and its answer was lost, or
-            # someone made the name meanwhile. It is ours only if it is a folder carrying the timestamps we
-            # sent (or the step was in doubt); anything else is the trust's: merged into, never claimed.
+            # someone made the name meanwhile. It is ours only if it is a folder carrying the creation time
+            # we sent; any other folder is the trust's (merged into, never claimed), a file is refused.
             await self.budget.acquire(self.target.tenant_id, 1)
             resp = await self.target.request(
                 "GET", f"/drives/{drive}/root:/{quote(a['path'])}:", counts_as_write=False
@@ -800,7 +810,7 @@ class _Ops:
             created = resp.ok and _sent_by_us(a, resp.body)
         if not resp.ok:
             raise GraphError("POST", path, resp)
-        return self.record(step, dict(resp.body), created or ours, True)
+        return self.record(step, dict(resp.body), created, True)
 
     async def move(self, step: Step) -> Outcome:
         a = step.args

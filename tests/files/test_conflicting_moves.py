@@ -364,3 +364,25 @@ def test_renamed_copy_failed_after_its_upload_is_rolled_back(case: Case) -> None
     _journal_failure(case)
     case.tf.ok("rollback", ACADEMY, "--phase", "files", "--yes")
     assert case.target() == pristine
+
+
+def test_folder_made_by_the_trust_while_our_create_was_in_doubt_is_not_claimed(case: Case) -> None:
+    """Killed after journaling the create of 'Admin' and before sending it; someone in the trust then makes
+    an 'Admin' folder. The resumed run copies into it (as into any folder that was there) but does not take
+    it for its own, so rollback removes our files and leaves the trust's folder."""
+    pristine = case.target()
+    case.tf.killed(
+        "run", ACADEMY, "--phase", "files", "--replan", "--concurrency", "1", at="intent:mkdir:1:after"
+    )
+    with sqlite3.connect(case.tf.state) as db:
+        (data,) = db.execute("SELECT data FROM journal WHERE phase = 'files' AND op = 'mkdir'").fetchone()
+    assert json.loads(data)["args"]["path"] == "Admin" and "Admin" not in case.target()
+    theirs = case.trust_folder("Admin")
+    out = case.run()
+    assert out["status"] == "succeeded", out["failures"]
+    assert case.target()["Admin"]["id"] == theirs["id"]
+    case.verified()
+    case.tf.ok("rollback", ACADEMY, "--phase", "files", "--yes")
+    left = case.target()
+    assert left.pop("Admin")["id"] == theirs["id"]
+    assert left == pristine
