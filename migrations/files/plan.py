@@ -447,9 +447,9 @@ def _file_step(
     if rec is not None and not rec["created"] and rec["target_id"] in tree.items:
         # Adopted: the trust's own identical file. It is never moved, renamed or overwritten; once the
         # source file moves or changes, it is copied like any new file (beside the trust's, by the rules).
-        live = tree.items[rec["target_id"]]
+        theirs = tree.items[rec["target_id"]]
         same = rec["hash"] == it.hash and rec["size"] == it.size
-        if same and (_in_place(live, home, rel) or tree.path(live.id) == rel):
+        if same and (_in_place(theirs, home, rel) or tree.path(theirs.id) == rel):
             return None, True
         rec = None
     if rec is not None:

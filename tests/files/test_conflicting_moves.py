@@ -257,6 +257,7 @@ def test_folder_create_meeting_a_trust_file_takes_the_conflict_name(case: Case) 
     assert case.target() == pristine
 
 
+@pytest.mark.slow  # held on main too: a guard, not a reproduction
 def test_propagated_deletes_spare_what_trustfold_did_not_create(template: Template, copied: Case) -> None:
     """--propagate-deletes deletes our unchanged copies only: an adopted file and a copy changed in the
     trust tenant stay."""
@@ -328,10 +329,12 @@ def _journal_failure(case: Case) -> None:
 @pytest.mark.parametrize(
     ("kill", "source_changes", "failed_since"),
     [
-        ("outcome:copy:1:before", False, False),  # uploaded, unrecorded
-        pytest.param("upload-fragment:1", False, False, marks=pytest.mark.slow),  # half uploaded
+        # Held on main already (slow: guards): uploaded or half uploaded, unrecorded, resumed.
+        pytest.param("outcome:copy:1:before", False, False, marks=pytest.mark.slow),
+        pytest.param("upload-fragment:1", False, False, marks=pytest.mark.slow),
         ("outcome:copy:1:before", True, False),  # uploaded, unrecorded, then changed at source
-        ("outcome:copy:1:before", True, True),  # ... and a resume failed on it (the fault before the fix)
+        # ... and a resume failed on it, as it did before the fix
+        pytest.param("outcome:copy:1:before", True, True, marks=pytest.mark.slow),
     ],
 )
 def test_renamed_copy_in_doubt_resumes_under_its_journaled_name(
