@@ -919,6 +919,14 @@ class _Ops:
 
     async def delete(self, step: Step) -> Outcome:
         a = step.args
+        rec = self.env.store.rows(
+            "SELECT created, target_id FROM file_copies "
+            "WHERE academy = ? AND drive_key = ? AND source_id = ?",
+            (self.code, a["drive_key"], a["source_id"]),
+        )
+        if not (rec and rec[0]["created"] and rec[0]["target_id"] == a["target_id"]):
+            # Only a copy trustfold made, still recorded as that item, is deleted (a stale plan might ask).
+            return Outcome("skipped", a["target_id"], {}, "not a copy trustfold made; kept")
         result = await _undo(self.target, self.budget, {**a, "folder": bool(a["folder"])})
         if result == "kept":
             self.state.notes.append(f"'{a['path']}' deleted at source but changed in the trust tenant: kept")
