@@ -287,16 +287,21 @@ RENAMED = "Open evening (hillside).mp4"
 BIG_SIZE = 9 * 1024 * 1024 + 4321  # two upload fragments
 
 
-def _kill_the_renamed_copy(case: Case, kill: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+def _kill_the_renamed_copy(
+    case: Case, kill: str, *, replan: bool = True
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """Adds the file whose name the trust already uses, kills the first files run at `kill` (one copy at a
     time, the largest first: the renamed one); returns the trust's file and the target before the run."""
     w = case.world
     w.add_file(w.source, case.src, BIG, BIG_SIZE, "open-evening")
     theirs = w.put(TARGET, case.tgt, BIG, b"the trust's own video")
     pristine = case.target()
-    case.tf.killed("run", ACADEMY, "--phase", "files", "--replan", "--concurrency", "1", at=kill)
+    replanning = ("--replan",) if replan else ()  # else planned and stored once, the stored plan applied
+    case.tf.killed("run", ACADEMY, "--phase", "files", *replanning, "--concurrency", "1", at=kill)
     assert case.target()[BIG] == pristine[BIG]
-    # The renamed copy is the one in doubt: its intent journaled, no outcome; uploaded whole or in part.
+    if kill.startswith("intent") and kill.endswith("before"):
+        return theirs, pristine  # nothing journaled for it yet
+    # The renamed copy is the one killed: its intent journaled, uploaded whole or in part (or recorded).
     with sqlite3.connect(case.tf.state) as db:
         events = [
             json.loads(d)["args"]["path"]
@@ -305,8 +310,10 @@ def _kill_the_renamed_copy(case: Case, kill: str) -> tuple[dict[str, Any], dict[
         done = db.execute(
             "SELECT count(*) FROM journal WHERE phase = 'files' AND op = 'copy' AND event = 'done'"
         ).fetchone()
-    assert RENAMED in events and done == (0,)
-    assert (RENAMED in case.target()) == kill.startswith("outcome")
+    recorded = kill == "outcome:copy:1:after"
+    assert RENAMED in events and done == (int(recorded),)
+    # Fragment 2 is the last: from there on the upload is complete, recorded only after the outcome.
+    assert (RENAMED in case.target()) == (kill == "upload-fragment:2" or kill.startswith("outcome"))
     return theirs, pristine
 
 
@@ -389,3 +396,40 @@ def test_folder_made_by_the_trust_while_our_create_was_in_doubt_is_not_claimed(c
     left = case.target()
     assert left.pop("Admin")["id"] == theirs["id"]
     assert left == pristine
+
+
+# Every commit boundary of the renamed copy (copy 1 with one copy at a time; fragment 2 is its last, after
+# which the upload is complete and unrecorded), resumed from the stored plan or a fresh one, or rolled back.
+RENAMED_COPY_BOUNDARIES = [
+    "intent:copy:1:before",
+    "intent:copy:1:after",
+    "upload-fragment:1",
+    "upload-fragment:2",
+    "outcome:copy:1:before",
+    "outcome:copy:1:after",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("then", ["resume-stored-plan", "resume-replan", "rollback"])
+@pytest.mark.parametrize("kill", RENAMED_COPY_BOUNDARIES)
+def test_renamed_copy_kill_sweep(case: Case, kill: str, then: str) -> None:
+    theirs, pristine = _kill_the_renamed_copy(case, kill, replan=then == "resume-replan")
+    if then != "rollback":
+        out = json.loads(
+            case.tf.ok(
+                "run",
+                ACADEMY,
+                "--phase",
+                "files",
+                "--json",
+                *(("--replan",) if then == "resume-replan" else ()),
+            )
+        )
+        assert out["status"] == "succeeded", out["failures"]
+        after = case.target()
+        assert after[BIG] == pristine[BIG] and after[BIG]["id"] == theirs["id"]
+        assert after[RENAMED]["quickXorHash"] == case.source()[BIG]["quickXorHash"]
+        case.verified()
+    case.tf.ok("rollback", ACADEMY, "--phase", "files", "--yes")
+    assert case.target() == pristine
