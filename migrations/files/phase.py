@@ -27,6 +27,7 @@ from migrations.engine import (
 )
 from migrations.files.budget import SharePointBudget
 from migrations.files.engine_choice import install as install_engine
+from migrations.files.orphans import Unfinished, content, holds_ours, unfinished_copies
 from migrations.files.plan import PHASE, PlanContext, plan_files
 from migrations.files.scan import (
     Tree,
@@ -96,6 +97,7 @@ def _depth(path: str) -> int:
 class _RunState:
     trees: dict[str, Tree]
     in_doubt: set[str]
+    unfinished: dict[str, Unfinished] = field(default_factory=dict)
     counters: Counters = field(default_factory=Counters)
     done: int = 0
     already: int = 0
@@ -195,7 +197,7 @@ class FilesPhase:
         env.store.set_phase_status(code, PHASE, "running", {"last_run": run_id, "plan": plan.id})
         journal = Journal(env.store, run_id, code, PHASE, plan.id)
         in_doubt = {k for k, v in Journal.state(env.store, code, PHASE).items() if v["event"] == "intent"}
-        state = _RunState(dict(ctx.targets), in_doubt)
+        state = _RunState(dict(ctx.targets), in_doubt, unfinished_copies(env.store, code, PHASE))
         sessions = UploadSessions(env.run_dir.parent / f"upload-sessions-{code}.json")
         copier = FileCopier(source, target, budget, sessions, state.counters)
         metrics = Metrics(env.store, run_id)
@@ -282,10 +284,13 @@ class FilesPhase:
                     args["in_doubt_hash"] = intent.get("hash")
                 steps.append(Step(key, undo_op, args))
             elif (
-                h["latest"] in ("intent", "undo-intent", "undo-failed", "undo-skipped")
+                h["latest"] in ("intent", "failed", "undo-intent", "undo-failed", "undo-skipped")
                 and intent
                 and not done
+                and (h.get("forward") == "intent" or (not folder and h.get("contents")))
             ):
+                # In doubt, or failed after an upload of ours may have landed unrecorded (found by the
+                # contents its intents journaled).
                 steps.append(
                     Step(
                         key,
@@ -299,7 +304,10 @@ class FilesPhase:
                             "hash": intent.get("hash"),
                             "size": intent.get("size"),
                             "absent": bool(intent.get("absent")),
+                            "created": intent.get("created"),
                             "in_doubt": True,
+                            "contents": sorted(h.get("contents") or ()),
+                            "after_failure": h.get("forward") == "failed",
                         },
                     )
                 )
@@ -472,6 +480,17 @@ class FilesPhase:
         }
 
 
+def _sent_by_us(a: dict[str, Any], item: dict[str, Any]) -> bool:
+    """A folder found where our create met a 409 (or was in doubt) carries the source creation time we sent
+    with it (its modification time moves as content lands in it). A folder of trustfold's own making
+    ('Long paths') has no source time: there the journal alone decides."""
+    sent = a.get("created")
+    if not sent:
+        return True
+    found = (item.get("fileSystemInfo") or {}).get("createdDateTime")
+    return bool(found) and str(sent)[:19] == str(found)[:19]
+
+
 def _undo_args(h: dict[str, Any]) -> dict[str, Any]:
     d = h["data"]
     return {
@@ -494,11 +513,21 @@ def _histories(store: Any, code: str) -> dict[str, dict[str, Any]]:
         h = out.setdefault(r["step_key"], {"op": r["op"]})
         h["latest"] = r["event"]
         data = json.loads(r["data"] or "{}")
+        if r["event"] in ("intent", "done", "failed"):
+            h["forward"] = r["event"]
         if r["event"] == "intent":
             h["op"] = r["op"]
             h["intent"] = data.get("args") or {}
+            uploaded = content(h["intent"]) if r["op"] == "copy" else None
+            if uploaded is not None:
+                h.setdefault("contents", set()).add(uploaded)
         elif r["event"] == "done":
             h["done"] = {"target_id": r["target_id"], "data": data}
+            h.pop("contents", None)
+        elif r["event"] == "undone":
+            # Gone: what it recorded (and what earlier intents carried) no longer describes the target.
+            h.pop("done", None)
+            h.pop("contents", None)
     return out
 
 
@@ -542,11 +571,18 @@ async def _undo_step(
     if a["folder"]:
         if not a.get("absent"):
             return Outcome("undone", None, {}, "the folder was there before the run; left as it is")
+        if "folder" not in item or not _sent_by_us(a, item):
+            return Outcome("undone", None, {}, "the item at this path is not a folder trustfold made; left")
         return await _undo_step(target, budget, sessions, key, found)
-    hashes = (item.get("file") or {}).get("hashes") or {}
-    same_size = a.get("size") is not None and int(item.get("size") or 0) == int(a["size"])
-    if same_size and hashes.get("quickXorHash") == a.get("hash"):
+    quick_xor = ((item.get("file") or {}).get("hashes") or {}).get("quickXorHash")
+    created = (item.get("fileSystemInfo") or {}).get("createdDateTime")
+    contents = [tuple(c) for c in a.get("contents") or ()]
+    if not contents and a.get("hash") and a.get("size") is not None:  # undo args journaled before contents
+        contents = [(int(a["size"]), a["hash"], "")]
+    if "folder" not in item and holds_ours(contents, int(item.get("size") or 0), quick_xor, created):
         return await _undo_step(target, budget, sessions, key, found)
+    if a.get("after_failure"):
+        return Outcome("undone", None, {}, "nothing of trustfold's at this path; the file there is left")
     return Outcome("kept", item["id"], {}, "the file at this path is not the copy trustfold made")
 
 
@@ -729,8 +765,15 @@ class _Ops:
         drive = a["target_drive"]
         tree = self.state.trees[drive]
         existing = tree.find(a["path"])
-        ours = step.key in self.state.in_doubt
-        if existing is not None and existing.folder:
+        if existing is not None and not existing.folder:
+            # The plan gave the folder a conflict name; a file that appeared there since is not ours to take.
+            raise CopyError(f"cannot create folder '{a['path']}': a file of that name is in the trust tenant")
+        if existing is not None:
+            # Ours only if our create was in doubt and the folder carries the creation time we sent: a folder
+            # someone in the trust made there meanwhile is merged into, never claimed.
+            ours = step.key in self.state.in_doubt and _sent_by_us(
+                a, {"fileSystemInfo": {"createdDateTime": existing.created}}
+            )
             item = {"id": existing.id, "name": existing.name, "parentReference": {"id": existing.parent}}
             out = self.record(step, item, ours, True)
             out.status = "done" if ours else "already"
@@ -751,21 +794,35 @@ class _Ops:
             counts_as_write=False,
             idempotent=True,  # conflictBehavior fail makes a repeat harmless: 409, then we look it up
         )
-        # Absent when this run looked, so a 409 means an earlier attempt of ours landed and its answer was
-        # lost. (Rollback deletes a folder only when it is empty, so a rare coincidence costs nothing.)
         created = True
         if resp.status == 409:
+            # Absent when this run looked: either an attempt of ours landed and its answer was lost, or
+            # someone made the name meanwhile. It is ours only if it is a folder carrying the creation time
+            # we sent; any other folder is the trust's (merged into, never claimed), a file is refused.
             await self.budget.acquire(self.target.tenant_id, 1)
             resp = await self.target.request(
                 "GET", f"/drives/{drive}/root:/{quote(a['path'])}:", counts_as_write=False
             )
+            if resp.ok and "folder" not in resp.body:
+                raise CopyError(
+                    f"cannot create folder '{a['path']}': a file of that name is in the trust tenant"
+                )
+            created = resp.ok and _sent_by_us(a, resp.body)
         if not resp.ok:
             raise GraphError("POST", path, resp)
-        return self.record(step, dict(resp.body), created or ours, True)
+        return self.record(step, dict(resp.body), created, True)
 
     async def move(self, step: Step) -> Outcome:
         a = step.args
         drive = a["target_drive"]
+        rec = self.env.store.rows(
+            "SELECT created, hash, source_ctag FROM file_copies "
+            "WHERE academy = ? AND drive_key = ? AND source_id = ?",
+            (self.code, a["drive_key"], a["source_id"]),
+        )
+        if not (rec and rec[0]["created"]):
+            # Only what trustfold created is ever moved (the plan never asks otherwise; a stale plan might).
+            raise CopyError(f"'{a['from']}' was not created by trustfold: not moved")
         parent = await self.parent_id(drive, a["path"])
         await self.budget.acquire(self.target.tenant_id, 2)
         path = f"/drives/{drive}/items/{a['target_id']}"
@@ -779,12 +836,7 @@ class _Ops:
             raise CopyError(f"cannot move to '{a['path']}': the name is taken in the trust tenant")
         if not resp.ok:
             raise GraphError("PATCH", path, resp)
-        rec = self.env.store.rows(
-            "SELECT created, hash, source_ctag FROM file_copies "
-            "WHERE academy = ? AND drive_key = ? AND source_id = ?",
-            (self.code, a["drive_key"], a["source_id"]),
-        )
-        created = bool(rec and rec[0]["created"])
+        created = True
         body = dict(resp.body)
         # A move changes where the copy is, not what it is: the copy's source hash and version stand.
         body["_source_hash"] = rec[0]["hash"] if rec else None
@@ -816,12 +868,15 @@ class _Ops:
         if not a.get("replace_id"):
             occupant = tree.find(a["path"])
             if occupant is not None:
+                u = self.state.unfinished.get(step.key)
                 if (
-                    step.key in self.state.in_doubt
-                    and occupant.size == a["size"]
-                    and occupant.hash == a["hash"]
+                    occupant.folder
+                    or u is None
+                    or not u.holds_ours(occupant.size, occupant.hash, occupant.created)
                 ):
-                    # A run stopped after the upload completed but before recording it: it is ours.
+                    raise CopyError(f"'{a['path']}' already exists in the trust tenant with other content")
+                # An upload of ours that a stopped run never recorded (its intent says what it carried).
+                if occupant.size == a["size"] and occupant.hash == a["hash"]:
                     item: dict[str, Any] = {
                         "id": occupant.id,
                         "name": occupant.name,
@@ -831,14 +886,18 @@ class _Ops:
                         "file": {"hashes": {"quickXorHash": occupant.hash}},
                     }
                     return self.record(step, item, True, False)
-                raise CopyError(f"'{a['path']}' already exists in the trust tenant with other content")
-        created = not a.get("replace_id")
-        if a.get("replace_id"):
+                # The source changed since: our orphan takes the new content in place, as our copy would.
+                a = {**a, "replace_id": occupant.id, "_orphan": True}
+        created = not a.get("replace_id") or bool(a.get("_orphan"))
+        if a.get("replace_id") and not a.get("_orphan"):
             rec = self.env.store.rows(
                 "SELECT created FROM file_copies WHERE academy = ? AND drive_key = ? AND source_id = ?",
                 (self.code, a["drive_key"], a["source_id"]),
             )
             created = bool(rec and rec[0]["created"])
+            if not created:
+                # A file trustfold did not create (adopted) is never overwritten.
+                raise CopyError(f"'{a['path']}' was not created by trustfold: not replaced")
         parent = await self.parent_id(drive, a["path"])
         try:
             if int(a["size"]) >= LARGE:
@@ -860,6 +919,14 @@ class _Ops:
 
     async def delete(self, step: Step) -> Outcome:
         a = step.args
+        rec = self.env.store.rows(
+            "SELECT created, target_id FROM file_copies "
+            "WHERE academy = ? AND drive_key = ? AND source_id = ?",
+            (self.code, a["drive_key"], a["source_id"]),
+        )
+        if not (rec and rec[0]["created"] and rec[0]["target_id"] == a["target_id"]):
+            # Only a copy trustfold made, still recorded as that item, is deleted (a stale plan might ask).
+            return Outcome("skipped", a["target_id"], {}, "not a copy trustfold made; kept")
         result = await _undo(self.target, self.budget, {**a, "folder": bool(a["folder"])})
         if result == "kept":
             self.state.notes.append(f"'{a['path']}' deleted at source but changed in the trust tenant: kept")

@@ -17,6 +17,7 @@ from typing import Any
 from migrations.engine import Journal, Plan, Step
 from migrations.files import names
 from migrations.files.budget import SharePointBudget
+from migrations.files.orphans import Unfinished, unfinished_copies
 from migrations.files.scan import (
     DrivePair,
     Tree,
@@ -107,8 +108,10 @@ async def plan_files(
     in_doubt = {
         k: dict(v["data"].get("args") or {})
         for k, v in Journal.state(store, code, PHASE).items()
-        if v["event"] == "intent" and k.startswith("copy:")
+        if v["event"] == "intent" and k.startswith("mkdir:")
     }
+    # Copies started and not finished (in doubt, or failed after their upload may have landed).
+    unfinished = unfinished_copies(store, code, PHASE)
     scanned = await scan_sources(
         store,
         academy,
@@ -160,6 +163,7 @@ async def plan_files(
         done = copies(store, code, pair.key)
         placed: dict[str, str] = {src.root: ""}  # source folder id -> target relative path ('' = root)
         too_long: set[str] = set()
+        recreated: set[str] = set()  # source folders whose target becomes a new folder of ours
         taken: dict[str, set[str]] = {}
         base = {"drive_key": pair.key, "target_drive": tdrive["id"]}
 
@@ -197,12 +201,22 @@ async def plan_files(
                         f"not created; files inside are placed under '{names.LONG_PATHS_FOLDER}/'",
                     )
                     continue
-                placed[it.id] = rel
-                steps.extend(
-                    _folder_steps(
-                        it, rel, done.get(it.id), tree, base, notes, display, _home(it, src, done, tree)
-                    )
+                folder_steps, placed[it.id] = _folder_steps(
+                    it,
+                    rel,
+                    done.get(it.id),
+                    tree,
+                    base,
+                    notes,
+                    display,
+                    _home(it, src, done, tree, recreated),
+                    in_doubt,
+                    findings,
+                    code,
                 )
+                if it.id in done and any(s.op == "mkdir" for s in folder_steps):
+                    recreated.add(it.id)  # a new folder of ours replaces the one it was merged into
+                steps.extend(folder_steps)
                 continue
             # files
             if it.size > limit:
@@ -256,9 +270,9 @@ async def plan_files(
                 code,
                 notes,
                 display,
-                in_doubt,
+                unfinished,
                 findings,
-                _home(it, src, done, tree),
+                _home(it, src, done, tree, recreated),
             )
             if step is not None:
                 steps.append(step)
@@ -295,10 +309,14 @@ async def plan_files(
     return plan, ctx
 
 
-def _home(it: TreeItem, src: Tree, done: dict[str, dict[str, Any]], tree: Tree) -> str | None:
+def _home(
+    it: TreeItem, src: Tree, done: dict[str, dict[str, Any]], tree: Tree, recreated: set[str]
+) -> str | None:
     """The target id of the folder this item belongs in (its source parent's copy), if known."""
     if it.parent == src.root:
         return tree.root
+    if it.parent in recreated:
+        return None  # its folder is about to be created: the item has to move there
     rec = done.get(it.parent or "")
     return str(rec["target_id"]) if rec else None
 
@@ -319,6 +337,11 @@ def _expected_url(pair: DrivePair) -> str:
     return f"personal/{re.sub(r'[^a-z0-9]', '_', rest.lower())}/Documents"
 
 
+def _conflict(rel: str, code: str) -> str:
+    parent, _, leaf = rel.rpartition("/")
+    return f"{parent}/{names.conflict_name(leaf, code)}".lstrip("/")
+
+
 def _folder_steps(
     it: TreeItem,
     rel: str,
@@ -328,34 +351,72 @@ def _folder_steps(
     notes: list[str],
     display: str,
     home: str | None,
-) -> list[Step]:
+    in_doubt: dict[str, dict[str, Any]],
+    findings: _Findings,
+    code: str,
+) -> tuple[list[Step], str]:
+    """The folder's steps and the path its children go under. Nothing trustfold did not create is ever
+    renamed or moved: a folder of ours that must take a name the trust tenant already uses gets the conflict
+    name, and a folder that was merged into the trust's own folder, then renamed or moved at source, is
+    created afresh at its new path (our copies then move into it; the trust's folder stays where it is)."""
     key = base["drive_key"]
     fs = {"created": it.created, "modified": it.modified}
-    if rec is None:
+    live = tree.items.get(rec["target_id"]) if rec is not None else None
+    if rec is not None and live is None:
+        notes.append(f"{display}: folder deleted in the trust tenant after it was copied; not created again")
+        return [], rel
+    if rec is None or live is None or not rec["created"]:
+        if rec is not None and live is not None and _in_place(live, home, rel):
+            return [], rel  # merged into the trust's folder of that name, and still there
+        journaled = in_doubt.get(f"mkdir:{key}:{it.id}")
+        if rec is None and journaled is not None and journaled.get("path"):
+            # Decided once: a create left in doubt goes on under the path (and conflict name) it journaled.
+            args = {**base, **fs, "path": journaled["path"], "source_id": it.id}
+            args["absent"] = bool(journaled.get("absent"))
+            return [Step(f"mkdir:{key}:{it.id}", "mkdir", args)], str(journaled["path"])
+        occupant = tree.find(rel)
+        if occupant is not None and not occupant.folder:
+            # A file of the trust's holds the name: the folder is created beside it, never in its place.
+            renamed = _conflict(rel, code)
+            findings.add(
+                "name-conflict",
+                it.id,
+                display,
+                f"'{rel}' is a file in the trust tenant",
+                f"folder created as '{renamed.rpartition('/')[2]}'; the existing file is left as it is",
+            )
+            rel = renamed
         # Created, or found already there (pre-existing, or made by a run that stopped before recording it).
         # `absent` tells a rollback of an in-doubt mkdir whether a folder at that path can be ours.
         args = {**base, **fs, "path": rel, "source_id": it.id, "absent": tree.find(rel) is None}
-        return [Step(f"mkdir:{key}:{it.id}", "mkdir", args)]
-    if rec["target_id"] not in tree.items:
-        notes.append(f"{display}: folder deleted in the trust tenant after it was copied; not created again")
-        return []
+        return [Step(f"mkdir:{key}:{it.id}", "mkdir", args)], rel
+    if _in_place(live, home, rel):
+        return [], rel
+    occupant = tree.find(rel)
+    if occupant is not None and occupant.id != rec["target_id"]:
+        # The new name is taken in the trust tenant by something that is not this folder: ours moves to
+        # the conflict name; the occupant is never touched.
+        renamed = _conflict(rel, code)
+        findings.add(
+            "name-conflict",
+            it.id,
+            display,
+            f"'{rel}' already exists in the trust tenant",
+            f"folder moved to '{renamed}'; the existing item is left as it is",
+        )
+        rel = renamed
     current = tree.path(rec["target_id"])
-    if not _in_place(tree.items.get(rec["target_id"]), home, rel) and current != rel:
-        return [
-            Step(
-                f"move:{key}:{it.id}",
-                "move",
-                {
-                    **base,
-                    "source_id": it.id,
-                    "target_id": rec["target_id"],
-                    "from": current,
-                    "path": rel,
-                    "folder": True,
-                },
-            )
-        ]
-    return []
+    if _in_place(live, home, rel) or current == rel:
+        return [], rel
+    move = {
+        **base,
+        "source_id": it.id,
+        "target_id": rec["target_id"],
+        "from": current,
+        "path": rel,
+        "folder": True,
+    }
+    return [Step(f"move:{key}:{it.id}", "move", move)], rel
 
 
 def _file_step(
@@ -368,7 +429,7 @@ def _file_step(
     code: str,
     notes: list[str],
     display: str,
-    in_doubt: dict[str, dict[str, Any]],
+    unfinished: dict[str, Unfinished],
     findings: _Findings,
     home: str | None,
 ) -> tuple[Step | None, bool]:
@@ -383,6 +444,14 @@ def _file_step(
         "created": it.created,
         "modified": it.modified,
     }
+    if rec is not None and not rec["created"] and rec["target_id"] in tree.items:
+        # Adopted: the trust's own identical file. It is never moved, renamed or overwritten; once the
+        # source file moves or changes, it is copied like any new file (beside the trust's, by the rules).
+        theirs = tree.items[rec["target_id"]]
+        same = rec["hash"] == it.hash and rec["size"] == it.size
+        if same and (_in_place(theirs, home, rel) or tree.path(theirs.id) == rel):
+            return None, True
+        rec = None
     if rec is not None:
         live = tree.items.get(rec["target_id"])
         if live is None:
@@ -392,8 +461,15 @@ def _file_step(
         occupant = tree.find(rel)
         if occupant is not None and occupant.id != rec["target_id"]:
             # The source name is taken in the target by content we did not copy: the conflict name stands.
-            parent, _, leaf = rel.rpartition("/")
-            rel = f"{parent}/{names.conflict_name(leaf, code)}".lstrip("/")
+            renamed = _conflict(rel, code)
+            findings.add(
+                "name-conflict",
+                it.id,
+                display,
+                f"'{rel}' already holds other content in the trust tenant",
+                f"kept as '{renamed.rpartition('/')[2]}'; the existing item is left as it is",
+            )
+            rel = renamed
         if rec["hash"] == it.hash and rec["size"] == it.size:
             if current != rel and not _in_place(live, home, rel):
                 return (
@@ -427,12 +503,17 @@ def _file_step(
             ),
             False,
         )
-    journaled = in_doubt.get(f"copy:{key}:{it.id}")
-    if journaled is not None and journaled.get("path") and not journaled.get("replace_id"):
-        # Decided once: the path (and any conflict rename) this copy's intent recorded.
-        return Step(
-            f"copy:{key}:{it.id}", "copy", {**copy_args, "path": journaled["path"], "replace_id": None}
-        ), False
+    u = unfinished.get(f"copy:{key}:{it.id}")
+    journaled = u.args if u is not None and u.event in ("intent", "failed") else {}
+    if journaled.get("path") and not journaled.get("replace_id") and u is not None:
+        # Decided once: the path (and any conflict rename) this copy's intent recorded, while the copy is
+        # in doubt or an upload of ours sits there unrecorded (the run then records or replaces it).
+        there = tree.find(journaled["path"])
+        landed = there is not None and u.holds_ours(there.size, there.hash, there.created)
+        if u.event == "intent" or landed:
+            return Step(
+                f"copy:{key}:{it.id}", "copy", {**copy_args, "path": journaled["path"], "replace_id": None}
+            ), False
     occupant = tree.find(rel)
     if occupant is not None:
         if not occupant.folder and occupant.size == it.size and occupant.hash == it.hash:
