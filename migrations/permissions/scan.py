@@ -107,6 +107,17 @@ def _wanted(raw: dict[str, Any], full: bool, known: set[str]) -> bool:
     return changed or (bool(shared) and not known_here) or (shared == {} and known_here)
 
 
+def _has_content(store: StateStore, code: str, drive_key: str) -> bool:
+    """Whether the files scan saw anything below the drive's root."""
+    return bool(
+        store.rows(
+            "SELECT 1 FROM drive_items WHERE academy = ? AND drive_key = ? AND parent_id IS NOT NULL "
+            "AND deleted = 0 LIMIT 1",
+            (code, drive_key),
+        )
+    )
+
+
 async def scan_sharing(
     store: StateStore, code: str, conn: TenantConnection, budget: SharePointBudget, fresh_seconds: float = 0.0
 ) -> ScanCounts:
@@ -126,6 +137,10 @@ async def scan_sharing(
             (code, LINK_PREFIX + drive_key),
         )
         if horizon and row and row[0]["updated_at"] >= horizon:
+            continue
+        if not row and not _has_content(store, code, drive_key):
+            # Nothing below the root to share (most pupils' OneDrives): two units saved per drive and pass.
+            # A later files scan that finds content makes this drive's first sharing read a full one.
             continue
         known = {
             r["item_id"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 from collections import Counter
 from pathlib import Path
 
@@ -200,3 +201,22 @@ def test_hand_made_grant_is_reported_by_verify_and_kept_by_rollback(copied: Worl
     for key, (d, i) in w.copies().items():
         if i != item:
             assert w.direct(d, i) == [], key
+
+
+def test_sharing_scan_reads_only_drives_with_content(copied: World, tmp_path: Path) -> None:
+    """A drive whose files scan found nothing below the root (most pupils' OneDrives) costs no delta call;
+    every drive with content gets its sharing read and a delta link for later passes."""
+    state = tmp_path / "state.db"
+    with sqlite3.connect(copied.state) as src, sqlite3.connect(state) as dst:
+        src.backup(dst)
+    w = World(copied.url, InProcessCli(copied.url, state), copied.source, state)
+    w.cli("plan", "hillside", "--phase", "permissions")
+    drives = w.rows(
+        "SELECT d.drive_key, (SELECT count(*) FROM drive_items i WHERE i.academy = d.academy AND "
+        "i.drive_key = d.drive_key AND i.parent_id IS NOT NULL AND i.deleted = 0) AS items, "
+        "(SELECT count(*) FROM delta_links l WHERE l.academy = d.academy "
+        "AND l.resource = 'sharing:' || d.drive_key) AS linked "
+        "FROM drives d WHERE d.academy = 'hillside' AND d.source_drive_id IS NOT NULL"
+    )
+    assert any(r["items"] == 0 for r in drives) and any(r["items"] > 0 for r in drives)
+    assert all(bool(r["linked"]) == (r["items"] > 0) for r in drives), [tuple(r) for r in drives]
