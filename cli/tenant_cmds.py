@@ -226,14 +226,12 @@ def gate(app: AppContext, academy: str, phase: str, skip: bool) -> None:
             ready = not run_provisioning(app, academy, quiet=True).waiting
         except OperationFailed as exc:
             provisioning = exc  # preflight below names the cause and its fix (credential, permission)
+    from migrations.run_gate import blocking, gated_phases, refusal
+
     # Provisioning just looked at every mapped user's OneDrive: preflight need not look again.
-    report = asyncio.run(_preflight(app, (a,), (phase,), onedrives=not ready))
-    blocking = report.blocking(phase)
-    if provisioning is not None and not blocking:
+    report = asyncio.run(_preflight(app, (a,), gated_phases(phase), onedrives=not ready))
+    blocked = blocking(report, phase)
+    if provisioning is not None and not blocked:
         raise provisioning
-    if blocking:
-        listed = "; ".join(f"{c.check} ({c.tenant}): {c.result} -> {c.fix}" for c in blocking)
-        raise OperationFailed(
-            f"preflight blocks {phase} for {academy}: {listed} (trustfold preflight {academy} for the table; "
-            "--skip-preflight to run anyway)"
-        )
+    if blocked:
+        raise OperationFailed(refusal(academy, phase, blocked))
