@@ -11,12 +11,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from migrations.concurrently import bounded
 from migrations.files.budget import SharePointBudget
 from migrations.graph import MAX_BATCH, BatchItem, GraphError, GraphResponse, TenantConnection
 from migrations.store import StateStore, now
 from trust import Academy
 
 log = logging.getLogger("trustfold.files")
+BATCHES_IN_FLIGHT = 4  # $batch requests batch_get keeps in flight
 
 
 @dataclass
@@ -174,17 +176,23 @@ def drive_pairs(store: StateStore, academy: Academy) -> list[DrivePair]:
 async def batch_get(
     conn: TenantConnection, budget: SharePointBudget, paths: list[tuple[str, int]]
 ) -> list[GraphResponse]:
-    """GETs twenty to a $batch (each still costs its resource units); 5xx items are retried alone."""
-    out: list[GraphResponse] = []
-    for i in range(0, len(paths), MAX_BATCH):
-        chunk = paths[i : i + MAX_BATCH]
+    """GETs twenty to a $batch (each still costs its resource units); 5xx items are retried alone. Up to
+    BATCHES_IN_FLIGHT batches at once: a discovery of hundreds of OneDrives is otherwise one round trip after
+    another while the budget (which the SharePoint window still keeps) sits idle."""
+
+    async def one(chunk: list[tuple[str, int]]) -> list[GraphResponse]:
         await budget.acquire(conn.tenant_id, sum(ru for _, ru in chunk))
-        answers = await conn.batch([BatchItem("GET", p) for p, _ in chunk])
-        for (path, _), resp in zip(chunk, answers, strict=True):
+        got = await conn.batch([BatchItem("GET", p) for p, _ in chunk])
+        out: list[GraphResponse] = []
+        for (path, _), resp in zip(chunk, got, strict=True):
             if not isinstance(resp, GraphResponse) or resp.status >= 500:
                 resp = await conn.request("GET", path, counts_as_write=False)
             out.append(resp)
-    return out
+        return out
+
+    chunks = [paths[i : i + MAX_BATCH] for i in range(0, len(paths), MAX_BATCH)]
+    answers = await bounded([one(chunk) for chunk in chunks], BATCHES_IN_FLIGHT)
+    return [resp for chunk in answers for resp in chunk]
 
 
 async def resolve_drives(
