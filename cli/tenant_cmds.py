@@ -116,7 +116,8 @@ def bootstrap(app: AppContext, yes: bool, as_json: bool) -> None:
     trust = app.trust()
 
     async def go() -> Any:
-        async with open_connections(trust, app.graph_url) as conns:
+        # Its writes stay in the tenant's write window after it exits: the next run starts from them.
+        async with open_connections(trust, app.graph_url, window_dir=app.state_path.parent) as conns:
             report = await _preflight_in(conns)
             question = (
                 f"register extension property trustfoldSource on app {trust.tenant.credential.client_id} "
@@ -179,7 +180,7 @@ def run_provisioning(app: AppContext, academy: str, *, timeout: float = 600.0, q
     a = trust.academy(academy)
 
     async def go(progress: Any) -> Any:
-        async with open_connections(trust, app.graph_url) as conns:
+        async with open_connections(trust, app.graph_url, window_dir=app.state_path.parent) as conns:
             return await provision(trust, conns, app.store(), a, timeout=timeout, progress=progress)
 
     try:
