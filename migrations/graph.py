@@ -210,20 +210,31 @@ class WriteWindow:
     async def reserve(self, n: int = 1) -> float:
         """Wait until `n` more writes fit, and count them as in flight; the seconds waited. Call `settle(n)`
         once their answers (or failures) are in."""
+        _, waited = await self.reserve_some(n, patience=float("inf"))
+        return waited
+
+    async def reserve_some(self, n: int, patience: float = 0.5) -> tuple[int, float]:
+        """Like `reserve(n)`, but when all `n` would fit only after more than `patience` seconds and some fit
+        now, take those: (writes granted, seconds waited). A $batch then sends what fits now and the rest
+        later, rather than leaving free budget unused while it waits for the last slot."""
         waited = 0.0
         async with self._lock:
             while True:
                 now = self._clock()
                 self._expire(now)
                 used = len(self.sent) + self.in_flight
-                if used + n <= self.limit or used == 0:
+                free = self.limit - used
+                if free >= n or used == 0:
                     self.in_flight += n
-                    return waited
-                excess = used + n - self.limit
+                    return n, waited
+                excess = n - free
                 if excess <= len(self.sent):
                     delay = self.expiry - (now - self.sent[excess - 1]) + 0.001
                 else:
                     delay = 0.05  # only answers still to come can free room: look again shortly
+                if free > 0 and delay > patience:
+                    self.in_flight += free
+                    return free, waited
                 waited += delay
                 await self._sleep(delay)
 
@@ -498,8 +509,19 @@ class TenantConnection:
         deadline = time.time() + self.max_total_wait
         while pending:
             writes = sum(1 for i in pending if items[i].is_write)
+            later: list[int] = []
             if writes:
-                self.stats.wait_seconds += await self.writes.reserve(writes)
+                if any(items[i].depends_on for i in pending):
+                    granted = writes  # a dependency chain goes whole, in one request
+                    self.stats.wait_seconds += await self.writes.reserve(writes)
+                else:
+                    granted, waited = await self.writes.reserve_some(writes)
+                    self.stats.wait_seconds += waited
+                if granted < writes:
+                    # Send the writes that fit now; the rest go in the next round, as soon as they fit.
+                    later = [i for i in pending if items[i].is_write][granted:]
+                    pending = [i for i in pending if i not in later]
+                    writes = granted
                 self.stats.writes += writes
             try:
                 units = sum(identity_cost(items[i].method, items[i].url) for i in pending)
@@ -514,7 +536,8 @@ class TenantConnection:
             except MaybeApplied as exc:
                 for i in pending:
                     results[i] = exc if items[i].is_write else GraphResponse(599, {}, None)
-                break
+                pending = later  # not sent yet: they go as usual
+                continue
             finally:
                 self.writes.settle(writes)  # the items were admitted (or refused) before the answer came
             if not envelope.ok:
@@ -544,7 +567,7 @@ class TenantConnection:
                     results[i] = MaybeApplied(f"{items[i].method} {items[i].url}: {resp.status} in $batch")
                 else:
                     results[i] = resp
-            pending = retry
+            pending = sorted(retry + later)
             if pending:
                 if time.time() + wait > deadline:
                     for i in pending:

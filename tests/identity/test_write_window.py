@@ -112,3 +112,38 @@ def test_a_429_shrinks_the_window_and_a_quiet_window_restores_it() -> None:
     clock.now += 16.0
     w.recovered()
     assert w.limit == 100
+
+
+def test_a_batch_takes_the_slots_free_now_when_the_rest_are_far_off() -> None:
+    w, clock = window(limit=300)
+
+    async def go() -> tuple[tuple[int, float], tuple[int, float]]:
+        await w.reserve(1)
+        w.settle(1)  # e.g. bootstrap's write, seconds ago: it holds one slot for most of a window
+        clock.now += 2.0
+        for _ in range(14):
+            await w.reserve(20)
+            w.settle(20)
+        first = await w.reserve_some(20)  # 19 fit now, the 20th only in 13 s: take the 19
+        w.settle(first[0])
+        clock.now += 15.0  # a window later the next batch fits whole, after a short wait at most
+        return first, await w.reserve_some(20)
+
+    first, second = asyncio.run(go())
+    assert first == (19, 0.0)
+    assert second[0] == 20
+
+
+def test_a_batch_waits_briefly_rather_than_split() -> None:
+    w, clock = window(limit=10)
+
+    async def go() -> tuple[int, float]:
+        await w.reserve(10)
+        w.settle(6)
+        clock.now += 0.2
+        w.settle(4)
+        clock.now += 15.0  # the six have left; the four leave in about a tenth of a second
+        return await w.reserve_some(8)
+
+    granted, waited = asyncio.run(go())
+    assert granted == 8 and 0 < waited < 0.5  # one request of eight, not six now and two later
