@@ -74,6 +74,8 @@ def run_bench(args: argparse.Namespace, limit: float, window: float, tmp: Path) 
         for code in args.academies:
             cli(url, state, "discover", code)
         cli(url, state, "bootstrap", "--yes")  # the one-off set-up: provenance marker registered
+        for code in args.academies:  # `run` applies the plan the operator reviewed: plan first
+            cli(url, state, "plan", code, "--phase", "users")
         before = target_stats(url)
         start = time.monotonic()
         for code in args.academies:
@@ -93,7 +95,10 @@ def run_bench(args: argparse.Namespace, limit: float, window: float, tmp: Path) 
         elapsed = time.monotonic() - start
         mid = target_stats(url)
         for code in args.academies:
+            cli(url, state, "plan", code, "--phase", "groups")
             cli(url, state, "run", code, "--phase", "groups", "--write-budget", args.budget)
+        for code in args.academies:
+            cli(url, state, "plan", code, "--phase", "memberships")
         pre_members = target_stats(url)
         members = 0
         for code in args.academies:
