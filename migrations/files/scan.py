@@ -209,9 +209,9 @@ async def resolve_drives(
             raise GraphError("GET", f"/users/{ref[5:]}/drive", resp)
         else:
             out[ref] = dict(resp.body)
-    for ref in refs:
-        if not ref.startswith("user:"):
-            out[ref] = await drive_id(conn, budget, ref)
+    libraries = [r for r in refs if not r.startswith("user:")]
+    found = await bounded([drive_id(conn, budget, ref) for ref in libraries], BATCHES_IN_FLIGHT)
+    out.update(zip(libraries, found, strict=True))
     return out
 
 
@@ -270,8 +270,17 @@ async def scan_sources(
             did, link = row["source_drive_id"], None if full else row["delta_link"]
         work.append((pair, did, link or f"/drives/{did}/root/delta"))
     firsts = await batch_get(conn, budget, [(url, 1 if "token=" in url else 2) for _, _, url in work])
-    for (pair, did, url), first in zip(work, firsts, strict=True):
-        result[pair.key] = await _follow(store, code, pair, did, url, first, conn, budget)
+    # Drives are independent (each page is stored in its own transaction): follow their next pages side by
+    # side rather than one round trip after another.
+    follows = await bounded(
+        [
+            _follow(store, code, pair, did, url, first, conn, budget)
+            for (pair, did, url), first in zip(work, firsts, strict=True)
+        ],
+        BATCHES_IN_FLIGHT,
+    )
+    for (pair, _, _), counts in zip(work, follows, strict=True):
+        result[pair.key] = counts
     return result
 
 
