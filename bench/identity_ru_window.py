@@ -17,42 +17,22 @@ Run: .venv/bin/python bench/identity_ru_window.py [--size 4000] [--academy hills
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+from _cli_common import ROOT, TARGET, target_stats
+from _cli_common import cli as trustfold
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from sandbox.testing import running_sandbox
 
-from sandbox.testing import running_sandbox  # noqa: E402
-
-TARGET = "6f1c2a4e-8b7d-4c3e-9a10-2b5d7e9f0a11"
 LIFTED = "1000000/150"
 
 
 def cli(url: str, state: Path, *args: str, window: bool = True) -> dict:
-    env = {
-        **os.environ,
-        "TRUSTFOLD_CONFIG_DIR": str(ROOT / "config"),
-        "TRUSTFOLD_GRAPH_URL": url,
-        "TRUSTFOLD_STATE": str(state),
-        "TRUSTFOLD_IDENTITY_RU_WINDOW": "on" if window else "off",
-    }
-    proc = subprocess.run(
-        [sys.executable, "-c", "from cli.main import main; main()", *args, "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"trustfold {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    return json.loads(proc.stdout)
+    env = {"TRUSTFOLD_IDENTITY_RU_WINDOW": "on" if window else "off"}
+    return trustfold(url, state, *args, env=env)
 
 
 def one(size: int, academy: str, window: bool, concurrency: int) -> dict[str, float]:
@@ -69,7 +49,7 @@ def one(size: int, academy: str, window: bool, concurrency: int) -> dict[str, fl
         state = Path(tmp) / "state.db"
         cli(url, state, "bootstrap", "--yes", window=window)  # the one-off set-up, not measured
         cli(url, state, "discover", academy, window=window)
-        before = httpx.get(f"{url}/sandbox/stats").json()["tenants"][TARGET]
+        before = target_stats(url)
         start = time.monotonic()
         result = cli(
             url,
@@ -86,7 +66,7 @@ def one(size: int, academy: str, window: bool, concurrency: int) -> dict[str, fl
             window=window,
         )
         elapsed = time.monotonic() - start
-        after = httpx.get(f"{url}/sandbox/stats").json()["tenants"][TARGET]
+        after = target_stats(url)
         budget = httpx.get(f"{url}/sandbox/settings").json()["budgets"][TARGET]["identity_ru"]
         users = result["counts"]["done"]
         return {

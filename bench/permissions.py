@@ -17,41 +17,22 @@ Run: .venv/bin/python bench/permissions.py [--size 100] [--budget 1200/60]
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import sqlite3
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _cli_common import ROOT
+from _cli_common import cli as trustfold
 
-from sandbox.testing import running_sandbox  # noqa: E402
+from sandbox.testing import running_sandbox
 
 GOAL = 2.0
 
 
 def cli(url: str, state: Path, *args: str) -> Any:
-    env = {
-        **os.environ,
-        "TRUSTFOLD_CONFIG_DIR": str(ROOT / "config"),
-        "TRUSTFOLD_GRAPH_URL": url,
-        "TRUSTFOLD_STATE": str(state),
-    }
-    proc = subprocess.run(
-        [sys.executable, "-c", "from cli.main import main; main()", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"trustfold {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return json.loads(proc.stdout) if "--json" in args else proc.stdout
+    return trustfold(url, state, *args, as_json=False, timeout=1800)
 
 
 def figures(counts: dict[str, Any], limit: float, window: float, drives: int) -> dict[str, float]:

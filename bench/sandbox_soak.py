@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+from _cli_common import security_group
 
 ROOT = Path(__file__).resolve().parents[1]
 BIND = "https://graph.microsoft.com/v1.0/directoryObjects/"
@@ -126,13 +127,7 @@ class Soak:
             "create-group",
             "POST",
             "/groups",
-            json={
-                "displayName": nick,
-                "mailEnabled": False,
-                "mailNickname": nick,
-                "securityEnabled": True,
-                "members@odata.bind": [BIND + uid],
-            },
+            json=security_group(nick, (BIND + uid,)),
         )
         r = await self.call(c, "patch-user", "PATCH", f"/users/{uid}", json={"jobTitle": "Soak"})
         if r is not None:

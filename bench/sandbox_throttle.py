@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+from _cli_common import security_group
 
 from sandbox.settings import parse_budget
 from sandbox.testing import running_sandbox, token
@@ -40,15 +41,7 @@ async def greedy(
         while time.monotonic() < stop:
             if kind == "writes":
                 nick = f"b{uuid.uuid4().hex[:12]}"
-                r = await client.post(
-                    "/groups",
-                    json={
-                        "displayName": nick,
-                        "mailEnabled": False,
-                        "mailNickname": nick,
-                        "securityEnabled": True,
-                    },
-                )
+                r = await client.post("/groups", json=security_group(nick))
             else:
                 r = await client.get("/organization")
             now = time.monotonic()

@@ -15,6 +15,7 @@ from cli.terminal import echo
 
 
 async def _discover(app: AppContext, code: str, full: bool) -> tuple[Any, dict[str, int]]:
+    from migrations.concurrently import both
     from migrations.discovery import discover as run_discovery
     from migrations.graph import open_connections
     from migrations.mapping import compute_mapping, read_target
@@ -25,8 +26,10 @@ async def _discover(app: AppContext, code: str, full: bool) -> tuple[Any, dict[s
     async with open_connections(
         trust, app.graph_url, academies=(code,), window_dir=app.state_path.parent
     ) as conns:
-        result = await run_discovery(trust, academy, store, conns.source(code), full=full)
-        target = await read_target(trust, conns.target)
+        result, target = await both(
+            run_discovery(trust, academy, store, conns.source(code), full=full),
+            read_target(trust, conns.target),
+        )
         counts = compute_mapping(trust, academy, store, target)
         if academy.files.enabled:
             counts.update(await _discover_files(app, academy, store, conns))

@@ -307,7 +307,11 @@ def run(
         "licence_wait": licence_wait,
     }
 
-    async def go(env: Any) -> Any:
+    # files provisions OneDrives before its checks (its own commands); every other phase is checked inside
+    # the run's own connections, side by side with re-deriving the plan (both only read).
+    gate_in_run = not skip_preflight and not dry_run and phase != "files"
+
+    async def the_plan(env: Any) -> Any:
         from migrations.review import reviewed_plan
 
         if replan:
@@ -318,8 +322,16 @@ def run(
             p.options = {"propagate_deletes": propagate_deletes}
             if not dry_run:
                 p.save(env.store)
+            return p
+        return await reviewed_plan(env, handler, plan_number)
+
+    async def go(env: Any) -> Any:
+        if gate_in_run:
+            from migrations.run_gate import gated_plan
+
+            p = await gated_plan(env, phase, lambda: the_plan(env), alongside=not replan)
         else:
-            p = await reviewed_plan(env, handler, plan_number)
+            p = await the_plan(env)
         if dry_run:
             return p, None
         return p, await handler.run(env, p, concurrency=concurrency)
@@ -332,7 +344,8 @@ def run(
 
     with _locked(app, academy, (phase,), f"run {academy} --phase {phase}"):
         # Under the lock: the gate may provision OneDrives (a write) and must see no other run's half-work.
-        gate(app, academy, phase, skip_preflight)  # exit 1 naming the checks that block this phase
+        if not gate_in_run:
+            gate(app, academy, phase, skip_preflight)  # exit 1 naming the checks that block this phase
         with _progress(f"{academy} {phase}", as_json) as progress:
             try:
                 p, result = asyncio.run(_with_env(app, academy, _planning(go), progress, options))

@@ -116,7 +116,8 @@ def bootstrap(app: AppContext, yes: bool, as_json: bool) -> None:
     trust = app.trust()
 
     async def go() -> Any:
-        async with open_connections(trust, app.graph_url) as conns:
+        # Its writes stay in the tenant's write window after it exits: the next run starts from them.
+        async with open_connections(trust, app.graph_url, window_dir=app.state_path.parent) as conns:
             report = await _preflight_in(conns)
             question = (
                 f"register extension property trustfoldSource on app {trust.tenant.credential.client_id} "
@@ -182,7 +183,7 @@ def run_provisioning(app: AppContext, academy: str, *, timeout: float = 600.0, q
     a = trust.academy(academy)
 
     async def go(progress: Any) -> Any:
-        async with open_connections(trust, app.graph_url) as conns:
+        async with open_connections(trust, app.graph_url, window_dir=app.state_path.parent) as conns:
             return await provision(trust, conns, app.store(), a, timeout=timeout, progress=progress)
 
     try:
@@ -229,14 +230,12 @@ def gate(app: AppContext, academy: str, phase: str, skip: bool) -> None:
             ready = not run_provisioning(app, academy, quiet=True).waiting
         except OperationFailed as exc:
             provisioning = exc  # preflight below names the cause and its fix (credential, permission)
+    from migrations.run_gate import blocking, gated_phases, refusal
+
     # Provisioning just looked at every mapped user's OneDrive: preflight need not look again.
-    report = asyncio.run(_preflight(app, (a,), (phase,), onedrives=not ready))
-    blocking = report.blocking(phase)
-    if provisioning is not None and not blocking:
+    report = asyncio.run(_preflight(app, (a,), gated_phases(phase), onedrives=not ready))
+    blocked = blocking(report, phase)
+    if provisioning is not None and not blocked:
         raise provisioning
-    if blocking:
-        listed = "; ".join(f"{c.check} ({c.tenant}): {c.result} -> {c.fix}" for c in blocking)
-        raise OperationFailed(
-            f"preflight blocks {phase} for {academy}: {listed} (trustfold preflight {academy} for the table; "
-            "--skip-preflight to run anyway)"
-        )
+    if blocked:
+        raise OperationFailed(refusal(academy, phase, blocked))

@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrations.concurrently import both
 from migrations.graph import BatchItem, GraphError, GraphResponse, TenantConnection
 from migrations.sanitise import NAME_RULE, name_problems
 from migrations.store import StateStore, dumps, now
@@ -105,10 +106,16 @@ async def discover(
 ) -> Discovery:
     code, tenant = academy.code, academy.legacy_tenant.id
     links = {} if full else _links(store, code)
-    users, users_link, users_full = await _round(conn, links.get("users", "/users/delta"), USER_SELECT)
-    groups, groups_link, groups_full = await _round(conn, links.get("groups", "/groups/delta"), GROUP_SELECT)
-    changed_groups = [g["id"] for g in groups if "@removed" not in g]
-    owners = await _owners(conn, changed_groups)
+
+    async def groups_and_owners() -> tuple[list[dict[str, Any]], str, bool, dict[str, list[str]]]:
+        groups, link, was_full = await _round(conn, links.get("groups", "/groups/delta"), GROUP_SELECT)
+        owners = await _owners(conn, [g["id"] for g in groups if "@removed" not in g])
+        return groups, link, was_full, owners
+
+    # Users and groups are independent reads: side by side, so discover is as long as the longer of them.
+    (users, users_link, users_full), (groups, groups_link, groups_full, owners) = await both(
+        _round(conn, links.get("users", "/users/delta"), USER_SELECT), groups_and_owners()
+    )
     result = Discovery(code, users_full and groups_full)
     at = now()
     with store.tx() as tx:

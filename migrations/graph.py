@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -172,34 +172,83 @@ class ConnectionStats:
 class WriteWindow:
     """Client-side copy of the tenant's sliding write window, so we spend the budget without earning 429s.
 
-    Entries expire a little later than the server's (requests reach it after we stamp them). Other apps share
-    the tenant's budget, so the server may still throttle: then Retry-After rules and the window shrinks (at
-    most once a second, never below half), and it is restored once a whole window passes without a 429.
+    A write is reserved before it is sent (it counts at once) and stamped when its answer arrives: the
+    server admitted it at some instant before answering, so a stamp taken then never frees a slot before
+    the server's window has. That is what lets the client use the whole budget with only a small margin (the
+    server's window is kept in coarse buckets); stamping at send time instead needs padding as long as the
+    slowest answer, which leaves the budget idle at every window turn.
+
+    Other apps share the tenant's budget, so the server may still throttle: then Retry-After rules and the
+    window shrinks (at most once a second, never below half), and it is restored once a whole window passes
+    without a 429. Stamps are saved between processes: the server's window outlives ours.
     """
 
-    def __init__(self, limit: int, seconds: float, headroom: float = 0.98):
+    def __init__(
+        self,
+        limit: int,
+        seconds: float,
+        headroom: float = 1.0,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
         self.full = max(1, int(limit * headroom))
         self.limit = self.full
         self.seconds = seconds
-        self.expiry = seconds * 1.02 + 0.25
-        self.sent: deque[float] = deque()
+        self.expiry = seconds + seconds / 200 + 0.05
+        self.sent: deque[float] = deque()  # answered writes, oldest first
+        self.in_flight = 0  # reserved, not yet answered: they count and cannot expire
+        self._clock = clock
+        self._sleep = sleep
         self._lock = asyncio.Lock()
         self._last_throttle = -1e9
 
-    async def acquire(self, n: int = 1) -> float:
+    def _expire(self, now: float) -> None:
+        while self.sent and now - self.sent[0] >= self.expiry:
+            self.sent.popleft()
+
+    async def reserve(self, n: int = 1) -> float:
+        """Wait until `n` more writes fit, and count them as in flight; the seconds waited. Call `settle(n)`
+        once their answers (or failures) are in."""
+        _, waited = await self.reserve_some(n, patience=float("inf"))
+        return waited
+
+    async def reserve_some(self, n: int, patience: float = 0.5) -> tuple[int, float]:
+        """Like `reserve(n)`, but when all `n` would fit only after more than `patience` seconds and some fit
+        now, take those: (writes granted, seconds waited). A $batch then sends what fits now and the rest
+        later, rather than leaving free budget unused while it waits for the last slot."""
         waited = 0.0
         async with self._lock:
             while True:
-                now = time.time()
-                while self.sent and now - self.sent[0] >= self.expiry:
-                    self.sent.popleft()
-                if len(self.sent) + n <= self.limit or not self.sent:
-                    self.sent.extend([now] * n)
-                    return waited
-                index = min(len(self.sent) - 1, len(self.sent) + n - self.limit - 1)
-                delay = self.expiry - (now - self.sent[index]) + 0.001
+                now = self._clock()
+                self._expire(now)
+                used = len(self.sent) + self.in_flight
+                free = self.limit - used
+                if free >= n or used == 0:
+                    self.in_flight += n
+                    return n, waited
+                excess = n - free
+                if excess <= len(self.sent):
+                    delay = self.expiry - (now - self.sent[excess - 1]) + 0.001
+                else:
+                    delay = 0.05  # only answers still to come can free room: look again shortly
+                if free > 0 and delay > patience:
+                    self.in_flight += free
+                    return free, waited
                 waited += delay
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
+
+    def settle(self, n: int = 1) -> None:
+        """`n` reserved writes were answered (or given up on): they leave the window one window from now."""
+        n = min(n, self.in_flight)
+        self.in_flight -= n
+        self.sent.extend([self._clock()] * n)
+
+    async def acquire(self, n: int = 1) -> float:
+        """Reserve and stamp at once (units whose answer time is not tracked); the seconds waited."""
+        waited = await self.reserve(n)
+        self.settle(n)
+        return waited
 
     def load(self, path: Path) -> None:
         """Writes an earlier process made still count in the server's window: start from them."""
@@ -207,24 +256,25 @@ class WriteWindow:
             stamps = json.loads(path.read_text())
         except (OSError, ValueError):
             return
-        now = time.time()
-        self.sent.extend(sorted(t for t in stamps if isinstance(t, int | float) and now - t < self.expiry))
+        now = self._clock()
+        old = [t for t in stamps if isinstance(t, int | float) and now - t < self.expiry]
+        self.sent = deque(sorted([*old, *self.sent]))
 
     def save(self, path: Path) -> None:
-        now = time.time()
-        recent = [t for t in self.sent if now - t < self.expiry]
+        now = self._clock()
+        recent = [t for t in self.sent if now - t < self.expiry] + [now] * self.in_flight
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(recent))
         os.replace(tmp, path)
 
     def throttled(self) -> None:
-        now = time.time()
+        now = self._clock()
         if now - self._last_throttle >= 1.0:
             self.limit = max(self.full // 2, int(self.limit * 0.8), 1)
         self._last_throttle = now
 
     def recovered(self) -> None:
-        if self.limit < self.full and time.time() - self._last_throttle > self.seconds:
+        if self.limit < self.full and self._clock() - self._last_throttle > self.seconds:
             self.limit = self.full
 
 
@@ -387,39 +437,44 @@ class TenantConnection:
         method = method.upper()
         idempotent = method in ("GET", "PUT", "DELETE", "PATCH") if idempotent is None else idempotent
         url = self.url(path, params)
+        reserved = 0
         if method != "GET" and counts_as_write:
-            self.stats.wait_seconds += await self.writes.acquire(1)
+            self.stats.wait_seconds += await self.writes.reserve(1)
+            reserved = 1
             self.stats.writes += 1
         try:
-            async for attempt in self.retrying():
-                with attempt:
-                    try:
-                        resp = await self._send_once(method, url, json, headers, content)
-                    except (httpx.TransportError, httpx.StreamError) as exc:
-                        if not idempotent:
-                            raise MaybeApplied(
-                                f"{method} {path}: connection lost ({type(exc).__name__})"
-                            ) from exc
-                        raise _Retryable(f"transport error {type(exc).__name__}") from exc
-                    if resp.status == 429 or (resp.status == 503 and resp.retry_after() is not None):
-                        # Throttled and unavailable-with-Retry-After requests were not processed: resend.
-                        self._throttled(resp.retry_after(), resp.headers)
-                        raise _Retryable(f"throttled ({resp.status})", resp.retry_after())
-                    if resp.status in (500, 502, 503, 504):
-                        if not idempotent:
-                            raise MaybeApplied(f"{method} {path}: {resp.status} {resp.error_code}")
-                        raise _Retryable(f"server error {resp.status}", resp.retry_after())
-                    self.writes.recovered()
-                    self.ru.recovered()
-                    return resp
-        except _Retryable as exc:
-            self.stats.failures += 1
-            raise GraphError(
-                method,
-                path,
-                GraphResponse(599, {}, {"error": {"code": "retriesExhausted", "message": str(exc)}}),
-            ) from exc
-        raise AssertionError("unreachable")
+            try:
+                async for attempt in self.retrying():
+                    with attempt:
+                        try:
+                            resp = await self._send_once(method, url, json, headers, content)
+                        except (httpx.TransportError, httpx.StreamError) as exc:
+                            if not idempotent:
+                                raise MaybeApplied(
+                                    f"{method} {path}: connection lost ({type(exc).__name__})"
+                                ) from exc
+                            raise _Retryable(f"transport error {type(exc).__name__}") from exc
+                        if resp.status == 429 or (resp.status == 503 and resp.retry_after() is not None):
+                            # Throttled and unavailable-with-Retry-After requests were not processed: resend.
+                            self._throttled(resp.retry_after(), resp.headers)
+                            raise _Retryable(f"throttled ({resp.status})", resp.retry_after())
+                        if resp.status in (500, 502, 503, 504):
+                            if not idempotent:
+                                raise MaybeApplied(f"{method} {path}: {resp.status} {resp.error_code}")
+                            raise _Retryable(f"server error {resp.status}", resp.retry_after())
+                        self.writes.recovered()
+                        self.ru.recovered()
+                        return resp
+            except _Retryable as exc:
+                self.stats.failures += 1
+                raise GraphError(
+                    method,
+                    path,
+                    GraphResponse(599, {}, {"error": {"code": "retriesExhausted", "message": str(exc)}}),
+                ) from exc
+            raise AssertionError("unreachable")
+        finally:
+            self.writes.settle(reserved)  # stamped when its answer is in (or it was given up)
 
     async def get(
         self, path: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None
@@ -454,23 +509,37 @@ class TenantConnection:
         deadline = time.time() + self.max_total_wait
         while pending:
             writes = sum(1 for i in pending if items[i].is_write)
+            later: list[int] = []
             if writes:
-                self.stats.wait_seconds += await self.writes.acquire(writes)
+                if any(items[i].depends_on for i in pending):
+                    granted = writes  # a dependency chain goes whole, in one request
+                    self.stats.wait_seconds += await self.writes.reserve(writes)
+                else:
+                    granted, waited = await self.writes.reserve_some(writes)
+                    self.stats.wait_seconds += waited
+                if granted < writes:
+                    # Send the writes that fit now; the rest go in the next round, as soon as they fit.
+                    later = [i for i in pending if items[i].is_write][granted:]
+                    pending = [i for i in pending if i not in later]
+                    writes = granted
                 self.stats.writes += writes
-            units = sum(identity_cost(items[i].method, items[i].url) for i in pending)
-            if units and self.ru_enabled:
-                if not self._sizing and self.ru.needs_size():
-                    await self._refresh_size()
-                self.stats.wait_seconds += await self.ru.acquire(units)
-            body = {"requests": [self._batch_entry(str(i), items[i], pending) for i in pending]}
             try:
+                units = sum(identity_cost(items[i].method, items[i].url) for i in pending)
+                if units and self.ru_enabled:
+                    if not self._sizing and self.ru.needs_size():
+                        await self._refresh_size()
+                    self.stats.wait_seconds += await self.ru.acquire(units)
+                body = {"requests": [self._batch_entry(str(i), items[i], pending) for i in pending]}
                 envelope = await self.request(
                     "POST", "/$batch", json=body, idempotent=not writes, counts_as_write=False
                 )
             except MaybeApplied as exc:
                 for i in pending:
                     results[i] = exc if items[i].is_write else GraphResponse(599, {}, None)
-                break
+                pending = later  # not sent yet: they go as usual
+                continue
+            finally:
+                self.writes.settle(writes)  # the items were admitted (or refused) before the answer came
             if not envelope.ok:
                 raise GraphError("POST", "/$batch", envelope)
             by_id = {r["id"]: r for r in envelope.body.get("responses", [])}
@@ -498,7 +567,7 @@ class TenantConnection:
                     results[i] = MaybeApplied(f"{items[i].method} {items[i].url}: {resp.status} in $batch")
                 else:
                     results[i] = resp
-            pending = retry
+            pending = sorted(retry + later)
             if pending:
                 if time.time() + wait > deadline:
                     for i in pending:

@@ -11,12 +11,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from migrations.concurrently import bounded
 from migrations.files.budget import SharePointBudget
 from migrations.graph import MAX_BATCH, BatchItem, GraphError, GraphResponse, TenantConnection
 from migrations.store import StateStore, now
 from trust import Academy
 
 log = logging.getLogger("trustfold.files")
+BATCHES_IN_FLIGHT = 4  # $batch requests batch_get keeps in flight
 
 
 @dataclass
@@ -174,17 +176,23 @@ def drive_pairs(store: StateStore, academy: Academy) -> list[DrivePair]:
 async def batch_get(
     conn: TenantConnection, budget: SharePointBudget, paths: list[tuple[str, int]]
 ) -> list[GraphResponse]:
-    """GETs twenty to a $batch (each still costs its resource units); 5xx items are retried alone."""
-    out: list[GraphResponse] = []
-    for i in range(0, len(paths), MAX_BATCH):
-        chunk = paths[i : i + MAX_BATCH]
+    """GETs twenty to a $batch (each still costs its resource units); 5xx items are retried alone. Up to
+    BATCHES_IN_FLIGHT batches at once: a discovery of hundreds of OneDrives is otherwise one round trip after
+    another while the budget (which the SharePoint window still keeps) sits idle."""
+
+    async def one(chunk: list[tuple[str, int]]) -> list[GraphResponse]:
         await budget.acquire(conn.tenant_id, sum(ru for _, ru in chunk))
-        answers = await conn.batch([BatchItem("GET", p) for p, _ in chunk])
-        for (path, _), resp in zip(chunk, answers, strict=True):
+        got = await conn.batch([BatchItem("GET", p) for p, _ in chunk])
+        out: list[GraphResponse] = []
+        for (path, _), resp in zip(chunk, got, strict=True):
             if not isinstance(resp, GraphResponse) or resp.status >= 500:
                 resp = await conn.request("GET", path, counts_as_write=False)
             out.append(resp)
-    return out
+        return out
+
+    chunks = [paths[i : i + MAX_BATCH] for i in range(0, len(paths), MAX_BATCH)]
+    answers = await bounded([one(chunk) for chunk in chunks], BATCHES_IN_FLIGHT)
+    return [resp for chunk in answers for resp in chunk]
 
 
 async def resolve_drives(
@@ -201,9 +209,9 @@ async def resolve_drives(
             raise GraphError("GET", f"/users/{ref[5:]}/drive", resp)
         else:
             out[ref] = dict(resp.body)
-    for ref in refs:
-        if not ref.startswith("user:"):
-            out[ref] = await drive_id(conn, budget, ref)
+    libraries = [r for r in refs if not r.startswith("user:")]
+    found = await bounded([drive_id(conn, budget, ref) for ref in libraries], BATCHES_IN_FLIGHT)
+    out.update(zip(libraries, found, strict=True))
     return out
 
 
@@ -262,8 +270,17 @@ async def scan_sources(
             did, link = row["source_drive_id"], None if full else row["delta_link"]
         work.append((pair, did, link or f"/drives/{did}/root/delta"))
     firsts = await batch_get(conn, budget, [(url, 1 if "token=" in url else 2) for _, _, url in work])
-    for (pair, did, url), first in zip(work, firsts, strict=True):
-        result[pair.key] = await _follow(store, code, pair, did, url, first, conn, budget)
+    # Drives are independent (each page is stored in its own transaction): follow their next pages side by
+    # side rather than one round trip after another.
+    follows = await bounded(
+        [
+            _follow(store, code, pair, did, url, first, conn, budget)
+            for (pair, did, url), first in zip(work, firsts, strict=True)
+        ],
+        BATCHES_IN_FLIGHT,
+    )
+    for (pair, _, _), counts in zip(work, follows, strict=True):
+        result[pair.key] = counts
     return result
 
 

@@ -107,6 +107,10 @@ def test_preflight_failures_name_their_fix(prepared: tuple[str, Path], tmp_path:
         code, _, err = cli("run", "hillside", "--phase", "groups")
         assert code == 1
         assert "preflight blocks groups" in err and "trustfold bootstrap" in err
+        # `--phase identity` (users, groups and memberships as one graph) is gated by the same checks.
+        code, _, err = cli("run", "hillside", "--phase", "identity")
+        assert code == 1
+        assert "preflight blocks identity" in err and "trustfold bootstrap" in err
     finally:
         app["extensionProperties"][:] = saved
 
