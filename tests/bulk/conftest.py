@@ -19,12 +19,17 @@ from tests.files.conftest import World
 from tests.identity.conftest import CONFIG, Cli, bootstrapped
 
 
-@pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+def require_azurite() -> None:
+    """Skip only where Azurite cannot run at all (no Node.js); Node without Azurite is a set-up fault."""
     if shutil.which("node") is None:
         pytest.skip("Node.js is absent, so Azurite cannot run (make test installs it when node/npm exist)")
     if executable() is None:
         pytest.fail("Node.js is here but Azurite is not: run `make test` (npm installs it into .tools/)")
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    require_azurite()
     with running_azurite(tmp_path_factory.mktemp("azurite")) as a:
         yield a
 

@@ -27,10 +27,10 @@ from azure.storage.queue import QueueClient
 from migrations.files import crypto
 from migrations.files.bulk_blobs import once, upload
 from migrations.files.staging import OwnStaging
-from sandbox.azurite import Azurite, executable, running_azurite
+from sandbox.azurite import Azurite, running_azurite
 from sandbox.migration_api import configure, service
 from sandbox.testing import running_sandbox
-from tests.bulk.conftest import BulkCli, start
+from tests.bulk.conftest import BulkCli, require_azurite, start
 from tests.bulk.test_sandbox_migration_api import SITE, _package
 from tests.bulk.tls import loopback_tls
 from tests.identity.conftest import CONFIG, TARGET, bootstrapped
@@ -60,8 +60,7 @@ class OperatorToken:
 
 @pytest.fixture(scope="module")
 def azurite_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    if executable() is None:
-        pytest.skip("Azurite is not installed (make test installs it when node/npm exist)")
+    require_azurite()
     where = tmp_path_factory.mktemp("azurite-tls")
     with running_azurite(where / "data", tls=loopback_tls(where)) as az:
         assert az.blob_url.startswith("https://") and az.ca_file
