@@ -44,7 +44,7 @@ class PlanDiff:
     def __bool__(self) -> bool:
         return bool(self.added or self.removed or self.changed)
 
-    def summary(self, stored: Plan) -> str:
+    def summary(self, stored: Plan, settled: set[str]) -> str:
         head = (
             f"plan {stored.number} ({stored.academy} {stored.phase}, made {stored.created_at}) no longer "
             f"matches the tenants and mapping: {len(self.added)} added, {len(self.removed)} removed, "
@@ -55,7 +55,7 @@ class PlanDiff:
         lines += [f"  removed: {terminal_text(s.describe())}" for s in self.removed[:SHOWN]]
         for old, new in self.changed[:SHOWN]:
             fields = sorted(k for k in set(old.args) | set(new.args) if old.args.get(k) != new.args.get(k))
-            if old.after != new.after:
+            if _open_deps(old, settled) != _open_deps(new, settled):
                 fields.append("dependencies")
             what = ", ".join(fields) or f"{old.op} -> {new.op}"
             lines.append(f"  changed: {terminal_text(new.describe())} ({what})")
@@ -69,8 +69,15 @@ class PlanDiff:
         return "\n".join(lines)
 
 
+def _open_deps(step: Step, settled: set[str]) -> frozenset[str]:
+    """A step's dependencies still to be met: a planner leaves out steps the journal shows done, so a plan
+    re-derived after an interrupted run no longer names them (the reviewed plan still does)."""
+    return frozenset(step.after) - settled
+
+
 def diff_plans(stored: Plan, fresh: Plan, settled: set[str]) -> PlanDiff:
-    """Differences in the steps still to do; `settled` keys (done, or in doubt) are not compared."""
+    """Differences in the steps still to do; `settled` keys (done, or in doubt) are not compared, neither as
+    steps nor as dependencies."""
     old = {s.key: s for s in stored.steps if s.key not in settled}
     new = {s.key: s for s in fresh.steps if s.key not in settled}
     diff = PlanDiff()
@@ -79,9 +86,18 @@ def diff_plans(stored: Plan, fresh: Plan, settled: set[str]) -> PlanDiff:
     diff.changed = [
         (old[k], new[k])
         for k in sorted(old.keys() & new.keys())
-        if (old[k].op, old[k].args, old[k].after) != (new[k].op, new[k].args, new[k].after)
+        if (old[k].op, old[k].args, _open_deps(old[k], settled))
+        != (new[k].op, new[k].args, _open_deps(new[k], settled))
     ]
     return diff
+
+
+def _as_reviewed(step: Step, reviewed: Step | None) -> Step:
+    """The reviewed step, with the dependencies of both derivations (the runner treats done ones as met)."""
+    if reviewed is None:
+        return step
+    after = tuple(dict.fromkeys((*reviewed.after, *step.after)))
+    return Step(reviewed.key, reviewed.op, reviewed.args, after)
 
 
 class PlanChanged(PlanningError):
@@ -133,12 +149,15 @@ async def reviewed_plan(env: PhaseEnv, handler: PhaseHandler, number: int | None
     # Steps an interrupted run sent without an answer are in doubt: a re-derived plan may already see them
     # (partly) applied, so they are not differences; they run as reviewed and reconciliation settles them.
     in_doubt = {k for k, e in events.items() if e == "intent"}
-    diff = diff_plans(stored, fresh, done | in_doubt)
+    settled = done | in_doubt
+    diff = diff_plans(stored, fresh, settled)
     if diff:
-        raise PlanChanged(diff.summary(stored))
+        raise PlanChanged(diff.summary(stored, settled))
     reviewed = {s.key: s for s in stored.steps}
+    # The reviewed steps run, each keeping the order it was reviewed with: a dependency on a step in doubt
+    # (which the re-derived plan may no longer name) still holds until reconciliation settles that step.
     # In place, so a phase that keyed planning context by the fresh plan's id still finds it.
-    fresh.steps[:] = [reviewed.get(s.key, s) if s.key in in_doubt else s for s in fresh.steps] + [
+    fresh.steps[:] = [s if s.key in done else _as_reviewed(s, reviewed.get(s.key)) for s in fresh.steps] + [
         s for s in stored.steps if s.key in in_doubt and s.key not in {f.key for f in fresh.steps}
     ]
     fresh.number = stored.number
