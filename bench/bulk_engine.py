@@ -31,8 +31,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from migrations.files import crypto  # noqa: E402
-from migrations.files.bulk_blobs import BLOCK, upload  # noqa: E402
+from migrations.files.bulk import crypto  # noqa: E402
+from migrations.files.bulk.blobs import BLOCK, upload  # noqa: E402
 from sandbox.azurite import Azurite, running_azurite  # noqa: E402
 
 MIB = 1024 * 1024

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from cli.main import run
-from migrations.store import StateStore
+from migrations.core.store import StateStore
 
 GOAL_SECONDS = 300.0
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from migrations.store import StateStore
+    from migrations.core.store import StateStore
     from trust import Trust
 
 
@@ -39,7 +39,7 @@ class AppContext:
         SQLite's mode=ro, so archived copies and read-only mounts work; a missing one is created as
         before)."""
         if self._store is None:
-            from migrations.store import StateStore
+            from migrations.core.store import StateStore
 
             readonly = readonly and self.state_path.exists()
             self._store = StateStore.open(self.state_path, create=create, readonly=readonly)

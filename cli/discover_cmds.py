@@ -15,10 +15,10 @@ from cli.terminal import echo
 
 
 async def _discover(app: AppContext, code: str, full: bool) -> tuple[Any, dict[str, int]]:
-    from migrations.concurrently import both
-    from migrations.discovery import discover as run_discovery
-    from migrations.graph import open_connections
-    from migrations.mapping import compute_mapping, read_target
+    from migrations.graph.client import open_connections
+    from migrations.graph.concurrently import both
+    from migrations.identity.discovery import discover as run_discovery
+    from migrations.identity.mapping import compute_mapping, read_target
 
     trust = app.trust()
     academy = trust.academy(code)
@@ -41,7 +41,7 @@ async def _discover(app: AppContext, code: str, full: bool) -> tuple[Any, dict[s
 
 async def _discover_files(app: AppContext, academy: Any, store: Any, conns: Any) -> dict[str, int]:
     """Scan the academy's drives (delta) so file problems are findings before anything is copied."""
-    from migrations.phases import PhaseEnv, load_phases
+    from migrations.core.registry import PhaseEnv, load_phases
 
     files = load_phases().get("files")
     if files is None:
@@ -50,7 +50,7 @@ async def _discover_files(app: AppContext, academy: Any, store: Any, conns: Any)
         app.trust(), academy, store, conns, AppContext.operator()[0], app.state_path.parent / "runs"
     )
     from cli.errors import OperationFailed
-    from migrations.identity import PlanningError
+    from migrations.core.errors import PlanningError
 
     try:
         totals = await files.discover(env)
@@ -114,7 +114,7 @@ def export_cmd(app: AppContext, academy: str, out: Path | None) -> None:
 
     A cell that a spreadsheet would run as a formula, or that holds control characters, starts with ' (import
     removes it again)."""
-    from migrations.mapping import export_csv
+    from migrations.identity.mapping import export_csv
 
     app.trust().academy(academy)
     text = export_csv(app.store(readonly=True), academy)
@@ -131,8 +131,8 @@ def export_cmd(app: AppContext, academy: str, out: Path | None) -> None:
 @pass_app
 def import_cmd(app: AppContext, academy: str, file: Path) -> None:
     """Validate an edited mapping (exit 2 naming line and column) and store it for the next plan."""
-    from migrations.graph import open_connections
-    from migrations.mapping import import_csv, read_target
+    from migrations.graph.client import open_connections
+    from migrations.identity.mapping import import_csv, read_target
 
     trust = app.trust()
     a = trust.academy(academy)

@@ -7,8 +7,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from migrations.redaction import RedactingFilter
-from migrations.sanitise import TerminalFilter
+from migrations.safety.redaction import RedactingFilter
+from migrations.safety.sanitise import TerminalFilter
 
 
 class JsonLines(logging.Formatter):

@@ -109,7 +109,7 @@ def cli(
         graph_url = graph_url.rstrip("/")
         if not graph_url.startswith(("http://", "https://")):
             raise click.BadParameter("must start with http:// or https://", param_hint="--graph-url")
-        from migrations.sandbox_credential import loopback_problem
+        from migrations.graph.sandbox_credential import loopback_problem
 
         problem = loopback_problem(graph_url)
         if problem:
@@ -143,7 +143,7 @@ def _fail(code: int, message: str, verbose: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from migrations.private import owner_only_umask
+    from migrations.safety.private import owner_only_umask
 
     owner_only_umask()  # personal data at rest: everything this process creates is owner-only
     verbose = any(a in ("-v", "--verbose") for a in (argv if argv is not None else sys.argv[1:]))
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(argv: list[str] | None, *, verbose: bool = False) -> int:
-    from migrations.redaction import redact
+    from migrations.safety.redaction import redact
     from trust.errors import ConfigError
 
     try:

@@ -1,4 +1,4 @@
-"""`trustfold plan|run|verify|rollback|status`: thin wrappers over migrations.phases."""
+"""`trustfold plan|run|verify|rollback|status`: thin wrappers over migrations.core.registry."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ PHASE_HELP = "users, groups, memberships, identity (the three as one graph), fil
 
 
 def _phase_names(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    from migrations.phases import load_phases
+    from migrations.core.registry import load_phases
 
     known = load_phases()
     values = value if isinstance(value, tuple) else (value,)
@@ -61,8 +61,8 @@ async def _with_env(
     progress: Callable[[int, int], None] | None = None,
     options: dict[str, Any] | None = None,
 ) -> Any:
-    from migrations.graph import open_connections, parse_budget
-    from migrations.phases import PhaseEnv
+    from migrations.core.registry import PhaseEnv
+    from migrations.graph.client import open_connections, parse_budget
 
     trust = app.trust()
     academy = trust.academy(code)
@@ -108,7 +108,7 @@ def _audit(
 
 def _locked(app: AppContext, academy: str, phases: tuple[str, ...], command: str) -> Any:
     """The run lock of ACADEMY's PHASES for the block; a live holder elsewhere is exit 1 naming it."""
-    from migrations.locks import run_lock
+    from migrations.core.locks import run_lock
 
     user = AppContext.operator()[0]
     return run_lock(app.store(), academy, phases, operator=user, command=command, held=OperationFailed)
@@ -116,7 +116,7 @@ def _locked(app: AppContext, academy: str, phases: tuple[str, ...], command: str
 
 def _planning(fn: Any) -> Any:
     async def wrapped(env: Any) -> Any:
-        from migrations.identity import PlanningError
+        from migrations.core.errors import PlanningError
 
         try:
             return await fn(env)
@@ -154,7 +154,7 @@ def plan(
 ) -> None:
     """Compute, store (numbered) and print the steps of PHASE for ACADEMY; `run` applies this plan. Changes
     nothing in any tenant."""
-    from migrations.phases import phase as get_phase
+    from migrations.core.registry import phase as get_phase
 
     app.trust().academy(academy)
     handler = get_phase(phase)
@@ -280,8 +280,8 @@ def run(
     """Apply the reviewed plan of PHASE for ACADEMY (from `trustfold plan`), after checking that the tenants
     and mapping still give the same steps (exit 1 with the differences if not). Journaled and resumable:
     run it again after any interruption."""
-    from migrations.graph import parse_budget
-    from migrations.phases import phase as get_phase
+    from migrations.core.registry import phase as get_phase
+    from migrations.graph.client import parse_budget
 
     try:
         parse_budget(write_budget)
@@ -312,7 +312,7 @@ def run(
     gate_in_run = not skip_preflight and not dry_run and phase != "files"
 
     async def the_plan(env: Any) -> Any:
-        from migrations.review import reviewed_plan
+        from migrations.core.review import reviewed_plan
 
         if replan:
             if dry_run:
@@ -327,7 +327,7 @@ def run(
 
     async def go(env: Any) -> Any:
         if gate_in_run:
-            from migrations.run_gate import gated_plan
+            from migrations.readiness.run_gate import gated_plan
 
             p = await gated_plan(env, phase, lambda: the_plan(env), alongside=not replan)
         else:
@@ -409,9 +409,9 @@ def run(
 def verify(app: AppContext, academy: str, as_json: bool) -> None:
     """Check the trust tenant against the mapping: users, licences, groups, members (and files). Exit 1 on
     differences."""
-    from migrations.identity import IdentityContext
-    from migrations.phases import load_phases
-    from migrations.verify import verify_identity
+    from migrations.core.registry import load_phases
+    from migrations.identity.context import IdentityContext
+    from migrations.identity.verify import verify_identity
 
     app.trust().academy(academy)
 
@@ -484,8 +484,8 @@ def rollback(
 ) -> None:
     """Undo exactly what trustfold created in PHASE(s), from the journal; objects changed since are kept and
     reported."""
-    from migrations.phases import PHASE_ORDER
-    from migrations.phases import phase as get_phase
+    from migrations.core.registry import PHASE_ORDER
+    from migrations.core.registry import phase as get_phase
 
     app.trust().academy(academy)
     ordered = sorted(set(phases), key=lambda p: -PHASE_ORDER.index(p))
@@ -561,7 +561,7 @@ def status(app: AppContext, academy: str | None, as_json: bool) -> None:
     """Per academy and phase: status, progress, last run, failures."""
     trust = app.trust()
     codes = [trust.academy(academy).code] if academy else [a.code for a in trust.academies]
-    from migrations.locks import holders
+    from migrations.core.locks import holders
 
     store = app.store(readonly=True)
     locks = {(h.academy, h.phase): h for h in holders(store)}

@@ -13,7 +13,7 @@ import click
 from cli.context import AppContext, pass_app
 
 if TYPE_CHECKING:
-    from migrations.rehearsal import DemoOutcome, DemoStep
+    from migrations.rehearsal.demo import DemoOutcome, DemoStep
     from trust import Trust
 
 DEFAULT_REPORT = Path("reports/trustfold-report.html")
@@ -92,14 +92,14 @@ def audit(app: AppContext, academy: str | None, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from migrations.sanitise import terminal_text
+    from migrations.safety.sanitise import terminal_text
 
     trust = _trust_or_none(app)
     store = app.store(create=False, readonly=True)
     _check_academy(app, trust, academy)
     entries = store.audit_entries(academy)
     if as_json:
-        from migrations.sanitise import report_text
+        from migrations.safety.sanitise import report_text
 
         click.echo(report_text(json.dumps(entries, indent=2, ensure_ascii=False)))
         return
@@ -148,7 +148,7 @@ def demo(app: AppContext, keep: bool, size: int | None, out: Path) -> None:
     run_demo(app, keep=keep, size=size, out=out)
 
 
-# ---- demo: the orchestration lives in migrations.rehearsal, the sandbox in sandbox.testing ----
+# ---- demo: the orchestration lives in migrations.rehearsal.demo, the sandbox in sandbox.testing ----
 DEMO_COMMANDS = ("discover", "plan", "run", "verify")
 
 
@@ -159,7 +159,7 @@ def _invoke(app: AppContext, graph_url: str, step: DemoStep) -> DemoOutcome:
 
     from cli.logs import configure
     from cli.main import run
-    from migrations.rehearsal import DemoOutcome
+    from migrations.rehearsal.demo import DemoOutcome
 
     argv = ["--config-dir", str(app.config_dir), "--state", str(app.state_path), "--graph-url", graph_url]
     argv += ["--log-format", app.log_format] + (["-v"] if app.verbose else []) + step.argv
@@ -212,9 +212,8 @@ def _echo(text: str, err: bool) -> None:
 
 def run_demo(app: AppContext, *, keep: bool, size: int | None, out: Path) -> None:
     from cli.errors import OperationFailed
-    from migrations.phases import load_phases
-    from migrations.redaction import redact
-    from migrations.rehearsal import (
+    from migrations.core.registry import load_phases
+    from migrations.rehearsal.demo import (
         CHANGE_PHASES,
         demo_steps,
         rehearse,
@@ -222,6 +221,7 @@ def run_demo(app: AppContext, *, keep: bool, size: int | None, out: Path) -> Non
         summary_lines,
         with_onboarding,
     )
+    from migrations.safety.redaction import redact
     from sandbox.azurite import rehearsal_storage
     from sandbox.testing import NotASandbox, rehearsal_graph
 
@@ -247,7 +247,7 @@ def run_demo(app: AppContext, *, keep: bool, size: int | None, out: Path) -> Non
         with graph as url, rehearsal_storage(url):  # Azurite when installed: the bulk file engine rehearses
             outcomes = rehearse(steps, lambda step: _invoke(app, url, step), app.state_path, _echo)
             from migrations.domain.demo import rehearse_domain  # the domain cut-over, for one academy
-            from migrations.rehearsal import DemoStep
+            from migrations.rehearsal.demo import DemoStep
 
             outcomes += rehearse_domain(trust, url, lambda c, lb, a: _invoke(app, url, DemoStep(c, lb, a)))
     except KeyboardInterrupt:

@@ -1,5 +1,5 @@
 """`trustfold preflight`, `trustfold bootstrap`, `trustfold provision-onedrive`: thin wrappers over
-migrations.preflight, migrations.bootstrap and migrations.onedrive."""
+migrations.readiness.preflight, migrations.readiness.bootstrap and migrations.readiness.onedrive."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from cli.context import AppContext, pass_app
 from cli.errors import OperationFailed
 
 if TYPE_CHECKING:
-    from migrations.preflight import Report
+    from migrations.readiness.preflight import Report
 
 
 def _academies(app: AppContext, codes: tuple[str, ...]) -> tuple[Any, ...]:
@@ -29,8 +29,8 @@ async def _preflight(
     *,
     onedrives: bool = True,
 ) -> Report:
-    from migrations.graph import open_connections
-    from migrations.preflight import PHASES, run_preflight
+    from migrations.graph.client import open_connections
+    from migrations.readiness.preflight import PHASES, run_preflight
 
     trust = app.trust()
     async with open_connections(trust, app.graph_url, academies=()) as conns:
@@ -42,7 +42,7 @@ async def _preflight(
         import tempfile
         from pathlib import Path
 
-        from migrations.store import StateStore
+        from migrations.core.store import StateStore
 
         with tempfile.TemporaryDirectory() as tmp:
             store = StateStore.open(Path(tmp) / "empty.db")
@@ -53,7 +53,7 @@ async def _preflight(
 
 
 def print_report(report: Report, as_json: bool) -> None:
-    from migrations.redaction import redact
+    from migrations.safety.redaction import redact
 
     if as_json:
         click.echo(json.dumps({"ok": report.ok, "checks": [c.as_dict() for c in report.checks]}, indent=2))
@@ -93,7 +93,7 @@ def preflight(app: AppContext, academies: tuple[str, ...], as_json: bool, adviso
     report = asyncio.run(_preflight(app, chosen))
     print_report(report, as_json)  # reads only: no tenant changed, so nothing to audit
     if app.state_path.exists():
-        from migrations.preflight import record
+        from migrations.readiness.preflight import record
 
         record(app.store(), app.trust(), report)  # for the report's readiness section
     blocking = report.blocking()
@@ -109,9 +109,9 @@ def preflight(app: AppContext, academies: tuple[str, ...], as_json: bool, adviso
 def bootstrap(app: AppContext, yes: bool, as_json: bool) -> None:
     """One-off set-up of the trust tenant (idempotent, journaled): register the provenance extension
     property on the trust's app; print the admin-consent URL for any permission still missing."""
-    from migrations.bootstrap import bootstrap as do_bootstrap
-    from migrations.bootstrap import registered
-    from migrations.graph import open_connections
+    from migrations.graph.client import open_connections
+    from migrations.readiness.bootstrap import bootstrap as do_bootstrap
+    from migrations.readiness.bootstrap import registered
 
     trust = app.trust()
 
@@ -128,7 +128,7 @@ def bootstrap(app: AppContext, yes: bool, as_json: bool) -> None:
             return await do_bootstrap(trust, conns, app.store(), report)
 
     async def _preflight_in(conns: Any) -> Report:
-        from migrations.preflight import run_preflight
+        from migrations.readiness.preflight import run_preflight
 
         return await run_preflight(trust, conns, app.store(), trust.academies, onedrives=False)
 
@@ -176,8 +176,8 @@ def provision_onedrive(app: AppContext, academy: str, timeout: float, as_json: b
 
 
 def run_provisioning(app: AppContext, academy: str, *, timeout: float = 600.0, quiet: bool = False) -> Any:
-    from migrations.graph import open_connections
-    from migrations.onedrive import ProvisioningError, provision
+    from migrations.graph.client import open_connections
+    from migrations.readiness.onedrive import ProvisioningError, provision
 
     trust = app.trust()
     a = trust.academy(academy)
@@ -230,7 +230,7 @@ def gate(app: AppContext, academy: str, phase: str, skip: bool) -> None:
             ready = not run_provisioning(app, academy, quiet=True).waiting
         except OperationFailed as exc:
             provisioning = exc  # preflight below names the cause and its fix (credential, permission)
-    from migrations.run_gate import blocking, gated_phases, refusal
+    from migrations.readiness.run_gate import blocking, gated_phases, refusal
 
     # Provisioning just looked at every mapped user's OneDrive: preflight need not look again.
     report = asyncio.run(_preflight(app, (a,), gated_phases(phase), onedrives=not ready))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from migrations.sanitise import terminal_text
+from migrations.safety.sanitise import terminal_text
 
 
 def echo(line: object = "", *, err: bool = False) -> None:

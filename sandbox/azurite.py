@@ -34,7 +34,7 @@ class Azurite:
     ca_file: str | None = None  # set when served over HTTPS (OAuth): the CA clients verify against
 
     def env(self) -> dict[str, str]:
-        """What the trustfold CLI reads to stage into this Azurite (see migrations/files/staging.py): over
+        """What the trustfold CLI reads to stage into this Azurite (see files/bulk/staging.py): over
         HTTPS with OAuth, the storage URL and the CA only (the operator's token gets a user delegation key);
         over plain HTTP, the rehearsal-only account key as well."""
         if self.ca_file:

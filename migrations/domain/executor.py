@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrations.core.journal import Journal
+from migrations.core.steps import Outcome, Step
+from migrations.core.store import StateStore
 from migrations.domain.steps import OPS, RENAME_USER, DomainError, Tenants
-from migrations.engine import Journal, Outcome, Step
-from migrations.graph import GraphResponse, MaybeApplied
-from migrations.store import StateStore
+from migrations.graph.client import GraphResponse, MaybeApplied
 
 BATCH = 20
 

@@ -13,14 +13,17 @@ import logging
 import time
 from typing import Any
 
+from migrations.core.errors import PlanningError
+from migrations.core.journal import Journal
+from migrations.core.plan import Plan
+from migrations.core.registry import PhaseEnv, PhaseRun, register_phase
+from migrations.core.runs import finish_run, start_run
+from migrations.core.steps import Step
 from migrations.domain import runbook
 from migrations.domain.executor import Executor
 from migrations.domain.plan import PHASE, DomainFacts, plan_domain
 from migrations.domain.steps import OPS, DomainError, Tenants, _add, describe_undo, verify_with_backoff
 from migrations.domain.verify import verify_domain
-from migrations.engine import Journal, Plan, Step, finish_run, start_run
-from migrations.identity import PlanningError
-from migrations.phases import PhaseEnv, PhaseRun, register_phase
 
 log = logging.getLogger("trustfold.domain")
 FORWARD_ORDER = ("set-default", "rename-user", "remove-domain", "add-domain", "verify-domain", "switch-upn")
@@ -343,7 +346,7 @@ class DomainPhase:
 
 
 def _done(name: str) -> Any:
-    from migrations.engine import Outcome
+    from migrations.core.steps import Outcome
 
     return Outcome("done", name, {"verified": True})
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrations.core.errors import PlanningError
+from migrations.core.journal import Journal
+from migrations.core.plan import Plan
+from migrations.core.steps import Step
+from migrations.core.store import StateStore
 from migrations.domain.steps import safe
-from migrations.engine import Journal, Plan, Step
-from migrations.graph import TenantConnection
-from migrations.identity import PlanningError, mappings
-from migrations.store import StateStore
+from migrations.graph.client import TenantConnection
+from migrations.identity.plan import mappings
 from trust import Academy, Trust
 
 PHASE = "domain"

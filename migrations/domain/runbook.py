@@ -9,8 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from migrations.core.store import StateStore, now
 from migrations.domain.steps import TXT_RE
-from migrations.store import StateStore, now
 
 PHASE = "domain"
 

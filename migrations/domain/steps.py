@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from migrations.engine import Outcome, Step, register_operation
-from migrations.graph import BatchItem, GraphResponse, TenantConnection
-from migrations.sanitise import terminal_text
+from migrations.core.steps import Outcome, Step, register_operation
+from migrations.graph.client import BatchItem, GraphResponse, TenantConnection
+from migrations.safety.sanitise import terminal_text
 
 TXT_RE = re.compile(r"^MS=ms[0-9]{8}$")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from migrations.engine import Journal
-from migrations.store import StateStore
+from migrations.core.journal import Journal
+from migrations.core.store import StateStore
 
 PHASE = "domain"
 

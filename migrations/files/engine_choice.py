@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from migrations.engine import Outcome, Step
-from migrations.files import manifest as mf
+from migrations.core.steps import Outcome, Step
+from migrations.files.bulk import manifest as mf
 
 log = logging.getLogger("trustfold.files.engine")
 
@@ -43,7 +43,7 @@ def install(ops: Any) -> None:
     original = ops.execute
 
     async def execute(steps: list[Step], concurrency: int, progress: Any) -> None:
-        from migrations.files.bulk import BulkEngine
+        from migrations.files.bulk.engine import BulkEngine
 
         engine = _engine(ops)
         ready = engine is not None and engine.staging is not None
@@ -79,10 +79,12 @@ def install(ops: Any) -> None:
 
 
 def _engine(ops: Any) -> Any:
-    from migrations.files.bulk import BulkEngine
-    from migrations.files.sharepoint_rest import SharePointRest
-    from migrations.files.staging import ProvidedStaging, own_staging, tls_verify
-    from migrations.graph import _credential  # the trust tenant's credential, as Graph connections build it
+    from migrations.files.bulk.engine import BulkEngine
+    from migrations.files.bulk.sharepoint_rest import SharePointRest
+    from migrations.files.bulk.staging import ProvidedStaging, own_staging, tls_verify
+    from migrations.graph.client import (
+        _credential,  # the trust tenant's credential, as Graph connections build it
+    )
 
     env = ops.env
     conns = env.conns

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from migrations.sanitise import BIDI, CONTROLS, ZERO_WIDTH, name_problems
+from migrations.safety.sanitise import BIDI, CONTROLS, ZERO_WIDTH, name_problems
 
 FORBIDDEN = '"*:<>?/\\|'
 RESERVED = {"con", "prn", "aux", "nul"} | {f"{p}{n}" for p in ("com", "lpt") for n in range(10)}

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrations.store import StateStore
+from migrations.core.store import StateStore
 
 SETTLED = ("done", "undone")  # events after which earlier intents no longer describe anything in doubt
 

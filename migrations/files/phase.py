@@ -14,18 +14,12 @@ from urllib.parse import quote
 
 import httpx
 
-from migrations.engine import (
-    Journal,
-    Metrics,
-    Outcome,
-    Plan,
-    SideWrite,
-    Step,
-    finish_run,
-    register_operation,
-    start_run,
-)
-from migrations.files.budget import SharePointBudget
+from migrations.core.journal import Journal
+from migrations.core.plan import Plan
+from migrations.core.registry import PhaseEnv, PhaseRun, register_phase
+from migrations.core.runs import Metrics, finish_run, start_run
+from migrations.core.steps import Outcome, SideWrite, Step, register_operation
+from migrations.core.store import now
 from migrations.files.engine_choice import install as install_engine
 from migrations.files.orphans import Unfinished, content, holds_ours, unfinished_copies
 from migrations.files.plan import PHASE, PlanContext, plan_files
@@ -40,9 +34,8 @@ from migrations.files.scan import (
     source_tree,
 )
 from migrations.files.transfer import CopyDiscarded, CopyError, Counters, FileCopier, UploadSessions
-from migrations.graph import GraphError, TenantConnection, parse_budget
-from migrations.phases import PhaseEnv, PhaseRun, register_phase
-from migrations.store import now
+from migrations.graph.client import GraphError, TenantConnection, parse_budget
+from migrations.graph.sharepoint_window import SharePointBudget
 
 log = logging.getLogger("trustfold.files")
 LARGE = 64 * 1024 * 1024
@@ -127,7 +120,7 @@ class FilesPhase:
         return source, target, budget
 
     async def plan(self, env: PhaseEnv) -> Plan:
-        from migrations.identity import PlanningError
+        from migrations.core.errors import PlanningError
 
         code = env.academy.code
         if not env.academy.files.enabled:
@@ -158,7 +151,7 @@ class FilesPhase:
     async def discover(self, env: PhaseEnv) -> dict[str, int]:
         """Scan the source drives (delta) and record their problems as findings, before any copying: the
         trust-side paths are estimated from the target sites and UPNs (OneDrives may not exist yet)."""
-        from migrations.identity import PlanningError
+        from migrations.core.errors import PlanningError
 
         source, target, budget = await self._prepared(env)
         try:

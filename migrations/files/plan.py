@@ -14,9 +14,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrations.engine import Journal, Plan, Step
+from migrations.core.journal import Journal
+from migrations.core.plan import Plan
+from migrations.core.steps import Step
+from migrations.core.store import StateStore
 from migrations.files import names
-from migrations.files.budget import SharePointBudget
 from migrations.files.orphans import Unfinished, unfinished_copies
 from migrations.files.scan import (
     DrivePair,
@@ -27,8 +29,8 @@ from migrations.files.scan import (
     scan_sources,
     source_tree,
 )
-from migrations.graph import TenantConnection
-from migrations.store import StateStore
+from migrations.graph.client import TenantConnection
+from migrations.graph.sharepoint_window import SharePointBudget
 from trust import Academy
 
 PHASE = "files"

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from migrations.concurrently import bounded
-from migrations.files.budget import SharePointBudget
-from migrations.graph import MAX_BATCH, BatchItem, GraphError, GraphResponse, TenantConnection
-from migrations.store import StateStore, now
+from migrations.core.store import StateStore, now
+from migrations.graph.client import MAX_BATCH, BatchItem, GraphError, GraphResponse, TenantConnection
+from migrations.graph.concurrently import bounded
+from migrations.graph.sharepoint_window import SharePointBudget
 from trust import Academy
 
 log = logging.getLogger("trustfold.files")

@@ -23,9 +23,9 @@ from urllib.parse import quote
 import httpx
 from quickxorhash import quickxorhash
 
-from migrations import killpoints
-from migrations.files.budget import SharePointBudget
-from migrations.graph import GraphError, TenantConnection, Transient, parse_retry_after
+from migrations.core import killpoints
+from migrations.graph.client import GraphError, TenantConnection, Transient, parse_retry_after
+from migrations.graph.sharepoint_window import SharePointBudget
 
 CHUNK = 16 * 320 * 1024  # 5 MiB
 PIECE = 256 * 1024
@@ -118,7 +118,7 @@ class FileCopier:
             return None
         if not resp.ok:
             raise GraphError("GET", f"/drives/{drive}/items/{item_id}", resp)
-        # The body's download URL is pre-authenticated; migrations.redaction masks its tempauth in any log.
+        # The body's download URL is pre-authenticated; safety.redaction masks its tempauth in any log.
         return dict(resp.body)
 
     # ---- download ----------------------------------------------------------------------------------------

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrations.engine import Journal, Outcome, Step, register_operation
-from migrations.files.budget import SharePointBudget
-from migrations.graph import GraphError, GraphResponse, MaybeApplied, TenantConnection
+from migrations.core.journal import Journal
+from migrations.core.steps import Outcome, Step, register_operation
+from migrations.graph.client import GraphError, GraphResponse, MaybeApplied, TenantConnection
+from migrations.graph.sharepoint_window import SharePointBudget
 from migrations.permissions.grants import Grant, parse
 from migrations.permissions.scan import PERMISSION_RU
 

@@ -6,15 +6,18 @@ import time
 from collections import Counter
 from typing import Any
 
-from migrations.engine import Journal, Metrics, Outcome, Plan, Step, finish_run, start_run
-from migrations.files.budget import SharePointBudget
+from migrations.core.journal import Journal
+from migrations.core.plan import Plan
+from migrations.core.registry import PhaseEnv, PhaseRun, register_phase
+from migrations.core.runs import Metrics, finish_run, start_run
+from migrations.core.steps import Outcome, Step
 from migrations.files.scan import batch_get
-from migrations.graph import GraphError, TenantConnection, parse_budget
+from migrations.graph.client import GraphError, TenantConnection, parse_budget
+from migrations.graph.sharepoint_window import SharePointBudget
 from migrations.permissions.apply import Applier, remove_grant
 from migrations.permissions.grants import parse
 from migrations.permissions.plan import PHASE, Expected, expected, ours, plan_permissions, save_findings
 from migrations.permissions.scan import PERMISSION_RU, ScanCounts, scan_sharing, source_drives
-from migrations.phases import PhaseEnv, PhaseRun, register_phase
 
 
 def _roles(sig: tuple[str, str, str]) -> str:
@@ -40,7 +43,7 @@ class PermissionsPhase:
         return source, target, budget
 
     async def plan(self, env: PhaseEnv) -> Plan:
-        from migrations.identity import PlanningError
+        from migrations.core.errors import PlanningError
 
         code = env.academy.code
         if not env.academy.files.enabled:

@@ -22,10 +22,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrations.engine import Journal, Plan, Step
+from migrations.core.journal import Journal
+from migrations.core.plan import Plan
+from migrations.core.steps import Step
+from migrations.core.store import StateStore
 from migrations.permissions.grants import Grant, Signature, parse
 from migrations.permissions.scan import shared_items
-from migrations.store import StateStore
 from trust import Academy
 
 PHASE = "permissions"

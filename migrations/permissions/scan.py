@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from migrations.files.budget import SharePointBudget
+from migrations.core.store import StateStore, dumps, now
 from migrations.files.scan import batch_get
-from migrations.graph import GraphError, TenantConnection
-from migrations.store import StateStore, dumps, now
+from migrations.graph.client import GraphError, TenantConnection
+from migrations.graph.sharepoint_window import SharePointBudget
 
 log = logging.getLogger("trustfold.permissions")
 # deltashowsharingchanges works only beside the other two (driveitem-delta, "Scanning permissions

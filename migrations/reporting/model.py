@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from migrations.core.store import now
 from migrations.reporting.sharing import sharing_summary
-from migrations.store import now
 
 if TYPE_CHECKING:
-    from migrations.store import StateStore
+    from migrations.core.store import StateStore
     from trust import Trust
 
 PHASES = ("discover", "users", "groups", "memberships", "files", "permissions", "verify")

@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from migrations.store import StateStore
+    from migrations.core.store import StateStore
 
 
 def onboarding(store: StateStore) -> dict[str, Any]:

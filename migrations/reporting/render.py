@@ -7,11 +7,11 @@ from typing import Any
 
 import jinja2
 
-from migrations.redaction import redact
 from migrations.reporting.charts import progress_chart, throughput_chart
 from migrations.reporting.model import PHASES, Report
 from migrations.reporting.templates import HTML
-from migrations.sanitise import report_text
+from migrations.safety.redaction import redact
+from migrations.safety.sanitise import report_text
 
 FORMATS = ("html", "md", "json")
 TABLE_KEYS = (

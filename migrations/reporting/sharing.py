@@ -6,7 +6,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from migrations.store import StateStore
+    from migrations.core.store import StateStore
 
 # Inherited grants are counted, not listed: every item below a shared folder has them.
 LISTED_EXCEPT = ("sharing-inherited",)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from migrations.files.bulk import CRASH_ENV
+from migrations.files.bulk.engine import CRASH_ENV
 from sandbox.azurite import Azurite
 from sandbox.migration_api import configure, service
 from tests.bulk.conftest import BulkCli, start

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from azure.storage.blob import ContainerClient
 
-from migrations.files.bulk import CRASH_ENV
+from migrations.files.bulk.engine import CRASH_ENV
 from sandbox.migration_api import service
 from tests.files.conftest import SOURCE_SITE, TARGET_SITE, World
 from tests.identity.conftest import TARGET

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import run
-from migrations.engine import Step
+from migrations.core.steps import Step
 from migrations.files.engine_choice import choose
 from tests.bulk.conftest import bulk_config
 
@@ -64,7 +64,7 @@ def test_demo_storage_without_node_stays_on_graph(monkeypatch: pytest.MonkeyPatc
     import os
 
     import sandbox.azurite as az
-    from migrations.files.staging import REHEARSAL_KEY_ENV, URL_ENV, own_staging
+    from migrations.files.bulk.staging import REHEARSAL_KEY_ENV, URL_ENV, own_staging
     from tests.identity.conftest import CONFIG
     from trust import load_trust
 
@@ -80,7 +80,7 @@ def test_demo_storage_without_node_stays_on_graph(monkeypatch: pytest.MonkeyPatc
 def test_sandbox_given_by_argument_touches_no_real_storage(monkeypatch: pytest.MonkeyPatch) -> None:
     """`trustfold demo` passes the sandbox as --graph-url, not in the environment: without Azurite, engine
     auto must stay on Graph rather than reach for the landing zone's real storage account."""
-    from migrations.files.staging import URL_ENV, own_staging
+    from migrations.files.bulk.staging import URL_ENV, own_staging
     from tests.identity.conftest import CONFIG
     from trust import load_trust
 
@@ -92,7 +92,7 @@ def test_sandbox_given_by_argument_touches_no_real_storage(monkeypatch: pytest.M
 
 
 def test_rehearsal_key_is_refused_for_a_real_account(monkeypatch: pytest.MonkeyPatch) -> None:
-    from migrations.files.staging import REHEARSAL_KEY_ENV, URL_ENV, own_staging
+    from migrations.files.bulk.staging import REHEARSAL_KEY_ENV, URL_ENV, own_staging
     from tests.identity.conftest import CONFIG
     from trust import ConfigError, load_trust
 
@@ -128,7 +128,7 @@ def test_migration_api_without_staging_fails_each_copy_saying_why(tmp_path: Path
 def test_rehearsal_key_needs_a_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
     """The per-run Azurite account key is rehearsal-only: loopback storage is not enough, Graph must be a
     sandbox too."""
-    from migrations.files.staging import REHEARSAL_KEY_ENV, URL_ENV, own_staging
+    from migrations.files.bulk.staging import REHEARSAL_KEY_ENV, URL_ENV, own_staging
     from tests.identity.conftest import CONFIG
     from trust import ConfigError, load_trust
 
@@ -145,8 +145,8 @@ def test_rehearsal_without_key_takes_the_user_delegation_path(
 ) -> None:
     """Azurite over HTTPS: no key is handed over; staging gets a token credential (the sandbox standing in
     for the operator's sign-in) and verifies TLS against the rehearsal's CA, never with verification off."""
-    from migrations.files.staging import CA_ENV, REHEARSAL_KEY_ENV, URL_ENV, OwnStaging, own_staging
-    from migrations.sandbox_credential import SandboxCredential
+    from migrations.files.bulk.staging import CA_ENV, REHEARSAL_KEY_ENV, URL_ENV, OwnStaging, own_staging
+    from migrations.graph.sandbox_credential import SandboxCredential
     from tests.identity.conftest import CONFIG
     from trust import ConfigError, load_trust
 

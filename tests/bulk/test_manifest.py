@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import pytest
 
-from migrations.files import crypto
-from migrations.files import manifest as mf
+from migrations.files.bulk import crypto
+from migrations.files.bulk import manifest as mf
 from sandbox.migration_package import PackageRefused, parse
 
 REQUIRED = {"ExportSettings.xml", "SystemData.xml", "Manifest.xml", "UserGroupMap.xml", "RootObjectMap.xml"}

@@ -20,8 +20,8 @@ from azure.storage.blob import (
 )
 from azure.storage.queue import QueueClient
 
-from migrations.files import crypto
-from migrations.files import manifest as mf
+from migrations.files.bulk import crypto
+from migrations.files.bulk import manifest as mf
 from sandbox.azurite import Azurite
 from sandbox.migration_api import configure
 from sandbox.testing import running_sandbox, token

@@ -24,9 +24,9 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, 
 from azure.storage.blob import ContainerClient
 from azure.storage.queue import QueueClient
 
-from migrations.files import crypto
-from migrations.files.bulk_blobs import once, upload
-from migrations.files.staging import OwnStaging
+from migrations.files.bulk import crypto
+from migrations.files.bulk.blobs import once, upload
+from migrations.files.bulk.staging import OwnStaging
 from sandbox.azurite import Azurite, running_azurite
 from sandbox.migration_api import configure, service
 from sandbox.testing import running_sandbox

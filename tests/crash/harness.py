@@ -1,5 +1,5 @@
 """Crash-test harness: trustfold runs in-process (fast) or, when a kill is asked for, as a subprocess that
-the commit-boundary hook (migrations.killpoints) ends with exit code 137 at an exact store commit."""
+the commit-boundary hook (migrations.core.killpoints) ends with exit code 137 at an exact store commit."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from migrations.killpoints import ENV as KILL_ENV
+from migrations.core.killpoints import ENV as KILL_ENV
 from tests.identity.conftest import CONFIG
 
 KILLED = 137

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from migrations.files.transfer import CopyDiscarded, CopyError, Counters, FileCopier, UploadSessions
-from migrations.graph import GraphResponse, TenantConnection
+from migrations.graph.client import GraphResponse, TenantConnection
 
 Handler = Callable[[str, str, Any], GraphResponse]
 

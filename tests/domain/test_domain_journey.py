@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 
+from migrations.core.store import StateStore
 from migrations.domain import runbook
-from migrations.store import StateStore
 from tests.domain.conftest import (
     DOMAIN,
     LEGACY,

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from migrations.store import StateStore
+from migrations.core.store import StateStore
 from sandbox.domains_state import verification_text
 from tests.domain.conftest import DOMAIN, LEGACY, TRUST, Cli, exchange_readdress, publish, withdraw
 

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from migrations.engine import Journal, Outcome, Step
-from migrations.store import StateStore
+from migrations.core.journal import Journal
+from migrations.core.steps import Outcome, Step
+from migrations.core.store import StateStore
 from sandbox.drives_state import DriveStore
 from sandbox.testing import running_sandbox
 from tests.crash.harness import Trustfold

@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from migrations.engine import Journal, Outcome, Step
+from migrations.core.journal import Journal
+from migrations.core.steps import Outcome, Step
+from migrations.core.store import StateStore
 from migrations.files.orphans import holds_ours, unfinished_copies
-from migrations.store import StateStore
 
 KEY = "copy:library:staff/Documents:item-1"
 ARGS = {"path": "Open evening (hillside).mp4", "size": 10, "hash": "AAA=", "created": "2023-02-21T15:54:25Z"}

@@ -73,7 +73,7 @@ def test_state_env_var(
 
 def test_json_logs_redact_a_registered_secret(capsys: pytest.CaptureFixture[str]) -> None:
     from cli.logs import configure
-    from migrations.redaction import register_secret
+    from migrations.safety.redaction import register_secret
 
     canary = "canary-S3cret-value-7f1e"
     register_secret(canary)
@@ -136,7 +136,7 @@ def test_client_secret_from_env_never_reaches_output(tmp_path: Path) -> None:
 
 def test_text_logs_are_readable_and_redacted(capsys: pytest.CaptureFixture[str]) -> None:
     from cli.logs import configure
-    from migrations.redaction import register_secret
+    from migrations.safety.redaction import register_secret
 
     canary = "canary-Text-secret-41aa"
     register_secret(canary)

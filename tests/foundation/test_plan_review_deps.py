@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
-from migrations.engine import Journal, Outcome, Plan, Step, register_operation
-from migrations.review import PlanChanged, reviewed_plan
-from migrations.store import StateStore
+from migrations.core.journal import Journal
+from migrations.core.plan import Plan
+from migrations.core.review import PlanChanged, reviewed_plan
+from migrations.core.steps import Outcome, Step, register_operation
+from migrations.core.store import StateStore
 
 ACADEMY, PHASE = "hill", "domain"
 

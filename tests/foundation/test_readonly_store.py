@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from migrations.store import StateStore
+from migrations.core.store import StateStore
 from tests.foundation.test_config_corpus import CONFIG
 
 

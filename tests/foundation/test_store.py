@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from migrations import store as store_module
-from migrations.store import SCHEMA_VERSION, StateStore, StoreError
+from migrations.core import store as store_module
+from migrations.core.store import SCHEMA_VERSION, StateStore, StoreError
 
 
 def test_fresh_store_is_current_and_wal(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from migrations.files.names import safe_name
-from migrations.identity import PasswordSink, new_password
-from migrations.sanitise import (
+from migrations.identity.context import PasswordSink, new_password
+from migrations.safety.sanitise import (
     NAME_RULE,
     TerminalFilter,
     clean_name,

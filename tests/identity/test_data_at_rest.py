@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from migrations.store import StateStore
+from migrations.core.store import StateStore
 from tests.identity.conftest import Cli
 
 CLI = (sys.executable, "-c", "from cli.main import main; main()")

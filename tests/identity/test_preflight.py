@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from migrations.store import StateStore
+from migrations.core.store import StateStore
 from sandbox.testing import running_sandbox
 from tests.identity.conftest import CONFIG, TARGET, TRUST_APP, Cli
 

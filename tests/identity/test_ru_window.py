@@ -9,8 +9,8 @@ import asyncio
 
 import pytest
 
-from migrations import ru_window
-from migrations.ru_window import ResourceUnitWindow, identity_cost, tier_for
+from migrations.graph import ru_window
+from migrations.graph.ru_window import ResourceUnitWindow, identity_cost, tier_for
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 from cli.context import AppContext
-from migrations.locks import holders
-from migrations.store import StateStore, now
+from migrations.core.locks import holders
+from migrations.core.store import StateStore, now
 from tests.identity.conftest import Cli
 
 
@@ -108,7 +108,7 @@ def test_dead_holder_lock_is_taken_over_with_a_warning(cli: Cli) -> None:
 def test_silent_holder_elsewhere_is_stale_but_a_live_one_is_not(tmp_path: Path) -> None:
     """Heartbeat bound: a holder on another host whose last heartbeat is old is taken over (no waiting:
     the heartbeat is injected in the past); a live local holder is reported (exit 1) with what it runs."""
-    from migrations.locks import LockHeld, acquire
+    from migrations.core.locks import LockHeld, acquire
 
     state = tmp_path / "state.db"
     _inject_lock(state, "oakwood", "groups", 4242, "laptop-7", "2026-12-01T08:00:00.000+00:00")

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from migrations.engine import Outcome, Plan, Step, register_operation
-from migrations.graph import BatchItem, GraphResponse
-from migrations.runner import Runner
+from migrations.core.plan import Plan
+from migrations.core.runner import Runner
+from migrations.core.steps import Outcome, Step, register_operation
+from migrations.graph.client import BatchItem, GraphResponse
 
 
 @dataclass

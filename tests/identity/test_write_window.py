@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from migrations.graph import WriteWindow
+from migrations.graph.client import WriteWindow
 
 
 class FakeClock:

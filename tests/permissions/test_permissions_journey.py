@@ -12,9 +12,9 @@ from pathlib import Path
 
 import httpx
 
+from migrations.core.store import StateStore
 from migrations.reporting.model import build_report
 from migrations.reporting.render import render_md
-from migrations.store import StateStore
 from tests.identity.conftest import CONFIG, TARGET
 from tests.permissions.conftest import InProcessCli, World, run_with, variant
 from trust import load_trust

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from report_fixtures import fill
 
-from migrations.store import StateStore
+from migrations.core.store import StateStore
 
 
 @pytest.fixture

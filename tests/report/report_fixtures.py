@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from migrations.store import StateStore, dumps
+from migrations.core.store import StateStore, dumps
 
 START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 AWKWARD = 'St Mary\'s <Église> & "Co"'

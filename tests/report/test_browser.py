@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from report_fixtures import AWKWARD
 
+from migrations.core.store import StateStore
 from migrations.reporting import build_report, render
-from migrations.store import StateStore
 from trust import load_trust
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"

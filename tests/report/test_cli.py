@@ -9,9 +9,9 @@ import pytest
 from report_fixtures import fill
 
 from cli.main import run
-from migrations.phases import load_phases
-from migrations.rehearsal import demo_steps
-from migrations.store import StateStore
+from migrations.core.registry import load_phases
+from migrations.core.store import StateStore
+from migrations.rehearsal.demo import demo_steps
 from trust import load_trust
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -131,7 +131,7 @@ def test_live_progress_reads_the_running_steps_samples(tmp_path: Path):
 
     from report_fixtures import add_run
 
-    from migrations.rehearsal import DemoStep, live_items
+    from migrations.rehearsal.demo import DemoStep, live_items
 
     path = tmp_path / "live.db"
     store = StateStore.open(path)

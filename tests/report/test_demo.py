@@ -20,8 +20,8 @@ import pytest
 
 from cli.context import AppContext, pass_app
 from cli.main import COMMANDS, run
-from migrations.phases import load_phases
-from migrations.store import StateStore, dumps, now
+from migrations.core.registry import load_phases
+from migrations.core.store import StateStore, dumps, now
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 CALLS: list[tuple[str, ...]] = []

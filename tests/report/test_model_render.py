@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from report_fixtures import add_run
 
-from migrations.redaction import register_secret
+from migrations.core.store import StateStore
 from migrations.reporting import build_report, render
 from migrations.reporting.model import _throughput
-from migrations.store import StateStore
+from migrations.safety.redaction import register_secret
 from trust import load_trust
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import run
-from migrations.store import StateStore
+from migrations.core.store import StateStore
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 IDENTITY = ("users", "groups", "memberships")
@@ -27,7 +27,7 @@ def _phase_done(store: StateStore, academy: str, phase: str) -> float:
 
 
 def test_real_demo_and_its_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-    from migrations.phases import load_phases
+    from migrations.core.registry import load_phases
 
     state, page = tmp_path / "state.db", tmp_path / "report.html"
     code = run(

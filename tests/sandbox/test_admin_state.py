@@ -11,7 +11,7 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError
 from click.testing import CliRunner
 
-from migrations.sandbox_credential import AsyncSandboxCredential, SandboxCredential
+from migrations.graph.sandbox_credential import AsyncSandboxCredential, SandboxCredential
 from sandbox.bootstrap import make_world
 from sandbox.generator import generate_world_tenants
 from sandbox.settings import Settings, parse_budget, parse_faults, parse_size

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from migrations.graph import parse_retry_after
+from migrations.graph.client import parse_retry_after
 from sandbox.settings import Budget, Settings, parse_seats
 from sandbox.testing import SandboxURL, graph_client, running_sandbox
 from sandbox.throttle import Throttle

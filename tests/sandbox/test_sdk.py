@@ -28,7 +28,7 @@ from msgraph.generated.users.item.assign_license.assign_license_post_request_bod
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph_core import GraphClientFactory
 
-from migrations.sandbox_credential import AsyncSandboxCredential
+from migrations.graph.sandbox_credential import AsyncSandboxCredential
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 ANNOTATIONS = {"@odata.context"}

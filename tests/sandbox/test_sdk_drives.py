@@ -37,7 +37,7 @@ from msgraph.generated.sites.sites_request_builder import SitesRequestBuilder
 from msgraph_core import GraphClientFactory
 from quickxorhash import quickxorhash
 
-from migrations.sandbox_credential import AsyncSandboxCredential
+from migrations.graph.sandbox_credential import AsyncSandboxCredential
 from sandbox.testing import provision_onedrives
 from tests.sandbox.conftest import make_user
 from tests.sandbox.test_sdk import clean

@@ -1,0 +1,432 @@
+"""The runner: applies a plan's steps as one dependency graph under structured concurrency.
+
+The rules (also in docs/runner.md):
+- A step starts as soon as every step it depends on is done, in this run or journaled done before; ready
+  batchable steps share a `$batch` of up to 20, so the write budget is never idle while work is ready.
+- A step that fails never starts its dependants: each is recorded skipped, naming the step it waited on.
+  Independent steps carry on: a failed step is data (a refused name, a missing licence) and the operator gets
+  every such failure from one run.
+- An exception escaping a batch (authentication refused, the state store failing, Ctrl-C) is not a step
+  outcome: the TaskGroup cancels every batch in flight and the run ends. Steps sent but unanswered stay at
+  `intent` and are reconciled by the next run.
+- No step is dropped silently: one whose dependency is neither in the plan nor journaled done, or that sits on
+  a dependency cycle, is journaled failed with the reason.
+- A step in doubt (an intent without outcome, or an unclear answer) is looked up by its provenance before it
+  is sent again. A look-up can miss an object created moments ago (directory replication lag covers `$filter`
+  and lists too), so "not found" is asked again with backoff, bounded by `lag_tolerance` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_exponential
+
+from migrations.core.journal import Journal
+from migrations.core.plan import Plan
+from migrations.core.runs import Metrics
+from migrations.core.steps import Outcome, Step, operation
+from migrations.graph.client import GraphError, GraphResponse, MaybeApplied
+
+log = logging.getLogger("trustfold.runner")
+BATCH_LIMIT = 20  # Graph's $batch holds at most 20 requests
+MAX_SENDS = 5
+
+
+class StepJournal(Protocol):
+    """What the runner needs of a journal: one phase's `engine.Journal`, or several routed by step."""
+
+    def history(self) -> dict[str, dict[str, Any]]: ...
+
+    def intents(self, steps: list[Step]) -> None: ...
+
+    def outcomes(self, results: list[tuple[Step, Outcome]]) -> None: ...
+
+
+class RunContext(Protocol):
+    target: Any
+
+    def remember(self, key: str, target_id: str | None, data: dict[str, Any]) -> None: ...
+
+
+class RoutedJournal:
+    """Several phases' journals behind one: each step is journaled under the phase that owns its operation,
+    so a plan spanning phases (the identity graph) resumes, verifies and rolls back like the phases run
+    one by one."""
+
+    def __init__(self, journals: dict[str, Journal], phase_of: Callable[[Step], str]):
+        self.journals, self.phase_of = journals, phase_of
+
+    def _by_phase(self, items: list[Any], step_of: Callable[[Any], Step]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {}
+        for item in items:
+            out.setdefault(self.phase_of(step_of(item)), []).append(item)
+        return out
+
+    def history(self) -> dict[str, dict[str, Any]]:
+        merged: dict[str, dict[str, Any]] = {}
+        for journal in self.journals.values():
+            merged.update(journal.history())
+        return merged
+
+    def intents(self, steps: list[Step]) -> None:
+        for phase, group in self._by_phase(steps, lambda s: s).items():
+            self.journals[phase].intents(group)
+
+    def outcomes(self, results: list[tuple[Step, Outcome]]) -> None:
+        for phase, group in self._by_phase(results, lambda r: r[0]).items():
+            self.journals[phase].outcomes(group)
+
+
+@dataclass
+class RunResult:
+    done: int = 0
+    already: int = 0
+    failed: int = 0
+    skipped: int = 0
+    reconciled: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
+    outcome_of: dict[str, str] = field(default_factory=dict)  # step key -> done | already | failed | skipped
+
+    def counts(self, keys: set[str] | None = None) -> dict[str, Any]:
+        """The tally, of every step or of `keys` only (one phase's part of a graph run)."""
+        if keys is None:
+            return {
+                "done": self.done,
+                "already_present": self.already,
+                "failed": self.failed,
+                "skipped": self.skipped,
+                "reconciled": self.reconciled,
+            }
+        mine = [v for k, v in self.outcome_of.items() if k in keys]
+        return {
+            "done": mine.count("done"),
+            "already_present": mine.count("already"),
+            "failed": mine.count("failed"),
+            "skipped": mine.count("skipped"),
+        }
+
+
+def unrunnable(pending: dict[str, Step], satisfied: set[str]) -> dict[str, str]:
+    """Steps that can never become ready, with why: a dependency missing from plan and journal, or a cycle
+    (a step waiting, directly or not, on itself); dependants of those inherit the reason."""
+    reasons: dict[str, str] = {}
+    for key, step in pending.items():
+        missing = [d for d in step.after if d not in pending and d not in satisfied]
+        if missing:
+            reasons[key] = f"depends on {missing[0]}, which is neither in the plan nor done"
+    # Kahn's algorithm over what remains: whatever is never freed is on (or behind) a cycle.
+    waiting = {k: {d for d in s.after if d in pending} for k, s in pending.items() if k not in reasons}
+    freed = deque(k for k, deps in waiting.items() if not deps)
+    dependants: dict[str, list[str]] = {}
+    for k, deps in waiting.items():
+        for d in deps:
+            dependants.setdefault(d, []).append(k)
+    seen = set()
+    while freed:
+        k = freed.popleft()
+        seen.add(k)
+        for child in dependants.get(k, []):
+            waiting[child].discard(k)
+            if not waiting[child]:
+                freed.append(child)
+    unmet = set(reasons)
+    for k, deps in waiting.items():
+        if k in seen:
+            continue
+        behind = sorted(d for d in deps if d in unmet)
+        if behind:
+            reasons[k] = f"depends on {behind[0]}, which cannot run"
+        else:
+            reasons[k] = f"dependency cycle through {sorted(deps)[0]}"
+    return reasons
+
+
+def first_error(group: BaseExceptionGroup) -> BaseException:
+    """The first real error of a TaskGroup's group, so callers see the exception types they expect."""
+    first = group.exceptions[0]
+    return first_error(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+class Runner:
+    """Applies a plan: a dependency graph, `$batch` of up to 20 ready writes, bounded concurrency."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        ctx: Any,
+        journal: StepJournal,
+        *,
+        concurrency: int = 4,
+        on_progress: Callable[[int, int], None] | None = None,
+        metrics: Metrics | None = None,
+        lag_tolerance: float = 4.0,
+    ):
+        self.plan, self.ctx, self.journal = plan, ctx, journal
+        self.concurrency = max(1, concurrency)
+        self.on_progress = on_progress
+        self.metrics = metrics
+        self.lag_tolerance = max(0.0, lag_tolerance)
+        self.result = RunResult()
+        self.total = len(plan.steps)
+        self._done: set[str] = set()
+        self._waiting: dict[str, set[str]] = {}
+        self._dependants: dict[str, list[str]] = {}
+        self._ready: deque[Step] = deque()
+        self._steps: dict[str, Step] = {}
+        self._changed = asyncio.Event()
+
+    # ---- progress -------------------------------------------------------------------------------------
+    def _sample(self, force: bool = False) -> None:
+        if self.metrics:
+            self.metrics.sample(
+                {
+                    "items_done": self.result.done + self.result.already,
+                    "throttled": self.ctx.target.stats.throttled,
+                },
+                force=force,
+            )
+
+    def _progress(self) -> None:
+        r = self.result
+        if self.on_progress:
+            self.on_progress(r.done + r.already + r.failed + r.skipped, self.total)
+        self._sample()
+
+    # ---- the graph ------------------------------------------------------------------------------------
+    async def run(self) -> RunResult:
+        history = self.journal.history()
+        satisfied = {k for k, h in history.items() if h["event"] == "done"}
+        in_doubt: list[Step] = []
+        pending: dict[str, Step] = {}
+        for step in self.plan.steps:
+            h = history.get(step.key)
+            if h and h["event"] == "done":
+                self._done.add(step.key)
+                self.ctx.remember(step.key, h["target_id"], h["data"])
+                self.result.already += 1
+                self.result.outcome_of[step.key] = "already"
+                continue
+            if h and h["event"] == "intent":
+                in_doubt.append(step)
+            pending[step.key] = step
+        if in_doubt:
+            log.info("reconciling %d step(s) left in doubt by an interrupted run", len(in_doubt))
+            await self._reconcile_left(in_doubt, pending)
+        self._progress()
+        impossible = unrunnable(pending, satisfied | self._done)
+        if impossible:
+            results = [
+                (pending.pop(k), Outcome("failed", message=why)) for k, why in sorted(impossible.items())
+            ]
+            self.journal.outcomes(results)
+            for step, out in results:
+                self._record_failure(step.key, out.message)
+        self._steps = pending
+        for key, step in pending.items():
+            deps = {d for d in step.after if d in pending}
+            self._waiting[key] = deps
+            for d in deps:
+                self._dependants.setdefault(d, []).append(key)
+        self._ready.extend(s for s in pending.values() if not self._waiting[s.key])
+        await self._dispatch()
+        self._sample(force=True)
+        return self.result
+
+    async def _dispatch(self) -> None:
+        """Keep up to `concurrency` batches in flight, refilling from the ready queue as batches finish."""
+        in_flight = 0
+
+        async def one(batch: list[Step]) -> None:
+            nonlocal in_flight
+            try:
+                await self._send(batch)
+            finally:
+                in_flight -= 1
+                self._changed.set()
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                while True:
+                    while self._ready and in_flight < self.concurrency:
+                        in_flight += 1
+                        tg.create_task(one(self._next_batch()))
+                    if in_flight == 0:
+                        break
+                    self._changed.clear()
+                    await self._changed.wait()
+        except BaseExceptionGroup as group:
+            # Siblings were cancelled; their steps stay at intent for the next run to reconcile.
+            raise first_error(group) from None
+
+    def _next_batch(self) -> list[Step]:
+        first = self._ready.popleft()
+        if not operation(first.op).batchable:
+            return [first]
+        batch = [first]
+        rest: list[Step] = []
+        while self._ready and len(batch) < BATCH_LIMIT:
+            s = self._ready.popleft()
+            (batch if operation(s.op).batchable else rest).append(s)
+        self._ready.extendleft(reversed(rest))
+        return batch
+
+    def _finished(self, key: str) -> None:
+        self._done.add(key)
+        for child in self._dependants.get(key, []):
+            deps = self._waiting[child]
+            deps.discard(key)
+            if not deps:
+                self._ready.append(self._steps[child])
+
+    def _record_failure(self, key: str, message: str) -> None:
+        self.result.outcome_of[key] = "failed"
+        self.result.failed += 1
+        self.result.failures.append({"step": key, "message": message})
+
+    def _failed(self, key: str, message: str) -> None:
+        self._record_failure(key, message)
+        # Dependants never start; each says which step it waited on.
+        stack = [(child, key) for child in self._dependants.get(key, [])]
+        skipped: set[str] = set()
+        while stack:
+            child, cause = stack.pop()
+            if child in skipped:
+                continue
+            skipped.add(child)
+            self.result.outcome_of[child] = "skipped"
+            self.result.skipped += 1
+            self.result.failures.append(
+                {"step": child, "message": f"skipped: depends on {cause}, which failed"}
+            )
+            stack.extend((grandchild, cause) for grandchild in self._dependants.get(child, []))
+
+    # ---- reconciliation -------------------------------------------------------------------------------
+    async def _look_up(self, steps: list[Step]) -> dict[str, Outcome]:
+        """Outcomes of the steps the target shows applied (by provenance). Steps not found are asked again,
+        together, with exponential backoff until `lag_tolerance` has passed: a look-up can miss an object
+        created moments ago, and re-sending it would make a second one."""
+        found: dict[str, Outcome] = {}
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def check(step: Step) -> None:
+            async with limit:
+                try:
+                    out = await operation(step.op).reconcile(step, self.ctx)
+                except GraphError as exc:
+                    if exc.response.status != 404:  # a fresh object can answer Not Found by id, too
+                        raise
+                    out = None
+            if out is not None:
+                found[step.key] = out
+
+        async def one_round() -> list[Step]:
+            async with asyncio.TaskGroup() as tg:
+                for step in steps:
+                    if step.key not in found:
+                        tg.create_task(check(step))
+            return [s for s in steps if s.key not in found]
+
+        if not steps:
+            return found
+        try:
+            if self.lag_tolerance <= 0:
+                await one_round()
+            else:
+                await AsyncRetrying(
+                    retry=retry_if_result(bool),
+                    wait=wait_exponential(multiplier=0.25, max=self.lag_tolerance),
+                    stop=stop_after_delay(self.lag_tolerance),
+                    retry_error_callback=lambda state: None,
+                )(one_round)
+        except BaseExceptionGroup as group:
+            raise first_error(group) from None
+        return found
+
+    async def _reconcile_left(self, steps: list[Step], pending: dict[str, Step]) -> None:
+        found = await self._look_up(steps)
+        results = [(s, found[s.key]) for s in steps if s.key in found]
+        for step, out in results:
+            pending.pop(step.key, None)
+            self._done.add(step.key)
+            self.ctx.remember(step.key, out.target_id, out.data)
+            self.result.reconciled += 1
+            self.result.already += 1
+            self.result.outcome_of[step.key] = "already"
+        if results:
+            self.journal.outcomes(results)
+
+    # ---- sending --------------------------------------------------------------------------------------
+    async def _send(self, batch: list[Step]) -> None:
+        for _ in range(MAX_SENDS):
+            batch = await self._send_once(batch)
+            if not batch:
+                return
+        for step in batch:
+            self._failed(step.key, f"outcome unknown after {MAX_SENDS} attempts")
+        self._progress()
+
+    async def _send_once(self, batch: list[Step]) -> list[Step]:
+        """Send once; record what is known; return the steps still unclear (to send again)."""
+        requests = [operation(s.op).request(s, self.ctx) for s in batch]
+        self.journal.intents(batch)
+        answers: list[GraphResponse | MaybeApplied]
+        if len(batch) == 1 and not operation(batch[0].op).batchable:
+            r = requests[0]
+            try:
+                answers = [
+                    await self.ctx.target.request(
+                        r.method, r.url, json=r.body, headers=r.headers or None, idempotent=False
+                    )
+                ]
+            except MaybeApplied as exc:
+                answers = [exc]
+        else:
+            answers = await self.ctx.target.batch(requests)
+        results: list[tuple[Step, Outcome]] = []
+        unclear: list[Step] = []
+        read: dict[str, Outcome | None] = {}
+        for step, answer in zip(batch, answers, strict=True):
+            if isinstance(answer, GraphResponse):
+                read[step.key] = operation(step.op).outcome(step, answer, self.ctx)
+        found = await self._look_up([s for s in batch if read.get(s.key) is None])
+        for step, answer in zip(batch, answers, strict=True):
+            out = read.get(step.key)
+            if out is None:
+                if step.key in found:
+                    out = found[step.key]
+                    self.result.reconciled += 1
+                elif (
+                    isinstance(answer, GraphResponse)
+                    and not answer.ok
+                    and answer.status < 500
+                    # 404 on a write naming an object created moments ago is replication lag: send again.
+                    and answer.status != 404
+                ):
+                    out = Outcome(
+                        "failed", message=f"{answer.status} {answer.error_code}: {answer.error_message}"
+                    )
+                else:
+                    unclear.append(step)
+                    continue
+            results.append((step, out))
+        if results:
+            self.journal.outcomes(results)
+        for step, out in results:
+            if out.status == "failed":
+                self._failed(step.key, out.message)
+            else:
+                self.ctx.remember(step.key, out.target_id, out.data)
+                if out.status == "already":
+                    self.result.already += 1
+                else:
+                    self.result.done += 1
+                self.result.outcome_of[step.key] = "already" if out.status == "already" else "done"
+                self._finished(step.key)
+        self._progress()
+        return unclear

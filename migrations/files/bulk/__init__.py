@@ -1,0 +1,1 @@
+"""The bulk file engine: SharePoint Migration API packages, staging, jobs and their verification."""

@@ -1,0 +1,1 @@
+"""Microsoft Graph access: connections, retries, write and resource-unit budgets, the sandbox credential."""

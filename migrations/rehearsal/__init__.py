@@ -1,0 +1,1 @@
+"""The rehearsal: what `trustfold demo` runs against the sandbox, in what order."""

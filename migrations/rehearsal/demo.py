@@ -1,0 +1,225 @@
+"""The rehearsal's orchestration: which commands `trustfold demo` runs, in what order, with live progress.
+
+The commands themselves are run by an `invoke` callable the CLI passes in (so this module never imports
+`cli/`), against a Graph URL the CLI obtains from `sandbox.testing` (so it never imports `sandbox/`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from migrations.core.store import StateStore
+    from trust import Trust
+
+CHANGE_PHASES = ("users", "groups", "memberships", "files")
+EXIT_INTERRUPTED = 130  # what cli.main.run returns after a KeyboardInterrupt that reaches it
+
+
+@dataclass
+class DemoStep:
+    academy: str
+    label: str
+    argv: list[str]
+
+
+@dataclass
+class DemoOutcome:
+    step: DemoStep
+    code: int
+    seconds: float
+    output: str = field(repr=False, default="")
+
+
+def demo_steps(trust: Trust, available: Collection[str]) -> list[DemoStep]:
+    """Every command the rehearsal runs, academy by academy in wave order (trust.academies is sorted).
+
+    `available` names the phases this build carries; a phase it lacks is left out (the caller says so)
+    rather than failing every step."""
+    from migrations.permissions.demo import demo_steps as sharing_steps
+
+    steps: list[DemoStep] = []
+    for academy in trust.academies:
+        code = academy.code
+        steps.append(DemoStep(code, "discover", ["discover", code]))
+        for phase in CHANGE_PHASES:
+            if phase == "files" and not academy.files.enabled:
+                continue
+            if phase not in available:
+                continue
+            # The rehearsal reviews each plan and runs it at once: files reuse the scan just made rather than
+            # spend the academy's SharePoint budget reading every OneDrive again.
+            reuse = ["--scan-age", "600"] if phase == "files" else []
+            steps.append(DemoStep(code, f"plan {phase}", ["plan", code, "--phase", phase, *reuse]))
+            steps.append(DemoStep(code, f"run {phase}", ["run", code, "--phase", phase, *reuse]))
+        steps += [DemoStep(code, label, argv) for label, argv in sharing_steps(academy, available)]
+        steps.append(DemoStep(code, "verify", ["verify", code]))
+    return steps
+
+
+def with_onboarding(trust: Trust, steps: list[DemoStep]) -> list[DemoStep]:
+    """The rehearsal with the operator's first steps: preflight (showing the one-off set-up still needed),
+    bootstrap; and each academy's OneDrives provisioned before its files phase."""
+    out = [
+        DemoStep(trust.code, "preflight (before set-up)", ["preflight", "--advisory"]),
+        DemoStep(trust.code, "bootstrap", ["bootstrap", "--yes"]),
+    ]
+    for step in steps:
+        if step.label == "plan files":
+            out.append(DemoStep(step.academy, "provision OneDrives", ["provision-onedrive", step.academy]))
+        out.append(step)
+    return out
+
+
+def interrupted(outcome: DemoOutcome) -> bool:
+    """Ctrl-C in a step: click turns KeyboardInterrupt into Abort, which cli.main.run reports as "aborted"."""
+    lines = outcome.output.strip().splitlines()
+    aborted = outcome.code == 1 and bool(lines) and lines[-1].strip() == "aborted"
+    return aborted or outcome.code == EXIT_INTERRUPTED
+
+
+def why(output: str) -> str:
+    """The line of a captured command's output that says what went wrong, on one line."""
+    lines = [" ".join(line.split()) for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.lower().startswith("error")]
+    text = errors[-1] if errors else (lines[-1] if lines else "no output")
+    return text[:300]
+
+
+class LiveItems:
+    """Polls the store (own read connection) for the running step's latest items_done sample."""
+
+    def __init__(self, state_path: Path, step: DemoStep):
+        self.state_path, self.step = state_path, step
+        self.on_change: Callable[[int], None] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="demo-progress", daemon=True)
+
+    def _poll(self) -> None:
+        phase = self.step.argv[3] if len(self.step.argv) > 3 else self.step.argv[0]
+        last = -1
+        while not self._stop.wait(0.5):
+            try:
+                conn = sqlite3.connect(f"file:{self.state_path}?mode=ro", uri=True, timeout=1)
+                try:
+                    row = conn.execute(
+                        "SELECT m.value FROM metrics m JOIN runs r ON r.id = m.run_id "
+                        "WHERE r.academy = ? AND r.phase = ? AND r.status = 'running' "
+                        "AND m.name = 'items_done' "
+                        "ORDER BY m.at DESC LIMIT 1",
+                        (self.step.academy, phase),
+                    ).fetchone()
+                finally:
+                    conn.close()
+            except sqlite3.Error:
+                continue  # store not created yet or busy: the next tick tries again
+            if row is not None and int(row[0]) != last and self.on_change is not None:
+                last = int(row[0])
+                self.on_change(last)
+
+
+@contextmanager
+def live_items(state_path: Path, step: DemoStep, *, enabled: bool) -> Iterator[LiveItems]:
+    live = LiveItems(state_path, step)
+    if enabled:
+        live._thread.start()
+    try:
+        yield live
+    finally:
+        live._stop.set()
+        if enabled:
+            live._thread.join(timeout=2)
+
+
+def rehearse(
+    steps: list[DemoStep],
+    invoke: Callable[[DemoStep], DemoOutcome],
+    state_path: Path,
+    echo: Callable[[str, bool], None],
+) -> list[DemoOutcome]:
+    """Run every step, on through failures so the report shows all of them; Ctrl-C in a step stops all.
+
+    `echo(text, err)` prints a line when the output is not a terminal (one line per academy, CI logs)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from migrations.safety.sanitise import terminal_text
+
+    outcomes: list[DemoOutcome] = []
+    console = Console()
+    progress = Progress(
+        TextColumn("{task.description:<34}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,  # quiet when piped: one line per academy instead
+    )
+    with progress:
+        task = progress.add_task("starting", total=len(steps))
+        for i, step in enumerate(steps):
+            label = f"{step.academy}: {step.label}"
+            progress.update(task, description=label)
+            with live_items(state_path, step, enabled=console.is_terminal) as live:
+                live.on_change = lambda n, label=label: progress.update(
+                    task, description=f"{label} ({n:,} done)"
+                )
+                outcome = invoke(step)
+            if interrupted(outcome):
+                raise KeyboardInterrupt
+            outcomes.append(outcome)
+            progress.advance(task)
+            if outcome.code != 0:
+                # The captured output quotes tenant data: it reaches the terminal through the one filter.
+                message = terminal_text(
+                    f"{step.academy}: {step.label} exited {outcome.code}: {why(outcome.output)}"
+                )
+                if console.is_terminal:
+                    progress.console.print(message, markup=False, highlight=False, style="red")
+                else:
+                    echo(message, True)
+            last_of_academy = i + 1 == len(steps) or steps[i + 1].academy != step.academy
+            if last_of_academy and not console.is_terminal:
+                failed = sum(1 for o in outcomes if o.step.academy == step.academy and o.code != 0)
+                echo(f"{step.academy}: done" + (f" ({failed} steps failed)" if failed else ""), False)
+    return outcomes
+
+
+def seconds_by_step(outcomes: list[DemoOutcome]) -> dict[str, float]:
+    """Seconds per kind of step ("run users", "verify", ...) summed over academies: where the time goes."""
+    totals: dict[str, float] = {}
+    for o in outcomes:
+        totals[o.step.label] = round(totals.get(o.step.label, 0.0) + o.seconds, 2)
+    return totals
+
+
+def summary_lines(store: StateStore, trust: Trust, elapsed: float, path: Path | None) -> list[str]:
+    """The closing lines of a rehearsal: each academy's phases and verification, then the totals."""
+    from migrations.reporting import build_report
+    from migrations.reporting.model import CHANGE_PHASES as REPORTED_PHASES
+    from migrations.reporting.render import bytesize
+
+    report = build_report(store, trust)
+    lines: list[str] = []
+    for a in report.academies:
+        verify = "not verified" if a.verify is None else ("verified" if a.verify.get("ok") else "DIFFERENCES")
+        counts = ", ".join(
+            f"{p.phase} {p.done + p.already_present}/{p.planned}"
+            for p in a.phases
+            if p.phase in REPORTED_PHASES
+        )
+        lines.append(f"{a.code:<12} wave {a.wave}  {counts}  {verify}")
+    t = report.totals
+    lines.append(
+        f"migrated {int(t.get('done', 0))} objects, {bytesize(t.get('bytes', 0))} of files, "
+        f"{int(t.get('failed', 0))} failed, {int(t.get('throttled', 0))} throttled answers "
+        f"({t.get('wait_seconds', 0):.1f} s waited) in {elapsed:.0f} s"
+    )
+    lines.append(f"report: {path}")
+    return lines

@@ -1,0 +1,1 @@
+"""The one sanitising layer for hostile legacy-tenant text, secret redaction, owner-only files."""
