@@ -22,6 +22,7 @@ import httpx
 
 from migrations.core.store import dumps, now
 from migrations.graph.client import MAX_BATCH, BatchItem, GraphError, GraphResponse, TenantConnection
+from migrations.graph.sharepoint_admin import sharepoint_token
 
 if TYPE_CHECKING:
     from migrations.core.store import StateStore
@@ -221,8 +222,6 @@ async def provision(
 ) -> ProvisionResult:
     """Request OneDrives for mapped, licensed users who have none (≤200 a call, each call journaled), then
     wait up to `timeout` seconds for them; who still waits is reported, not raised."""
-    from migrations.readiness.preflight import sharepoint_token
-
     conn = conns.target
     result = ProvisionResult(academy.code)
     states = await target_onedrives(conn, store, academy)

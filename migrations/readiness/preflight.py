@@ -17,10 +17,10 @@ from migrations.graph.client import (
     GRAPH_SCOPE,
     Connections,
     GraphError,
-    GraphResponse,
     TenantConnection,
     _credential,
 )
+from migrations.graph.sharepoint_admin import initial_domain, sharepoint_admin_resource
 from trust.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -179,39 +179,6 @@ def consent_url(tenant_id: str, client_id: str) -> str:
 def marker_name(trust: Trust) -> str:
     client_id = trust.tenant.credential.client_id or ""
     return f"extension_{client_id.replace('-', '')}_{MARKER_NAME}"
-
-
-def sharepoint_admin_resource(initial_domain: str) -> str:
-    return f"https://{initial_domain.split('.')[0].lower()}-admin.sharepoint.com"
-
-
-async def initial_domain(conn: TenantConnection) -> str:
-    """The tenant's *.onmicrosoft.com domain: its prefix names the SharePoint admin site."""
-    body = await conn.get("/domains")
-    for d in body.get("value", []):
-        if d.get("isInitial"):
-            return str(d["id"])
-    raise GraphError(
-        "GET",
-        "/domains",
-        GraphResponse(404, {}, {"error": {"code": "notFound", "message": "no initial domain"}}),
-    )
-
-
-async def sharepoint_token(trust: Trust, graph_url: str | None, conn: TenantConnection) -> tuple[str, str]:
-    """(admin site URL, access token for it) with the trust's own credential and the SharePoint audience."""
-    domain = await initial_domain(conn)
-    resource = sharepoint_admin_resource(domain)
-    ref = trust.tenant.credential
-    credential = _credential(ref, trust.tenant.id, graph_url)
-    try:
-        token = await credential.get_token(f"{resource}/.default")
-    finally:
-        close = getattr(credential, "close", None)
-        if close is not None:
-            await close()
-    site = graph_url.rstrip("/") if graph_url else resource
-    return site, token.token
 
 
 async def _roles_of(ref: Any, tenant_id: str, graph_url: str | None, scope: str) -> list[str]:

@@ -114,7 +114,9 @@ def layer_violations(graph: dict[str, set[str]]) -> list[str]:
             elif here in PHASE_PACKAGES:
                 if there in LOWER_LAYERS or (here, there) in PHASE_DEPENDENCIES:
                     continue
-                bad.append(f"{mod} -> {dep}: a phase imports core, graph, safety and the phases it depends on")
+                bad.append(
+                    f"{mod} -> {dep}: a phase imports core, graph, safety and the phases it depends on"
+                )
     return bad
 
 
