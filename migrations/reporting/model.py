@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from migrations.core.store import now
 from migrations.reporting.sharing import sharing_summary
+from migrations.reporting.verification import verification_kinds
 
 if TYPE_CHECKING:
     from migrations.core.store import StateStore
@@ -66,6 +67,8 @@ class AcademyReport:
     finding_summary: list[dict[str, Any]] = field(default_factory=list)
     discovered: dict[str, Any] = field(default_factory=dict)
     verify: dict[str, Any] | None = None
+    # The verify result per kind of check, identity first (migrations/reporting/verification.py).
+    verification: list[dict[str, Any]] = field(default_factory=list)
     # Sharing carried / not carried and why (migrations/reporting/sharing.py); {} before the phase plans.
     sharing: dict[str, Any] = field(default_factory=dict)
     rollback_available: bool = False
@@ -113,7 +116,7 @@ class Report:
     totals: dict[str, float]
     throughput: list[SeriesPoint]
     audit_entries: int
-    # Readiness: last preflight, bootstrap, OneDrive provisioning (migrations/reporting/onboarding.py).
+    # Readiness: latest preflight per tenant, bootstrap, OneDrive totals (migrations/reporting/onboarding.py).
     onboarding: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -313,6 +316,7 @@ def build_report(store: StateStore, trust: Trust | None = None, academy: str | N
             finding_counts=dict(sorted(Counter(str(f.get("kind", "other")) for f in findings).items())),
             discovered=discover.get("counts", {}) if isinstance(discover.get("counts"), dict) else {},
             verify=verify_row["detail"] if verify_row else None,
+            verification=verification_kinds(verify_row["detail"] if verify_row else None),
             sharing={k: v for k, v in sharing.items() if k != "findings"},
             rollback_available=any(p.rollback_available for p in phases),
             started_at=min(started) if started else None,

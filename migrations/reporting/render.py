@@ -8,7 +8,7 @@ from typing import Any
 import jinja2
 
 from migrations.reporting.charts import progress_chart, throughput_chart
-from migrations.reporting.model import PHASES, Report
+from migrations.reporting.model import PHASES, AcademyReport, Report
 from migrations.reporting.templates import HTML
 from migrations.safety.redaction import redact
 from migrations.safety.sanitise import report_text
@@ -37,6 +37,15 @@ TILES = (
     ("findings", "discovery findings"),
 )
 MAX_ROWS = 200
+# Differences listed on the page and in Markdown before "and N more": enough to act on, few enough to read.
+DIFFERENCES_SHOWN = 25
+# What each kind of verification looks at, in words for the people reading the report.
+VERIFIED = {
+    "identity": "users, licences, groups and members",
+    "files": "files copied, by size and hash",
+    "permissions": "sharing on the copied items",
+    "domain": "the domain and the new sign-in names",
+}
 
 
 def fmt(value: float | int | None) -> str:
@@ -65,6 +74,46 @@ def duration(seconds: float | None) -> str:
     return f"{minutes} min {secs:02d} s"
 
 
+def plural(n: int, noun: str) -> str:
+    return f"{fmt(n)} {noun}{'' if n == 1 else 's'}"
+
+
+def verified_detail(row: dict[str, Any]) -> str:
+    """One line for a verification row: what was checked and what the phase adds (files: drives, files,
+    total size; permissions: planned grants found), then its note (a phase that has not run says so)."""
+    parts = [VERIFIED.get(str(row["kind"]), "")]
+    if "drives" in row:
+        files = f", {plural(row['files'], 'file')}" if "files" in row else ""
+        parts.append(f"{plural(row['drives'], 'drive')}{files}, {bytesize(row.get('bytes', 0))}")
+    if "grants" in row:
+        parts.append(f"{fmt(row.get('matched', 0))} of {fmt(row['grants'])} planned grants found")
+    if row.get("note"):
+        parts.append(str(row["note"]))
+    return "; ".join(p for p in parts if p)
+
+
+def differences(a: AcademyReport) -> list[dict[str, Any]]:
+    return [d for d in ((a.verify or {}).get("differences") or []) if isinstance(d, dict)]
+
+
+def readiness(pre: dict[str, Any]) -> dict[str, Any]:
+    """The preflight's figures for its sentence: when taken, checks passing, fixed since by bootstrap."""
+    checks = pre.get("checks") or []
+    fixed = sum(1 for c in checks if c.get("fixed_by"))
+    taken = pre["at"] if pre.get("first_at", pre["at"]) == pre["at"] else f"{pre['first_at']} to {pre['at']}"
+    return {
+        "taken": taken,
+        "passing": sum(1 for c in checks if c.get("ok")),
+        "fixed": fixed,
+        "total": len(checks),
+        "superseded": pre.get("superseded", 0),
+    }
+
+
+def check_state(c: dict[str, Any]) -> str:
+    return "ok" if c.get("ok") else "fixed" if c.get("fixed_by") else "blocks"
+
+
 _env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 _template = _env.from_string(HTML)
 
@@ -76,6 +125,12 @@ def render_html(report: Report) -> str:
         tiles=TILES,
         count_keys=TABLE_KEYS,
         max_findings=MAX_ROWS,
+        differences_shown=DIFFERENCES_SHOWN,
+        differences=differences,
+        verified_detail=verified_detail,
+        readiness=readiness,
+        check_state=check_state,
+        plural=plural,
         fmt=fmt,
         bytesize=bytesize,
         duration=duration,
@@ -151,20 +206,40 @@ def render_md(report: Report) -> str:
             for x in a.sharing["not_carried"]:
                 lines.append(f"| {_md_cell(x['kind'])} | {x['count']} | {_md_cell(x['why'])} |")
             lines.append("")
-        if a.verify is None:
-            lines.append("Verification: not run.")
-        else:
-            diffs = a.verify.get("differences") or []
-            verdict = "no differences" if a.verify.get("ok") else f"{len(diffs)} differences"
-            lines.append(f"Verification: {verdict}; {a.verify.get('checked', 0)} objects checked.")
-            for d in diffs[:MAX_ROWS]:
-                lines.append(
-                    f"- {_md_cell(d.get('kind', ''))}: {_md_cell(d.get('object', ''))}: "
-                    f"{_md_cell(d.get('message', ''))}"
-                )
+        lines += _md_verification(a)
         lines.append(f"Rollback plan: {'available' if a.rollback_available else 'none'}.")
         lines += _md_cutover(a.cutover)
     return "\n".join(lines) + "\n"
+
+
+def _md_verification(a: AcademyReport) -> list[str]:
+    """The verdict, the differences first (the first DIFFERENCES_SHOWN), then a row per kind of check."""
+    if a.verify is None:
+        return ["Verification: not run."]
+    diffs = differences(a)
+    verdict = "no differences" if a.verify.get("ok") else plural(len(diffs), "difference")
+    lines = [f"Verification: {verdict}; {fmt(a.verify.get('checked', 0))} objects checked.", ""]
+    if diffs:
+        lines += ["| kind | object | difference |", "| --- | --- | --- |"]
+        lines += [
+            "| " + " | ".join(_md_cell(d.get(k, "")) for k in ("kind", "object", "message")) + " |"
+            for d in diffs[:DIFFERENCES_SHOWN]
+        ]
+        if len(diffs) > DIFFERENCES_SHOWN:
+            more = len(diffs) - DIFFERENCES_SHOWN
+            lines += [
+                "",
+                f"… and {more} more (full list: `trustfold report {_md_cell(a.code)} --format json`).",
+            ]
+        lines.append("")
+    lines += ["| checked | objects | differences | what |", "| --- | ---: | ---: | --- |"]
+    lines += [
+        f"| {_md_cell(k['kind'])} | {fmt(k['checked'])} | {fmt(k['differences'])} | "
+        f"{_md_cell(verified_detail(k))} |"
+        for k in a.verification
+    ]
+    lines.append("")
+    return lines
 
 
 def _md_cutover(c: dict[str, Any] | None) -> list[str]:
@@ -190,18 +265,26 @@ def _md_readiness(onboarding: dict[str, Any]) -> list[str]:
         return []
     lines = ["", "## Readiness", ""]
     if pre:
-        passing = sum(1 for c in pre["checks"] if c.get("ok"))
-        lines += [f"Last preflight {pre['at']}: {passing} of {len(pre['checks'])} checks pass.", ""]
-        lines += ["| check | tenant | result | fix |", "| --- | --- | --- | --- |"]
+        w = readiness(pre)
+        fixed = f"; {w['fixed']} fixed by bootstrap since" if w["fixed"] else ""
+        earlier = f" ({w['superseded']} earlier preflights superseded)" if w["superseded"] else ""
         lines += [
-            "| " + " | ".join(_md_cell(c.get(k, "")) for k in ("check", "tenant", "result", "fix")) + " |"
-            for c in pre["checks"]
+            f"Latest preflight of each tenant, {w['taken']}: {w['passing']} of {w['total']} checks pass"
+            f"{fixed}{earlier}.",
+            "",
         ]
+        lines += ["| check | tenant | state | result | fix |", "| --- | --- | --- | --- | --- |"]
+        for c in pre["checks"]:
+            fixed_by = c.get("fixed_by")
+            result = c.get("result", "") + (f" (fixed by {fixed_by})" if fixed_by else "")
+            fix = "" if fixed_by else c.get("fix", "")
+            cells = (c.get("check", ""), c.get("tenant", ""), check_state(c), result, fix)
+            lines.append("| " + " | ".join(_md_cell(x) for x in cells) + " |")
         lines.append("")
     for code, d in drives.items():
         lines.append(
-            f"OneDrives {_md_cell(code)}: {d.get('ready', 0)} ready, {len(d.get('waiting') or [])} waiting, "
-            f"{d.get('requested', 0)} requested in {d.get('calls', 0)} admin calls."
+            f"OneDrives {_md_cell(code)}: {d.get('ready', 0)} ready, {len(d.get('waiting') or [])} waiting; "
+            f"{d.get('requested', 0)} requested in {plural(d.get('calls', 0), 'admin call')} in all."
         )
     return lines
 

@@ -32,9 +32,10 @@ th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: lef
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .status { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; background: #eee; white-space: nowrap; }
 .status.done, .status.complete, .status.ok { background: #e6f4ea; color: var(--ok); }
-.status.failed, .status.attention, .status.differences { background: #fce8e6; color: var(--bad); }
+.status.failed, .status.attention, .status.differences, .status.blocks { background: #fce8e6; color: var(--bad); }
 .status.running, .status.in-progress, .status.planned { background: #fef7e0; color: #8a6d00; }
 .status.rolled-back { background: #e8eaed; }
+.status.fixed { background: #e8f0fe; color: #1a56c4; }
 .chart { max-width: 900px; display: block; margin: 8px 0 16px; }
 .chart .lbl { font-size: 11px; fill: #3c4043; }
 .chart .track { fill: #f1f3f4; }
@@ -80,20 +81,28 @@ footer { color: var(--muted); font-size: 12px; margin-top: 40px; }
 {% if r.onboarding.get("preflight") or r.onboarding.get("onedrive") %}
 <h2>Readiness</h2>
 <section id="readiness">
-{% if r.onboarding.get("preflight") %}
-<p>Last preflight {{ r.onboarding.preflight.at }}: {{ r.onboarding.preflight.checks|selectattr("ok")|list|length }}
- of {{ r.onboarding.preflight.checks|length }} checks pass{% if r.onboarding.bootstrap %}; bootstrap registered
- {{ r.onboarding.bootstrap|length }} item(s){% endif %}.</p>
-<table id="preflight"><thead><tr><th>Check</th><th>Tenant</th><th>Result</th><th>Fix</th></tr></thead><tbody>
-{% for c in r.onboarding.preflight.checks %}<tr data-ok="{{ c.ok }}"><td>{{ c.check }}</td><td>{{ c.tenant }}</td>
-<td>{{ c.result }}</td><td>{{ c.fix }}</td></tr>{% endfor %}
+{% if r.onboarding.get("preflight") %}{% set w = readiness(r.onboarding.preflight) %}
+<p data-field="preflight" data-passing="{{ w.passing }}" data-fixed="{{ w.fixed }}" data-total="{{ w.total }}">
+Latest preflight of each tenant, {{ w.taken }}: {{ w.passing }} of {{ w.total }} checks pass
+{%- if w.fixed %}; {{ w.fixed }} fixed by bootstrap since{% endif %}
+{%- if r.onboarding.bootstrap %}; bootstrap registered {{ r.onboarding.bootstrap|length }} item(s){% endif %}.
+{% if w.superseded %}<span class="muted">{{ w.superseded }} earlier preflight(s) superseded, not shown.</span>{% endif %}</p>
+<table id="preflight"><thead><tr><th>Check</th><th>Tenant</th><th>State</th><th>Result</th><th>Fix</th></tr></thead><tbody>
+{% for c in r.onboarding.preflight.checks %}{% set state = check_state(c) %}
+<tr data-ok="{{ c.ok }}" data-state="{{ state }}"><td>{{ c.check }}</td><td>{{ c.tenant }}</td>
+<td><span class="status {{ state }}">{{ state }}</span></td>
+<td>{{ c.result }}{% if c.get("fixed_by") %} <span class="muted">(fixed by {{ c.fixed_by }})</span>{% endif %}</td>
+<td>{{ "" if c.get("fixed_by") else c.get("fix", "") }}</td></tr>{% endfor %}
 </tbody></table>
 {% endif %}
 {% if r.onboarding.get("onedrive") %}
-<table id="onedrive"><thead><tr><th>Academy</th><th>OneDrives ready</th><th>Waiting</th><th>Requested</th><th>Admin calls</th></tr></thead><tbody>
+<table id="onedrive"><thead><tr><th>Academy</th><th class="num">OneDrives ready</th><th class="num">Waiting</th>
+<th class="num">Requested, all calls</th><th class="num">Admin calls, all</th></tr></thead><tbody>
 {% for code, d in r.onboarding.onedrive.items() %}<tr data-academy="{{ code }}"><td>{{ code }}</td>
-<td class="num">{{ d.get("ready", 0) }}</td><td class="num">{{ d.get("waiting", [])|length }}</td>
-<td class="num">{{ d.get("requested", 0) }}</td><td class="num">{{ d.get("calls", 0) }}</td></tr>{% endfor %}
+<td class="num" data-field="ready">{{ d.get("ready", 0) }}</td>
+<td class="num" data-field="waiting">{{ d.get("waiting", [])|length }}</td>
+<td class="num" data-field="requested">{{ d.get("requested", 0) }}</td>
+<td class="num" data-field="calls">{{ d.get("calls", 0) }}</td></tr>{% endfor %}
 </tbody></table>
 {% endif %}
 </section>
@@ -176,22 +185,29 @@ Throttling met: <strong data-field="throttled" data-value="{{ thr }}">{{ fmt(thr
 
 <h3>Verification</h3>
 {% if a.verify is none %}<p data-field="verify" data-value="none">Not verified yet.</p>
-{% else %}
+{% else %}{% set diffs = differences(a) %}
 <p data-field="verify" data-value="{{ 'ok' if a.verify.get('ok') else 'differences' }}">
 <span class="status {{ 'ok' if a.verify.get('ok') else 'differences' }}">
 {{ "no differences" if a.verify.get("ok") else "differences found" }}</span>
-{{ a.verify.get("checked", 0) }} objects checked{% if a.verify.get("differences") %},
-{{ a.verify.get("differences")|length }} differences{% endif %}.</p>
-{% if a.verify.get("differences") %}
+{{ fmt(a.verify.get("checked", 0)) }} objects checked{% if diffs %}, {{ plural(diffs|length, "difference") }}{% endif %}.</p>
+{% if diffs %}
 <table class="differences"><thead><tr><th>Kind</th><th>Object</th><th>Difference</th></tr></thead><tbody>
-{% for d in a.verify.get("differences")[:max_findings] %}
+{% for d in diffs[:differences_shown] %}
 <tr><td>{{ d.get("kind", "") }}</td><td>{{ d.get("object", "") }}</td><td>{{ d.get("message", "") }}</td></tr>
 {% endfor %}
 </tbody></table>
+{% if diffs|length > differences_shown %}<p class="muted" data-field="more-differences">… and
+{{ diffs|length - differences_shown }} more (full list: <code>trustfold report {{ a.code }} --format json</code>).</p>{% endif %}
 {% endif %}
-{% if a.verify.get("files") %}<p class="muted">Files:
-{% for k, v in a.verify.get("files").items() %}{{ k }} {{ v }}{% if not loop.last %}, {% endif %}{% endfor %}.</p>
-{% endif %}
+<table class="verification"><thead><tr><th>Checked</th><th class="num">Objects</th><th class="num">Differences</th>
+<th>What</th></tr></thead><tbody>
+{% for k in a.verification %}
+<tr data-kind="{{ k.kind }}"><td>{{ k.kind }}</td>
+<td class="num" data-metric="checked" data-value="{{ k.checked }}">{{ fmt(k.checked) }}</td>
+<td class="num" data-metric="differences" data-value="{{ k.differences }}">{{ fmt(k.differences) }}</td>
+<td>{{ verified_detail(k) }}</td></tr>
+{% endfor %}
+</tbody></table>
 {% endif %}
 {% if a.cutover %}
 <h3>Domain cut-over: {{ a.cutover.domain }}</h3>

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from migrations.core.store import StateStore, dumps
 
+CONFIG = Path(__file__).resolve().parents[2] / "config"
 START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 AWKWARD = 'St Mary\'s <Église> & "Co"'
 
@@ -246,3 +249,55 @@ def fill(store: StateStore) -> None:
         phase="groups",
         plan_id="plan-stmarys-groups",
     )
+
+
+def add_preflight(store: StateStore, *checks: tuple[str, str, bool]) -> None:
+    """One `trustfold preflight`, recorded as the command records it: (check, tenant, ok) each."""
+    from migrations.readiness.preflight import Check, Report, record
+    from trust import load_trust
+
+    report = Report(
+        [
+            Check(name, tenant, ok, f"{name} {'fine' if ok else 'wrong'}", "" if ok else "fix it")
+            for name, tenant, ok in checks
+        ]
+    )
+    record(store, load_trust(CONFIG), report)
+
+
+def add_bootstrap(store: StateStore) -> None:
+    """`trustfold bootstrap` registering the provenance extension, journaled as bootstrap journals it."""
+    from migrations.readiness.bootstrap import _journal
+    from trust import load_trust
+
+    trust = load_trust(CONFIG)
+    _journal(store, trust, "extension:trustfoldSource", "intent", None, {"name": "trustfoldSource"})
+    _journal(store, trust, "extension:trustfoldSource", "done", "ext-1", {"name": "trustfoldSource"})
+
+
+def add_provisioning(
+    store: StateStore, academy: str, requested: list[str], ready: int, waiting: list[str]
+) -> None:
+    """One `trustfold provision-onedrive` call: each accepted admin call journaled (≤200 users), then the
+    status holding this call's own counts, as migrations/readiness/onedrive.py writes them."""
+    from migrations.readiness.onedrive import MAX_PER_CALL, PHASE, ProvisionResult, _journal_requested
+
+    run_id = f"onedrive-{uuid.uuid4().hex[:12]}"
+    result = ProvisionResult(academy, mapped=ready + len(waiting), ready=ready, waiting=waiting)
+    for i in range(0, len(requested), MAX_PER_CALL):
+        _journal_requested(store, academy, run_id, requested[i : i + MAX_PER_CALL])
+        result.calls += 1
+        result.requested += len(requested[i : i + MAX_PER_CALL])
+    store.set_phase_status(academy, PHASE, "done" if not waiting else "running", result.as_dict())
+
+
+def verify_detail(identity_checked: int, parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What `trustfold verify` stores: identity's result with each phase's part under its name, the parts'
+    checks and differences added to the totals (cli/migrate_cmds.verify)."""
+    result: dict[str, Any] = {"ok": True, "checked": identity_checked, "differences": []}
+    for name, part in sorted(parts.items()):
+        result[name] = part
+        result["differences"] += part.get("differences", [])
+        result["checked"] += part.get("checked", 0)
+    result["ok"] = not result["differences"]
+    return result
