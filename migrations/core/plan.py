@@ -22,6 +22,9 @@ class Plan:
     created_at: str = field(default_factory=now)
     number: int | None = None  # set when stored: what operators review and name with `run --plan N`
     options: dict[str, Any] = field(default_factory=dict)  # planning options, re-used when re-derived
+    # What the plan was derived from (migrations/core/basis.py), stored with it; None for a plan stored by an
+    # earlier release, or derived only for review.
+    basis: dict[str, Any] | None = None
 
     @functools.cached_property
     def digest(self) -> str:
@@ -60,6 +63,7 @@ class Plan:
                 "notes": self.notes,
                 "already_present": self.already_present,
                 "options": self.options,
+                "basis": self.basis,
             }
         )
         with store.tx() as tx:
@@ -92,6 +96,7 @@ class Plan:
             row["created_at"],
             number=row["number"],
             options=body.get("options", {}),
+            basis=body.get("basis"),
         )
 
     @staticmethod

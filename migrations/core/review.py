@@ -1,5 +1,7 @@
-"""`run` applies the plan that was reviewed: the stored, numbered plan, re-derived first and refused when the
-tenants or the mapping have changed in a way that invalidates it (Terraform's `plan -out` / `apply PLANFILE`).
+"""`run` applies the plan that was reviewed: the stored, numbered plan, refused at once when the config or
+mapping it was made from has changed (its basis, migrations/core/basis.py), else re-derived and refused when
+the tenants or the mapping have changed in a way that invalidates it (Terraform's `plan -out` / `apply
+PLANFILE`).
 
 Re-deriving plans again exactly as `plan` would (same planning options, nothing stored, the mapping left as
 it is) and compares the steps still to do: steps journaled done since the plan was made are not differences.
@@ -10,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from migrations.core.basis import Basis
 from migrations.core.errors import PlanningError
 from migrations.core.journal import Journal
 from migrations.core.plan import Plan
@@ -47,7 +50,7 @@ class PlanDiff:
     def __bool__(self) -> bool:
         return bool(self.added or self.removed or self.changed)
 
-    def summary(self, stored: Plan, settled: set[str]) -> str:
+    def summary(self, stored: Plan, settled: set[str], since: str | None = None) -> str:
         head = (
             f"plan {stored.number} ({stored.academy} {stored.phase}, made {stored.created_at}) no longer "
             f"matches the tenants and mapping: {len(self.added)} added, {len(self.removed)} removed, "
@@ -65,11 +68,29 @@ class PlanDiff:
         hidden = sum(max(0, len(x) - SHOWN) for x in (self.added, self.removed, self.changed))
         if hidden:
             lines.append(f"  ... and {hidden} more")
-        lines.append(
-            f"nothing was changed; review the new plan with `trustfold plan {stored.academy} --phase "
-            f"{stored.phase}` and run it, or plan and apply at once with `run --replan`"
-        )
+        if since:
+            lines.append(f"  {since}")
+        lines.append(_replan(stored, "nothing was changed"))
         return "\n".join(lines)
+
+
+def _replan(stored: Plan, done: str) -> str:
+    return (
+        f"{done}; review the new plan with `trustfold plan {stored.academy} --phase {stored.phase}` and run "
+        "it, or plan and apply at once with `run --replan`"
+    )
+
+
+def stale_summary(stored: Plan, moved: list[str], since: str | None) -> str:
+    lines = [
+        f"plan {stored.number} ({stored.academy} {stored.phase}, made {stored.created_at}) no longer matches "
+        "the tenants and mapping: the config or mapping it was made from has changed since"
+    ]
+    lines += [f"  {line}" for line in moved]
+    if since:
+        lines.append(f"  {since}")
+    lines.append(_replan(stored, "nothing was changed and nothing was sent"))
+    return "\n".join(lines)
 
 
 def _open_deps(step: Step, settled: set[str]) -> frozenset[str]:
@@ -107,6 +128,11 @@ class PlanChanged(PlanningError):
     """The reviewed plan is invalidated by changes since: exit 1 with the diff summary."""
 
 
+class StalePlan(PlanChanged):
+    """The reviewed plan's basis (config, mapping) has moved: found from the store and config alone, so it is
+    refused before any request, the preflight's included (migrations/readiness/run_gate.py)."""
+
+
 def stored_plan(store: StateStore, academy: str, phase: str, number: int | None) -> Plan:
     if number is None:
         plan = Plan.latest(store, academy, phase)
@@ -129,7 +155,8 @@ def stored_plan(store: StateStore, academy: str, phase: str, number: int | None)
 
 
 async def reviewed_plan(env: PhaseEnv, handler: PhaseHandler, number: int | None) -> Plan:
-    """The stored plan's remaining steps, re-derived now; PlanChanged if the tenants or mapping moved."""
+    """The stored plan's remaining steps, re-derived now; StalePlan if the config or mapping it was made from
+    moved, PlanChanged if re-deriving it now gives other steps (the tenants or mapping moved)."""
     code = env.academy.code
     stored = stored_plan(env.store, code, handler.name, number)
     given: dict[str, Any] = {k: env.options.get(k) for k in stored.options}
@@ -141,6 +168,16 @@ async def reviewed_plan(env: PhaseEnv, handler: PhaseHandler, number: int | None
             "planning options belong to `trustfold plan` (or use `run --replan`)",
             field="--" + clash[0].replace("_", "-"),
         )
+    # Before anything is read from a tenant: a plan made from a config or mapping that has changed since is
+    # refused naming what changed. The journal moving on is no refusal (a resumed run has done steps since);
+    # the re-derivation below decides, as it does for a plan stored without a basis.
+    basis = Basis.from_json(stored.basis)
+    since = None
+    if basis is not None:
+        moved = basis.moved(Basis.now(env.trust, env.academy, env.store), env.trust, env.store, code)
+        since = basis.journal_since(env.store, code)
+        if moved:
+            raise StalePlan(stale_summary(stored, moved, since))
     env.options.update(stored.options)
     env.options["review"] = True
     try:
@@ -155,7 +192,7 @@ async def reviewed_plan(env: PhaseEnv, handler: PhaseHandler, number: int | None
     settled = done | in_doubt
     diff = diff_plans(stored, fresh, settled)
     if diff:
-        raise PlanChanged(diff.summary(stored, settled))
+        raise PlanChanged(diff.summary(stored, settled, since))
     reviewed = {s.key: s for s in stored.steps}
     # The reviewed steps run, each keeping the order it was reviewed with: a dependency on a step in doubt
     # (which the re-derived plan may no longer name) still holds until reconciliation settles that step.

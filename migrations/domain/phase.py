@@ -13,6 +13,7 @@ import logging
 import time
 from typing import Any
 
+from migrations.core.basis import with_basis
 from migrations.core.errors import PlanningError
 from migrations.core.journal import Journal
 from migrations.core.plan import Plan
@@ -60,7 +61,7 @@ class DomainPhase:
         t = self._tenants(env)
         plan, facts = await plan_domain(env.trust, env.academy, env.store, t.legacy, t.trust)
         self.facts[plan.id] = facts
-        return plan
+        return with_basis(plan, env)
 
     # ---- run ----------------------------------------------------------------------------------------------
     async def run(self, env: PhaseEnv, plan: Plan, *, concurrency: int) -> PhaseRun:

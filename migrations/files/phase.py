@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
+from migrations.core.basis import with_basis
 from migrations.core.journal import Journal
 from migrations.core.plan import Plan
 from migrations.core.registry import PhaseEnv, PhaseRun, register_phase
@@ -146,7 +147,7 @@ class FilesPhase:
         finally:
             budget.save()
         self._contexts[plan.id] = ctx
-        return plan
+        return with_basis(plan, env)
 
     async def discover(self, env: PhaseEnv) -> dict[str, int]:
         """Scan the source drives (delta) and record their problems as findings, before any copying: the

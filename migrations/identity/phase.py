@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from migrations.core.basis import with_basis
 from migrations.core.errors import PlanningError
 from migrations.core.journal import Journal
 from migrations.core.plan import Plan
@@ -53,7 +54,7 @@ class IdentityPhase:
                 env.trust, env.academy, env.store, env.conns.target, renames.users, renames.groups
             )
         plan.notes = renames.notes + plan.notes
-        return plan
+        return with_basis(plan, env)
 
     async def discover(self, env: PhaseEnv) -> dict[str, int] | None:
         return None  # users and groups are read by `discover` itself (migrations/identity/discovery.py)

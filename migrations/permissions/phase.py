@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from migrations.core.basis import with_basis
 from migrations.core.journal import Journal
 from migrations.core.plan import Plan
 from migrations.core.registry import PhaseEnv, PhaseRun, register_phase
@@ -55,7 +56,9 @@ class PermissionsPhase:
                 raise PlanningError(
                     f"no drives scanned for {code}: run `trustfold run {code} --phase files` first"
                 )
-            return Plan(code, PHASE, [], ["no source drive holds content: no sharing to carry"])
+            return with_basis(
+                Plan(code, PHASE, [], ["no source drive holds content: no sharing to carry"]), env
+            )
         source, _, budget = await self._prepared(env)
         before = dict(budget.spent)
         try:
@@ -68,7 +71,7 @@ class PermissionsPhase:
         plan, exp = plan_permissions(env.store, env.academy)
         save_findings(env.store, code, exp.findings)
         self._scans[plan.id] = scan
-        return plan
+        return with_basis(plan, env)
 
     # ---- run ----------------------------------------------------------------------------------------------
     async def run(self, env: PhaseEnv, plan: Plan, *, concurrency: int) -> PhaseRun:

@@ -6,11 +6,13 @@ phases (a check names the phases it gates; none names `identity` itself).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from migrations.core.errors import PlanningError
 from migrations.core.registry import IDENTITY_PHASES
+from migrations.core.review import StalePlan
 from migrations.graph.concurrently import both
 
 if TYPE_CHECKING:
@@ -64,7 +66,7 @@ async def gated_plan(
     """The plan to apply, once preflight has let PHASE through. With `alongside` (getting the plan only reads:
     the reviewed plan re-derived) the checks and the plan run side by side, so the first write comes sooner;
     otherwise (planning stores a plan) the checks come first. A blocking check is reported before a changed
-    plan either way."""
+    plan either way, except a stale one (its basis moved), which is refused before anything is read."""
 
     async def checks() -> list[Check]:
         return await blocking_checks(env.trust, env.conns, env.store, env.academy, phase)
@@ -81,7 +83,15 @@ async def gated_plan(
         except PlanningError as exc:
             return exc
 
-    blocked, plan = await both(checks(), planned())
+    # The plan gets the first turn: a reviewed plan whose basis (config, mapping) has moved is refused from
+    # the store and config alone, before any request, the checks' included; it reaches its first request
+    # otherwise, and the checks start beside it.
+    plan_task = asyncio.ensure_future(planned())
+    await asyncio.sleep(0)
+    stale = plan_task.result() if plan_task.done() else None
+    if isinstance(stale, StalePlan):
+        raise stale
+    blocked, plan = await both(checks(), plan_task)
     if blocked:
         raise PreflightBlocked(refusal(env.academy.code, phase, blocked))
     if isinstance(plan, PlanningError):
