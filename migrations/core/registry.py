@@ -21,8 +21,13 @@ from migrations.graph.client import Connections
 from trust import Academy, Trust
 
 log = logging.getLogger("trustfold.phases")
-IDENTITY_PHASES = ("users", "groups", "memberships")
-PHASE_ORDER = ("discover", "users", "groups", "memberships", "files", "permissions", "verify", "domain")
+# Every phase that changes a tenant, in the order an academy goes through them: the one list of phase names.
+PHASES = ("users", "groups", "memberships", "files", "permissions", "domain")
+IDENTITY_PHASES = PHASES[:3]
+# What `rollback --phase all` undoes: everything but the domain cut-over, which is rolled back on its own.
+ROLLBACK_ALL = PHASES[:5]
+# Status rows as `status` and the report show them: discovery first, verification before the domain moves.
+PHASE_ORDER = ("discover", *ROLLBACK_ALL, "verify", "domain")
 
 
 @dataclass

@@ -9,6 +9,7 @@ from typing import Any
 from migrations.core.errors import PlanningError
 from migrations.core.journal import Journal
 from migrations.core.plan import Plan
+from migrations.core.registry import IDENTITY_PHASES
 from migrations.core.steps import Step
 from migrations.core.store import StateStore
 from migrations.domain.steps import safe
@@ -17,7 +18,6 @@ from migrations.identity.plan import mappings
 from trust import Academy, Trust
 
 PHASE = "domain"
-IDENTITY = ("users", "groups", "memberships")
 
 
 @dataclass
@@ -59,7 +59,9 @@ def check_preconditions(store: StateStore, academy: Academy) -> None:
     """Identity phases done and verified, and no other run of this academy in progress."""
     code = academy.code
     statuses = {r["phase"]: r["status"] for r in store.phase_statuses(code)}
-    missing = [f"{p} ({statuses.get(p, 'not-started')})" for p in IDENTITY if statuses.get(p) != "done"]
+    missing = [
+        f"{p} ({statuses.get(p, 'not-started')})" for p in IDENTITY_PHASES if statuses.get(p) != "done"
+    ]
     if statuses.get("verify") != "done":
         missing.append(f"verify ({statuses.get('verify', 'not-started')})")
     if missing:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrations.core.journal import Journal
+from migrations.core.registry import IDENTITY_PHASES
 from migrations.core.steps import Outcome
 from migrations.core.store import StateStore
 from migrations.graph.client import BatchItem, GraphError, GraphResponse, TenantConnection, Transient
@@ -29,7 +30,7 @@ UNDOABLE = {
     "ensure-licence-group": "delete group",
     "assign-group-licence": "remove the group's licence",
 }
-PHASE_ORDER = ("users", "groups", "memberships")
+PHASE_ORDER = IDENTITY_PHASES
 # Latest events that leave something to undo. A kept object (undo-skipped) is checked again by every later
 # rollback: once whoever changed it puts it back, it goes; while it stays changed, it is kept again.
 OPEN = ("done", "failed", "intent", "undo-intent", "undo-failed", "undo-skipped")

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from migrations.core.registry import PHASES
 from migrations.graph.client import (
     GRAPH_SCOPE,
     Connections,
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from migrations.core.store import StateStore
     from trust import Academy, Trust
 
-PHASES = ("users", "groups", "memberships", "files", "permissions", "domain")
 MARKER_NAME = "trustfoldSource"
 SHAREPOINT_ROLE = "Sites.FullControl.All"
 

@@ -14,11 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from migrations.core.registry import PHASES
+
 if TYPE_CHECKING:
     from migrations.core.store import StateStore
     from trust import Trust
 
-CHANGE_PHASES = ("users", "groups", "memberships", "files")
+# The phases the rehearsal plans and runs one by one (sharing and the domain have their own sequences).
+CHANGE_PHASES = PHASES[:4]
 EXIT_INTERRUPTED = 130  # what cli.main.run returns after a KeyboardInterrupt that reaches it
 
 

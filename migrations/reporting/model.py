@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from migrations.core.registry import PHASE_ORDER, ROLLBACK_ALL
 from migrations.core.store import now
 from migrations.reporting.sharing import sharing_summary
 from migrations.reporting.verification import verification_kinds
@@ -23,9 +24,10 @@ if TYPE_CHECKING:
     from migrations.core.store import StateStore
     from trust import Trust
 
-PHASES = ("discover", "users", "groups", "memberships", "files", "permissions", "verify")
+# The report's phase rows (the domain cut-over has a section of its own).
+PHASES = PHASE_ORDER[: PHASE_ORDER.index("domain")]
 # Phases whose runs change the trust tenant, and so have a migrated/skipped/failed tally.
-CHANGE_PHASES = ("users", "groups", "memberships", "files", "permissions")
+CHANGE_PHASES = ROLLBACK_ALL
 COUNT_KEYS = ("planned", "done", "skipped", "failed", "already_present", "bytes", "renamed")
 RUN_KEYS = ("requests", "throttled", "wait_seconds")
 # Journal events that mean an object now exists in the target because of this tool.
