@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import migrations.identity.steps  # noqa: F401  (registers the operations the Runner carries out)
 from migrations.core.errors import PlanningError
 from migrations.core.journal import Journal
 from migrations.core.plan import Plan
