@@ -2,18 +2,17 @@
 step's arguments, for resume and rollback) in one transaction after; steps left in doubt by a crash are
 settled by reading the tenant, never by blind resending.
 
-TRUSTFOLD_DOMAIN_KILL_AFTER=N (tests only) SIGKILLs the process at the Nth commit boundary, so crash tests
-kill at boundaries chosen by a seed instead of by timing.
+Crash tests kill at its boundaries through migrations.core.killpoints: the journal's labelled commits and
+`domain.sent` (a request answered, its outcome not yet journaled); `*:N` kills at the Nth, chosen by a seed.
 """
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrations.core import killpoints
 from migrations.core.journal import Journal
 from migrations.core.steps import Outcome, Step
 from migrations.core.store import StateStore
@@ -21,18 +20,6 @@ from migrations.domain.steps import OPS, RENAME_USER, DomainError, Tenants
 from migrations.graph.client import GraphResponse, MaybeApplied
 
 BATCH = 20
-
-
-class KillHook:
-    def __init__(self) -> None:
-        raw = os.environ.get("TRUSTFOLD_DOMAIN_KILL_AFTER", "")
-        self.left = int(raw) if raw.isdigit() and int(raw) > 0 else 0
-
-    def boundary(self) -> None:
-        if self.left:
-            self.left -= 1
-            if self.left == 0:
-                os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass
@@ -54,7 +41,6 @@ class Executor:
         on_step: Callable[[int], None] | None = None,
     ):
         self.store, self.journal, self.t, self.options = store, journal, tenants, options
-        self.kill = KillHook()
         self.result = Progress()
         self.on_step = on_step or (lambda _n: None)
         self.prefix = ""
@@ -62,13 +48,11 @@ class Executor:
     # ---- journal --------------------------------------------------------------------------------------
     def _intents(self, steps: list[Step]) -> None:
         self.journal.intents(steps, event=self.prefix + "intent")
-        self.kill.boundary()
 
     def _outcomes(self, pairs: list[tuple[Step, Outcome]]) -> None:
         for s, o in pairs:
             o.data = {**o.data, "args": s.args}
         self.journal.outcomes(pairs, prefix=self.prefix)
-        self.kill.boundary()
         for _, o in pairs:
             if o.status == "done":
                 self.result.done += 1
@@ -103,7 +87,7 @@ class Executor:
             return
         self._intents([step])
         out = await (op.forward if forward else op.backward)(step, self.t, self.options)
-        self.kill.boundary()
+        killpoints.reached("domain.sent")
         if out.status == "failed":
             self.result.failed += 1
             self.result.failures.append({"step": step.key, "message": out.message})
@@ -132,7 +116,7 @@ class Executor:
             conn = self.t.of(chunk[0])
             self._intents(chunk)
             answers = await conn.batch([RENAME_USER.request(s, forward) for s in chunk])
-            self.kill.boundary()
+            killpoints.reached("domain.sent")
             pairs: list[tuple[Step, Outcome]] = []
             for step, answer in zip(chunk, answers, strict=True):
                 out = RENAME_USER.outcome(step, answer) if isinstance(answer, GraphResponse) else None

@@ -9,20 +9,17 @@ step's own, so a resumed run never adds a grant twice.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrations.core import killpoints
 from migrations.core.journal import Journal
 from migrations.core.steps import Outcome, Step, register_operation
 from migrations.graph.client import GraphError, GraphResponse, MaybeApplied, TenantConnection
 from migrations.graph.sharepoint_window import SharePointBudget
 from migrations.permissions.grants import Grant, parse
 from migrations.permissions.scan import PERMISSION_RU
-
-KILL_ENV = "TRUSTFOLD_TEST_KILL_AT"  # "permissions.sent:N": SIGKILL after the Nth write's answer (tests only)
 
 
 @dataclass
@@ -68,13 +65,6 @@ async def remove_grant(target: TenantConnection, budget: SharePointBudget, a: di
         raise GraphError("DELETE", path, resp)
 
 
-def _maybe_kill(point: str, n: int) -> None:
-    """Commit-boundary kill hook: the write reached the tenant, its outcome is not yet journaled."""
-    want = os.environ.get(KILL_ENV, "")
-    if want and want == f"{point}:{n}":
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def _item_path(a: dict[str, Any]) -> str:
     return f"/drives/{a['target_drive']}/items/{a['target_item']}"
 
@@ -98,7 +88,6 @@ class Applier:
         self.in_doubt = in_doubt
         self.progress = progress
         self.tally = Tally()
-        self._answered = 0
 
     async def _send(self, method: str, path: str, body: Any = None) -> GraphResponse | None:
         await self.budget.acquire(self.target.tenant_id, PERMISSION_RU)
@@ -107,8 +96,7 @@ class Applier:
             resp = await self.target.request(method, path, json=body, counts_as_write=False, idempotent=False)
         except MaybeApplied:
             return None
-        self._answered += 1
-        _maybe_kill("permissions.sent", self._answered)
+        killpoints.reached("permissions.sent")  # the write reached the tenant; its outcome is not journaled
         return resp
 
     async def _direct(self, a: dict[str, Any]) -> list[Grant]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from migrations.files.bulk.engine import CRASH_ENV
+from migrations.core.killpoints import ENV as KILL_ENV
 from sandbox.azurite import Azurite
 from sandbox.migration_api import configure, service
 from tests.bulk.conftest import BulkCli, start
@@ -50,9 +50,9 @@ def test_in_doubt_conflict_rename_is_imported_under_the_journaled_name(
         own = w.put(TARGET, tgt_lib, TAKEN, b"the trust's own plan")  # forces the rename
         cli("discover", "hillside")
         cli("run", "hillside", "--phase", "users", "--replan")
-        cli.extra_env[CRASH_ENV] = "submitted"
+        cli.extra_env[KILL_ENV] = "bulk.submitted:1"
         assert cli("run", "hillside", "--phase", "files", "--replan", check=False).returncode == -9
-        del cli.extra_env[CRASH_ENV]
+        del cli.extra_env[KILL_ENV]
         svc = service(url.world)
         assert svc.jobs  # killed with its job in flight
         doubt = [a for a in _in_doubt(tmp_path / "state.db").values() if a.get("path") in (TAKEN, RENAMED)]

@@ -1,5 +1,5 @@
 """Crash safety, incremental passes and refusals of the Migration API engine, on one sandbox + Azurite:
-SIGKILL at commit boundaries (through the engine's hook) during packaging, staging and import, each resumed
+SIGKILL at commit boundaries (migrations.core.killpoints) during packaging, staging and import, each resumed
 with nothing imported twice; an incremental pass imports only the changes; a package corrupted in storage
 after staging is refused by SharePoint (the sandbox) and reported per item, then imported by the next run."""
 
@@ -12,26 +12,26 @@ from urllib.parse import quote
 
 from azure.storage.blob import ContainerClient
 
-from migrations.files.bulk.engine import CRASH_ENV
+from migrations.core.killpoints import ENV as KILL_ENV
 from sandbox.migration_api import service
 from tests.files.conftest import SOURCE_SITE, TARGET_SITE, World
 from tests.identity.conftest import TARGET
 
 
 def _crash_at(w: World, boundary: str) -> int:
-    w.cli.extra_env[CRASH_ENV] = boundary  # type: ignore[attr-defined]
+    w.cli.extra_env[KILL_ENV] = boundary  # type: ignore[attr-defined]
     try:
         return w.cli("run", "hillside", "--phase", "files", "--replan", check=False).returncode
     finally:
-        del w.cli.extra_env[CRASH_ENV]  # type: ignore[attr-defined]
+        del w.cli.extra_env[KILL_ENV]  # type: ignore[attr-defined]
 
 
 def test_kills_resume_incremental_and_corrupt_package(bulk_hillside: World) -> None:
     w = bulk_hillside
     svc = service(w.url.world)
-    assert _crash_at(w, "packaging") == -9 and not svc.jobs  # killed while files were being staged
-    assert _crash_at(w, "staged") == -9 and not svc.jobs  # killed with a package staged, not submitted
-    assert _crash_at(w, "submitted") == -9 and svc.jobs  # killed with a job in flight
+    assert _crash_at(w, "bulk.packaging:1") == -9 and not svc.jobs  # killed while files were being staged
+    assert _crash_at(w, "bulk.staged:1") == -9 and not svc.jobs  # killed with a package staged, not submitted
+    assert _crash_at(w, "bulk.submitted:1") == -9 and svc.jobs  # killed with a job in flight
     submitted = len(svc.jobs)
     result = w.cli.json("run", "hillside", "--phase", "files", "--replan")
     assert result["status"] == "succeeded", result["failures"]

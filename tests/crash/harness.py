@@ -1,5 +1,5 @@
 """Crash-test harness: trustfold runs in-process (fast) or, when a kill is asked for, as a subprocess that
-the commit-boundary hook (migrations.core.killpoints) ends with exit code 137 at an exact store commit."""
+the kill hook (migrations.core.killpoints) SIGKILLs at an exact store commit or named boundary."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import contextlib
 import io
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 from migrations.core.killpoints import ENV as KILL_ENV
 from tests.identity.conftest import CONFIG
 
-KILLED = 137
+KILLED = -signal.SIGKILL  # subprocess reports death by a signal as its negated number
 
 
 class Trustfold:

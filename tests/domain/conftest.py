@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from migrations.core.killpoints import ENV as KILL_ENV
 from sandbox.domains_state import verification_text
 from sandbox.testing import running_sandbox
 from tests.identity.conftest import bootstrapped
@@ -71,10 +72,10 @@ class Cli:
             raise AssertionError(f"trustfold {' '.join(args)} -> {code}\n{res.out}\n{res.err}")
         return res
 
-    def subprocess(self, *args: str, kill_after: int = 0) -> subprocess.CompletedProcess[str]:
+    def subprocess(self, *args: str, kill: str | None = None) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, **self.env()}
-        if kill_after:
-            env["TRUSTFOLD_DOMAIN_KILL_AFTER"] = str(kill_after)
+        if kill:
+            env[KILL_ENV] = kill
         return subprocess.run(
             [sys.executable, "-c", "from cli.main import main; main()", *args],
             env=env,

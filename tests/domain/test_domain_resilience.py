@@ -24,7 +24,7 @@ def _until_clean(cli: Cli, args: tuple[str, ...], rng: random.Random, kills: int
     end first ends the loop), then once more to the end."""
     killed = 0
     for _ in range(kills):
-        proc = cli.subprocess(*args, kill_after=rng.randint(1, 5))
+        proc = cli.subprocess(*args, kill=f"*:{rng.randint(1, 5)}")  # the Nth boundary of any kind
         if proc.returncode != -signal.SIGKILL:
             assert proc.returncode == 0, proc.stderr
             return killed

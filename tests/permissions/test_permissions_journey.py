@@ -12,14 +12,13 @@ from pathlib import Path
 
 import httpx
 
+from migrations.core.killpoints import ENV as KILL
 from migrations.core.store import StateStore
 from migrations.reporting.model import build_report
 from migrations.reporting.render import render_md
 from tests.identity.conftest import CONFIG, TARGET
 from tests.permissions.conftest import InProcessCli, World, run_with, variant
 from trust import load_trust
-
-KILL = "TRUSTFOLD_TEST_KILL_AT"
 
 
 def _plan(w: World) -> dict:

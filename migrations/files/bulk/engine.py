@@ -17,7 +17,7 @@ not yet submitted are discarded and their steps packaged afresh.
 
 This module holds the engine and a package's lifecycle; the parts live beside it: bulk_packages (sizing,
 library ids, manifest XML), bulk_stage (bytes and manifests into storage), bulk_blobs (block uploads),
-bulk_jobs (submission, queue events, re-attach), bulk_verify (the Graph check), bulk_secrets, bulk_hooks.
+bulk_jobs (submission, queue events, re-attach), bulk_verify (the Graph check), bulk_secrets.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from typing import Any
 import httpx
 from azure.core.exceptions import AzureError
 
+from migrations.core import killpoints
 from migrations.core.steps import Outcome, Step
 from migrations.core.store import now
 from migrations.files.bulk import crypto
-from migrations.files.bulk.hooks import CRASH_ENV, boundary
 from migrations.files.bulk.jobs import follow_safely, reattach, submit
 from migrations.files.bulk.packages import Lib, library, packages
 from migrations.files.bulk.secrets import Secrets
@@ -44,7 +44,7 @@ from migrations.files.bulk.stage import stage_files, stage_manifests
 from migrations.files.bulk.staging import Containers, OwnStaging, ProvidedStaging
 from migrations.graph.client import GraphError
 
-__all__ = ["CRASH_ENV", "BulkEngine", "Executor"]
+__all__ = ["BulkEngine", "Executor"]
 PACKAGES_AT_ONCE = 4
 
 
@@ -124,7 +124,7 @@ class BulkEngine:
             self.fail(steps, f"Migration API submission in doubt ({exc}); the next run re-attaches", progress)
             return
         self.save(pid, drive, "submitted", data, job)
-        boundary("submitted")
+        killpoints.reached("bulk.submitted")
         await follow_safely(self, pid, drive, data, job, steps, progress)
 
     async def _stage(
@@ -163,7 +163,7 @@ class BulkEngine:
         data["site_url"] = lib.library.site_url
         data["web_id"] = lib.library.web_id
         self.save(pid, drive, "staged", data)
-        boundary("staged")
+        killpoints.reached("bulk.staged")
         return steps
 
     def fail(self, steps: list[Step], message: str, progress: Callable[[], None]) -> None:

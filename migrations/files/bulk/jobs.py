@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from azure.core.exceptions import AzureError
 
+from migrations.core import killpoints
 from migrations.core.steps import Step
 from migrations.files.bulk import crypto
-from migrations.files.bulk.hooks import boundary
 from migrations.files.bulk.sharepoint_rest import MigrationApiError
 from migrations.files.bulk.staging import Containers
 from migrations.files.bulk.verify import verify
@@ -143,7 +143,7 @@ async def follow(
                     ev.get("TotalExpectedSPObjects"),
                     ev.get("TotalErrors"),
                 )
-                boundary("importing")
+                killpoints.reached("bulk.importing")
             ended = ended or kind == "JobEnd"
         # Recorded before the messages leave the queue, so a crash loses no error.
         eng.save(pid, drive, "imported" if ended else "submitted", data)

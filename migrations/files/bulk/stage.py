@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 from azure.core.exceptions import AzureError
 from quickxorhash import quickxorhash
 
+from migrations.core import killpoints
 from migrations.core.steps import Step
 from migrations.files.bulk import crypto
 from migrations.files.bulk.blobs import BLOCK, hashing, once, upload
-from migrations.files.bulk.hooks import boundary
 from migrations.files.bulk.packages import Lib, manifests
 from migrations.files.bulk.sharepoint_rest import MigrationApiError, url_arg
 from migrations.files.bulk.staging import Containers
@@ -57,7 +57,7 @@ async def stage_files(
             staged[step.key] = authors
             if first:
                 first = False
-                boundary("packaging")
+                killpoints.reached("bulk.packaging")
 
     await asyncio.gather(*(one(s) for s in steps))
     return staged, problems
