@@ -32,8 +32,6 @@ if TYPE_CHECKING:
     from migrations.readiness.preflight import Report
     from trust import Academy, Trust
 
-__all__ = ["PlanOptions", "RunOptions"]  # re-exported: callers build them from here
-
 T = TypeVar("T")
 ProgressFn = Callable[[int, int], None]
 # Given a label, a context holding the progress callback for the work inside it (None: no progress shown).
