@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from cli.context import AppContext, pass_app
+from cli.render import View, json_option
 
 
 @click.group()
@@ -26,9 +25,9 @@ def validate(app: AppContext) -> None:
 
 
 @config.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option("Machine-readable output.")
 @pass_app
-def show(app: AppContext, as_json: bool) -> None:
+def show(app: AppContext, view: View) -> None:
     """Print the validated declaration, with the names trustfold derives from it."""
     trust = app.trust()
     names = trust.names
@@ -43,8 +42,7 @@ def show(app: AppContext, as_json: bool) -> None:
             for a in trust.academies
         },
     }
-    if as_json:
-        click.echo(json.dumps(data, indent=2, sort_keys=True))
+    if view.data(data, sort_keys=True):
         return
     from rich.console import Console
     from rich.table import Table
@@ -74,9 +72,9 @@ def show(app: AppContext, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="A JSON list of {code, name, wave, tenant_id, ...}.")
+@json_option("A JSON list of {code, name, wave, tenant_id, ...}.")
 @pass_app
-def academies(app: AppContext, as_json: bool) -> None:
+def academies(app: AppContext, view: View) -> None:
     """List the academies in wave order."""
     trust = app.trust()
     rows = [
@@ -92,8 +90,7 @@ def academies(app: AppContext, as_json: bool) -> None:
         }
         for a in trust.academies
     ]
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
+    if view.data(rows):
         return
     for r in rows:
         click.echo(

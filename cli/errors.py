@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import click
 
+from migrations.core.errors import OperationError
 
-class OperationFailed(Exception):
-    """The command ran but its work failed or found differences: exit 1, one line."""
+
+class OperationFailed(OperationError):
+    """The command ran but its work failed or found differences: exit 1, one line. The application layer's
+    refusals (migrations.core.errors.OperationError) are mapped the same way."""
 
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 
 import click
 
 from cli.context import AppContext, pass_app
 from cli.errors import OperationFailed
+from cli.render import View, json_option
 
 
 @click.group()
@@ -17,9 +17,9 @@ def infra() -> None:
 
 
 @infra.command()
-@click.option("--json", "as_json", is_flag=True, help='{"resources": [...], "violations": [...]}')
+@json_option('{"resources": [...], "violations": [...]}')
 @pass_app
-def check(app: AppContext, as_json: bool) -> None:
+def check(app: AppContext, view: View) -> None:
     """Declare every resource under Pulumi mocks (no CLI, credentials or network) and apply the baseline.
 
     Exit 1 on a mandatory violation, 2 on bad config.
@@ -28,9 +28,7 @@ def check(app: AppContext, as_json: bool) -> None:
     from infra.check import run_check
 
     result = run_check(trust)
-    if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True, default=str))
-    else:
+    if not view.data(result.to_json(), sort_keys=True, default=str):
         per: dict[str, int] = defaultdict(int)
         for r in result.resources:
             per[r.academy or "platform"] += 1

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from cli.context import AppContext
-from cli.errors import EXIT_BAD_INPUT, EXIT_FAILED, OperationFailed
+from cli.errors import EXIT_BAD_INPUT, EXIT_FAILED
 from cli.lazy import LazyGroup
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(argv: list[str] | None, *, verbose: bool = False) -> int:
+    from migrations.core.errors import OperationError
     from migrations.safety.redaction import redact
     from trust.errors import ConfigError
 
@@ -168,7 +169,7 @@ def run(argv: list[str] | None, *, verbose: bool = False) -> int:
         return EXIT_BAD_INPUT if exc.exit_code == 2 else exc.exit_code
     except ConfigError as exc:
         return _fail(EXIT_BAD_INPUT, redact(str(exc)), verbose)
-    except OperationFailed as exc:
+    except OperationError as exc:
         return _fail(EXIT_FAILED, redact(str(exc)), verbose)
     except KeyboardInterrupt:
         click.echo("interrupted; state is journaled, run the same command again to resume", err=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cli.context import AppContext, pass_app
+from cli.render import View, json_option
 
 if TYPE_CHECKING:
     from migrations.rehearsal.demo import DemoOutcome, DemoStep
@@ -85,41 +84,14 @@ def report(app: AppContext, academy: str | None, fmt: str, out: Path | None) -> 
 
 @click.command()
 @click.argument("academy", required=False)
-@click.option("--json", "as_json", is_flag=True, help="One JSON array, for scripts.")
+@json_option("One JSON array, for scripts.")
 @pass_app
-def audit(app: AppContext, academy: str | None, as_json: bool) -> None:
+def audit(app: AppContext, academy: str | None, view: View) -> None:
     """List the operator audit log: who changed a tenant, when, with which plan, and the outcome."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from migrations.safety.sanitise import terminal_text
-
     trust = _trust_or_none(app)
     store = app.store(create=False, readonly=True)
     _check_academy(app, trust, academy)
-    entries = store.audit_entries(academy)
-    if as_json:
-        from migrations.safety.sanitise import report_text
-
-        click.echo(report_text(json.dumps(entries, indent=2, ensure_ascii=False)))
-        return
-    if not entries:
-        click.echo("no audited actions" + (f" for {academy}" if academy else ""))
-        return
-    table = Table(show_lines=False)
-    for column in ("at", "operator", "host", "command", "academy", "phase", "plan", "outcome"):
-        table.add_column(column)
-    for e in entries:
-        table.add_row(
-            *(
-                terminal_text(e[k] or "")
-                for k in ("at", "operator", "host", "command", "academy", "phase", "plan_id", "outcome")
-            ),
-            style="red" if e["outcome"] not in ("succeeded", "ok", "dry-run") else None,
-        )
-    # Piped output keeps whole values (scripts and CI logs); a terminal gets a table that fits.
-    width = None if sys.stdout.isatty() else 220
-    Console(highlight=False, markup=False, width=width).print(table)
+    view.audit(store.audit_entries(academy), academy)
 
 
 @click.command()
@@ -246,8 +218,7 @@ def run_demo(app: AppContext, *, keep: bool, size: int | None, out: Path) -> Non
         graph = rehearsal_graph(app.config_dir, app.graph_url, keep=keep, size=size, state=sandbox_state)
         with graph as url, rehearsal_storage(url):  # Azurite when installed: the bulk file engine rehearses
             outcomes = rehearse(steps, lambda step: _invoke(app, url, step), app.state_path, _echo)
-            from migrations.domain.demo import rehearse_domain  # the domain cut-over, for one academy
-            from migrations.rehearsal.demo import DemoStep
+            from migrations.rehearsal.demo import DemoStep, rehearse_domain  # the cut-over, for one academy
 
             outcomes += rehearse_domain(trust, url, lambda c, lb, a: _invoke(app, url, DemoStep(c, lb, a)))
     except KeyboardInterrupt:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from migrations.core.errors import OperationError
 from migrations.core.store import StateStore, now
 
 log = logging.getLogger("trustfold.locks")
@@ -31,7 +32,7 @@ STALE_AFTER = 120.0  # seconds without a heartbeat after which a holder counts a
 HEARTBEAT_EVERY = 20.0  # seconds between heartbeats; several fit inside STALE_AFTER
 
 
-class LockHeld(Exception):
+class LockHeld(OperationError):
     """Another live run holds the lock: an operation failure (exit 1), not bad input."""
 
 

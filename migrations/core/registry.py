@@ -40,6 +40,9 @@ class PhaseEnv:
     run_dir: Path
     progress: Callable[[int, int], None] | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    # Sign-in names a later phase switched (trust user id -> UPN): what verification expects them to be now.
+    # The application layer fills it from the domain phase, so identity never imports domain.
+    switched_upns: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from migrations.identity.context import IdentityContext, PasswordSink, marker_pr
 from migrations.identity.plan import plan_groups, plan_identity, plan_memberships, plan_users
 from migrations.identity.stale import Renames, recheck_targets
 from migrations.identity.undo import carry_out, rollback_plan
+from migrations.identity.verify import verify_identity
 
 
 class IdentityPhase:
@@ -60,7 +61,10 @@ class IdentityPhase:
         return None  # users and groups are read by `discover` itself (migrations/identity/discovery.py)
 
     async def verify(self, env: PhaseEnv) -> dict[str, Any] | None:
-        return None  # identity is checked against the mapping by identity/verify.py, for every academy
+        if self.name != "identity":
+            return None  # the three parts are checked together, once, by `identity`
+        ctx = IdentityContext(env.trust, env.academy, env.store, env.conns.target)
+        return (await verify_identity(env.trust, env.academy, ctx, env.switched_upns)).to_json()
 
     async def run(self, env: PhaseEnv, plan: Plan, *, concurrency: int) -> PhaseRun:
         code = env.academy.code

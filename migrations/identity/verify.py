@@ -75,7 +75,10 @@ async def _group_licences(
     return {tid: (wanted[tid], s, check.waited) for tid, s in states.items()}
 
 
-async def verify_identity(trust: Trust, academy: Academy, ctx: IdentityContext) -> Verification:
+async def verify_identity(
+    trust: Trust, academy: Academy, ctx: IdentityContext, switched: dict[str, str]
+) -> Verification:
+    """The trust tenant against the mapping; `switched` holds the UPNs a later phase (domain) gave users."""
     result = Verification()
     store, conn = ctx.store, ctx.target
     ctx.load_ids()
@@ -88,9 +91,6 @@ async def verify_identity(trust: Trust, academy: Academy, ctx: IdentityContext) 
         "licenseAssignmentStates"
     )
     expected: list[tuple[dict[str, Any], str]] = []
-    from migrations.domain.verify import switched_upns  # the domain phase may have moved sign-in names
-
-    switched = switched_upns(store, academy.code)
     for row in user_rows:
         tid = (
             row["data"].get("target_id")

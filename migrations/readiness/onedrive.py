@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import httpx
 
+from migrations.core.errors import OperationError
 from migrations.core.store import dumps, now
 from migrations.graph.client import MAX_BATCH, BatchItem, GraphError, GraphResponse, TenantConnection
 from migrations.graph.sharepoint_admin import sharepoint_token
@@ -206,7 +207,7 @@ async def _enqueue(http: httpx.AsyncClient, site: str, token: str, upns: list[st
     raise ProvisioningError("SharePoint admin kept throttling the OneDrive request; try again later")
 
 
-class ProvisioningError(Exception):
+class ProvisioningError(OperationError):
     """The SharePoint admin call failed (credential, permission, throttling)."""
 
 

@@ -66,6 +66,15 @@ def demo_steps(trust: Trust, available: Collection[str]) -> list[DemoStep]:
     return steps
 
 
+def rehearse_domain(
+    trust: Trust, graph_url: str, invoke: Callable[[str, str, list[str]], DemoOutcome]
+) -> list[DemoOutcome]:
+    """The domain cut-over for the first academy, after the other phases (migrations/domain/demo.py)."""
+    from migrations.domain.demo import rehearse_domain as cut_over
+
+    return cut_over(trust, graph_url, invoke)
+
+
 def with_onboarding(trust: Trust, steps: list[DemoStep]) -> list[DemoStep]:
     """The rehearsal with the operator's first steps: preflight (showing the one-off set-up still needed),
     bootstrap; and each academy's OneDrives provisioned before its files phase."""
