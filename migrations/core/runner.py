@@ -22,14 +22,13 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_exponential
 
 from migrations.core.journal import Journal
 from migrations.core.plan import Plan
-from migrations.core.runs import Metrics
+from migrations.core.runs import Metrics, Tally
 from migrations.core.steps import Outcome, Step, operation
 from migrations.graph.client import GraphError, GraphResponse, MaybeApplied
 
@@ -81,35 +80,6 @@ class RoutedJournal:
     def outcomes(self, results: list[tuple[Step, Outcome]]) -> None:
         for phase, group in self._by_phase(results, lambda r: r[0]).items():
             self.journals[phase].outcomes(group)
-
-
-@dataclass
-class RunResult:
-    done: int = 0
-    already: int = 0
-    failed: int = 0
-    skipped: int = 0
-    reconciled: int = 0
-    failures: list[dict[str, str]] = field(default_factory=list)
-    outcome_of: dict[str, str] = field(default_factory=dict)  # step key -> done | already | failed | skipped
-
-    def counts(self, keys: set[str] | None = None) -> dict[str, Any]:
-        """The tally, of every step or of `keys` only (one phase's part of a graph run)."""
-        if keys is None:
-            return {
-                "done": self.done,
-                "already_present": self.already,
-                "failed": self.failed,
-                "skipped": self.skipped,
-                "reconciled": self.reconciled,
-            }
-        mine = [v for k, v in self.outcome_of.items() if k in keys]
-        return {
-            "done": mine.count("done"),
-            "already_present": mine.count("already"),
-            "failed": mine.count("failed"),
-            "skipped": mine.count("skipped"),
-        }
 
 
 def unrunnable(pending: dict[str, Step], satisfied: set[str]) -> dict[str, str]:
@@ -166,13 +136,14 @@ class Runner:
         on_progress: Callable[[int, int], None] | None = None,
         metrics: Metrics | None = None,
         lag_tolerance: float = 4.0,
+        tally: Tally | None = None,
     ):
         self.plan, self.ctx, self.journal = plan, ctx, journal
         self.concurrency = max(1, concurrency)
         self.on_progress = on_progress
         self.metrics = metrics
         self.lag_tolerance = max(0.0, lag_tolerance)
-        self.result = RunResult()
+        self.result = tally or Tally()
         self.total = len(plan.steps)
         self._done: set[str] = set()
         self._waiting: dict[str, set[str]] = {}
@@ -199,7 +170,7 @@ class Runner:
         self._sample()
 
     # ---- the graph ------------------------------------------------------------------------------------
-    async def run(self) -> RunResult:
+    async def run(self) -> Tally:
         history = self.journal.history()
         satisfied = {k for k, h in history.items() if h["event"] == "done"}
         in_doubt: list[Step] = []

@@ -18,7 +18,7 @@ from migrations.core.errors import PlanningError
 from migrations.core.journal import Journal
 from migrations.core.plan import Plan
 from migrations.core.registry import PhaseEnv, PhaseRun, register_phase
-from migrations.core.runs import finish_run, start_run
+from migrations.core.runs import RunRecord, phase_run
 from migrations.core.steps import Step
 from migrations.domain import runbook
 from migrations.domain.executor import Executor
@@ -68,7 +68,21 @@ class DomainPhase:
         code = env.academy.code
         # Stopped at the DNS checkpoint last time (from the runs table: `plan` rewrites the phase status).
         before = "waiting-for-dns" if runbook.announced(env.store, code, "run") else ""
-        run_id = start_run(env.store, code, PHASE, "run", plan.id, env.operator)
+        # The phase keeps its own statuses: waiting-for-dns, and the runbook in their detail.
+        async with phase_run(
+            env.store,
+            code,
+            PHASE,
+            "run",
+            env.operator,
+            plan_id=plan.id,
+            planned=len(plan.steps),
+            own_status=True,
+        ) as run:
+            return await self._run(env, plan, run, before)
+
+    async def _run(self, env: PhaseEnv, plan: Plan, run: RunRecord, before: str) -> PhaseRun:
+        code, run_id = env.academy.code, run.run_id
         if before != "waiting-for-dns":
             runbook.record(env.store, code, "running", None, last_run=run_id, plan=plan.id)
         journal = Journal(env.store, run_id, code, PHASE, plan.id)
@@ -82,7 +96,8 @@ class DomainPhase:
             opts,
             lambda n: env.progress and env.progress(ex.result.done + ex.result.already, total),
         )
-        status, notes = "failed", list(plan.notes)
+        run.measure = lambda: self._counts(plan, ex)
+        notes = list(plan.notes)
         try:
             await ex.settle(plan.steps, Journal.state(env.store, code, PHASE), forward=True)
             history = Journal.state(env.store, code, PHASE)
@@ -147,8 +162,10 @@ class DomainPhase:
                     dns_file=str(path),
                     last_run=run_id,
                 )
-                status = "waiting-for-dns"
-                return PhaseRun(run_id, status, self._counts(plan, ex, records), ex.result.failures, notes)
+                run.status = "waiting-for-dns"
+                return PhaseRun(
+                    run_id, run.status, self._counts(plan, ex, records), ex.result.failures, notes
+                )
             for step in pending:
                 await ex.single(step, True)
                 waited = runbook.dns_wait_seconds(env.store, code)
@@ -175,9 +192,8 @@ class DomainPhase:
                     "running",
                     f"{len(switches)} trust user(s) now sign in on the academy domain",
                 )
-            status = "succeeded"
+            run.status = "succeeded"
         except DomainError as exc:
-            finish_run(env.store, run_id, "failed", self._counts(plan, ex))
             # DNS not published in time leaves the phase where it was: waiting-for-dns.
             runbook.record(
                 env.store,
@@ -187,9 +203,6 @@ class DomainPhase:
                 last_run=run_id,
             )
             raise PlanningError(str(exc)) from None
-        finally:
-            if status != "failed":
-                finish_run(env.store, run_id, status, self._counts(plan, ex))
         for k in ex.result.kept:
             notes.append(f"kept {k['object']}: {k['message']}")
         runbook.record(
@@ -203,7 +216,7 @@ class DomainPhase:
             dns=[],
             **self._counts(plan, ex),
         )
-        return PhaseRun(run_id, status, self._counts(plan, ex), ex.result.failures, notes)
+        return PhaseRun(run_id, run.status, self._counts(plan, ex), ex.result.failures, notes)
 
     @staticmethod
     def _counts(plan: Plan, ex: Executor, records: list[tuple[str, str]] | None = None) -> dict[str, Any]:
@@ -237,15 +250,19 @@ class DomainPhase:
     async def rollback(self, env: PhaseEnv, steps: list[Any], *, purge: bool) -> PhaseRun:
         code = env.academy.code
         before = "waiting-for-dns" if runbook.announced(env.store, code, "rollback") else ""
-        run_id = start_run(env.store, code, PHASE, "rollback", None, env.operator)
+        async with phase_run(env.store, code, PHASE, "rollback", env.operator, own_status=True) as run:
+            return await self._rollback(env, run, before)
+
+    async def _rollback(self, env: PhaseEnv, run: RunRecord, before: str) -> PhaseRun:
+        code, run_id = env.academy.code, run.run_id
         journal = Journal(env.store, run_id, code, PHASE, None)
         t = self._tenants(env)
         opts = self._opts(env)
         ex = Executor(env.store, journal, t, opts)
         ex.prefix = "undo-"
         todo = self._undoable(env)
+        run.measure = lambda: {"planned": len(todo), "done": ex.result.done}
         notes: list[str] = []
-        status = "failed"
         try:
             await ex.settle(todo, Journal.state(env.store, code, PHASE), forward=False)
             todo = self._undoable(env)
@@ -289,11 +306,11 @@ class DomainPhase:
                         dns=[{"name": name, "text": text, "action": "publish"}]
                         + [{"name": n, "text": o, "action": "withdraw"} for n, o in withdraw],
                     )
-                    status = "waiting-for-dns"
-                    finish_run(env.store, run_id, status, {"planned": len(todo), "done": ex.result.done})
+                    run.status = "waiting-for-dns"
+                    run.counts = {"planned": len(todo), "done": ex.result.done}
                     return PhaseRun(
                         run_id,
-                        status,
+                        run.status,
                         {
                             "planned": len(todo),
                             "done": ex.result.done,
@@ -311,7 +328,7 @@ class DomainPhase:
                 await ex.renames(by_op["rename-user"], False)
             status = "succeeded" if not ex.result.failed else "failed"
         except DomainError as exc:
-            finish_run(env.store, run_id, "failed", {"planned": len(todo), "done": ex.result.done})
+            run.status, run.counts = "failed", {"planned": len(todo), "done": ex.result.done}
             runbook.record(
                 env.store,
                 code,
@@ -325,7 +342,7 @@ class DomainPhase:
             "kept": len(ex.result.kept),
             "failed": ex.result.failed,
         }
-        finish_run(env.store, run_id, status, counts)
+        run.status, run.counts = status, counts
         runbook.record(
             env.store,
             code,

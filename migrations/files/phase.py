@@ -18,7 +18,7 @@ from migrations.core.basis import with_basis
 from migrations.core.journal import Journal
 from migrations.core.plan import Plan
 from migrations.core.registry import PhaseEnv, PhaseRun, register_phase
-from migrations.core.runs import Metrics, finish_run, start_run
+from migrations.core.runs import Metrics, RunRecord, Tally, phase_run
 from migrations.core.steps import Outcome, SideWrite, Step, register_operation
 from migrations.core.store import now
 from migrations.files.engine_choice import install as install_engine
@@ -87,17 +87,14 @@ def _depth(path: str) -> int:
     return path.count("/")
 
 
-@dataclass
-class _RunState:
+@dataclass(kw_only=True)
+class _RunState(Tally):
+    """The run's tally, and what its steps share."""
+
     trees: dict[str, Tree]
     in_doubt: set[str]
     unfinished: dict[str, Unfinished] = field(default_factory=dict)
     counters: Counters = field(default_factory=Counters)
-    done: int = 0
-    already: int = 0
-    failed: int = 0
-    skipped: int = 0
-    failures: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -184,14 +181,31 @@ class FilesPhase:
 
     # ---- run ----------------------------------------------------------------------------------------------
     async def run(self, env: PhaseEnv, plan: Plan, *, concurrency: int) -> PhaseRun:
-        code = env.academy.code
-        source, target, budget = await self._prepared(env)
+        prepared = await self._prepared(env)
         ctx = self._contexts.pop(plan.id, None) or PlanContext()
-        run_id = start_run(env.store, code, PHASE, "run", plan.id, env.operator)
-        env.store.set_phase_status(code, PHASE, "running", {"last_run": run_id, "plan": plan.id})
+        async with phase_run(
+            env.store, env.academy.code, PHASE, "run", env.operator, plan_id=plan.id, planned=len(plan.steps)
+        ) as run:
+            failures, notes = await self._run(env, plan, run, concurrency, ctx, prepared)
+        return run.outcome(failures, notes)
+
+    async def _run(
+        self,
+        env: PhaseEnv,
+        plan: Plan,
+        run: RunRecord,
+        concurrency: int,
+        ctx: PlanContext,
+        prepared: tuple[TenantConnection, TenantConnection, SharePointBudget],
+    ) -> tuple[list[dict[str, str]], list[str]]:
+        code, run_id = env.academy.code, run.run_id
+        source, target, budget = prepared
         journal = Journal(env.store, run_id, code, PHASE, plan.id)
         in_doubt = {k for k, v in Journal.state(env.store, code, PHASE).items() if v["event"] == "intent"}
-        state = _RunState(dict(ctx.targets), in_doubt, unfinished_copies(env.store, code, PHASE))
+        state = _RunState(
+            trees=dict(ctx.targets), in_doubt=in_doubt, unfinished=unfinished_copies(env.store, code, PHASE)
+        )
+        run.tally = state
         sessions = UploadSessions(env.run_dir.parent / f"upload-sessions-{code}.json")
         copier = FileCopier(source, target, budget, sessions, state.counters)
         metrics = Metrics(env.store, run_id)
@@ -212,13 +226,9 @@ class FilesPhase:
                 }
             )
 
-        status = "failed"
         started = time.monotonic()
-        try:
-            await ops.execute(plan.steps, concurrency, progress)
-            status = "succeeded" if state.failed == 0 else "failed"
-        finally:
-            progress()
+
+        def measure() -> dict[str, Any]:
             after = {c.tenant_id: c.stats.as_dict() for c in (source, target)}
 
             def delta(k: str) -> float:
@@ -229,7 +239,7 @@ class FilesPhase:
                 "('forbidden-name', 'name-conflict', 'path-too-long')",
                 (code,),
             )[0]["n"]
-            counts = {
+            return {
                 "planned": total,
                 "done": state.done,
                 "already_present": state.already + plan.already_present,
@@ -246,15 +256,14 @@ class FilesPhase:
                 "sharepoint_ru_target": budget.spent.get(target.tenant_id, 0),
                 "seconds": round(time.monotonic() - started, 3),
             }
-            finish_run(env.store, run_id, status, counts)
+
+        run.measure = measure
+        try:
+            await ops.execute(plan.steps, concurrency, progress)
+        finally:
+            progress()
             budget.save()
-            env.store.set_phase_status(
-                code,
-                PHASE,
-                "done" if status == "succeeded" else "failed",
-                {"last_run": run_id, "plan": plan.id, **counts},
-            )
-        return PhaseRun(run_id, status, counts, state.failures, list(plan.notes) + state.notes)
+        return state.failures, list(plan.notes) + state.notes
 
     # ---- rollback -----------------------------------------------------------------------------------------
     async def rollback_steps(self, env: PhaseEnv) -> list[Any]:
@@ -311,14 +320,29 @@ class FilesPhase:
     async def rollback(self, env: PhaseEnv, steps: list[Any], *, purge: bool) -> PhaseRun:
         code = env.academy.code
         _, target, budget = await self._prepared(env)
-        run_id = start_run(env.store, code, PHASE, "rollback", None, env.operator)
+        async with phase_run(env.store, code, PHASE, "rollback", env.operator, planned=len(steps)) as run:
+            await self._rollback(env, steps, run, target, budget)
+        notes = run.tally.kept_notes()
+        if purge:
+            notes.append(
+                "deleted files and folders are in the site's recycle bin (kept 93 days by SharePoint)"
+            )
+        return run.outcome(run.tally.failures, notes)
+
+    async def _rollback(
+        self,
+        env: PhaseEnv,
+        steps: list[Any],
+        run: RunRecord,
+        target: TenantConnection,
+        budget: SharePointBudget,
+    ) -> None:
+        code, run_id, tally = env.academy.code, run.run_id, run.tally
         journal = Journal(env.store, run_id, code, PHASE, None)
         sessions = UploadSessions(env.run_dir.parent / f"upload-sessions-{code}.json")
-        undone, kept, failed = 0, [], []
         gate = asyncio.Semaphore(PER_DRIVE)
 
         async def undo(step: Step) -> None:
-            nonlocal undone
             a = step.args
             async with gate:
                 # Intent before the target is touched, outcome only once it is known (as forward steps).
@@ -336,42 +360,23 @@ class FilesPhase:
                     ]
                 journal.undo_outcome(step.key, step.op, outcome)
             if outcome.status == "kept":
-                kept.append({"object": a["path"], "message": outcome.message})
+                tally.kept.append({"object": a["path"], "message": outcome.message})
             elif outcome.status == "failed":
-                failed.append({"step": step.key, "message": outcome.message})
+                tally.fail(step.key, outcome.message)
             else:
-                undone += 1
+                tally.done += 1
 
-        try:
-            # Files together, then folders one depth at a time from the deepest: a folder is reached only
-            # once everything of ours inside it has been dealt with.
-            levels: dict[tuple[bool, int], list[Step]] = {}
-            for step in steps:
-                folder = bool(step.args["folder"])
-                levels.setdefault((folder, -_depth(step.args["path"]) if folder else 0), []).append(step)
-            for level in sorted(levels):
-                async with asyncio.TaskGroup() as tasks:
-                    for step in levels[level]:
-                        tasks.create_task(undo(step))
-        except BaseException:
-            finish_run(env.store, run_id, "interrupted", {"planned": len(steps), "done": undone})
-            raise
+        # Files together, then folders one depth at a time from the deepest: a folder is reached only once
+        # everything of ours inside it has been dealt with.
+        levels: dict[tuple[bool, int], list[Step]] = {}
+        for step in steps:
+            folder = bool(step.args["folder"])
+            levels.setdefault((folder, -_depth(step.args["path"]) if folder else 0), []).append(step)
+        for level in sorted(levels):
+            async with asyncio.TaskGroup() as tasks:
+                for step in levels[level]:
+                    tasks.create_task(undo(step))
         budget.save()
-        status = "succeeded" if not failed else "failed"
-        counts = {"planned": len(steps), "done": undone, "kept": len(kept), "failed": len(failed)}
-        finish_run(env.store, run_id, status, counts)
-        env.store.set_phase_status(
-            code,
-            PHASE,
-            "rolled-back" if status == "succeeded" else "failed",
-            {"last_run": run_id, **counts, "kept": kept},
-        )
-        notes = [f"kept {k['object']}: {k['message']}" for k in kept]
-        if purge:
-            notes.append(
-                "deleted files and folders are in the site's recycle bin (kept 93 days by SharePoint)"
-            )
-        return PhaseRun(run_id, status, counts, failed, notes)
 
     # ---- verify -------------------------------------------------------------------------------------------
     async def verify(self, env: PhaseEnv) -> dict[str, Any]:

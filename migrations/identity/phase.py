@@ -10,7 +10,7 @@ from migrations.core.journal import Journal
 from migrations.core.plan import Plan
 from migrations.core.registry import IDENTITY_PHASES, PhaseEnv, PhaseRun, register_phase
 from migrations.core.runner import RoutedJournal, Runner
-from migrations.core.runs import Metrics, finish_run, start_run
+from migrations.core.runs import Metrics, RunRecord, phase_run
 from migrations.identity import licence_groups, licence_wait
 from migrations.identity.context import IdentityContext, PasswordSink, marker_property, step_phase
 from migrations.identity.plan import plan_groups, plan_identity, plan_memberships, plan_users
@@ -67,10 +67,23 @@ class IdentityPhase:
         return (await verify_identity(env.trust, env.academy, ctx, env.switched_upns)).to_json()
 
     async def run(self, env: PhaseEnv, plan: Plan, *, concurrency: int) -> PhaseRun:
-        code = env.academy.code
-        run_id = start_run(env.store, code, self.name, "run", plan.id, env.operator)
-        for part in self.parts:
-            env.store.set_phase_status(code, part, "running", {"last_run": run_id, "plan": plan.id})
+        async with phase_run(
+            env.store,
+            env.academy.code,
+            self.name,
+            "run",
+            env.operator,
+            plan_id=plan.id,
+            parts=self.parts,
+            planned=len(plan.steps),
+        ) as run:
+            failures, notes = await self._run(env, plan, run, concurrency)
+        return run.outcome(failures, notes)
+
+    async def _run(
+        self, env: PhaseEnv, plan: Plan, run: RunRecord, concurrency: int
+    ) -> tuple[list[dict[str, str]], list[str]]:
+        code, run_id = env.academy.code, run.run_id
         passwords = PasswordSink(env.run_dir, run_id) if "users" in self.parts else None
         ctx = self._ctx(env, passwords)
         if "users" in self.parts:
@@ -97,84 +110,67 @@ class IdentityPhase:
             on_progress=env.progress,
             metrics=Metrics(env.store, run_id),
             lag_tolerance=float(env.options.get("lag_tolerance") or 4.0),
+            tally=run.tally,
         )
-        status = "failed"
         licence_failures: list[dict[str, str]] = []
-        try:
-            result = await runner.run()
-            if "users" in self.parts and licence_groups.group_mode(env.trust):
-                # Entra licenses members in the background: wait (bounded) and report errors, never success.
-                licence_failures = await _group_licence_findings(env)
-            status = "succeeded" if result.failed == 0 and not licence_failures else "failed"
-        finally:
-            if passwords:
-                passwords.close()
+
+        def measure() -> dict[str, Any]:
             stats = env.conns.target.stats.as_dict()
-            counts = {
+            return {
                 "planned": len(plan.steps),
-                **runner.result.counts(),
+                **run.tally.counts(),
                 **({"licence_problems": len(licence_failures)} if licence_failures else {}),
                 **{
                     k: round(stats[k] - stats_before[k], 3) for k in ("requests", "throttled", "wait_seconds")
                 },
             }
-            finish_run(env.store, run_id, status, counts)
-            for part in self.parts:
-                # A graph run reports each phase its own part, so reports never count a step thrice.
-                keys = {s.key for s in plan.steps if step_phase(s) == part}
-                tally = counts if part == self.name else {"planned": len(keys), **runner.result.counts(keys)}
-                ok = not tally.get("failed") and not tally.get("skipped")
-                ok = ok and not (part == "users" and licence_failures)
-                env.store.set_phase_status(
-                    code,
-                    part,
-                    "done" if ok else "failed",
-                    {"last_run": run_id, "plan": plan.id, **tally},
-                )
+
+        def part_status(part: str, status: str, counts: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+            # A graph run reports each phase its own part, so reports never count a step thrice.
+            keys = {s.key for s in plan.steps if step_phase(s) == part}
+            tally = counts if part == self.name else {"planned": len(keys), **run.tally.counts(keys)}
+            ok = not tally.get("failed") and not tally.get("skipped")
+            ok = ok and not (part == "users" and licence_failures)
+            return ("done" if ok else "failed"), {"last_run": run_id, "plan": plan.id, **tally}
+
+        run.measure, run.part_status = measure, part_status
+        try:
+            result = await runner.run()
+            if "users" in self.parts and licence_groups.group_mode(env.trust):
+                # Entra licenses members in the background: wait (bounded) and report errors, never success.
+                licence_failures = await _group_licence_findings(env)
+            run.status = "succeeded" if result.failed == 0 and not licence_failures else "failed"
+        finally:
+            if passwords:
+                passwords.close()
         notes = list(plan.notes)
         if passwords and passwords.path.exists():
             notes.append(
                 f"initial passwords written to {passwords.path} (mode 0600); users must change them "
                 "at first sign-in"
             )
-        return PhaseRun(run_id, status, counts, runner.result.failures + licence_failures, notes)
+        return runner.result.failures + licence_failures, notes
 
     async def rollback_steps(self, env: PhaseEnv) -> list[Any]:
         return rollback_plan(env.store, env.academy.code, list(self.parts))
 
     async def rollback(self, env: PhaseEnv, steps: list[Any], *, purge: bool) -> PhaseRun:
         code = env.academy.code
-        run_id = start_run(env.store, code, self.name, "rollback", None, env.operator)
-        try:
-            result = await carry_out(
-                env.store, code, steps, env.conns.target, marker_property(env.trust), run_id, purge=purge
-            )
-        except BaseException:
-            # Undo steps are journaled one by one: the next rollback resumes where this one stopped.
-            finish_run(env.store, run_id, "interrupted", {"planned": len(steps)})
-            raise
-        status = "succeeded" if not result.failed else "failed"
-        counts = {
-            "planned": len(steps),
-            "done": result.undone,
-            "kept": len(result.kept),
-            "failed": len(result.failed),
-        }
-        finish_run(env.store, run_id, status, counts)
-        for part in self.parts:
-            env.store.set_phase_status(
+        # Undo steps are journaled one by one: an interrupted rollback is resumed by the next one.
+        async with phase_run(
+            env.store, code, self.name, "rollback", env.operator, parts=self.parts, planned=len(steps)
+        ) as run:
+            await carry_out(
+                env.store,
                 code,
-                part,
-                "rolled-back" if status == "succeeded" else "failed",
-                {"last_run": run_id, **counts, "kept": result.kept},
+                steps,
+                env.conns.target,
+                marker_property(env.trust),
+                run.run_id,
+                run.tally,
+                purge=purge,
             )
-        return PhaseRun(
-            run_id,
-            status,
-            counts,
-            result.failed,
-            [f"kept {k['object']}: {k['message']}" for k in result.kept],
-        )
+        return run.outcome(run.tally.failures, run.tally.kept_notes())
 
 
 async def _group_licence_findings(env: PhaseEnv) -> list[dict[str, str]]:

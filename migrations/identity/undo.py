@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from migrations.core.journal import Journal
 from migrations.core.registry import IDENTITY_PHASES
+from migrations.core.runs import Tally
 from migrations.core.steps import Outcome
 from migrations.core.store import StateStore
 from migrations.graph.client import BatchItem, GraphError, GraphResponse, TenantConnection, Transient
@@ -63,13 +64,6 @@ class UndoStep:
             n = len(self.data.get("members", [])) or len(a.get("member_keys", []))
             return f"remove {n} member(s) from '{a.get('group_name')}'{maybe}"
         return f"{self.op} {a.get('sku', '')} of {a.get('upn', self.target_id)}: decided with its user"
-
-
-@dataclass
-class UndoResult:
-    undone: int = 0
-    kept: list[dict[str, str]] = field(default_factory=list)
-    failed: list[dict[str, str]] = field(default_factory=list)
 
 
 def _histories(store: StateStore, academy: str, phase: str) -> dict[str, dict[str, Any]]:
@@ -296,11 +290,11 @@ async def carry_out(
     conn: TenantConnection,
     marker: str,
     run_id: str,
+    result: Tally,
     *,
     purge: bool = False,
     concurrency: int = 4,
-) -> UndoResult:
-    result = UndoResult()
+) -> Tally:
     journals: dict[str, Journal] = {}
     ids = _Ids(store, academy)
 
@@ -312,7 +306,7 @@ async def carry_out(
     def settle(step: UndoStep, outcome: Outcome) -> None:
         journal(step).undo_outcome(step.key, step.op, outcome)
         if outcome.status == "undone":
-            result.undone += 1
+            result.done += 1
         elif outcome.status == "kept" and step.op == "assign-licence":
             pass  # reported with its user, which is what was kept
         elif outcome.status == "kept":
@@ -320,7 +314,7 @@ async def carry_out(
                 {"step": step.key, "object": outcome.target_id or "", "message": outcome.message}
             )
         else:
-            result.failed.append({"step": step.key, "message": outcome.message})
+            result.fail(step.key, outcome.message)
 
     gate = asyncio.Semaphore(max(1, concurrency))
 
@@ -358,9 +352,7 @@ async def carry_out(
     for step in [s for s in steps if s.op == "assign-licence"]:
         decided = _licence(store, academy, step)
         if decided is None:
-            result.failed.append(
-                {"step": step.key, "message": "its user's undo has not completed; decided with it next time"}
-            )
+            result.fail(step.key, "its user's undo has not completed; decided with it next time")
             continue
         journal(step).undo_intent(step.key, step.op, step.target_id, {"args": step.args})
         settle(step, decided)

@@ -10,7 +10,7 @@ from migrations.core.basis import with_basis
 from migrations.core.journal import Journal
 from migrations.core.plan import Plan
 from migrations.core.registry import PhaseEnv, PhaseRun, register_phase
-from migrations.core.runs import Metrics, finish_run, start_run
+from migrations.core.runs import Metrics, RunRecord, phase_run
 from migrations.core.steps import Outcome, Step
 from migrations.files.scan import batch_get
 from migrations.graph.client import GraphError, TenantConnection, parse_budget
@@ -75,11 +75,25 @@ class PermissionsPhase:
 
     # ---- run ----------------------------------------------------------------------------------------------
     async def run(self, env: PhaseEnv, plan: Plan, *, concurrency: int) -> PhaseRun:
-        code = env.academy.code
         _, target, budget = await self._prepared(env)
         scan = self._scans.pop(plan.id, ScanCounts())
-        run_id = start_run(env.store, code, PHASE, "run", plan.id, env.operator)
-        env.store.set_phase_status(code, PHASE, "running", {"last_run": run_id, "plan": plan.id})
+        async with phase_run(
+            env.store, env.academy.code, PHASE, "run", env.operator, plan_id=plan.id, planned=len(plan.steps)
+        ) as run:
+            failures = await self._run(env, plan, run, concurrency, target, budget, scan)
+        return run.outcome(failures, list(plan.notes))
+
+    async def _run(
+        self,
+        env: PhaseEnv,
+        plan: Plan,
+        run: RunRecord,
+        concurrency: int,
+        target: TenantConnection,
+        budget: SharePointBudget,
+        scan: ScanCounts,
+    ) -> list[dict[str, str]]:
+        code, run_id = env.academy.code, run.run_id
         journal = Journal(env.store, run_id, code, PHASE, plan.id)
         state = Journal.state(env.store, code, PHASE)
         in_doubt = {k for k, v in state.items() if v["event"] in ("intent", "failed")}
@@ -95,20 +109,15 @@ class PermissionsPhase:
             metrics.sample({"items_done": t.done + t.already, "throttled": target.stats.throttled})
 
         applier = Applier(target, budget, journal, set(ours(env.store, code)), in_doubt, progress)
-        status = "failed"
         started = time.monotonic()
-        try:
-            # Removals first: a grant revoked at source must not outlive a run that stops half-way.
-            await applier.run([s for s in plan.steps if s.op == "share-revoke"], concurrency)
-            await applier.run([s for s in plan.steps if s.op != "share-revoke"], concurrency)
-            status = "succeeded" if applier.tally.failed == 0 else "failed"
-        finally:
+
+        def measure() -> dict[str, Any]:
             t = applier.tally
             after = target.stats.as_dict()
             findings = env.store.rows(
                 "SELECT kind, count(*) AS n FROM share_findings WHERE academy = ? GROUP BY kind", (code,)
             )
-            counts = {
+            return {
                 "planned": total,
                 "done": t.done,
                 "already_present": t.already + plan.already_present,
@@ -132,15 +141,16 @@ class PermissionsPhase:
                 + scan.ru.get(target.tenant_id, 0),
                 "seconds": round(time.monotonic() - started, 3),
             }
-            finish_run(env.store, run_id, status, counts)
+
+        run.measure = measure
+        try:
+            # Removals first: a grant revoked at source must not outlive a run that stops half-way.
+            await applier.run([s for s in plan.steps if s.op == "share-revoke"], concurrency)
+            await applier.run([s for s in plan.steps if s.op != "share-revoke"], concurrency)
+            run.status = "succeeded" if applier.tally.failed == 0 else "failed"
+        finally:
             budget.save()
-            env.store.set_phase_status(
-                code,
-                PHASE,
-                "done" if status == "succeeded" else "failed",
-                {"last_run": run_id, "plan": plan.id, **counts},
-            )
-        return PhaseRun(run_id, status, counts, applier.tally.failures, list(plan.notes))
+        return applier.tally.failures
 
     # ---- verify -------------------------------------------------------------------------------------------
     async def _live(
@@ -253,50 +263,47 @@ class PermissionsPhase:
     async def rollback(self, env: PhaseEnv, steps: list[Any], *, purge: bool) -> PhaseRun:
         code = env.academy.code
         _, target, budget = await self._prepared(env)
-        run_id = start_run(env.store, code, PHASE, "rollback", None, env.operator)
-        journal = Journal(env.store, run_id, code, PHASE, None)
+        async with phase_run(env.store, code, PHASE, "rollback", env.operator, planned=len(steps)) as run:
+            try:
+                await self._rollback(env, steps, run, target, budget)
+            finally:
+                budget.save()
+        return run.outcome(run.tally.failures, run.tally.kept_notes())
+
+    async def _rollback(
+        self,
+        env: PhaseEnv,
+        steps: list[Any],
+        run: RunRecord,
+        target: TenantConnection,
+        budget: SharePointBudget,
+    ) -> None:
+        code, tally = env.academy.code, run.tally
+        journal = Journal(env.store, run.run_id, code, PHASE, None)
         mine = set(ours(env.store, code))
         items = {s.args["target_item"]: s.args["target_drive"] for s in steps}
         paths = {s.args["target_item"]: s.args["path"] for s in steps}
-        kept: list[dict[str, str]] = []
-        undone, failed = 0, []
-        try:
-            live = await self._live(target, budget, items)
-            for iid, grants in sorted(live.items()):
-                for g in grants or []:
-                    if g.perm_id not in mine and not g.owner:
-                        kept.append(
-                            {
-                                "object": paths[iid],
-                                "message": f"{g.display} ({_roles(g.signature())}) "
-                                "was not added by trustfold: left in place",
-                            }
-                        )
-            for step in steps:
-                a = step.args
-                journal.intents([step], event="undo-intent")
-                try:
-                    await remove_grant(target, budget, a)
-                except GraphError as exc:
-                    failed.append({"step": step.describe(), "message": str(exc)})
-                    continue
-                journal.outcomes([(step, Outcome("done", a["perm_id"], {"undone": True}))], prefix="undo-")
-                undone += 1
-        except BaseException:
-            finish_run(env.store, run_id, "interrupted", {"planned": len(steps), "done": undone})
-            raise
-        finally:
-            budget.save()
-        status = "succeeded" if not failed else "failed"
-        counts = {"planned": len(steps), "done": undone, "kept": len(kept), "failed": len(failed)}
-        finish_run(env.store, run_id, status, counts)
-        env.store.set_phase_status(
-            code,
-            PHASE,
-            "rolled-back" if status == "succeeded" else "failed",
-            {"last_run": run_id, **counts, "kept": kept},
-        )
-        return PhaseRun(run_id, status, counts, failed, [f"kept {k['object']}: {k['message']}" for k in kept])
+        live = await self._live(target, budget, items)
+        for iid, grants in sorted(live.items()):
+            for g in grants or []:
+                if g.perm_id not in mine and not g.owner:
+                    tally.kept.append(
+                        {
+                            "object": paths[iid],
+                            "message": f"{g.display} ({_roles(g.signature())}) "
+                            "was not added by trustfold: left in place",
+                        }
+                    )
+        for step in steps:
+            a = step.args
+            journal.intents([step], event="undo-intent")
+            try:
+                await remove_grant(target, budget, a)
+            except GraphError as exc:
+                tally.fail(step.describe(), str(exc))
+                continue
+            journal.outcomes([(step, Outcome("done", a["perm_id"], {"undone": True}))], prefix="undo-")
+            tally.done += 1
 
 
 register_phase(PermissionsPhase())
