@@ -25,6 +25,9 @@ class Plan:
     # What the plan was derived from (migrations/core/basis.py), stored with it; None for a plan stored by an
     # earlier release, or derived only for review.
     basis: dict[str, Any] | None = None
+    # What planning learnt that the run uses (a scan's counts, facts read from the tenants): it travels on the
+    # plan, never on the handler, and is never stored; a plan loaded from the store has none.
+    context: Any = field(default=None, repr=False, compare=False)
 
     @functools.cached_property
     def digest(self) -> str:

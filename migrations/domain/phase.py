@@ -22,7 +22,7 @@ from migrations.core.runs import RunRecord, phase_run
 from migrations.core.steps import Step
 from migrations.domain import runbook
 from migrations.domain.executor import Executor
-from migrations.domain.plan import PHASE, DomainFacts, plan_domain
+from migrations.domain.plan import PHASE, plan_domain
 from migrations.domain.steps import OPS, DomainError, Tenants, _add, describe_undo, verify_with_backoff
 from migrations.domain.verify import verify_domain
 
@@ -43,9 +43,6 @@ class UndoView:
 class DomainPhase:
     name = PHASE
 
-    def __init__(self) -> None:
-        self.facts: dict[str, list[DomainFacts]] = {}
-
     def _tenants(self, env: PhaseEnv) -> Tenants:
         say = env.options.get("say") or (lambda m: log.info("%s", m))
         return Tenants(env.conns.source(env.academy.code), env.conns.target, say)
@@ -60,7 +57,7 @@ class DomainPhase:
     async def plan(self, env: PhaseEnv) -> Plan:
         t = self._tenants(env)
         plan, facts = await plan_domain(env.trust, env.academy, env.store, t.legacy, t.trust)
-        self.facts[plan.id] = facts
+        plan.context = facts
         return with_basis(plan, env)
 
     # ---- run ----------------------------------------------------------------------------------------------
@@ -105,7 +102,7 @@ class DomainPhase:
             def todo(op: str) -> list[Step]:
                 return [s for s in plan.steps if s.op == op and history.get(s.key, {}).get("event") != "done"]
 
-            blocked = [f for f in self.facts.get(plan.id, []) if f.exchange_owned and f.in_legacy]
+            blocked = [f for f in (plan.context or []) if f.exchange_owned and f.in_legacy]
             if blocked:
                 f = blocked[0]
                 raise DomainError(

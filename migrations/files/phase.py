@@ -101,9 +101,6 @@ class _RunState(Tally):
 class FilesPhase:
     name = PHASE
 
-    def __init__(self) -> None:
-        self._contexts: dict[str, PlanContext] = {}
-
     def _budget(self, env: PhaseEnv) -> SharePointBudget:
         text = env.options.get("sharepoint_budget")
         override = parse_budget(text) if text and text != "auto" else None
@@ -143,7 +140,7 @@ class FilesPhase:
             ) from None
         finally:
             budget.save()
-        self._contexts[plan.id] = ctx
+        plan.context = ctx
         return with_basis(plan, env)
 
     async def discover(self, env: PhaseEnv) -> dict[str, int]:
@@ -182,7 +179,7 @@ class FilesPhase:
     # ---- run ----------------------------------------------------------------------------------------------
     async def run(self, env: PhaseEnv, plan: Plan, *, concurrency: int) -> PhaseRun:
         prepared = await self._prepared(env)
-        ctx = self._contexts.pop(plan.id, None) or PlanContext()
+        ctx = plan.context if isinstance(plan.context, PlanContext) else PlanContext()
         async with phase_run(
             env.store, env.academy.code, PHASE, "run", env.operator, plan_id=plan.id, planned=len(plan.steps)
         ) as run:

@@ -28,9 +28,6 @@ def _roles(sig: tuple[str, str, str]) -> str:
 class PermissionsPhase:
     name = PHASE
 
-    def __init__(self) -> None:
-        self._scans: dict[str, ScanCounts] = {}
-
     async def _prepared(self, env: PhaseEnv) -> tuple[TenantConnection, TenantConnection, SharePointBudget]:
         source, target = env.conns.source(env.academy.code), env.conns.target
         budget = env.options.get("_budget")
@@ -70,13 +67,13 @@ class PermissionsPhase:
         scan.ru = {t: n - before.get(t, 0) for t, n in budget.spent.items() if n != before.get(t, 0)}
         plan, exp = plan_permissions(env.store, env.academy)
         save_findings(env.store, code, exp.findings)
-        self._scans[plan.id] = scan
+        plan.context = scan
         return with_basis(plan, env)
 
     # ---- run ----------------------------------------------------------------------------------------------
     async def run(self, env: PhaseEnv, plan: Plan, *, concurrency: int) -> PhaseRun:
         _, target, budget = await self._prepared(env)
-        scan = self._scans.pop(plan.id, ScanCounts())
+        scan = plan.context if isinstance(plan.context, ScanCounts) else ScanCounts()
         async with phase_run(
             env.store, env.academy.code, PHASE, "run", env.operator, plan_id=plan.id, planned=len(plan.steps)
         ) as run:
