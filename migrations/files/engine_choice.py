@@ -13,18 +13,9 @@ from migrations.core.journal import Journal
 from migrations.core.registry import PhaseEnv
 from migrations.core.steps import Outcome, Step
 from migrations.files.bulk import manifest as mf
-from migrations.files.bulk.context import BulkContext
-from migrations.files.bulk.engine import BulkEngine
-from migrations.files.bulk.packages import mapped_users
-from migrations.files.bulk.secrets import Secrets
-from migrations.files.bulk.sharepoint_rest import SharePointRest
-from migrations.files.bulk.staging import OwnStaging, ProvidedStaging, own_staging, tls_verify
 from migrations.files.engines import CopyEngine
 from migrations.files.transfer import Counters
-from migrations.graph.client import (
-    TenantConnection,
-    _credential,  # the trust tenant's credential, as Graph connections build it
-)
+from migrations.graph.client import TenantConnection
 from migrations.graph.sharepoint_window import SharePointBudget
 from trust.model import FilesView
 
@@ -80,8 +71,20 @@ def migration_api(
     counters: Counters,
     record: Callable[[Step, dict[str, Any], bool, bool], Outcome],
     tally: Callable[[Step, Outcome], None],
-) -> BulkEngine | NoStaging:
+) -> CopyEngine:
     """The Migration API engine for this run's academy, from what the run shares with it."""
+    # Imported only when an academy's engine may be the Migration API: the Azure SDK they load would
+    # otherwise lengthen every command's start-up.
+    from migrations.files.bulk.context import BulkContext
+    from migrations.files.bulk.engine import BulkEngine
+    from migrations.files.bulk.packages import mapped_users
+    from migrations.files.bulk.secrets import Secrets
+    from migrations.files.bulk.sharepoint_rest import SharePointRest
+    from migrations.files.bulk.staging import OwnStaging, ProvidedStaging, own_staging, tls_verify
+    from migrations.graph.client import (
+        _credential,  # the trust tenant's credential, as Graph connections build it
+    )
+
     conns, code = env.conns, env.academy.code
     ref = env.trust.settings.tenant.credential
     rest = SharePointRest(
@@ -119,9 +122,7 @@ class EngineChoice:
     """This run's copy engines by target drive. The Migration API engine is built when the run's steps are
     first assigned (never when the academy's engine is graph)."""
 
-    def __init__(
-        self, files: FilesView, graph: CopyEngine, migration_api: Callable[[], BulkEngine | NoStaging]
-    ) -> None:
+    def __init__(self, files: FilesView, graph: CopyEngine, migration_api: Callable[[], CopyEngine]) -> None:
         self.files, self.graph, self.build = files, graph, migration_api
 
     def assign(self, copies: list[Step]) -> list[tuple[CopyEngine, list[Step]]]:
@@ -131,7 +132,7 @@ class EngineChoice:
         if self.files.engine == "graph":
             return [(self.graph, copies)]
         api = self.build()
-        chosen = choose(self.files, copies, staging_ready=isinstance(api, BulkEngine))
+        chosen = choose(self.files, copies, staging_ready=not isinstance(api, NoStaging))
         bulk = [
             s
             for s in copies
