@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrations.core.registry import PhaseRun
+from migrations.core.steps import Outcome, Step
 from migrations.core.store import StateStore, dumps, now
 
 
@@ -52,6 +53,17 @@ class Tally:
     kept: list[dict[str, str]] = field(default_factory=list)  # undo: changed since, so left in place
     failures: list[dict[str, str]] = field(default_factory=list)
     outcome_of: dict[str, str] = field(default_factory=dict)  # step key -> done | already | failed | skipped
+
+    def settle(self, step: Step, outcome: Outcome) -> None:
+        """Counts a settled step by its outcome, whichever executor or engine settled it."""
+        if outcome.status == "failed":
+            self.fail(step.describe(), outcome.message)
+        elif outcome.status == "already":
+            self.already += 1
+        elif outcome.status == "skipped":
+            self.skipped += 1
+        else:
+            self.done += 1
 
     def fail(self, step: str, message: str) -> None:
         self.failed += 1

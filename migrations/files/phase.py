@@ -21,7 +21,7 @@ from migrations.core.registry import PhaseEnv, PhaseRun, register_phase
 from migrations.core.runs import Metrics, RunRecord, Tally, phase_run
 from migrations.core.steps import Outcome, SideWrite, Step, register_operation
 from migrations.core.store import now
-from migrations.files.engine_choice import install as install_engine
+from migrations.files.engine_choice import EngineChoice, migration_api
 from migrations.files.orphans import Unfinished, content, holds_ours, unfinished_copies
 from migrations.files.plan import PHASE, PlanContext, plan_files
 from migrations.files.scan import (
@@ -209,7 +209,6 @@ class FilesPhase:
         before = {c.tenant_id: c.stats.as_dict() for c in (source, target)}
         total = len(plan.steps)
         ops = _Ops(env, target, budget, copier, journal, state)
-        install_engine(ops)  # phases.files.engine: the Migration API may take the copies (engine_choice.py)
 
         def progress() -> None:
             finished = state.done + state.already + state.failed + state.skipped
@@ -612,7 +611,8 @@ async def _undo(target: TenantConnection, budget: SharePointBudget, a: dict[str,
 
 
 class _Ops:
-    """Carries out a files plan: folders top-down, moves, copies with bounded concurrency, deletes."""
+    """Carries out a files plan: folders top-down, moves, copies with bounded concurrency, deletes. It is the
+    Graph copy engine too; `phases.files.engine` may give a drive's copies to the Migration API instead."""
 
     def __init__(
         self,
@@ -628,13 +628,27 @@ class _Ops:
         self.code = env.academy.code
         self.large = asyncio.Semaphore(2)  # bounds memory: at most two large files stream at once
         self.per_drive: dict[str, asyncio.Semaphore] = {}
+        self.engines = EngineChoice(
+            env.academy.files,
+            self,
+            lambda: migration_api(
+                env,
+                journal=journal,
+                target=target,
+                budget=budget,
+                counters=state.counters,
+                record=self.record,
+                tally=state.settle,
+            ),
+        )
 
     async def execute(self, steps: list[Step], concurrency: int, progress: Callable[[], None]) -> None:
-        for drive in {s.args["target_drive"] for s in steps} - set(self.state.trees):
-            self.state.trees[drive] = await read_target(self.target, self.budget, {"id": drive})
         by_op: dict[str, list[Step]] = {}
         for s in steps:
             by_op.setdefault(s.op, []).append(s)
+        engines = self.engines.assign(by_op.get("copy", []))
+        for drive in {s.args["target_drive"] for s in steps} - set(self.state.trees):
+            self.state.trees[drive] = await read_target(self.target, self.budget, {"id": drive})
         folders = by_op.get("mkdir", []) + [s for s in by_op.get("move", []) if s.args["folder"]]
         for depth in sorted({_depth(s.args["path"]) for s in folders}):
             level = [s for s in folders if _depth(s.args["path"]) == depth]
@@ -645,11 +659,15 @@ class _Ops:
             await self._all([s for s in level if s.op == "mkdir"], concurrency, progress)
         await self._all([s for s in by_op.get("move", []) if not s.args["folder"]], concurrency, progress)
         await self._all(by_op.get("adopt", []), concurrency, progress)
-        copies = sorted(by_op.get("copy", []), key=lambda s: -int(s.args["size"]))
-        await self._all(copies, concurrency, progress)
+        for engine, copies in engines:
+            await engine.copy_steps(copies, concurrency, progress)
         deletes = sorted(by_op.get("delete", []), key=lambda s: (s.args["folder"], -_depth(s.args["path"])))
         for s in deletes:
             await self._one(s, progress)
+
+    async def copy_steps(self, steps: list[Step], concurrency: int, progress: Callable[[], None]) -> None:
+        """The Graph engine: each file uploaded through Graph (files/transfer.py), largest first."""
+        await self._all(sorted(steps, key=lambda s: -int(s.args["size"])), concurrency, progress)
 
     async def _all(self, steps: list[Step], concurrency: int, progress: Callable[[], None]) -> None:
         if not steps:
@@ -678,16 +696,7 @@ class _Ops:
         except (CopyError, GraphError, LookupError) as exc:
             outcome = Outcome("failed", None, {}, str(exc))
         self.journal.outcomes([(step, outcome)])
-        st = self.state
-        if outcome.status == "failed":
-            st.failed += 1
-            st.failures.append({"step": step.describe(), "message": outcome.message})
-        elif outcome.status == "already":
-            st.already += 1
-        elif outcome.status == "skipped":
-            st.skipped += 1
-        else:
-            st.done += 1
+        self.state.settle(step, outcome)
         progress()
 
     # ---- helpers ------------------------------------------------------------------------------------------

@@ -5,15 +5,14 @@ through the reviewed identity mapping)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from migrations.core.steps import Step
+from migrations.core.store import StateStore
 from migrations.files.bulk import manifest as mf
+from migrations.files.bulk.context import BulkContext
 from migrations.files.bulk.sharepoint_rest import url_arg
-
-if TYPE_CHECKING:
-    from migrations.files.bulk.engine import BulkEngine
 
 
 @dataclass
@@ -47,34 +46,46 @@ def packages(steps: list[Step]) -> list[list[Step]]:
     return out
 
 
-async def library(eng: BulkEngine, drive: str, paths: list[str]) -> Lib:
-    """The target library's ids, and those of every folder the paths need (cached per run)."""
-    lib = eng.libs.get(drive)
+async def library(ctx: BulkContext, libs: dict[str, Lib], drive: str, paths: list[str]) -> Lib:
+    """The target library's ids, and those of every folder the paths need (cached per run in `libs`)."""
+    lib = libs.get(drive)
     if lib is None:
-        await eng.ops.budget.acquire(eng.ops.target.tenant_id, 1)
-        d = await eng.ops.target.get(f"/drives/{drive}")
+        await ctx.budget.acquire(ctx.target.tenant_id, 1)
+        d = await ctx.target.get(f"/drives/{drive}")
         parts = urlsplit(d["webUrl"])
         web_path, _, list_part = parts.path.rpartition("/")
         site_url = f"{parts.scheme}://{parts.netloc}{web_path}"
-        web = await eng.rest.call("GET", site_url, "web")
-        lst = await eng.rest.call("GET", site_url, f"web/GetList({url_arg(unquote(parts.path))})")
+        web = await ctx.rest.call("GET", site_url, "web")
+        lst = await ctx.rest.call("GET", site_url, f"web/GetList({url_arg(unquote(parts.path))})")
         kind = "OneDrive" if d.get("driveType") == "business" else "SharePointOnline"
         found = mf.Library(
             site_url, web["Id"], web_path, lst["Id"], lst["Title"], unquote(list_part),
             lst["RootFolder"]["UniqueId"], kind,
         )  # fmt: skip
-        lib = eng.libs[drive] = Lib(found, d["webUrl"], {"": lst["RootFolder"]["UniqueId"]})
+        lib = libs[drive] = Lib(found, d["webUrl"], {"": lst["RootFolder"]["UniqueId"]})
     for p in paths:
         parts_ = p.split("/")[:-1]
         for i in range(1, len(parts_) + 1):
             rel = "/".join(parts_[:i])
             if rel not in lib.folders:
                 server = f"{lib.library.web_url}/{lib.library.list_url}/{rel}"
-                got = await eng.rest.call(
+                got = await ctx.rest.call(
                     "GET", lib.library.site_url, f"web/GetFolderByServerRelativeUrl({url_arg(server)})"
                 )
                 lib.folders[rel] = got["UniqueId"]
     return lib
+
+
+def mapped_users(store: StateStore, code: str) -> dict[str, tuple[str, str]]:
+    """Source user id -> (target UPN, display name), from the reviewed mapping."""
+    return {
+        r["source_id"]: (r["target_key"], r["display_name"] or r["target_key"])
+        for r in store.rows(
+            "SELECT source_id, target_key, display_name FROM mappings "
+            "WHERE academy = ? AND kind = 'user' AND action IN ('create', 'match')",
+            (code,),
+        )
+    }
 
 
 def manifests(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from azure.core.exceptions import AzureError
 from quickxorhash import quickxorhash
@@ -15,13 +15,11 @@ from migrations.core import killpoints
 from migrations.core.steps import Step
 from migrations.files.bulk import crypto
 from migrations.files.bulk.blobs import BLOCK, hashing, once, upload
+from migrations.files.bulk.context import BulkContext
 from migrations.files.bulk.packages import Lib, manifests
 from migrations.files.bulk.sharepoint_rest import MigrationApiError, url_arg
 from migrations.files.bulk.staging import Containers
 from migrations.graph.client import GraphError
-
-if TYPE_CHECKING:
-    from migrations.files.bulk.engine import BulkEngine
 
 FILES_AT_ONCE = 8
 
@@ -31,7 +29,7 @@ class SourceChanged(Exception):
 
 
 async def stage_files(
-    eng: BulkEngine,
+    ctx: BulkContext,
     steps: list[Step],
     files: dict[str, dict[str, Any]],
     containers: Containers,
@@ -39,8 +37,7 @@ async def stage_files(
     lib: Lib,
 ) -> tuple[dict[str, dict[str, str | None]], list[tuple[Step, str]]]:
     """(authors by staged step key, steps that could not be staged with the reason)."""
-    assert eng.staging is not None
-    client = eng.staging.client(containers.source)
+    client = ctx.staging.client(containers.source)
     staged: dict[str, dict[str, str | None]] = {}
     problems: list[tuple[Step, str]] = []
     sem = asyncio.Semaphore(FILES_AT_ONCE)
@@ -50,7 +47,7 @@ async def stage_files(
         nonlocal first
         async with sem:
             try:
-                authors = await stage_one(eng, step, files[step.key], client, key, lib)
+                authors = await stage_one(ctx, step, files[step.key], client, key, lib)
             except (SourceChanged, GraphError, MigrationApiError, AzureError) as exc:
                 problems.append((step, str(exc)))
                 return
@@ -64,40 +61,40 @@ async def stage_files(
 
 
 async def stage_one(
-    eng: BulkEngine, step: Step, entry: dict[str, Any], client: Any, key: bytes, lib: Lib
+    ctx: BulkContext, step: Step, entry: dict[str, Any], client: Any, key: bytes, lib: Lib
 ) -> dict[str, str | None]:
     a = step.args
     if a.get("replace_id"):
         # The Migration API overwrites by identity: the same GUID as the item already there.
         server = f"{lib.library.web_url}/{lib.library.list_url}/{a['path']}"
-        got = await eng.rest.call(
+        got = await ctx.rest.call(
             "GET", lib.library.site_url, f"web/GetFileByServerRelativeUrl({url_arg(server)})"
         )
         entry["id"] = got["UniqueId"]
-    await eng.ops.budget.acquire(eng.source.tenant_id, 1)
-    item = await eng.source.get(f"/drives/{a['source_drive']}/items/{a['source_id']}")
+    await ctx.budget.acquire(ctx.source.tenant_id, 1)
+    item = await ctx.source.get(f"/drives/{a['source_drive']}/items/{a['source_id']}")
     if item.get("cTag") != a.get("ctag") or int(item.get("size") or 0) != int(a["size"]):
         raise SourceChanged("the source file changed after planning; the next run copies the new version")
     iv = crypto.new_iv()
     hasher = quickxorhash()
-    await eng.ops.budget.acquire(eng.source.tenant_id, 1)
-    chunks = hashing(download(eng, item), hasher)
+    await ctx.budget.acquire(ctx.source.tenant_id, 1)
+    chunks = hashing(download(ctx, item), hasher)
     blob = client.get_blob_client(entry["blob"])
     sent = await upload(blob, crypto.aencrypt_chunks(chunks, key, iv), {"IV": crypto.b64(iv)})
     if crypto.b64(hasher.digest()) != a["hash"]:
         raise SourceChanged("the downloaded bytes do not match the source's quickXorHash")
-    eng.ops.state.counters.bytes_sent += sent
+    ctx.counters.bytes_sent += sent
     by = lambda k: ((item.get(k) or {}).get("user") or {}).get("id")  # noqa: E731
     return {"author": by("createdBy"), "editor": by("lastModifiedBy")}
 
 
-async def download(eng: BulkEngine, item: dict[str, Any]) -> AsyncIterator[bytes]:
+async def download(ctx: BulkContext, item: dict[str, Any]) -> AsyncIterator[bytes]:
     url = item.get("@microsoft.graph.downloadUrl")
     if int(item.get("size") or 0) == 0:
         return
     if not url:
         raise SourceChanged("the source gave no download URL")
-    async with eng.source.http.stream("GET", url) as r:
+    async with ctx.source.http.stream("GET", url) as r:
         if r.status_code != 200:
             raise SourceChanged(f"download answered {r.status_code}")
         async for piece in r.aiter_bytes(BLOCK):
@@ -105,7 +102,7 @@ async def download(eng: BulkEngine, item: dict[str, Any]) -> AsyncIterator[bytes
 
 
 async def stage_manifests(
-    eng: BulkEngine,
+    ctx: BulkContext,
     steps: list[Step],
     files: dict[str, dict[str, Any]],
     staged: dict[str, dict[str, str | None]],
@@ -113,9 +110,8 @@ async def stage_manifests(
     key: bytes,
     lib: Lib,
 ) -> None:
-    assert eng.staging is not None
-    client = eng.staging.client(containers.manifest)
-    for name, body in manifests(steps, files, staged, lib, eng.users).items():
+    client = ctx.staging.client(containers.manifest)
+    for name, body in manifests(steps, files, staged, lib, ctx.users).items():
         iv = crypto.new_iv()
         await upload(
             client.get_blob_client(name), crypto.aencrypt_chunks(once(body), key, iv), {"IV": crypto.b64(iv)}

@@ -5,18 +5,17 @@ file_copies row; anything else fails with SharePoint's reason and a finding per 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from migrations.core.steps import Outcome, Step
+from migrations.files.bulk import ledger
+from migrations.files.bulk.context import BulkContext
 from migrations.graph.client import GraphError
-
-if TYPE_CHECKING:
-    from migrations.files.bulk.engine import BulkEngine
 
 
 async def verify(
-    eng: BulkEngine, pid: str, drive: str, data: dict[str, Any], progress: Callable[[], None]
+    ctx: BulkContext, pid: str, drive: str, data: dict[str, Any], progress: Callable[[], None]
 ) -> None:
     by_guid = {v["id"]: k for k, v in data["files"].items()}
     errors = {by_guid.get(k, k): v for k, v in data.get("errors", {}).items()}
@@ -29,20 +28,20 @@ async def verify(
         folder, _, name = a["path"].rpartition("/")
         if folder not in listings:
             # One listing per folder (2 RU a page) instead of one GET per file: the check costs little.
-            listings[folder] = await children(eng, a["target_drive"], folder)
+            listings[folder] = await children(ctx, a["target_drive"], folder)
         item = listings[folder].get(name.lower(), {})
         found = bool(item)
         got = ((item.get("file") or {}).get("hashes") or {}).get("quickXorHash")
         if warnings.get(step.key):
             findings.append(("import-warning", a, warnings[step.key], "imported; SharePoint warned"))
         if found and int(item.get("size") or 0) == int(a["size"]) and got == a["hash"]:
-            created = not a.get("replace_id") or was_created(eng, a)
+            created = not a.get("replace_id") or was_created(ctx, a)
             # The done outcome carries its file_copies row: journal and record commit together.
-            out = eng.ops.record(step, item, created, False)
+            out = ctx.record(step, item, created, False)
             out.data["bytes"] = int(item.get("size") or 0)
-            eng.ops.state.counters.files_done += 1
-            eng.ops.state.counters.bytes_done += int(a["size"])
-            eng.finish(step, out, progress)
+            ctx.counters.files_done += 1
+            ctx.counters.bytes_done += int(a["size"])
+            ledger.finish(ctx, step, out, progress)
         else:
             why = (
                 errors.get(step.key)
@@ -54,21 +53,21 @@ async def verify(
                 )
             )
             findings.append(("import-error", a, why, "not copied; the next run tries again"))
-            eng.finish(step, Outcome("failed", None, {}, f"Migration API: {why}"), progress)
+            ledger.finish(ctx, step, Outcome("failed", None, {}, f"Migration API: {why}"), progress)
     if findings:
-        with eng.store.tx() as tx:
+        with ctx.store.tx() as tx:
             tx.executemany(
                 "INSERT OR REPLACE INTO file_findings "
                 "(academy, kind, object_id, display, message, handling) VALUES (?, ?, ?, ?, ?, ?)",
-                [(eng.code, k, a["source_id"], a["path"], m, h) for k, a, m, h in findings],
+                [(ctx.code, k, a["source_id"], a["path"], m, h) for k, a, m, h in findings],
             )
-    eng.save(pid, drive, "done", data)
-    await eng.cleanup(pid, data)
+    ledger.save(ctx, pid, drive, "done", data)
+    await ledger.cleanup(ctx, pid, data)
 
 
-async def children(eng: BulkEngine, drive: str, folder: str) -> dict[str, dict[str, Any]]:
+async def children(ctx: BulkContext, drive: str, folder: str) -> dict[str, dict[str, Any]]:
     """A folder's children in the trust tenant by lower-cased name (every page)."""
-    target, budget = eng.ops.target, eng.ops.budget
+    target, budget = ctx.target, ctx.budget
     path = f"/drives/{drive}/root:/{quote(folder)}:/children" if folder else f"/drives/{drive}/root/children"
     out: dict[str, dict[str, Any]] = {}
     url: str | None = path
@@ -85,9 +84,9 @@ async def children(eng: BulkEngine, drive: str, folder: str) -> dict[str, dict[s
     return out
 
 
-def was_created(eng: BulkEngine, a: dict[str, Any]) -> bool:
-    rec = eng.store.rows(
+def was_created(ctx: BulkContext, a: dict[str, Any]) -> bool:
+    rec = ctx.store.rows(
         "SELECT created FROM file_copies WHERE academy = ? AND drive_key = ? AND source_id = ?",
-        (eng.code, a["drive_key"], a["source_id"]),
+        (ctx.code, a["drive_key"], a["source_id"]),
     )
     return bool(rec and rec[0]["created"])
