@@ -9,26 +9,17 @@ Crash tests kill at its boundaries through migrations.core.killpoints: the journ
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from migrations.core import killpoints
 from migrations.core.journal import Journal
+from migrations.core.runs import Tally
 from migrations.core.steps import Outcome, Step
 from migrations.core.store import StateStore
 from migrations.domain.steps import OPS, RENAME_USER, DomainError, Tenants
 from migrations.graph.client import GraphResponse, MaybeApplied
 
 BATCH = 20
-
-
-@dataclass
-class Progress:
-    done: int = 0
-    already: int = 0
-    failed: int = 0
-    kept: list[dict[str, str]] = field(default_factory=list)
-    failures: list[dict[str, str]] = field(default_factory=list)
 
 
 class Executor:
@@ -41,7 +32,7 @@ class Executor:
         on_step: Callable[[int], None] | None = None,
     ):
         self.store, self.journal, self.t, self.options = store, journal, tenants, options
-        self.result = Progress()
+        self.result = Tally()
         self.on_step = on_step or (lambda _n: None)
         self.prefix = ""
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from migrations.core import killpoints
 from migrations.core.journal import Journal
+from migrations.core.runs import Tally
 from migrations.core.steps import Outcome, Step, register_operation
 from migrations.graph.client import GraphError, GraphResponse, MaybeApplied, TenantConnection
 from migrations.graph.sharepoint_window import SharePointBudget
@@ -23,14 +24,11 @@ from migrations.permissions.scan import PERMISSION_RU
 
 
 @dataclass
-class Tally:
-    done: int = 0
-    already: int = 0
-    failed: int = 0
-    reconciled: int = 0
+class SharingTally(Tally):
+    """The run's tally, with the permission reads and writes the bench and the run's counts report."""
+
     reads: int = 0
     writes: int = 0
-    failures: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,7 @@ class Applier:
         self.claimed = claimed  # permission ids already recorded as trustfold's
         self.in_doubt = in_doubt
         self.progress = progress
-        self.tally = Tally()
+        self.tally = SharingTally()
 
     async def _send(self, method: str, path: str, body: Any = None) -> GraphResponse | None:
         await self.budget.acquire(self.target.tenant_id, PERMISSION_RU)
@@ -130,13 +128,7 @@ class Applier:
         except GraphError as exc:
             outcome = Outcome("failed", None, {}, str(exc))
         self.journal.outcomes([(step, outcome)])
-        if outcome.status == "failed":
-            self.tally.failed += 1
-            self.tally.failures.append({"step": step.describe(), "message": outcome.message})
-        elif outcome.status == "already":
-            self.tally.already += 1
-        else:
-            self.tally.done += 1
+        self.tally.settle(step, outcome)
         self.progress()
 
     async def apply(self, step: Step) -> Outcome:
