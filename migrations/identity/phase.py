@@ -11,11 +11,12 @@ from migrations.core.plan import Plan
 from migrations.core.registry import IDENTITY_PHASES, PhaseEnv, PhaseRun, register_phase
 from migrations.core.runner import RoutedJournal, Runner
 from migrations.core.runs import Metrics, finish_run, start_run
+from migrations.core.undo import carry_out
 from migrations.identity import licence_groups, licence_wait
 from migrations.identity.context import IdentityContext, PasswordSink, marker_property, step_phase
 from migrations.identity.plan import plan_groups, plan_identity, plan_memberships, plan_users
 from migrations.identity.stale import Renames, recheck_targets
-from migrations.identity.undo import carry_out, rollback_plan
+from migrations.identity.undo import IdentityRules, Ids, UndoContext, rollback_plan
 
 
 class IdentityPhase:
@@ -142,9 +143,10 @@ class IdentityPhase:
         code = env.academy.code
         run_id = start_run(env.store, code, self.name, "rollback", None, env.operator)
         try:
-            result = await carry_out(
-                env.store, code, steps, env.conns.target, marker_property(env.trust), run_id, purge=purge
+            ctx = UndoContext(
+                env.store, code, env.conns.target, marker_property(env.trust), Ids(env.store, code), purge
             )
+            result = await carry_out(env.store, code, run_id, steps, ctx, IdentityRules(ctx))
         except BaseException:
             # Undo steps are journaled one by one: the next rollback resumes where this one stopped.
             finish_run(env.store, run_id, "interrupted", {"planned": len(steps)})
