@@ -71,9 +71,11 @@ async def carry_out(
     rules: UndoRules,
     *,
     concurrency: int = 4,
+    result: UndoResult | None = None,
 ) -> UndoResult:
-    """Undo `steps` (from undo_steps, in that order within each of the rules' stages)."""
-    result = UndoResult()
+    """Undo `steps` (from undo_steps, in that order within each of the rules' stages), tallied in `result`
+    (pass one in to read how far an interrupted rollback got)."""
+    result = result if result is not None else UndoResult()
     journals: dict[str, Journal] = {}
 
     def journal(step: UndoStep) -> Journal:
