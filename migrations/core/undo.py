@@ -44,6 +44,9 @@ class UndoRules:
         """Why this step cannot be decided yet (it waits on another undo); None when it can."""
         return None
 
+    def failed(self, step: UndoStep, message: str) -> dict[str, str]:
+        return {"step": step.key, "message": message}
+
     def kept(self, step: UndoStep, outcome: Outcome) -> dict[str, str] | None:
         """The kept object as reported, or None when another kept step already speaks for it."""
         return {"step": step.key, "object": outcome.target_id or "", "message": outcome.message}
@@ -88,7 +91,7 @@ async def carry_out(
     async def undo(step: UndoStep) -> None:
         why = rules.waits(step)
         if why is not None:
-            result.failed.append({"step": step.key, "message": why})
+            result.failed.append(rules.failed(step, why))
             return
         op = operation(step.op)
         name = op.undo_name
@@ -110,7 +113,7 @@ async def carry_out(
             if kept is not None:
                 result.kept.append(kept)
         else:
-            result.failed.append({"step": step.key, "message": outcome.message})
+            result.failed.append(rules.failed(step, outcome.message))
 
     # Steps of one stage are independent of each other; a crash stops them all (TaskGroup), and each one is
     # journaled on its own, so the next rollback resumes exactly the open ones.

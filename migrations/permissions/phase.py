@@ -11,11 +11,12 @@ from migrations.core.journal import Journal
 from migrations.core.plan import Plan
 from migrations.core.registry import PhaseEnv, PhaseRun, register_phase
 from migrations.core.runs import Metrics, finish_run, start_run
-from migrations.core.steps import Outcome, Step
+from migrations.core.steps import UndoStep
+from migrations.core.undo import UndoResult, UndoRules, carry_out
 from migrations.files.scan import batch_get
 from migrations.graph.client import GraphError, TenantConnection, parse_budget
 from migrations.graph.sharepoint_window import SharePointBudget
-from migrations.permissions.apply import Applier, remove_grant
+from migrations.permissions.apply import Applier, GrantUndo
 from migrations.permissions.grants import parse
 from migrations.permissions.plan import PHASE, Expected, expected, ours, plan_permissions, save_findings
 from migrations.permissions.scan import PERMISSION_RU, ScanCounts, scan_sharing, source_drives
@@ -234,10 +235,14 @@ class PermissionsPhase:
 
     # ---- rollback -----------------------------------------------------------------------------------------
     async def rollback_steps(self, env: PhaseEnv) -> list[Any]:
+        """One undo per grant trustfold added and has not removed (its operation's undo removes it)."""
         steps = [
-            Step(
+            UndoStep(
+                PHASE,
                 f"undo:{pid}",
-                "undo-share",
+                r["op"],
+                pid,
+                {},
                 {
                     "target_drive": r["target_drive"],
                     "target_item": r["target_item"],
@@ -254,12 +259,11 @@ class PermissionsPhase:
         code = env.academy.code
         _, target, budget = await self._prepared(env)
         run_id = start_run(env.store, code, PHASE, "rollback", None, env.operator)
-        journal = Journal(env.store, run_id, code, PHASE, None)
         mine = set(ours(env.store, code))
         items = {s.args["target_item"]: s.args["target_drive"] for s in steps}
         paths = {s.args["target_item"]: s.args["path"] for s in steps}
         kept: list[dict[str, str]] = []
-        undone, failed = 0, []
+        result = UndoResult()
         try:
             live = await self._live(target, budget, items)
             for iid, grants in sorted(live.items()):
@@ -272,21 +276,24 @@ class PermissionsPhase:
                                 "was not added by trustfold: left in place",
                             }
                         )
-            for step in steps:
-                a = step.args
-                journal.intents([step], event="undo-intent")
-                try:
-                    await remove_grant(target, budget, a)
-                except GraphError as exc:
-                    failed.append({"step": step.describe(), "message": str(exc)})
-                    continue
-                journal.outcomes([(step, Outcome("done", a["perm_id"], {"undone": True}))], prefix="undo-")
-                undone += 1
+            # One grant at a time, in path order, each journaled undo-intent before its DELETE.
+            await carry_out(
+                env.store,
+                code,
+                run_id,
+                steps,
+                GrantUndo(target, budget),
+                _Rules(),
+                concurrency=1,
+                result=result,
+            )
         except BaseException:
+            undone = result.undone
             finish_run(env.store, run_id, "interrupted", {"planned": len(steps), "done": undone})
             raise
         finally:
             budget.save()
+        undone, failed = result.undone, result.failed
         status = "succeeded" if not failed else "failed"
         counts = {"planned": len(steps), "done": undone, "kept": len(kept), "failed": len(failed)}
         finish_run(env.store, run_id, status, counts)
@@ -297,6 +304,13 @@ class PermissionsPhase:
             {"last_run": run_id, **counts, "kept": kept},
         )
         return PhaseRun(run_id, status, counts, failed, [f"kept {k['object']}: {k['message']}" for k in kept])
+
+
+class _Rules(UndoRules):
+    errors = (GraphError,)
+
+    def failed(self, step: UndoStep, message: str) -> dict[str, str]:
+        return {"step": step.describe(), "message": message}
 
 
 register_phase(PermissionsPhase())

@@ -87,7 +87,7 @@ def test_sigkill_sweep(env: tuple[str, Cli], seed: int) -> None:
     undone = Counter(
         r["step_key"]
         for r in store.rows(
-            "SELECT step_key, data FROM journal WHERE phase = 'domain' AND event = 'undo-done'"
+            "SELECT step_key, data FROM journal WHERE phase = 'domain' AND event = 'undone'"
         )
         if json.loads(r["data"])["status"] == "done"
     )
