@@ -57,7 +57,7 @@ def undo_steps(store: StateStore, academy: str, phase: str) -> list[UndoStep]:
     found: list[tuple[int, UndoStep]] = []
     for key, h in history(store, academy, phase).items():
         op = known_operation(h.op)
-        if op is None or not getattr(op, "reversible", False) or h.latest not in OPEN:
+        if op is None or not op.reversible or h.latest not in OPEN:
             continue
         step = op.undo_step(phase, key, h)
         if step is not None:
