@@ -1,5 +1,8 @@
 """The journal: intent before a request is sent, outcome after, so a crash leaves at most the in-flight
-steps in doubt, and resume reconciles exactly those.
+steps in doubt, and resume reconciles exactly those. Undo steps follow the same protocol: `undo-intent`
+before the target is touched, then `undone`, `undo-skipped` (kept) or `undo-failed`.
+
+Stores written before undo had one vocabulary hold `undo-done` (permissions, domain): read as `undone`.
 """
 
 from __future__ import annotations
@@ -8,8 +11,48 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from migrations.core.steps import Outcome, SideWrite, Step
+from migrations.core.steps import History, Outcome, SideWrite, Step
 from migrations.core.store import StateStore, dumps, now
+
+UNDO_EVENTS = {"undone": "undone", "kept": "undo-skipped", "failed": "undo-failed"}
+_OLD_EVENTS = {"undo-done": "undone"}  # the previous release's permissions and domain undos
+
+
+def _with_message(o: Outcome) -> dict[str, Any]:
+    return {**o.data, "message": o.message}
+
+
+def _event(event: str) -> str:
+    return _OLD_EVENTS.get(event, event)
+
+
+def history(store: StateStore, academy: str, phase: str) -> dict[str, History]:
+    """Per step key of `phase`, in journal order: the forward op and its latest args, the last done outcome
+    not undone since, the latest event, the args of every intent since the last settled outcome, and the
+    target an interrupted undo found for a step that recorded none. The one reading rollback starts from."""
+    out: dict[str, History] = {}
+    for r in store.rows(
+        "SELECT seq, step_key, op, event, target_id, data FROM journal WHERE academy = ? AND phase = ? "
+        "ORDER BY seq",
+        (academy, phase),
+    ):
+        event, data = _event(r["event"]), json.loads(r["data"] or "{}")
+        h = out.setdefault(r["step_key"], History(r["op"], event, r["seq"]))
+        h.latest, h.data = event, data
+        if event in ("intent", "done", "failed"):
+            h.forward = event
+        if event == "intent":
+            h.op, h.args, h.seq = r["op"], data.get("args") or {}, r["seq"]
+            h.intents.append(h.args)
+        elif event == "done":
+            h.done, h.seq = Outcome("done", r["target_id"], data), r["seq"]
+            h.intents = []
+        elif event == "undone":
+            # Gone: what it recorded (and what earlier intents carried) no longer describes the target.
+            h.done, h.resolved, h.intents = None, None, []
+        elif event == "undo-intent" and r["target_id"] and h.done is None:
+            h.resolved = r["target_id"]  # an in-doubt create an earlier rollback found by its marker
+    return out
 
 
 class Journal:
@@ -79,16 +122,26 @@ class Journal:
 
     def undo_intent(self, key: str, op: str, target_id: str | None, data: dict[str, Any]) -> None:
         """Before an undo step touches the target (the same protocol as forward steps)."""
-        self._write([(key, op, "undo-intent", target_id, data)], "undo-intent")
+        self.undo_intents([(key, op, target_id, data)])
+
+    def undo_intents(self, rows: list[tuple[str, str, str | None, dict[str, Any]]]) -> None:
+        """Several undo intents (key, op, target_id, data) in one transaction (a $batch of undos)."""
+        self._write([(key, op, "undo-intent", t, d) for key, op, t, d in rows], "undo-intent")
 
     def undo_outcome(self, key: str, op: str, outcome: Outcome) -> None:
         """An undo step's known result: undone | kept (journaled undo-skipped) | failed (undo-failed, so the
         next rollback tries again), with its side records in the same transaction."""
-        event = {"undone": "undone", "kept": "undo-skipped"}.get(outcome.status, "undo-failed")
+        self.undo_outcomes([(key, op, outcome)])
+
+    def undo_outcomes(self, results: list[tuple[str, str, Outcome]]) -> None:
+        """Several undo outcomes (key, op, outcome) and their side records in ONE transaction."""
         self._write(
-            [(key, op, event, outcome.target_id, {**outcome.data, "message": outcome.message})],
+            [
+                (key, op, UNDO_EVENTS.get(o.status, "undo-failed"), o.target_id, _with_message(o))
+                for key, op, o in results
+            ],
             "undo-outcome",
-            outcome.writes,
+            [w for _, _, o in results for w in o.writes],
         )
 
     def history(self) -> dict[str, dict[str, Any]]:
@@ -105,7 +158,7 @@ class Journal:
             (academy, phase),
         ):
             out[r["step_key"]] = {
-                "event": r["event"],
+                "event": _event(r["event"]),
                 "op": r["op"],
                 "target_id": r["target_id"],
                 "data": json.loads(r["data"] or "{}"),

@@ -1,11 +1,14 @@
 """Steps and their operations: one idempotent change to the target, stored as data in a plan.
 
 A Step names its Operation, which knows how to turn it into a Graph request, read the answer, recognise that
-it was already applied (by provenance marker), and undo what the journal recorded.
+it was already applied (by provenance marker), and, beside all that, how to undo it: whether it can be undone
+at all (`reversible`), what undoing one step means (an UndoStep read from the journal), the line a rollback
+plan prints for it and the undo itself. The undo driver (core/undo.py) only journals and orders.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -51,9 +54,49 @@ class Outcome:
     writes: list[SideWrite] = field(default_factory=list)
 
 
+@dataclass
+class History:
+    """One step key's journal read in order (core/journal.history()): what resume and rollback need."""
+
+    op: str  # the forward op (of its latest intent)
+    latest: str  # the latest event; an old store's 'undo-done' reads as 'undone'
+    seq: int  # journal position of its latest intent or done outcome
+    args: dict[str, Any] = field(default_factory=dict)  # its latest intent's args
+    data: dict[str, Any] = field(default_factory=dict)  # the latest event's data
+    forward: str | None = None  # the latest forward event: intent | done | failed
+    done: Outcome | None = None  # the last done outcome (target_id, data) not undone since
+    intents: list[dict[str, Any]] = field(default_factory=list)  # args of every intent since done/undone
+    resolved: str | None = None  # the target an undo found (by marker) for a step that recorded none
+
+
+@dataclass
+class UndoStep:
+    """One step to undo, read from the journal: the forward step's key and op, the target it made (None when
+    the forward step was left in doubt: the undo finds it, or finds nothing), what its outcome recorded and
+    the args its intent carried."""
+
+    phase: str
+    key: str
+    op: str
+    target_id: str | None
+    data: dict[str, Any]
+    args: dict[str, Any]
+    in_doubt: bool = False  # the forward step has an intent and no outcome: resolved at undo time
+
+    def describe(self) -> str:
+        return operation(self.op).describe_undo(self)
+
+
 class Operation(Protocol):
     name: str
     batchable: bool
+    reversible: bool  # False: a rollback leaves what it did in place (describe_undo says why)
+
+    @property
+    def undo_name(self) -> str:
+        """The op its undo is journaled under: its name, but files' undo-copy / undo-mkdir and permissions'
+        undo-share, as older stores and the crash tests' kill labels know them."""
+        ...
 
     def describe(self, step: Step) -> str: ...
 
@@ -67,6 +110,20 @@ class Operation(Protocol):
         """Was this step already applied? Done outcome if so, None if not."""
         ...
 
+    def undo_step(self, phase: str, key: str, history: History) -> UndoStep | None:
+        """What undoing this step means, from its journal history; None when there is nothing to undo."""
+        ...
+
+    def describe_undo(self, step: UndoStep) -> str:
+        """The one line a rollback plan prints for this undo."""
+        ...
+
+    async def undo(self, step: UndoStep, ctx: Any, found: Callable[[str], None]) -> Outcome:
+        """Undo it: Outcome undone | kept (changed since the run, left in place) | failed (tried again by the
+        next rollback). An undo that finds its target (it was in doubt) calls found(target_id) before it
+        touches it, so a rollback killed after a delete still knows what it deleted."""
+        ...
+
 
 _OPERATIONS: dict[str, Operation] = {}
 
@@ -78,3 +135,7 @@ def register_operation(op: Operation) -> Operation:
 
 def operation(name: str) -> Operation:
     return _OPERATIONS[name]
+
+
+def known_operation(name: str) -> Operation | None:
+    return _OPERATIONS.get(name)

@@ -34,16 +34,22 @@ class Executor:
         self.store, self.journal, self.t, self.options = store, journal, tenants, options
         self.result = Tally()
         self.on_step = on_step or (lambda _n: None)
-        self.prefix = ""
+        self.undoing = False  # a rollback: journaled undo-intent, then undone | undo-failed
 
     # ---- journal --------------------------------------------------------------------------------------
     def _intents(self, steps: list[Step]) -> None:
-        self.journal.intents(steps, event=self.prefix + "intent")
+        if self.undoing:
+            self.journal.undo_intents([(s.key, s.op, None, {"args": s.args}) for s in steps])
+        else:
+            self.journal.intents(steps)
 
     def _outcomes(self, pairs: list[tuple[Step, Outcome]]) -> None:
         for s, o in pairs:
             o.data = {**o.data, "args": s.args}
-        self.journal.outcomes(pairs, prefix=self.prefix)
+        if self.undoing:
+            self.journal.undo_outcomes([(s.key, s.op, _undo_outcome(o)) for s, o in pairs])
+        else:
+            self.journal.outcomes(pairs)
         for _, o in pairs:
             if o.status == "done":
                 self.result.done += 1
@@ -54,7 +60,7 @@ class Executor:
     # ---- settle what a crash left in doubt ---------------------------------------------------------------
     async def settle(self, steps: list[Step], history: dict[str, dict[str, Any]], forward: bool) -> None:
         """An intent without an outcome: read the tenant and record what actually happened."""
-        want = self.prefix + "intent"
+        want = "undo-intent" if self.undoing else "intent"
         for step in steps:
             h = history.get(step.key)
             if not h or h["event"] != want:
@@ -129,3 +135,10 @@ class Executor:
                 self._outcomes(pairs)
             finished = self.result.done + self.result.already - start
             self.t.progress(f"renamed {finished} of {len(steps)} user(s)")
+
+
+def _undo_outcome(o: Outcome) -> Outcome:
+    """A backward action's outcome in the undo vocabulary; data keeps whether it changed anything (status
+    done) or found it already undone (already)."""
+    status = "undone" if o.status in ("done", "already") else "failed"
+    return Outcome(status, o.target_id, {**o.data, "status": o.status}, o.message, o.writes)

@@ -19,25 +19,16 @@ from migrations.core.journal import Journal
 from migrations.core.plan import Plan
 from migrations.core.registry import PhaseEnv, PhaseRun, register_phase
 from migrations.core.runs import RunRecord, phase_run
-from migrations.core.steps import Step
+from migrations.core.steps import Step, UndoStep
+from migrations.core.undo import undo_steps
 from migrations.domain import runbook
 from migrations.domain.executor import Executor
 from migrations.domain.plan import PHASE, plan_domain
-from migrations.domain.steps import OPS, DomainError, Tenants, _add, describe_undo, verify_with_backoff
+from migrations.domain.steps import OPS, DomainError, Tenants, _add, verify_with_backoff
 from migrations.domain.verify import verify_domain
 
 log = logging.getLogger("trustfold.domain")
 FORWARD_ORDER = ("set-default", "rename-user", "remove-domain", "add-domain", "verify-domain", "switch-upn")
-
-
-class UndoView:
-    """A rollback step as the CLI prints it."""
-
-    def __init__(self, step: Step):
-        self.step = step
-
-    def describe(self) -> str:
-        return describe_undo(self.step)
 
 
 class DomainPhase:
@@ -230,19 +221,18 @@ class DomainPhase:
         return c
 
     # ---- rollback -----------------------------------------------------------------------------------------
-    def _undoable(self, env: PhaseEnv) -> list[Step]:
-        history = Journal.state(env.store, env.academy.code, PHASE)
-        steps = []
-        for key, h in history.items():
-            args = (h["data"] or {}).get("args")
-            if not args or h["event"] in ("undo-done", "intent"):
-                continue
-            steps.append(Step(key, h["op"], args))
+    def _undo_steps(self, env: PhaseEnv) -> list[UndoStep]:
+        """Each step's undo (domain/steps.py), the forward order reversed."""
         order = {op: i for i, op in enumerate(FORWARD_ORDER)}
+        steps = undo_steps(env.store, env.academy.code, PHASE)
         return sorted(steps, key=lambda s: (-order.get(s.op, 0), s.key))
 
+    def _undoable(self, env: PhaseEnv) -> list[Step]:
+        # Carried out by the domain executor (the rollback stops for DNS half-way), as forward steps are.
+        return [Step(s.key, s.op, s.args) for s in self._undo_steps(env)]
+
     async def rollback_steps(self, env: PhaseEnv) -> list[Any]:
-        return [UndoView(s) for s in self._undoable(env)]
+        return self._undo_steps(env)
 
     async def rollback(self, env: PhaseEnv, steps: list[Any], *, purge: bool) -> PhaseRun:
         code = env.academy.code
@@ -256,7 +246,7 @@ class DomainPhase:
         t = self._tenants(env)
         opts = self._opts(env)
         ex = Executor(env.store, journal, t, opts)
-        ex.prefix = "undo-"
+        ex.undoing = True
         todo = self._undoable(env)
         run.measure = lambda: {"planned": len(todo), "done": ex.result.done}
         notes: list[str] = []

@@ -162,7 +162,7 @@ def events(store: StateStore, academy: str) -> list[dict[str, str]]:
 
     rows = store.rows(
         "SELECT op, event, data, at FROM journal WHERE academy = ? AND phase = ? "
-        "AND event IN ('done', 'undo-done') ORDER BY seq",
+        "AND event IN ('done', 'undone', 'undo-done') ORDER BY seq",  # undo-done: an older store's
         (academy, PHASE),
     )
     for r in rows:

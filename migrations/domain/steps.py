@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from migrations.core.steps import Outcome, Step, register_operation
+from migrations.core.steps import History, Outcome, Step, UndoStep, register_operation
 from migrations.graph.client import BatchItem, GraphResponse, TenantConnection
 from migrations.safety.sanitise import terminal_text
 
@@ -58,6 +58,15 @@ async def _current_upn(conn: TenantConnection, uid: str) -> str | None:
     return str(resp.body.get("userPrincipalName", ""))
 
 
+def undo_step(phase: str, key: str, h: History) -> UndoStep | None:
+    """Every domain step whose outcome (or undo attempt) is journaled with its args is undone, in reverse
+    order (DomainPhase.rollback); a step with only an intent changed nothing the check would not find."""
+    args = h.data.get("args")
+    if not args or h.latest in ("undone", "intent"):
+        return None
+    return UndoStep(phase, key, h.op, None, {}, args)
+
+
 @dataclass(frozen=True)
 class RenameUser:
     """rename-user (legacy) and switch-upn (trust): one PATCH of userPrincipalName (and mail)."""
@@ -70,7 +79,16 @@ class RenameUser:
         where = "trust" if a.get("tenant") == "trust" else "legacy"
         return f"{where}: rename {a['upn_from']} -> {a['upn_to']}"
 
-    def undo_describe(self, step: Step) -> str:
+    reversible = True
+
+    @property
+    def undo_name(self) -> str:
+        return self.name
+
+    def undo_step(self, phase: str, key: str, h: History) -> UndoStep | None:
+        return undo_step(phase, key, h)
+
+    def describe_undo(self, step: UndoStep) -> str:
         a = step.args
         where = "trust" if a.get("tenant") == "trust" else "legacy"
         return f"{where}: rename {a['upn_to']} back to {a['upn_from']}"
@@ -240,10 +258,19 @@ class DomainOp:
     backward: Action
     batchable: bool = False
 
+    reversible = True
+
+    @property
+    def undo_name(self) -> str:
+        return self.name
+
     def describe(self, step: Step) -> str:
         return self.text(step.args)
 
-    def undo_describe(self, step: Step) -> str:
+    def undo_step(self, phase: str, key: str, h: History) -> UndoStep | None:
+        return undo_step(phase, key, h)
+
+    def describe_undo(self, step: UndoStep) -> str:
         return self.undo_text(step.args)
 
 
@@ -356,9 +383,3 @@ for _op in (
 ):
     register_operation(_op)  # type: ignore[arg-type]  # its own executor runs it, not the Runner
     OPS[_op.name] = _op
-
-
-def describe_undo(step: Step) -> str:
-    if step.op in OPS:
-        return OPS[step.op].undo_describe(step)
-    return RENAME_USER.undo_describe(step)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -12,17 +10,16 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from migrations.core.basis import with_basis
 from migrations.core.journal import Journal
 from migrations.core.plan import Plan
 from migrations.core.registry import PhaseEnv, PhaseRun, register_phase
 from migrations.core.runs import Metrics, RunRecord, Tally, phase_run
-from migrations.core.steps import Outcome, SideWrite, Step, register_operation
+from migrations.core.steps import Outcome, SideWrite, Step
 from migrations.core.store import now
+from migrations.core.undo import carry_out, undo_steps
 from migrations.files.engine_choice import EngineChoice, migration_api
-from migrations.files.orphans import Unfinished, content, holds_ours, unfinished_copies
+from migrations.files.orphans import Unfinished, unfinished_copies
 from migrations.files.plan import PHASE, PlanContext, plan_files
 from migrations.files.scan import (
     Tree,
@@ -34,6 +31,10 @@ from migrations.files.scan import (
     scan_sources,
     source_tree,
 )
+from migrations.files.steps import FilesRules, FilesUndo, in_undo_order
+from migrations.files.steps import delete_unchanged as _undo  # the forward delete of a copy, too
+from migrations.files.steps import depth as _depth
+from migrations.files.steps import sent_by_us as _sent_by_us
 from migrations.files.transfer import CopyDiscarded, CopyError, Counters, FileCopier, UploadSessions
 from migrations.graph.client import GraphError, TenantConnection, parse_budget
 from migrations.graph.sharepoint_window import SharePointBudget
@@ -43,48 +44,10 @@ LARGE = 64 * 1024 * 1024
 PER_DRIVE = 4
 
 
-# ---- operations (descriptions for plans and rollback listings) ------------------------------------------
-@dataclass
-class _Op:
-    name: str
-    text: Callable[[dict[str, Any]], str]
-    batchable: bool = False
-
-    def describe(self, step: Step) -> str:
-        return self.text(step.args)
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
-
-
-for _op in (
-    _Op("mkdir", lambda a: f"create folder '{a['path']}'"),
-    _Op(
-        "copy",
-        lambda a: f"{'update' if a.get('replace_id') else 'copy'} '{a['path']}' ({_size(int(a['size']))})",
-    ),
-    _Op("move", lambda a: f"move '{a['from']}' to '{a['path']}'"),
-    _Op("adopt", lambda a: f"record '{a['path']}' as already present (identical content)"),
-    _Op("delete", lambda a: f"delete '{a['path']}' (deleted at source)"),
-    _Op("undo-copy", lambda a: f"delete copied file '{a['path']}'"),
-    _Op("undo-mkdir", lambda a: f"delete created folder '{a['path']}' if empty"),
-):
-    register_operation(_op)  # type: ignore[arg-type]
-
-
 def _fs(a: dict[str, Any]) -> dict[str, Any]:
     fs = {"createdDateTime": a.get("created"), "lastModifiedDateTime": a.get("modified")}
     fs = {k: v for k, v in fs.items() if v}
     return {"fileSystemInfo": fs} if fs else {}
-
-
-def _depth(path: str) -> int:
-    return path.count("/")
 
 
 @dataclass(kw_only=True)
@@ -263,116 +226,35 @@ class FilesPhase:
 
     # ---- rollback -----------------------------------------------------------------------------------------
     async def rollback_steps(self, env: PhaseEnv) -> list[Any]:
-        """What this phase created, from the journal: done copies and folders not yet undone, undo steps an
-        interrupted rollback left open (undo-intent / undo-failed), and forward steps left in doubt
-        (intent without outcome), which the undo resolves by path and content."""
-        steps: list[Step] = []
-        for key, h in _histories(env.store, env.academy.code).items():
-            # A kept item (undo-skipped) is checked again: it goes once it is as trustfold left it.
-            if h["latest"] == "undone" or h["op"] not in ("copy", "mkdir"):
-                continue
-            folder = h["op"] == "mkdir"
-            undo_op = "undo-mkdir" if folder else "undo-copy"
-            done = h.get("done")
-            intent = h.get("intent") or {}
-            ours = done is not None and done["data"].get("created") and done["target_id"]
-            if ours and done is not None:
-                args = {**_undo_args(done), "folder": folder}
-                if h["latest"] == "intent":
-                    # A replacement of our copy was in flight: its content may be the new one.
-                    args["in_doubt_hash"] = intent.get("hash")
-                steps.append(Step(key, undo_op, args))
-            elif (
-                h["latest"] in ("intent", "failed", "undo-intent", "undo-failed", "undo-skipped")
-                and intent
-                and not done
-                and (h.get("forward") == "intent" or (not folder and h.get("contents")))
-            ):
-                # In doubt, or failed after an upload of ours may have landed unrecorded (found by the
-                # contents its intents journaled).
-                steps.append(
-                    Step(
-                        key,
-                        undo_op,
-                        {
-                            "drive_key": intent.get("drive_key", ""),
-                            "target_drive": intent["target_drive"],
-                            "target_id": None,
-                            "path": intent.get("path", ""),
-                            "folder": folder,
-                            "hash": intent.get("hash"),
-                            "size": intent.get("size"),
-                            "absent": bool(intent.get("absent")),
-                            "created": intent.get("created"),
-                            "in_doubt": True,
-                            "contents": sorted(h.get("contents") or ()),
-                            "after_failure": h.get("forward") == "failed",
-                        },
-                    )
-                )
-        # Files first, then folders deepest first, so a folder is empty (of our files) when we reach it.
-        return sorted(steps, key=lambda s: (s.args["folder"], -_depth(s.args["path"]), s.args["path"]))
+        """What this phase created, from the journal (each step's undo: files/steps.py), files first and
+        folders deepest first."""
+        return in_undo_order(undo_steps(env.store, env.academy.code, PHASE))
 
     async def rollback(self, env: PhaseEnv, steps: list[Any], *, purge: bool) -> PhaseRun:
         code = env.academy.code
         _, target, budget = await self._prepared(env)
         async with phase_run(env.store, code, PHASE, "rollback", env.operator, planned=len(steps)) as run:
-            await self._rollback(env, steps, run, target, budget)
+            sessions = UploadSessions(env.run_dir.parent / f"upload-sessions-{code}.json")
+            undo = FilesUndo(code, target, budget, sessions)
+            try:
+                await carry_out(
+                    env.store,
+                    code,
+                    run.run_id,
+                    steps,
+                    undo,
+                    FilesRules(),
+                    concurrency=PER_DRIVE,
+                    result=run.tally,
+                )
+            finally:
+                budget.save()
         notes = run.tally.kept_notes()
         if purge:
             notes.append(
                 "deleted files and folders are in the site's recycle bin (kept 93 days by SharePoint)"
             )
         return run.outcome(run.tally.failures, notes)
-
-    async def _rollback(
-        self,
-        env: PhaseEnv,
-        steps: list[Any],
-        run: RunRecord,
-        target: TenantConnection,
-        budget: SharePointBudget,
-    ) -> None:
-        code, run_id, tally = env.academy.code, run.run_id, run.tally
-        journal = Journal(env.store, run_id, code, PHASE, None)
-        sessions = UploadSessions(env.run_dir.parent / f"upload-sessions-{code}.json")
-        gate = asyncio.Semaphore(PER_DRIVE)
-
-        async def undo(step: Step) -> None:
-            a = step.args
-            async with gate:
-                # Intent before the target is touched, outcome only once it is known (as forward steps).
-                journal.undo_intent(step.key, step.op, a.get("target_id"), {"args": a})
-                try:
-                    outcome = await _undo_step(target, budget, sessions, step.key, a)
-                except (GraphError, CopyError) as exc:
-                    outcome = Outcome("failed", a.get("target_id"), {}, str(exc))
-                if outcome.status == "undone" and outcome.target_id:
-                    outcome.writes = [
-                        SideWrite(
-                            "DELETE FROM file_copies WHERE academy = ? AND drive_key = ? AND target_id = ?",
-                            (code, a["drive_key"], outcome.target_id),
-                        )
-                    ]
-                journal.undo_outcome(step.key, step.op, outcome)
-            if outcome.status == "kept":
-                tally.kept.append({"object": a["path"], "message": outcome.message})
-            elif outcome.status == "failed":
-                tally.fail(step.key, outcome.message)
-            else:
-                tally.done += 1
-
-        # Files together, then folders one depth at a time from the deepest: a folder is reached only once
-        # everything of ours inside it has been dealt with.
-        levels: dict[tuple[bool, int], list[Step]] = {}
-        for step in steps:
-            folder = bool(step.args["folder"])
-            levels.setdefault((folder, -_depth(step.args["path"]) if folder else 0), []).append(step)
-        for level in sorted(levels):
-            async with asyncio.TaskGroup() as tasks:
-                for step in levels[level]:
-                    tasks.create_task(undo(step))
-        budget.save()
 
     # ---- verify -------------------------------------------------------------------------------------------
     async def verify(self, env: PhaseEnv) -> dict[str, Any]:
@@ -473,141 +355,6 @@ class FilesPhase:
             "matched": sum(d["matched"] for d in drives),
             "bytes": sum(d["bytes"] for d in drives),
         }
-
-
-def _sent_by_us(a: dict[str, Any], item: dict[str, Any]) -> bool:
-    """A folder found where our create met a 409 (or was in doubt) carries the source creation time we sent
-    with it (its modification time moves as content lands in it). A folder of trustfold's own making
-    ('Long paths') has no source time: there the journal alone decides."""
-    sent = a.get("created")
-    if not sent:
-        return True
-    found = (item.get("fileSystemInfo") or {}).get("createdDateTime")
-    return bool(found) and str(sent)[:19] == str(found)[:19]
-
-
-def _undo_args(h: dict[str, Any]) -> dict[str, Any]:
-    d = h["data"]
-    return {
-        "drive_key": d.get("drive_key", ""),
-        "target_drive": d["target_drive"],
-        "target_id": h["target_id"],
-        "path": d.get("path", ""),
-        "target_ctag": d.get("target_ctag"),
-    }
-
-
-def _histories(store: Any, code: str) -> dict[str, dict[str, Any]]:
-    """Per step key: the latest event, the forward op, the last done outcome and the last intent's args."""
-    out: dict[str, dict[str, Any]] = {}
-    for r in store.rows(
-        "SELECT step_key, op, event, target_id, data FROM journal WHERE academy = ? AND phase = ? "
-        "ORDER BY seq",
-        (code, PHASE),
-    ):
-        h = out.setdefault(r["step_key"], {"op": r["op"]})
-        h["latest"] = r["event"]
-        data = json.loads(r["data"] or "{}")
-        if r["event"] in ("intent", "done", "failed"):
-            h["forward"] = r["event"]
-        if r["event"] == "intent":
-            h["op"] = r["op"]
-            h["intent"] = data.get("args") or {}
-            uploaded = content(h["intent"]) if r["op"] == "copy" else None
-            if uploaded is not None:
-                h.setdefault("contents", set()).add(uploaded)
-        elif r["event"] == "done":
-            h["done"] = {"target_id": r["target_id"], "data": data}
-            h.pop("contents", None)
-        elif r["event"] == "undone":
-            # Gone: what it recorded (and what earlier intents carried) no longer describes the target.
-            h.pop("done", None)
-            h.pop("contents", None)
-    return out
-
-
-async def _undo_step(
-    target: TenantConnection,
-    budget: SharePointBudget,
-    sessions: UploadSessions,
-    key: str,
-    a: dict[str, Any],
-) -> Outcome:
-    """Undo one created item: Outcome undone | kept (changed since, or not ours). Transient errors are
-    retried by the connection's one retry layer; anything else raises, so the step is journaled
-    undo-failed and the next rollback tries it again."""
-    if a.get("target_id"):
-        result = await _undo(target, budget, a)
-        if result == "kept":
-            why = (
-                "holds content trustfold did not create"
-                if a["folder"]
-                else "changed in the trust tenant since it was copied"
-            )
-            return Outcome("kept", a["target_id"], {}, why)
-        return Outcome("undone", a["target_id"], {}, "already gone" if result == "gone" else "")
-    # In doubt: the forward step journaled its intent and no outcome. Find what may be ours by path.
-    if not a["folder"]:
-        saved = sessions.get(key)
-        if saved:
-            # An upload that never completed: cancel its session so no item can appear later.
-            with contextlib.suppress(httpx.HTTPError):  # an expired session is gone anyway
-                await target.http.delete(saved["url"])
-            sessions.drop(key)
-    path = f"/drives/{a['target_drive']}/root:/{quote(a['path'])}:"
-    await budget.acquire(target.tenant_id, 1)
-    resp = await target.request("GET", path, counts_as_write=False)
-    if resp.status == 404:
-        return Outcome("undone", None, {}, "nothing was created")
-    if not resp.ok:
-        raise GraphError("GET", path, resp)
-    item = dict(resp.body)
-    found = {**a, "target_id": item["id"], "target_ctag": item.get("cTag")}
-    if a["folder"]:
-        if not a.get("absent"):
-            return Outcome("undone", None, {}, "the folder was there before the run; left as it is")
-        if "folder" not in item or not _sent_by_us(a, item):
-            return Outcome("undone", None, {}, "the item at this path is not a folder trustfold made; left")
-        return await _undo_step(target, budget, sessions, key, found)
-    quick_xor = ((item.get("file") or {}).get("hashes") or {}).get("quickXorHash")
-    created = (item.get("fileSystemInfo") or {}).get("createdDateTime")
-    contents = [tuple(c) for c in a.get("contents") or ()]
-    if not contents and a.get("hash") and a.get("size") is not None:  # undo args journaled before contents
-        contents = [(int(a["size"]), a["hash"], "")]
-    if "folder" not in item and holds_ours(contents, int(item.get("size") or 0), quick_xor, created):
-        return await _undo_step(target, budget, sessions, key, found)
-    if a.get("after_failure"):
-        return Outcome("undone", None, {}, "nothing of trustfold's at this path; the file there is left")
-    return Outcome("kept", item["id"], {}, "the file at this path is not the copy trustfold made")
-
-
-async def _undo(target: TenantConnection, budget: SharePointBudget, a: dict[str, Any]) -> str:
-    """'deleted', 'gone' or 'kept'."""
-    path = f"/drives/{a['target_drive']}/items/{a['target_id']}"
-    await budget.acquire(target.tenant_id, 1)
-    resp = await target.request("GET", path, counts_as_write=False)
-    if resp.status == 404:
-        return "gone"
-    if not resp.ok:
-        raise GraphError("GET", path, resp)
-    if a["folder"]:
-        await budget.acquire(target.tenant_id, 2)
-        kids = await target.get(f"{path}/children", {"$top": "1"})
-        if kids.get("value"):
-            return "kept"
-    elif resp.body.get("cTag") != a.get("target_ctag"):
-        content = ((resp.body.get("file") or {}).get("hashes") or {}).get("quickXorHash")
-        if not (a.get("in_doubt_hash") and content == a["in_doubt_hash"]):
-            return "kept"
-    await budget.acquire(target.tenant_id, 2)
-    resp = await target.request(
-        "DELETE", path, counts_as_write=False, headers={"If-Match": resp.body.get("eTag", "*")}
-    )
-    if resp.status not in (204, 404):
-        if resp.status == 412:
-            return "kept"
-        raise GraphError("DELETE", path, resp)
-    return "deleted"
 
 
 class _Ops:

@@ -13,13 +13,15 @@ marker like every other created object. A licence the group already had is not r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from migrations.core.steps import Outcome, Step, register_operation
+from migrations.core.steps import Outcome, Step, UndoStep, register_operation
 from migrations.graph.client import BatchItem, GraphResponse, TenantConnection
 from migrations.identity.context import IdentityContext, marker_value
 from migrations.identity.licence_assign import LicenceAssignment
+from migrations.identity.undo import Reversible, UndoContext, delete_object, maybe
 from trust import Academy, Trust
 
 PURPOSES = ("staff", "pupils")
@@ -134,7 +136,7 @@ def plan_group_licensing(
     return steps
 
 
-class EnsureLicenceGroup:
+class EnsureLicenceGroup(Reversible):
     """Create the academy's staff/pupils security group, or take the one that exists (outcome 'already')."""
 
     name = "ensure-licence-group"
@@ -173,8 +175,15 @@ class EnsureLicenceGroup:
         found = await ctx.find_by_marker("groups", step.args["marker"])
         return Outcome("done", found["id"], {"reconciled": True}) if found else None
 
+    def describe_undo(self, step: UndoStep) -> str:
+        where = step.target_id or "by provenance marker"
+        return f"delete group '{step.args.get('display_name')}' ({where}){maybe(step)}"
 
-class AssignGroupLicence(LicenceAssignment):
+    async def undo(self, step: UndoStep, ctx: UndoContext, found: Callable[[str], None]) -> Outcome:
+        return await delete_object(ctx, "groups", step, found)
+
+
+class AssignGroupLicence(LicenceAssignment, Reversible):
     """POST /groups/{id}/assignLicense once per group; members inherit (202 Accepted, processed by Entra in
     the background: migrations/identity/licence_wait.py waits for it)."""
 
@@ -199,21 +208,34 @@ class AssignGroupLicence(LicenceAssignment):
         group = await ctx.target.get(f"/groups/{gid}", {"$select": "id,assignedLicenses"})
         return Outcome("done", gid, self.data(step, ctx)) if self.holds(step, ctx, group) else None
 
+    def describe_undo(self, step: UndoStep) -> str:
+        a = step.args
+        where = f"group '{a.get('group_name')}' ({step.target_id})"
+        return f"remove licence {a.get('sku')} from {where}{maybe(step)}"
+
+    async def undo(self, step: UndoStep, ctx: UndoContext, found: Callable[[str], None]) -> Outcome:
+        """Take back the licence trustfold gave a licence group (members lose what they inherited with it),
+        before the group itself can be deleted."""
+        gid = step.target_id or ctx.ids.get(str(step.args.get("group_key", "")))
+        if not gid:
+            return Outcome("undone", None, {}, "its group was never created")
+        sku_id = str(step.data.get("sku_id") or "")
+        if not sku_id:  # in doubt: the intent names the SKU by part number only
+            body = await ctx.conn.get("/subscribedSkus", {"$select": "skuId,skuPartNumber"})
+            skus = {k.get("skuPartNumber"): str(k["skuId"]) for k in body.get("value", [])}
+            sku_id = skus.get(step.args.get("sku"), "")
+            if not sku_id:
+                return Outcome("undone", gid, {}, f"SKU {step.args.get('sku')} is not in the tenant")
+        resp = await ctx.conn.request(
+            "POST", f"/groups/{gid}/assignLicense", json={"addLicenses": [], "removeLicenses": [sku_id]}
+        )
+        if resp.ok or resp.status == 404 or (resp.status == 400 and "does not have" in resp.error_message):
+            return Outcome("undone", gid, {"sku_id": sku_id})  # removed (or already removed)
+        return Outcome("failed", gid, {}, f"{resp.status} {resp.error_code}: {resp.error_message}")
+
 
 for _op in (EnsureLicenceGroup(), AssignGroupLicence()):
     register_operation(_op)
-
-
-async def undo_group_licence(conn: TenantConnection, group_id: str, sku_id: str) -> str | None:
-    """Remove a licence this tool gave a group (before the group itself can be deleted). None when done."""
-    resp = await conn.request(
-        "POST", f"/groups/{group_id}/assignLicense", json={"addLicenses": [], "removeLicenses": [sku_id]}
-    )
-    if resp.ok or resp.status == 404:
-        return None
-    if resp.status == 400 and "does not have" in resp.error_message:
-        return None  # already removed
-    return f"{resp.status} {resp.error_code}: {resp.error_message}"
 
 
 async def load_licence_groups(ctx: IdentityContext) -> None:

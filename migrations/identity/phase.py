@@ -11,11 +11,12 @@ from migrations.core.plan import Plan
 from migrations.core.registry import IDENTITY_PHASES, PhaseEnv, PhaseRun, register_phase
 from migrations.core.runner import RoutedJournal, Runner
 from migrations.core.runs import Metrics, RunRecord, phase_run
+from migrations.core.undo import carry_out
 from migrations.identity import licence_groups, licence_wait
 from migrations.identity.context import IdentityContext, PasswordSink, marker_property, step_phase
 from migrations.identity.plan import plan_groups, plan_identity, plan_memberships, plan_users
 from migrations.identity.stale import Renames, recheck_targets
-from migrations.identity.undo import carry_out, rollback_plan
+from migrations.identity.undo import IdentityRules, Ids, UndoContext, rollback_plan
 from migrations.identity.verify import verify_identity
 
 
@@ -160,16 +161,10 @@ class IdentityPhase:
         async with phase_run(
             env.store, code, self.name, "rollback", env.operator, parts=self.parts, planned=len(steps)
         ) as run:
-            await carry_out(
-                env.store,
-                code,
-                steps,
-                env.conns.target,
-                marker_property(env.trust),
-                run.run_id,
-                run.tally,
-                purge=purge,
+            ctx = UndoContext(
+                env.store, code, env.conns.target, marker_property(env.trust), Ids(env.store, code), purge
             )
+            await carry_out(env.store, code, run.run_id, steps, ctx, IdentityRules(ctx), result=run.tally)
         return run.outcome(run.tally.failures, run.tally.kept_notes())
 
 

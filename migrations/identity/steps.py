@@ -2,16 +2,17 @@
 
 Every object created carries the provenance marker (a directory extension property of the trust's app, set
 in the create request itself) tying it to its source object, so resume and rollback recognise exactly what
-trustfold made and nothing else.
+trustfold made and nothing else. Each operation's undo sits beside its forward (what they share: undo.py).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from migrations.core.steps import Outcome, Step, register_operation
-from migrations.graph.client import BatchItem, GraphResponse
+from migrations.core.steps import Outcome, Step, UndoStep, register_operation
+from migrations.graph.client import BatchItem, GraphResponse, Transient
 from migrations.identity.context import (
     BIND_ROOT,
     IdentityContext,
@@ -20,12 +21,13 @@ from migrations.identity.context import (
     new_password,
 )
 from migrations.identity.licence_assign import LicenceAssignment
+from migrations.identity.undo import Reversible, UndoContext, delete_object, licence_with_user, maybe
 
 log = logging.getLogger("trustfold.identity")
 
 
 # ---- operations -------------------------------------------------------------------------------------------
-class CreateUser:
+class CreateUser(Reversible):
     name = "create-user"
     batchable = True
 
@@ -67,8 +69,15 @@ class CreateUser:
         found = await ctx.find_by_marker("users", step.args["marker"])
         return Outcome("done", found["id"], {"upn": step.args["upn"], "reconciled": True}) if found else None
 
+    def describe_undo(self, step: UndoStep) -> str:
+        where = step.target_id or "by provenance marker"
+        return f"delete user {step.args.get('upn')} ({where}){maybe(step)}"
 
-class AssignLicence(LicenceAssignment):
+    async def undo(self, step: UndoStep, ctx: UndoContext, found: Callable[[str], None]) -> Outcome:
+        return await delete_object(ctx, "users", step, found)
+
+
+class AssignLicence(LicenceAssignment, Reversible):
     """A user's direct licence (licences.mode direct)."""
 
     name = "assign-licence"
@@ -91,8 +100,17 @@ class AssignLicence(LicenceAssignment):
             return Outcome("done", uid, self.data(step, ctx))
         return None
 
+    def describe_undo(self, step: UndoStep) -> str:
+        a = step.args
+        return f"{step.op} {a.get('sku', '')} of {a.get('upn', step.target_id)}: decided with its user"
 
-class CreateGroup:
+    async def undo(self, step: UndoStep, ctx: UndoContext, found: Callable[[str], None]) -> Outcome:
+        """Nothing to send: a licence goes with its user (IdentityRules.waits holds it until then)."""
+        waiting = Outcome("failed", step.target_id, {}, "its user's undo has not completed")
+        return licence_with_user(ctx, step) or waiting
+
+
+class CreateGroup(Reversible):
     name = "create-group"
     batchable = True
 
@@ -131,10 +149,18 @@ class CreateGroup:
         found = await ctx.find_by_marker("groups", step.args["marker"])
         return Outcome("done", found["id"], {"reconciled": True}) if found else None
 
+    def describe_undo(self, step: UndoStep) -> str:
+        where = step.target_id or "by provenance marker"
+        return f"delete group '{step.args.get('display_name')}' ({where}){maybe(step)}"
 
-class AddMembers:
+    async def undo(self, step: UndoStep, ctx: UndoContext, found: Callable[[str], None]) -> Outcome:
+        return await delete_object(ctx, "groups", step, found)
+
+
+class AddMembers(Reversible):
     name = "add-members"
     batchable = True
+    finds_by_marker = False  # in doubt, its group and members are known by their keys
 
     def describe(self, step: Step) -> str:
         return f"add {len(step.args['member_keys'])} member(s) to '{step.args['group_name']}'"
@@ -170,6 +196,43 @@ class AddMembers:
                 if not resp.ok and "already exist" not in resp.error_message:
                     return Outcome("failed", message=f"adding {m}: {resp.status} {resp.error_message}")
         return Outcome("done", gid, {"members": members, "reconciled": True})
+
+    def describe_undo(self, step: UndoStep) -> str:
+        n = len(step.data.get("members", [])) or len(step.args.get("member_keys", []))
+        return f"remove {n} member(s) from '{step.args.get('group_name')}'{maybe(step)}"
+
+    async def undo(self, step: UndoStep, ctx: UndoContext, found: Callable[[str], None]) -> Outcome:
+        if step.in_doubt:
+            gid = ctx.ids.get(step.args.get("group_key", ""))
+            members = [i for i in (ctx.ids.get(k) for k in step.args.get("member_keys", [])) if i]
+        else:
+            gid, members = step.target_id, list(step.data.get("members", []))
+        if not gid:
+            return Outcome("undone", None, {}, "its group was never created")
+        pending, refused = members, []
+        try:
+            async for attempt in ctx.conn.retrying(6):
+                with attempt:
+                    answers: list[Any] = []
+                    for i in range(0, len(pending), 20):
+                        chunk = pending[i : i + 20]
+                        answers += await ctx.conn.batch(
+                            [BatchItem("DELETE", f"/groups/{gid}/members/{m}/$ref") for m in chunk]
+                        )
+                    refused += [a for a in answers if not _transient(a) and not (a.ok or a.status == 404)]
+                    pending = [m for m, a in zip(pending, answers, strict=True) if _transient(a)]
+                    if pending:
+                        raise Transient(f"{len(pending)} member removal(s) had no answer")
+        except Transient as exc:
+            return Outcome("failed", gid, {}, str(exc))
+        if refused:
+            why = f"{len(refused)} member removal(s) refused ({refused[0].status})"
+            return Outcome("failed", gid, {}, why)
+        return Outcome("undone", gid, {"members": members})
+
+
+def _transient(answer: Any) -> bool:
+    return not isinstance(answer, GraphResponse) or answer.status in (429, 500, 502, 503, 504, 599)
 
 
 for _op in (CreateUser(), AssignLicence(), CreateGroup(), AddMembers()):

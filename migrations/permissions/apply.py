@@ -1,5 +1,6 @@
 """Permission steps side by side: each operation's one-line description, its forward request and its undo
-(`remove_grant`), carried out journaled (intent, request, outcome) and reconciled when in doubt.
+(the grants it added removed: `remove_grant`), carried out journaled (intent, request, outcome) and
+reconciled when in doubt.
 
 A step left in doubt by a crash (intent without outcome), or whose answer was lost, is reconciled by reading
 the copy's permissions: a grant matching the step's signature that trustfold has not already recorded is the
@@ -16,7 +17,7 @@ from typing import Any
 from migrations.core import killpoints
 from migrations.core.journal import Journal
 from migrations.core.runs import Tally
-from migrations.core.steps import Outcome, Step, register_operation
+from migrations.core.steps import History, Outcome, Step, UndoStep, register_operation
 from migrations.graph.client import GraphError, GraphResponse, MaybeApplied, TenantConnection
 from migrations.graph.sharepoint_window import SharePointBudget
 from migrations.permissions.grants import Grant, parse
@@ -31,25 +32,61 @@ class SharingTally(Tally):
     writes: int = 0
 
 
+@dataclass
+class GrantUndo:
+    """What the undo of a grant works with."""
+
+    target: TenantConnection
+    budget: SharePointBudget
+
+
 @dataclass(frozen=True)
 class _Op:
     name: str
     text: Any
+    undo_text: Any = None  # the undo of each grant the step added; None: not reversible (kept says why)
+    kept: str = ""
     batchable: bool = False
+    undo_name: str = "undo-share"  # one undo step per grant: key undo:<permission id>
+
+    @property
+    def reversible(self) -> bool:
+        return self.undo_text is not None
 
     def describe(self, step: Step) -> str:
         return str(self.text(step.args))
+
+    def undo_step(self, phase: str, key: str, h: History) -> UndoStep | None:
+        return None  # a step adds several grants: PermissionsPhase.rollback_steps lists them, from ours()
+
+    def describe_undo(self, step: UndoStep) -> str:
+        return str(self.undo_text(step.args)) if self.undo_text else f"{step.args.get('path')}: {self.kept}"
+
+    async def undo(self, step: UndoStep, ctx: GrantUndo, found: Callable[[str], None]) -> Outcome:
+        await remove_grant(ctx.target, ctx.budget, step.args)
+        return Outcome("undone", step.args["perm_id"], {"undone": True})
 
 
 def _who(a: dict[str, Any]) -> str:
     return ", ".join(f"{r['kind']} {r['display']}" for r in a["recipients"])
 
 
+def _remove(a: dict[str, Any]) -> str:
+    return f"remove grant to {a['display']} on '{a['path']}' (added by trustfold)"
+
+
 for _op in (
-    _Op("share-invite", lambda a: f"grant {'/'.join(a['roles'])} on '{a['path']}' to {_who(a)} (no e-mail)"),
-    _Op("share-link", lambda a: f"create {a['scope']} {a['type']} link on '{a['path']}'"),
-    _Op("share-revoke", lambda a: f"remove grant to {a['display']} on '{a['path']}' (removed at source)"),
-    _Op("undo-share", lambda a: f"remove grant to {a['display']} on '{a['path']}' (added by trustfold)"),
+    _Op(
+        "share-invite",
+        lambda a: f"grant {'/'.join(a['roles'])} on '{a['path']}' to {_who(a)} (no e-mail)",
+        _remove,
+    ),
+    _Op("share-link", lambda a: f"create {a['scope']} {a['type']} link on '{a['path']}'", _remove),
+    _Op(
+        "share-revoke",
+        lambda a: f"remove grant to {a['display']} on '{a['path']}' (removed at source)",
+        kept="removed because the source removed it: not given back",
+    ),
 ):
     register_operation(_op)  # type: ignore[arg-type]
 

@@ -11,11 +11,12 @@ from migrations.core.journal import Journal
 from migrations.core.plan import Plan
 from migrations.core.registry import PhaseEnv, PhaseRun, register_phase
 from migrations.core.runs import Metrics, RunRecord, phase_run
-from migrations.core.steps import Outcome, Step
+from migrations.core.steps import UndoStep
+from migrations.core.undo import UndoRules, carry_out
 from migrations.files.scan import batch_get
 from migrations.graph.client import GraphError, TenantConnection, parse_budget
 from migrations.graph.sharepoint_window import SharePointBudget
-from migrations.permissions.apply import Applier, remove_grant
+from migrations.permissions.apply import Applier, GrantUndo
 from migrations.permissions.grants import parse
 from migrations.permissions.plan import PHASE, Expected, expected, ours, plan_permissions, save_findings
 from migrations.permissions.scan import PERMISSION_RU, ScanCounts, scan_sharing, source_drives
@@ -241,10 +242,14 @@ class PermissionsPhase:
 
     # ---- rollback -----------------------------------------------------------------------------------------
     async def rollback_steps(self, env: PhaseEnv) -> list[Any]:
+        """One undo per grant trustfold added and has not removed (its operation's undo removes it)."""
         steps = [
-            Step(
+            UndoStep(
+                PHASE,
                 f"undo:{pid}",
-                "undo-share",
+                r["op"],
+                pid,
+                {},
                 {
                     "target_drive": r["target_drive"],
                     "target_item": r["target_item"],
@@ -276,7 +281,6 @@ class PermissionsPhase:
         budget: SharePointBudget,
     ) -> None:
         code, tally = env.academy.code, run.tally
-        journal = Journal(env.store, run.run_id, code, PHASE, None)
         mine = set(ours(env.store, code))
         items = {s.args["target_item"]: s.args["target_drive"] for s in steps}
         paths = {s.args["target_item"]: s.args["path"] for s in steps}
@@ -291,16 +295,24 @@ class PermissionsPhase:
                             "was not added by trustfold: left in place",
                         }
                     )
-        for step in steps:
-            a = step.args
-            journal.intents([step], event="undo-intent")
-            try:
-                await remove_grant(target, budget, a)
-            except GraphError as exc:
-                tally.fail(step.describe(), str(exc))
-                continue
-            journal.outcomes([(step, Outcome("done", a["perm_id"], {"undone": True}))], prefix="undo-")
-            tally.done += 1
+        # One grant at a time, in path order, each journaled undo-intent before its DELETE.
+        await carry_out(
+            env.store,
+            code,
+            run.run_id,
+            steps,
+            GrantUndo(target, budget),
+            _Rules(),
+            concurrency=1,
+            result=tally,
+        )
+
+
+class _Rules(UndoRules):
+    errors = (GraphError,)
+
+    def failed(self, step: UndoStep, message: str) -> dict[str, str]:
+        return {"step": step.describe(), "message": message}
 
 
 register_phase(PermissionsPhase())

@@ -217,9 +217,10 @@ def ours(store: StateStore, code: str) -> dict[str, dict[str, Any]]:
                 "target_item": d["target_item"],
                 "path": d.get("path", ""),
                 "step": key,
+                "op": h["op"],
             }
     for key, h in state.items():
-        gone = (key.startswith("undo:") and h["event"] == "undo-done") or (
+        gone = (key.startswith("undo:") and h["event"] == "undone") or (
             key.startswith("revoke:") and h["event"] == "done"
         )
         if gone:

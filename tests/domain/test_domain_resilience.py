@@ -86,9 +86,7 @@ def test_sigkill_sweep(env: tuple[str, Cli], seed: int) -> None:
     store = StateStore.open(cli.state)
     undone = Counter(
         r["step_key"]
-        for r in store.rows(
-            "SELECT step_key, data FROM journal WHERE phase = 'domain' AND event = 'undo-done'"
-        )
+        for r in store.rows("SELECT step_key, data FROM journal WHERE phase = 'domain' AND event = 'undone'")
         if json.loads(r["data"])["status"] == "done"
     )
     assert max(undone.values()) == 1  # nothing undone twice
