@@ -137,6 +137,13 @@ def sandbox() -> None:
     help="Seconds before Entra's background processing licenses a licensed group's new members (default 2).",
 )
 @click.option(
+    "--domain-removal",
+    "domain_removal",
+    type=click.FloatRange(0, 86_400),
+    default=None,
+    help="Seconds an accepted domain removal takes to finish (Microsoft: up to 24 hours; default 5).",
+)
+@click.option(
     "--withhold-roles",
     default=None,
     callback=_parsed(_tenancy_roles),
@@ -162,6 +169,7 @@ def serve(
     no_throttle: bool,
     onedrive_delay: float | None,
     licensing_delay: float | None,
+    domain_removal: float | None,
     withhold_roles: tuple[str, ...] | None,
 ) -> None:
     """Serve Graph v1.0 for every tenant in config/ at http://HOST:PORT/v1.0 until interrupted."""
@@ -199,6 +207,8 @@ def serve(
         changes["onedrive_provision_delay_s"] = onedrive_delay
     if licensing_delay is not None:
         changes["group_licensing_delay_s"] = licensing_delay
+    if domain_removal is not None:
+        changes["domain_removal_s"] = domain_removal
     if write_budget is not None:
         changes["write_budget"] = write_budget
     settings = Settings(**changes)

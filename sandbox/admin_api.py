@@ -16,6 +16,7 @@ from sandbox.settings import (
     parse_bandwidth,
     parse_budget,
     parse_faults,
+    parse_domain_removal,
     parse_latency,
     parse_size,
 )
@@ -82,7 +83,7 @@ async def throttle(request: Request) -> Response:
 
 async def faults(request: Request) -> Response:
     """{"faults": "429=0.1,..."} or {"429": 0.1, ...}; plus latency_ms, bandwidth_mbps, slow_seconds,
-    replication_lag_ms, group_licensing_delay_s."""
+    replication_lag_ms, group_licensing_delay_s, domain_removal_s."""
     world = _world(request)
     try:
         body = await _body(request)
@@ -94,6 +95,7 @@ async def faults(request: Request) -> Response:
             "slow_seconds",
             "replication_lag_ms",
             "group_licensing_delay_s",
+            "domain_removal_s",
         )
         rates = {k: v for k, v in body.items() if k not in knobs}
         if "faults" in body:
@@ -117,6 +119,8 @@ async def faults(request: Request) -> Response:
             if not 0 <= delay <= 86_400:
                 raise ValueError("group_licensing_delay_s must be between 0 and 86400")
             changes["group_licensing_delay_s"] = delay
+        if "domain_removal_s" in body:
+            changes["domain_removal_s"] = parse_domain_removal(float(body["domain_removal_s"]))
         if "slow_seconds" in body:
             slow = float(body["slow_seconds"])
             if not 0 <= slow <= 600:

@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from sandbox import domains_state as ds
 from sandbox.directory import group_out, user_out
+from sandbox.settings import MAX_DOMAIN_REMOVAL_S
 from sandbox.directory_api import CONTEXT, graph_route, json_response, paged, read_json
 from sandbox.world import TenantState, World
 
@@ -114,12 +115,13 @@ async def dns(request: Request) -> Response:
             raise ValueError("body must be a JSON object")
         st = ds.state_of(world)
         if "operation_seconds" in body:
+            # The older spelling of the domain_removal_s setting (POST /sandbox/faults), kept for callers.
             seconds = body["operation_seconds"]
-            if not isinstance(seconds, int | float) or not 0 <= seconds <= 3600:
-                raise ValueError("operation_seconds must be a number of seconds between 0 and 3600")
-            st.operation_seconds = float(seconds)
+            if not isinstance(seconds, int | float) or not 0 <= seconds <= MAX_DOMAIN_REMOVAL_S:
+                raise ValueError("operation_seconds must be a number of seconds between 0 and 86400")
+            world.apply_settings(world.settings.replace(domain_removal_s=float(seconds)))
             if "action" not in body:
-                return JSONResponse({"operation_seconds": st.operation_seconds})
+                return JSONResponse({"operation_seconds": world.settings.domain_removal_s})
         action, name = body.get("action"), body.get("name")
         if action not in ("publish", "withdraw", "show"):
             raise ValueError("action must be publish, withdraw or show")

@@ -42,7 +42,6 @@ class DomainsState:
     # DNS as the world sees it: fqdn -> TXT records (the admin call publishes and withdraws them).
     txt: dict[str, list[Published]] = field(default_factory=dict)
     pending: dict[str, Pending] = field(default_factory=dict)  # lowercase fqdn -> operation
-    operation_seconds: float = 1.0  # how long forceDelete and removal take to finish
 
     # ---- DNS (admin) ------------------------------------------------------------------------------------
     def publish(self, fqdn: str, text: str, delay_s: float = 0.0) -> None:
@@ -136,16 +135,24 @@ def get(world: World, t: TenantState, name: str) -> dict[str, Any]:
 
 
 def verified_elsewhere(world: World, t: TenantState, fqdn: str) -> str | None:
-    """The tenant (other than t) in which fqdn, or a root domain above it, is verified or being removed."""
-    labels = fqdn.lower().split(".")
-    names = {".".join(labels[i:]) for i in range(len(labels) - 1)}
+    """The tenant (other than t) in which exactly fqdn is verified. A subdomain of a domain verified
+    elsewhere may be verified here with its own TXT record (domains-manage, "Add subdomains of a custom
+    domain": "you can also verify the subdomain europe.contoso.com in a different Microsoft Entra
+    organization")."""
     for other in world.tenants.values():
         if other.id == t.id:
             continue
         for d in other.domains:
-            if d["id"].lower() in names and d.get("isVerified"):
+            if d["id"].lower() == fqdn.lower() and d.get("isVerified"):
                 return other.id
     return None
+
+
+def verified_parent(t: TenantState, fqdn: str) -> dict[str, Any] | None:
+    """A domain above fqdn verified in t itself: the subdomain is then verified automatically."""
+    labels = fqdn.lower().split(".")
+    parents = {".".join(labels[i:]) for i in range(1, len(labels) - 1)}
+    return next((d for d in t.domains if d["id"].lower() in parents and d.get("isVerified")), None)
 
 
 def _elsewhere_error(fqdn: str) -> GraphError:
@@ -181,6 +188,10 @@ def create(world: World, t: TenantState, body: Any) -> dict[str, Any]:
     if verified_elsewhere(world, t, fqdn) or fqdn in state_of(world).pending:
         raise _elsewhere_error(fqdn)
     dom = new_domain(fqdn)
+    if verified_parent(t, fqdn) is not None:
+        # "Microsoft Entra ID automatically verifies the subdomain" (domains-manage); isRoot is false for a
+        # subdomain (domain resource).
+        dom.update(isVerified=True, isRoot=False, supportedServices=["Email", "OfficeCommunicationsOnline"])
     t.domains.append(dom)
     world.dirty = True
     return dom
@@ -237,6 +248,8 @@ def verify(world: World, t: TenantState, name: str) -> dict[str, Any]:
 def update(world: World, t: TenantState, name: str, body: Any) -> dict[str, Any]:
     """PATCH /domains/{id}: isDefault (verified domains only) and supportedServices."""
     dom = get(world, t, name)
+    if dom["id"].lower() in state_of(world).pending:
+        raise _in_progress(dom["id"])
     if not isinstance(body, dict):
         raise GraphError(400, "BadRequest", "Empty Payload. JSON content expected.")
     for key in body:
@@ -292,7 +305,7 @@ def delete(world: World, t: TenantState, name: str) -> None:
     dom = get(world, t, name)
     fqdn = dom["id"].lower()
     if fqdn in state_of(world).pending:
-        raise bad_request(f"An operation on domain '{dom['id']}' is already in progress.")
+        raise _in_progress(dom["id"])
     if dom.get("isInitial"):
         raise bad_request("The initial domain cannot be deleted.")
     if dom.get("isDefault"):
@@ -316,7 +329,7 @@ def force_delete(world: World, t: TenantState, name: str, body: Any) -> None:
     if not isinstance(disable, bool):
         raise bad_request("Invalid value specified for property 'disableUserAccounts'.")
     if fqdn in state_of(world).pending:
-        raise bad_request(f"An operation on domain '{dom['id']}' is already in progress.")
+        raise _in_progress(dom["id"])
     if dom.get("isInitial") or dom.get("isDefault"):
         raise bad_request("The default or initial domain cannot be deleted.")
     refs = references(t, fqdn)
@@ -335,10 +348,16 @@ def force_delete(world: World, t: TenantState, name: str, body: Any) -> None:
     dom["state"] = {"status": "Scheduled", "operation": "ForceDelete", "lastActionDateTime": now_iso()}
 
 
+def _in_progress(name: str) -> GraphError:
+    return bad_request(f"An operation on domain '{name}' is already in progress; wait until it completes.")
+
+
 def _schedule(world: World, t: TenantState, fqdn: str, kind: str, disable: bool) -> None:
-    st = state_of(world)
-    st.pending[fqdn] = Pending(t.id, kind, time.monotonic() + st.operation_seconds, disable)
-    if st.operation_seconds <= 0:
+    """The removal finishes `domain_removal_s` later (domains-manage FAQ: "may take up to 24 hours"); until
+    then the domain still answers, verified, and cannot be changed, removed again or added elsewhere."""
+    seconds = world.settings.domain_removal_s
+    state_of(world).pending[fqdn] = Pending(t.id, kind, time.monotonic() + seconds, disable)
+    if seconds <= 0:
         settle(world)
 
 

@@ -30,7 +30,15 @@ AUDIENCE = "https://graph.microsoft.com"
 _SHAREPOINT_RE = re.compile(
     r"^/v1\.0/(?:drives|sites|shares)(?:/|$)|^/v1\.0/(?:users|groups|me)/[^/]+/drives?(?:/|$)"
 )
-_GROUP_MEMBERS_RE = re.compile(r"^/v1\.0/groups/[^/]+/(?:members|transitiveMembers)(?:/|$)")
+# GET base costs above 1 (learn.microsoft.com/graph/throttling-limits, identity and access cost table).
+_IDENTITY_GET_COSTS: tuple[tuple[re.Pattern[str], int], ...] = (
+    (re.compile(r"^/v1\.0/groups/[^/]+/transitiveMembers(?:/|$)"), 5),
+    (re.compile(r"^/v1\.0/domains/[^/]+/domainNameReferences(?:/|$)"), 4),
+    (re.compile(r"^/v1\.0/groups/[^/]+/members(?:/|$)"), 3),
+    (re.compile(r"^/v1\.0/subscribedSkus(?:/|$)"), 3),
+    (re.compile(r"^/v1\.0/applications/?$"), 2),
+    (re.compile(r"^/v1\.0/applications(?:\([^)]*\)|/[^/]+)/extensionProperties(?:/|$)"), 2),
+)
 _USERS_RE = re.compile(r"^/v1\.0/users(?:/|$)")
 
 
@@ -72,8 +80,9 @@ def classify(method: str, path: str, query: dict[str, str]) -> tuple[str, int]:
         return "sharepoint", 1
     if method in WRITE_METHODS:
         return "identity", 1
-    if _GROUP_MEMBERS_RE.match(path):
-        ru = 3
+    listed = next((cost for pattern, cost in _IDENTITY_GET_COSTS if pattern.match(path)), None)
+    if listed is not None:
+        ru = listed
     elif _USERS_RE.match(path):
         ru = 2
     else:

@@ -37,6 +37,11 @@ DEFAULT_ONEDRIVE_DELAY_S = 3.0
 # learn.microsoft.com/entra/identity/users/licensing-group-advanced): members get their licence this long
 # after the change; non-zero by default so every rehearsal meets it.
 DEFAULT_GROUP_LICENSING_DELAY_S = 2.0
+# Removing a custom domain is "an asynchronous background task ... It may take up to 24 hours to complete"
+# (learn.microsoft.com/entra/identity/users/domains-manage, FAQ): a few seconds by default, so every
+# rehearsal waits for it, settable up to Microsoft's 24 hours.
+DEFAULT_DOMAIN_REMOVAL_S = 5.0
+MAX_DOMAIN_REMOVAL_S = 86_400.0
 MIN_SIZE = 20
 MAX_SIZE = 50_000
 
@@ -133,6 +138,8 @@ class Settings:
     onedrive_provision_delay_s: float = DEFAULT_ONEDRIVE_DELAY_S
     # Seconds between a group licence or licensed-group membership change and Entra processing the members.
     group_licensing_delay_s: float = DEFAULT_GROUP_LICENSING_DELAY_S
+    # Seconds between an accepted DELETE (or forceDelete) of a domain and the domain being gone.
+    domain_removal_s: float = DEFAULT_DOMAIN_REMOVAL_S
     # Application roles taken away from every tenant's app at start (admin consent not given for them).
     withhold_roles: tuple[str, ...] = ()
     seed: int = 1
@@ -156,6 +163,7 @@ class Settings:
             "replication_lag_ms": self.replication_lag_ms,
             "onedrive_provision_delay_s": self.onedrive_provision_delay_s,
             "group_licensing_delay_s": self.group_licensing_delay_s,
+            "domain_removal_s": self.domain_removal_s,
             "withhold_roles": list(self.withhold_roles),
             "seed": self.seed,
             "size": self.size,
@@ -233,3 +241,9 @@ def parse_size(value: int) -> int:
     if not MIN_SIZE <= value <= MAX_SIZE:
         raise ValueError(f"size must be between {MIN_SIZE} and {MAX_SIZE} users per academy, got {value}")
     return value
+
+
+def parse_domain_removal(value: float) -> float:
+    if not 0 <= value <= MAX_DOMAIN_REMOVAL_S:
+        raise ValueError(f"domain removal must take between 0 and 86400 seconds (24 hours), got {value:g}")
+    return float(value)

@@ -57,8 +57,9 @@ _WRITE_FILES = ("Files.ReadWrite.All", "Sites.ReadWrite.All", "Sites.Manage.All"
 _READ_SHARING = ("Files.Read.All", "Files.ReadWrite.All", "Sites.Read.All", "Sites.ReadWrite.All")
 _WRITE_SHARING = ("Files.ReadWrite.All", "Sites.ReadWrite.All")
 # Domains: every write (create, update, delete, verify, forceDelete) lists Domain.ReadWrite.All alone
-# ("Higher privileged: Not available"), and so does the domainNameReferences read; verificationDnsRecords
-# lists the two Domain roles; get and list add Directory.Read.All.
+# ("Higher privileged: Not available"); the domainNameReferences read and verificationDnsRecords list the two
+# Domain roles (domain-list-domainnamereferences: least privileged Domain.Read.All); get and list add
+# Directory.Read.All.
 _READ_DOMAINS = ("Domain.Read.All", "Domain.ReadWrite.All", "Directory.Read.All")
 _WRITE_DOMAINS = ("Domain.ReadWrite.All",)
 _ITEM_PERMS = r"(/items/[^/]+|/root)(:/[^:]*:)?/(permissions|invite|createLink)(/|$)"
@@ -131,6 +132,14 @@ ROUTE_ROLES: tuple[RouteRoles, ...] = (
         ("GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"),
         "group-post-members",
     ),
+    # group-assignlicense: least privileged LicenseAssignment.ReadWrite.All (higher: Group.ReadWrite.All,
+    # Directory.ReadWrite.All).
+    _rule(
+        "POST",
+        r"^/v1\.0/groups/[^/]+/assignLicense$",
+        ("LicenseAssignment.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"),
+        "group-assignlicense",
+    ),
     _rule(_WRITE, r"^/v1\.0/groups(/|$)", ("Group.ReadWrite.All", "Directory.ReadWrite.All"), "group-delete"),
     _rule(
         _GET,
@@ -154,7 +163,7 @@ ROUTE_ROLES: tuple[RouteRoles, ...] = (
     _rule(
         _GET,
         r"^/v1\.0/domains/[^/]+/domainNameReferences",
-        _WRITE_DOMAINS,
+        ("Domain.Read.All", "Domain.ReadWrite.All"),
         "domain-list-domainnamereferences",
     ),
     _rule(

@@ -6,8 +6,9 @@ resource units against a sliding 10-second budget per app and tenant, whose size
 fewer than 50 users, 5,000 for 50-500, 8,000 above. The write window (graph.WriteWindow) only bounds writes;
 with it lifted (`--write-budget` raised), this window is what keeps a fast run inside the RU budget.
 
-Costs are Microsoft's published table: any write 1 RU; GET /users 2; GET /groups/{id}/members 3; other GETs
-1; `$select` -1, `$expand` +1, at least 1. SharePoint and OneDrive paths are a different budget (0 here).
+Costs are Microsoft's published table: any write 1 RU; GET /users 2; GET /groups/{id}/members 3;
+transitiveMembers 5; domainNameReferences 4; subscribedSkus 3; applications and their extensionProperties 2;
+other GETs 1; `$select` -1, `$expand` +1, at least 1. SharePoint and OneDrive paths are a different budget (0 here).
 The tenant's size is read once (`GET /users?$count=true`, 1 RU), kept current from the users this client
 creates and deletes, and read again every minute (other writers).
 """
@@ -25,7 +26,15 @@ TIERS: tuple[tuple[int, int], ...] = ((50, 3_500), (501, 5_000))
 LARGE = 8_000
 SIZE_REFRESH_S = 60.0
 _SHAREPOINT = re.compile(r"^/(?:drives|sites|shares)(?:/|$)|^/(?:users|groups|me)/[^/]+/drives?(?:/|$)")
-_MEMBERS = re.compile(r"^/groups/[^/]+/(?:members|transitiveMembers)(?:/|$)")
+# The cost table's GETs above 1 RU, as the server charges them (its users row is handled below).
+_LISTED: tuple[tuple[re.Pattern[str], int], ...] = (
+    (re.compile(r"^/groups/[^/]+/transitiveMembers(?:/|$)"), 5),
+    (re.compile(r"^/domains/[^/]+/domainNameReferences(?:/|$)"), 4),
+    (re.compile(r"^/groups/[^/]+/members(?:/|$)"), 3),
+    (re.compile(r"^/subscribedSkus(?:/|$)"), 3),
+    (re.compile(r"^/applications/?$"), 2),
+    (re.compile(r"^/applications(?:\([^)]*\)|/[^/]+)/extensionProperties(?:/|$)"), 2),
+)
 
 
 def tier_for(users: int) -> int:
@@ -45,7 +54,9 @@ def identity_cost(method: str, url: str) -> int:
     if method.upper() != "GET":
         return 1
     query = dict(parse_qsl(parts.query if parts.scheme else url.partition("?")[2]))
-    cost = 3 if _MEMBERS.match(path) else 2 if path == "/users" or path.startswith("/users/") else 1
+    listed = next((c for pattern, c in _LISTED if pattern.match(path)), None)
+    users = path == "/users" or path.startswith("/users/")
+    cost = listed if listed is not None else 2 if users else 1
     if "$select" in query:
         cost -= 1
     if "$expand" in query:

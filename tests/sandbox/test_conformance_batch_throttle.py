@@ -5,6 +5,8 @@ Each test's docstring names the Microsoft documentation page it follows.
 
 from __future__ import annotations
 
+import uuid
+
 from collections.abc import Iterator
 
 import httpx
@@ -156,6 +158,27 @@ def test_resource_units_cost_table(tight):
         assert c.get(f"/groups/{gid}/members").headers["x-ms-resource-unit"] == "3"
         assert c.get(f"/groups/{gid}", params={"$expand": "members"}).headers["x-ms-resource-unit"] == "2"
 
+
+
+def test_resource_units_listed_costs(tight):
+    """learn.microsoft.com/graph/throttling-limits#identity-and-access-service-limits, the base cost table:
+    GET subscribedSkus 3, domains/{id}/domainNameReferences 4, applications and
+    applications/{id}/extensionProperties 2, groups/{id}/transitiveMembers 5 (any GET not listed: 1)."""
+    world = tight.world
+    tid = world.tenant_list()[0]["id"]
+    with graph_client(tight, tid) as c:
+        assert c.get("/subscribedSkus").headers["x-ms-resource-unit"] == "3"
+        domain = next(d["id"] for d in c.get("/domains").json()["value"] if d["isInitial"])
+        refs = c.get(f"/domains/{domain}/domainNameReferences")
+        assert refs.headers["x-ms-resource-unit"] == "4"
+        assert c.get("/applications").headers["x-ms-resource-unit"] == "2"
+        ext = c.get(f"/applications/{uuid.uuid4()}/extensionProperties")
+        assert ext.headers["x-ms-resource-unit"] == "2"
+        by_app_id = c.get(f"/applications(appId='{uuid.uuid4()}')/extensionProperties")
+        assert by_app_id.headers["x-ms-resource-unit"] == "2"
+        gid = c.get("/groups").json()["value"][0]["id"]
+        assert c.get(f"/groups/{gid}/transitiveMembers").headers["x-ms-resource-unit"] == "5"
+        assert c.get("/organization").headers["x-ms-resource-unit"] == "1"
 
 def test_resource_unit_budget_and_limit_percentage(tight):
     """learn.microsoft.com/graph/throttling-limits: RU budget; x-ms-throttle-limit-percentage above 80%."""

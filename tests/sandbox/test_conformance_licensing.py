@@ -402,3 +402,14 @@ def test_cli_bad_licensing_delays_exit_2(config_dir) -> None:
         result = CliRunner().invoke(cli, ["--config-dir", str(config_dir), *argv])
         assert result.exit_code == 2, result.output
         assert flag in result.output and "Traceback" not in result.output
+
+
+def test_group_assign_license_needs_only_license_assignment_readwrite() -> None:
+    """learn.microsoft.com/graph/api/group-assignlicense (permissions: least privileged
+    LicenseAssignment.ReadWrite.All; higher Group.ReadWrite.All, Directory.ReadWrite.All)."""
+    from sandbox.tenancy import denied
+
+    path = "/v1.0/groups/g1/assignLicense"
+    assert not denied("POST", path, ["LicenseAssignment.ReadWrite.All"])
+    assert not denied("POST", path, ["Group.ReadWrite.All"])
+    assert denied("POST", path, ["GroupMember.ReadWrite.All"])
