@@ -153,6 +153,14 @@ def plan(
     type=click.IntRange(1, 86_400),
     help="domain: seconds to keep polling verification once the TXT record should be published.",
 )
+@click.option(
+    "--removal-wait",
+    default=60,
+    show_default=True,
+    type=click.IntRange(1, 86_400),
+    help="domain: seconds this run waits for the legacy tenant to finish removing the domain (Microsoft: up "
+    "to 24 hours) before it stops at waiting-for-removal; run again later.",
+)
 @click.option("--skip-preflight", is_flag=True, help="Start even when preflight checks for the phase fail.")
 @pass_app
 def run(
@@ -167,15 +175,15 @@ def run(
     sharepoint_budget: str,
     propagate_deletes: bool,
     dns_wait: int,
+    removal_wait: int,
     plan_number: int | None,
     replan: bool,
     licence_wait: float,
     lag_tolerance: float,
     skip_preflight: bool,
 ) -> None:
-    """Apply the reviewed plan of PHASE for ACADEMY (from `trustfold plan`), after checking that the tenants
-    and mapping still give the same steps (exit 1 with the differences if not). Journaled and resumable:
-    run it again after any interruption."""
+    """Apply the reviewed plan of PHASE for ACADEMY (from `trustfold plan`) once the tenants and mapping still
+    give the same steps (exit 1 with the differences if not). Journaled: run again after any interruption."""
     _check_run_options(write_budget, sharepoint_budget, replan, plan_number)
     options = RunOptions(
         PlanOptions(scan_age, propagate_deletes),
@@ -188,6 +196,7 @@ def run(
         licence_wait=licence_wait,
         lag_tolerance=lag_tolerance,
         dns_wait=dns_wait,
+        removal_wait=removal_wait,
         skip_preflight=skip_preflight,
         say=view.say,
     )
@@ -229,6 +238,14 @@ def verify(app: AppContext, academy: str, view: View) -> None:
     type=click.IntRange(1, 86_400),
     help="domain: seconds to keep polling the legacy tenant's verification once its TXT record is back.",
 )
+@click.option(
+    "--removal-wait",
+    default=60,
+    show_default=True,
+    type=click.IntRange(1, 86_400),
+    help="domain: seconds this run waits for the legacy tenant to finish removing the domain (Microsoft: up "
+    "to 24 hours) before it stops at waiting-for-removal; run again later.",
+)
 @pass_app
 def rollback(
     app: AppContext,
@@ -239,11 +256,18 @@ def rollback(
     purge: bool,
     view: View,
     dns_wait: int,
+    removal_wait: int,
 ) -> None:
     """Undo exactly what trustfold created in PHASE(s), from the journal; objects changed since are kept and
     reported."""
     done = migrate.rollback(
-        app, academy, phases, carry_out=yes and not dry_run, purge=purge, dns_wait=dns_wait
+        app,
+        academy,
+        phases,
+        carry_out=yes and not dry_run,
+        purge=purge,
+        dns_wait=dns_wait,
+        removal_wait=removal_wait,
     )
     view.rollback(done)
     _exit_on(done.problem())

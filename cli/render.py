@@ -105,6 +105,10 @@ class View:
             echo(f"  note: {n}")
         if outcome.waiting_for_dns:
             click.echo(f"{where}: waiting-for-dns (publish the record above, then run again)")
+        if outcome.waiting_for_removal:
+            click.echo(
+                f"{where}: waiting-for-removal (the legacy tenant is removing the domain; run again later)"
+            )
 
     def verify(self, verified: Verified) -> None:
         result = verified.detail
@@ -155,6 +159,8 @@ class View:
                 f"{line.academy:<12} {line.phase:<12} {line.status:<12} {progress:<10} "
                 f"{'failed ' + str(line.failed) if line.failed else ''}"
             )
+            if line.waiting_since:
+                click.echo(f"{'':<12} {'':<12} {line.status} since {line.waiting_since}")
             if line.locked_by:
                 click.echo(f"{'':<12} {'':<12} locked by {line.locked_by}")
 

@@ -15,6 +15,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -61,6 +62,11 @@ def _no_progress(label: str) -> AbstractContextManager[ProgressFn | None]:
 # ---- results -------------------------------------------------------------------------------------------
 
 
+# A run or rollback that stopped to wait for something outside trustfold ends well (exit 0): the next run
+# carries on. The domain phase waits for DNS and for the legacy tenant's removal of the domain.
+CHECKPOINTS = ("succeeded", "waiting-for-dns", "waiting-for-removal")
+
+
 @dataclass
 class RunOutcome:
     academy: str
@@ -72,10 +78,14 @@ class RunOutcome:
     def waiting_for_dns(self) -> bool:
         return self.result is not None and self.result.status == "waiting-for-dns"
 
+    @property
+    def waiting_for_removal(self) -> bool:
+        return self.result is not None and self.result.status == "waiting-for-removal"
+
     def problem(self) -> str | None:
         """Why the command exits 1, or None."""
         r = self.result
-        if r is None or r.status in ("succeeded", "waiting-for-dns"):
+        if r is None or r.status in CHECKPOINTS:
             return None
         licences = r.counts.get("licence_problems", 0)
         unlicensed = f", {licences} user(s) without an active licence (see the failures)" if licences else ""
@@ -99,11 +109,7 @@ class Rollback:
     carried_out: bool
 
     def problem(self) -> str | None:
-        failed = [
-            p.phase
-            for p in self.parts
-            if p.result and p.result.status not in ("succeeded", "waiting-for-dns")
-        ]
+        failed = [p.phase for p in self.parts if p.result and p.result.status not in CHECKPOINTS]
         return f"rollback of {', '.join(failed)} had failures; run it again" if failed else None
 
 
@@ -136,6 +142,17 @@ class StatusLine:
     planned: int
     failed: int
     locked_by: str | None
+    # A phase stopped at a checkpoint (waiting-for-dns, waiting-for-removal): since when it waits.
+    waiting_since: str | None = None
+
+
+def _waiting_since(row: dict[str, Any] | None) -> str | None:
+    if not row or not str(row["status"]).startswith("waiting-for-"):
+        return None
+    since = (row.get("detail") or {}).get("waiting_since")
+    if isinstance(since, int | float):
+        return datetime.fromtimestamp(since, UTC).isoformat(timespec="seconds")
+    return str(since) if since else None
 
 
 @dataclass
@@ -331,6 +348,7 @@ def rollback(
     carry_out: bool,
     purge: bool = False,
     dns_wait: int = 60,
+    removal_wait: int = 60,
 ) -> Rollback:
     """The undo steps of PHASES (latest phase first), from the journal; carried out (under the run lock) only
     with `carry_out`."""
@@ -346,7 +364,7 @@ def rollback(
             out.append(RolledBack(name, [s.describe() for s in steps], result))
         return out
 
-    options = phase_options(dns_wait=dns_wait)
+    options = phase_options(dns_wait=dns_wait, removal_wait=removal_wait)
     if not carry_out:
         return Rollback(academy, asyncio.run(_with_env(site, academy, go, options)), False)
     with _locked(site, academy, tuple(ordered), f"rollback {academy} --phase {','.join(ordered)}"):
@@ -388,6 +406,7 @@ def status(site: Site, academy: str | None) -> list[StatusLine]:
                     planned=counts.get("planned", 0),
                     failed=counts.get("failed", 0),
                     locked_by=locks[(code, ph)].describe() if (code, ph) in locks else None,
+                    waiting_since=_waiting_since(s),
                 )
             )
     return out

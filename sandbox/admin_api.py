@@ -15,8 +15,8 @@ from sandbox.settings import (
     Faults,
     parse_bandwidth,
     parse_budget,
-    parse_faults,
     parse_domain_removal,
+    parse_faults,
     parse_latency,
     parse_size,
 )

@@ -15,8 +15,8 @@ from starlette.routing import Route
 
 from sandbox import domains_state as ds
 from sandbox.directory import group_out, user_out
-from sandbox.settings import MAX_DOMAIN_REMOVAL_S
 from sandbox.directory_api import CONTEXT, graph_route, json_response, paged, read_json
+from sandbox.settings import MAX_DOMAIN_REMOVAL_S
 from sandbox.world import TenantState, World
 
 

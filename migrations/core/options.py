@@ -35,12 +35,17 @@ class RunOptions:
     licence_wait: float = 300.0  # licences.mode group: seconds to wait for Entra to license members
     lag_tolerance: float = 4.0  # seconds a look-up keeps asking before deciding a write was lost
     dns_wait: int = 60  # domain: seconds to keep polling verification
+    removal_wait: int = 60  # domain: seconds one run waits for the legacy tenant's removal, then checkpoints
     skip_preflight: bool = False
     say: Callable[[str], None] | None = None  # domain: what the operator must do now (publish a record)
 
 
 def phase_options(
-    plan: PlanOptions | None = None, run: RunOptions | None = None, *, dns_wait: int | None = None
+    plan: PlanOptions | None = None,
+    run: RunOptions | None = None,
+    *,
+    dns_wait: int | None = None,
+    removal_wait: int | None = None,
 ) -> dict[str, Any]:
     """The dict phases read from PhaseEnv.options, from the typed options of the command at hand."""
     options: dict[str, Any] = {}
@@ -50,6 +55,7 @@ def phase_options(
             "write_budget": run.write_budget,
             "sharepoint_budget": run.sharepoint_budget,
             "dns_wait": run.dns_wait,
+            "removal_wait": run.removal_wait,
             "say": run.say,
             "lag_tolerance": run.lag_tolerance,
             "licence_wait": run.licence_wait,
@@ -58,4 +64,6 @@ def phase_options(
         options.update(scan_age=plan.scan_age, propagate_deletes=plan.propagate_deletes)
     if dns_wait is not None:
         options["dns_wait"] = dns_wait
+    if removal_wait is not None:
+        options["removal_wait"] = removal_wait
     return options

@@ -20,7 +20,8 @@ from migrations.core.store import StateStore
 
 # Latest events that leave something to undo. A kept object (undo-skipped) is checked again by every later
 # rollback: once whoever changed it puts it back, it goes; while it stays changed, it is kept again.
-OPEN = ("done", "failed", "intent", "undo-intent", "undo-failed", "undo-skipped")
+# "accepted": the tenant took an asynchronous change and is still carrying it out (the domain's removal).
+OPEN = ("done", "failed", "intent", "accepted", "undo-intent", "undo-failed", "undo-skipped")
 
 
 class UndoRules:

@@ -24,7 +24,16 @@ from migrations.core.undo import undo_steps
 from migrations.domain import runbook
 from migrations.domain.executor import Executor
 from migrations.domain.plan import PHASE, plan_domain
-from migrations.domain.steps import OPS, DomainError, Tenants, _add, verify_with_backoff
+from migrations.domain.steps import (
+    OPS,
+    DomainError,
+    RemovalPending,
+    Tenants,
+    _add,
+    _domain,
+    verify_with_backoff,
+    wait_removed,
+)
 from migrations.domain.verify import verify_domain
 
 log = logging.getLogger("trustfold.domain")
@@ -41,9 +50,40 @@ class DomainPhase:
     def _opts(self, env: PhaseEnv) -> dict[str, Any]:
         return {
             "dns_wait": float(env.options.get("dns_wait") or 60),
-            "removal_wait": float(env.options.get("removal_wait") or 120),
+            # Within one run; Microsoft's removal can take up to 24 hours, so the phase then checkpoints.
+            "removal_wait": float(env.options.get("removal_wait") or 60),
+            "removal_requested": runbook.removals_pending(env.store, env.academy.code),
             "txt": {},
         }
+
+    def _removal_checkpoint(
+        self, env: PhaseEnv, journal: Journal, step: Step, kind: str, run: RunRecord, exc: RemovalPending
+    ) -> str:
+        """The legacy tenant is still removing the domain: journal it (the next run does not ask again,
+        rollback knows to wait for it), record waiting-for-removal with since-when, and say what to do."""
+        journal.intents([step], event="accepted")
+        since = runbook.removals_pending(env.store, env.academy.code).get(exc.name, "")
+        again = (
+            f"trustfold run {env.academy.code} --phase domain"
+            if kind == "run"
+            else f"trustfold rollback {env.academy.code} --phase domain --yes"
+        )
+        runbook.record(
+            env.store,
+            env.academy.code,
+            "waiting-for-removal",
+            f"{'rollback: ' if kind == 'rollback' else ''}{exc.name} is being removed from the legacy tenant "
+            f"(requested {since})",
+            waiting_since=since,
+            removal={"domain": exc.name, "since": since},
+            last_run=run.run_id,
+        )
+        run.status = "waiting-for-removal"
+        return (
+            f"{exc.name}: the legacy tenant accepted its removal at {since} and is still carrying it out "
+            "(Microsoft: up to 24 hours); legacy users sign in with their onmicrosoft.com names meanwhile; "
+            f"run `{again}` again later"
+        )
 
     async def plan(self, env: PhaseEnv) -> Plan:
         t = self._tenants(env)
@@ -116,7 +156,13 @@ class DomainPhase:
                     env.store, code, "running", f"renamed {len(renames)} legacy user(s) to onmicrosoft.com"
                 )
             for step in todo("remove-domain"):
-                await ex.single(step, True)
+                try:
+                    await ex.single(step, True)
+                except RemovalPending as exc:
+                    notes.append(self._removal_checkpoint(env, journal, step, "run", run, exc))
+                    return PhaseRun(
+                        run_id, "waiting-for-removal", self._counts(plan, ex), ex.result.failures, notes
+                    )
                 runbook.record(
                     env.store, code, "running", f"{step.args['domain']} removed from the legacy tenant"
                 )
@@ -267,6 +313,17 @@ class DomainPhase:
                 )
             for s in by_op.get("remove-domain", []):
                 name = s.args["domain"]
+                current = await _domain(t.legacy, name) if name in opts["removal_requested"] else None
+                if current is not None and current.get("isVerified"):
+                    # Still being removed (a domain re-added by this rollback is unverified until DNS): there
+                    # is no way to cancel a removal, so wait for it before adding the domain back; renaming
+                    # users back onto a domain about to vanish would strand them.
+                    try:
+                        await wait_removed(t.legacy, name, opts["removal_wait"], t)
+                    except RemovalPending as exc:
+                        notes.append(self._removal_checkpoint(env, journal, s, "rollback", run, exc))
+                        run.counts = {"planned": len(todo), "done": ex.result.done}
+                        return PhaseRun(run_id, "waiting-for-removal", dict(run.counts), [], notes)
                 text = await _add(t.legacy, name, "legacy")
                 trust_txt = runbook.trust_txt(env.store, code, name)
                 if before != "waiting-for-dns":

@@ -127,6 +127,24 @@ def announced(store: StateStore, academy: str, kind: str) -> bool:
     return False
 
 
+def removals_pending(store: StateStore, academy: str) -> dict[str, str]:
+    """Domain -> when the legacy tenant first accepted its removal (journal event `accepted`), for removals
+    not yet seen finished by a forward run (`done`) nor undone by a rollback."""
+    out: dict[str, str] = {}
+    rows = store.rows(
+        "SELECT event, data, at FROM journal WHERE academy = ? AND phase = ? AND op = 'remove-domain' "
+        "ORDER BY seq",
+        (academy, PHASE),
+    )
+    for r in rows:
+        name = str((json.loads(r["data"] or "{}").get("args") or {}).get("domain", ""))
+        if r["event"] == "accepted":
+            out.setdefault(name, r["at"])
+        elif r["event"] in ("done", "undone"):
+            out.pop(name, None)
+    return out
+
+
 def events(store: StateStore, academy: str) -> list[dict[str, str]]:
     """The cut-over sequence with timestamps, from the journal (one line per step, renames grouped)."""
     out: list[dict[str, str]] = []
@@ -186,6 +204,13 @@ def events(store: StateStore, academy: str) -> list[dict[str, str]]:
     for run in _runs(store, academy):
         if run["status"] == "waiting-for-dns" and run["finished_at"]:
             out.append({"at": run["finished_at"], "event": f"{run['kind']} stopped: waiting for DNS"})
+        if run["status"] == "waiting-for-removal" and run["finished_at"]:
+            out.append(
+                {
+                    "at": run["finished_at"],
+                    "event": f"{run['kind']} stopped: waiting for the legacy tenant to remove the domain",
+                }
+            )
     return sorted(out, key=lambda e: e["at"])
 
 

@@ -7,8 +7,9 @@ fewer than 50 users, 5,000 for 50-500, 8,000 above. The write window (graph.Writ
 with it lifted (`--write-budget` raised), this window is what keeps a fast run inside the RU budget.
 
 Costs are Microsoft's published table: any write 1 RU; GET /users 2; GET /groups/{id}/members 3;
-transitiveMembers 5; domainNameReferences 4; subscribedSkus 3; applications and their extensionProperties 2;
-other GETs 1; `$select` -1, `$expand` +1, at least 1. SharePoint and OneDrive paths are a different budget (0 here).
+transitiveMembers 5; domainNameReferences 4; subscribedSkus 3; applications and their extensionProperties
+2; other GETs 1; `$select` -1, `$expand` +1, at least 1. SharePoint and OneDrive paths are a different
+budget (0 here).
 The tenant's size is read once (`GET /users?$count=true`, 1 RU), kept current from the users this client
 creates and deletes, and read again every minute (other writers).
 """

@@ -114,10 +114,11 @@ def _knob(url: str, **body: object) -> httpx.Response:
 
 
 def test_removal_is_asynchronous_and_takes_domain_removal_s(url: str) -> None:
-    """learn.microsoft.com/entra/identity/users/domains-manage (FAQ: the delete "is an asynchronous background
-    task ... It may take up to 24 hours to complete"); domain-forcedelete: the domain answers 404 only after the
-    deletion completes. While it is pending the domain still answers, still verified, and nothing else may be
-    done to it (stricter reading: no documented cancel, no `state` promised for a plain DELETE)."""
+    """learn.microsoft.com/entra/identity/users/domains-manage (FAQ: the delete "is an asynchronous
+    background task ... It may take up to 24 hours to complete"); domain-forcedelete: the domain answers 404
+    only after the deletion completes. While it is pending the domain still answers, still verified, and
+    nothing else may be done to it (stricter reading: no documented cancel, no `state` promised for a plain
+    DELETE)."""
     from sandbox.settings import Settings
 
     assert Settings().domain_removal_s >= 1  # by default every rehearsal waits for it

@@ -6,7 +6,6 @@ Each test's docstring names the Microsoft documentation page it follows.
 from __future__ import annotations
 
 import uuid
-
 from collections.abc import Iterator
 
 import httpx
@@ -159,7 +158,6 @@ def test_resource_units_cost_table(tight):
         assert c.get(f"/groups/{gid}", params={"$expand": "members"}).headers["x-ms-resource-unit"] == "2"
 
 
-
 def test_resource_units_listed_costs(tight):
     """learn.microsoft.com/graph/throttling-limits#identity-and-access-service-limits, the base cost table:
     GET subscribedSkus 3, domains/{id}/domainNameReferences 4, applications and
@@ -179,6 +177,7 @@ def test_resource_units_listed_costs(tight):
         gid = c.get("/groups").json()["value"][0]["id"]
         assert c.get(f"/groups/{gid}/transitiveMembers").headers["x-ms-resource-unit"] == "5"
         assert c.get("/organization").headers["x-ms-resource-unit"] == "1"
+
 
 def test_resource_unit_budget_and_limit_percentage(tight):
     """learn.microsoft.com/graph/throttling-limits: RU budget; x-ms-throttle-limit-percentage above 80%."""
