@@ -182,11 +182,10 @@ async def create_link(request: Request) -> Response:
             400, "invalidRequest", "A password can be set on sharing links in OneDrive personal only."
         )
     retain = body.get("retainInheritedPermissions", True)
-    if not isinstance(retain, bool):
+    if retain is not None and not isinstance(retain, bool):
         raise GraphError(400, "invalidRequest", "retainInheritedPermissions must be a boolean.")
-    if retain is False:
-        # Breaking inheritance on first share is not emulated: refuse rather than pretend.
-        raise GraphError(501, "notImplemented", "retainInheritedPermissions false is not emulated.")
+    # false (msgraph-sdk sends it unless told otherwise) is accepted and not emulated: inheritance is not
+    # broken on first share (docs/sandbox.md names the gap; trustfold never sends false).
     expires = _expiry(body.get("expirationDateTime"))
     scope = body.get("scope") or "organization"
     if scope not in ps.SCOPES:
