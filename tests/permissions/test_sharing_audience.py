@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,12 @@ from typing import Any
 import httpx
 import pytest
 
+from migrations.core.killpoints import ENV as KILL
 from migrations.core.store import StateStore
 from migrations.reporting.model import build_report
 from migrations.reporting.render import render_md
-from tests.identity.conftest import TARGET
-from tests.permissions.conftest import World, variant
+from tests.identity.conftest import CONFIG, TARGET
+from tests.permissions.conftest import World, run_with, variant
 from tests.sandbox.conftest import make_user
 from trust import load_trust
 
@@ -351,3 +353,73 @@ def test_trust_wide_by_decision_and_restrictions_carried(
     assert re.search(r"narrowed \(not carried, stricter\): [1-9]", text), text
     assert "link-organization (trust-wide) " in text
     w.cli.json("rollback", "hillside", "--phase", "permissions", "--yes")
+
+
+def test_someone_elses_group_with_the_people_groups_name_gets_no_sharing(
+    seeded: tuple[World, dict[str, dict[str, Any]]],
+) -> None:
+    """A group holding the people group's mailNickname that trustfold did not create is never used: its
+    members are not the academy's to vouch for. The step fails naming the group; nothing is shared to it."""
+    w, _ = seeded
+    trust = load_trust(CONFIG)
+    _, nickname = trust.names.entra_group(trust.academy("hillside"), "everyone")
+    with w.graph() as g:
+        body = {
+            "displayName": "Everyone (made by hand)",
+            "mailNickname": nickname,
+            "mailEnabled": False,
+            "securityEnabled": True,
+            "groupTypes": [],
+            "description": "made by hand",
+        }
+        r = g.post("/groups", json=body)
+        assert r.status_code == 201, r.text
+        foreign = r.json()["id"]
+    try:
+        proc = w.cli("run", "hillside", "--phase", "permissions", "--replan", check=False)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert f"a group with mailNickname {nickname} exists that trustfold did not create" in proc.stderr
+        for drive, item in w.copies().values():
+            assert not [
+                p
+                for p in w.direct(drive, item)
+                if p.get("grantedToV2", {}).get("group", {}).get("id") == foreign
+            ]
+    finally:
+        w.cli("rollback", "hillside", "--phase", "permissions", "--yes", check=False)
+        with w.graph() as g:
+            g.delete(f"/groups/{foreign}")
+
+
+def test_killed_after_creating_the_people_group_adopts_it(
+    seeded: tuple[World, dict[str, dict[str, Any]]],
+) -> None:
+    """SIGKILL after the group reached the trust tenant, before the journal heard of it: the next run finds
+    it (its nickname and trustfold's description) instead of making a second one; rollback deletes it."""
+    w, _ = seeded
+    trust = load_trust(CONFIG)
+    _, nickname = trust.names.entra_group(trust.academy("hillside"), "everyone")
+
+    def groups() -> list[str]:
+        with w.graph() as g:
+            r = g.get("/groups", params={"$filter": f"mailNickname eq '{nickname}'", "$select": "id"})
+        return [x["id"] for x in r.json()["value"]]
+
+    assert groups() == []
+    proc = run_with(
+        w.cli,
+        {KILL: "outcome:ensure-audience-group:1:before"},
+        "run",
+        "hillside",
+        "--phase",
+        "permissions",
+        "--replan",
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    (made,) = groups()
+    result = w.cli.json("run", "hillside", "--phase", "permissions", "--replan")
+    assert result["status"] == "succeeded", result
+    assert groups() == [made]
+    assert w.cli("verify", "hillside", "--json", check=False).returncode == 0
+    w.cli("rollback", "hillside", "--phase", "permissions", "--yes")
+    assert groups() == []
