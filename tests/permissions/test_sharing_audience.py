@@ -297,7 +297,7 @@ def test_verify_reports_a_wider_audience(seeded: tuple[World, dict[str, dict[str
         with w.graph() as g:
             g.delete(f"/drives/{drive}/items/{item}/permissions/{link.json()['id']}")
             g.delete(f"/groups/{gid}/members/{stranger}/$ref")
-    # The next run puts the group back to exactly the academy's people; verify is clean again.
+    # With the link and the stranger removed again, verify is clean.
     assert w.cli("verify", "hillside", "--json", check=False).returncode == 0
 
 
