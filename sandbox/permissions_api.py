@@ -10,6 +10,8 @@ permission-delete, driveitem-invite, driveitem-createlink, resources/permission 
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -147,6 +149,24 @@ async def invite(request: Request) -> Response:
     return JSONResponse({"value": out})
 
 
+_EXPIRY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?Z")
+
+
+def _expiry(value: Any) -> str | None:
+    """createLink's expirationDateTime: "yyyy-MM-ddTHH:mm:ssZ"; stricter reading: a time already past is
+    refused (such a link would grant nothing)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _EXPIRY.fullmatch(value):
+        raise GraphError(
+            400, "invalidRequest", "expirationDateTime must be a date-time like 2026-07-15T14:00:00Z."
+        )
+    when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if when <= datetime.now(UTC):
+        raise GraphError(400, "invalidRequest", "expirationDateTime must be in the future.")
+    return value
+
+
 async def create_link(request: Request) -> Response:
     _, store, item = _item(request)
     body = await _body(request)
@@ -154,7 +174,19 @@ async def create_link(request: Request) -> Response:
     if link_type == "embed":
         raise GraphError(400, "notSupported", "Embed links are supported in OneDrive personal only.")
     if link_type not in ps.LINK_ROLES:
+        # v1.0 documents view, edit and embed only (blocksDownload and the other variants are beta).
         raise GraphError(400, "invalidRequest", "type must be 'view' or 'edit'.")
+    if "password" in body:
+        # "The password of the sharing link ... Optional and OneDrive Personal only."
+        raise GraphError(
+            400, "invalidRequest", "A password can be set on sharing links in OneDrive personal only."
+        )
+    retain = body.get("retainInheritedPermissions", True)
+    if retain is not None and not isinstance(retain, bool):
+        raise GraphError(400, "invalidRequest", "retainInheritedPermissions must be a boolean.")
+    # false (msgraph-sdk sends it unless told otherwise) is accepted and not emulated: inheritance is not
+    # broken on first share (docs/sandbox.md names the gap; trustfold never sends false).
+    expires = _expiry(body.get("expirationDateTime"))
     scope = body.get("scope") or "organization"
     if scope not in ps.SCOPES:
         raise GraphError(400, "invalidRequest", "scope must be 'anonymous', 'organization' or 'users'.")
@@ -171,9 +203,74 @@ async def create_link(request: Request) -> Response:
         if link.get("type") == link_type and link.get("scope") == scope and perm.get("_app") == app_id:
             # Documented: an existing link of that type for the calling application is returned.
             return JSONResponse(ps.render(store, perm, None), status_code=200)
-    perm = ps.add(store, item, ps.link_grant(link_type, scope, _app=app_id))
+    perm = ps.add(store, item, ps.link_grant(link_type, scope, expires=expires, _app=app_id))
     _dirty(request)
     return JSONResponse(ps.render(store, perm, None), status_code=201)
+
+
+# ---- admin (outside Graph) ------------------------------------------------------------------------------
+def _seed_grant(tenant: TenantState, body: dict[str, Any]) -> dict[str, Any]:
+    """A legacy tenant's grant as people made it in SharePoint's UI (what Graph cannot create: passwords,
+    block-download, site groups); ValueError names the bad field."""
+    kind = body.get("kind")
+    if kind == "link":
+        if body.get("type") not in ps.LINK_ROLES:
+            raise ValueError("type must be 'view' or 'edit'")
+        if body.get("scope") not in ps.SCOPES:
+            raise ValueError("scope must be 'anonymous', 'organization' or 'users'")
+        for key in ("preventsDownload", "hasPassword"):
+            if not isinstance(body.get(key, False), bool):
+                raise ValueError(f"{key} must be a boolean")
+        expires = body.get("expirationDateTime")
+        if expires is not None and (not isinstance(expires, str) or not _EXPIRY.fullmatch(expires)):
+            raise ValueError("expirationDateTime must be a date-time like 2026-07-15T14:00:00Z")
+        people = []
+        for uid in body.get("people") or []:
+            if uid not in tenant.users:
+                raise ValueError(f"people: no user {uid} in the tenant")
+            people.append(tenant.users[uid])
+        if people and body["scope"] != "users":
+            raise ValueError("people: only a users-scope link names people")
+        return ps.link_grant(
+            body["type"],
+            body["scope"],
+            prevents_download=bool(body.get("preventsDownload", False)),
+            has_password=bool(body.get("hasPassword", False)),
+            expires=expires,
+            people=people,
+        )
+    roles = body.get("roles")
+    if not isinstance(roles, list) or not _roles_ok(roles):
+        raise ValueError("roles must be a non-empty list of 'read' or 'write'")
+    if kind == "user" and body.get("id") in tenant.users:
+        return ps.user_grant(tenant.users[body["id"]], roles)
+    if kind == "group" and body.get("id") in tenant.groups:
+        return ps.group_grant(tenant.groups[body["id"]], roles)
+    if kind in ("user", "group"):
+        raise ValueError(f"id: no {kind} {body.get('id')} in the tenant")
+    if kind == "siteGroup" and isinstance(body.get("displayName"), str) and body["displayName"]:
+        return ps.site_group_grant(body["displayName"], roles)
+    raise ValueError("kind must be link, user, group or siteGroup (with displayName)")
+
+
+async def admin_seed_permission(request: Request) -> Response:
+    """POST /sandbox/tenants/{tid}/drives/{did}/items/{iid}/permissions: add one grant to an item."""
+    world: World = request.app.state.world
+    tenant = world.tenant(request.path_params["tid"])
+    if tenant is None:
+        return JSONResponse({"error": "unknown tenant"}, status_code=404)
+    try:
+        body = json.loads(await request.body() or b"{}")
+        if not isinstance(body, dict):
+            raise ValueError("the body must be a JSON object")
+        item = tenant.drives.item(request.path_params["did"], request.path_params["iid"])
+        perm = ps.add(tenant.drives, item, _seed_grant(tenant, body))
+    except GraphError as exc:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+    except ValueError as exc:
+        return JSONResponse({"error": f"bad request: {exc}"}, status_code=400)
+    world.dirty = True
+    return JSONResponse(ps.render(tenant.drives, perm, None), status_code=201)
 
 
 # ---- admin (outside Graph) ------------------------------------------------------------------------------
@@ -221,4 +318,9 @@ def permission_routes() -> list[Route]:
         Route(f"{ITEM}/invite", _guard(invite), methods=["POST"]),
         Route(f"{ITEM}/createLink", _guard(create_link), methods=["POST"]),
         Route("/sandbox/tenants/{tid}/sharing", admin_sharing, methods=["GET", "POST"]),
+        Route(
+            "/sandbox/tenants/{tid}/drives/{did}/items/{iid}/permissions",
+            admin_seed_permission,
+            methods=["POST"],
+        ),
     ]

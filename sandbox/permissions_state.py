@@ -93,13 +93,35 @@ def former_user_grant(name: str, login: str, roles: list[str]) -> dict[str, Any]
     return {"kind": "siteUser", "principal": {"displayName": name, "login": login}, "roles": list(roles)}
 
 
-def link_grant(link_type: str, scope: str, **extra: Any) -> dict[str, Any]:
-    return {
+def link_grant(
+    link_type: str,
+    scope: str,
+    *,
+    prevents_download: bool = False,
+    has_password: bool = False,
+    expires: str | None = None,
+    people: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A sharing link. Its restrictions are what SharePoint lets a person set (block download, a password,
+    an expiry); a "specific people" (users) link names its people (grantedToIdentitiesV2)."""
+    grant: dict[str, Any] = {
         "kind": "link",
-        "link": {"type": link_type, "scope": scope},
+        "link": {"type": link_type, "scope": scope, "preventsDownload": prevents_download},
         "roles": [LINK_ROLES[link_type]],
+        "hasPassword": has_password,
         **extra,
     }
+    if expires:
+        grant["expirationDateTime"] = expires
+    if people:
+        grant["people"] = [{"id": u["id"], "displayName": u.get("displayName") or ""} for u in people]
+    return grant
+
+
+def site_group_grant(name: str, roles: list[str]) -> dict[str, Any]:
+    """A grant to a SharePoint site group (no directory object behind it)."""
+    return {"kind": "siteGroup", "principal": {"displayName": name}, "roles": list(roles)}
 
 
 # ---- changes --------------------------------------------------------------------------------------------
@@ -215,12 +237,16 @@ def render(
             "type": link["type"],
             "scope": link["scope"],
             "webUrl": f"https://{store.host}/:f:/s/{perm['id'][:12]}",
-            "preventsDownload": False,
+            "preventsDownload": bool(link.get("preventsDownload", False)),
         }
         if perm.get("_app"):
             out["link"]["application"] = {"id": perm["_app"], "displayName": perm["_app"]}
-        out["hasPassword"] = False
-        out["grantedToIdentitiesV2"] = []
+        out["hasPassword"] = bool(perm.get("hasPassword", False))
+        out["grantedToIdentitiesV2"] = [
+            {"user": {k: u[k] for k in ("id", "displayName") if u.get(k)}} for u in perm.get("people") or []
+        ]
+    if perm.get("expirationDateTime"):
+        out["expirationDateTime"] = perm["expirationDateTime"]
     if source is not None:
         drive = store.drives[source["_drive"]]
         ref: dict[str, Any] = {"driveId": drive["id"], "driveType": drive["driveType"], "id": source["id"]}

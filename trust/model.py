@@ -251,10 +251,15 @@ class LibraryMap(NamedTuple):
 
 class SharingRules(Strict):
     """Which sharing the permissions phase may re-create in the trust tenant. Anonymous ("Anyone") links are
-    forbidden by default: the DfE baseline allows no public data. Direct grants always travel (mapped)."""
+    forbidden by default: the DfE baseline allows no public data. Direct grants always travel (mapped).
+
+    An academy's "people in your organization" link meant that one school. `organization_links: allow` (the
+    default, and what older configs say) carries it at that width: a grant to the academy's people group,
+    never a trust-wide link. `trust-wide` (explicit, reported as a finding) re-creates it as an organisation
+    link of the trust tenant, which every academy's staff and pupils can open; `forbid` carries nothing."""
 
     anonymous_links: Literal["forbid", "allow"] = "forbid"
-    organization_links: Literal["allow", "forbid"] = "allow"
+    organization_links: Literal["allow", "trust-wide", "forbid"] = "allow"
 
 
 class AutoEngine(Strict):

@@ -152,8 +152,9 @@ class Names:
         return f"{academy.name} ({academy.code.upper()})"
 
     def entra_group(self, academy: AcademyFile, purpose: str) -> tuple[str, str]:
-        """(display name, mailNickname) of the academy's staff / pupils / it-admins group."""
-        labels = {"staff": "Staff", "pupils": "Pupils", "it-admins": "IT Admins"}
+        """(display name, mailNickname) of the academy's staff / pupils / it-admins group, or its `everyone`
+        group: the academy's migrated people, which academy-wide sharing is granted to (permissions phase)."""
+        labels = {"staff": "Staff", "pupils": "Pupils", "it-admins": "IT Admins", "everyone": "Everyone"}
         return f"{academy.name} {labels[purpose]}", f"{self.trust.code}-{academy.code}-{purpose}"
 
     def conditional_access_policy(self, purpose: str) -> str:

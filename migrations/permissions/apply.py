@@ -20,8 +20,11 @@ from migrations.core.runs import Tally
 from migrations.core.steps import History, Outcome, Step, UndoStep, register_operation
 from migrations.graph.client import GraphError, GraphResponse, MaybeApplied, TenantConnection
 from migrations.graph.sharepoint_window import SharePointBudget
-from migrations.permissions.grants import Grant, parse
+from migrations.permissions.grants import Grant, link_kind, parse
+from migrations.permissions.plan import AUDIENCE
 from migrations.permissions.scan import PERMISSION_RU
+
+BIND_ROOT = "https://graph.microsoft.com/v1.0/directoryObjects/"
 
 
 @dataclass
@@ -63,6 +66,12 @@ class _Op:
         return str(self.undo_text(step.args)) if self.undo_text else f"{step.args.get('path')}: {self.kept}"
 
     async def undo(self, step: UndoStep, ctx: GrantUndo, found: Callable[[str], None]) -> Outcome:
+        if self.name == "ensure-audience-group":
+            gid = step.target_id or ""
+            resp = await ctx.target.request("DELETE", f"/groups/{gid}")
+            if not resp.ok and resp.status != 404:
+                raise GraphError("DELETE", f"/groups/{gid}", resp)
+            return Outcome("undone", gid, {"undone": True})
         await remove_grant(ctx.target, ctx.budget, step.args)
         return Outcome("undone", step.args["perm_id"], {"undone": True})
 
@@ -81,7 +90,31 @@ for _op in (
         lambda a: f"grant {'/'.join(a['roles'])} on '{a['path']}' to {_who(a)} (no e-mail)",
         _remove,
     ),
-    _Op("share-link", lambda a: f"create {a['scope']} {a['type']} link on '{a['path']}'", _remove),
+    _Op(
+        "share-link",
+        lambda a: (
+            f"create {a['scope']} {a['type']} link on '{a['path']}'"
+            + (f" expiring {a['expires']}" if a.get("expires") else "")
+        ),
+        _remove,
+    ),
+    _Op(
+        "ensure-audience-group",
+        lambda a: (
+            f"create security group '{a['display_name']}' ({a['mail_nickname']}): the academy's people, "
+            "for its academy-wide sharing"
+        ),
+        lambda a: f"delete group '{a['display_name']}' (created by trustfold for academy-wide sharing)",
+        undo_name="undo-audience-group",
+    ),
+    _Op(
+        "sync-audience-members",
+        lambda a: (
+            f"make '{a['display_name']}' exactly the academy's {len(a['members'])} migrated member(s): "
+            f"add {len(a['add'])}, remove {len(a['remove'])}"
+        ),
+        kept="undone with its group",
+    ),
     _Op(
         "share-revoke",
         lambda a: f"remove grant to {a['display']} on '{a['path']}' (removed at source)",
@@ -117,12 +150,14 @@ class Applier:
         claimed: set[str],
         in_doubt: set[str],
         progress: Callable[[], None],
+        audience: str | None = None,
     ):
         self.target, self.budget, self.journal = target, budget, journal
         self.claimed = claimed  # permission ids already recorded as trustfold's
         self.in_doubt = in_doubt
         self.progress = progress
         self.tally = SharingTally()
+        self.audience = audience  # the academy's people group, once it exists
 
     async def _send(self, method: str, path: str, body: Any = None) -> GraphResponse | None:
         await self.budget.acquire(self.target.tenant_id, PERMISSION_RU)
@@ -133,6 +168,101 @@ class Applier:
             return None
         killpoints.reached("permissions.sent")  # the write reached the tenant; its outcome is not journaled
         return resp
+
+    # ---- the academy's people group ------------------------------------------------------------------------
+    async def _find_group(self, a: dict[str, Any]) -> tuple[str | None, bool]:
+        """(id, ours) of the group holding the audience's mailNickname: ours when its description is the one
+        trustfold writes (Graph does not keep security groups' nicknames unique, so both are checked)."""
+        body = await self.target.get(
+            "/groups",
+            {
+                "$filter": f"mailNickname eq '{a['mail_nickname']}'",
+                "$select": "id,description,securityEnabled",
+            },
+        )
+        found = [g for g in body.get("value", []) if g.get("securityEnabled")]
+        mine = next((g for g in found if g.get("description") == a["description"]), None)
+        if mine is not None:
+            return str(mine["id"]), True
+        return (str(found[0]["id"]), False) if found else (None, False)
+
+    async def _ensure_group(self, step: Step) -> Outcome:
+        a = step.args
+        gid, mine = await self._find_group(a)
+        if gid and not mine:
+            # Someone else's group: its members are not ours to vouch for, so no sharing is given to it.
+            return Outcome(
+                "failed",
+                None,
+                {},
+                f"a group with mailNickname {a['mail_nickname']} exists that trustfold did not create for "
+                "this academy's sharing: rename it, then run again",
+            )
+        if gid:
+            self.tally.reconciled += step.key in self.in_doubt
+            self.audience = gid
+            return Outcome("done", gid, {"mail_nickname": a["mail_nickname"], "reconciled": True})
+        body = {
+            "displayName": a["display_name"],
+            "mailNickname": a["mail_nickname"],
+            "mailEnabled": False,
+            "securityEnabled": True,
+            "groupTypes": [],
+            "description": a["description"],
+        }
+        try:
+            resp = await self.target.request("POST", "/groups", json=body, idempotent=False)
+        except MaybeApplied:
+            gid, mine = await self._find_group(a)
+            if not (gid and mine):
+                return Outcome(
+                    "failed", None, {}, "creating the group: answer lost and no group found; run again"
+                )
+            self.audience = gid
+            return Outcome("done", gid, {"mail_nickname": a["mail_nickname"], "reconciled": True})
+        if not resp.ok:
+            raise GraphError("POST", "/groups", resp)
+        self.audience = str(resp.body["id"])
+        return Outcome("done", self.audience, {"mail_nickname": a["mail_nickname"]})
+
+    async def _members(self, gid: str) -> set[str]:
+        """The group's members; a group made moments ago may answer 404 for a few seconds."""
+        path, params = f"/groups/{gid}/members", {"$select": "id", "$top": "999"}
+        for wait in (0.5, 1.0, 2.0, 4.0, 0.0):
+            resp = await self.target.request("GET", path, params=params)
+            if resp.status != 404 or not wait:
+                break
+            await asyncio.sleep(wait)
+        out: set[str] = set()
+        while True:
+            if not resp.ok:
+                raise GraphError("GET", path, resp)
+            out |= {str(m["id"]) for m in resp.body.get("value", [])}
+            nxt = resp.body.get("@odata.nextLink")
+            if not nxt:
+                return out
+            resp = await self.target.request("GET", self.target.relative(nxt))
+
+    async def _sync_members(self, step: Step) -> Outcome:
+        """Make the group hold exactly the academy's migrated members: add the missing in bindings of 20,
+        remove anyone else (a member added by hand would widen every academy-wide share)."""
+        a = step.args
+        gid = self.audience
+        if not gid:
+            return Outcome("failed", None, {}, "the academy's people group was not created: run again")
+        wanted = set(a["members"])
+        live = await self._members(gid)
+        add, remove = sorted(wanted - live), sorted(live - wanted)
+        for i in range(0, len(add), 20):
+            body = {"members@odata.bind": [BIND_ROOT + uid for uid in add[i : i + 20]]}
+            resp = await self.target.request("PATCH", f"/groups/{gid}", json=body)
+            if not resp.ok:
+                raise GraphError("PATCH", f"/groups/{gid}", resp)
+        for uid in remove:
+            resp = await self.target.request("DELETE", f"/groups/{gid}/members/{uid}/$ref")
+            if not resp.ok and resp.status != 404:
+                raise GraphError("DELETE", f"/groups/{gid}/members/{uid}/$ref", resp)
+        return Outcome("done", gid, {"members": sorted(wanted), "added": len(add), "removed": len(remove)})
 
     async def _direct(self, a: dict[str, Any]) -> list[Grant]:
         await self.budget.acquire(self.target.tenant_id, PERMISSION_RU)
@@ -170,19 +300,25 @@ class Applier:
 
     async def apply(self, step: Step) -> Outcome:
         a = step.args
+        if step.op == "ensure-audience-group":
+            return await self._ensure_group(step)
+        if step.op == "sync-audience-members":
+            return await self._sync_members(step)
         if step.op == "share-revoke":
             self.tally.writes += 1
             await remove_grant(self.target, self.budget, a)
             return Outcome("done", a["perm_id"], {"revoked": True})
         base = {k: a[k] for k in ("drive_key", "source_item", "target_drive", "target_item", "path")}
         if step.op == "share-link":
-            sig = ("link", a["type"], a["scope"])
+            sig = ("link", link_kind(a["type"], a.get("expires", "")), a["scope"])
             if step.key in self.in_doubt:
                 found = self._adopt(await self._direct(a), sig)
                 if found is not None:
                     self.tally.reconciled += 1
                     return Outcome("done", found.perm_id, {**base, "grants": [_record(found)]})
             body = {"type": a["type"], "scope": a["scope"]}
+            if a.get("expires"):
+                body["expirationDateTime"] = a["expires"]
             resp = await self._send("POST", f"{_item_path(a)}/createLink", body)
             if resp is None:
                 found = self._adopt(await self._direct(a), sig)
@@ -192,6 +328,17 @@ class Applier:
             if not resp.ok:
                 raise GraphError("POST", f"{_item_path(a)}/createLink", resp)
             g = parse(resp.body)
+            if g.signature() != sig:
+                # createLink hands back the app's existing link of that type and scope whatever expiry was
+                # asked: one that lives longer (or for ever) is more access than the source gave.
+                return Outcome(
+                    "failed",
+                    None,
+                    {},
+                    f"createLink returned an existing {g.link_scope} {g.link_type} link "
+                    f"{'expiring ' + g.expires if g.expires else 'that never expires'}, not the one asked "
+                    f"for ({a.get('expires') or 'no expiry'}): remove it on '{a['path']}' and run again",
+                )
             self.claimed.add(g.perm_id)
             return Outcome("done", g.perm_id, {**base, "grants": [_record(g)]})
         return await self._invite(step, base)
@@ -199,7 +346,15 @@ class Applier:
     async def _invite(self, step: Step, base: dict[str, Any]) -> Outcome:
         a = step.args
         roles = ",".join(sorted(a["roles"]))
-        wanted = {r["id"]: (r["kind"], r["id"], roles) for r in a["recipients"]}
+        ids = [r["id"] for r in a["recipients"]]
+        if AUDIENCE in ids:
+            # The academy's people group did not exist when the plan was made: it does now, or the grant
+            # waits (never given to anyone else instead).
+            if not self.audience:
+                return Outcome("failed", None, {}, "the academy's people group was not created: run again")
+            ids = [self.audience if i == AUDIENCE else i for i in ids]
+        kinds = {(self.audience if r["id"] == AUDIENCE else r["id"]): r["kind"] for r in a["recipients"]}
+        wanted = {rid: (kinds[rid], rid, roles) for rid in ids}
         got: list[Grant] = []
         if step.key in self.in_doubt:
             live = await self._direct(a)

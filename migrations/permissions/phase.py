@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from migrations.core.basis import with_basis
-from migrations.core.journal import Journal
+from migrations.core.journal import Journal, history
 from migrations.core.plan import Plan
 from migrations.core.registry import PhaseEnv, PhaseRun, register_phase
 from migrations.core.runs import Metrics, RunRecord, phase_run
@@ -18,8 +18,22 @@ from migrations.graph.client import GraphError, TenantConnection, parse_budget
 from migrations.graph.sharepoint_window import SharePointBudget
 from migrations.permissions.apply import Applier, GrantUndo
 from migrations.permissions.grants import parse
-from migrations.permissions.plan import PHASE, Expected, expected, ours, plan_permissions, save_findings
+from migrations.permissions.plan import (
+    AUDIENCE,
+    CARRIED_FINDINGS,
+    PHASE,
+    Expected,
+    audience_state,
+    expected,
+    ours,
+    plan_permissions,
+    save_findings,
+)
 from migrations.permissions.scan import PERMISSION_RU, ScanCounts, scan_sharing, source_drives
+
+AUDIENCE_OPS = ("ensure-audience-group", "sync-audience-members")
+# How many people a link lets in, by scope: a link on the copy wider than the source's is more access.
+WIDTH = {"existingAccess": 0, "users": 1, "organization": 2, "anonymous": 3}
 
 
 def _roles(sig: tuple[str, str, str]) -> str:
@@ -66,7 +80,7 @@ class PermissionsPhase:
         finally:
             budget.save()
         scan.ru = {t: n - before.get(t, 0) for t, n in budget.spent.items() if n != before.get(t, 0)}
-        plan, exp = plan_permissions(env.store, env.academy)
+        plan, exp = plan_permissions(env.store, env.academy, env.trust)
         save_findings(env.store, code, exp.findings)
         plan.context = scan
         return with_basis(plan, env)
@@ -106,7 +120,15 @@ class PermissionsPhase:
                 env.progress(t.done + t.already + t.failed, total)
             metrics.sample({"items_done": t.done + t.already, "throttled": target.stats.throttled})
 
-        applier = Applier(target, budget, journal, set(ours(env.store, code)), in_doubt, progress)
+        applier = Applier(
+            target,
+            budget,
+            journal,
+            set(ours(env.store, code)),
+            in_doubt,
+            progress,
+            audience_state(env.store, code)[0],
+        )
         started = time.monotonic()
 
         def measure() -> dict[str, Any]:
@@ -129,7 +151,11 @@ class PermissionsPhase:
                 "permission_reads": scan.permission_reads + t.reads,
                 "permission_writes": t.writes,
                 "delta_requests": scan.delta_requests,
-                "not_carried": sum(int(r["n"]) for r in findings if r["kind"] != "sharing-inherited"),
+                "not_carried": sum(
+                    int(r["n"])
+                    for r in findings
+                    if r["kind"] != "sharing-inherited" and r["kind"] not in CARRIED_FINDINGS
+                ),
                 # The scan (when this process planned) and the run together: the pass's whole cost.
                 "sharepoint_ru": sum(budget.spent.values())
                 - sum(spent_before.values())
@@ -144,7 +170,12 @@ class PermissionsPhase:
         try:
             # Removals first: a grant revoked at source must not outlive a run that stops half-way.
             await applier.run([s for s in plan.steps if s.op == "share-revoke"], concurrency)
-            await applier.run([s for s in plan.steps if s.op != "share-revoke"], concurrency)
+            # The academy's people group exists and holds exactly its people before anything is shared to it.
+            for step in [s for s in plan.steps if s.op in AUDIENCE_OPS]:
+                await applier.one(step)
+            await applier.run(
+                [s for s in plan.steps if s.op != "share-revoke" and s.op not in AUDIENCE_OPS], concurrency
+            )
             run.status = "succeeded" if applier.tally.failed == 0 else "failed"
         finally:
             budget.save()
@@ -186,7 +217,7 @@ class PermissionsPhase:
                 "note": "the permissions phase has not run for this academy",
             }
         _, target, budget = await self._prepared(env)
-        exp: Expected = expected(env.store, env.academy)
+        exp: Expected = expected(env.store, env.academy, env.trust)
         mine = ours(env.store, code)
         items = {i: t.drive for i, t in exp.items.items()}
         items.update({r["target_item"]: r["target_drive"] for r in mine.values()})
@@ -224,21 +255,74 @@ class PermissionsPhase:
                     }
                 )
             names = {g.signature(): g.display for g in grants}
+            widest = max((WIDTH.get(s[2], 3) for s in want if s[0] == "link"), default=0)
             for sig, n in sorted((have - want).items()):
+                wider = sig[0] == "link" and WIDTH.get(sig[2], 3) >= max(widest, 1)
                 differences.append(
                     {
-                        "kind": "permission-extra",
+                        "kind": "permission-wider" if wider else "permission-extra",
                         "object": paths[iid],
-                        "message": f"more access than planned: {names.get(sig, '')} {_roles(sig)}"
+                        "message": (
+                            f"wider audience than the source: {names.get(sig, '')} {_roles(sig)}"
+                            if wider
+                            else f"more access than planned: {names.get(sig, '')} {_roles(sig)}"
+                        )
                         + (f" x{n}" if n > 1 else ""),
                     }
                 )
+        differences += await self._audience_differences(target, exp)
         return {
             "checked": len(items),
             "differences": differences,
             "grants": sum(sum(c.values()) for c in exp.grants.values()),
             "matched": matched,
         }
+
+    async def _audience_differences(self, target: TenantConnection, exp: Expected) -> list[dict[str, str]]:
+        """The academy's people group must hold exactly the academy's migrated members: anyone else in it
+        widens every academy-wide share; anyone missing narrows it."""
+        a = exp.audience
+        if a is None or a.group_id is None:
+            if a is not None and a.needed:
+                return [
+                    {
+                        "kind": "permission-missing",
+                        "object": a.display_name,
+                        "message": "the academy's people group has not been created",
+                    }
+                ]
+            return []
+        path = f"/groups/{a.group_id}/members"
+        resp = await target.request("GET", path, params={"$select": "id,displayName"})
+        if resp.status == 404:
+            return [{"kind": "permission-missing", "object": a.display_name, "message": "the group is gone"}]
+        if not resp.ok:
+            raise GraphError("GET", path, resp)
+        live = {str(m["id"]): str(m.get("displayName") or m["id"]) for m in resp.body.get("value", [])}
+        nxt = resp.body.get("@odata.nextLink")
+        while nxt:
+            more = await target.get(target.relative(nxt))
+            live |= {str(m["id"]): str(m.get("displayName") or m["id"]) for m in more.get("value", [])}
+            nxt = more.get("@odata.nextLink")
+        out = [
+            {
+                "kind": "permission-wider",
+                "object": a.display_name,
+                "message": f"{live[uid]} is in the academy's people group but is not one of its migrated "
+                "people",
+            }
+            for uid in sorted(set(live) - set(a.members))
+        ]
+        missing = sorted(set(a.members) - set(live))
+        if missing:
+            out.append(
+                {
+                    "kind": "permission-missing",
+                    "object": a.display_name,
+                    "message": f"{len(missing)} of the academy's migrated people are not in its people group",
+                }
+            )
+        return out
 
     # ---- rollback -----------------------------------------------------------------------------------------
     async def rollback_steps(self, env: PhaseEnv) -> list[Any]:
@@ -260,7 +344,23 @@ class PermissionsPhase:
             )
             for pid, r in sorted(ours(env.store, env.academy.code).items())
         ]
-        return sorted(steps, key=lambda s: (s.args["path"], s.key))
+        steps = sorted(steps, key=lambda s: (s.args["path"], s.key))
+        gid, _ = audience_state(env.store, env.academy.code)
+        if gid:
+            # Last: the grants to it go first (_Rules.stages), then the academy's people group itself.
+            made = history(env.store, env.academy.code, PHASE).get(AUDIENCE)
+            args = dict(made.args) if made else {}
+            steps.append(
+                UndoStep(
+                    PHASE,
+                    AUDIENCE,
+                    "ensure-audience-group",
+                    gid,
+                    {},
+                    {"display_name": args.get("display_name", "the academy's people group"), "path": ""},
+                )
+            )
+        return steps
 
     async def rollback(self, env: PhaseEnv, steps: list[Any], *, purge: bool) -> PhaseRun:
         code = env.academy.code
@@ -282,8 +382,9 @@ class PermissionsPhase:
     ) -> None:
         code, tally = env.academy.code, run.tally
         mine = set(ours(env.store, code))
-        items = {s.args["target_item"]: s.args["target_drive"] for s in steps}
-        paths = {s.args["target_item"]: s.args["path"] for s in steps}
+        removals = [s for s in steps if s.key != AUDIENCE]
+        items = {s.args["target_item"]: s.args["target_drive"] for s in removals}
+        paths = {s.args["target_item"]: s.args["path"] for s in removals}
         live = await self._live(target, budget, items)
         for iid, grants in sorted(live.items()):
             for g in grants or []:
@@ -310,6 +411,10 @@ class PermissionsPhase:
 
 class _Rules(UndoRules):
     errors = (GraphError,)
+
+    def stages(self, steps: list[UndoStep]) -> list[list[UndoStep]]:
+        # carry_out runs a stage's steps together: the group goes only after every grant to it.
+        return [[s for s in steps if s.key != AUDIENCE], [s for s in steps if s.key == AUDIENCE]]
 
     def failed(self, step: UndoStep, message: str) -> dict[str, str]:
         return {"step": step.describe(), "message": message}

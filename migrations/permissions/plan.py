@@ -2,12 +2,20 @@
 
 Each direct grant on a shared source item is mapped through the reviewed mapping: a user or group the
 identity phases created (or matched) is granted the same roles on the copy with `invite` (no e-mail, sign-in
-required); an organisation link becomes an organisation link of the trust. Everything else is a finding with
-its rule, never carried silently and never widened:
+required). Sharing keeps its audience (docs/contracts.md, "Sharing keeps its audience"): the copy never grants
+more people than the source did, and narrower only with a finding. Everything else is a finding with its rule,
+never carried silently and never widened:
 
+- an organisation link ("people in your organization": one school in the legacy tenant) is carried as a grant
+  of the same roles to the academy's people group (`<academy> Everyone`, created and kept equal to the
+  academy's migrated members by this phase, once per academy); a trust-wide link only when the academy says
+  `organization_links: trust-wide` (a finding in the report); none when it says `forbid`;
+- a "specific people" link is carried as grants to its mapped people, never as a link;
+- link restrictions: an expiry is re-applied where Graph can set one (links it creates); where it cannot (a
+  grant to a group or a person), a password (OneDrive personal only) or block-download (not settable in
+  v1.0), the stricter choice: not carried, with a finding; an expired link grants nothing and is not carried;
 - anonymous ("Anyone") links: not re-created unless the academy allows them (phases.files.sharing
   .anonymous_links: allow); the DfE baseline forbids public data by default;
-- organisation links when the academy forbids them (phases.files.sharing.organization_links: forbid);
 - guests (listed for the operator: the trust decides whom to invite), users and groups not migrated (skipped
   in the mapping, disabled, or gone from the directory), SharePoint site principals;
 - inherited grants: carried by the parent they come from, not repeated on every item;
@@ -26,12 +34,32 @@ from migrations.core.journal import Journal
 from migrations.core.plan import Plan
 from migrations.core.steps import Step
 from migrations.core.store import StateStore
-from migrations.permissions.grants import Grant, Signature, parse
+from migrations.permissions.grants import Grant, Signature, expired, parse, split_kind
 from migrations.permissions.scan import shared_items
-from trust import Academy
+from trust import Academy, Trust
 
 PHASE = "permissions"
 FORWARD = ("share-invite", "share-link")
+AUDIENCE = "audience"  # the step key of the academy's people group, and its placeholder before it exists
+# Findings that say how something was carried rather than why it was not.
+CARRIED_FINDINGS = ("sharing-trust-wide-link",)
+
+
+@dataclass
+class Audience:
+    """The academy's people group: who should be in it, and what the journal says of it."""
+
+    display_name: str
+    mail_nickname: str
+    description: str
+    members: dict[str, str]  # trust user id -> display name: the academy's migrated members (no guests)
+    group_id: str | None = None  # the group, once created (journal)
+    recorded: set[str] = field(default_factory=set)  # members its last membership sync left it with
+    needed: bool = False  # some academy-wide sharing is carried to it
+
+    @property
+    def principal(self) -> str:
+        return self.group_id or AUDIENCE
 
 
 @dataclass
@@ -61,6 +89,7 @@ class Expected:
     names: dict[Signature, str] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     carried: Counter[str] = field(default_factory=Counter)
+    audience: Audience | None = None
 
 
 def _targets(store: StateStore, code: str, table: str, phase: str, key: str) -> dict[str, str]:
@@ -78,7 +107,48 @@ def _targets(store: StateStore, code: str, table: str, phase: str, key: str) -> 
     return out
 
 
-def expected(store: StateStore, academy: Academy) -> Expected:
+def audience_state(store: StateStore, code: str) -> tuple[str | None, set[str]]:
+    """(group id, members recorded by its last membership sync) from the journal; (None, {}) before the group
+    is created or after a rollback deleted it."""
+    made = store.rows(
+        "SELECT seq, event, target_id FROM journal WHERE academy = ? AND phase = ? AND step_key = ? "
+        "ORDER BY seq DESC LIMIT 1",
+        (code, PHASE, AUDIENCE),
+    )
+    if not made or made[0]["event"] != "done" or not made[0]["target_id"]:
+        return None, set()
+    synced = store.rows(
+        "SELECT data FROM journal WHERE academy = ? AND phase = ? AND step_key LIKE 'audience-members:%' "
+        "AND event = 'done' AND seq > ? ORDER BY seq DESC LIMIT 1",
+        (code, PHASE, made[0]["seq"]),
+    )
+    members = set(json.loads(synced[0]["data"] or "{}").get("members", [])) if synced else set()
+    return str(made[0]["target_id"]), members
+
+
+def _audience(
+    store: StateStore, trust: Trust, academy: Academy, users: dict[str, str], guests: set[str]
+) -> Audience:
+    display, nickname = trust.names.entra_group(academy, "everyone")
+    names = {
+        r["object_id"]: str(json.loads(r["data"]).get("displayName") or r["object_id"])
+        for r in store.rows(
+            "SELECT object_id, data FROM inventory WHERE academy = ? AND kind = 'user'", (academy.code,)
+        )
+    }
+    gid, recorded = audience_state(store, academy.code)
+    return Audience(
+        display,
+        nickname,
+        f"{academy.name}: the academy's migrated people, granted its academy-wide sharing "
+        f"(created by trustfold's permissions phase; {academy.code}|{academy.legacy_tenant.id})",
+        {tid: names.get(sid, sid) for sid, tid in users.items() if sid not in guests},
+        gid,
+        recorded,
+    )
+
+
+def expected(store: StateStore, academy: Academy, trust: Trust) -> Expected:
     code = academy.code
     rules = academy.phases.files.sharing
     users = _targets(store, code, "user", "users", "user")
@@ -90,6 +160,7 @@ def expected(store: StateStore, academy: Academy) -> Expected:
         )
         if json.loads(r["data"]).get("userType") == "Guest"
     }
+    audience = _audience(store, trust, academy, users, guests)
     skipped = {
         r["source_id"]: r["note"] or "skipped in the mapping"
         for r in store.rows(
@@ -109,7 +180,7 @@ def expected(store: StateStore, academy: Academy) -> Expected:
         (r["drive_key"], r["item_id"]): r["name"]
         for r in store.rows("SELECT drive_key, item_id, name FROM drive_items WHERE academy = ?", (code,))
     }
-    out = Expected()
+    out = Expected(audience=audience)
     for drive_key, sid, perms in shared_items(store, code):
         target = copies.get((drive_key, sid))
         where = target.path if target else names.get((drive_key, sid), sid)
@@ -131,37 +202,14 @@ def expected(store: StateStore, academy: Academy) -> Expected:
             if g.owner:
                 note("sharing-owner", g, f"{g.display} owns it", "not carried: the trust drive has its owner")
                 continue
-            sig: Signature | None = None
+            # (signature, display, what the report counts it as) of each grant the copy should hold
+            carry: list[tuple[Signature, str, str]] = []
             if g.kind == "link":
-                if g.link_scope == "anonymous" and rules.anonymous_links != "allow":
-                    note(
-                        "sharing-anonymous-link",
-                        g,
-                        f"anyone with the link may {g.link_type} it",
-                        "not re-created: public links are forbidden (DfE baseline; "
-                        "phases.files.sharing.anonymous_links)",
-                    )
-                elif g.link_scope == "organization" and rules.organization_links == "forbid":
-                    note(
-                        "sharing-organization-link",
-                        g,
-                        f"everyone in the academy may {g.link_type} it",
-                        "not re-created: organisation links are forbidden for this academy "
-                        "(phases.files.sharing.organization_links)",
-                    )
-                elif g.link_scope == "users":
-                    note(
-                        "sharing-people-link",
-                        g,
-                        f"a link for specific people ({g.link_type})",
-                        "not re-created: share with the people by name in the trust tenant",
-                    )
-                else:
-                    sig = g.signature()
+                carry = _link(g, rules, audience, users, guests, skipped, note)
             elif g.kind == "user" and g.principal in users:
-                sig = g.signature(users[g.principal])
+                carry = [(g.signature(users[g.principal]), g.display, "user")]
             elif g.kind == "group" and g.principal in groups:
-                sig = g.signature(groups[g.principal])
+                carry = [(g.signature(groups[g.principal]), g.display, "group")]
             elif g.kind == "user" and g.principal in guests:
                 note(
                     "sharing-guest",
@@ -184,7 +232,7 @@ def expected(store: StateStore, academy: Academy) -> Expected:
                     f"{g.display} ({g.kind})",
                     "not carried: SharePoint site groups belong to the site; the trust site has its own",
                 )
-            if sig is None:
+            if not carry:
                 continue
             if target is None:
                 note(
@@ -195,10 +243,132 @@ def expected(store: StateStore, academy: Academy) -> Expected:
                 )
                 continue
             out.items[target.item] = target
-            out.grants.setdefault(target.item, Counter())[sig] += 1
-            out.names[sig] = g.display
-            out.carried["link-" + g.link_scope if g.kind == "link" else g.kind] += 1
+            for sig, display, counted in carry:
+                out.grants.setdefault(target.item, Counter())[sig] += 1
+                out.names[sig] = display
+                out.carried[counted] += 1
+                if sig[1] == audience.principal and sig[0] == "group":
+                    audience.needed = True
     return out
+
+
+Note = Any  # the finding callback of expected(): note(kind, grant, message, handling)
+
+
+def _link(
+    g: Grant,
+    rules: Any,
+    audience: Audience,
+    users: dict[str, str],
+    guests: set[str],
+    skipped: dict[str, str],
+    note: Note,
+) -> list[tuple[Signature, str, str]]:
+    """What a sharing link becomes in the trust tenant: never a wider audience than it had."""
+    roles = ",".join(sorted(g.roles))
+    if expired(g.expires):
+        note(
+            "sharing-link-expired", g, f"{g.display} expired at {g.expires}", "not carried: it grants nothing"
+        )
+        return []
+    if g.has_password:
+        note(
+            "sharing-link-password",
+            g,
+            f"{g.display} protected by a password",
+            "not carried (stricter): Graph sets link passwords in OneDrive personal only, and a copy "
+            "without the password would open to more people",
+        )
+        return []
+    if g.prevents_download:
+        note(
+            "sharing-link-blocks-download",
+            g,
+            f"{g.display} that blocks download",
+            "not carried (stricter): Graph v1.0 cannot create a link that blocks download, and a grant "
+            "would let its people download",
+        )
+        return []
+    if g.link_scope == "anonymous":
+        if rules.anonymous_links != "allow":
+            note(
+                "sharing-anonymous-link",
+                g,
+                f"anyone with the link may {g.link_type} it",
+                "not re-created: public links are forbidden (DfE baseline; "
+                "phases.files.sharing.anonymous_links)",
+            )
+            return []
+        return [(g.signature(), g.display, "link-anonymous")]
+    if g.link_scope == "organization":
+        if rules.organization_links == "forbid":
+            note(
+                "sharing-organization-link",
+                g,
+                f"everyone in the academy may {g.link_type} it",
+                "not re-created: organisation links are forbidden for this academy "
+                "(phases.files.sharing.organization_links)",
+            )
+            return []
+        if rules.organization_links == "trust-wide":
+            note(
+                "sharing-trust-wide-link",
+                g,
+                f"everyone in the academy may {g.link_type} it",
+                "re-created as a trust-wide link by decision (phases.files.sharing.organization_links: "
+                "trust-wide): every academy's staff and pupils can open it",
+            )
+            return [(g.signature(), g.display, "link-organization (trust-wide)")]
+        if g.expires:
+            note(
+                "sharing-link-expiry",
+                g,
+                f"{g.display} until {g.expires}",
+                "not carried (stricter): SharePoint cannot make a grant to the academy's people expire",
+            )
+            return []
+        return [(("group", audience.principal, roles), audience.display_name, "academy-group")]
+    if g.link_scope == "users":
+        if not g.people:
+            note(
+                "sharing-people-link",
+                g,
+                f"a link for specific people ({g.link_type}) that names nobody Graph lists",
+                "not re-created: share with the people by name in the trust tenant",
+            )
+            return []
+        if g.expires:
+            note(
+                "sharing-link-expiry",
+                g,
+                f"{g.display} until {g.expires}",
+                "not carried (stricter): SharePoint cannot make a grant to a person expire",
+            )
+            return []
+        out: list[tuple[Signature, str, str]] = []
+        for pid, display in g.people:
+            if pid in users:
+                out.append((("user", users[pid], roles), display, "user (people link)"))
+                continue
+            why = (
+                "a guest: invite guests in the trust tenant deliberately"
+                if pid in guests
+                else skipped.get(pid, "not in the mapping (account gone or never discovered)")
+            )
+            note(
+                "sharing-people-link",
+                Grant(f"{g.perm_id}|{pid}", "user", pid, display, g.roles),
+                f"{display} may {'/'.join(g.roles)} by a link for specific people: {why}",
+                "not carried: the person has no identity in the trust tenant",
+            )
+        return out
+    note(
+        "sharing-link-other",
+        g,
+        f"{g.display}",
+        "not carried: a link of this scope gives nobody access they did not have",
+    )
+    return []
 
 
 def ours(store: StateStore, code: str) -> dict[str, dict[str, Any]]:
@@ -232,16 +402,52 @@ def _digest(parts: list[str]) -> str:
     return hashlib.sha256("|".join(sorted(parts)).encode()).hexdigest()[:10]
 
 
-def plan_permissions(store: StateStore, academy: Academy) -> tuple[Plan, Expected]:
+def _audience_steps(a: Audience) -> list[Step]:
+    """The academy's people group, created once and kept equal to the academy's migrated members."""
+    if not (a.needed or a.group_id):
+        return []
+    steps: list[Step] = []
+    if a.group_id is None:
+        steps.append(
+            Step(
+                AUDIENCE,
+                "ensure-audience-group",
+                {
+                    "display_name": a.display_name,
+                    "mail_nickname": a.mail_nickname,
+                    "description": a.description,
+                },
+            )
+        )
+    wanted = set(a.members)
+    if a.group_id is None or wanted != a.recorded:
+        steps.append(
+            Step(
+                f"audience-members:{_digest(sorted(wanted))}",
+                "sync-audience-members",
+                {
+                    "display_name": a.display_name,
+                    "members": sorted(wanted),
+                    "add": sorted(wanted - a.recorded),
+                    "remove": sorted(a.recorded - wanted),
+                },
+                after=(AUDIENCE,) if a.group_id is None else (),
+            )
+        )
+    return steps
+
+
+def plan_permissions(store: StateStore, academy: Academy, trust: Trust) -> tuple[Plan, Expected]:
     code = academy.code
-    exp = expected(store, academy)
+    exp = expected(store, academy, trust)
     mine = ours(store, code)
     have: dict[str, Counter[Signature]] = {}
     by_sig: dict[tuple[str, Signature], list[str]] = {}
     for pid, rec in sorted(mine.items()):
         have.setdefault(rec["target_item"], Counter())[rec["sig"]] += 1
         by_sig.setdefault((rec["target_item"], rec["sig"]), []).append(pid)
-    steps: list[Step] = []
+    assert exp.audience is not None
+    steps: list[Step] = _audience_steps(exp.audience)
     already = 0
     for item_id in sorted(exp.items):
         t = exp.items[item_id]
@@ -259,11 +465,12 @@ def plan_permissions(store: StateStore, academy: Academy) -> tuple[Plan, Expecte
         for sig, n in sorted(missing.items()):
             for _ in range(n):
                 if sig[0] == "link":
+                    link_type, expires = split_kind(sig[1])
                     steps.append(
                         Step(
                             f"link:{t.drive_key}:{t.source_item}:{sig[1]}:{sig[2]}",
                             "share-link",
-                            {**base, "type": sig[1], "scope": sig[2]},
+                            {**base, "type": link_type, "scope": sig[2], "expires": expires},
                         )
                     )
                 else:
@@ -271,7 +478,9 @@ def plan_permissions(store: StateStore, academy: Academy) -> tuple[Plan, Expecte
                         {"kind": sig[0], "id": sig[1], "display": exp.names.get(sig, sig[1])}
                     )
         for roles, recipients in sorted(by_roles.items()):
-            ids = [r["id"] for r in recipients]
+            # The people group keys its step the same before and after it exists: a step left in doubt by a
+            # crash is then the resumed plan's own step, reconciled rather than granted twice.
+            ids = [AUDIENCE if r["id"] == exp.audience.group_id else r["id"] for r in recipients]
             steps.append(
                 Step(
                     f"invite:{t.drive_key}:{t.source_item}:{roles}:{_digest(ids)}",
@@ -297,11 +506,16 @@ def plan_permissions(store: StateStore, academy: Academy) -> tuple[Plan, Expecte
                         },
                     )
                 )
-    kinds = Counter(f.kind for f in exp.findings)
+    kinds = Counter(f.kind for f in exp.findings if f.kind not in CARRIED_FINDINGS)
     notes = [
         "carried: " + (", ".join(f"{n} {k}" for k, n in sorted(exp.carried.items())) or "nothing"),
         "not carried: " + (", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "nothing"),
     ]
+    if exp.audience.needed:
+        notes.append(
+            f"academy-wide sharing goes to '{exp.audience.display_name}' "
+            f"({len(exp.audience.members)} migrated member(s)), never trust-wide"
+        )
     return Plan(code, PHASE, steps, notes, already), exp
 
 

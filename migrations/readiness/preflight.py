@@ -114,6 +114,12 @@ NEEDS: dict[str, dict[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {
         "target": (
             ("share items (invite, createLink) and remove grants", _WRITE_SHARING),
             ("read item sharing", _READ_SHARING),
+            # The academy's people group, which academy-wide sharing is granted to (group-post-groups,
+            # group-delete, group-post-members, group-list-members).
+            (
+                "create the academy's people group and keep its members",
+                ("Group.ReadWrite.All", "Directory.ReadWrite.All"),
+            ),
         ),
     },
     "domain": {

@@ -197,9 +197,20 @@ def render_md(report: Report) -> str:
             lines += ["Discovery findings: none recorded.", ""]
         if a.sharing:
             carried = ", ".join(f"{k} {n}" for k, n in a.sharing["carried"].items()) or "none"
+            aud = a.sharing.get("audience") or {}
             lines += [
                 f"Sharing carried: {_md_cell(carried)}.",
                 "",
+            ]
+            if aud:
+                lines += [
+                    f"Sharing audience: {aud['rule']} Academy-wide links carried as grants to the academy's "
+                    f"people group: {aud['academy_group']}; trust-wide by decision: {aud['trust_wide']}; "
+                    f"link restrictions carried: {aud['restrictions_carried']}, narrowed (not carried, "
+                    f"stricter): {aud['restrictions_narrowed']}.",
+                    "",
+                ]
+            lines += [
                 "| not carried | grants | why |",
                 "| --- | ---: | --- |",
             ]

@@ -10,12 +10,19 @@ if TYPE_CHECKING:
 
 # Inherited grants are counted, not listed: every item below a shared folder has them.
 LISTED_EXCEPT = ("sharing-inherited",)
+# Link restrictions Graph cannot set (or a grant cannot hold): carried as the stricter choice, not carried.
+NARROWED = ("sharing-link-password", "sharing-link-blocks-download", "sharing-link-expiry")
+AUDIENCE_RULE = (
+    "Sharing keeps its audience: no copy grants more people than its source did; an academy-wide link goes "
+    "to the academy's own people group, trust-wide only by the academy's decision; narrower only with a "
+    "finding."
+)
 
 
 def sharing_summary(store: StateStore, code: str) -> dict[str, Any]:
-    """{"carried": {kind: n}, "not_carried": [{"kind", "count", "why"}], "findings": [...]}; {} before any
-    permissions plan."""
-    from migrations.permissions.plan import ours
+    """{"carried": {kind: n}, "not_carried": [{"kind", "count", "why"}], "audience": {...},
+    "findings": [...]}; {} before any permissions plan."""
+    from migrations.permissions.plan import CARRIED_FINDINGS, audience_state, ours
 
     rows = store.rows(
         "SELECT kind, object_id, display, message, handling FROM share_findings WHERE academy = ? "
@@ -25,12 +32,31 @@ def sharing_summary(store: StateStore, code: str) -> dict[str, Any]:
     mine = ours(store, code)
     if not rows and not mine:
         return {}
-    carried = Counter("link-" + r["sig"][2] if r["sig"][0] == "link" else r["sig"][0] for r in mine.values())
+    group, _ = audience_state(store, code)
+
+    def kind(sig: list[str]) -> str:
+        if sig[0] == "link":
+            return "link-" + sig[2] + (" (trust-wide)" if sig[2] == "organization" else "")
+        return "academy-group" if sig[0] == "group" and sig[1] == group else sig[0]
+
+    carried = Counter(kind(r["sig"]) for r in mine.values())
     why: dict[str, Counter[str]] = {}
     for r in rows:
-        why.setdefault(r["kind"], Counter())[r["handling"]] += 1
+        if r["kind"] not in CARRIED_FINDINGS:
+            why.setdefault(r["kind"], Counter())[r["handling"]] += 1
+    found = Counter(r["kind"] for r in rows)
+    audience = {
+        "rule": AUDIENCE_RULE,
+        "academy_group": carried.get("academy-group", 0),
+        "trust_wide": found.get("sharing-trust-wide-link", 0),
+        "restrictions_carried": sum(
+            1 for r in mine.values() if r["sig"][0] == "link" and " until " in r["sig"][1]
+        ),
+        "restrictions_narrowed": sum(found.get(k, 0) for k in NARROWED),
+    }
     return {
         "carried": dict(sorted(carried.items())),
+        "audience": audience,
         "not_carried": [
             {"kind": k, "count": sum(c.values()), "why": c.most_common(1)[0][0]}
             for k, c in sorted(why.items())

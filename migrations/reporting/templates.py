@@ -177,6 +177,10 @@ Throttling met: <strong data-field="throttled" data-value="{{ thr }}">{{ fmt(thr
 {% if a.sharing %}<h3>Sharing</h3>
 <p data-field="sharing-carried">Carried into the trust tenant:
 {% for k, n in a.sharing.carried.items() %}{{ k }} {{ n }}{% if not loop.last %}, {% endif %}{% else %}none{% endfor %}.</p>
+{% if a.sharing.audience %}{% set aud = a.sharing.audience %}<p data-field="sharing-audience">{{ aud.rule }}
+Academy-wide links carried as grants to the academy's people group: <span data-field="sharing-academy-group">{{ aud.academy_group }}</span>;
+trust-wide by decision: <span data-field="sharing-trust-wide">{{ aud.trust_wide }}</span>;
+link restrictions carried: {{ aud.restrictions_carried }}, narrowed (not carried, stricter): <span data-field="sharing-narrowed">{{ aud.restrictions_narrowed }}</span>.</p>{% endif %}
 <table class="sharing"><thead><tr><th>Not carried</th><th>Grants</th><th>Why</th></tr></thead><tbody>
 {% for x in a.sharing.not_carried %}
 <tr><td>{{ x.kind }}</td><td class="num">{{ x.count }}</td><td>{{ x.why }}</td></tr>

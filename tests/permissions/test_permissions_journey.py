@@ -36,17 +36,30 @@ def _findings(w: World) -> dict[str, list[str]]:
     return out
 
 
-def _expected(plan: dict) -> dict[tuple[str, str], Counter]:
-    """What the plan grants, per (target drive, target item)."""
+def _people_group(w: World) -> str | None:
+    """The academy's people group (academy-wide sharing goes to it), once the run created it."""
+    rows = w.rows(
+        "SELECT target_id FROM journal WHERE phase = 'permissions' AND step_key = 'audience' "
+        "AND event = 'done' ORDER BY seq DESC LIMIT 1"
+    )
+    return rows[0]["target_id"] if rows else None
+
+
+def _expected(plan: dict, group: str | None = None) -> dict[tuple[str, str], Counter]:
+    """What the plan grants, per (target drive, target item); `group` stands for the plan's placeholder of
+    the academy's people group, created by the run."""
     out: dict[tuple[str, str], Counter] = {}
     for s in plan["steps"]:
         a = s["args"]
+        if s["op"] not in ("share-link", "share-invite"):
+            continue
         c = out.setdefault((a["target_drive"], a["target_item"]), Counter())
         if s["op"] == "share-link":
             c[("link", a["type"], a["scope"])] += 1
         elif s["op"] == "share-invite":
             for r in a["recipients"]:
-                c[(r["kind"], r["id"], ",".join(sorted(a["roles"])))] += 1
+                rid = group if r["id"] == "audience" and group else r["id"]
+                c[(r["kind"], rid, ",".join(sorted(a["roles"])))] += 1
     return out
 
 
@@ -103,7 +116,9 @@ def test_killed_mid_run_resumes_to_exactly_the_plan(copied: World) -> None:
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     plan = _plan(w)
     ops = Counter(s["op"] for s in plan["steps"])
-    assert ops["share-invite"] >= 4 and ops["share-link"] >= 2
+    # Organisation links (Policies, a worksheet) go to the academy's people group: invites, never links.
+    assert ops["share-invite"] >= 6 and ops["share-link"] == 0
+    assert ops["ensure-audience-group"] == 1 and ops["sync-audience-members"] == 1
     kinds = {r["kind"] for s in plan["steps"] if s["op"] == "share-invite" for r in s["args"]["recipients"]}
     assert kinds == {"user", "group"}
     found = _findings(w)
@@ -114,7 +129,7 @@ def test_killed_mid_run_resumes_to_exactly_the_plan(copied: World) -> None:
     assert result["status"] == "succeeded", result
     assert result["counts"]["reconciled"] >= 1 and result["counts"]["already_present"] >= 2
     # Exactly the planned grants, each once, on every item (no duplicate from the interrupted step).
-    for (drive, item), want in _expected(plan).items():
+    for (drive, item), want in _expected(plan, _people_group(w)).items():
         assert w.signatures(drive, item) == want, item
     verified = w.cli("verify", "hillside", "--json", check=False)
     assert verified.returncode == 0, verified.stdout
@@ -129,7 +144,7 @@ def test_killed_mid_run_resumes_to_exactly_the_plan(copied: World) -> None:
         text = render_md(build_report(store, load_trust(CONFIG), "hillside"))
     finally:
         store.close()
-    assert "Sharing carried: group " in text and "link-organization" in text
+    assert "Sharing carried: academy-group " in text and "link-organization" not in text
     assert "| sharing-anonymous-link | 2 | not re-created: public links are forbidden (DfE baseline" in text
 
 
@@ -192,7 +207,9 @@ def test_hand_made_grant_is_reported_by_verify_and_kept_by_rollback(copied: Worl
         "message"
     ]
     (rolled_back,) = w.cli.json("rollback", "hillside", "--phase", "permissions", "--yes")
-    assert rolled_back["steps"] and all(s.startswith("remove grant to") for s in rolled_back["steps"])
+    *grants, group = rolled_back["steps"]
+    assert grants and all(s.startswith("remove grant to") for s in grants)
+    assert group.startswith("delete group 'Hillside Academy Everyone'")  # after every grant to it
     rolled = rolled_back["result"]
     assert rolled["status"] == "succeeded" and rolled["counts"]["kept"] == 1
     assert any("Curriculum" in n and "not added by trustfold" in n for n in rolled["notes"])

@@ -37,3 +37,23 @@ def test_bad_sharing_setting_exits_2_naming_the_field(
     (line,) = err.strip().splitlines()
     assert "hillside.yaml" in line and "sharing" in line and "Traceback" not in err
     assert not state.exists()
+
+
+@pytest.mark.parametrize(
+    ("sharing", "value"),
+    [
+        ("{organization_links: allow}", "allow"),  # written before issue 23: still the academy's width
+        ("{organization_links: forbid}", "forbid"),
+        ("{organization_links: trust-wide}", "trust-wide"),  # the one explicit way to go trust-wide
+    ],
+)
+def test_organisation_link_values_old_and_new_load(tmp_path: Path, sharing: str, value: str) -> None:
+    rules = load_trust(_with(tmp_path, sharing)).academy("hillside").phases.files.sharing
+    assert rules.organization_links == value
+
+
+def test_a_near_miss_for_trust_wide_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = _with(tmp_path, "{organization_links: trustwide}")
+    code = run(["--config-dir", str(cfg), "--state", str(tmp_path / "s.db"), "config", "validate"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "organization_links" in err and "Traceback" not in err

@@ -199,3 +199,85 @@ def test_permission_requests_cost_five_resource_units(tmp_path):
             assert g.get(f"{root}/permissions").status_code == 200  # 12: the whole minute
             r = g.get(f"{root}/permissions")
             assert r.status_code == 429 and float(r.headers["Retry-After"]) > 0
+
+
+# ---- link restrictions (issue 23): what createLink can set, and what a permission says of its link -------
+def test_create_link_sets_an_expiry_and_lists_it(target, tree):
+    """driveitem-createlink: expirationDateTime (yyyy-MM-ddTHH:mm:ssZ) is the permission's expiry; the
+    permission lists it, with hasPassword and the link's preventsDownload (resources/permission,
+    resources/sharinglink)."""
+    path = _item(tree)
+    r = target.post(
+        f"{path}/createLink",
+        json={"type": "view", "scope": "users", "expirationDateTime": "2099-07-15T14:00:00Z"},
+    )
+    assert r.status_code == 201, r.text
+    made = r.json()
+    assert made["expirationDateTime"] == "2099-07-15T14:00:00Z"
+    assert made["hasPassword"] is False and made["link"]["preventsDownload"] is False
+    listed = next(p for p in target.get(f"{path}/permissions").json()["value"] if p["id"] == made["id"])
+    assert listed["expirationDateTime"] == "2099-07-15T14:00:00Z"
+    # An expiry in the past, or not a date: 400 (a link that is already expired grants nothing).
+    for bad in ("2001-01-01T00:00:00Z", "next week", 5):
+        r = target.post(f"{path}/createLink", json={"type": "edit", "expirationDateTime": bad})
+        assert r.status_code == 400 and error_of(r)["code"] == "invalidRequest", bad
+
+
+def test_create_link_refuses_what_graph_cannot_set_in_sharepoint(target, tree):
+    """Passwords are "Optional and OneDrive Personal only"; v1.0 createLink types are view, edit, embed: a
+    link that blocks download cannot be asked for (blocksDownload is beta); retainInheritedPermissions is a
+    boolean."""
+    path = _item(tree)
+    r = target.post(f"{path}/createLink", json={"type": "view", "scope": "anonymous", "password": "p4ss"})
+    assert r.status_code == 400 and "OneDrive personal" in error_of(r)["message"]
+    r = target.post(f"{path}/createLink", json={"type": "blocksDownload", "scope": "organization"})
+    assert r.status_code == 400 and error_of(r)["code"] == "invalidRequest"
+    r = target.post(f"{path}/createLink", json={"type": "view", "retainInheritedPermissions": "yes"})
+    assert r.status_code == 400
+    assert not [p for p in target.get(f"{path}/permissions").json()["value"] if "link" in p]
+
+
+def test_existing_link_is_returned_whatever_expiry_was_asked(target, tree):
+    """The documented reuse: "If a sharing link of the specified type already exists for the app, the
+    existing sharing link is returned" (its own expiry, not the one asked for): a client must compare."""
+    path = _item(tree)
+    first = target.post(f"{path}/createLink", json={"type": "view", "scope": "organization"}).json()
+    again = target.post(
+        f"{path}/createLink",
+        json={"type": "view", "scope": "organization", "expirationDateTime": "2099-01-01T00:00:00Z"},
+    )
+    assert again.status_code == 200 and again.json()["id"] == first["id"]
+    assert "expirationDateTime" not in again.json()
+
+
+def test_seeded_link_properties_are_listed_as_graph_documents_them(sandbox_url, target_id, target, tree):
+    """A legacy tenant's links carry what SharePoint let people set (the sandbox seeds them outside Graph):
+    block-download, a password, an expiry, and for "specific people" links the people
+    (grantedToIdentitiesV2)."""
+    admin = (
+        f"{sandbox_url}/sandbox/tenants/{target_id}/drives/{tree['drive']}/items/{tree['folder']}/permissions"
+    )
+    seeded = [
+        {"kind": "link", "type": "view", "scope": "organization", "preventsDownload": True},
+        {"kind": "link", "type": "view", "scope": "anonymous", "hasPassword": True},
+        {"kind": "link", "type": "edit", "scope": "anonymous", "expirationDateTime": "2099-02-01T00:00:00Z"},
+        {"kind": "link", "type": "edit", "scope": "users", "people": [tree["user"]["id"]]},
+        {"kind": "siteGroup", "displayName": "Hillside Governors", "roles": ["read"]},
+    ]
+    for body in seeded:
+        r = httpx.post(admin, json=body)
+        assert r.status_code == 201, r.text
+    listed = [p for p in target.get(f"{_item(tree)}/permissions").json()["value"] if "inheritedFrom" not in p]
+    links = {(p["link"]["scope"], p["link"]["type"]): p for p in listed if "link" in p}
+    assert links[("organization", "view")]["link"]["preventsDownload"] is True
+    assert links[("anonymous", "view")]["hasPassword"] is True
+    assert links[("anonymous", "edit")]["expirationDateTime"] == "2099-02-01T00:00:00Z"
+    people = links[("users", "edit")]["grantedToIdentitiesV2"]
+    assert [p["user"]["id"] for p in people] == [tree["user"]["id"]]
+    assert any(
+        p.get("grantedToV2", {}).get("siteGroup", {}).get("displayName") == "Hillside Governors"
+        for p in listed
+    )
+    # Bad seeds are refused, naming the field.
+    r = httpx.post(admin, json={"kind": "link", "type": "view", "scope": "world"})
+    assert r.status_code == 400 and "scope" in r.json()["error"]
