@@ -95,7 +95,11 @@ async def remove_grant(target: TenantConnection, budget: SharePointBudget, a: di
     """The undo of a grant (and the forward action of share-revoke): gone already counts as removed."""
     path = f"{_item_path(a)}/permissions/{a['perm_id']}"
     await budget.acquire(target.tenant_id, PERMISSION_RU)
-    resp = await target.request("DELETE", path, counts_as_write=False)
+    await budget.reserve_sharing(target.tenant_id)  # a sharing call: within 300 per 5 minutes
+    try:
+        resp = await target.request("DELETE", path, counts_as_write=False)
+    finally:
+        budget.settle_sharing(target.tenant_id)
     if not resp.ok and resp.status != 404:
         raise GraphError("DELETE", path, resp)
 
@@ -127,10 +131,14 @@ class Applier:
     async def _send(self, method: str, path: str, body: Any = None) -> GraphResponse | None:
         await self.budget.acquire(self.target.tenant_id, PERMISSION_RU)
         self.tally.writes += 1
+        # invite and createLink are "Specific Sharing APIs": reserved before sending, settled on the answer.
+        await self.budget.reserve_sharing(self.target.tenant_id)
         try:
             resp = await self.target.request(method, path, json=body, counts_as_write=False, idempotent=False)
         except MaybeApplied:
             return None
+        finally:
+            self.budget.settle_sharing(self.target.tenant_id)
         killpoints.reached("permissions.sent")  # the write reached the tenant; its outcome is not journaled
         return resp
 
