@@ -21,7 +21,7 @@ from migrations.core.steps import History, Outcome, Step, UndoStep, register_ope
 from migrations.graph.client import GraphError, GraphResponse, MaybeApplied, TenantConnection
 from migrations.graph.sharepoint_window import SharePointBudget
 from migrations.permissions.grants import Grant, parse
-from migrations.permissions.scan import PERMISSION_RU
+from migrations.permissions.scan import PERMISSION_RU, read_with_parents
 
 
 @dataclass
@@ -143,12 +143,19 @@ class Applier:
         return resp
 
     async def _direct(self, a: dict[str, Any]) -> list[Grant]:
-        await self.budget.acquire(self.target.tenant_id, PERMISSION_RU)
-        self.tally.reads += 1
-        resp = await self.target.request("GET", f"{_item_path(a)}/permissions", counts_as_write=False)
+        """The copy's own grants. SharePoint does not say which are inherited: its parent is read beside it,
+        so reconciliation never adopts a grant that lives on the parent (its undo could not remove it)."""
+        await self.budget.acquire(self.target.tenant_id, 1)
+        resp = await self.target.request("GET", _item_path(a), params={"$select": "id,parentReference"})
         if not resp.ok:
-            raise GraphError("GET", f"{_item_path(a)}/permissions", resp)
-        return [g for g in (parse(p) for p in resp.body.get("value", [])) if not g.inherited]
+            raise GraphError("GET", _item_path(a), resp)
+        parent = (resp.body.get("parentReference") or {}).get("id")
+        read, n = await read_with_parents(
+            self.target, self.budget, {a["target_item"]: (a["target_drive"], parent)}
+        )
+        self.tally.reads += n
+        perms = read[a["target_item"]] or []  # gone meanwhile: nothing to adopt, the write will say so
+        return [g for g in map(parse, perms) if not g.inherited]
 
     def _adopt(self, live: list[Grant], sig: tuple[str, str, str]) -> Grant | None:
         for g in live:

@@ -155,17 +155,23 @@ def mark_inherited(
 
 
 async def read_with_parents(
-    conn: TenantConnection, budget: SharePointBudget, items: dict[str, tuple[str, str | None]]
+    conn: TenantConnection,
+    budget: SharePointBudget,
+    items: dict[str, tuple[str, str | None]],
+    have: dict[str, list[dict[str, Any]]] | None = None,
 ) -> tuple[dict[str, list[dict[str, Any]] | None], int]:
-    """Permissions of each item (item id -> (drive id, parent id)), inherited grants marked by comparing with
-    the parent's, read in the same $batch; None for an item that is gone. Also the number of reads made."""
+    """Permissions of each item (item id -> (drive id, the item to compare with: its parent, or an ancestor
+    whose list the parent's equals)), inherited grants marked, read in one series of $batch with the items
+    compared with (unless `have` holds their lists already); None for an item that is gone. Also the number
+    of reads made."""
+    have = have or {}
     paths: dict[str, str] = {iid: f"/drives/{did}/items/{iid}/permissions" for iid, (did, _) in items.items()}
     for did, parent in items.values():
-        if parent and parent not in paths:
+        if parent and parent not in paths and parent not in have:
             paths[parent] = f"/drives/{did}/items/{parent}/permissions"
     order = sorted(paths)
     answers = await batch_get(conn, budget, [(paths[i], PERMISSION_RU) for i in order])
-    read: dict[str, list[dict[str, Any]] | None] = {}
+    read: dict[str, list[dict[str, Any]] | None] = dict(have)
     for iid, resp in zip(order, answers, strict=True):
         if resp.status == 404:
             read[iid] = None
@@ -184,21 +190,58 @@ async def read_with_parents(
     return out, len(order)
 
 
-def _parents(
-    store: StateStore, code: str, drive_key: str, seen: dict[str, dict[str, Any]], ids: list[str]
+def _bases(
+    store: StateStore,
+    code: str,
+    drive_key: str,
+    seen: dict[str, dict[str, Any]],
+    wanted: list[str],
+    stored: dict[str, list[dict[str, Any]]],
 ) -> dict[str, str | None]:
-    """Each item's parent: from the delta answer (parentReference), else from the files scan."""
-    known = {
+    """What each shared item is compared with to tell its inherited grants. An item inheriting its
+    permissions lists exactly what its nearest ancestor with permissions of its own lists, so the nearest
+    such ancestor whose list is at hand serves: one shared in this pass (read anyway) or one stored from an
+    earlier pass (delta would have flagged a change). An ancestor unique but shared with nobody (an empty
+    `shared` facet) stops the walk: the parent itself is read. At the root: a library's is read (its site
+    groups and any sharing of the library); a OneDrive's holds only its owner, whose grant is never carried,
+    so nothing is read and nothing is marked (None)."""
+    up = {
         r["item_id"]: r["parent_id"]
         for r in store.rows(
             "SELECT item_id, parent_id FROM drive_items WHERE academy = ? AND drive_key = ?",
             (code, drive_key),
         )
     }
+    for iid, raw in seen.items():
+        ref = raw.get("parentReference") or {}
+        if "root" in raw:
+            up[iid] = None
+        elif ref.get("id"):
+            up[iid] = str(ref["id"])
+    onedrive = bool(
+        store.rows(
+            "SELECT 1 FROM drives WHERE academy = ? AND drive_key = ? AND kind = 'onedrive'",
+            (code, drive_key),
+        )
+    )
+    chosen = set(wanted)
     out: dict[str, str | None] = {}
-    for iid in ids:
-        ref = (seen.get(iid) or {}).get("parentReference") or {}
-        out[iid] = str(ref["id"]) if ref.get("id") else known.get(iid)
+    for iid in wanted:
+        parent = up.get(iid)
+        walk, basis = parent, parent
+        while walk is not None:
+            raw = seen.get(walk) or {}
+            if walk in chosen or walk in stored:
+                basis = walk
+                break
+            if raw.get("shared") == {} and "root" not in raw:
+                basis = parent  # unique, shared with nobody: its list is its own
+                break
+            if up.get(walk) is None:  # the root (or as far up as is known)
+                basis = None if onedrive else walk
+                break
+            walk = up.get(walk)
+        out[iid] = basis
     return out
 
 
@@ -249,8 +292,19 @@ async def scan_sharing(
         gone = {iid for iid, raw in seen.items() if "deleted" in raw} & known
         if full:
             gone |= known - set(wanted)
-        parents = _parents(store, code, drive_key, seen, wanted)
-        read, reads = await read_with_parents(conn, budget, {iid: (did, parents[iid]) for iid in wanted})
+        stored = {
+            r["item_id"]: json.loads(r["permissions"])
+            for r in store.rows(
+                "SELECT item_id, permissions FROM share_items WHERE academy = ? AND drive_key = ? "
+                "AND removed = 0",
+                (code, drive_key),
+            )
+            if r["item_id"] not in gone
+        }
+        bases = _bases(store, code, drive_key, seen, wanted, stored)
+        items = {iid: (did, bases[iid]) for iid in wanted}
+        used = {b for b in bases.values() if b is not None and b in stored}
+        read, reads = await read_with_parents(conn, budget, items, {b: stored[b] for b in used})
         counts.permission_reads += reads
         at = now()
         rows: list[tuple[Any, ...]] = []
