@@ -9,6 +9,8 @@ incremental pass. Prints, from one run:
 - RU spent per tenant / the most SharePoint's window admits in the pass's duration
   (limit * ceil(seconds / window)), i.e. the share of the budget used;
 - delta requests per drive (sharing is found by delta, never by reading every item);
+- the share of the "Specific Sharing APIs" limit the pass's writes use (300 sharing changes per 5 minutes per
+  app per tenant: writes / (300 * ceil(seconds / 300)));
 - the same figures for the incremental pass (nothing changed at source).
 
 Run: .venv/bin/python bench/permissions.py [--size 100] [--budget 1200/60]
@@ -29,6 +31,7 @@ from _cli_common import cli as trustfold
 from sandbox.testing import running_sandbox
 
 GOAL = 2.0
+SHARING_LIMIT, SHARING_WINDOW = 300, 300.0  # "Specific Sharing APIs", per app per tenant
 
 
 def cli(url: str, state: Path, *args: str) -> Any:
@@ -50,6 +53,8 @@ def figures(counts: dict[str, Any], limit: float, window: float, drives: int) ->
         / admits,
         "delta requests per drive": int(counts["delta_requests"]) / max(1, drives),
         "grants written": int(counts["permission_writes"]),
+        "sharing-API limit share": int(counts["permission_writes"])
+        / (SHARING_LIMIT * math.ceil(seconds / SHARING_WINDOW)),
     }
 
 

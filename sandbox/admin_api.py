@@ -58,16 +58,19 @@ async def settings(request: Request) -> Response:
 
 
 async def throttle(request: Request) -> Response:
-    """{"write_budget": "N/S", "identity_ru": "N/S"|null, "sharepoint_ru": "N/S"|null, "enabled": bool}."""
+    """{"write_budget": "N/S", "identity_ru": "N/S"|null, "sharepoint_ru": "N/S"|null, "sharing_api": "N/S",
+    "enabled": bool}."""
     world = _world(request)
     try:
         body = await _body(request)
         changes: dict[str, Any] = {}
         for key in body:
-            if key not in ("write_budget", "identity_ru", "sharepoint_ru", "enabled"):
+            if key not in ("write_budget", "identity_ru", "sharepoint_ru", "sharing_api", "enabled"):
                 raise ValueError(f"unknown throttle setting {key!r}")
         if "write_budget" in body:
             changes["write_budget"] = parse_budget(body["write_budget"], "write budget")
+        if "sharing_api" in body:
+            changes["sharing_api"] = parse_budget(body["sharing_api"], "sharing API limit")
         for key in ("identity_ru", "sharepoint_ru"):
             if key in body:
                 changes[key] = None if body[key] is None else parse_budget(body[key], key.replace("_", " "))

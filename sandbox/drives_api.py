@@ -301,14 +301,20 @@ def _delta(
     page = store.changes(drive["id"], since, upto, after, top + 1)
     more = len(page) > top
     page = page[:top]
+    last = page[-1]["_seq"] if page else after
+    full_control = sharing.FULL_CONTROL in (getattr(request.state, "roles", None) or ())
+    if not full_control:
+        page = [i for i in page if not sharing.scoped_out(i, since)]
     body: dict[str, Any] = {"value": [store.render(i, with_path=False) for i in page]}
-    sharing.annotate_delta(store, request.headers.get("prefer", ""), page, body["value"], since)
+    sharing.annotate_delta(
+        store, request.headers.get("prefer", ""), page, body["value"], since, full_control=full_control
+    )
     link = f"{_base(request)}/v1.0/drives/{drive['id']}/root/delta?token="
     if more:
         tok = {
             "d": drive["id"],
             "s": since,
-            "a": page[-1]["_seq"],
+            "a": last,
             "u": upto,
             "e": tenant.delta_epoch,
             "p": 1,

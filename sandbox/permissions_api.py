@@ -1,7 +1,8 @@
 """Item permission routes: list, get, update and delete permissions; invite; createLink.
 
 Graph paths (authenticated and throttled as SharePoint requests by the core pipeline, 5 resource units each):
-/drives/{drive-id}/items/{item-id}/permissions[/{perm-id}], .../invite, .../createLink. Outside Graph:
+/drives/{drive-id}/items/{item-id}/permissions[/{perm-id}], .../invite, .../createLink, and the same under
+/users/{user-id}/drive/items/{item-id}. Outside Graph:
 /sandbox/tenants/{tid}/sharing (GET: the policy and every invitation requested; POST: set the policy).
 Sources: learn.microsoft.com/graph/api/driveitem-list-permissions, permission-get, permission-update,
 permission-delete, driveitem-invite, driveitem-createlink, resources/permission (see docs/sandbox.md).
@@ -37,8 +38,23 @@ async def _body(request: Request) -> dict[str, Any]:
 def _item(request: Request) -> tuple[TenantState, DriveStore, dict[str, Any]]:
     tenant: TenantState = request.state.tenant
     store: DriveStore = tenant.drives
-    item = store.item(request.path_params["did"], request.path_params["iid"])
+    did = request.path_params.get("did")
+    if did is None:
+        # /users/{id}/drive/items/{id}/...: an address each of these pages lists beside /drives/{id}/...
+        from sandbox.drives_api import _user_drive
+
+        did = _user_drive(tenant, request.path_params["uid"])["id"]
+    item = store.item(did, request.path_params["iid"])
     return tenant, store, item
+
+
+def _retain(item: dict[str, Any], body: dict[str, Any]) -> None:
+    """retainInheritedPermissions: optional, true by default (driveitem-invite, driveitem-createlink)."""
+    retain = body.get("retainInheritedPermissions", True)
+    if not isinstance(retain, bool):
+        raise GraphError(400, "invalidRequest", "retainInheritedPermissions must be a boolean.")
+    if not retain:
+        ps.start_afresh(item)
 
 
 def _dirty(request: Request) -> None:
@@ -128,6 +144,7 @@ async def invite(request: Request) -> Response:
     capability = ps.policy(store)["sharingCapability"]
     if any(ext for _, ext in resolved) and capability == "disabled":
         raise GraphError(403, "accessDenied", "External sharing is disabled by the tenant's sharing policy.")
+    _retain(item, body)
     ps.invitations(store).append(
         {
             "item": item["id"],
@@ -197,12 +214,15 @@ async def create_link(request: Request) -> Response:
         raise GraphError(
             403, "accessDenied", "Organization links are disabled by the tenant's sharing policy."
         )
+    if not isinstance(body.get("retainInheritedPermissions", True), bool):
+        raise GraphError(400, "invalidRequest", "retainInheritedPermissions must be a boolean.")
     app_id = str(getattr(request.state, "app_id", "") or "app")
     for perm in item.get("_perms", []):
         link = perm.get("link") or {}
         if link.get("type") == link_type and link.get("scope") == scope and perm.get("_app") == app_id:
             # Documented: an existing link of that type for the calling application is returned.
             return JSONResponse(ps.render(store, perm, None), status_code=200)
+    _retain(item, body)
     perm = ps.add(store, item, ps.link_grant(link_type, scope, expires=expires, _app=app_id))
     _dirty(request)
     return JSONResponse(ps.render(store, perm, None), status_code=201)
@@ -308,15 +328,21 @@ def _guard(fn: Any) -> Any:
 
 
 ITEM = "/v1.0/drives/{did}/items/{iid}"
+USER_ITEM = "/v1.0/users/{uid}/drive/items/{iid}"
 
 
 def permission_routes() -> list[Route]:
     """Mounted ahead of the drive routes (whose catch-all path would take these)."""
+    routes = []
+    for base in (ITEM, USER_ITEM):
+        routes += [
+            Route(f"{base}/permissions", _guard(permissions), methods=["GET", "POST"]),
+            Route(f"{base}/permissions/{{pid}}", _guard(permissions), methods=["GET", "PATCH", "DELETE"]),
+            Route(f"{base}/invite", _guard(invite), methods=["POST"]),
+            Route(f"{base}/createLink", _guard(create_link), methods=["POST"]),
+        ]
     return [
-        Route(f"{ITEM}/permissions", _guard(permissions), methods=["GET", "POST"]),
-        Route(f"{ITEM}/permissions/{{pid}}", _guard(permissions), methods=["GET", "PATCH", "DELETE"]),
-        Route(f"{ITEM}/invite", _guard(invite), methods=["POST"]),
-        Route(f"{ITEM}/createLink", _guard(create_link), methods=["POST"]),
+        *routes,
         Route("/sandbox/tenants/{tid}/sharing", admin_sharing, methods=["GET", "POST"]),
         Route(
             "/sandbox/tenants/{tid}/drives/{did}/items/{iid}/permissions",

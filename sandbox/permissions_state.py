@@ -2,10 +2,13 @@
 sharing policy and the record of every invitation e-mail requested.
 
 A drive item keeps its direct permissions in `item["_perms"]` (saved with the drive store). Inherited
-permissions are computed from the ancestors, as Graph lists them, each with `inheritedFrom`; the drive's own
-permissions (the OneDrive owner, a library's site groups) sit on its root and are never stored. A sharing
-change takes the drive's next sequence number so drive delta returns the item, and `_shseq` remembers it for
-`Prefer: deltashowsharingchanges`. Behaviour and sources: docs/sandbox.md ("Item permissions").
+permissions are computed from the ancestors and listed with the same ids as on the item they come from, never
+with `inheritedFrom` (OneDrive for Business and SharePoint libraries do not return it); the drive's own
+permissions (the OneDrive owner, a library's site groups) sit on its root and are never stored. An item
+first shared with `retainInheritedPermissions: false` keeps `_noinherit`: it and its descendants see nothing
+above it. A sharing change takes the drive's next sequence number so drive delta returns the item, and
+`_shseq` remembers it for `Prefer: deltashowsharingchanges`. Behaviour and sources: docs/sandbox.md
+("Item permissions").
 """
 
 from __future__ import annotations
@@ -127,6 +130,8 @@ def site_group_grant(name: str, roles: list[str]) -> dict[str, Any]:
 # ---- changes --------------------------------------------------------------------------------------------
 def _changed(store: DriveStore, item: dict[str, Any], *, touch: bool = True) -> None:
     if touch:
+        if item.get("_shseq") != item.get("_seq"):
+            item["_cseq"] = item.get("_seq", 0)  # its last change that was not to its sharing
         store._touch(item)
         item["_shseq"] = item["_seq"]
 
@@ -134,14 +139,22 @@ def _changed(store: DriveStore, item: dict[str, Any], *, touch: bool = True) -> 
 def add(
     store: DriveStore, item: dict[str, Any], grant: dict[str, Any], *, touch: bool = True
 ) -> dict[str, Any]:
-    if item["_parent"] is None:
-        raise GraphError(400, "invalidRequest", "Permissions cannot be added to the root of a drive.")
+    if item["_parent"] is None and store.drives[item["_drive"]]["driveType"] == "business":
+        # A library's root can be shared (its site's sharing); a OneDrive's root is its owner's alone.
+        raise GraphError(400, "invalidRequest", "Permissions cannot be added to the root of a OneDrive.")
     perm = dict(grant)
     perm["id"] = _pid(item, perm["kind"], str(perm.get("principal", perm.get("link"))))
     perm.setdefault("at", now_iso())
     item.setdefault("_perms", []).append(perm)
     _changed(store, item, touch=touch)
     return perm
+
+
+def start_afresh(item: dict[str, Any]) -> None:
+    """retainInheritedPermissions false (driveitem-invite, driveitem-createlink): "all existing permissions
+    are removed when sharing for the first time". An item with grants of its own was shared already."""
+    if not item.get("_perms"):
+        item["_noinherit"] = True
 
 
 def find(item: dict[str, Any], pid: str) -> dict[str, Any] | None:
@@ -195,9 +208,11 @@ def effective(store: DriveStore, item: dict[str, Any]) -> list[tuple[dict[str, A
     """(permission, item it is inherited from or None): direct first, then each ancestor's, root last."""
     out: list[tuple[dict[str, Any], dict[str, Any] | None]] = [(p, None) for p in item.get("_perms", [])]
     cur = item
-    while cur["_parent"] is not None:
+    while not cur.get("_noinherit") and cur["_parent"] is not None:
         cur = store.items[cur["_parent"]]
         out += [(p, cur) for p in cur.get("_perms", [])]
+    if cur.get("_noinherit"):
+        return out  # inheritance broken here without keeping what was inherited: nothing from above
     drive = store.drives[item["_drive"]]
     root = store.items[drive["_root"]]
     out += [(p, None if item is root else root) for p in _root_perms(store, drive)]
@@ -247,12 +262,9 @@ def render(
         ]
     if perm.get("expirationDateTime"):
         out["expirationDateTime"] = perm["expirationDateTime"]
-    if source is not None:
-        drive = store.drives[source["_drive"]]
-        ref: dict[str, Any] = {"driveId": drive["id"], "driveType": drive["driveType"], "id": source["id"]}
-        path = store.path_of(source)
-        ref["path"] = f"/drives/{drive['id']}/root:" + (f"/{path}" if path else "")
-        out["inheritedFrom"] = ref
+    # `source` (the item a grant is inherited from) is never rendered: "OneDrive for Business and SharePoint
+    # document libraries don't return the inheritedFrom property" (resources/permission), and every drive
+    # here is one of those. Callers tell inherited grants apart only by comparing with the parent's list.
     return out
 
 
@@ -279,10 +291,31 @@ def inherited_scope(store: DriveStore, item: dict[str, Any]) -> dict[str, Any]:
 
 
 SHOW_CHANGES = ("deltashowremovedasdeleted", "deltatraversepermissiongaps", "deltashowsharingchanges")
+# driveitem-delta: "In order to process permissions correctly your application will need to request
+# Sites.FullControl.All"; the SharePoint team's scanning guidance says that without it permission changes are
+# scoped down. The stricter reading emulated: without the role, sharing changes are silently left out.
+FULL_CONTROL = "Sites.FullControl.All"
+
+
+def scoped_out(item: dict[str, Any], since: int) -> bool:
+    """An item whose only changes since the token were to its sharing: not shown to a caller without
+    Sites.FullControl.All (a full enumeration, since 0, still lists every item; a new item still shows)."""
+    return (
+        since > 0
+        and not item.get("_deleted")
+        and int(item.get("_shseq", -1)) == int(item.get("_seq", 0))
+        and int(item.get("_cseq", 0)) <= since
+    )
 
 
 def annotate_delta(
-    store: DriveStore, prefer: str, items: list[dict[str, Any]], rendered: list[dict[str, Any]], since: int
+    store: DriveStore,
+    prefer: str,
+    items: list[dict[str, Any]],
+    rendered: list[dict[str, Any]],
+    since: int,
+    *,
+    full_control: bool = True,
 ) -> None:
     """Sharing information on a delta page, per the Prefer header (see docs/sandbox.md): without
     hierarchicalsharing every item shows the sharing it inherits; with it, only roots of sharing do, and an
@@ -290,7 +323,7 @@ def annotate_delta(
     deltashowsharingchanges together with deltashowremovedasdeleted and deltatraversepermissiongaps."""
     prefs = {p.strip().lower() for p in prefer.split(",") if p.strip()}
     hierarchical = "hierarchicalsharing" in prefs
-    changes = all(p in prefs for p in SHOW_CHANGES)
+    changes = full_control and all(p in prefs for p in SHOW_CHANGES)
     for raw, out in zip(items, rendered, strict=True):
         if raw.get("_deleted"):
             continue

@@ -64,6 +64,15 @@ def collapse_slashes(path: str) -> str:
     return re.sub(r"/{2,}", "/", path) if "//" in path else path
 
 
+_SHARING_CALL_RE = re.compile(r"/items/[^/]+(:/[^:]*:)?/(invite|createLink|permissions(/[^/]+)?)$")
+
+
+def is_sharing_call(method: str, path: str) -> bool:
+    """A call that changes sharing (invite, createLink, adding, changing or removing a permission): counted
+    against the "Specific Sharing APIs" limit. Reading permissions is not."""
+    return method != "GET" and bool(_SHAREPOINT_RE.match(path)) and bool(_SHARING_CALL_RE.search(path))
+
+
 def classify(method: str, path: str, query: dict[str, str]) -> tuple[str, int]:
     """(throttle kind, resource units) per Microsoft's published cost tables."""
     if _SHAREPOINT_RE.match(path):
@@ -232,6 +241,7 @@ class GraphPipeline:
         if (tenant.licence_due or tenant.licence_groups_due) and licensing.settle(tenant):
             world.dirty = True
         state["app_id"] = app_id
+        state["roles"] = list(roles)  # what the token was granted: drive delta scopes sharing changes by it
         tid = tenant.id
         is_batch = path == "/v1.0/$batch"
         write = method in WRITE_METHODS and not is_batch
@@ -274,7 +284,11 @@ class GraphPipeline:
         ru = 0
         if not is_batch:
             kind, ru = classify(method, path, _query(scope))
-            decision = world.throttle.decide(tid, kind, ru, write and kind == "identity", app_id)
+            decision = Decision(None)
+            if is_sharing_call(method, path):
+                decision = world.throttle.decide_sharing(tid, app_id)
+            if decision.retry_after is None:
+                decision = world.throttle.decide(tid, kind, ru, write and kind == "identity", app_id)
             if decision.retry_after is not None:
                 status, body, hdrs = _error(
                     429, "TooManyRequests", "Too many requests.", throttle_headers(decision, ru)

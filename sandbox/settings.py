@@ -29,6 +29,9 @@ SHAREPOINT_RU_LARGE = 6_000
 SHAREPOINT_WINDOW_S = 60.0
 # The daily SharePoint budget is 1,000 times the per-minute one.
 SHAREPOINT_DAILY_FACTOR = 1_000
+# "Specific Sharing APIs": 300 requests per 5 minutes per app per tenant (how-to-avoid-getting-throttled-or-
+# blocked-in-sharepoint-online, application limits). Counted here: every call that changes sharing.
+SHARING_API_PER_APP = (300, 300.0)
 
 FAULT_KINDS = ("429", "503", "504", "drop", "slow")
 DEFAULT_SIZE = 250
@@ -129,6 +132,7 @@ class Settings:
     # None: derived per tenant from its size (identity) or licence count (SharePoint).
     identity_ru: Budget | None = None
     sharepoint_ru: Budget | None = None
+    sharing_api: Budget = Budget(*SHARING_API_PER_APP)
     throttling: bool = True
     slow_seconds: float = 2.0
     # Eventual consistency: for this long after a create, addressing the new object by id answers 404.
@@ -159,6 +163,7 @@ class Settings:
             "write_budget": str(self.write_budget),
             "identity_ru": str(self.identity_ru) if self.identity_ru else None,
             "sharepoint_ru": str(self.sharepoint_ru) if self.sharepoint_ru else None,
+            "sharing_api": str(self.sharing_api),
             "throttling": self.throttling,
             "replication_lag_ms": self.replication_lag_ms,
             "onedrive_provision_delay_s": self.onedrive_provision_delay_s,

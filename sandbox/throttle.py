@@ -227,6 +227,25 @@ class Throttle:
                 pct = max(pct, window.percentage(now))
             return Decision(None, limit_percentage=pct)
 
+    def decide_sharing(self, tenant_id: str, app_id: str = "app") -> Decision:
+        """One call of the "Specific Sharing APIs" (300 per 5 minutes per app per tenant by default): admitted
+        and counted, or refused with the seconds until the window frees."""
+        if not self._settings.throttling:
+            return Decision(None)
+        with self._lock:
+            now = self._clock()
+            window = self._window((tenant_id, app_id, "sharing"), self._settings.sharing_api)
+            wait = window.wait_for(now, 1)
+            if wait > 0:
+                return Decision(
+                    math.ceil(wait * 1000) / 1000,
+                    f"Tenant_Application/Sharing/{app_id}/{tenant_id}",
+                    "RequestLimitExceeded",
+                    100.0,
+                )
+            window.add(now, 1)
+            return Decision(None, limit_percentage=window.percentage(now))
+
     def charge(self, tenant_id: str, kind: str, ru: int, write: bool, app_id: str = "app") -> float | None:
         """None when admitted, else the Retry-After seconds (fractional)."""
         return self.decide(tenant_id, kind, ru, write, app_id).retry_after

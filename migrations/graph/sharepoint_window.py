@@ -16,6 +16,7 @@ from migrations.graph.client import TenantConnection, WriteWindow
 BY_LICENCES = ((1_000, 1_200), (5_000, 2_400), (15_000, 3_600), (50_000, 4_800))
 LARGE = 6_000
 WINDOW_S = 60.0
+SHARING_PER_APP = (300, 300.0)  # "Specific Sharing APIs": requests per 5 minutes per app per tenant
 
 
 def ru_per_minute(licences: int) -> int:
@@ -32,6 +33,7 @@ class SharePointBudget:
         self.override = override
         self.window_dir = window_dir
         self.windows: dict[str, WriteWindow] = {}
+        self.sharing: dict[str, WriteWindow] = {}
         self.spent: dict[str, int] = {}
 
     def _path(self, tenant_id: str) -> Path | None:
@@ -45,6 +47,11 @@ class SharePointBudget:
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 window.save(path)
+        for tid, window in self.sharing.items():
+            path = self._path(tid)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                window.save(path.with_name(f"sharing-window-{tid}.json"))
 
     async def prepare(self, conn: TenantConnection) -> None:
         if conn.tenant_id in self.windows:
@@ -74,3 +81,25 @@ class SharePointBudget:
         window = self.windows.get(tenant_id)
         if window:
             window.throttled()
+
+    # ---- the "Specific Sharing APIs" limit -------------------------------------------------------------
+    def _sharing(self, tenant_id: str) -> WriteWindow:
+        """300 sharing calls (invite, createLink, removing a grant) per 5 minutes per app per tenant, beside
+        the resource units (how-to-avoid-getting-throttled-or-blocked-in-sharepoint-online). Its stamps are
+        saved with the budget's: a resumed run starts inside the same server window."""
+        window = self.sharing.get(tenant_id)
+        if window is None:
+            window = WriteWindow(*SHARING_PER_APP, headroom=0.99)
+            window.expiry = SHARING_PER_APP[1] + 0.25
+            path = self._path(tenant_id)
+            if path is not None:
+                window.load(path.with_name(f"sharing-window-{tenant_id}.json"))
+            self.sharing[tenant_id] = window
+        return window
+
+    async def reserve_sharing(self, tenant_id: str) -> float:
+        """Reserve one sharing call before sending it (it counts at once); `settle_sharing` when answered."""
+        return await self._sharing(tenant_id).reserve(1)
+
+    def settle_sharing(self, tenant_id: str) -> None:
+        self._sharing(tenant_id).settle(1)

@@ -22,7 +22,7 @@ from migrations.graph.client import GraphError, GraphResponse, MaybeApplied, Ten
 from migrations.graph.sharepoint_window import SharePointBudget
 from migrations.permissions.grants import Grant, link_kind, parse
 from migrations.permissions.plan import AUDIENCE
-from migrations.permissions.scan import PERMISSION_RU
+from migrations.permissions.scan import PERMISSION_RU, read_with_parents
 
 BIND_ROOT = "https://graph.microsoft.com/v1.0/directoryObjects/"
 
@@ -128,7 +128,11 @@ async def remove_grant(target: TenantConnection, budget: SharePointBudget, a: di
     """The undo of a grant (and the forward action of share-revoke): gone already counts as removed."""
     path = f"{_item_path(a)}/permissions/{a['perm_id']}"
     await budget.acquire(target.tenant_id, PERMISSION_RU)
-    resp = await target.request("DELETE", path, counts_as_write=False)
+    await budget.reserve_sharing(target.tenant_id)  # a sharing call: within 300 per 5 minutes
+    try:
+        resp = await target.request("DELETE", path, counts_as_write=False)
+    finally:
+        budget.settle_sharing(target.tenant_id)
     if not resp.ok and resp.status != 404:
         raise GraphError("DELETE", path, resp)
 
@@ -162,10 +166,14 @@ class Applier:
     async def _send(self, method: str, path: str, body: Any = None) -> GraphResponse | None:
         await self.budget.acquire(self.target.tenant_id, PERMISSION_RU)
         self.tally.writes += 1
+        # invite and createLink are "Specific Sharing APIs": reserved before sending, settled on the answer.
+        await self.budget.reserve_sharing(self.target.tenant_id)
         try:
             resp = await self.target.request(method, path, json=body, counts_as_write=False, idempotent=False)
         except MaybeApplied:
             return None
+        finally:
+            self.budget.settle_sharing(self.target.tenant_id)
         killpoints.reached("permissions.sent")  # the write reached the tenant; its outcome is not journaled
         return resp
 
@@ -265,12 +273,19 @@ class Applier:
         return Outcome("done", gid, {"members": sorted(wanted), "added": len(add), "removed": len(remove)})
 
     async def _direct(self, a: dict[str, Any]) -> list[Grant]:
-        await self.budget.acquire(self.target.tenant_id, PERMISSION_RU)
-        self.tally.reads += 1
-        resp = await self.target.request("GET", f"{_item_path(a)}/permissions", counts_as_write=False)
+        """The copy's own grants. SharePoint does not say which are inherited: its parent is read beside it,
+        so reconciliation never adopts a grant that lives on the parent (its undo could not remove it)."""
+        await self.budget.acquire(self.target.tenant_id, 1)
+        resp = await self.target.request("GET", _item_path(a), params={"$select": "id,parentReference"})
         if not resp.ok:
-            raise GraphError("GET", f"{_item_path(a)}/permissions", resp)
-        return [g for g in (parse(p) for p in resp.body.get("value", [])) if not g.inherited]
+            raise GraphError("GET", _item_path(a), resp)
+        parent = (resp.body.get("parentReference") or {}).get("id")
+        read, n = await read_with_parents(
+            self.target, self.budget, {a["target_item"]: (a["target_drive"], parent)}
+        )
+        self.tally.reads += n
+        perms = read[a["target_item"]] or []  # gone meanwhile: nothing to adopt, the write will say so
+        return [g for g in map(parse, perms) if not g.inherited]
 
     def _adopt(self, live: list[Grant], sig: tuple[str, str, str]) -> Grant | None:
         for g in live:

@@ -29,7 +29,13 @@ from migrations.permissions.plan import (
     plan_permissions,
     save_findings,
 )
-from migrations.permissions.scan import PERMISSION_RU, ScanCounts, scan_sharing, source_drives
+from migrations.permissions.scan import (
+    ScanCounts,
+    read_with_parents,
+    require_scan_role,
+    scan_sharing,
+    source_drives,
+)
 
 AUDIENCE_OPS = ("ensure-audience-group", "sync-audience-members")
 # How many people a link lets in, by scope: a link on the copy wider than the source's is more access.
@@ -71,6 +77,8 @@ class PermissionsPhase:
             return with_basis(
                 Plan(code, PHASE, [], ["no source drive holds content: no sharing to carry"]), env
             )
+        lt = env.academy.legacy_tenant
+        await require_scan_role(lt.credential, lt.id, env.conns.graph_url, code)
         source, _, budget = await self._prepared(env)
         before = dict(budget.spent)
         try:
@@ -185,19 +193,22 @@ class PermissionsPhase:
     async def _live(
         self, target: TenantConnection, budget: SharePointBudget, items: dict[str, str]
     ) -> dict[str, list[Any] | None]:
-        """Direct grants on each target item (item id -> drive id); None for an item that is gone."""
+        """Direct grants on each target item (item id -> drive id); None for an item that is gone. The trust
+        tenant does not say which grants are inherited either: each item's parent is read beside it."""
         ids = sorted(items)
-        answers = await batch_get(
-            target, budget, [(f"/drives/{items[i]}/items/{i}/permissions", PERMISSION_RU) for i in ids]
-        )
+        where = [(f"/drives/{items[i]}/items/{i}?$select=id,parentReference", 1) for i in ids]
+        found: dict[str, tuple[str, str | None]] = {}
         out: dict[str, list[Any] | None] = {}
-        for iid, resp in zip(ids, answers, strict=True):
+        for iid, resp in zip(ids, await batch_get(target, budget, where), strict=True):
             if resp.status == 404:
                 out[iid] = None
-                continue
-            if not resp.ok:
-                raise GraphError("GET", f"/drives/{items[iid]}/items/{iid}/permissions", resp)
-            out[iid] = [g for g in (parse(p) for p in resp.body.get("value", [])) if not g.inherited]
+            elif not resp.ok:
+                raise GraphError("GET", f"/drives/{items[iid]}/items/{iid}", resp)
+            else:
+                found[iid] = (items[iid], (resp.body.get("parentReference") or {}).get("id"))
+        read, _ = await read_with_parents(target, budget, found)
+        for iid, perms in read.items():
+            out[iid] = None if perms is None else [g for g in map(parse, perms) if not g.inherited]
         return out
 
     async def discover(self, env: PhaseEnv) -> None:

@@ -5,6 +5,13 @@ of sharing (items holding their own grants) and marks items whose sharing change
 `@microsoft.graph.sharedChanged`; only those items' permissions are then read, twenty to a `$batch` (each
 still costs SharePoint 5 resource units). The first pass reads every shared item; later passes follow the
 stored delta link and read only what changed, so sharing changes made at source are carried until cut-over.
+
+OneDrive for Business and SharePoint libraries never send `inheritedFrom` (Graph's permission resource): an
+item with permissions of its own lists what it inherited beside what it was given, the site's Owners, Members
+and Visitors groups included. The scan reads each shared item's parent in the same `$batch` and takes a grant
+the parent lists too (same id and roles, or the same principal and roles) as inherited: it is carried, once,
+by the item it comes from. Such grants are stored with `inheritedFrom` {"id": parent, "deducedBy":
+"trustfold"}, so everything downstream reads one property whichever way the answer came.
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ from typing import Any
 from migrations.core.store import StateStore, dumps, now
 from migrations.files.scan import batch_get
 from migrations.graph.client import GraphError, TenantConnection
+from migrations.graph.roles import granted_roles
 from migrations.graph.sharepoint_window import SharePointBudget
+from migrations.permissions.grants import parse
 
 log = logging.getLogger("trustfold.permissions")
 # deltashowsharingchanges works only beside the other two (driveitem-delta, "Scanning permissions
@@ -35,6 +44,24 @@ PREFER = {
 }
 PERMISSION_RU = 5
 LINK_PREFIX = "sharing:"
+# driveitem-delta: "In order to process permissions correctly your application will need to request
+# Sites.FullControl.All" (Microsoft Graph's); without it delta leaves sharing changes out and says nothing.
+SCAN_ROLE = "Sites.FullControl.All"
+
+
+async def require_scan_role(ref: Any, tenant_id: str, graph_url: str | None, code: str) -> None:
+    """Refuse (exit 1, naming the fix) to scan sharing with a token that lacks Sites.FullControl.All: a scan
+    that silently misses sharing changes would carry stale access into the trust."""
+    from migrations.core.errors import PlanningError
+
+    if SCAN_ROLE in await granted_roles(ref, tenant_id, graph_url):
+        return
+    raise PlanningError(
+        f"the sharing scan for {code} needs Microsoft Graph application permission {SCAN_ROLE} in its legacy "
+        f"tenant {tenant_id}: without it drive delta leaves sharing changes out "
+        "(learn.microsoft.com/graph/api/driveitem-delta); add it to app "
+        f"{ref.client_id or ''} and grant admin consent (`trustfold preflight {code}` names it)"
+    )
 
 
 @dataclass
@@ -107,6 +134,117 @@ def _wanted(raw: dict[str, Any], full: bool, known: set[str]) -> bool:
     return changed or (bool(shared) and not known_here) or (shared == {} and known_here)
 
 
+def mark_inherited(
+    perms: list[dict[str, Any]], parent: list[dict[str, Any]] | None, parent_id: str
+) -> list[dict[str, Any]]:
+    """`perms` with every grant the parent also lists marked inherited. A grant counts as the parent's when
+    the parent lists the same id with the same roles, or (people and groups; a link is its own) the same
+    principal with the same roles; a grant whose roles differ from the parent's is the item's own. With no
+    parent to compare (a root, or a parent gone) nothing is marked: carried explicitly, never widened."""
+    if not parent:
+        return list(perms)
+    same = {(str(p.get("id", "")), tuple(sorted(map(str, p.get("roles") or [])))) for p in parent}
+    sigs = {g.signature() for g in map(parse, parent) if g.kind != "link"}
+    out = []
+    for p in perms:
+        g = parse(p)
+        if not g.inherited and ((g.perm_id, g.roles) in same or (g.kind != "link" and g.signature() in sigs)):
+            p = {**p, "inheritedFrom": {"id": parent_id, "deducedBy": "trustfold"}}
+        out.append(p)
+    return out
+
+
+async def read_with_parents(
+    conn: TenantConnection,
+    budget: SharePointBudget,
+    items: dict[str, tuple[str, str | None]],
+    have: dict[str, list[dict[str, Any]]] | None = None,
+) -> tuple[dict[str, list[dict[str, Any]] | None], int]:
+    """Permissions of each item (item id -> (drive id, the item to compare with: its parent, or an ancestor
+    whose list the parent's equals)), inherited grants marked, read in one series of $batch with the items
+    compared with (unless `have` holds their lists already); None for an item that is gone. Also the number
+    of reads made."""
+    have = have or {}
+    paths: dict[str, str] = {iid: f"/drives/{did}/items/{iid}/permissions" for iid, (did, _) in items.items()}
+    for did, parent in items.values():
+        if parent and parent not in paths and parent not in have:
+            paths[parent] = f"/drives/{did}/items/{parent}/permissions"
+    order = sorted(paths)
+    answers = await batch_get(conn, budget, [(paths[i], PERMISSION_RU) for i in order])
+    read: dict[str, list[dict[str, Any]] | None] = dict(have)
+    for iid, resp in zip(order, answers, strict=True):
+        if resp.status == 404:
+            read[iid] = None
+        elif not resp.ok:
+            raise GraphError("GET", paths[iid], resp)
+        else:
+            read[iid] = list(resp.body.get("value", []))
+    out: dict[str, list[dict[str, Any]] | None] = {}
+    for iid, (_, parent) in items.items():
+        perms = read[iid]
+        out[iid] = (
+            None
+            if perms is None
+            else mark_inherited(perms, read.get(parent) if parent else None, parent or "")
+        )
+    return out, len(order)
+
+
+def _bases(
+    store: StateStore,
+    code: str,
+    drive_key: str,
+    seen: dict[str, dict[str, Any]],
+    wanted: list[str],
+    stored: dict[str, list[dict[str, Any]]],
+) -> dict[str, str | None]:
+    """What each shared item is compared with to tell its inherited grants. An item inheriting its
+    permissions lists exactly what its nearest ancestor with permissions of its own lists, so the nearest
+    such ancestor whose list is at hand serves: one shared in this pass (read anyway) or one stored from an
+    earlier pass (delta would have flagged a change). An ancestor unique but shared with nobody (an empty
+    `shared` facet) stops the walk: the parent itself is read. At the root: a library's is read (its site
+    groups and any sharing of the library); a OneDrive's holds only its owner, whose grant is never carried,
+    so nothing is read and nothing is marked (None)."""
+    up = {
+        r["item_id"]: r["parent_id"]
+        for r in store.rows(
+            "SELECT item_id, parent_id FROM drive_items WHERE academy = ? AND drive_key = ?",
+            (code, drive_key),
+        )
+    }
+    for iid, raw in seen.items():
+        ref = raw.get("parentReference") or {}
+        if "root" in raw:
+            up[iid] = None
+        elif ref.get("id"):
+            up[iid] = str(ref["id"])
+    onedrive = bool(
+        store.rows(
+            "SELECT 1 FROM drives WHERE academy = ? AND drive_key = ? AND kind = 'onedrive'",
+            (code, drive_key),
+        )
+    )
+    chosen = set(wanted)
+    out: dict[str, str | None] = {}
+    for iid in wanted:
+        parent = up.get(iid)
+        walk, basis = parent, parent
+        while walk is not None:
+            raw = seen.get(walk) or {}
+            if walk in chosen or walk in stored:
+                basis = walk
+                break
+            if raw.get("shared") == {} and "root" not in raw:
+                basis = parent  # unique, shared with nobody: its list is its own
+                break
+            if up.get(walk) is None:  # the root (or as far up as is known)
+                basis = None if onedrive else walk
+                break
+            walk = up.get(walk)
+        out[iid] = basis
+    return out
+
+
 def _has_content(store: StateStore, code: str, drive_key: str) -> bool:
     """Whether the files scan saw anything below the drive's root."""
     return bool(
@@ -154,19 +292,27 @@ async def scan_sharing(
         gone = {iid for iid, raw in seen.items() if "deleted" in raw} & known
         if full:
             gone |= known - set(wanted)
-        answers = await batch_get(
-            conn, budget, [(f"/drives/{did}/items/{iid}/permissions", PERMISSION_RU) for iid in wanted]
-        )
-        counts.permission_reads += len(wanted)
+        stored = {
+            r["item_id"]: json.loads(r["permissions"])
+            for r in store.rows(
+                "SELECT item_id, permissions FROM share_items WHERE academy = ? AND drive_key = ? "
+                "AND removed = 0",
+                (code, drive_key),
+            )
+            if r["item_id"] not in gone
+        }
+        bases = _bases(store, code, drive_key, seen, wanted, stored)
+        items = {iid: (did, bases[iid]) for iid in wanted}
+        used = {b for b in bases.values() if b is not None and b in stored}
+        read, reads = await read_with_parents(conn, budget, items, {b: stored[b] for b in used})
+        counts.permission_reads += reads
         at = now()
         rows: list[tuple[Any, ...]] = []
-        for iid, resp in zip(wanted, answers, strict=True):
-            if resp.status == 404:
+        for iid in wanted:
+            perms = read[iid]
+            if perms is None:
                 gone.add(iid)
                 continue
-            if not resp.ok:
-                raise GraphError("GET", f"/drives/{did}/items/{iid}/permissions", resp)
-            perms = list(resp.body.get("value", []))
             direct = [p for p in perms if not p.get("inheritedFrom")]
             rows.append((code, drive_key, iid, dumps(perms), 0 if direct else 1, at))
             counts.shared_items += 1

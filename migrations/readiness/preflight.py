@@ -6,21 +6,14 @@ certificate SharePoint admin calls need. Reads only.
 
 from __future__ import annotations
 
-import base64
-import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from migrations.core.registry import PHASES
-from migrations.graph.client import (
-    GRAPH_SCOPE,
-    Connections,
-    GraphError,
-    TenantConnection,
-    _credential,
-)
+from migrations.graph.client import GRAPH_SCOPE, Connections, GraphError, TenantConnection
+from migrations.graph.roles import granted_roles
 from migrations.graph.sharepoint_admin import initial_domain, sharepoint_admin_resource
 from trust.errors import ConfigError
 
@@ -30,6 +23,7 @@ if TYPE_CHECKING:
 
 MARKER_NAME = "trustfoldSource"
 SHAREPOINT_ROLE = "Sites.FullControl.All"
+SHARING_SCAN_ROLE = "Sites.FullControl.All"  # Microsoft Graph's, in the legacy tenants (driveitem-delta)
 
 # What each phase asks of each tenant: (what for, accepted application permissions, least privileged first).
 # From the permissions table of each call's Microsoft Graph page (learn.microsoft.com/graph/api/...).
@@ -110,7 +104,13 @@ NEEDS: dict[str, dict[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {
         ),
     },
     "permissions": {
-        "source": (("read item sharing", _READ_SHARING),),
+        "source": (
+            ("read item sharing", _READ_SHARING),
+            # driveitem-delta ("Scanning permissions hierarchies"): "In order to process permissions correctly
+            # your application will need to request Sites.FullControl.All"; without it drive delta leaves
+            # sharing changes out, silently. The scan refuses without it; preflight names it first.
+            ("read sharing changes in drive delta", (SHARING_SCAN_ROLE,)),
+        ),
         "target": (
             ("share items (invite, createLink) and remove grants", _WRITE_SHARING),
             ("read item sharing", _READ_SHARING),
@@ -167,15 +167,6 @@ class Report:
         return [c for c in self.checks if not c.ok and (phase is None or phase in c.phases)]
 
 
-def token_claims(token: str) -> dict[str, Any]:
-    """The claims of a JWT access token, unverified (we only read what Entra granted us)."""
-    try:
-        payload = token.split(".")[1]
-        return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
-    except (IndexError, ValueError):
-        return {}
-
-
 def consent_url(tenant_id: str, client_id: str) -> str:
     """Microsoft Entra admin consent for every permission configured on the app registration
     (learn.microsoft.com/entra/identity-platform/v2-admin-consent)."""
@@ -188,14 +179,7 @@ def marker_name(trust: Trust) -> str:
 
 
 async def _roles_of(ref: Any, tenant_id: str, graph_url: str | None, scope: str) -> list[str]:
-    credential = _credential(ref, tenant_id, graph_url)
-    try:
-        token = await credential.get_token(scope)
-    finally:
-        close = getattr(credential, "close", None)
-        if close is not None:
-            await close()
-    return [str(r) for r in token_claims(token.token).get("roles") or []]
+    return await granted_roles(ref, tenant_id, graph_url, scope)
 
 
 def required_permissions(role: str, phases: Iterable[str] = PHASES) -> list[str]:
@@ -453,18 +437,37 @@ async def onedrive_check(conn: TenantConnection, store: StateStore, academy: Aca
     )
 
 
-async def sharepoint_checks(trust: Trust, graph_url: str | None, conn: TenantConnection) -> list[Check]:
-    """OneDrive provisioning is a SharePoint admin REST call: its own audience, and for app-only access a
-    certificate credential (learn.microsoft.com/sharepoint/dev/solution-guidance/security-apponly-azuread)."""
+def sharepoint_needs(onedrive: bool, bulk: Iterable[str] = ()) -> str:
+    """What asks for SharePoint REST app-only: OneDrive provisioning, and the Migration API for the academies
+    whose files engine is migration-api or auto (the bulk engine's jobs are SharePoint REST calls)."""
+    needs = ["SharePoint admin REST (OneDrive provisioning)"] if onedrive else []
+    codes = sorted(bulk)
+    if codes:
+        needs.append(f"the SharePoint Migration API (files engine migration-api/auto: {', '.join(codes)})")
+    return " and ".join(needs)
+
+
+async def sharepoint_checks(
+    trust: Trust,
+    graph_url: str | None,
+    conn: TenantConnection,
+    *,
+    onedrive: bool = True,
+    bulk: Iterable[str] = (),
+) -> list[Check]:
+    """OneDrive provisioning and the Migration API are SharePoint REST calls: their own audience, and for
+    app-only access a certificate credential
+    (learn.microsoft.com/sharepoint/dev/solution-guidance/security-apponly-azuread)."""
     ref = trust.tenant.credential
+    needs = sharepoint_needs(onedrive, bulk)
     if ref.kind.value == "client_secret":
         return [
             Check(
                 "sharepoint-credential",
                 "trust",
                 False,
-                "the trust's credential is a client secret; SharePoint admin REST (OneDrive provisioning) "
-                "accepts app-only tokens only from a certificate credential",
+                f"the trust's credential is a client secret; {needs} accepts app-only tokens only from a "
+                "certificate credential",
                 f"upload a certificate to app {ref.client_id}, then in config/trust.yaml set "
                 "tenant.credential kind: certificate with certificate_path_env",
                 ("files",),
@@ -491,7 +494,7 @@ async def sharepoint_checks(trust: Trust, graph_url: str | None, conn: TenantCon
                 "sharepoint-credential",
                 "trust",
                 False,
-                f"SharePoint application permission {SHAREPOINT_ROLE} not granted",
+                f"SharePoint application permission {SHAREPOINT_ROLE} not granted (needed by {needs})",
                 f"in tenant {trust.tenant.id}, add Office 365 SharePoint Online application permission "
                 f"{SHAREPOINT_ROLE} to app {ref.client_id} and grant admin consent: "
                 f"{consent_url(trust.tenant.id, ref.client_id or '')}",
@@ -503,7 +506,7 @@ async def sharepoint_checks(trust: Trust, graph_url: str | None, conn: TenantCon
             "sharepoint-credential",
             "trust",
             True,
-            f"certificate token for {resource} with {SHAREPOINT_ROLE}",
+            f"certificate token for {resource} with {SHAREPOINT_ROLE} ({needs})",
             phases=("files",),
         )
     ]
@@ -562,13 +565,17 @@ async def run_preflight(
         if files:
             for c in await site_checks(trust, target, academies):
                 report.add(c)
-            if any(a.files.enabled and a.files.onedrive for a in academies):
-                for c in await sharepoint_checks(trust, graph_url, target):
+            onedrive = any(a.files.enabled and a.files.onedrive for a in academies)
+            bulk = [
+                a.code for a in academies if a.files.enabled and a.files.engine in ("migration-api", "auto")
+            ]
+            if onedrive or bulk:
+                for c in await sharepoint_checks(trust, graph_url, target, onedrive=onedrive, bulk=bulk):
                     report.add(c)
-                if onedrives:
-                    for a in academies:
-                        if a.files.enabled and a.files.onedrive:
-                            report.add(await onedrive_check(target, store, a))
+            if onedrive and onedrives:
+                for a in academies:
+                    if a.files.enabled and a.files.onedrive:
+                        report.add(await onedrive_check(target, store, a))
     for a in academies:
         lt = a.legacy_tenant
         await _tenant_checks(report, a.code, "source", lt.credential, lt.id, graph_url, phases)

@@ -269,3 +269,50 @@ def test_provisioning_errors_the_operator_meets(prepared: tuple[str, Path], tmp_
         assert "run `trustfold provision-onedrive hillside` again later" in err
     finally:
         world.apply_settings(world.settings.replace(onedrive_provision_delay_s=1))
+
+
+def test_sharing_scan_needs_sites_full_control_and_bulk_needs_a_certificate(
+    prepared: tuple[str, Path], tmp_path: Path
+) -> None:
+    """driveitem-delta: "In order to process permissions correctly your application will need to request
+    Sites.FullControl.All" (else sharing changes are left out, silently): preflight names it for the legacy
+    tenant's sharing scan, gates the permissions run, and bootstrap asks for it. The Migration API (files
+    engine migration-api or auto) is app-only SharePoint REST: a certificate, named even without OneDrive."""
+    url, state = prepared
+    cli = InProcess(url, state)
+    source = next(t["id"] for t in url.world.tenant_list() if t["academy"] == "hillside")  # type: ignore[attr-defined]
+    admin = f"{url}/sandbox/tenants/{source}/roles"
+    httpx.post(admin, json={"withhold": ["Sites.FullControl.All"]}).raise_for_status()
+    try:
+        code, checks = _preflight(cli)
+        assert code == 1
+        perm = next(c for c in _failing_all(checks, "permissions") if c["tenant"] == "hillside")
+        assert "Sites.FullControl.All (read sharing changes in drive delta, permissions)" in perm["result"]
+        assert perm["phases"] == ["permissions"] and "Sites.FullControl.All" in perm["fix"]
+        code, _, err = cli("run", "hillside", "--phase", "permissions")
+        assert code == 1 and "preflight blocks permissions" in err and "Sites.FullControl.All" in err
+        code, out, _ = cli("bootstrap", "--yes", "--json")
+        assert code == 0 and "Sites.FullControl.All" in json.loads(out)["request"]["academies"]
+    finally:
+        httpx.post(admin, json={"reset": True}).raise_for_status()
+
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG, config)
+    trust_yaml = config / "trust.yaml"
+    trust_yaml.write_text(
+        trust_yaml.read_text()
+        .replace("kind: certificate", "kind: client_secret")
+        .replace(
+            "certificate_path_env: TRUSTFOLD_TRUST_CERTIFICATE_PATH", "secret_env: TRUSTFOLD_TRUST_SECRET"
+        )
+    )
+    hill = config / "academies" / "hillside.yaml"
+    hill.write_text(hill.read_text().replace("    engine: auto\n", "    engine: auto\n    onedrive: false\n"))
+    _, checks = _preflight(InProcess(url, state, config))
+    sp = _failing(checks, "sharepoint-credential")
+    assert "the SharePoint Migration API (files engine migration-api/auto: hillside)" in sp["result"]
+    assert "OneDrive provisioning" not in sp["result"] and "kind: certificate" in sp["fix"]
+
+
+def _failing_all(checks: list[dict], name: str) -> list[dict]:
+    return [c for c in checks if c["check"] == name and not c["ok"]]

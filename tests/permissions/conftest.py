@@ -76,10 +76,18 @@ class World:
         return {f"{k}|{p}": (d, i) for p, d, i, k in rows}
 
     def direct(self, drive: str, item: str) -> list[dict[str, Any]]:
+        """The item's own grants. SharePoint never says which are inherited (no inheritedFrom): those are the
+        ones its parent lists too, with the same id."""
         with self.graph() as g:
             r = g.get(f"/drives/{drive}/items/{item}/permissions")
-        assert r.status_code == 200, r.text
-        return [p for p in r.json()["value"] if "inheritedFrom" not in p and "owner" not in p["roles"]]
+            assert r.status_code == 200, r.text
+            parent = (g.get(f"/drives/{drive}/items/{item}").json().get("parentReference") or {}).get("id")
+            above = (
+                {p["id"] for p in g.get(f"/drives/{drive}/items/{parent}/permissions").json()["value"]}
+                if parent
+                else set()
+            )
+        return [p for p in r.json()["value"] if p["id"] not in above and "owner" not in p["roles"]]
 
     def signatures(self, drive: str, item: str) -> Counter[tuple[str, str, str]]:
         out: Counter[tuple[str, str, str]] = Counter()

@@ -148,6 +148,59 @@ def test_killed_mid_run_resumes_to_exactly_the_plan(copied: World) -> None:
     assert "| sharing-anonymous-link | 2 | not re-created: public links are forbidden (DfE baseline" in text
 
 
+def test_inherited_grants_are_told_apart_without_inherited_from(copied: World) -> None:
+    """OneDrive for Business and SharePoint libraries never send inheritedFrom (Graph's permission resource),
+    and neither does the sandbox: the scan compares each shared item with its parent. The site's Members and
+    Visitors groups and a parent folder's grants are inherited, never re-invited on nested items, and verify
+    (which compares the trust's copies with their parents the same way) finds nothing extra."""
+    w = copied
+    tenant = w.url.world.tenant(w.source)  # type: ignore[attr-defined]
+    rows = w.rows("SELECT item_id, drive_key, permissions FROM share_items WHERE academy = 'hillside'")
+    assert len(rows) >= 5
+    with w.graph(w.source) as src:
+        for r in rows:
+            item = tenant.drives.items[r["item_id"]]
+            listed = src.get(f"/drives/{item['_drive']}/items/{r['item_id']}/permissions").json()["value"]
+            assert listed and not any("inheritedFrom" in p for p in listed)
+            # What the scan took as the item's own is exactly what the sandbox holds on the item itself
+            # (a OneDrive owner's grant, never carried, is not looked up: the OneDrive's root is not read).
+            stored = json.loads(r["permissions"])
+            own = {p["id"] for p in item.get("_perms", [])}
+            took = {p["id"] for p in stored if "inheritedFrom" not in p and "owner" not in p["roles"]}
+            assert took == own, item["name"]
+            assert all(p["inheritedFrom"]["deducedBy"] == "trustfold" for p in stored if "inheritedFrom" in p)
+    said = w.rows("SELECT kind, message FROM share_findings WHERE academy = 'hillside'")
+    # The site's groups are inherited wherever an item is shared, never taken for the item's own.
+    assert (
+        sum(r["kind"] == "sharing-inherited" and r["message"].endswith("Members: inherited") for r in said)
+        >= 5
+    )
+    assert not [r["message"] for r in said if r["kind"] == "sharing-site-principal"]
+    verified = w.cli("verify", "hillside", "--json", check=False)
+    assert verified.returncode == 0, verified.stdout
+    perms = json.loads(verified.stdout)["permissions"]
+    assert perms["differences"] == [] and perms["matched"] == perms["grants"] > 0
+
+
+def test_sharing_scan_refused_without_sites_full_control(copied: World) -> None:
+    """driveitem-delta: without Sites.FullControl.All drive delta leaves sharing changes out, silently; the
+    scan refuses rather than carry stale access, naming the fix."""
+    admin = f"{copied.url}/sandbox/tenants/{copied.source}/roles"
+    httpx.post(admin, json={"withhold": ["Sites.FullControl.All"]}).raise_for_status()
+    before = copied.rows("SELECT count(*) AS n FROM plans")[0]["n"]
+    try:
+        proc = copied.cli("plan", "hillside", "--phase", "permissions", check=False)
+    finally:
+        httpx.post(admin, json={"reset": True}).raise_for_status()
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(
+        "error: the sharing scan for hillside needs Microsoft Graph application permission "
+        "Sites.FullControl.All in its legacy tenant"
+    )
+    assert "trustfold preflight hillside" in proc.stderr
+    assert copied.rows("SELECT count(*) AS n FROM plans")[0]["n"] == before
+
+
 def test_incremental_pass_carries_sharing_changes_at_source(copied: World) -> None:
     w = copied
     # Straight after a pass, --scan-age reuses its sharing scan: no delta call, nothing to do.
@@ -181,6 +234,45 @@ def test_incremental_pass_carries_sharing_changes_at_source(copied: World) -> No
     now = w.signatures(*policies)
     assert [s[:2] for s in now] == [("user", plan["steps"][0]["args"]["recipients"][0]["id"])]
     assert list(now.values()) == [1]
+
+
+def test_nested_change_compares_with_the_stored_parent(copied: World) -> None:
+    """A later pass reads only what changed: an item nested in a shared folder whose sharing did not change
+    is compared with that folder's stored list, and the folder's grants are still not re-invited on it."""
+    w = copied
+    tenant = w.url.world.tenant(w.source)  # type: ignore[attr-defined]
+    shared = {r["item_id"] for r in w.rows("SELECT item_id FROM share_items WHERE removed = 0")}
+    items = tenant.drives.items
+
+    def above(i: str) -> set[str]:
+        out, cur = set(), items[i]["_parent"]
+        while cur is not None:
+            out.add(cur)
+            cur = items[cur]["_parent"]
+        return out
+
+    nested = next(i for i in sorted(shared) if above(i) & shared)  # below a shared folder
+    item = items[nested]
+    teacher = w.rows(
+        "SELECT source_id FROM mappings WHERE kind = 'user' AND action = 'create' "
+        "ORDER BY source_key DESC LIMIT 1"
+    )[0]["source_id"]
+    body = {"recipients": [{"objectId": teacher}], "roles": ["read"], "requireSignIn": True}
+    with w.graph(w.source) as src:
+        r = src.post(
+            f"/drives/{item['_drive']}/items/{nested}/invite", json={**body, "sendInvitation": False}
+        )
+        assert r.status_code == 200, r.text
+    result = w.cli.json("run", "hillside", "--phase", "permissions", "--replan")
+    assert result["status"] == "succeeded" and result["counts"]["permission_reads"] == 1, result["counts"]
+    plan = _plan(w)
+    assert [(s["op"], [x["kind"] for x in s["args"]["recipients"]]) for s in plan["steps"]] == [
+        ("share-invite", ["user"])
+    ]
+    stored = json.loads(
+        w.rows(f"SELECT permissions FROM share_items WHERE item_id = '{nested}'")[0]["permissions"]
+    )
+    assert {p["id"] for p in stored if "inheritedFrom" not in p} == {p["id"] for p in item["_perms"]}
 
 
 def test_hand_made_grant_is_reported_by_verify_and_kept_by_rollback(copied: World) -> None:
@@ -236,3 +328,23 @@ def test_sharing_scan_reads_only_drives_with_content(copied: World, tmp_path: Pa
     )
     assert any(r["items"] == 0 for r in drives) and any(r["items"] > 0 for r in drives)
     assert all(bool(r["linked"]) == (r["items"] > 0) for r in drives), [tuple(r) for r in drives]
+
+
+def test_sharing_api_limit_is_met_by_waiting_as_told(copied: World, tmp_path: Path) -> None:
+    """A trust tenant whose "Specific Sharing APIs" window is nearly spent (here: 3 calls per 2 s) answers
+    429 with Retry-After; the run waits as told and completes every step, none failed."""
+    state = tmp_path / "state.db"
+    with sqlite3.connect(copied.state) as src, sqlite3.connect(state) as dst:
+        src.backup(dst)
+    w = World(copied.url, InProcessCli(copied.url, state), copied.source, state)
+    throttle = f"{w.url}/sandbox/throttle"
+    httpx.post(throttle, json={"sharing_api": "3/2"}).raise_for_status()
+    try:
+        result = w.cli.json("run", "hillside", "--phase", "permissions", "--replan")
+    finally:
+        httpx.post(throttle, json={"sharing_api": "300/300"}).raise_for_status()
+    counts = result["counts"]
+    assert result["status"] == "succeeded" and counts["failed"] == 0, result
+    assert counts["permission_writes"] > 3 and counts["throttled"] >= 1, counts
+    rolled = w.cli.json("rollback", "hillside", "--phase", "permissions", "--yes")
+    assert rolled[0]["result"]["status"] == "succeeded"
