@@ -84,6 +84,8 @@ def test_disabled_stay_disabled_and_guests_stay_guests(sandbox: str, tmp_path: P
     assert not any(by_source[u["id"]]["target_upn"].lower() in passwords for u in disabled)
     verified = cli.json("verify", "hillside")
     assert verified["ok"], verified["differences"][:5]
+    report = cli("report", "hillside", "--format", "md", "--out", "-").stdout
+    assert f"{len(disabled)} disabled carried disabled; {len(guests)} guests listed for invitation" in report
 
 
 def found_users(cli: Cli) -> list[dict]:

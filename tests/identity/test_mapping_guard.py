@@ -145,6 +145,8 @@ def test_match_needs_acknowledgement_and_never_reaches_protected_groups(
     plan = hill.json("plan", "hillside", "--phase", "identity")
     lines = [s["description"] for s in plan["steps"] if s["op"] == "add-members"]
     assert any(d.endswith(f"to 'Central IT (match:{central['id']})'") for d in lines), lines
+    report = hill("report", "hillside", "--format", "md", "--out", "-").stdout
+    assert "| group | " in report and "Central IT (centralit) | acknowledged (match-existing) |" in report
 
 
 def test_plan_refuses_a_stored_match_the_guard_does_not_allow(
