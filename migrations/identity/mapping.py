@@ -50,7 +50,9 @@ class TargetDirectory:
     protection: Protection = field(default_factory=Protection)
 
 
-async def read_target(trust: Trust, conn: TenantConnection) -> TargetDirectory:
+async def read_target(trust: Trust, conn: TenantConnection, *, guarded: bool = False) -> TargetDirectory:
+    """`guarded`: also read what protects trust objects (conditional access policies), which only judging a
+    `match` needs (mapping import, the plan's guard): discovery and renumbering make no extra request."""
     marker = marker_property(trust)
     names: dict[str, str] = {}
     users: dict[str, tuple[str, str | None]] = {}
@@ -70,7 +72,8 @@ async def read_target(trust: Trust, conn: TenantConnection) -> TargetDirectory:
     for g in listed:
         groups[str(g.get("mailNickname") or "").lower()] = (g["id"], g.get(marker))
         names[g["id"]] = str(g.get("displayName") or g.get("mailNickname") or g["id"])
-    return TargetDirectory(users, groups, names, await read_protection(trust, conn, listed))
+    protection = await read_protection(trust, conn, listed) if guarded else Protection()
+    return TargetDirectory(users, groups, names, protection)
 
 
 def _target_display(name: str) -> str:
@@ -453,7 +456,7 @@ async def guard_matches(trust: Trust, academy: Academy, store: StateStore, conn:
     matches = [r for r in _rows(store, academy.code) if r["action"] == "match"]
     if not matches:
         return
-    target = await read_target(trust, conn)
+    target = await read_target(trust, conn, guarded=True)
     markers = {oid: marker for oid, marker in [*target.users.values(), *target.groups.values()]}
     problems = []
     for r in matches:
