@@ -484,7 +484,7 @@ def import_mapping(site: Site, academy: str, file: Path) -> dict[str, int]:
 
     async def go() -> dict[str, int]:
         async with open_connections(trust, site.graph_url) as conns:
-            target = await read_target(trust, conns.target)
+            target = await read_target(trust, conns.target, guarded=True)
         return import_csv(trust, a, store, file, target)
 
     counts = asyncio.run(go())

@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from sandbox.admin_api import admin_routes
 from sandbox.batch import batch
+from sandbox.conditional_access import conditional_access_routes
 from sandbox.directory_api import directory_routes
 from sandbox.domains_api import domain_routes
 from sandbox.errors import graph_error
@@ -187,6 +188,7 @@ def create_app(world: World, settings: Settings | None = None) -> Starlette:
         *_drive_routes(world),
         *domain_routes(),  # before directory_routes: these answer /domains
         *directory_routes(),
+        *conditional_access_routes(),
         *tenancy_routes(),
         *admin_routes(),
         *migration_routes(),  # SharePoint REST: Migration API (sandbox/migration_api.py)

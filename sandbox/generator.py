@@ -518,7 +518,11 @@ def generate_trust(trust: Any, size: int, seed: int) -> TenantState:
     it = _add_group(t, rng, "Central IT", "centralit")
     _members(t, it, users[2:4], owners=users[2:3])
     breakglass = getattr(getattr(trust, "entra", None), "break_glass_group", "Trust break-glass accounts")
-    _add_group(t, rng, breakglass, "breakglass")
+    glass = _add_group(t, rng, breakglass, "breakglass")
+    # The conditional access baseline (infra/entra.py) excludes the break-glass group from every policy.
+    from sandbox.conditional_access import seed_baseline
+
+    seed_baseline(t, random.Random(f"{seed}:ca"), glass["id"])
     return t
 
 

@@ -204,6 +204,13 @@ ROUTE_ROLES: tuple[RouteRoles, ...] = (
         ),
         "organization-get",
     ),
+    # Conditional access: the List policies page lists Policy.Read.All alone for applications.
+    _rule(
+        _GET,
+        r"^/v1\.0/identity/conditionalAccess/policies",
+        ("Policy.Read.All",),
+        "conditionalaccessroot-list-policies",
+    ),
     _rule(
         _GET,
         r"^/v1\.0/applications",

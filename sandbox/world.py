@@ -84,6 +84,8 @@ class TenantState:
     licence_due: dict[str, float] = field(default_factory=dict)
     licence_groups_due: dict[str, float] = field(default_factory=dict)
     licensing_delay_s: float = 0.0
+    # Conditional access policies (sandbox/conditional_access.py), as Graph returns them.
+    ca_policies: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.drives is None:
@@ -180,6 +182,7 @@ class TenantState:
             "onedrive_ready": self.onedrive_ready,
             "licence_due": self.licence_due,
             "licence_groups_due": self.licence_groups_due,
+            "ca_policies": self.ca_policies,
         }
 
     @classmethod
@@ -209,6 +212,7 @@ class TenantState:
             onedrive_ready={k: float(v) for k, v in (d.get("onedrive_ready") or {}).items()},
             licence_due={k: float(v) for k, v in (d.get("licence_due") or {}).items()},
             licence_groups_due={k: float(v) for k, v in (d.get("licence_groups_due") or {}).items()},
+            ca_policies=list(d.get("ca_policies") or []),
         )
         for u in t.users.values():
             t.index_user(u)

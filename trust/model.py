@@ -170,6 +170,9 @@ class StateSettings(Strict):
 
 class EntraSettings(Strict):
     break_glass_group: Annotated[str, Field(min_length=3, max_length=120)] = "Trust break-glass accounts"
+    # Trust groups no mapping may ever `match` (display names or object ids), beside the ones trustfold finds
+    # itself: the break-glass group, role-assignable groups, conditional access exclusions.
+    protected_groups: tuple[Annotated[str, Field(min_length=3, max_length=256)], ...] = ()
 
 
 class TrustFile(Strict):
@@ -224,6 +227,8 @@ class RoleRule(Strict):
 class UsersPhase(Strict):
     enabled: bool = True
     include_disabled: bool = False
+    # A disabled account is carried disabled and without a licence unless this says otherwise.
+    license_disabled: bool = False
     include_guests: bool = False
     roles: RoleRule = RoleRule()
 

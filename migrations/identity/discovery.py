@@ -246,7 +246,11 @@ def findings(academy: Academy, store: StateStore) -> tuple[dict[str, int], list[
                 "guest",
                 u,
                 "guest account from another organisation",
-                "migrated" if opts.include_guests else "not migrated (phases.users.include_guests is false)",
+                # Never created as a member (that would give a member's access and a staff licence).
+                "not created: invite it as a guest in the trust tenant (Entra admin centre, or Graph POST "
+                "/invitations with User.Invite.All), then map it with match and acknowledge match-existing"
+                if opts.include_guests
+                else "not migrated (phases.users.include_guests is false)",
             )
             continue
         if u.get("accountEnabled") is False:
@@ -254,7 +258,10 @@ def findings(academy: Academy, store: StateStore) -> tuple[dict[str, int], list[
                 "disabled-account",
                 u,
                 "account is disabled in the legacy tenant",
-                "migrated"
+                (
+                    "migrated disabled (accountEnabled false), "
+                    + ("licensed (phases.users.license_disabled)" if opts.license_disabled else "no licence")
+                )
                 if opts.include_disabled
                 else "not migrated (phases.users.include_disabled is false)",
             )

@@ -2,7 +2,9 @@
 
 Collisions (with objects already in the trust tenant, or with another academy's mapping) are resolved by a
 deterministic numeric suffix and noted, never merged: an existing target user is matched only when the
-operator says `match` in an imported mapping file.
+operator says `match` in an imported mapping file, and then only as the mapping guard allows
+(migrations/identity/guard.py: acknowledged for objects trustfold did not create, never a protected one).
+Guests are never created (a guest carried as a member would get a member's access and a staff licence).
 """
 
 from __future__ import annotations
@@ -11,19 +13,29 @@ import csv
 import io
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from migrations.core.errors import PlanningError
 from migrations.core.store import StateStore, dumps, now
 from migrations.graph.client import TenantConnection
 from migrations.identity.context import marker_property, marker_value
+from migrations.identity.guard import ACKNOWLEDGE, Protection, read_protection, refusal
 from migrations.safety.sanitise import clean_name, csv_row, csv_value
 from trust import Academy, Trust
 from trust.azure_rules import check as name_problem
 from trust.errors import ConfigError
 
-COLUMNS = ("kind", "source_id", "source_upn", "display_name", "target_upn", "action", "note")
+COLUMNS = ("kind", "source_id", "source_upn", "display_name", "target_upn", "action", "note", "acknowledge")
+# Files exported before the mapping guard have no acknowledge column: they still import (a match in them is
+# then refused unless the guard lets it stand without acknowledgement).
+REQUIRED = COLUMNS[:-1]
+GUEST_NOTE = (
+    "guest account: never created as a member; invite it as a guest in the trust tenant (Entra admin centre, "
+    "or Graph POST /invitations with User.Invite.All), then map it with match and acknowledge "
+    f"{ACKNOWLEDGE}"
+)
 ACTIONS = ("create", "match", "skip")
 T = TypeVar("T")
 
@@ -34,19 +46,34 @@ class TargetDirectory:
 
     users: dict[str, tuple[str, str | None]]
     groups: dict[str, tuple[str, str | None]]
+    names: dict[str, str] = field(default_factory=dict)  # object id -> display name
+    protection: Protection = field(default_factory=Protection)
 
 
-async def read_target(trust: Trust, conn: TenantConnection) -> TargetDirectory:
+async def read_target(trust: Trust, conn: TenantConnection, *, guarded: bool = False) -> TargetDirectory:
+    """`guarded`: also read what protects trust objects (conditional access policies), which only judging a
+    `match` needs (mapping import, the plan's guard): discovery and renumbering make no extra request."""
     marker = marker_property(trust)
-    users = {
-        u["userPrincipalName"].lower(): (u["id"], u.get(marker))
-        async for u in conn.pages("/users", {"$select": f"id,userPrincipalName,{marker}", "$top": 999})
-    }
-    groups = {
-        str(g.get("mailNickname") or "").lower(): (g["id"], g.get(marker))
-        async for g in conn.pages("/groups", {"$select": f"id,mailNickname,{marker}", "$top": 999})
-    }
-    return TargetDirectory(users, groups)
+    names: dict[str, str] = {}
+    users: dict[str, tuple[str, str | None]] = {}
+    async for u in conn.pages(
+        "/users", {"$select": f"id,userPrincipalName,displayName,{marker}", "$top": 999}
+    ):
+        users[u["userPrincipalName"].lower()] = (u["id"], u.get(marker))
+        names[u["id"]] = str(u.get("displayName") or u["userPrincipalName"])
+    groups: dict[str, tuple[str, str | None]] = {}
+    listed = [
+        g
+        async for g in conn.pages(
+            "/groups",
+            {"$select": f"id,mailNickname,displayName,isAssignableToRole,{marker}", "$top": 999},
+        )
+    ]
+    for g in listed:
+        groups[str(g.get("mailNickname") or "").lower()] = (g["id"], g.get(marker))
+        names[g["id"]] = str(g.get("displayName") or g.get("mailNickname") or g["id"])
+    protection = await read_protection(trust, conn, listed) if guarded else Protection()
+    return TargetDirectory(users, groups, names, protection)
 
 
 def _target_display(name: str) -> str:
@@ -108,8 +135,11 @@ def compute_mapping(
         if ("user", sid) in imported:
             continue
         note, action = "", "create"
-        if u.get("userType") == "Guest" and not opts.include_guests:
-            action, note = "skip", "guest account (phases.users.include_guests is false)"
+        if u.get("userType") == "Guest":
+            note = (
+                GUEST_NOTE if opts.include_guests else "guest account (phases.users.include_guests is false)"
+            )
+            action = "skip"
         elif u.get("accountEnabled") is False and not opts.include_disabled:
             action, note = "skip", "disabled account (phases.users.include_disabled is false)"
         target_upn = None
@@ -233,6 +263,7 @@ def export_csv(store: StateStore, academy: str) -> str:
                     r["target_key"] or "",
                     r["action"],
                     r["note"] or "",
+                    ACKNOWLEDGE if r["data"].get("acknowledged") else "",
                 ]
             )
         )
@@ -283,15 +314,15 @@ def import_csv(
     source = _CountedLines(text)
     reader = csv.DictReader(source)
     header = _csv_checked(path, source, lambda: reader.fieldnames) or []
-    missing = [c for c in COLUMNS if c not in header]
+    missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise ConfigError(
             path, f"missing column(s) {', '.join(missing)}; expected header {','.join(COLUMNS)}", line=1
         )
     inv = {
-        (r["kind"], r["object_id"])
+        (r["kind"], r["object_id"]): r["data"]
         for r in store.rows(
-            "SELECT kind, object_id FROM inventory WHERE academy = ? AND removed = 0", (academy.code,)
+            "SELECT kind, object_id, data FROM inventory WHERE academy = ? AND removed = 0", (academy.code,)
         )
     }
     if not inv:
@@ -311,12 +342,25 @@ def import_csv(
         sid = csv_value(rec.get("source_id"))
         action = csv_value(rec.get("action"))
         target_key = csv_value(rec.get("target_upn"))
+        acknowledge = csv_value(rec.get("acknowledge"))
         if kind not in ("user", "group"):
             raise bad("kind", f"'{kind}' is not a kind (user or group)")
         if action not in ACTIONS:
             raise bad("action", f"'{action}' is not an action ({', '.join(ACTIONS)})")
         if (kind, sid) not in inv:
             raise bad("source_id", f"{kind} '{sid}' is not in {academy.code}'s inventory")
+        if acknowledge not in ("", ACKNOWLEDGE):
+            raise bad(
+                "acknowledge", f"'{acknowledge}' is not an acknowledgement (leave it empty or {ACKNOWLEDGE})"
+            )
+        if acknowledge and action != "match":
+            raise bad("acknowledge", f"{ACKNOWLEDGE} acknowledges a match; this line's action is {action}")
+        if (
+            kind == "user"
+            and action == "create"
+            and json.loads(inv[(kind, sid)] or "{}").get("userType") == "Guest"
+        ):
+            raise bad("action", f"'{csv_value(rec.get('source_upn'))}' is a {GUEST_NOTE}; or skip it")
         if (kind, sid) in seen_sources:
             raise bad("source_id", f"{kind} '{sid}' appears twice (also line {seen_sources[(kind, sid)]})")
         seen_sources[(kind, sid)] = n
@@ -354,7 +398,21 @@ def import_csv(
             if action == "match":
                 if not existing:
                     raise bad("target_upn", f"match: no {kind} '{target_key}' exists in the trust tenant")
+                refused = refusal(
+                    academy,
+                    target.protection,
+                    kind,
+                    target_key,
+                    existing[0],
+                    existing[1],
+                    target.names.get(existing[0]),
+                    acknowledge == ACKNOWLEDGE,
+                )
+                if refused:
+                    raise bad(*refused)
                 data["target_id"] = existing[0]
+                data["target_name"] = target.names.get(existing[0])
+                data["acknowledged"] = acknowledge == ACKNOWLEDGE
             elif low in elsewhere:
                 raise bad("target_upn", f"'{target_key}' is already mapped by academy '{elsewhere[low]}'")
             elif existing and existing[1] != marker_value(academy, sid):
@@ -389,3 +447,39 @@ def import_csv(
                 (academy.code, kind, sid, skey, dname, tkey, action, note, dumps(data), at),
             )
     return {"imported": len(rows)}
+
+
+async def guard_matches(trust: Trust, academy: Academy, store: StateStore, conn: TenantConnection) -> None:
+    """Every stored `match` checked against the trust tenant as it is now (PlanningError, exit 1): an object
+    protected since the import, or a match stored before the guard existed without acknowledgement, stops
+    the plan and names the mapping line to change."""
+    matches = [r for r in _rows(store, academy.code) if r["action"] == "match"]
+    if not matches:
+        return
+    target = await read_target(trust, conn, guarded=True)
+    markers = {oid: marker for oid, marker in [*target.users.values(), *target.groups.values()]}
+    problems = []
+    for r in matches:
+        tid = r["data"].get("target_id")
+        if not tid or tid not in markers:
+            continue  # gone from the trust tenant: the plan notes it where the object is used
+        refused = refusal(
+            academy,
+            target.protection,
+            r["kind"],
+            r["target_key"],
+            tid,
+            markers[tid],
+            target.names.get(tid),
+            bool(r["data"].get("acknowledged")),
+        )
+        if refused:
+            where = r["data"].get("import_file")
+            line = f"{where}:{r['data'].get('import_line')}: " if where else ""
+            problems.append(f"{line}{refused[0]}: {refused[1]}")
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise PlanningError(
+            f"mapping guard: {problems[0]}{more}; fix the mapping file and `trustfold mapping import "
+            f"{academy.code} FILE`"
+        )

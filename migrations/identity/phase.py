@@ -14,6 +14,7 @@ from migrations.core.runs import Metrics, RunRecord, phase_run
 from migrations.core.undo import carry_out
 from migrations.identity import licence_groups, licence_wait
 from migrations.identity.context import IdentityContext, PasswordSink, marker_property, step_phase
+from migrations.identity.mapping import guard_matches
 from migrations.identity.plan import plan_groups, plan_identity, plan_memberships, plan_users
 from migrations.identity.stale import Renames, recheck_targets
 from migrations.identity.undo import IdentityRules, Ids, UndoContext, rollback_plan
@@ -33,6 +34,8 @@ class IdentityPhase:
         return ctx
 
     async def plan(self, env: PhaseEnv) -> Plan:
+        # The mapping guard first: no plan is made over a match to a protected or unacknowledged object.
+        await guard_matches(env.trust, env.academy, env.store, env.conns.target)
         kinds = [k for k, part in (("user", "users"), ("group", "groups")) if part in self.parts]
         renames = Renames()
         if kinds:

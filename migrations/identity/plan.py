@@ -53,6 +53,16 @@ def _group_ref(row: dict[str, Any]) -> str:
     return f"group:{row['source_id']}"
 
 
+def carried_enabled(src: dict[str, Any]) -> bool:
+    """A source account is carried in the state it has: disabled stays disabled."""
+    return src.get("accountEnabled") is not False
+
+
+def gets_licence(academy: Academy, src: dict[str, Any]) -> bool:
+    """Enabled accounts are licensed by role; a disabled one only if phases.users.license_disabled says so."""
+    return carried_enabled(src) or academy.phases.users.license_disabled
+
+
 def _require_inputs(store: StateStore, academy: Academy) -> None:
     if not store.rows("SELECT 1 FROM inventory WHERE academy = ? LIMIT 1", (academy.code,)):
         raise PlanningError(f"no inventory for {academy.code}: run `trustfold discover {academy.code}` first")
@@ -83,19 +93,26 @@ def plan_users(
         if src is None:
             notes.append(f"{row['source_key']}: no longer in the source inventory; not created")
             continue
+        if src.get("userType") == "Guest":
+            # A mapping stored before guests were refused: a guest is never created as a member.
+            notes.append(f"{row['source_key']}: guest account; not created (invite it as a guest)")
+            continue
         key = f"user:{sid}"
+        licence = gets_licence(academy, src)
         upn = renamed.get(sid, row["target_key"])
         role = src.get("role", "staff")
         sku = trust.settings.licences.pupil if role == "pupil" else trust.settings.licences.staff
         created = done.get(key, {}).get("event") == "done"
-        if by_group:
+        if not licence:
+            licensed = True  # nothing to assign
+        elif by_group:
             licensed = created and done[key].get("target_id") in in_group
         else:
             licensed = done.get(f"licence:{sid}", {}).get("event") == "done"
         if created and licensed:
             already += 1
             continue
-        if by_group:
+        if by_group and licence:
             to_license.append((key, role))
         if not created or not by_group:
             steps.append(
@@ -119,10 +136,12 @@ def plan_users(
                         "employee_type": src.get("employeeType"),
                         "role": role,
                         "marker": marker_value(academy, sid),
+                        # Only a disabled account carries the key (plans for enabled ones read as before).
+                        **({} if carried_enabled(src) else {"account_enabled": False}),
                     },
                 )
             )
-        if not by_group:
+        if not by_group and licence:
             steps.append(
                 Step(
                     f"licence:{sid}",
@@ -278,11 +297,13 @@ async def plan_memberships(
                 already += 1
             else:
                 todo.append(mref)
-        name = (
-            group_map.get(gref.split(":", 1)[1], {}).get("display_name", gref)
-            if gref.startswith("group:")
-            else gref
-        )
+        if gref.startswith("group:"):
+            name = group_map.get(gref.split(":", 1)[1], {}).get("display_name", gref)
+        else:
+            # A matched trust group: its name beside its id, so a reviewer sees which group receives members.
+            matched = next((r for r in group_map.values() if _group_ref(r) == gref), None)
+            shown = (matched or {}).get("data", {}).get("target_name") or (matched or {}).get("target_key")
+            name = f"{shown} ({gref})" if shown else gref
         for i in range(0, len(todo), 20):
             chunk = todo[i : i + 20]
             steps.append(

@@ -22,6 +22,7 @@ from migrations.identity.context import (
 )
 from migrations.identity.licence_assign import LicenceAssignment
 from migrations.identity.undo import Reversible, UndoContext, delete_object, licence_with_user, maybe
+from migrations.safety.redaction import register_secret
 
 log = logging.getLogger("trustfold.identity")
 
@@ -33,15 +34,21 @@ class CreateUser(Reversible):
 
     def describe(self, step: Step) -> str:
         a = step.args
-        return f"create user {a['upn']} ({a['display_name']}, {a['role']}) from {a['source_upn']}"
+        state = "" if a.get("account_enabled", True) else ", disabled"
+        return f"create user {a['upn']} ({a['display_name']}, {a['role']}{state}) from {a['source_upn']}"
 
     def request(self, step: Step, ctx: IdentityContext) -> BatchItem:
         a = step.args
         password = new_password()
-        if ctx.passwords:
+        enabled = bool(a.get("account_enabled", True))
+        # Graph needs a password even for a disabled account; nobody signs in with it, so it is not handed
+        # out (whoever enables the account later sets a new one).
+        if ctx.passwords and enabled:
             ctx.passwords.write(a["upn"], password)
+        else:
+            register_secret(password)
         body = {
-            "accountEnabled": True,
+            "accountEnabled": enabled,
             "displayName": a["display_name"],
             "mailNickname": a["mail_nickname"],
             "userPrincipalName": a["upn"],

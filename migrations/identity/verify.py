@@ -8,7 +8,7 @@ from typing import Any
 from migrations.graph.client import BatchItem, GraphResponse, TenantConnection
 from migrations.identity import licence_groups, licence_wait
 from migrations.identity.context import IdentityContext
-from migrations.identity.plan import inventory, mappings
+from migrations.identity.plan import carried_enabled, gets_licence, inventory, mappings
 from trust import Academy, Trust
 
 
@@ -118,6 +118,12 @@ async def verify_identity(
             result.add("user", row["target_key"], f"UPN is {u.get('userPrincipalName')}")
         if u.get("usageLocation") != trust.settings.usage_location:
             result.add("user", row["target_key"], f"usageLocation is {u.get('usageLocation')}")
+        if u.get("accountEnabled") is not carried_enabled(src):
+            result.add("user", row["target_key"], f"accountEnabled is {u.get('accountEnabled')}")
+        if not gets_licence(academy, src):
+            if u.get("assignedLicenses"):
+                result.add("user", row["target_key"], "a disabled account holds a licence")
+            continue
         if tid in group_licences:
             licence, state, waited = group_licences[tid]
             active = state is not None and state.get("state") == "Active"

@@ -50,6 +50,9 @@ _WRITE_SHARING = ("Files.ReadWrite.All", "Sites.ReadWrite.All")
 _READ_DOMAINS = ("Domain.Read.All", "Domain.ReadWrite.All", "Directory.Read.All")
 _WRITE_DOMAINS = ("Domain.ReadWrite.All",)
 _WRITE_USERS = ("User.ReadWrite.All", "Directory.ReadWrite.All")
+# The mapping guard reads which objects conditional access excludes (conditionalaccessroot-list-policies:
+# Policy.Read.All is the only application permission): without it no match to a trust object can be checked.
+_READ_CA = ("read conditional access policies (the mapping guard)", ("Policy.Read.All",))
 NEEDS: dict[str, dict[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {
     "users": {
         "source": (("read users", _READ_USERS),),
@@ -82,7 +85,10 @@ NEEDS: dict[str, dict[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {
     },
     "groups": {
         "source": (("read groups", _READ_GROUPS),),
-        "target": (("create and delete groups", ("Group.ReadWrite.All", "Directory.ReadWrite.All")),),
+        "target": (
+            ("create and delete groups", ("Group.ReadWrite.All", "Directory.ReadWrite.All")),
+            _READ_CA,
+        ),
     },
     "memberships": {
         "source": (("read group members", _READ_GROUPS),),
@@ -91,6 +97,7 @@ NEEDS: dict[str, dict[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {
                 "add group members",
                 ("GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"),
             ),
+            _READ_CA,
         ),
     },
     "files": {

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from migrations.core.registry import PHASE_ORDER, ROLLBACK_ALL
 from migrations.core.store import now
+from migrations.reporting.accounts import accounts_summary
 from migrations.reporting.sharing import sharing_summary
 from migrations.reporting.verification import verification_kinds
 
@@ -73,6 +74,8 @@ class AcademyReport:
     verification: list[dict[str, Any]] = field(default_factory=list)
     # Sharing carried / not carried and why (migrations/reporting/sharing.py); {} before the phase plans.
     sharing: dict[str, Any] = field(default_factory=dict)
+    # Guarded matches, disabled accounts carried, guests listed (reporting/accounts.py); {} if none.
+    accounts: dict[str, Any] = field(default_factory=dict)
     rollback_available: bool = False
     started_at: str | None = None
     finished_at: str | None = None
@@ -320,6 +323,7 @@ def build_report(store: StateStore, trust: Trust | None = None, academy: str | N
             verify=verify_row["detail"] if verify_row else None,
             verification=verification_kinds(verify_row["detail"] if verify_row else None),
             sharing={k: v for k, v in sharing.items() if k != "findings"},
+            accounts=accounts_summary(store, code),
             rollback_available=any(p.rollback_available for p in phases),
             started_at=min(started) if started else None,
             finished_at=max(finished) if finished else None,

@@ -217,6 +217,20 @@ def render_md(report: Report) -> str:
             for x in a.sharing["not_carried"]:
                 lines.append(f"| {_md_cell(x['kind'])} | {x['count']} | {_md_cell(x['why'])} |")
             lines.append("")
+        if a.accounts:
+            acc = a.accounts
+            lines += [
+                f"Accounts: {acc['disabled_carried']} disabled carried disabled; "
+                f"{acc['guests_listed']} guests listed for invitation (never created as members).",
+                "",
+            ]
+            if acc["matches"]:
+                lines += ["| matched | source | trust object | mapping guard |", "| --- | --- | --- | --- |"]
+                for m in acc["matches"]:
+                    target = f"{m['name']} ({m['target']})" if m["name"] else m["target"]
+                    row = (m["kind"], m["source"], target, m["guard"])
+                    lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
+                lines.append("")
         lines += _md_verification(a)
         lines.append(f"Rollback plan: {'available' if a.rollback_available else 'none'}.")
         lines += _md_cutover(a.cutover)

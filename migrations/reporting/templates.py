@@ -187,6 +187,16 @@ link restrictions carried: {{ aud.restrictions_carried }}, narrowed (not carried
 {% endfor %}
 </tbody></table>{% endif %}
 
+{% if a.accounts %}<h3>Accounts</h3>
+<p data-field="accounts">{{ a.accounts.disabled_carried }} disabled accounts carried disabled;
+{{ a.accounts.guests_listed }} guests listed for invitation (never created as members).</p>
+{% if a.accounts.matches %}<table class="matches"><thead><tr><th>Matched</th><th>Source</th><th>Trust object</th>
+<th>Mapping guard</th></tr></thead><tbody>
+{% for m in a.accounts.matches %}
+<tr><td>{{ m.kind }}</td><td>{{ m.source }}</td><td>{{ m.name }} ({{ m.target }})</td><td>{{ m.guard }}</td></tr>
+{% endfor %}
+</tbody></table>{% endif %}{% endif %}
+
 <h3>Verification</h3>
 {% if a.verify is none %}<p data-field="verify" data-value="none">Not verified yet.</p>
 {% else %}{% set diffs = differences(a) %}

@@ -206,7 +206,8 @@ def test_mapping_import_validates_with_line_numbers(cli: Cli, tmp_path: Path) ->
         "mapping",
         "import",
         "hillside",
-        str(write([[*olivia[:4], existing["userPrincipalName"], "match", "same person"]])),
+        # The trust's own user (not created by trustfold for hillside): adopted only with acknowledgement.
+        str(write([[*olivia[:4], existing["userPrincipalName"], "match", "same person", "match-existing"]])),
     )
     assert "1 mapping line" in ok.stdout
     plan = cli.json("plan", "hillside", "--phase", "users")
