@@ -27,7 +27,7 @@ from migrations.files.scan import batch_get
 from migrations.graph.client import GraphError, TenantConnection
 from migrations.graph.roles import granted_roles
 from migrations.graph.sharepoint_window import SharePointBudget
-from migrations.permissions.grants import parse
+from migrations.permissions.grants import Grant, parse
 
 log = logging.getLogger("trustfold.permissions")
 # deltashowsharingchanges works only beside the other two (driveitem-delta, "Scanning permissions
@@ -144,14 +144,20 @@ def mark_inherited(
     if not parent:
         return list(perms)
     same = {(str(p.get("id", "")), tuple(sorted(map(str, p.get("roles") or [])))) for p in parent}
-    sigs = {g.signature() for g in map(parse, parent) if g.kind != "link"}
+    sigs = {_principal(g) for g in map(parse, parent) if g.kind != "link"}
     out = []
     for p in perms:
         g = parse(p)
-        if not g.inherited and ((g.perm_id, g.roles) in same or (g.kind != "link" and g.signature() in sigs)):
+        if not g.inherited and ((g.perm_id, g.roles) in same or (g.kind != "link" and _principal(g) in sigs)):
             p = {**p, "inheritedFrom": {"id": parent_id, "deducedBy": "trustfold"}}
         out.append(p)
     return out
+
+
+def _principal(g: Grant) -> tuple[str, str, str]:
+    """Who a grant is to, with its roles. SharePoint's own principals (site groups, site users) have no
+    directory id: their name tells one from another (a site's Visitors from a Governors group)."""
+    return (g.kind, g.principal or g.display, ",".join(sorted(g.roles)))
 
 
 async def read_with_parents(

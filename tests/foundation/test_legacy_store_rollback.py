@@ -206,6 +206,13 @@ def undo_counts(out: str) -> list[tuple[int, int, int]]:
 
 def test_legacy_store_rolls_back_completely(operator: Operator) -> None:
     before = {"trust": load_gz("before-trust.json.gz"), "legacy": load_gz("before-legacy.json.gz")}
+    # The earlier sandbox listed `inheritedFrom` on inherited grants; Microsoft never returns it for OneDrive
+    # or SharePoint libraries (resources/permission), and the sandbox no longer does (issue 22). The grants
+    # themselves (id, roles, grantee) are compared as they were.
+    for side in before.values():
+        for grants in side["permissions"].values():
+            for g in grants:
+                g.pop("inheritedFrom", None)
     b_trust, b_legacy = before["trust"]["snapshot"], before["legacy"]["snapshot"]
     mark, ours = marker(), f"{ACADEMY}|{LEGACY}|"
 

@@ -184,12 +184,17 @@ def _compare(w: World, seeded: dict[str, dict[str, Any]]) -> dict[str, str]:
             r = src.get(f"/drives/{drives[seed['drive_key']]}/items/{sid}/permissions")
             (perm,) = [p for p in r.json()["value"] if p["id"] == seed["perm"]]
             source = _source_audience(perm, ids)
+            # Graph never says which grants are inherited in SharePoint (no inheritedFrom): a grant the
+            # copy's parent lists with the same id comes from the parent, not from this item's sharing.
+            tdrive, titem = copies[sid]
+            parent = tgt.get(f"/drives/{tdrive}/items/{titem}").json()["parentReference"]["id"]
+            inherited = {
+                q["id"] for q in tgt.get(f"/drives/{tdrive}/items/{parent}/permissions").json()["value"]
+            }
             live = [
                 p
-                for p in tgt.get(f"/drives/{copies[sid][0]}/items/{copies[sid][1]}/permissions").json()[
-                    "value"
-                ]
-                if "inheritedFrom" not in p
+                for p in tgt.get(f"/drives/{tdrive}/items/{titem}/permissions").json()["value"]
+                if p["id"] not in inherited
                 and "owner" not in p["roles"]
                 and "siteGroup" not in p.get("grantedToV2", {})
             ]

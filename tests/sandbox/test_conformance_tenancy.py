@@ -205,7 +205,7 @@ _DOMAIN_AND_SHARING_ROUTES = (
     ("POST", "/domains/nllt.example/verify", "Domain.ReadWrite.All", "Directory.ReadWrite.All"),
     ("POST", "/domains/nllt.example/forceDelete", "Domain.ReadWrite.All", "Directory.ReadWrite.All"),
     ("GET", "/domains/nllt.example/verificationDnsRecords", "Domain.Read.All", "Directory.Read.All"),
-    ("GET", "/domains/nllt.example/domainNameReferences", "Domain.ReadWrite.All", "Domain.Read.All"),
+    ("GET", "/domains/nllt.example/domainNameReferences", "Domain.Read.All", "User.Read.All"),
     ("GET", "/drives/d1/items/i1/permissions", "Files.Read.All", "Sites.FullControl.All"),
     ("GET", "/drives/d1/items/i1/permissions/p1", "Files.Read.All", "Sites.Manage.All"),
     ("POST", "/drives/d1/items/i1/invite", "Files.ReadWrite.All", "Sites.FullControl.All"),
