@@ -34,6 +34,7 @@ from tenacity import (
 from tenacity.wait import wait_random_exponential
 
 from migrations.graph.ru_window import ResourceUnitWindow, identity_cost
+from migrations.safety.private import write_private_text
 from migrations.safety.redaction import register_secret
 from trust.errors import ConfigError
 
@@ -263,9 +264,7 @@ class WriteWindow:
     def save(self, path: Path) -> None:
         now = self._clock()
         recent = [t for t in self.sent if now - t < self.expiry] + [now] * self.in_flight
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(recent))
-        os.replace(tmp, path)
+        write_private_text(path, json.dumps(recent))
 
     def throttled(self) -> None:
         now = self._clock()
@@ -715,7 +714,6 @@ class Connections:
 
     async def aclose(self) -> None:
         if self.window_dir is not None:
-            self.window_dir.mkdir(parents=True, exist_ok=True)
             for tid, conn in self._open.items():
                 conn.writes.save(self.window_dir / f"write-window-{tid}.json")
         for close in self._closers:

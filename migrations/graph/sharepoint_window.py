@@ -43,8 +43,7 @@ class SharePointBudget:
         for tid, window in self.windows.items():
             path = self._path(tid)
             if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                window.save(path)
+                window.save(path)  # owner-only, its folder made or tightened (WriteWindow.save)
 
     async def prepare(self, conn: TenantConnection) -> None:
         if conn.tenant_id in self.windows:
