@@ -633,7 +633,19 @@ def _credential(ref: CredentialRef, tenant_id: str, graph_url: str | None) -> An
             )
         from azure.identity.aio import CertificateCredential
 
-        return CertificateCredential(tenant_id, ref.client_id, certificate_path=path)
+        try:
+            return CertificateCredential(tenant_id, ref.client_id, certificate_path=path)
+        except ValueError as exc:
+            # azure-identity reads the file here and raises a bare ValueError (wrong format, no private key,
+            # encrypted): bad input, so say which tenant, which variable and which file.
+            reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+            raise ConfigError(
+                None,
+                f"environment variable {ref.certificate_path_env} names {path}, which is not a usable "
+                f"certificate for tenant {tenant_id} (a PEM file holding the certificate and its unencrypted "
+                f"private key, or PKCS12): {reason}",
+                field="credential.certificate_path_env",
+            ) from None
     if kind == "managed_identity":
         from azure.identity.aio import ManagedIdentityCredential
 
