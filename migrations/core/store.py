@@ -7,6 +7,7 @@ move to PostgreSQL behind this one interface when a trust runs several runners a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -145,13 +146,14 @@ def _check_header(path: Path) -> None:
         raise StoreError(path, "not a trustfold state store (not a SQLite file); refusing to touch it")
 
 
-def _make_private(path: Path) -> None:
-    """A new store: its folder 0700 and the file 0600 before SQLite opens it (-wal/-shm copy its mode)."""
+def _make_private(path: Path, file: Path | None = None) -> None:
+    """A new store: its folder 0700 and the file (FILE, else PATH) 0600 before SQLite opens it (-wal/-shm
+    copy its mode)."""
     from migrations.safety.private import create_private_file, private_dir
 
     try:
         private_dir(path.parent)
-        create_private_file(path)
+        create_private_file(file or path)
     except (FileExistsError, NotADirectoryError):
         blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
         raise StoreError(
@@ -214,12 +216,11 @@ class StateStore:
         path = Path(path)
         if readonly:
             return cls._open_readonly(path)
-        fresh = not path.exists()
-        if fresh:
+        if not path.exists():
             if not create:
                 raise StoreError(path, "state store not found; run a command that creates it (e.g. discover)")
-            _make_private(path)
-        elif path.is_dir():
+            cls._create(path)
+        if path.is_dir():
             raise StoreError(path, "state path is a directory; expected a SQLite file")
         else:
             _check_header(path)
@@ -237,7 +238,7 @@ class StateStore:
         conn.row_factory = sqlite3.Row
         store = cls(path, conn)
         try:
-            store._prepare(fresh=fresh)
+            store._prepare(fresh=False)
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise StoreError(
@@ -248,6 +249,33 @@ class StateStore:
             raise
         _tighten_store(path)
         return store
+
+    @classmethod
+    def _create(cls, path: Path) -> None:
+        """A new store, complete before it has its name: built under a temporary name in the same folder and
+        linked into place. A crash while it is made leaves no half-made (empty) file at PATH, which every
+        command would refuse as not trustfold's."""
+        tmp = path.with_name(f"{path.name}.new-{os.getpid()}-{threading.get_ident()}")
+        side = [tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")]
+        for p in side:  # left by a crashed attempt of a process with the same id; errors are _make_private's
+            with contextlib.suppress(OSError):
+                p.unlink(missing_ok=True)
+        _make_private(path, tmp)
+        try:
+            conn = sqlite3.connect(tmp, timeout=30, isolation_level=None, check_same_thread=False)
+            try:
+                cls(tmp, conn)._prepare(fresh=True)
+            finally:
+                conn.close()  # the last connection checkpoints the WAL into the file and removes it
+            # Another process that made it meanwhile keeps its own: theirs is as complete as ours.
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        except OSError as exc:
+            raise StoreError(path, f"cannot create the state store ({exc.strerror})") from None
+        finally:
+            for p in side:
+                with contextlib.suppress(OSError):
+                    p.unlink(missing_ok=True)
 
     @classmethod
     def _open_readonly(cls, path: Path) -> StateStore:
