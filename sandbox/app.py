@@ -26,6 +26,7 @@ from sandbox.conditional_access import conditional_access_routes
 from sandbox.directory_api import directory_routes
 from sandbox.domains_api import domain_routes
 from sandbox.errors import graph_error
+from sandbox.local_only import LocalOnly
 from sandbox.migration_api import migration_routes
 from sandbox.permissions_api import permission_routes
 from sandbox.pipeline import GraphPipeline, issue_token
@@ -75,7 +76,24 @@ async def token(request: Request) -> Response:
             f"Tenant '{key}' not found. Check to make sure you have the correct tenant ID and are "
             f"signing into the correct cloud.",
         )
-    if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
+    origin = request.headers.get("origin")
+    if origin is not None:
+        # A browser page's request (cross-origin: it carries Origin). Entra redeems those only for a
+        # single-page application, never a confidential client's credentials
+        # (learn.microsoft.com/entra/identity-platform/reference-error-codes, AADSTS9002326).
+        return entra_error(
+            400,
+            "invalid_request",
+            9002326,
+            "Cross-origin token redemption is permitted only for the 'Single-Page Application' client-type. "
+            f"Request origin: '{origin[:200]}'.",
+        )
+    # The client credentials grant is a form post (learn.microsoft.com/entra/identity-platform/
+    # v2-oauth2-client-creds-grant-flow), as azure-identity sends it; JSON or text/plain is refused.
+    if (
+        request.headers.get("content-type", "").split(";")[0].strip().lower()
+        != "application/x-www-form-urlencoded"
+    ):
         return entra_error(
             400,
             "invalid_request",
@@ -195,7 +213,8 @@ def create_app(world: World, settings: Settings | None = None) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(GraphPipeline, world=world)],
+        # LocalOnly first: a request from a browser page (foreign Host, non-JSON admin call) reaches nothing.
+        middleware=[Middleware(LocalOnly), Middleware(GraphPipeline, world=world)],
         exception_handlers={HTTPException: _not_found},
         lifespan=lifespan,
     )

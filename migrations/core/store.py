@@ -7,6 +7,7 @@ move to PostgreSQL behind this one interface when a trust runs several runners a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -133,17 +134,26 @@ def _check_header(path: Path) -> None:
             head = fh.read(16)
     except OSError as exc:
         raise StoreError(path, f"cannot read the state store ({exc.strerror})") from None
-    if head and head != b"SQLite format 3\x00":
+    if not head:
+        # SQLite would take an empty file as a new database and a writing command would fill it with an empty
+        # store: the history that was there (a truncated copy, a full disk) would be gone without a word.
+        raise StoreError(
+            path,
+            "state file is empty (0 bytes), not a trustfold state store; nothing was changed. Restore it "
+            "from a backup, or move it aside to start a new store",
+        )
+    if head != b"SQLite format 3\x00":
         raise StoreError(path, "not a trustfold state store (not a SQLite file); refusing to touch it")
 
 
-def _make_private(path: Path) -> None:
-    """A new store: its folder 0700 and the file 0600 before SQLite opens it (-wal/-shm copy its mode)."""
+def _make_private(path: Path, file: Path | None = None) -> None:
+    """A new store: its folder 0700 and the file (FILE, else PATH) 0600 before SQLite opens it (-wal/-shm
+    copy its mode)."""
     from migrations.safety.private import create_private_file, private_dir
 
     try:
         private_dir(path.parent)
-        create_private_file(path)
+        create_private_file(file or path)
     except (FileExistsError, NotADirectoryError):
         blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
         raise StoreError(
@@ -154,11 +164,13 @@ def _make_private(path: Path) -> None:
 
 
 def _tighten_store(path: Path) -> None:
-    """Owner-only for the store, its -wal/-shm and, when the folder is trustfold's own, everything in it."""
-    from migrations.safety.private import tighten, tighten_tree
+    """Owner-only for the store, its -wal/-shm, its folder and trustfold's artefacts there (job keys, SAS,
+    passwords, DNS change requests) and, when the folder is trustfold's own, everything in it."""
+    from migrations.safety.private import tighten, tighten_state_folder, tighten_tree
 
     for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         tighten(p)
+    tighten_state_folder(path.parent)
     if path.parent.name == ".trustfold":
         tighten_tree(path.parent)
 
@@ -207,8 +219,8 @@ class StateStore:
         if not path.exists():
             if not create:
                 raise StoreError(path, "state store not found; run a command that creates it (e.g. discover)")
-            _make_private(path)
-        elif path.is_dir():
+            cls._create(path)
+        if path.is_dir():
             raise StoreError(path, "state path is a directory; expected a SQLite file")
         else:
             _check_header(path)
@@ -226,7 +238,7 @@ class StateStore:
         conn.row_factory = sqlite3.Row
         store = cls(path, conn)
         try:
-            store._prepare()
+            store._prepare(fresh=False)
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise StoreError(
@@ -237,6 +249,33 @@ class StateStore:
             raise
         _tighten_store(path)
         return store
+
+    @classmethod
+    def _create(cls, path: Path) -> None:
+        """A new store, complete before it has its name: built under a temporary name in the same folder and
+        linked into place. A crash while it is made leaves no half-made (empty) file at PATH, which every
+        command would refuse as not trustfold's."""
+        tmp = path.with_name(f"{path.name}.new-{os.getpid()}-{threading.get_ident()}")
+        side = [tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")]
+        for p in side:  # left by a crashed attempt of a process with the same id; errors are _make_private's
+            with contextlib.suppress(OSError):
+                p.unlink(missing_ok=True)
+        _make_private(path, tmp)
+        try:
+            conn = sqlite3.connect(tmp, timeout=30, isolation_level=None, check_same_thread=False)
+            try:
+                cls(tmp, conn)._prepare(fresh=True)
+            finally:
+                conn.close()  # the last connection checkpoints the WAL into the file and removes it
+            # Another process that made it meanwhile keeps its own: theirs is as complete as ours.
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        except OSError as exc:
+            raise StoreError(path, f"cannot create the state store ({exc.strerror})") from None
+        finally:
+            for p in side:
+                with contextlib.suppress(OSError):
+                    p.unlink(missing_ok=True)
 
     @classmethod
     def _open_readonly(cls, path: Path) -> StateStore:
@@ -286,23 +325,25 @@ class StateStore:
             )
         return store
 
-    def _prepare(self) -> None:
+    def _prepare(self, *, fresh: bool) -> None:
         c = self.conn
         row = c.execute("PRAGMA quick_check").fetchone()
         if row is None or row[0] != "ok":
             raise StoreError(
                 self.path, f"state store failed its integrity check ({row[0] if row else 'no answer'})"
             )
-        c.execute("PRAGMA journal_mode=WAL")
-        c.execute("PRAGMA synchronous=NORMAL")
-        c.execute("PRAGMA foreign_keys=ON")
-        version = self._version()
+        # Whose file is it, before anything is written: switching to WAL rewrites the header of a file that
+        # may turn out not to be ours.
+        version = self._version(fresh=fresh)
         if version > SCHEMA_VERSION:
             raise StoreError(
                 self.path,
                 f"state store has schema version {version}, newer than this trustfold "
                 f"understands ({SCHEMA_VERSION}); upgrade trustfold",
             )
+        c.execute("PRAGMA journal_mode=WAL")
+        c.execute("PRAGMA synchronous=NORMAL")
+        c.execute("PRAGMA foreign_keys=ON")
         for target in range(version, SCHEMA_VERSION):
             with self.tx() as tx:
                 for statement in MIGRATIONS[target]:
@@ -313,19 +354,34 @@ class StateStore:
                     (str(target + 1),),
                 )
 
-    def _version(self) -> int:
+    def _version(self, *, fresh: bool = False) -> int:
+        """The schema version; 0 only for a store this open created. A file that was already there is
+        trustfold's only with its schema: any other SQLite file (another program's, or an empty database)
+        is bad input, never migrated into a new store over whatever it held."""
         has_meta = self.conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
         ).fetchone()
-        if not has_meta:
+        row = (
+            self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if has_meta
+            else None
+        )
+        if row is None:
             tables = self.conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[
                 0
             ]
             if tables:
-                raise StoreError(self.path, "SQLite file is not a trustfold state store (no meta table)")
+                raise StoreError(
+                    self.path, "SQLite file is not a trustfold state store (no trustfold schema)"
+                )
+            if not fresh:
+                raise StoreError(
+                    self.path,
+                    "SQLite file holds no trustfold state store (an empty database); nothing was changed. "
+                    "Restore it from a backup, or move it aside to start a new store",
+                )
             return 0
-        row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        return int(row[0]) if row else 0
+        return int(row[0])
 
     @property
     def schema_version(self) -> int:

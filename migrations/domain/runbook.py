@@ -4,13 +4,13 @@ operator hands to whoever holds the zone, and the staff notice text the report r
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from migrations.core.store import StateStore, now
 from migrations.domain.steps import TXT_RE
+from migrations.safety.private import write_private_text
 
 PHASE = "domain"
 
@@ -45,7 +45,6 @@ def dns_change_file(
 ) -> Path:
     """A zone-file style change request (mode 0600 like every run artefact). Values are checked against
     Entra's MS=ms######## shape, domains come from the validated config: nothing hostile reaches the file."""
-    run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / f"dns-change-{academy}.txt"
     lines = [
         f"; trustfold DNS change for academy {academy}, {now()}",
@@ -57,9 +56,8 @@ def dns_change_file(
     for name, text in publish:
         if TXT_RE.match(text):
             lines.append(f'; PUBLISH this record:\n{name}. 3600 IN TXT "{text}"')
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    # Replaced whole (a file an operator loosened is 0600 again, its folder 0700), never rewritten in place.
+    write_private_text(path, "\n".join(lines) + "\n")
     return path
 
 

@@ -17,6 +17,7 @@ from migrations.files.engines import CopyEngine
 from migrations.files.transfer import Counters
 from migrations.graph.client import TenantConnection
 from migrations.graph.sharepoint_window import SharePointBudget
+from migrations.safety.private import tighten
 from trust.model import FilesView
 
 log = logging.getLogger("trustfold.files.engine")
@@ -97,6 +98,9 @@ def migration_api(
         staging = own_staging(env.trust, env.academy, conns.graph_url)
     if staging is None:
         return NoStaging(journal, tally)
+    # AES keys and queue SAS: owner-only again before they are read (a copy or a chmod may have loosened it).
+    secrets_file = env.run_dir.parent / f"bulk-secrets-{code}.json"
+    tighten(secrets_file)
     return BulkEngine(
         BulkContext(
             code=code,
@@ -107,7 +111,7 @@ def migration_api(
             budget=budget,
             rest=rest,
             staging=staging,
-            secrets=Secrets(env.run_dir.parent / f"bulk-secrets-{code}.json"),
+            secrets=Secrets(secrets_file),
             users=mapped_users(env.store, code),
             counters=counters,
             record=record,

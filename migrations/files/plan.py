@@ -336,7 +336,7 @@ def _expected_url(pair: DrivePair) -> str:
     if kind == "site":
         site, _, library = rest.partition("/")
         return f"sites/{site}/{'Shared Documents' if library == 'Documents' else library}"
-    return f"personal/{re.sub(r'[^a-z0-9]', '_', rest.lower())}/Documents"
+    return f"personal/{re.sub(r'[^a-z0-9]', '_', (pair.target_upn or rest).lower())}/Documents"
 
 
 def _conflict(rel: str, code: str) -> str:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from migrations.core.journal import Journal
 from migrations.core.store import StateStore, now
 from migrations.graph.client import MAX_BATCH, BatchItem, GraphError, GraphResponse, TenantConnection
 from migrations.graph.concurrently import bounded
@@ -19,6 +20,7 @@ from trust import Academy
 
 log = logging.getLogger("trustfold.files")
 BATCHES_IN_FLIGHT = 4  # $batch requests batch_get keeps in flight
+USERS_PHASE = "users"  # whose journal holds the trust user ids trustfold created (step key user:<source id>)
 
 
 @dataclass
@@ -27,7 +29,8 @@ class DrivePair:
     kind: str  # onedrive | library
     label: str  # for people: a UPN or site/library
     source_ref: str  # Graph path of the source drive
-    target_ref: str  # Graph path of the target drive
+    target_ref: str  # 'user:<trust user id>' (its mapped UPN before it exists) | 'site:<site>/<library>'
+    target_upn: str = ""  # a OneDrive's mapped trust UPN: where its URL will be, for path-length estimates
 
 
 @dataclass
@@ -152,13 +155,24 @@ def drive_pairs(store: StateStore, academy: Academy) -> list[DrivePair]:
             )
         )
     if files.onedrive:
+        # The trust user by id, never by UPN: a domain cut-over (keep_academy_domain) or a stale-name rename
+        # changes the UPN the mapping recorded, and /users/{old upn}/drive then answers 404 as if the user
+        # had no OneDrive. A user not created yet has no id and no OneDrive either: its mapped UPN is asked.
+        created = {
+            k: str(h["target_id"])
+            for k, h in Journal.state(store, academy.code, USERS_PHASE).items()
+            if h["event"] == "done" and h["op"] == "create-user" and h["target_id"]
+        }
         for r in store.rows(
             "SELECT source_id, source_key, target_key, action, data FROM mappings "
             "WHERE academy = ? AND kind = 'user' AND action IN ('create', 'match') ORDER BY source_key",
             (academy.code,),
         ):
             data = json.loads(r["data"] or "{}")
-            target = data.get("target_id") if r["action"] == "match" else r["target_key"]
+            if r["action"] == "match":
+                target = data.get("target_id")
+            else:
+                target = created.get(f"user:{r['source_id']}") or r["target_key"]
             if not target:
                 continue
             pairs.append(
@@ -168,6 +182,7 @@ def drive_pairs(store: StateStore, academy: Academy) -> list[DrivePair]:
                     f"{r['source_key']} -> {r['target_key']}",
                     f"user:{r['source_id']}",
                     f"user:{target}",
+                    r["target_key"] or "",
                 )
             )
     return pairs

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from quickxorhash import quickxorhash
 from migrations.core import killpoints
 from migrations.graph.client import GraphError, TenantConnection, Transient, parse_retry_after
 from migrations.graph.sharepoint_window import SharePointBudget
+from migrations.safety.private import tighten, write_private_text
 
 CHUNK = 16 * 320 * 1024  # 5 MiB
 PIECE = 256 * 1024
@@ -60,6 +60,7 @@ class UploadSessions:
     def __init__(self, path: Path):
         self.path = path
         self._data: dict[str, dict[str, Any]] = {}
+        tighten(path)
         try:
             self._data = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -77,12 +78,8 @@ class UploadSessions:
             self._save()
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(self._data, f)
-        os.replace(tmp, self.path)
+        # Upload-session URLs are bearer capabilities: replaced whole, 0600 in a 0700 folder every time.
+        write_private_text(self.path, json.dumps(self._data))
 
 
 def item_path(drive: str, parent_id: str, name: str, action: str) -> str:

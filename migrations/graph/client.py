@@ -34,6 +34,7 @@ from tenacity import (
 from tenacity.wait import wait_random_exponential
 
 from migrations.graph.ru_window import ResourceUnitWindow, identity_cost
+from migrations.safety.private import write_private_text
 from migrations.safety.redaction import register_secret
 from trust.errors import ConfigError
 
@@ -263,9 +264,7 @@ class WriteWindow:
     def save(self, path: Path) -> None:
         now = self._clock()
         recent = [t for t in self.sent if now - t < self.expiry] + [now] * self.in_flight
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(recent))
-        os.replace(tmp, path)
+        write_private_text(path, json.dumps(recent))
 
     def throttled(self) -> None:
         now = self._clock()
@@ -634,7 +633,19 @@ def _credential(ref: CredentialRef, tenant_id: str, graph_url: str | None) -> An
             )
         from azure.identity.aio import CertificateCredential
 
-        return CertificateCredential(tenant_id, ref.client_id, certificate_path=path)
+        try:
+            return CertificateCredential(tenant_id, ref.client_id, certificate_path=path)
+        except ValueError as exc:
+            # azure-identity reads the file here and raises a bare ValueError (wrong format, no private key,
+            # encrypted): bad input, so say which tenant, which variable and which file.
+            reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+            raise ConfigError(
+                None,
+                f"environment variable {ref.certificate_path_env} names {path}, which is not a usable "
+                f"certificate for tenant {tenant_id} (a PEM file holding the certificate and its unencrypted "
+                f"private key, or PKCS12): {reason}",
+                field="credential.certificate_path_env",
+            ) from None
     if kind == "managed_identity":
         from azure.identity.aio import ManagedIdentityCredential
 
@@ -715,7 +726,6 @@ class Connections:
 
     async def aclose(self) -> None:
         if self.window_dir is not None:
-            self.window_dir.mkdir(parents=True, exist_ok=True)
             for tid, conn in self._open.items():
                 conn.writes.save(self.window_dir / f"write-window-{tid}.json")
         for close in self._closers:

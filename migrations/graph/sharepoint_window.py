@@ -45,12 +45,10 @@ class SharePointBudget:
         for tid, window in self.windows.items():
             path = self._path(tid)
             if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                window.save(path)
+                window.save(path)  # owner-only, its folder made or tightened (WriteWindow.save)
         for tid, window in self.sharing.items():
             path = self._path(tid)
             if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
                 window.save(path.with_name(f"sharing-window-{tid}.json"))
 
     async def prepare(self, conn: TenantConnection) -> None:

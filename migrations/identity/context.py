@@ -16,6 +16,7 @@ from migrations.core.registry import IDENTITY_PHASES
 from migrations.core.steps import Step
 from migrations.core.store import StateStore
 from migrations.graph.client import TenantConnection
+from migrations.safety.private import private_dir
 from migrations.safety.redaction import register_secret
 from migrations.safety.sanitise import csv_line
 from trust import Academy, Trust
@@ -61,7 +62,7 @@ class PasswordSink:
     def write(self, upn: str, password: str) -> None:
         register_secret(password)
         if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(self.path.parent)  # made 0700, or tightened again if an operator loosened it
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             os.write(self._fd, b"userPrincipalName,initialPassword\n")
         # The last line for a UPN wins: a create re-sent after a lost answer gets a fresh password.

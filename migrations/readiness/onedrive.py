@@ -21,6 +21,7 @@ from urllib.parse import quote
 import httpx
 
 from migrations.core.errors import OperationError
+from migrations.core.journal import Journal
 from migrations.core.store import dumps, now
 from migrations.graph.client import MAX_BATCH, BatchItem, GraphError, GraphResponse, TenantConnection
 from migrations.graph.sharepoint_admin import sharepoint_token
@@ -75,15 +76,25 @@ class ProvisionResult:
 
 
 def mapped_upns(store: StateStore, academy: Academy) -> list[str]:
-    """Target UPNs of the academy's users that trustfold creates or matches (their OneDrives get files)."""
+    """The academy's users that trustfold creates or matches (their OneDrives get files), each as the trust
+    user's id where it is known (created, or matched) and its mapped UPN only before it exists: a domain
+    cut-over changes the UPN the mapping recorded, never the id."""
+    created = {
+        k: str(h["target_id"])
+        for k, h in Journal.state(store, academy.code, "users").items()
+        if h["event"] == "done" and h["op"] == "create-user" and h["target_id"]
+    }
     out = []
     for r in store.rows(
-        "SELECT target_key, action, data FROM mappings WHERE academy = ? AND kind = 'user' "
+        "SELECT source_id, target_key, action, data FROM mappings WHERE academy = ? AND kind = 'user' "
         "AND action IN ('create', 'match') ORDER BY target_key",
         (academy.code,),
     ):
         data = json.loads(r["data"] or "{}")
-        key = data.get("target_id") if r["action"] == "match" and data.get("target_id") else r["target_key"]
+        if r["action"] == "match":
+            key = data.get("target_id") or r["target_key"]
+        else:
+            key = created.get(f"user:{r['source_id']}") or r["target_key"]
         if key:
             out.append(str(key))
     return out
@@ -103,13 +114,16 @@ async def _batch_get(conn: TenantConnection, paths: list[str]) -> list[GraphResp
 
 async def target_onedrives(conn: TenantConnection, store: StateStore, academy: Academy) -> list[DriveState]:
     """Each mapped user in the trust tenant: created yet, licensed, OneDrive provisioned."""
-    states = [DriveState(upn) for upn in mapped_upns(store, academy)]
+    states = [DriveState(ref) for ref in mapped_upns(store, academy)]
     answers = await _batch_get(
-        conn, [f"/users/{quote(s.upn, safe='@')}?$select=id,assignedLicenses" for s in states]
+        conn,
+        [f"/users/{quote(s.upn, safe='@')}?$select=id,userPrincipalName,assignedLicenses" for s in states],
     )
     for s, resp in zip(states, answers, strict=True):
         if resp.ok and isinstance(resp.body, dict):
             s.user_id = str(resp.body["id"])
+            # SharePoint's provisioning call takes the user's current sign-in name.
+            s.upn = str(resp.body.get("userPrincipalName") or s.upn)
             s.licensed = bool(resp.body.get("assignedLicenses"))
         elif resp.status != 404:
             raise GraphError("GET", f"/users/{s.upn}", resp)

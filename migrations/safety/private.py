@@ -9,6 +9,7 @@ as a library, and tighten what an older version (or a copy) left looser. They on
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import os
 import stat
 from pathlib import Path
@@ -16,6 +17,16 @@ from pathlib import Path
 OWNER_ONLY_UMASK = 0o077
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+# What trustfold keeps beside the state store (and their .tmp while being replaced): Migration API job keys
+# and queue SAS, upload-session URLs, throttle windows, the per-run folder (initial passwords, DNS change
+# requests). The state folder may be one the operator shares with other things: only these are swept.
+STATE_ARTEFACTS = (
+    "bulk-secrets-*",
+    "upload-sessions-*",
+    "write-window-*",
+    "sharepoint-window-*",
+    "runs",
+)
 
 
 def owner_only_umask() -> int:
@@ -42,6 +53,19 @@ def tighten_tree(root: Path) -> None:
     for dirpath, dirnames, filenames in os.walk(root):
         for name in (*dirnames, *filenames):
             tighten(Path(dirpath) / name)
+
+
+def tighten_state_folder(folder: Path) -> None:
+    """The state folder and every trustfold artefact in it owner-only again (a copy, an older version or an
+    operator's chmod may have loosened them): called on every open of the store."""
+    tighten(folder)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in STATE_ARTEFACTS):
+            tighten_tree(folder / name) if name == "runs" else tighten(folder / name)
 
 
 def private_dir(path: Path) -> Path:

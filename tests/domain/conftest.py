@@ -109,7 +109,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "verify hillside",
         ):
             cli(*cmd.split())
-        httpx.post(f"{url}/sandbox/save", timeout=60).raise_for_status()
+        httpx.post(f"{url}/sandbox/save", json={}, timeout=60).raise_for_status()
     return {"config": config, "world": world_state, "state": base / "state.db"}
 
 

@@ -206,7 +206,7 @@ def test_faults_and_a_lost_delta_token_lose_nothing(hillside: World) -> None:
     verify = json.loads(w.cli("verify", "hillside", "--json", check=False).stdout)["files"]
     assert verify["differences"] == [] and verify["matched"] == verify["files"] - 1
 
-    assert httpx.post(f"{w.url}/sandbox/tenants/{w.source}/expire-delta").status_code == 200
+    assert httpx.post(f"{w.url}/sandbox/tenants/{w.source}/expire-delta", json={}).status_code == 200
     again = w.cli.json("run", "hillside", "--phase", "files", "--replan")
     assert again["status"] == "succeeded" and again["counts"]["planned"] == 0
     assert sorted(w.drives()[tgt_lib]) == names_before

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,3 +61,65 @@ def test_deeply_nested_yaml_names_the_file(tmp_path: Path, capsys: pytest.Captur
     assert line == f"error: {target}:{lines_before + 1}: YAML nested deeper than 32 levels", line
     assert "RecursionError" not in line
     assert not state.exists()
+
+
+def _empty_sqlite(path: Path) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE t (x INTEGER)")
+    db.execute("DROP TABLE t")  # a valid SQLite file with no tables at all
+    db.commit()
+    db.close()
+
+
+def _foreign_sqlite(path: Path) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE photos (id INTEGER)")
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize(
+    "make, says",
+    [
+        (lambda p: p.write_bytes(b""), "state file is empty (0 bytes)"),
+        (_empty_sqlite, "holds no trustfold state store"),
+        (_foreign_sqlite, "not a trustfold state store"),
+        (lambda p: p.write_text("userPrincipalName,initialPassword\n"), "not a trustfold state store"),
+    ],
+    ids=["zero-bytes", "empty-sqlite", "foreign-sqlite", "not-sqlite"],
+)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status"],
+        ["status", "hillside"],
+        ["audit"],
+        ["discover", "hillside"],
+        ["plan", "hillside", "--phase", "users"],
+    ],
+)
+def test_an_empty_or_foreign_state_file_is_refused_untouched(
+    make: Any, says: str, command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 23 finding 10: `status` failed with OperationalError (exit 1) and `discover` replaced a zero-byte
+    store with a new empty one; every command now refuses it in one line and leaves it as it was."""
+    state = tmp_path / "state.db"
+    make(state)
+    before = state.read_bytes()
+    line = _one_line_exit_2(
+        ["--config-dir", str(CONFIG), "--state", str(state), "--graph-url", "http://127.0.0.1:9", *command],
+        capsys,
+    )
+    assert line.startswith(f"error: {state}: ") and says in line, line
+    assert state.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.db"]  # no -wal, -shm or new store beside it
+
+
+def test_a_missing_state_file_is_still_created(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "new" / "state.db"
+    assert run(["--config-dir", str(CONFIG), "--state", str(state), "status"]) == 0, capsys.readouterr().err
+    assert state.stat().st_size > 0

@@ -95,3 +95,24 @@ def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
 def test_missing_store_without_create(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="not found"):
         StateStore.open(tmp_path / "none.db", create=False)
+
+
+def test_a_store_interrupted_while_being_made_leaves_nothing_at_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty state file is refused (issue 23 finding 10), so creation must never leave one: the store is
+    built under a temporary name and linked into place only when complete."""
+    path = tmp_path / "state.db"
+
+    def interrupted(self: StateStore, *, fresh: bool) -> None:
+        raise KeyboardInterrupt  # as a Ctrl+C between creating the file and writing its schema
+
+    monkeypatch.setattr(StateStore, "_prepare", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        StateStore.open(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    s = StateStore.open(path)
+    assert s.schema_version == SCHEMA_VERSION
+    s.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.db"]

@@ -114,3 +114,68 @@ def test_library_use_is_owner_only_whatever_the_umask(tmp_path: Path) -> None:
         os.umask(old)
     assert set(modes) >= {".", "state.db", "state.db-wal", "state.db-shm"}, modes
     assert _loose(modes) == {}, modes
+
+
+def test_run_artefacts_and_their_folder_are_tightened_wherever_the_store_lives(
+    sandbox: str, tmp_path: Path
+) -> None:
+    """Issue 23 finding 11: a state folder not named .trustfold, Migration API job keys and queue SAS
+    (bulk-secrets-*.json) and DNS change requests stayed as loose as a copy or a chmod left them; only
+    state.db was tightened. Now every open makes them owner-only again; a file of the operator's own in the
+    same folder is not trustfold's to change."""
+    home = tmp_path / "rehearsal"
+    cli = UmaskCli(sandbox, home / "state.db", 0o022)
+    cli("discover", "hillside")
+    ours = {
+        home / "bulk-secrets-hillside.json": '{"pkg": {"key": "AES", "queue": "https://q?sig=x"}}',
+        home / "bulk-secrets-hillside.tmp": "{}",
+        home / "upload-sessions-hillside.json": "{}",
+        home / "runs" / "dns-change-hillside.txt": "; trustfold DNS change\n",
+        home / "runs" / "run-1-initial-passwords.csv": "userPrincipalName,initialPassword\n",
+    }
+    for path, text in ours.items():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    mine = home / "operator-notes.txt"
+    mine.write_text("not trustfold's")
+    for p in (home, home / "runs"):
+        p.chmod(0o755)
+    for p in home.rglob("*"):
+        if p.is_file():
+            p.chmod(0o644)
+    cli("status", "hillside")  # any command that opens the store
+    modes = _modes(home)
+    assert modes["."] == 0o700 and modes["runs"] == 0o700, modes
+    for path in ours:
+        assert modes[str(path.relative_to(home))] == 0o600, (path, oct(modes[str(path.relative_to(home))]))
+    for name in ("state.db", "write-window-6f1c2a4e-8b7d-4c3e-9a10-2b5d7e9f0a11.json"):
+        if name in modes:
+            assert modes[name] == 0o600, (name, oct(modes[name]))
+    assert modes["operator-notes.txt"] == 0o644
+
+
+def test_writers_make_their_artefact_and_folder_owner_only_again(tmp_path: Path) -> None:
+    """A DNS change request or an upload-session file rewritten over a loosened one (in a loosened folder) is
+    0600 in a 0700 folder afterwards: replaced whole, never rewritten in place keeping the old mode."""
+    from migrations.domain.runbook import dns_change_file
+    from migrations.files.transfer import UploadSessions
+
+    runs = tmp_path / "state" / "runs"
+    runs.mkdir(parents=True)
+    loose = runs / "dns-change-hillside.txt"
+    loose.write_text("old")
+    sessions = tmp_path / "state" / "upload-sessions-hillside.json"
+    sessions.write_text("{}")
+    for p in (runs, tmp_path / "state"):
+        p.chmod(0o755)
+    for p in (loose, sessions):
+        p.chmod(0o644)
+    path = dns_change_file(runs, "hillside", [("hillside.org.uk", "MS=ms12345678")], [], "trustfold run")
+    assert path == loose and stat.S_IMODE(loose.stat().st_mode) == 0o600
+    assert stat.S_IMODE(runs.stat().st_mode) == 0o700
+    store = UploadSessions(sessions)
+    assert stat.S_IMODE(sessions.stat().st_mode) == 0o600  # tightened on open, before anything is read
+    sessions.chmod(0o644)
+    store.put("k", {"url": "https://upload?tempauth=x"})
+    assert stat.S_IMODE(sessions.stat().st_mode) == 0o600
+    assert stat.S_IMODE(sessions.parent.stat().st_mode) == 0o700

@@ -69,7 +69,7 @@ def test_admin_reset_regenerates(config_dir):
         with graph_client(base, tid) as c:
             make_user(c)
         assert httpx.get(url).json() != before
-        r = httpx.post(f"{base}/sandbox/reset")
+        r = httpx.post(f"{base}/sandbox/reset", json={})
         assert r.status_code == 200 and r.json()["reset"] is True
         assert httpx.get(url).json() == before
         assert httpx.get(f"{base}/sandbox/stats").json()["tenants"][tid]["requests"] == 0

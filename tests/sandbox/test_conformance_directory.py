@@ -620,7 +620,7 @@ def test_delta_stale_token_410(sandbox_url, target, target_id):
     """learn.microsoft.com/graph/delta-query-overview and /graph/errors: 410 resyncRequired for a stale
     token."""
     _, delta = _drain(target, "/users/delta?$select=displayName")
-    r = httpx.post(f"{sandbox_url}/sandbox/tenants/{target_id}/expire-delta")
+    r = httpx.post(f"{sandbox_url}/sandbox/tenants/{target_id}/expire-delta", json={})
     assert r.status_code == 200
     r = httpx.get(delta, headers=target.headers)
     assert r.status_code == 410 and error_of(r)["code"] == "resyncRequired"

@@ -641,7 +641,7 @@ def test_upload_session_expired(sandbox_url, target_id, target, drive):
     answers 404; the client must start a new one."""
     s = session(target, drive["id"], "expire.bin")
     assert put_chunk(s["uploadUrl"], b"e" * CHUNK, 0, CHUNK * 2).status_code == 202
-    r = httpx.post(f"{sandbox_url}/sandbox/tenants/{target_id}/expire-uploads")
+    r = httpx.post(f"{sandbox_url}/sandbox/tenants/{target_id}/expire-uploads", json={})
     assert r.status_code == 200 and r.json()["expired"] >= 1
     r = put_chunk(s["uploadUrl"], b"e" * CHUNK, CHUNK, CHUNK * 2)
     assert r.status_code == 404 and "expired" in error_of(r)["message"]
@@ -806,7 +806,7 @@ def test_delta_expired_token_410(sandbox_url, target_id, target, drive):
     resyncRequired; the client enumerates again from scratch. A malformed token is 400."""
     did = drive["id"]
     _, link, _ = _delta_all(target, f"/drives/{did}/root/delta")
-    assert httpx.post(f"{sandbox_url}/sandbox/tenants/{target_id}/expire-delta").status_code == 200
+    assert httpx.post(f"{sandbox_url}/sandbox/tenants/{target_id}/expire-delta", json={}).status_code == 200
     r = target.get(link)
     assert r.status_code == 410 and error_of(r)["code"] == "resyncRequired"
     assert "Resync required" in error_of(r)["message"]

@@ -13,6 +13,8 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from migrations.graph.client import parse_retry_after
+
 USER_AGENT = "NONISV|trustfold|trustfold/0.1"
 ATTEMPTS = 8
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -47,7 +49,10 @@ class SharePointRest:
             self.requests += 1
             resp = await self.http.request(method, url, json=body, headers=headers)
             if resp.status_code in (429, 503) and attempt < ATTEMPTS:
-                await asyncio.sleep(float(resp.headers.get("Retry-After") or 2**attempt))
+                # Either form RFC 9110 allows (seconds or an HTTP-date), through the one parser Graph uses;
+                # a date far ahead waits five minutes at most, then asks again (never a stalled run).
+                wait = parse_retry_after(resp.headers.get("Retry-After"))
+                await asyncio.sleep(2**attempt if wait is None else min(wait, 300.0))
                 continue
             if resp.status_code >= 400:
                 try:
