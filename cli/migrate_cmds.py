@@ -154,6 +154,13 @@ def plan(
     help="domain: seconds to keep polling verification once the TXT record should be published.",
 )
 @click.option("--skip-preflight", is_flag=True, help="Start even when preflight checks for the phase fail.")
+@click.option(
+    "--abandon-package",
+    "abandon_packages",
+    multiple=True,
+    metavar="ID",
+    help="files: give up a submitted Migration API package (its files fail now and are planned again).",
+)
 @pass_app
 def run(
     app: AppContext,
@@ -172,6 +179,7 @@ def run(
     licence_wait: float,
     lag_tolerance: float,
     skip_preflight: bool,
+    abandon_packages: tuple[str, ...],
 ) -> None:
     """Apply the reviewed plan of PHASE for ACADEMY (from `trustfold plan`), after checking that the tenants
     and mapping still give the same steps (exit 1 with the differences if not). Journaled and resumable:
@@ -189,6 +197,7 @@ def run(
         lag_tolerance=lag_tolerance,
         dns_wait=dns_wait,
         skip_preflight=skip_preflight,
+        abandon_packages=abandon_packages,
         say=view.say,
     )
     outcome = migrate.run(app, academy, phase, options, progress=view.progress)
