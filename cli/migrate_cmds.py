@@ -181,9 +181,8 @@ def run(
     skip_preflight: bool,
     abandon_packages: tuple[str, ...],
 ) -> None:
-    """Apply the reviewed plan of PHASE for ACADEMY (from `trustfold plan`), after checking that the tenants
-    and mapping still give the same steps (exit 1 with the differences if not). Journaled and resumable:
-    run it again after any interruption."""
+    """Apply the reviewed plan of PHASE for ACADEMY (from `trustfold plan`) once the tenants and mapping
+    still give its steps (else exit 1 with the differences). Journaled: after any interruption, run again."""
     _check_run_options(write_budget, sharepoint_budget, replan, plan_number)
     options = RunOptions(
         PlanOptions(scan_age, propagate_deletes),

@@ -50,6 +50,9 @@ def test_one_bad_name_fails_alone_hostile_names_import_and_deletes_happen(bulk_h
     # Only the file SharePoint cannot carry fails, named with its character (old code: PackagingError
     # aborted the whole run; the `%` folder failed its package with a 404 lookup).
     assert code == 1 and len(failed) == 1 and "U+FFFE" in failed[0] and "bad" in failed[0], failed
+    with sqlite3.connect(w.state) as db:
+        found = db.execute("SELECT display, message FROM file_findings WHERE kind = 'unsupported-name'")
+        assert [(d, "U+FFFE NONCHARACTER" in m) for d, m in found] == [(BAD, True)]
     target = next(d for d in w.drives(TARGET).values() if any(p.startswith("pct%20folder") for p in d))
     for path in HOSTILE:
         assert path in target, (path, sorted(p for p in target if "%" in p or "'" in p))
@@ -136,3 +139,5 @@ def test_corrupt_secrets_file_is_bad_input_and_left_as_it_is(bulk_hillside: Worl
     assert len(lines) == 1 and str(secrets) in lines[0] and "corrupt" in lines[0], proc.stderr
     assert secrets.read_bytes() == before
     assert secrets.stat().st_mode & 0o777 == 0o600  # tightened on open, never left loosened
+    other = w.cli("run", "hillside", "--phase", "users", "--replan", "--abandon-package", "p1", check=False)
+    assert other.returncode == 2 and "--abandon-package is for --phase files" in other.stderr, other.stderr

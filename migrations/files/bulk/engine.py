@@ -63,20 +63,30 @@ class BulkEngine:
     async def copy_steps(self, steps: list[Step], concurrency: int, progress: Callable[[], None]) -> None:
         """PACKAGES_AT_ONCE packages at a time, whatever the run's concurrency: each is a SharePoint job."""
         handled = await reattach(self.ctx, progress)
-        todo = []
+        todo, unnameable = [], []
         for s in steps:
             if s.key in handled:
                 continue
             bad = path_problems(s.args["path"])
             if bad:
-                # One item SharePoint cannot carry fails alone, named with its characters (a finding), and
-                # never reaches a package: the rest of its package, and the run's deletes, go on.
-                message = (
-                    f"the name holds {', '.join(bad)}, which SharePoint and the Migration API cannot carry"
-                )
-                finish(self.ctx, s, Outcome("failed", None, {}, message), progress)
-                continue
-            todo.append(s)
+                unnameable.append((s, f"the name holds {', '.join(bad)}, which SharePoint cannot carry"))
+            else:
+                todo.append(s)
+        if unnameable:
+            # One item SharePoint cannot carry fails alone, named with its characters (a finding in the
+            # report), and never reaches a package: the rest of its package, and the run's deletes, go on.
+            with self.ctx.store.tx() as tx:
+                tx.executemany(
+                    "INSERT OR REPLACE INTO file_findings "
+                    "(academy, kind, object_id, display, message, handling) VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (self.ctx.code, "unsupported-name", s.args["source_id"], s.args["path"], why,
+                         "not copied; rename it at source and run again")
+                        for s, why in unnameable
+                    ],
+                )  # fmt: skip
+            for s, why in unnameable:
+                finish(self.ctx, s, Outcome("failed", None, {}, why), progress)
         sem = asyncio.Semaphore(PACKAGES_AT_ONCE)
 
         async def one(p: list[Step]) -> None:

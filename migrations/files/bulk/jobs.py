@@ -166,7 +166,8 @@ async def follow(
             await asyncio.sleep(pause)
             pause = min(pause * 1.5, most)
             continue
-        heard, pause = time.monotonic(), 0.05
+        # Events come in bursts (one JobProgress a batch of objects): ask again soon, not at once.
+        heard, pause = time.monotonic(), 0.05 if ctx.rehearsal else 2.0
         for raw in logs:
             ev = json.loads(raw)
             if str(ev.get("JobId", job)).lower() != job.lower():
