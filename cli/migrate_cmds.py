@@ -162,6 +162,13 @@ def plan(
     "to 24 hours) before it stops at waiting-for-removal; run again later.",
 )
 @click.option("--skip-preflight", is_flag=True, help="Start even when preflight checks for the phase fail.")
+@click.option(
+    "--abandon-package",
+    "abandon_packages",
+    multiple=True,
+    metavar="ID",
+    help="files: give up a submitted Migration API package (its files fail now and are planned again).",
+)
 @pass_app
 def run(
     app: AppContext,
@@ -181,6 +188,7 @@ def run(
     licence_wait: float,
     lag_tolerance: float,
     skip_preflight: bool,
+    abandon_packages: tuple[str, ...],
 ) -> None:
     """Apply the reviewed plan of PHASE for ACADEMY (from `trustfold plan`) once the tenants and mapping still
     give the same steps (exit 1 with the differences if not). Journaled: run again after any interruption."""
@@ -198,6 +206,7 @@ def run(
         dns_wait=dns_wait,
         removal_wait=removal_wait,
         skip_preflight=skip_preflight,
+        abandon_packages=abandon_packages,
         say=view.say,
     )
     outcome = migrate.run(app, academy, phase, options, progress=view.progress)

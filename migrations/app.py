@@ -265,6 +265,8 @@ def run(
     a new one; behind the preflight gate and the run lock. A dry run returns the plan and changes nothing."""
     site.trust().academy(academy)
     handler = get_phase(phase)
+    if options.abandon_packages:
+        _check_abandon(site, academy, phase, options.abandon_packages)
     gate_in_run = not options.skip_preflight and not options.dry_run and phase not in GATED_BEFORE_RUN
 
     async def go(env: PhaseEnv) -> tuple[Plan, PhaseRun | None]:
@@ -304,6 +306,25 @@ def run(
         {**result.counts, "digest": p.digest},
     )
     return RunOutcome(academy, phase, p, result)
+
+
+def _check_abandon(site: Site, academy: str, phase: str, ids: tuple[str, ...]) -> None:
+    """`--abandon-package`: bad input (exit 2, nothing changed) unless each id is an unfinished Migration API
+    package of this academy's files phase."""
+    from trust import ConfigError
+
+    if phase != "files":
+        raise ConfigError("command line", "--abandon-package is for --phase files", field="--abandon-package")
+    store = site.store()
+    for pid in ids:
+        row = store.rows(
+            "SELECT state FROM bulk_packages WHERE academy = ? AND package_id = ?", (academy, pid)
+        )
+        if not row or row[0]["state"] in ("done", "abandoned"):
+            what = "is already settled" if row else "is not one of its Migration API packages"
+            raise ConfigError(
+                "command line", f"package {pid!r} {what} (academy {academy})", field="--abandon-package"
+            )
 
 
 # ---- verify, rollback, status --------------------------------------------------------------------------

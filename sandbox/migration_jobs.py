@@ -8,6 +8,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -249,4 +250,47 @@ async def _run(world: World, svc: MigrationService, job: Job) -> None:
             "FilesCreatedIrrespectiveOfVersions": created,
             "BytesProcessedOnlyCurrentVersion": nbytes,
         },
+    )
+
+
+# ---- GetMigrationJobProgress (migration-job-progress-api-reference) --------------------------------------
+_PROGRESS_ARGS = re.compile(
+    r"^\(\s*jobId\s*=\s*'\s*([0-9a-fA-F-]{36})\s*'\s*,\s*nextToken\s*=\s*'?([0-9]+)'?\s*\)$"
+)
+JOB_NOT_FOUND = "-2147213145"
+
+
+def job_progress(svc: MigrationService, rest: str, tenant: str, verbose: bool) -> Response:
+    """`GET site/GetMigrationJobProgress(jobId='{jobId}',nextToken=0)`: the job's status events after the
+    token, and the token to ask with next (the same token when nothing is new; idempotent for a finished
+    job). An unknown job (or another tenant's) is a 500 "Job not found", -2147213145, which the page says not
+    to retry. Verbose JSON (the page's Accept) wraps the result in d/GetMigrationJobProgress."""
+    m = _PROGRESS_ARGS.match(rest[len("site/GetMigrationJobProgress") :])
+    if m is None:
+        return JSONResponse(
+            {"odata.error": {"code": "-1, Microsoft.SharePoint.Client.InvalidClientQueryException",
+                             "message": {"lang": "en-US", "value": "jobId and nextToken are required."}}},
+            400,
+        )  # fmt: skip
+    job = svc.jobs.get(m.group(1).lower())
+    if job is None or job.tenant != tenant:
+        return JSONResponse(
+            {"error": {"code": f"{JOB_NOT_FOUND}, Microsoft.SharePoint.SPException",
+                       "message": {"lang": "en-US", "value": "Job not found"}}},
+            500,
+        )  # fmt: skip
+    start = min(int(m.group(2)), len(job.log))
+    logs, token = job.log[start:], str(len(job.log))
+    if not verbose:
+        return JSONResponse({"Logs": logs, "NextToken": token})
+    return JSONResponse(
+        {
+            "d": {
+                "GetMigrationJobProgress": {
+                    "Logs": {"__metadata": {"type": "Collection(Edm.String)"}, "results": logs},
+                    "NextToken": token,
+                    "__metadata": {"type": "SP.MigrationJobProgress"},
+                }
+            }
+        }
     )

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox.drives_state import GraphError as DriveError
-from sandbox.migration_jobs import create_job
+from sandbox.migration_jobs import create_job, job_progress
 from sandbox.migration_package import PackageRefused
 from sandbox.migration_service import NONE, configure, guid, item_guid, service
 from sandbox.migration_storage import provision_containers, provision_queue
@@ -129,8 +129,13 @@ async def _api(request: Request) -> Response:
         if request.method == "GET" and op in (
             "web/GetFolderByServerRelativeUrl",
             "web/GetFileByServerRelativeUrl",
+            "web/GetFolderByServerRelativePath",
+            "web/GetFileByServerRelativePath",
         ):
-            return _by_url(site, rest, "GetFolder" in op)
+            return _by_url(site, rest, "GetFolder" in op, decoded=op.endswith("Path"))
+        if request.method == "GET" and op == "site/GetMigrationJobProgress":
+            verbose = "odata=verbose" in request.headers.get("accept", "")
+            return job_progress(service(world), rest, site.tenant.id, verbose)
         if request.method != "POST":
             return _error(
                 405, "-1, Microsoft.SharePoint.Client.InvalidClientQueryException", "Method not allowed."
@@ -140,6 +145,9 @@ async def _api(request: Request) -> Response:
         if op == "site/ProvisionMigrationContainers":
             return JSONResponse(await asyncio.to_thread(provision_containers, svc))
         if op == "site/ProvisionMigrationQueue":
+            if not svc.queues:
+                return _error(404, "-1, Microsoft.SharePoint.Client.InvalidClientQueryException",
+                              "Method ProvisionMigrationQueue is not offered.")  # fmt: skip
             return JSONResponse(await asyncio.to_thread(provision_queue, svc))
         if op == "site/GetMigrationJobStatus":
             job = svc.jobs.get(str(body.get("id") or body.get("MigrationJobId") or "").lower())
@@ -151,9 +159,38 @@ async def _api(request: Request) -> Response:
     return _error(404, "-1, Microsoft.SharePoint.Client.InvalidClientQueryException", f"No such method: {op}")
 
 
-def _by_url(site: Site, rest: str, folder: bool) -> Response:
-    arg = rest.partition("(")[2].rpartition(")")[0].strip("'").replace("''", "'")
-    path = unquote(arg)
+def odata_string(text: str) -> str:
+    """An OData string literal's value: quoted in single quotes, a quote inside doubled. A lone quote inside
+    ends the literal early, which SharePoint refuses as a malformed expression (400)."""
+    text = text.strip()
+    if len(text) < 2 or text[0] != "'" or text[-1] != "'" or "'" in text[1:-1].replace("''", ""):
+        raise _BadLiteral(text)
+    return text[1:-1].replace("''", "'")
+
+
+class _BadLiteral(Exception):
+    pass
+
+
+def _by_url(site: Site, rest: str, folder: bool, *, decoded: bool) -> Response:
+    """GetFolder/GetFileByServerRelativeUrl and ...ByServerRelativePath (supporting-and-in-file-and-folder-
+    with-the-resourcepath-api): `rest` is the path as the HTTP layer decoded it once. The ResourcePath form
+    (`decodedUrl='...'`) takes the literal as the decoded path; the string form "assumes that % and #
+    characters in a path imply that the URL has been encoded", so it decodes again and a `#` ends the path:
+    a name holding `%` or `#` cannot be reached through it."""
+    arg = rest.partition("(")[2].rpartition(")")[0]
+    if decoded:
+        name, eq, arg = arg.partition("=")
+        if not eq or name.strip().lower() != "decodedurl":
+            return _error(400, "-1, Microsoft.SharePoint.Client.InvalidClientQueryException",
+                          "The expression is not valid: decodedUrl is required.")  # fmt: skip
+    try:
+        path = odata_string(arg)
+    except _BadLiteral:
+        return _error(400, "-1, Microsoft.SharePoint.Client.InvalidClientQueryException",
+                      "The expression is not valid: a string literal is malformed.")  # fmt: skip
+    if not decoded:
+        path = unquote(path.split("#", 1)[0])
     base = f"{site.web_url}/{site.list_url}"
     if not (path == base or path.startswith(base + "/")):
         return _error(404, "-2147024894, System.IO.FileNotFoundException", "File Not Found.")
@@ -163,6 +200,9 @@ def _by_url(site: Site, rest: str, folder: bool) -> Response:
     except DriveError:
         return _error(404, "-2147024894, System.IO.FileNotFoundException", "File Not Found.")
     if bool(item.get("_folder")) != folder:
+        return _error(404, "-2147024894, System.IO.FileNotFoundException", "File Not Found.")
+    if not decoded and ("%" in path or "#" in path):
+        # Whatever the encoding, the string APIs do not reach such names (the page: use ResourcePath).
         return _error(404, "-2147024894, System.IO.FileNotFoundException", "File Not Found.")
     return JSONResponse({"UniqueId": item_guid(item), "ServerRelativeUrl": path, "Name": item["name"]})
 
@@ -180,6 +220,7 @@ async def _configure(request: Request) -> Response:
             key=str(body["key"]),
             rate=float(body.get("rate") or 200.0),
             ca_file=str(body["ca_file"]) if body.get("ca_file") else None,
+            queues=bool(body.get("queues", True)),
         )
     except (KeyError, ValueError) as exc:
         return JSONResponse({"error": f"bad migration storage settings: {exc}"}, 400)

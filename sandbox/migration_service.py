@@ -32,6 +32,7 @@ class Job:
     verify: str | bool = True  # TLS verification for the report queue (a rehearsal's CA file over HTTPS)
     state: int = QUEUED
     events: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)  # every event as GetMigrationJobProgress returns it (JSON)
 
 
 @dataclass
@@ -50,6 +51,10 @@ class MigrationService:
     worker: asyncio.Task[None] | None = None
     paused: bool = False  # tests hold queued jobs (e.g. to tamper with a staged package first)
     imports: dict[str, int] = field(default_factory=dict)  # "<drive id>/<url>" -> times imported
+    # Report queues are being retired (migration-azure: "Deprecation is planned for the second half of
+    # 2026"): a rehearsal of the world after that offers none, and jobs are followed only through
+    # GetMigrationJobProgress.
+    queues: bool = True
 
 
 def service(world: World) -> MigrationService:
@@ -69,6 +74,7 @@ def configure(
     key: str,
     rate: float = 200.0,
     ca_file: str | None = None,
+    queues: bool = True,
 ) -> None:
     """Give the sandbox's SharePoint its own storage (Azurite): loopback only; over HTTPS, verified against
     `ca_file`."""
@@ -78,6 +84,7 @@ def configure(
     svc = service(world)
     svc.blob_url, svc.queue_url, svc.account, svc.key, svc.rate = blob_url, queue_url, account, key, rate
     svc.verify = ca_file or True
+    svc.queues = queues
 
 
 # ---- ids SharePoint would show -------------------------------------------------------------------------

@@ -88,6 +88,7 @@ def post_event(job: Job, event: str, fields: dict[str, Any]) -> None:
     }
     record.update({k: str(v) for k, v in fields.items()})
     job.events.append(event)
+    job.log.append(json.dumps(record))  # GetMigrationJobProgress's Logs hold the same, unencrypted
     if not job.queue:
         return
     from azure.storage.queue import QueueClient

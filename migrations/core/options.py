@@ -37,6 +37,8 @@ class RunOptions:
     dns_wait: int = 60  # domain: seconds to keep polling verification
     removal_wait: int = 60  # domain: seconds one run waits for the legacy tenant's removal, then checkpoints
     skip_preflight: bool = False
+    # files: Migration API packages to give up (their steps fail, staging cleaned, the next run re-plans)
+    abandon_packages: tuple[str, ...] = ()
     say: Callable[[str], None] | None = None  # domain: what the operator must do now (publish a record)
 
 
@@ -59,6 +61,7 @@ def phase_options(
             "say": run.say,
             "lag_tolerance": run.lag_tolerance,
             "licence_wait": run.licence_wait,
+            "abandon_packages": run.abandon_packages,
         }
     if plan is not None:
         options.update(scan_age=plan.scan_age, propagate_deletes=plan.propagate_deletes)

@@ -6,6 +6,7 @@ executor."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from migrations.files.transfer import Counters
 from migrations.graph.client import TenantConnection
 from migrations.graph.sharepoint_window import SharePointBudget
 from migrations.safety.private import tighten
+from trust import ConfigError
 from trust.model import FilesView
 
 log = logging.getLogger("trustfold.files.engine")
@@ -118,6 +120,7 @@ def migration_api(
             tally=tally,
             cleanup_after_verify=env.academy.files.staging_cleanup == "after-verify",
             rehearsal=bool(conns.graph_url),
+            silence_s=_silence_s(),
         )
     )
 
@@ -128,6 +131,13 @@ class EngineChoice:
 
     def __init__(self, files: FilesView, graph: CopyEngine, migration_api: Callable[[], CopyEngine]) -> None:
         self.files, self.graph, self.build = files, graph, migration_api
+
+    async def abandon(self, packages: tuple[str, ...], progress: Callable[[], None]) -> set[str]:
+        """Give up the named Migration API packages (`run --abandon-package`); the step keys they held."""
+        api = self.build()
+        if not hasattr(api, "abandon"):
+            return set()  # no staging reachable: NoStaging has no packages to give up
+        return set(await api.abandon(packages, progress))
 
     def assign(self, copies: list[Step]) -> list[tuple[CopyEngine, list[Step]]]:
         """Each engine with the copy steps it carries out, in the order they run: the Graph engine's first.
@@ -147,3 +157,23 @@ class EngineChoice:
             return [(self.graph, copies)]
         keys = {s.key for s in bulk}
         return [(self.graph, [s for s in copies if s.key not in keys]), (api, bulk)]
+
+
+SILENCE_ENV = "TRUSTFOLD_BULK_SILENCE_S"
+
+
+def _silence_s() -> float:
+    """Seconds a Migration API job may give no progress before its package fails for the run (default an
+    hour: SharePoint queues jobs without an SLA); a rehearsal sets it short to exercise the bound."""
+    raw = os.environ.get(SILENCE_ENV)
+    if not raw:
+        return 3600.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 7 * 86400:
+        raise ConfigError(
+            "environment", f"{raw!r} is not a number of seconds (0 to 7 days)", field=SILENCE_ENV
+        )
+    return value

@@ -393,7 +393,13 @@ class _Ops:
         by_op: dict[str, list[Step]] = {}
         for s in steps:
             by_op.setdefault(s.op, []).append(s)
-        engines = self.engines.assign(by_op.get("copy", []))
+        copies = by_op.get("copy", [])
+        abandon = tuple(self.env.options.get("abandon_packages") or ())
+        if abandon:
+            # Before anything is copied: a given-up package's files wait for the next run's plan.
+            given_up = await self.engines.abandon(abandon, progress)
+            copies = [s for s in copies if s.key not in given_up]
+        engines = self.engines.assign(copies)
         for drive in {s.args["target_drive"] for s in steps} - set(self.state.trees):
             self.state.trees[drive] = await read_target(self.target, self.budget, {"id": drive})
         folders = by_op.get("mkdir", []) + [s for s in by_op.get("move", []) if s.args["folder"]]

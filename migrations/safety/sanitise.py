@@ -145,7 +145,13 @@ class TerminalFilter(logging.Filter):
 def _label(ch: str) -> str:
     name = unicodedata.name(ch, "")
     if not name:
-        name = "DELETE" if ch == "\x7f" else "CONTROL CHARACTER"
+        kind = unicodedata.category(ch)
+        name = (
+            "DELETE" if ch == "\x7f"
+            else "CONTROL CHARACTER" if kind == "Cc"
+            else "SURROGATE" if kind == "Cs"
+            else "NONCHARACTER"
+        )  # fmt: skip
     return f"U+{ord(ch):04X} {name}"
 
 
@@ -168,3 +174,43 @@ def clean_name(name: str, *, replacement: str = "_") -> str:
 
 
 NAME_RULE = "bidirectional and zero-width characters removed, control characters replaced with _"
+
+
+# ---- XML (the Migration API's manifests) ------------------------------------------------------------------
+# XML 1.0's Char production leaves out C0 controls but tab, newline and carriage return, the surrogates and
+# U+FFFE / U+FFFF; the Migration API decodes no escape (a character reference to them is itself invalid XML).
+XML_FORBIDDEN = frozenset(
+    [chr(c) for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)]
+    + [chr(c) for c in range(0xD800, 0xE000)]
+    + ["\ufffe", "\uffff"]
+)
+# What SharePoint will not take in a file or folder name although XML could carry it: the same controls (it
+# refuses tab, newline and carriage return in names too) and DEL.
+NAME_FORBIDDEN_IN_SHAREPOINT = XML_FORBIDDEN | {"\t", "\n", "\r", "\x7f"}
+_XML_FORBIDDEN_RE = re.compile(
+    "["
+    + "".join(re.escape(c) for c in sorted(XML_FORBIDDEN - {chr(c) for c in range(0xD800, 0xE000)}))
+    + "\ud800-\udfff]"
+)
+
+
+def path_problems(path: str) -> list[str]:
+    """The characters of a file or folder path that neither a Migration API manifest nor SharePoint can
+    carry, each once, labelled like `name_problems`: an item holding any is failed with them as its finding
+    (it cannot be renamed silently: the target's name would no longer be the source's)."""
+    seen: dict[str, None] = {}
+    for ch in path:
+        if ch in NAME_FORBIDDEN_IN_SHAREPOINT:
+            seen.setdefault(ch)
+    return [_label(ch) for ch in seen]
+
+
+def xml_text(value: str, *, replacement: str = "_") -> str:
+    """An untrusted value (a display name) as manifest XML may carry it and a reader sees it: `clean_name`
+    (bidi and zero-width characters removed, controls replaced) and every character XML 1.0 cannot carry
+    replaced."""
+    return _XML_FORBIDDEN_RE.sub(replacement, clean_name(value, replacement=replacement))
+
+
+def xml_forbidden(value: str) -> bool:
+    return _XML_FORBIDDEN_RE.search(value) is not None

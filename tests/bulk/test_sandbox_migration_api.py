@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -185,3 +187,95 @@ def test_sas_rights_and_containers_are_checked_at_job_creation(sp: dict[str, Any
         },
     )
     assert wrong_web.status_code == 400 and "gWebId" in wrong_web.text
+
+
+def _own_job(client: httpx.Client, azurite: Azurite) -> str:
+    """A plain package staged in containers of our own (account-key SAS with the documented rights) and a
+    job created for it WITHOUT a report queue: the way after queues are retired."""
+    svc = BlobServiceClient(
+        azurite.blob_url, credential={"account_name": azurite.account, "account_key": azurite.key}
+    )
+    short = uuid.uuid4().hex[:12]
+    uris = {}
+    for label, perm in (
+        ("c", {"read": True, "list": True}),
+        ("m", {"read": True, "list": True, "write": True}),
+    ):
+        name = f"prog-{short}-{label}"
+        svc.create_container(name)
+        sig = generate_container_sas(
+            azurite.account, name, account_key=azurite.key, permission=ContainerSasPermissions(**perm),
+            expiry=datetime.now(UTC) + timedelta(hours=1),
+        )  # fmt: skip
+        uris[label] = f"{azurite.blob_url}/{name}?{sig}"
+    for name, data in _package(client).items():
+        blob = svc.get_container_client(f"prog-{short}-{'c' if name.endswith('.dat') else 'm'}")
+        b = blob.get_blob_client(name)
+        b.upload_blob(data)
+        b.create_snapshot()
+    web = client.get("/web").json()["Id"]
+    body = {"gWebId": web, "azureContainerSourceUri": uris["c"], "azureContainerManifestUri": uris["m"]}
+    job = client.post("/site/CreateMigrationJob", json=body)
+    assert job.status_code == 200, job.text
+    return str(job.json()["value"])
+
+
+VERBOSE = {"Accept": "application/json;odata=verbose"}
+
+
+def test_job_progress_pages_events_by_token_without_a_queue(sp: dict[str, Any], azurite: Azurite) -> None:
+    """migration-job-progress-api-reference: `GET .../_api/site/GetMigrationJobProgress(jobId='{jobId}',
+    nextToken=0)` returns `d.GetMigrationJobProgress.Logs.results` (each event a JSON string: JobQueued,
+    JobStart, JobProgress, JobError, JobEnd) and `NextToken`, the same token and no logs when nothing is new;
+    requests are idempotent for a completed job; an unknown job is 500 with internal code -2147213145."""
+    client = sp["client"]
+    job = _own_job(client, azurite)
+    token_, events, deadline = "0", [], time.monotonic() + 60
+    while not any(e["Event"] == "JobEnd" for e in events):
+        assert time.monotonic() < deadline, events
+        r = client.get(f"/site/GetMigrationJobProgress(jobId='{job}',nextToken={token_})", headers=VERBOSE)
+        assert r.status_code == 200, r.text
+        got = r.json()["d"]["GetMigrationJobProgress"]
+        assert got["__metadata"]["type"] == "SP.MigrationJobProgress"
+        events += [json.loads(x) for x in got["Logs"]["results"]]
+        token_ = got["NextToken"]
+        time.sleep(0.05)
+    kinds = [e["Event"] for e in events]
+    assert kinds[0] == "JobQueued" and "JobStart" in kinds and kinds[-1] == "JobEnd"
+    assert {e["JobId"] for e in events} == {job}
+    assert next(e for e in events if e["Event"] == "JobEnd")["FilesCreated"] == "1"
+    again = client.get(f"/site/GetMigrationJobProgress(jobId='{job}',nextToken={token_})", headers=VERBOSE)
+    quiet = again.json()["d"]["GetMigrationJobProgress"]
+    assert quiet["Logs"]["results"] == [] and quiet["NextToken"] == token_
+    first = client.get(f"/site/GetMigrationJobProgress(jobId='{job}',nextToken=0)", headers=VERBOSE).json()
+    assert [json.loads(x) for x in first["d"]["GetMigrationJobProgress"]["Logs"]["results"]] == events
+    unknown = client.get(
+        f"/site/GetMigrationJobProgress(jobId='{uuid.uuid4()}',nextToken=0)", headers=VERBOSE
+    )
+    assert unknown.status_code == 500 and unknown.json()["error"]["code"].startswith("-2147213145")
+
+
+def test_folder_lookups_decode_paths_as_sharepoint_does(sp: dict[str, Any]) -> None:
+    """supporting-and-in-file-and-folder-with-the-resourcepath-api: the string APIs
+    (GetFolderByServerRelativeUrl) "assume that % and # characters in a path imply that the URL has been
+    encoded", so names holding them are reached only through
+    `GetFolderByServerRelativePath(decodedUrl='...')`, which takes the (once HTTP-decoded) literal as the
+    path. Inside an OData string literal a quote is doubled; a lone one is a malformed expression (400)."""
+    url, client = sp["url"], sp["client"]
+    g = httpx.Client(base_url=f"{url}/v1.0", headers={"Authorization": f"Bearer {token(url, TARGET)}"})
+    site = next(s for s in g.get("/sites", params={"search": "hillside-staff"}).json()["value"]
+                if s["name"] == "hillside-staff")  # fmt: skip
+    drive = g.get(f"/sites/{site['id']}/drive").json()["id"]
+    names = ["pct%20folder", "it's #1", "100% done", "a%41b"]
+    for n in names:
+        made = g.post(f"/drives/{drive}/root/children", json={"name": n, "folder": {}})
+        assert made.status_code == 201, made.text
+    for n in names:
+        literal = quote("'" + f"{SITE}/Shared Documents/{n}".replace("'", "''") + "'", safe="/'")
+        by_path = client.get(f"/web/GetFolderByServerRelativePath(decodedUrl={literal})")
+        assert by_path.status_code == 200 and by_path.json()["Name"] == n, (n, by_path.text)
+        by_url = client.get(f"/web/GetFolderByServerRelativeUrl({literal})")
+        assert by_url.status_code == 404, (n, by_url.text)  # the string API cannot reach % or # names
+    lone = quote(f"'{SITE}/Shared Documents/it's #1'", safe="/'")
+    assert client.get(f"/web/GetFolderByServerRelativePath(decodedUrl={lone})").status_code == 400
+    g.close()

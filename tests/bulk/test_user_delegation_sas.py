@@ -34,6 +34,7 @@ from tests.bulk.conftest import BulkCli, require_azurite, start
 from tests.bulk.test_sandbox_migration_api import SITE, _package
 from tests.bulk.tls import loopback_tls
 from tests.identity.conftest import CONFIG, TARGET, bootstrapped
+from trust import ConfigError
 
 
 class OperatorToken:
@@ -120,6 +121,8 @@ def test_user_delegation_sas_stages_a_package_sharepoint_imports(azurite_tls: Az
     for uri, rights in ((src, "rl"), (man, "rwl")):
         q = {k: v[0] for k, v in parse_qs(urlsplit(uri).query).items()}
         assert q["skoid"] == "0b0e0b0e-0000-4000-8000-000000000002" and q["sktid"] and q["sp"] == rights
+        # Issue #23 finding 13: the SAS is usable over HTTPS only (Azure Storage refuses it over HTTP).
+        assert q["spr"] == "https", uri
         # The key expires within 7 days of now, as Azure requires (Azurite does not check it), with a margin.
         key_expiry = datetime.fromisoformat(q["ske"].replace("Z", "+00:00"))
         assert timedelta(days=6) < key_expiry - datetime.now(UTC) < timedelta(days=7) - timedelta(minutes=5)
@@ -188,6 +191,17 @@ def test_rehearsal_run_stages_with_user_delegation_sas(tmp_path: Path, azurite_t
         for job in svc.jobs.values():
             for uri in (job.source, job.manifest):
                 q = parse_qs(urlsplit(uri).query)
-                assert q["skoid"] and q["sktid"] and q["skv"], uri
+                assert q["skoid"] and q["sktid"] and q["skv"] and q["spr"] == ["https"], uri
         verify = json.loads(cli("verify", "hillside", "--json", check=False).stdout)["files"]
         assert verify["differences"] == [] and verify["matched"] == verify["files"] - 1  # oversized video
+
+
+def test_sas_protocol_is_https_but_for_the_loopback_http_rehearsal() -> None:
+    """Issue #23 finding 13: every SAS trustfold signs says spr=https; only the account-key rehearsal on a
+    loopback Azurite over plain HTTP (which own_staging allows nowhere else) may say "https,http"."""
+    assert OwnStaging("https://acct.blob.core.windows.net", OperatorToken()).protocol() == "https"
+    key = {"rehearsal_key": "a2V5"}
+    assert OwnStaging("https://127.0.0.1:10000/devstoreaccount1", {}, **key).protocol() == "https"
+    assert OwnStaging("http://127.0.0.1:10000/devstoreaccount1", {}, **key).protocol() == "https,http"
+    with pytest.raises(ConfigError):
+        OwnStaging("http://storage.example.org/acct", {}, **key).protocol()

@@ -38,6 +38,9 @@ class BulkContext:
     tally: Callable[[Step, Outcome], None]  # counts a settled step in the run's tallies
     cleanup_after_verify: bool  # policy `staging.cleanup`
     rehearsal: bool  # against the sandbox: the report queue is polled faster
+    # How long a submitted job may give no progress before its package is failed for this run (the next run
+    # checks it again; `--abandon-package` gives it up).
+    silence_s: float = 3600.0
     finished: set[str] = field(default_factory=set)  # step keys settled this run
 
     @property

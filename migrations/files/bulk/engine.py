@@ -24,6 +24,8 @@ re-attach), verify (the Graph check), ledger (bulk_packages rows, settling steps
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +36,7 @@ from azure.core.exceptions import AzureError
 from migrations.core import killpoints
 from migrations.core.steps import Outcome, Step
 from migrations.files.bulk import crypto
+from migrations.files.bulk import manifest as mf
 from migrations.files.bulk.context import BulkContext
 from migrations.files.bulk.jobs import follow_safely, reattach, submit
 from migrations.files.bulk.ledger import cleanup, fail, finish, save
@@ -42,8 +45,10 @@ from migrations.files.bulk.sharepoint_rest import MigrationApiError
 from migrations.files.bulk.stage import stage_files, stage_manifests
 from migrations.files.bulk.staging import Containers
 from migrations.graph.client import GraphError
+from migrations.safety.sanitise import path_problems
 
 __all__ = ["BulkEngine"]
+log = logging.getLogger("trustfold.files.bulk")
 PACKAGES_AT_ONCE = 4
 
 
@@ -58,7 +63,30 @@ class BulkEngine:
     async def copy_steps(self, steps: list[Step], concurrency: int, progress: Callable[[], None]) -> None:
         """PACKAGES_AT_ONCE packages at a time, whatever the run's concurrency: each is a SharePoint job."""
         handled = await reattach(self.ctx, progress)
-        todo = [s for s in steps if s.key not in handled]
+        todo, unnameable = [], []
+        for s in steps:
+            if s.key in handled:
+                continue
+            bad = path_problems(s.args["path"])
+            if bad:
+                unnameable.append((s, f"the name holds {', '.join(bad)}, which SharePoint cannot carry"))
+            else:
+                todo.append(s)
+        if unnameable:
+            # One item SharePoint cannot carry fails alone, named with its characters (a finding in the
+            # report), and never reaches a package: the rest of its package, and the run's deletes, go on.
+            with self.ctx.store.tx() as tx:
+                tx.executemany(
+                    "INSERT OR REPLACE INTO file_findings "
+                    "(academy, kind, object_id, display, message, handling) VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (self.ctx.code, "unsupported-name", s.args["source_id"], s.args["path"], why,
+                         "not copied; rename it at source and run again")
+                        for s, why in unnameable
+                    ],
+                )  # fmt: skip
+            for s, why in unnameable:
+                finish(self.ctx, s, Outcome("failed", None, {}, why), progress)
         sem = asyncio.Semaphore(PACKAGES_AT_ONCE)
 
         async def one(p: list[Step]) -> None:
@@ -66,6 +94,33 @@ class BulkEngine:
                 await self._package(p, progress)
 
         await asyncio.gather(*(one(p) for p in packages(todo)))
+
+    async def abandon(self, ids: tuple[str, ...], progress: Callable[[], None]) -> set[str]:
+        """`run --abandon-package`: each named package's steps journaled failed with the reason, its staging
+        cleaned per policy and its row kept as 'abandoned' (never re-attached); returns the step keys, which
+        this run leaves alone and the next run plans again."""
+        keys: set[str] = set()
+        for pid in ids:
+            rows = self.ctx.store.rows(
+                "SELECT * FROM bulk_packages WHERE academy = ? AND package_id = ? "
+                "AND state NOT IN ('done', 'abandoned')",
+                (self.ctx.code, pid),
+            )
+            for r in rows:
+                data = json.loads(r["data"])
+                steps = [Step(s["key"], s["op"], s["args"]) for s in data["steps"]]
+                job = f" (job {r['job_id']})" if r["job_id"] else ""
+                log.warning("package %s%s abandoned by the operator", pid, job)
+                fail(
+                    self.ctx,
+                    steps,
+                    f"Migration API package {pid}{job} abandoned by the operator (--abandon-package); "
+                    "the next run plans these files again",
+                    progress,
+                )
+                await cleanup(self.ctx, pid, data, state="abandoned")
+                keys |= {s.key for s in steps}
+        return keys
 
     # ---- package lifecycle ---------------------------------------------------------------------------------
     async def _package(self, steps: list[Step], progress: Callable[[], None]) -> None:
@@ -81,7 +136,8 @@ class BulkEngine:
         data: dict[str, Any] = {"steps": [{"key": s.key, "op": s.op, "args": s.args} for s in steps]}
         try:
             steps = await self._stage(pid, drive, steps, lib, data, progress)
-        except (MigrationApiError, AzureError, GraphError, httpx.HTTPError) as exc:
+        except (MigrationApiError, AzureError, GraphError, httpx.HTTPError, mf.PackagingError) as exc:
+            # A package that cannot be staged fails its own steps, never the run.
             fail(ctx, steps, f"Migration API staging: {exc}", progress)
             await cleanup(ctx, pid, data)
             return
@@ -140,8 +196,13 @@ class BulkEngine:
             return steps
         data["authors"] = staged
         await stage_manifests(ctx, steps, files, staged, containers, key, lib)
-        queue = await ctx.rest.call("POST", lib.library.site_url, "site/ProvisionMigrationQueue")
-        ctx.secrets.put(pid, queue=queue["JobQueueUri"])
+        try:
+            queue = await ctx.rest.call("POST", lib.library.site_url, "site/ProvisionMigrationQueue")
+        except MigrationApiError as exc:
+            # Report queues are being retired; the job is followed through GetMigrationJobProgress anyway.
+            log.info("no report queue for package %s (%s): following the job by its progress only", pid, exc)
+        else:
+            ctx.secrets.put(pid, queue=queue["JobQueueUri"])
         data["site_url"] = lib.library.site_url
         data["web_id"] = lib.library.web_id
         save(ctx, pid, drive, "staged", data)

@@ -5,11 +5,12 @@ re-attaching after a crash to every job submitted, never submitting one twice.""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from azure.core.exceptions import AzureError
@@ -24,7 +25,9 @@ from migrations.files.bulk.verify import verify
 from migrations.graph.client import GraphError
 
 log = logging.getLogger("trustfold.files.bulk")
-POLL_MAX_S = 5.0  # queue polling backs off to this; a rehearsal (sandbox) polls faster
+# Progress polling backs off to this; a rehearsal (sandbox) polls faster. Microsoft advises polling about
+# every minute for long jobs; a package's first events come within seconds, so the back-off starts small.
+POLL_MAX_S = 60.0
 
 
 async def submit(ctx: BulkContext, pid: str, data: dict[str, Any], containers: Containers, key: bytes) -> str:
@@ -34,8 +37,10 @@ async def submit(ctx: BulkContext, pid: str, data: dict[str, Any], containers: C
         "gWebId": data["web_id"],
         "azureContainerSourceUri": src,
         "azureContainerManifestUri": man,
-        "azureQueueReportUri": ctx.secrets.get(pid)["queue"],
     }
+    queue = ctx.secrets.get(pid).get("queue")
+    if queue:  # only where SharePoint still offers report queues (only landed() reads it)
+        body["azureQueueReportUri"] = queue
     got = await ctx.rest.call("POST", data["site_url"], "site/CreateMigrationJobEncrypted", body)
     return str(got["value"])
 
@@ -51,6 +56,15 @@ async def follow_safely(
 ) -> None:
     try:
         await follow(ctx, pid, drive, data, job, progress)
+    except Silent as exc:
+        left = [s for s in steps if s.key not in ctx.finished]
+        ledger.fail(
+            ctx,
+            left,
+            f"{exc}; the next run checks it again, or give the package up with "
+            f"`trustfold run {ctx.code} --phase files --abandon-package {pid}`",
+            progress,
+        )
     except (AzureError, httpx.HTTPError, GraphError, MigrationApiError) as exc:
         # The job stays journaled as submitted: the next run re-attaches to it, never resubmits.
         left = [s for s in steps if s.key not in ctx.finished]
@@ -63,7 +77,8 @@ async def reattach(ctx: BulkContext, progress: Callable[[], None]) -> set[str]:
     """Settle the packages a killed run left; returns the step keys they hold (not to be packaged again)."""
     handled: set[str] = set()
     rows = ctx.store.rows(
-        "SELECT * FROM bulk_packages WHERE academy = ? AND state != 'done' ORDER BY at", (ctx.code,)
+        "SELECT * FROM bulk_packages WHERE academy = ? AND state NOT IN ('done', 'abandoned') ORDER BY at",
+        (ctx.code,),
     )
     for r in rows:
         pid, data = r["package_id"], json.loads(r["data"])
@@ -93,9 +108,13 @@ async def reattach(ctx: BulkContext, progress: Callable[[], None]) -> set[str]:
 
 
 async def landed(ctx: BulkContext, pid: str) -> str | None:
-    """The job id of a submission whose answer was lost: SharePoint writes JobQueued on acceptance."""
+    """The job id of a submission whose answer was lost: SharePoint writes JobQueued on acceptance. Without
+    a report queue (retired) nothing can tell: None, and the package is submitted again, which imports the
+    same item GUIDs over themselves rather than beside them."""
     from azure.storage.queue import QueueClient
 
+    if not ctx.secrets.get(pid).get("queue"):
+        return None
     q = QueueClient.from_queue_url(ctx.secrets.get(pid)["queue"], connection_verify=ctx.verify)
     key = crypto.unb64(ctx.secrets.get(pid)["key"])
     msgs = await asyncio.to_thread(lambda: list(q.peek_messages(max_messages=32)))
@@ -104,31 +123,55 @@ async def landed(ctx: BulkContext, pid: str) -> str | None:
     return None
 
 
+class Silent(Exception):
+    """A job that gave no progress for the run's bound on silence."""
+
+
+# GetMigrationJobProgress's internal codes (migration-job-progress-api-reference): the job's status is gone,
+# so what it imported can only be read back through Graph.
+JOB_NOT_FOUND, JOB_EXPIRED = "-2147213145", "-2147213146"
+
+
 async def follow(
     ctx: BulkContext, pid: str, drive: str, data: dict[str, Any], job: str, progress: Callable[[], None]
 ) -> None:
-    """Read the job's events until JobEnd, then verify what it imported."""
-    from azure.storage.queue import QueueClient
-
-    q = QueueClient.from_queue_url(ctx.secrets.get(pid)["queue"], connection_verify=ctx.verify)
-    key = crypto.unb64(ctx.secrets.get(pid)["key"])
+    """Read the job's events through GetMigrationJobProgress (report queues are being retired) until JobEnd,
+    then verify what it imported. The token is journaled with the events it covered, so a re-attach reads
+    on from there; a job silent for `ctx.silence_s` raises Silent (never waiting forever)."""
     data.setdefault("errors", {})
     data.setdefault("warnings", {})
+    token = str(data.get("progress_token") or "0")
     pause, ended = 0.05, False
     most = 0.25 if ctx.rehearsal else POLL_MAX_S
+    heard = time.monotonic()
     while not ended:
-        msgs = await asyncio.to_thread(
-            lambda: list(q.receive_messages(max_messages=32, visibility_timeout=60))
-        )
-        if not msgs:
+        try:
+            got = await ctx.rest.call(
+                "GET",
+                data["site_url"],
+                f"site/GetMigrationJobProgress(jobId='{job}',nextToken={quote(token, safe='')})",
+                verbose=True,
+            )
+        except MigrationApiError as exc:
+            if exc.code in (JOB_NOT_FOUND, JOB_EXPIRED):
+                # Nothing more will be told: Graph says what landed; the rest fails and is planned again.
+                log.warning("job %s: %s; checking what it imported through Graph", job, exc)
+                break
+            raise
+        result = got["d"]["GetMigrationJobProgress"]
+        logs = result["Logs"]["results"] if isinstance(result["Logs"], dict) else result["Logs"]
+        if not logs:
+            if time.monotonic() - heard > ctx.silence_s:
+                raise Silent(f"no progress from Migration API job {job} for {ctx.silence_s:.0f} s")
             await asyncio.sleep(pause)
             pause = min(pause * 1.5, most)
             continue
-        pause = 0.05
-        for m in msgs:
-            ev = crypto.decrypt_message(m.content, key)
-            if ev.get("JobId") != job:
-                continue  # another job's event on a shared queue: not ours to consume
+        # Events come in bursts (one JobProgress a batch of objects): ask again soon, not at once.
+        heard, pause = time.monotonic(), 0.05 if ctx.rehearsal else 2.0
+        for raw in logs:
+            ev = json.loads(raw)
+            if str(ev.get("JobId", job)).lower() != job.lower():
+                continue
             kind = str(ev.get("Event"))
             if kind in ("JobError", "JobWarning", "JobFatalError"):
                 bucket = data["warnings" if kind == "JobWarning" else "errors"]
@@ -143,9 +186,6 @@ async def follow(
                 )
                 killpoints.reached("bulk.importing")
             ended = ended or kind == "JobEnd"
-        # Recorded before the messages leave the queue, so a crash loses no error.
+        token = data["progress_token"] = str(result["NextToken"])
         ledger.save(ctx, pid, drive, "imported" if ended else "submitted", data)
-        for m in msgs:
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(q.delete_message, m)
     await verify(ctx, pid, drive, data, progress)

@@ -40,16 +40,16 @@ def fail(ctx: BulkContext, steps: list[Step], message: str, progress: Callable[[
             finish(ctx, s, Outcome("failed", None, {}, message), progress)
 
 
-async def cleanup(ctx: BulkContext, pid: str, data: dict[str, Any]) -> None:
+async def cleanup(ctx: BulkContext, pid: str, data: dict[str, Any], state: str = "done") -> None:
     """Containers go as soon as their import is verified (policy `staging.cleanup`); the landing zone's
-    lifecycle rule deletes whatever a crashed run left behind."""
+    lifecycle rule deletes whatever a crashed run left behind. `state`: 'abandoned' for a package given up."""
     sec = ctx.secrets.get(pid)
     if sec and ctx.cleanup_after_verify:
         with contextlib.suppress(Exception):
             await ctx.staging.delete(Containers(sec["source"], sec["manifest"]))
     with ctx.store.tx() as tx:
         tx.execute(
-            "UPDATE bulk_packages SET state = 'done', at = ? WHERE academy = ? AND package_id = ?",
-            (now(), ctx.code, pid),
+            "UPDATE bulk_packages SET state = ?, at = ? WHERE academy = ? AND package_id = ?",
+            (state, now(), ctx.code, pid),
         )
     ctx.secrets.drop(pid)

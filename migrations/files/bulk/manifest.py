@@ -10,9 +10,10 @@ object of the same package (or the target library's root folder), so the package
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+
+from migrations.safety.sanitise import xml_forbidden
 
 NS = {
     "manifest": "urn:deployment-manifest-schema",
@@ -38,7 +39,6 @@ MAX_PACKAGE_ITEMS = 250
 MAX_PACKAGE_BYTES = 250 * 1024 * 1024
 MAX_FILE_BYTES = 15 * 1024**3
 DOCUMENT_CONTENT_TYPE = "0x0101"
-_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 class PackagingError(ValueError):
@@ -96,7 +96,7 @@ class Package:
 
 
 def _clean(value: str) -> str:
-    if _XML_BAD.search(value):
+    if xml_forbidden(value):  # the last guard: callers sanitise or fail the item before this
         raise PackagingError(f"{value!r} holds a character XML cannot carry")
     return value
 

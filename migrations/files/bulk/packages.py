@@ -13,6 +13,7 @@ from migrations.core.store import StateStore
 from migrations.files.bulk import manifest as mf
 from migrations.files.bulk.context import BulkContext
 from migrations.files.bulk.sharepoint_rest import url_arg
+from migrations.safety.sanitise import xml_text
 
 
 @dataclass
@@ -70,7 +71,9 @@ async def library(ctx: BulkContext, libs: dict[str, Lib], drive: str, paths: lis
             if rel not in lib.folders:
                 server = f"{lib.library.web_url}/{lib.library.list_url}/{rel}"
                 got = await ctx.rest.call(
-                    "GET", lib.library.site_url, f"web/GetFolderByServerRelativeUrl({url_arg(server)})"
+                    "GET",
+                    lib.library.site_url,
+                    f"web/GetFolderByServerRelativePath(decodedUrl={url_arg(server)})",
                 )
                 lib.folders[rel] = got["UniqueId"]
     return lib
@@ -104,7 +107,8 @@ def manifests(
         if mapped is None:
             return None  # unmapped or skipped: SharePoint shows System Account
         if mapped[0] not in users:
-            users[mapped[0]] = mf.User(len(users) + 1, mapped[1], mapped[0])
+            # A source display name is untrusted text: bidi, zero-width and what XML cannot carry go.
+            users[mapped[0]] = mf.User(len(users) + 1, xml_text(mapped[1]), xml_text(mapped[0]))
         return users[mapped[0]].id
 
     pfiles, folders = [], {}

@@ -21,7 +21,12 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 class MigrationApiError(Exception):
-    """SharePoint refused a Migration API call; the message says which and why."""
+    """SharePoint refused a Migration API call; the message says which and why, `code` its internal error
+    code when it gave one (GetMigrationJobProgress: -2147213145 job not found, -2147213146 expired)."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class SharePointRest:
@@ -36,14 +41,23 @@ class SharePointRest:
             return self.graph_url.rstrip("/") + urlsplit(site_url).path
         return site_url.rstrip("/")
 
-    async def call(self, method: str, site_url: str, op: str, body: dict[str, Any] | None = None) -> Any:
+    async def call(
+        self,
+        method: str,
+        site_url: str,
+        op: str,
+        body: dict[str, Any] | None = None,
+        *,
+        verbose: bool = False,
+    ) -> Any:
+        """`verbose`: ask for odata=verbose JSON (GetMigrationJobProgress documents only that form)."""
         host = urlsplit(site_url).netloc
         url = f"{self.base(site_url)}/_api/{op}"
         for attempt in range(1, ATTEMPTS + 1):
             token = await self.credential.get_token(f"https://{host}/.default")
             headers = {
                 "Authorization": f"Bearer {token.token}",
-                "Accept": "application/json;odata=nometadata",
+                "Accept": f"application/json;odata={'verbose' if verbose else 'nometadata'}",
                 "User-Agent": USER_AGENT,
             }
             self.requests += 1
@@ -56,14 +70,23 @@ class SharePointRest:
                 continue
             if resp.status_code >= 400:
                 try:
-                    err = resp.json().get("odata.error", {}).get("message", {}).get("value")
+                    got = resp.json()
+                    detail = got.get("odata.error") or got.get("error") or {}  # light or verbose JSON
                 except ValueError:
-                    err = None
-                raise MigrationApiError(f"{op.split('(')[0]}: {resp.status_code} {err or resp.reason_phrase}")
+                    detail = {}
+                err = (detail.get("message") or {}).get("value")
+                code = str(detail.get("code") or "").split(",")[0].strip() or None
+                raise MigrationApiError(
+                    f"{op.split('(')[0]}: {resp.status_code} {err or resp.reason_phrase}", code
+                )
             return resp.json() if resp.content else {}
         raise MigrationApiError(f"{op}: still throttled after {ATTEMPTS} attempts")
 
 
 def url_arg(server_relative: str) -> str:
-    """A server-relative URL as a REST function argument: quoted, single quotes doubled."""
-    return "'" + quote(server_relative, safe="/").replace("'", "''") + "'"
+    """A decoded server-relative path as an OData string literal in a REST URL: single quotes doubled FIRST
+    (OData's escape inside the literal), then the whole literal percent-encoded for the URL, `%`, `#` and `?`
+    included, which SharePoint's HTTP layer decodes once. Use with the ResourcePath functions
+    (`GetFolderByServerRelativePath(decodedUrl=...)`), which take the decoded path literally: the string
+    ones (`...ByServerRelativeUrl`) guess that a `%` or `#` means an encoded URL and miss such names."""
+    return quote("'" + server_relative.replace("'", "''") + "'", safe="/'")

@@ -68,7 +68,7 @@ async def stage_one(
         # The Migration API overwrites by identity: the same GUID as the item already there.
         server = f"{lib.library.web_url}/{lib.library.list_url}/{a['path']}"
         got = await ctx.rest.call(
-            "GET", lib.library.site_url, f"web/GetFileByServerRelativeUrl({url_arg(server)})"
+            "GET", lib.library.site_url, f"web/GetFileByServerRelativePath(decodedUrl={url_arg(server)})"
         )
         entry["id"] = got["UniqueId"]
     await ctx.budget.acquire(ctx.source.tenant_id, 1)

@@ -108,6 +108,18 @@ class OwnStaging:
             container_url, credential=self.credential, connection_verify=self.verify
         )
 
+    def protocol(self) -> str:
+        """The SAS's `spr`: HTTPS only, so a SAS that leaks can never be replayed in clear text. The one
+        exception is the account-key rehearsal over plain HTTP (Azurite without TLS), which `own_staging`
+        allows only on loopback with a sandbox as Graph: there the SAS says "https,http"."""
+        if self.rehearsal_key is not None and urlsplit(self.account_url).scheme == "http":
+            if urlsplit(self.account_url).hostname not in LOOPBACK:
+                raise ConfigError(
+                    "environment", "a plain-HTTP staging account must be loopback", field=URL_ENV
+                )
+            return "https,http"
+        return "https"
+
     async def job_uris(self, c: Containers) -> tuple[str, str]:
         from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
@@ -128,7 +140,13 @@ class OwnStaging:
         ):
             name = url.rsplit("/", 1)[1]
             sas = generate_container_sas(
-                self.account, name, permission=perm, start=start, expiry=expiry, protocol=None, **signing
+                self.account,
+                name,
+                permission=perm,
+                start=start,
+                expiry=expiry,
+                protocol=self.protocol(),
+                **signing,
             )
             out.append(f"{url}?{sas}")
         return out[0], out[1]
