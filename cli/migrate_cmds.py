@@ -170,14 +170,20 @@ def plan(
     help="files: give up a submitted Migration API package (its files fail now and are planned again).",
 )
 @pass_app
-def run(
-    app: AppContext,
-    academy: str,
-    phase: str,
+def run(app: AppContext, academy: str, phase: str, view: View, **given: Any) -> None:
+    """Apply the reviewed plan of PHASE for ACADEMY (from `trustfold plan`) once the tenants and mapping still
+    give the same steps (exit 1 with the differences if not). Journaled: run again after any interruption."""
+    outcome = migrate.run(app, academy, phase, _run_options(view, **given), progress=view.progress)
+    view.run(outcome)
+    _exit_on(outcome.problem())
+
+
+def _run_options(
+    view: View,
+    *,
     dry_run: bool,
     concurrency: int,
     write_budget: str,
-    view: View,
     scan_age: int,
     sharepoint_budget: str,
     propagate_deletes: bool,
@@ -189,11 +195,10 @@ def run(
     lag_tolerance: float,
     skip_preflight: bool,
     abandon_packages: tuple[str, ...],
-) -> None:
-    """Apply the reviewed plan of PHASE for ACADEMY (from `trustfold plan`) once the tenants and mapping still
-    give the same steps (exit 1 with the differences if not). Journaled: run again after any interruption."""
+) -> RunOptions:
+    """`run`'s options as the application layer takes them (each checked as an argument first)."""
     _check_run_options(write_budget, sharepoint_budget, replan, plan_number)
-    options = RunOptions(
+    return RunOptions(
         PlanOptions(scan_age, propagate_deletes),
         dry_run=dry_run,
         replan=replan,
@@ -209,9 +214,6 @@ def run(
         abandon_packages=abandon_packages,
         say=view.say,
     )
-    outcome = migrate.run(app, academy, phase, options, progress=view.progress)
-    view.run(outcome)
-    _exit_on(outcome.problem())
 
 
 @click.command()

@@ -30,6 +30,9 @@ import httpx
 import pytest
 import yaml
 
+# The picture is taken the way the fixture script took the before-picture (CLI and HTTP only).
+from tests.fixtures.legacy_store.make_fixture import picture
+
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_store"
 TRUSTFOLD = (sys.executable, "-c", "from cli.main import main; main()")  # the console script's entry
 MIGRATED = ("users", "groups", "memberships", "files", "permissions", "domain")
@@ -147,42 +150,6 @@ def operator(tmp_path: Path) -> Iterator[Operator]:
 
 
 # ---- the tenants as the sandbox shows them -----------------------------------------------------------------
-def token(url: str, tenant: str) -> str:
-    r = httpx.post(
-        f"{url}/{tenant}/oauth2/v2.0/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": "00000000-0000-0000-0000-00000000c0de",
-            "client_secret": "sandbox",
-            "scope": "https://graph.microsoft.com/.default",
-        },
-        timeout=30,
-    )
-    r.raise_for_status()
-    return str(r.json()["access_token"])
-
-
-def picture(url: str, tenant: str) -> dict[str, Any]:
-    """What make_fixture.py saved as the "before" picture, read now: snapshot, permissions, sharing."""
-    snap = httpx.get(f"{url}/sandbox/tenants/{tenant}/snapshot", timeout=120).json()
-    perms: dict[str, Any] = {}
-    with httpx.Client(
-        base_url=f"{url}/v1.0", headers={"Authorization": f"Bearer {token(url, tenant)}"}, timeout=60
-    ) as graph:
-        for drive in snap["drives"]["drives"]:
-            for item in drive["items"]:
-                path = f"/drives/{drive['id']}/items/{item['id']}/permissions"
-                for _ in range(30):
-                    r = graph.get(path)
-                    if r.status_code not in (429, 503):
-                        break
-                    time.sleep(float(r.headers.get("Retry-After", "1")))
-                assert r.status_code == 200, r.text
-                perms[f"{drive['id']}/{item['id']}"] = r.json()["value"]
-    sharing = httpx.get(f"{url}/sandbox/tenants/{tenant}/sharing", timeout=30).json()
-    return {"snapshot": snap, "permissions": perms, "sharing": sharing}
-
-
 def by_id(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {o["id"]: o for o in objs}
 
