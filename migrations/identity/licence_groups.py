@@ -21,7 +21,7 @@ from migrations.core.steps import Outcome, Step, UndoStep, register_operation
 from migrations.graph.client import BatchItem, GraphResponse, TenantConnection
 from migrations.identity.context import IdentityContext, marker_value
 from migrations.identity.licence_assign import LicenceAssignment
-from migrations.identity.undo import Reversible, UndoContext, delete_object, maybe
+from migrations.identity.undo import CreatedGroup, Reversible, UndoContext, maybe
 from trust import Academy, Trust
 
 PURPOSES = ("staff", "pupils")
@@ -136,7 +136,7 @@ def plan_group_licensing(
     return steps
 
 
-class EnsureLicenceGroup(Reversible):
+class EnsureLicenceGroup(CreatedGroup):
     """Create the academy's staff/pupils security group, or take the one that exists (outcome 'already')."""
 
     name = "ensure-licence-group"
@@ -170,17 +170,6 @@ class EnsureLicenceGroup(Reversible):
         if resp.status == 200 and existing is not None:
             return Outcome("already", existing.id, {"mail_nickname": step.args["mail_nickname"]})
         return None
-
-    async def reconcile(self, step: Step, ctx: IdentityContext) -> Outcome | None:
-        found = await ctx.find_by_marker("groups", step.args["marker"])
-        return Outcome("done", found["id"], {"reconciled": True}) if found else None
-
-    def describe_undo(self, step: UndoStep) -> str:
-        where = step.target_id or "by provenance marker"
-        return f"delete group '{step.args.get('display_name')}' ({where}){maybe(step)}"
-
-    async def undo(self, step: UndoStep, ctx: UndoContext, found: Callable[[str], None]) -> Outcome:
-        return await delete_object(ctx, "groups", step, found)
 
 
 class AssignGroupLicence(LicenceAssignment, Reversible):

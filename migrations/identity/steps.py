@@ -21,7 +21,14 @@ from migrations.identity.context import (
     new_password,
 )
 from migrations.identity.licence_assign import LicenceAssignment
-from migrations.identity.undo import Reversible, UndoContext, delete_object, licence_with_user, maybe
+from migrations.identity.undo import (
+    CreatedGroup,
+    Reversible,
+    UndoContext,
+    delete_object,
+    licence_with_user,
+    maybe,
+)
 from migrations.safety.redaction import register_secret
 
 log = logging.getLogger("trustfold.identity")
@@ -117,7 +124,7 @@ class AssignLicence(LicenceAssignment, Reversible):
         return licence_with_user(ctx, step) or waiting
 
 
-class CreateGroup(Reversible):
+class CreateGroup(CreatedGroup):
     name = "create-group"
     batchable = True
 
@@ -151,17 +158,6 @@ class CreateGroup(Reversible):
         if resp.status == 201:
             return Outcome("done", resp.body["id"], {"mail_nickname": step.args["mail_nickname"]})
         return None
-
-    async def reconcile(self, step: Step, ctx: IdentityContext) -> Outcome | None:
-        found = await ctx.find_by_marker("groups", step.args["marker"])
-        return Outcome("done", found["id"], {"reconciled": True}) if found else None
-
-    def describe_undo(self, step: UndoStep) -> str:
-        where = step.target_id or "by provenance marker"
-        return f"delete group '{step.args.get('display_name')}' ({where}){maybe(step)}"
-
-    async def undo(self, step: UndoStep, ctx: UndoContext, found: Callable[[str], None]) -> Outcome:
-        return await delete_object(ctx, "groups", step, found)
 
 
 class AddMembers(Reversible):

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 from migrations.core.journal import history
 from migrations.core.registry import IDENTITY_PHASES
-from migrations.core.steps import History, Outcome, UndoStep
+from migrations.core.steps import History, Outcome, Step, UndoStep
 from migrations.core.store import StateStore
 from migrations.core.undo import UndoRules, undo_steps
 from migrations.graph.client import GraphError, TenantConnection
+from migrations.identity.context import IdentityContext
 
 
 class Reversible:
@@ -43,6 +44,22 @@ class Reversible:
             resolved = h.resolved if self.finds_by_marker else None
             return UndoStep(phase, key, h.op, resolved, {}, h.args, in_doubt=resolved is None)
         return None
+
+
+class CreatedGroup(Reversible):
+    """A group trustfold created with its provenance marker: found again by the marker after a crash, and
+    deleted by rollback (kept if someone changed it since)."""
+
+    async def reconcile(self, step: Step, ctx: IdentityContext) -> Outcome | None:
+        found = await ctx.find_by_marker("groups", step.args["marker"])
+        return Outcome("done", found["id"], {"reconciled": True}) if found else None
+
+    def describe_undo(self, step: UndoStep) -> str:
+        where = step.target_id or "by provenance marker"
+        return f"delete group '{step.args.get('display_name')}' ({where}){maybe(step)}"
+
+    async def undo(self, step: UndoStep, ctx: UndoContext, found: Callable[[str], None]) -> Outcome:
+        return await delete_object(ctx, "groups", step, found)
 
 
 def maybe(step: UndoStep) -> str:

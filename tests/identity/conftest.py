@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,31 @@ class Cli:
 
     def json(self, *args: str) -> Any:
         return json.loads(self(*args, "--json").stdout)
+
+
+class InProcessCli(Cli):
+    """The CLI entry point called in this process (as the demo does): same arguments, exit codes and output
+    as the subprocess, without paying the interpreter start-up for each of the many commands here."""
+
+    def __init__(self, url: str, state: Path, config: Path = CONFIG):
+        super().__init__(url, state)
+        self.config = config
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        from cli.logs import configure
+        from cli.main import run
+
+        base = ["--config-dir", str(self.config), "--state", str(self.state), "--graph-url", self.url]
+        out, err = io.StringIO(), io.StringIO()
+        try:
+            with redirect_stdout(out), redirect_stderr(err):
+                code = run([*base, *args])
+        finally:
+            configure(verbose=False, fmt="text")
+        proc = subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+        if check and code != 0:
+            raise AssertionError(f"trustfold {' '.join(args)} -> {code}\n{proc.stdout}\n{proc.stderr}")
+        return proc
 
 
 def snapshot(url: str, tenant: str = TARGET) -> dict[str, Any]:

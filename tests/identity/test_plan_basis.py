@@ -10,9 +10,7 @@ import io
 import json
 import shutil
 import socket
-import subprocess
 from collections.abc import Iterator
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ from migrations.core.plan import Plan
 from migrations.core.store import StateStore
 from sandbox.testing import running_sandbox
 from tests.crash.harness import Trustfold
-from tests.identity.conftest import CONFIG, Cli, bootstrapped
+from tests.identity.conftest import CONFIG, InProcessCli, bootstrapped
 
 ACADEMY = "hillside"
 
@@ -33,30 +31,6 @@ ACADEMY = "hillside"
 def url() -> Iterator[str]:
     with running_sandbox(CONFIG, size=20, seed=5) as base:
         yield bootstrapped(str(base))
-
-
-class InProcessCli(Cli):
-    """The CLI in this process, over a config folder of the test's own (edited between plan and run)."""
-
-    def __init__(self, url: str, state: Path, config: Path):
-        super().__init__(url, state)
-        self.config = config
-
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        from cli.logs import configure
-        from cli.main import run
-
-        base = ["--config-dir", str(self.config), "--state", str(self.state), "--graph-url", self.url]
-        out, err = io.StringIO(), io.StringIO()
-        try:
-            with redirect_stdout(out), redirect_stderr(err):
-                code = run([*base, *args])
-        finally:
-            configure(verbose=False, fmt="text")
-        proc = subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
-        if check and code != 0:
-            raise AssertionError(f"trustfold {' '.join(args)} -> {code}\n{proc.stdout}\n{proc.stderr}")
-        return proc
 
 
 @pytest.fixture

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
-import subprocess
 from collections.abc import Iterator
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 
 from sandbox.testing import graph_client, running_sandbox
-from tests.identity.conftest import CONFIG, TARGET, Cli, bootstrapped, snapshot
+from tests.identity.conftest import CONFIG, TARGET, Cli, InProcessCli, bootstrapped, snapshot
 from trust import load_trust
 
 TRUST = load_trust(CONFIG)
@@ -32,27 +30,6 @@ def _reset(url: str) -> None:
 
     httpx.post(f"{url}/sandbox/reset", json={}, timeout=60).raise_for_status()
     bootstrapped(url)  # a reset tenant is new: its one-off set-up again
-
-
-class InProcessCli(Cli):
-    """The CLI entry point called in this process (as the demo does): same arguments, exit codes and output
-    as the subprocess, without paying the interpreter start-up for each of the many commands here."""
-
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        from cli.logs import configure
-        from cli.main import run
-
-        base = ["--config-dir", str(CONFIG), "--state", str(self.state), "--graph-url", self.url]
-        out, err = io.StringIO(), io.StringIO()
-        try:
-            with redirect_stdout(out), redirect_stderr(err):
-                code = run([*base, *args])
-        finally:
-            configure(verbose=False, fmt="text")
-        proc = subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
-        if check and code != 0:
-            raise AssertionError(f"trustfold {' '.join(args)} -> {code}\n{proc.stdout}\n{proc.stderr}")
-        return proc
 
 
 @pytest.fixture
