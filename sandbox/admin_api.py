@@ -146,9 +146,11 @@ async def snapshot(request: Request) -> Response:
 
 
 async def licensing(request: Request) -> Response:
-    """GET: group-licence processing still queued; POST {"process": true}: finish it now (tests use this
-    rather than waiting out the delay)."""
-    from sandbox.licensing import settle_now
+    """GET: group-licence processing still queued. POST {"process": true}: finish it now, or {"process": N}:
+    the next N queued users only (tests use this rather than waiting out the delay); {"exclusive":
+    [[planId, planId], ...]}: mutually exclusive service plans; {"active_with_error": [userId, ...]}: users
+    whose next group processing ends ActiveWithError (sandbox/licensing.py)."""
+    from sandbox.licensing import set_rules, settle_now
 
     world = _world(request)
     tenant = world.tenant(request.path_params["tid"])
@@ -157,9 +159,19 @@ async def licensing(request: Request) -> Response:
     processed = 0
     if request.method == "POST":
         body = await _body(request)
-        if body != {"process": True}:
-            return _problem('body must be {"process": true}')
-        processed = settle_now(tenant)
+        known = {"process", "exclusive", "active_with_error"}
+        if not isinstance(body, dict) or not body or set(body) - known:
+            return _problem(
+                'body must be {"process": true | N}, {"exclusive": [[planId, planId], ...]} or '
+                '{"active_with_error": [userId, ...]}'
+            )
+        try:
+            set_rules(tenant, body)
+        except ValueError as exc:
+            return _problem(str(exc))
+        if "process" in body:
+            count = body["process"]
+            processed = settle_now(tenant, None if count is True else int(count))
         world.dirty = True
     return JSONResponse(
         {

@@ -84,6 +84,9 @@ class TenantState:
     licence_due: dict[str, float] = field(default_factory=dict)
     licence_groups_due: dict[str, float] = field(default_factory=dict)
     licensing_delay_s: float = 0.0
+    # Licensing rules set through the admin API (saved): "exclusive", pairs of mutually exclusive service
+    # plan ids; "active_with_error", user ids whose next group processing ends ActiveWithError.
+    licence_rules: dict[str, Any] = field(default_factory=dict)
     # Conditional access policies (sandbox/conditional_access.py), as Graph returns them.
     ca_policies: list[dict[str, Any]] = field(default_factory=list)
 
@@ -182,6 +185,7 @@ class TenantState:
             "onedrive_ready": self.onedrive_ready,
             "licence_due": self.licence_due,
             "licence_groups_due": self.licence_groups_due,
+            "licence_rules": self.licence_rules,
             "ca_policies": self.ca_policies,
         }
 
@@ -212,6 +216,7 @@ class TenantState:
             onedrive_ready={k: float(v) for k, v in (d.get("onedrive_ready") or {}).items()},
             licence_due={k: float(v) for k, v in (d.get("licence_due") or {}).items()},
             licence_groups_due={k: float(v) for k, v in (d.get("licence_groups_due") or {}).items()},
+            licence_rules=dict(d.get("licence_rules") or {}),
             ca_policies=list(d.get("ca_policies") or []),
         )
         for u in t.users.values():

@@ -413,3 +413,133 @@ def test_group_assign_license_needs_only_license_assignment_readwrite() -> None:
     assert not denied("POST", path, ["LicenseAssignment.ReadWrite.All"])
     assert not denied("POST", path, ["Group.ReadWrite.All"])
     assert denied("POST", path, ["GroupMember.ReadWrite.All"])
+
+
+def _plan(client: httpx.Client, part: str, name: str) -> str:
+    return next(p["servicePlanId"] for p in sku(client, part)["servicePlans"] if p["servicePlanName"] == name)
+
+
+def two_product_group(client: httpx.Client) -> dict:
+    g = make_group(client)
+    ids = [sku(client, STAFF)["skuId"], sku(client, PUPIL)["skuId"]]
+    r = client.post(
+        f"/groups/{g['id']}/assignLicense",
+        json={"addLicenses": [{"skuId": i, "disabledPlans": []} for i in ids], "removeLicenses": []},
+    )
+    assert r.status_code == 202, r.text
+    return g
+
+
+def test_group_products_are_assigned_all_or_none(lic, target):
+    """learn.microsoft.com/entra/identity/users/licensing-groups-resolve-problems ("More than one product
+    license assigned to a group": "If Microsoft Entra ID can't assign one of the products because of business
+    logic problems, it won't assign the other licenses in the group either"): with no seat left of one of a
+    group's two products, the member gets neither; both states are Error, the product at fault with
+    CountViolation; no seat of the other product is taken."""
+    seats_left(lic, PUPIL, 0)
+    seats_left(lic, STAFF, 5)
+    before = {p: sku(target, p)["consumedUnits"] for p in (STAFF, PUPIL)}
+    g = two_product_group(target)
+    u = make_user(target, usageLocation="GB")
+    assert (
+        target.post(f"/groups/{g['id']}/members/$ref", json={"@odata.id": GRAPH_BIND + u["id"]}).status_code
+        == 204
+    )
+    got = {s["skuId"]: s for s in states_of(target, u["id"])}
+    staff, pupil = sku(target, STAFF)["skuId"], sku(target, PUPIL)["skuId"]
+    assert {k: (v["state"], v["error"], v["assignedByGroup"]) for k, v in got.items()} == {
+        pupil: ("Error", "CountViolation", g["id"]),
+        staff: ("Error", "Other", g["id"]),
+    }
+    assert (
+        target.get(f"/users/{u['id']}", params={"$select": "assignedLicenses"}).json()["assignedLicenses"]
+        == []
+    )
+    assert {p: sku(target, p)["consumedUnits"] for p in (STAFF, PUPIL)} == before
+
+
+def test_mutually_exclusive_service_plans(lic, target):
+    """licensing-groups-resolve-problems ("Conflicting service plans": a product in the group holds a plan
+    that can't be assigned with one the user already has through a different product; reported as
+    MutuallyExclusiveViolation; Entra never resolves it itself) and user-assignlicense (a direct
+    assignment's conflict is refused at once). The conflicting pair is a sandbox setting (the real pairs
+    are Microsoft's): POST /sandbox/tenants/{tid}/licensing {"exclusive": [[planId, planId]]}."""
+    seats_left(lic, STAFF, 5)
+    seats_left(lic, PUPIL, 5)
+    a, b = _plan(target, STAFF, "EXCHANGE_S_STANDARD"), _plan(target, PUPIL, "EXCHANGE_S_STANDARD")
+    rules = f"{lic}/sandbox/tenants/{TARGET}/licensing"
+    assert httpx.post(rules, json={"exclusive": [["nope", b]]}).status_code == 400
+    assert httpx.post(rules, json={"exclusive": [[a, b]]}).status_code == 200
+    try:
+        u = make_user(target, usageLocation="GB")
+        assert assign(target, u["id"], sku(target, PUPIL)["skuId"]).status_code == 200
+        r = assign(target, u["id"], sku(target, STAFF)["skuId"])
+        assert r.status_code == 400 and "mutually exclusive" in error_of(r)["message"]
+        g = licensed_group(target, sku(target, STAFF)["skuId"])
+        assert (
+            target.post(
+                f"/groups/{g['id']}/members/$ref", json={"@odata.id": GRAPH_BIND + u["id"]}
+            ).status_code
+            == 204
+        )
+        mine = [s for s in states_of(target, u["id"]) if s["assignedByGroup"] == g["id"]]
+        assert [(s["state"], s["error"]) for s in mine] == [("Error", "MutuallyExclusiveViolation")]
+        # The same product with the conflicting plan disabled is no conflict.
+        other = make_user(target, usageLocation="GB")
+        r = target.post(
+            f"/users/{other['id']}/assignLicense",
+            json={
+                "addLicenses": [{"skuId": sku(target, PUPIL)["skuId"], "disabledPlans": [b]}],
+                "removeLicenses": [],
+            },
+        )
+        assert r.status_code == 200
+        assert assign(target, other["id"], sku(target, STAFF)["skuId"]).status_code == 200
+    finally:
+        assert httpx.post(rules, json={"exclusive": []}).status_code == 200
+
+
+def test_processing_in_progress_and_active_with_error(lic, target):
+    """learn.microsoft.com/graph/api/resources/group (licenseProcessingState: QueuedForProcessing,
+    ProcessingInProgress, ProcessingComplete) and learn.microsoft.com/graph/api/resources/
+    licenseassignmentstate (state Active, ActiveWithError, Disabled, Error): a group's members are
+    processed one after another, so while some are done and others wait the group is ProcessingInProgress;
+    a member whose processing the sandbox is told to spoil ({"active_with_error": [userId]}) ends
+    ActiveWithError: it holds the licence (and its seat) with an error. The admin API processes N queued
+    users ({"process": N}) instead of waiting."""
+    knobs = f"{lic}/sandbox/faults"
+    process = f"{lic}/sandbox/tenants/{TARGET}/licensing"
+    seats_left(lic, STAFF, 5)
+    s = sku(target, STAFF)
+    g = make_group(target)
+    users = [make_user(target, usageLocation="GB") for _ in range(3)]
+    r = target.patch(f"/groups/{g['id']}", json={"members@odata.bind": [GRAPH_BIND + u["id"] for u in users]})
+    assert r.status_code == 204
+    assert httpx.post(process, json={"active_with_error": [users[0]["id"]]}).status_code == 200
+    assert httpx.post(process, json={"active_with_error": ["not-a-user"]}).status_code == 400
+    assert httpx.post(knobs, json={"group_licensing_delay_s": 3600}).status_code == 200
+    sel = {"$select": "id,licenseProcessingState"}
+    try:
+        r = target.post(
+            f"/groups/{g['id']}/assignLicense",
+            json={"addLicenses": [{"skuId": s["skuId"], "disabledPlans": []}], "removeLicenses": []},
+        )
+        assert r.status_code == 202
+        state = lambda: target.get(f"/groups/{g['id']}", params=sel).json()["licenseProcessingState"]  # noqa: E731
+        assert state() == {"state": "QueuedForProcessing"}
+        assert httpx.post(process, json={"process": 1}).json()["processed"] == 1
+        assert state() == {"state": "ProcessingInProgress"}
+        done = [states_of(target, u["id"]) for u in users]
+        assert sum(1 for x in done if x) == 1
+        assert httpx.post(process, json={"process": True}).json()["processed"] == 2
+        assert state() == {"state": "ProcessingComplete"}
+        first = states_of(target, users[0]["id"])
+        assert [(x["state"], x["error"]) for x in first] == [("ActiveWithError", "Other")]
+        held = target.get(f"/users/{users[0]['id']}", params={"$select": "assignedLicenses"}).json()
+        assert [x["skuId"] for x in held["assignedLicenses"]] == [s["skuId"]]
+        assert [states_of(target, u["id"])[0]["state"] for u in users[1:]] == ["Active", "Active"]
+        assert sku(target, STAFF)["consumedUnits"] == s["consumedUnits"] + 3
+        assert httpx.post(process, json={"process": 0}).status_code == 400
+    finally:
+        httpx.post(knobs, json={"group_licensing_delay_s": 0})
+        httpx.post(process, json={"process": True})
