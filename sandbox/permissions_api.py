@@ -144,6 +144,7 @@ async def invite(request: Request) -> Response:
     capability = ps.policy(store)["sharingCapability"]
     if any(ext for _, ext in resolved) and capability == "disabled":
         raise GraphError(403, "accessDenied", "External sharing is disabled by the tenant's sharing policy.")
+    ps.check_scope_limit(store, item)
     _retain(item, body)
     ps.invitations(store).append(
         {
@@ -222,6 +223,7 @@ async def create_link(request: Request) -> Response:
         if link.get("type") == link_type and link.get("scope") == scope and perm.get("_app") == app_id:
             # Documented: an existing link of that type for the calling application is returned.
             return JSONResponse(ps.render(store, perm, None), status_code=200)
+    ps.check_scope_limit(store, item)
     _retain(item, body)
     perm = ps.add(store, item, ps.link_grant(link_type, scope, expires=expires, _app=app_id))
     _dirty(request)
@@ -311,8 +313,15 @@ async def admin_sharing(request: Request) -> Response:
             return JSONResponse(
                 {"error": f"sharingCapability must be one of {', '.join(ps.CAPABILITIES)}"}, status_code=400
             )
+        limit = body.get("uniqueScopesLimit", pol["uniqueScopesLimit"])
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= ps.UNIQUE_SCOPES_LIMIT:
+            return JSONResponse(
+                {"error": f"uniqueScopesLimit must be a whole number from 1 to {ps.UNIQUE_SCOPES_LIMIT}"},
+                status_code=400,
+            )
         pol["sharingCapability"] = cap
         pol["organizationLinks"] = bool(body.get("organizationLinks", pol["organizationLinks"]))
+        pol["uniqueScopesLimit"] = limit
         world.dirty = True  # saved with --state like every other change
     return JSONResponse({"policy": pol, "invitations": ps.invitations(store)})
 

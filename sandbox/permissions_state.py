@@ -35,13 +35,43 @@ CAPABILITIES = (
 
 
 # ---- policy and invitation log (per tenant, on the drive store) ------------------------------------------
+# SharePoint Online: "Unique security scopes per list or library" 50,000 (sharepoint-online-limits).
+UNIQUE_SCOPES_LIMIT = 50_000
+
+
 def policy(store: DriveStore) -> dict[str, Any]:
     """The tenant's sharing policy; anonymous ("Anyone") links need externalUserAndGuestSharing."""
     current = store.sharing_policy
     if current is None:
         current = {"sharingCapability": "externalUserAndGuestSharing", "organizationLinks": True}
         store.sharing_policy = current
+    current.setdefault("uniqueScopesLimit", UNIQUE_SCOPES_LIMIT)  # policies saved before it was kept
     return current
+
+
+def unique_scopes(store: DriveStore, drive: str) -> int:
+    """Items of the drive (a library, or a OneDrive's) with permissions of their own."""
+    return sum(
+        1
+        for it in store.items.values()
+        if it.get("_drive") == drive and (it.get("_perms") or it.get("_noinherit"))
+    )
+
+
+def check_scope_limit(store: DriveStore, item: dict[str, Any]) -> None:
+    """Sharing an item that still inherits breaks inheritance: a new unique scope in its library, refused
+    past the limit with SharePoint's own words. Counted only then, so sharing an item shared already costs
+    nothing."""
+    limit = int(policy(store)["uniqueScopesLimit"])
+    if item.get("_perms") or item.get("_noinherit") or len(store.items) < limit:
+        return  # already unique, or the whole tenant holds fewer items than the limit: no count needed
+    if unique_scopes(store, item["_drive"]) >= limit:
+        raise GraphError(
+            400,
+            "invalidRequest",
+            "You cannot break inheritance for this item because there are too many items with unique "
+            "permissions in this list.",
+        )
 
 
 def invitations(store: DriveStore) -> list[dict[str, Any]]:

@@ -141,6 +141,26 @@ def _item_path(a: dict[str, Any]) -> str:
     return f"/drives/{a['target_drive']}/items/{a['target_item']}"
 
 
+# SharePoint's refusal to give an item permissions of its own once its library holds its limit of items
+# with unique permissions (50,000: sharepoint-online-limits, "Unique security scopes per list or library").
+SCOPE_LIMIT_TEXT = "too many items with unique permissions"
+
+
+def scope_limit_finding(resp: GraphResponse, a: dict[str, Any], what: str) -> Outcome | None:
+    """The step's finding when SharePoint refused for the library's unique-scope limit, else None. The
+    grant is not given, and nothing wider (the folder above, the library) is given instead."""
+    if resp.status != 400 or SCOPE_LIMIT_TEXT not in resp.error_message:
+        return None
+    return Outcome(
+        "failed",
+        None,
+        {},
+        f"'{a['path']}': {what} not given: its library has reached SharePoint's limit of items with unique "
+        "permissions (50,000 per library); nothing wider was shared instead. Reduce the library's unique "
+        "permissions (or share a parent folder deliberately), then run again",
+    )
+
+
 def _record(g: Grant) -> dict[str, Any]:
     return {"perm_id": g.perm_id, "sig": list(g.signature()), "display": g.display}
 
@@ -341,6 +361,9 @@ class Applier:
                     return Outcome("failed", None, {}, "createLink: answer lost and no link found; run again")
                 return Outcome("done", found.perm_id, {**base, "grants": [_record(found)]})
             if not resp.ok:
+                refused = scope_limit_finding(resp, a, f"{a['scope']} {a['type']} link")
+                if refused is not None:
+                    return refused
                 raise GraphError("POST", f"{_item_path(a)}/createLink", resp)
             g = parse(resp.body)
             if g.signature() != sig:
@@ -403,6 +426,9 @@ class Applier:
                         "invite: answer lost; run again to reconcile",
                     )
             elif not resp.ok:
+                refused = scope_limit_finding(resp, a, f"{'/'.join(a['roles'])} access for {_who(a)}")
+                if refused is not None:
+                    return refused
                 raise GraphError("POST", f"{_item_path(a)}/invite", resp)
             else:
                 for p in resp.body.get("value", []):

@@ -379,3 +379,31 @@ def test_specific_sharing_apis_limit(tmp_path):
             assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
             assert "Sharing" in r.headers["x-ms-throttle-scope"]
             assert g.get(f"{item}/permissions").status_code == 200  # reading is not a sharing call
+
+
+def test_unique_permission_scopes_per_library_are_limited(sandbox_url, target_id, target, tree):
+    """learn.microsoft.com/office365/servicedescriptions/sharepoint-online-service-description/
+    sharepoint-online-limits ("Unique security scopes per list or library": 50,000) and learn.microsoft.com/
+    sharepoint/install/software-boundaries-and-limits ("The maximum number of unique security scopes set for
+    a list can't exceed 50,000"; a scope is the security boundary of an object with permissions of its own):
+    sharing an item that still inherits gives it a scope of its own; past the limit SharePoint refuses it
+    ("You cannot break inheritance for this item because there are too many items with unique permissions
+    in this list"), and nothing is granted. An item already shared takes more grants. The limit is settable
+    for tests: POST /sandbox/tenants/{tid}/sharing {"uniqueScopesLimit": N}."""
+    admin = f"{sandbox_url}/sandbox/tenants/{target_id}/sharing"
+    assert httpx.post(admin, json={"uniqueScopesLimit": 0}).status_code == 400
+    assert httpx.post(admin, json={"uniqueScopesLimit": "many"}).status_code == 400
+    assert httpx.get(admin).json()["policy"]["uniqueScopesLimit"] == 50_000
+    assert httpx.post(admin, json={"uniqueScopesLimit": 1}).status_code == 200
+    try:
+        assert _invite(target, _item(tree), tree["user"]["id"]).status_code == 200
+        assert _invite(target, _item(tree), tree["group"]["id"]).status_code == 200  # same scope
+        before = target.get(f"{_item(tree, 'file')}/permissions").json()["value"]
+        r = _invite(target, _item(tree, "file"), tree["user"]["id"], roles=["write"])
+        assert r.status_code == 400, r.text
+        assert "too many items with unique permissions" in error_of(r)["message"]
+        r = target.post(f"{_item(tree, 'file')}/createLink", json={"type": "view", "scope": "organization"})
+        assert r.status_code == 400 and "unique permissions" in error_of(r)["message"]
+        assert target.get(f"{_item(tree, 'file')}/permissions").json()["value"] == before
+    finally:
+        assert httpx.post(admin, json={"uniqueScopesLimit": 50_000}).status_code == 200
