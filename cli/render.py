@@ -161,6 +161,15 @@ class View:
             )
             if line.waiting_since:
                 click.echo(f"{'':<12} {'':<12} {line.status} since {line.waiting_since}")
+            if line.licence_processing_s is not None:
+                click.echo(
+                    f"{'':<12} {'':<12} Entra licensed the group members in {line.licence_processing_s:.0f} s"
+                )
+            if line.licence_problems:
+                click.echo(
+                    f"{'':<12} {'':<12} {line.licence_problems} user(s) without an active licence "
+                    "(run --json or verify for each reason)"
+                )
             if line.locked_by:
                 click.echo(f"{'':<12} {'':<12} locked by {line.locked_by}")
 

@@ -144,6 +144,10 @@ class StatusLine:
     locked_by: str | None
     # A phase stopped at a checkpoint (waiting-for-dns, waiting-for-removal): since when it waits.
     waiting_since: str | None = None
+    # licences.mode group (users): members whose group licence is not Active (findings in the run's
+    # failures), and how long Entra took to license every member (None: not finished, or not measured).
+    licence_problems: int = 0
+    licence_processing_s: float | None = None
 
 
 def _waiting_since(row: dict[str, Any] | None) -> str | None:
@@ -428,6 +432,8 @@ def status(site: Site, academy: str | None) -> list[StatusLine]:
                     failed=counts.get("failed", 0),
                     locked_by=locks[(code, ph)].describe() if (code, ph) in locks else None,
                     waiting_since=_waiting_since(s),
+                    licence_problems=int(counts.get("licence_problems", 0)),
+                    licence_processing_s=counts.get("licence_processing_s"),
                 )
             )
     return out

@@ -253,14 +253,15 @@ def process_user(t: TenantState, user: dict[str, Any]) -> None:
                 why = cause[1] if sku_id == cause[0] else "Other"
                 result.append(_state(sku_id, gid, disabled, "Error", why))
             continue
-        state, error = ("ActiveWithError", "Other") if user["id"] in spoilt else ("Active", "None")
+        state, error = ("Active", "None")
+        if user["id"] in spoilt:
+            spoilt.remove(user["id"])  # spoils one group's processing, as a transient fault would
+            state, error = ("ActiveWithError", "Other")
         for sku_id, disabled in lics:
             if sku_id not in held:
                 gained[sku_id] = gained.get(sku_id, 0) + 1
                 held[sku_id] = disabled
             result.append(_state(sku_id, gid, disabled, state, error))
-    if user["id"] in spoilt:
-        spoilt.remove(user["id"])  # spoils one processing, as a transient fault would
     # Only groups where this user is or was in error can change their hasMembersWithLicenseErrors flag
     # (rescanning a 4,000-member group on every clean membership change would be quadratic).
     flagged = {

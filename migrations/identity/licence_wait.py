@@ -53,6 +53,11 @@ class LicenceCheck:
     states: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     upns: dict[str, str] = field(default_factory=dict)
     waited: float = 0.0
+    # Per licence group id: its licenseProcessingState (QueuedForProcessing, ProcessingInProgress,
+    # ProcessingComplete) when last read.
+    groups: dict[str, str] = field(default_factory=dict)
+    # Seconds until Entra had processed every expected member (None: some were still waiting at the end).
+    processing_s: float | None = None
 
     @property
     def pending(self) -> list[str]:
@@ -96,15 +101,34 @@ def state_for(user: dict[str, Any], want: Expected) -> dict[str, Any] | None:
     return None
 
 
-def describe(want: Expected, state: dict[str, Any] | None, waited: float) -> str:
+def describe(want: Expected, state: dict[str, Any] | None, waited: float, group_state: str = "") -> str:
     """One line for a report: what is wrong with a member's group licence and what to do."""
     source = f"licence {want.sku} by the {want.purpose} licence group"
     if state is None:
+        where = f" (the group is {group_state})" if group_state else ""
         return (
-            f"{source} is still being processed by Entra after {waited:.0f} s of waiting; run verify again "
-            "later (processing can take long under load)"
+            f"{source} is still being processed by Entra after {waited:.0f} s of waiting{where}; run verify "
+            "again later (Entra takes minutes, up to a day for large changes)"
         )
     error = state.get("error") or "None"
+    if state.get("state") == "ActiveWithError":
+        return (
+            f"{source} is active with an error ({error}): the licence is held but Entra recorded a problem "
+            "with it; see learn.microsoft.com/entra/identity/users/licensing-groups-resolve-problems, then "
+            "reprocess the user (POST /users/{id}/reprocessLicenseAssignment)"
+        )
+    if error == "Other":
+        return (
+            f"{source} is in state {state.get('state')} (Other): when one of a group's products cannot be "
+            "assigned Entra assigns none of them; look for the product in error (CountViolation, "
+            "MutuallyExclusiveViolation) on this user and fix that"
+        )
+    if error == "MutuallyExclusiveViolation":
+        return (
+            f"{source} is in state Error (MutuallyExclusiveViolation): a service plan in it conflicts with "
+            "one the user holds through another product; remove the other product or disable the "
+            "conflicting plan, then reprocess the user"
+        )
     fix = (
         "add or free seats of that SKU, then have Entra reprocess the user (Entra admin center: the group's "
         "Licenses > Reprocess, or POST /users/{id}/reprocessLicenseAssignment)"
@@ -126,6 +150,18 @@ async def _read(conn: TenantConnection, ids: list[str]) -> dict[str, dict[str, A
     return out
 
 
+async def _group_states(conn: TenantConnection, ids: list[str]) -> dict[str, str]:
+    """licenseProcessingState of each licence group (learn.microsoft.com/graph/api/resources/group)."""
+    answers = await conn.batch(
+        [BatchItem("GET", f"/groups/{gid}?$select=id,licenseProcessingState") for gid in ids]
+    )
+    out: dict[str, str] = {}
+    for gid, resp in zip(ids, answers, strict=True):
+        if isinstance(resp, GraphResponse) and resp.ok and isinstance(resp.body, dict):
+            out[gid] = str((resp.body.get("licenseProcessingState") or {}).get("state") or "")
+    return out
+
+
 async def check_group_licences(
     conn: TenantConnection,
     expected: dict[str, Expected],
@@ -141,12 +177,19 @@ async def check_group_licences(
     loop = asyncio.get_running_loop()
     started = loop.time()
 
+    group_ids = sorted({w.group_id for w in expected.values()})
+
     async def one_round() -> list[str]:
         todo = result.pending
         for uid, user in (await _read(conn, todo)).items():
             result.upns[uid] = str(user.get("userPrincipalName") or uid)
             result.states[uid] = state_for(user, expected[uid])
         result.waited = loop.time() - started
+        if result.pending:
+            # Say where Entra is (QueuedForProcessing, ProcessingInProgress): a reason, not a condition.
+            result.groups.update(await _group_states(conn, group_ids))
+        else:
+            result.processing_s = result.waited
         return result.pending
 
     retrying = AsyncRetrying(
@@ -167,7 +210,12 @@ def findings(expected: dict[str, Expected], check: LicenceCheck) -> list[dict[st
     return [
         {
             "step": f"licence:{check.upns.get(uid, uid)}",
-            "message": describe(expected[uid], check.states.get(uid), check.waited),
+            "message": describe(
+                expected[uid],
+                check.states.get(uid),
+                check.waited,
+                check.groups.get(expected[uid].group_id, ""),
+            ),
         }
         for uid in sorted({*check.errors, *check.pending})
     ]

@@ -117,6 +117,7 @@ class IdentityPhase:
             tally=run.tally,
         )
         licence_failures: list[dict[str, str]] = []
+        processing: dict[str, float] = {}  # how long Entra took to license the members (when it finished)
 
         def measure() -> dict[str, Any]:
             stats = env.conns.target.stats.as_dict()
@@ -124,6 +125,7 @@ class IdentityPhase:
                 "planned": len(plan.steps),
                 **run.tally.counts(),
                 **({"licence_problems": len(licence_failures)} if licence_failures else {}),
+                **processing,
                 **{
                     k: round(stats[k] - stats_before[k], 3) for k in ("requests", "throttled", "wait_seconds")
                 },
@@ -142,7 +144,9 @@ class IdentityPhase:
             result = await runner.run()
             if "users" in self.parts and licence_groups.group_mode(env.trust):
                 # Entra licenses members in the background: wait (bounded) and report errors, never success.
-                licence_failures = await _group_licence_findings(env)
+                licence_failures, took = await _group_licence_findings(env)
+                if took is not None:
+                    processing["licence_processing_s"] = round(took, 1)
             run.status = "succeeded" if result.failed == 0 and not licence_failures else "failed"
         finally:
             if passwords:
@@ -171,14 +175,15 @@ class IdentityPhase:
         return run.outcome(run.tally.failures, run.tally.kept_notes())
 
 
-async def _group_licence_findings(env: PhaseEnv) -> list[dict[str, str]]:
+async def _group_licence_findings(env: PhaseEnv) -> tuple[list[dict[str, str]], float | None]:
     """Every member the users phase put in a licence group (this run or before), once Entra has processed
-    it or the wait is over: the ones whose licence is not Active."""
+    it or the wait is over: the ones whose licence is not Active; and how long the processing took (None
+    when some were still waiting at the end)."""
     expected = licence_wait.expected_group_licences(env.store, env.academy.code)
     wait = env.options.get("licence_wait")
     timeout = licence_wait.DEFAULT_WAIT_S if wait is None else float(wait)
     check = await licence_wait.check_group_licences(env.conns.target, expected, timeout=timeout)
-    return licence_wait.findings(expected, check)
+    return licence_wait.findings(expected, check), check.processing_s
 
 
 for _name in (*IDENTITY_PHASES, "identity"):

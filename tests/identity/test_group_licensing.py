@@ -193,3 +193,84 @@ def test_run_verify_and_onedrive_provisioning_wait_for_background_licensing(gcli
     prov = json.loads(gcli("provision-onedrive", "oakwood", "--json").stdout)
     assert prov["unlicensed"] == 0 and prov["licence_problems"] == []
     assert prov["requested"] == members == prov["ready"]
+
+
+def test_licence_states_waiting_and_processing_time_reach_run_status_and_verify(gcli: ConfigCli) -> None:
+    """Entra's group licensing as the sandbox now emulates it (docs/sandbox.md, "Licences"): the run waits
+    out the processing and says how long it took (counts and `status`); members left in Error are findings
+    naming the reason; a member in ActiveWithError is a finding in verify; a run that stops waiting names
+    each member still waiting and where the group's processing is (QueuedForProcessing,
+    ProcessingInProgress)."""
+    from sandbox.testing import token
+
+    knobs = f"{gcli.url}/sandbox/faults"
+    rules = f"{gcli.url}/sandbox/tenants/{TARGET}/licensing"
+    gcli("discover", "hillside")
+    gcli("discover", "oakwood")
+    pupil = _skus(gcli.url)["STANDARDWOFFPACK_STUDENT"]
+    r = httpx.post(
+        f"{gcli.url}/sandbox/tenants/{TARGET}/seats",
+        json={pupil["skuPartNumber"]: pupil["consumedUnits"] + 2},
+    )
+    assert r.status_code == 200
+    assert httpx.post(knobs, json={"group_licensing_delay_s": 3}).status_code == 200
+    proc = gcli("run", "hillside", "--phase", "users", "--replan", "--skip-preflight", "--json", check=False)
+    assert proc.returncode == 1, proc.stderr
+    result = json.loads(proc.stdout)
+    assert isinstance(result["counts"]["licence_processing_s"], float)
+    short = [f for f in result["failures"] if "(CountViolation)" in f["message"]]
+    assert short and len(short) == result["counts"]["licence_problems"]
+    status = gcli("status", "hillside").stdout
+    assert "Entra licensed the group members in" in status
+    assert f"{len(short)} user(s) without an active licence" in status
+    # ActiveWithError: a staff member's next processing is spoilt; verify reports it, licence held.
+    snap = snapshot(gcli.url)
+    staff = next(g["id"] for g in snap["groups"] if g["mailNickname"] == "nllt-hillside-staff")
+    member = snap["members"][staff][0]
+    assert httpx.post(knobs, json={"group_licensing_delay_s": 0}).status_code == 200
+    assert httpx.post(rules, json={"active_with_error": [member]}).status_code == 200
+    with httpx.Client(base_url=f"{gcli.url}/v1.0") as c:
+        c.headers["Authorization"] = f"Bearer {token(gcli.url, TARGET)}"
+        assert c.delete(f"/groups/{staff}/members/{member}/$ref").status_code == 204
+        bind = {"@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{member}"}
+        assert c.post(f"/groups/{staff}/members/$ref", json=bind).status_code == 204
+    verified = json.loads(gcli("verify", "hillside", "--json", check=False).stdout)
+    spoilt = [d for d in verified["differences"] if "active with an error" in d["message"]]
+    assert len(spoilt) == 1
+    # A run that stops waiting: each member named, with where the group's processing is.
+    assert httpx.post(knobs, json={"group_licensing_delay_s": 3600}).status_code == 200
+    try:
+        first = gcli(
+            "run",
+            "oakwood",
+            "--phase",
+            "users",
+            "--replan",
+            "--skip-preflight",
+            "--licence-wait",
+            "0",
+            "--json",
+            check=False,
+        )
+        waiting = [f for f in json.loads(first.stdout)["failures"] if "still being processed" in f["message"]]
+        assert waiting and all(f["step"].startswith("licence:") for f in waiting)
+        assert any("(the group is QueuedForProcessing)" in f["message"] for f in waiting)
+        assert httpx.post(rules, json={"process": 1}).json()["processed"] == 1
+        again = gcli(
+            "run",
+            "oakwood",
+            "--phase",
+            "users",
+            "--replan",
+            "--skip-preflight",
+            "--licence-wait",
+            "0",
+            "--json",
+            check=False,
+        )
+        later = json.loads(again.stdout)["failures"]
+        assert any("(the group is ProcessingInProgress)" in f["message"] for f in later)
+        assert "licence_processing_s" not in json.loads(again.stdout)["counts"]
+    finally:
+        httpx.post(knobs, json={"group_licensing_delay_s": 0})
+        httpx.post(rules, json={"process": True})
