@@ -19,6 +19,7 @@ from migrations.core.steps import Outcome, SideWrite, Step
 from migrations.core.store import now
 from migrations.core.undo import carry_out, undo_steps
 from migrations.files.engine_choice import EngineChoice, migration_api
+from migrations.files.engines import CopyEngine
 from migrations.files.orphans import Unfinished, unfinished_copies
 from migrations.files.plan import PHASE, PlanContext, plan_files
 from migrations.files.scan import (
@@ -399,9 +400,9 @@ class _Ops:
             # Before anything is copied: a given-up package's files wait for the next run's plan.
             given_up = await self.engines.abandon(abandon, progress)
             copies = [s for s in copies if s.key not in given_up]
-        engines = self.engines.assign(copies)
         for drive in {s.args["target_drive"] for s in steps} - set(self.state.trees):
             self.state.trees[drive] = await read_target(self.target, self.budget, {"id": drive})
+        engines = self._orphans_to_graph(self.engines.assign(copies))
         folders = by_op.get("mkdir", []) + [s for s in by_op.get("move", []) if s.args["folder"]]
         for depth in sorted({_depth(s.args["path"]) for s in folders}):
             level = [s for s in folders if _depth(s.args["path"]) == depth]
@@ -417,6 +418,38 @@ class _Ops:
         deletes = sorted(by_op.get("delete", []), key=lambda s: (s.args["folder"], -_depth(s.args["path"])))
         for s in deletes:
             await self._one(s, progress)
+
+    def _orphans_to_graph(
+        self, engines: list[tuple[CopyEngine, list[Step]]]
+    ) -> list[tuple[CopyEngine, list[Step]]]:
+        """Copies whose last attempt failed after its upload had landed (a Migration API package given up
+        once SharePoint had imported it) go to the Graph engine, which records our unrecorded upload or gives
+        it the new content in place (`copy`). The Migration API would import a second item at that path under
+        a new GUID, which SharePoint refuses on every run. Copies still in doubt stay with their engine: the
+        Migration API engine re-attaches to the package it journaled."""
+        orphans = {s.key for _, copies in engines for s in copies if self._failed_orphan(s)}
+        if not orphans:
+            return engines
+        out: list[tuple[CopyEngine, list[Step]]] = []
+        moved = [s for _, copies in engines for s in copies if s.key in orphans]
+        for engine, copies in engines:
+            kept = [s for s in copies if s.key not in orphans]
+            if engine is self:
+                kept += moved
+                moved = []
+            out.append((engine, kept))
+        if moved:
+            out.insert(0, (self, moved))
+        return out
+
+    def _failed_orphan(self, step: Step) -> bool:
+        a = step.args
+        u = self.state.unfinished.get(step.key)
+        tree = self.state.trees.get(a["target_drive"])
+        if a.get("replace_id") or u is None or u.event != "failed" or tree is None:
+            return False
+        there = tree.find(a["path"])
+        return there is not None and not there.folder and u.holds_ours(there.size, there.hash, there.created)
 
     async def copy_steps(self, steps: list[Step], concurrency: int, progress: Callable[[], None]) -> None:
         """The Graph engine: each file uploaded through Graph (files/transfer.py), largest first."""
