@@ -629,10 +629,14 @@ def _user_drive(tenant: TenantState, key: str) -> dict[str, Any]:
         return store.drives[did]
     # A licensed user's OneDrive exists only once SharePoint created the personal site: after the user's first
     # sign-in or an administrator's request (CreatePersonalSiteEnqueueBulk) and the timer job's delay
-    # (learn.microsoft.com/sharepoint/pre-provision-accounts). Until then, and for unlicensed users, 404.
-    from sandbox.tenancy import onedrive_ready
+    # (learn.microsoft.com/sharepoint/pre-provision-accounts). Until then, and for users who may not sign in
+    # or hold no SharePoint licence, 404; while the timer job holds the request, Graph's other answer, 400
+    # "Unable to retrieve user's mysite URL." (microsoft-graph-docs#1354), so clients meet both.
+    from sandbox.tenancy import can_have_onedrive, onedrive_pending, onedrive_ready
 
-    if not user.get("assignedLicenses") or not onedrive_ready(tenant, user["id"]):
+    if not can_have_onedrive(tenant, user) or not onedrive_ready(tenant, user["id"]):
+        if can_have_onedrive(tenant, user) and onedrive_pending(tenant, user["id"]):
+            raise GraphError(400, "BadRequest", "Unable to retrieve user's mysite URL.")
         raise GraphError(404, "ResourceNotFound", "User's mysite not found.")
     return store.add_user_drive(user)
 

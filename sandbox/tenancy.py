@@ -443,6 +443,37 @@ def onedrive_ready(tenant: TenantState, user_id: str) -> bool:
     return ready is not None and time.time() >= ready
 
 
+def onedrive_pending(tenant: TenantState, user_id: str) -> bool:
+    """Requested, and the timer job has not made the site yet."""
+    ready = tenant.onedrive_ready.get(user_id)
+    return ready is not None and time.time() < ready
+
+
+def sharepoint_licensed(tenant: TenantState, user: dict[str, Any]) -> bool:
+    """The user holds a licence whose SharePoint service plan is not disabled ("The users who the sites will
+    be provisioned for must also have a SharePoint license assigned": request-spopersonalsite)."""
+    skus = {s["skuId"]: s for s in tenant.skus}
+    for lic in user.get("assignedLicenses") or ():
+        sku = skus.get(lic.get("skuId"))
+        if sku is None:
+            # A licence of a SKU this sandbox does not list (hand-built test users): take it as a full one.
+            return True
+        off = set(lic.get("disabledPlans") or ())
+        if any(
+            "SHAREPOINT" in p["servicePlanName"] and p["servicePlanId"] not in off
+            for p in sku["servicePlans"]
+        ):
+            return True
+    return False
+
+
+def can_have_onedrive(tenant: TenantState, user: dict[str, Any]) -> bool:
+    """learn.microsoft.com/sharepoint/pre-provision-accounts: the account must be allowed to sign in and
+    hold a SharePoint licence; otherwise the timer job makes nothing. A hand-built user without
+    accountEnabled counts as allowed (Graph's users always carry it)."""
+    return user.get("accountEnabled") is not False and sharepoint_licensed(tenant, user)
+
+
 def mark_existing_onedrives(tenant: TenantState) -> None:
     """Generated users who hold a licence have used their OneDrive for years: it exists."""
     for uid, user in tenant.users.items():
@@ -506,8 +537,9 @@ async def create_personal_sites(request: Request) -> Response:
     ready_at = time.time() + world.settings.onedrive_provision_delay_s
     for email in emails:
         user = tenant.user_by_key(email.strip())
-        # Unknown or unlicensed users are skipped silently, as the timer job does.
-        if user is not None and user.get("assignedLicenses") and user["id"] not in tenant.onedrive_ready:
+        # Unknown users, users blocked from signing in and users without a SharePoint licence are skipped
+        # silently, as the timer job does (pre-provision-accounts).
+        if user is not None and can_have_onedrive(tenant, user) and user["id"] not in tenant.onedrive_ready:
             tenant.onedrive_ready[user["id"]] = ready_at
     tenant.personal_site_calls += 1
     world.stats.record(tenant.id, method="POST", write=True)

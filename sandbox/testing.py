@@ -172,16 +172,28 @@ def sharepoint_admin_token(
     tenant = world.tenant(tenant_id) if world is not None else None
     if tenant is None:
         raise ValueError("sharepoint_admin_token needs the SandboxURL of an in-process sandbox")
-    form = {
-        "grant_type": "client_credentials",
-        "client_id": client_id,
-        "scope": f"{admin_audience(tenant)}/.default",
-    }
+    return app_only_token(
+        base_url, tenant_id, f"{admin_audience(tenant)}/.default", client_id, certificate=certificate
+    )
+
+
+def client_credentials_form(client_id: str, scope: str, *, certificate: bool = True) -> dict[str, str]:
+    """The client credentials grant's form, authenticated as a certificate credential does (a client
+    assertion) or with a client secret."""
+    form = {"grant_type": "client_credentials", "client_id": client_id, "scope": scope}
     if certificate:
         form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
         form["client_assertion"] = "sandbox.assertion.unsigned"
     else:
         form["client_secret"] = "sandbox"
+    return form
+
+
+def app_only_token(
+    base_url: str, tenant_id: str, scope: str, client_id: str = "x", *, certificate: bool = True
+) -> str:
+    """An app-only token for `scope` (e.g. a SharePoint host's /.default), certificate-style unless told."""
+    form = client_credentials_form(client_id, scope, certificate=certificate)
     r = httpx.post(f"{base_url}/{tenant_id}/oauth2/v2.0/token", data=form, timeout=30)
     r.raise_for_status()
     return str(r.json()["access_token"])
