@@ -388,7 +388,10 @@ async def applications(request: Request) -> Response:
     if not m["tail"]:
         if request.method != "GET":
             return graph_error(405, "Request_BadRequest", "The HTTP method is not allowed for this resource.")
-        return JSONResponse({k: v for k, v in app.items() if k != "extensionProperties"})
+        out = {k: v for k, v in app.items() if k != "extensionProperties"}
+        # Graph never returns a key credential's key on a read.
+        out["keyCredentials"] = [dict(c, key=None) for c in app.get("keyCredentials", [])]
+        return JSONResponse(out)
     if request.method == "GET":
         return JSONResponse({"value": [_ext_out(app, p) for p in app["extensionProperties"]]})
     if request.method != "POST":
@@ -573,6 +576,38 @@ async def admin_roles(request: Request) -> Response:
     return JSONResponse({"tenant": tenant.id, "roles": granted(tenant)})
 
 
+async def admin_certificates(request: Request) -> Response:
+    """POST {"certificate": PEM}: register a certificate (public key only) on the application `app_id`, as
+    an administrator uploads one in the portal (application keyCredentials); the token endpoint then takes
+    client assertions signed with its key. GET: the registered certificates."""
+    world: World = request.app.state.world
+    tenant = world.tenant(request.path_params["tid"])
+    if tenant is None:
+        return JSONResponse(
+            {"error": f"no tenant {request.path_params['tid']!r} in this sandbox"}, status_code=404
+        )
+    from sandbox.client_assertion import register
+
+    app = ensure_application(tenant, request.path_params["app_id"])
+    if request.method == "POST":
+        try:
+            body = await request.json()
+            if not isinstance(body, dict) or not isinstance(body.get("certificate"), str):
+                raise ValueError('body must be {"certificate": "-----BEGIN CERTIFICATE-----..."}')
+            register(app, body["certificate"])
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        world.dirty = True
+    return JSONResponse(
+        {
+            "appId": app["appId"],
+            "keyCredentials": [
+                {k: v for k, v in c.items() if k != "key"} for c in app.get("keyCredentials", [])
+            ],
+        }
+    )
+
+
 async def admin_onedrives(request: Request) -> Response:
     """GET: which users' OneDrives exist and which are still being provisioned."""
     world: World = request.app.state.world
@@ -597,4 +632,9 @@ def tenancy_routes() -> list[Route]:
         Route(PROFILE_LOADER, create_personal_sites, methods=["POST"]),
         Route("/sandbox/tenants/{tid}/roles", admin_roles, methods=["GET", "POST"]),
         Route("/sandbox/tenants/{tid}/onedrives", admin_onedrives, methods=["GET"]),
+        Route(
+            "/sandbox/tenants/{tid}/applications/{app_id}/certificates",
+            admin_certificates,
+            methods=["GET", "POST"],
+        ),
     ]

@@ -88,7 +88,9 @@ def test_user_delegation_sas_stages_a_package_sharepoint_imports(azurite_tls: Az
         configure(url.world, blob_url=az.blob_url, queue_url=az.queue_url, account=az.account, key=az.key,
                   ca_file=az.ca_file)  # fmt: skip
         host = url.world.tenant(TARGET).drives.host
-        form = client_credentials_form("x", f"https://{host}/.default")  # a certificate's assertion
+        form = client_credentials_form(
+            url, TARGET, "x", f"https://{host}/.default"
+        )  # a certificate's assertion
         tok = httpx.post(f"{url}/{TARGET}/oauth2/v2.0/token", data=form).json()["access_token"]
         # The sandbox's Entra also issues Azure Storage tokens (a rehearsal's operator sign-in): no roles
         # (Storage authorises by RBAC), the service principal's oid; Graph refuses them.
