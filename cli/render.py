@@ -238,6 +238,12 @@ class View:
             f"{academy}: {result.ready} OneDrives ready, {len(result.waiting)} waiting, "
             f"{result.requested} requested in {result.calls} calls"
             + (f", {result.not_created} users not yet created" if result.not_created else "")
+            + (
+                f", {len(result.cannot_have)} users cannot have a OneDrive"
+                " (sign-in blocked or no SharePoint plan)"
+                if result.cannot_have
+                else ""
+            )
         )
 
     # ---- the audit log ----

@@ -86,7 +86,7 @@ async def throttle(request: Request) -> Response:
 
 async def faults(request: Request) -> Response:
     """{"faults": "429=0.1,..."} or {"429": 0.1, ...}; plus latency_ms, bandwidth_mbps, slow_seconds,
-    replication_lag_ms, group_licensing_delay_s, domain_removal_s."""
+    replication_lag_ms, group_licensing_delay_s, domain_removal_s, onedrive_provision_delay_s."""
     world = _world(request)
     try:
         body = await _body(request)
@@ -99,6 +99,7 @@ async def faults(request: Request) -> Response:
             "replication_lag_ms",
             "group_licensing_delay_s",
             "domain_removal_s",
+            "onedrive_provision_delay_s",
         )
         rates = {k: v for k, v in body.items() if k not in knobs}
         if "faults" in body:
@@ -124,6 +125,12 @@ async def faults(request: Request) -> Response:
             changes["group_licensing_delay_s"] = delay
         if "domain_removal_s" in body:
             changes["domain_removal_s"] = parse_domain_removal(float(body["domain_removal_s"]))
+        if "onedrive_provision_delay_s" in body:
+            # SharePoint's timer job: minutes to a day (pre-provision-accounts); at most a day here.
+            delay = float(body["onedrive_provision_delay_s"])
+            if not 0 <= delay <= 86_400:
+                raise ValueError("onedrive_provision_delay_s must be between 0 and 86400")
+            changes["onedrive_provision_delay_s"] = delay
         if "slow_seconds" in body:
             slow = float(body["slow_seconds"])
             if not 0 <= slow <= 600:

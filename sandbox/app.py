@@ -22,6 +22,9 @@ from starlette.routing import Route
 
 from sandbox.admin_api import admin_routes
 from sandbox.batch import batch
+from sandbox.client_assertion import ASSERTION_TYPE
+from sandbox.client_assertion import Refused as AssertionRefused
+from sandbox.client_assertion import verify as verify_assertion
 from sandbox.conditional_access import conditional_access_routes
 from sandbox.directory_api import directory_routes
 from sandbox.domains_api import domain_routes
@@ -62,7 +65,7 @@ def entra_error(status: int, error: str, code: int, description: str) -> JSONRes
 async def token(request: Request) -> Response:
     """POST /{tenant}/oauth2/v2.0/token, client credentials grant
     (learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow).
-    Any id and secret pass."""
+    Any id and secret pass; a client assertion must be signed by a certificate registered on the app."""
     world: World = request.app.state.world
     key = request.path_params["tenant"].lower()
     tenant = world.tenant(key) or next(
@@ -129,6 +132,23 @@ async def token(request: Request) -> Response:
             "must have a scope value with /.default suffixed to the resource identifier "
             "(application ID URI).",
         )
+    if form.get("client_assertion"):
+        # A certificate credential: the assertion must verify against a certificate registered on the
+        # application (sandbox/client_assertion.py; learn.microsoft.com/entra/identity-platform/
+        # certificate-credentials). Its audience is this token endpoint, as the client addressed it.
+        if form.get("client_assertion_type") != ASSERTION_TYPE:
+            return entra_error(
+                400,
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'client_assertion_type'.",
+            )
+        endpoint = str(request.url).split("?", 1)[0]
+        audiences = {endpoint, f"https://login.microsoftonline.com/{tenant.id}/oauth2/v2.0/token"}
+        try:
+            verify_assertion(tenant, form["client_id"], form["client_assertion"], audiences)
+        except AssertionRefused as exc:
+            return entra_error(401, "invalid_client", exc.code, exc.message)
     audience = audience_for(tenant, form["scope"])
     if audience is None:
         resource = form["scope"].split()[0].removesuffix("/.default")

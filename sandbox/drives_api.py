@@ -41,6 +41,11 @@ ITEM_RE = re.compile(r"^/(?:root|items/(?P<id>[^/:]+))(?::(?P<path>[^:]*):?)?(?P
 SITE_PATH_RE = re.compile(r"^/(?P<host>[^/:]+):/sites/(?P<name>[^/:]+):?(?P<tail>/.*)?$")
 # The SDK calls delta as an OData function: delta() and delta(token='...'); Graph answers both.
 DELTA_FN_RE = re.compile(r"^delta\((?:token='(?P<token>[^']*)')?\)$")
+# .../versions, .../versions/{id}, .../versions/{id}/restoreVersion on an item addressed by id or path.
+VERSIONS_RE = re.compile(
+    r"^(?P<item>/(?:root|items/[^/:]+)(?::[^:]*:)?)/versions(?:/(?P<vid>[^/]+)(?P<restore>/restoreVersion)?)?/?$"
+)
+COPY_DELAY_S = 0.3  # "In many cases the copy action is performed asynchronously" (driveitem-copy)
 SITE_ID_RE = re.compile(r"^/(?P<sid>[^/]+)(?P<tail>/.*)?$")
 CHUNK_UNIT = 320 * 1024
 MAX_CHUNK = 60 * 1024 * 1024
@@ -189,6 +194,9 @@ async def _drive_request(request: Request, store: DriveStore, drive: dict[str, A
         if method != "GET":
             raise GraphError(405, "invalidRequest", f"The HTTP method '{method}' is not allowed.")
         return JSONResponse(store.render_drive(drive))
+    vm = VERSIONS_RE.match(rest)
+    if vm:
+        return await _versions(request, store, drive, vm)
     creating = method in ("PUT", "POST")
     make_parents = method == "PUT" and rest.rstrip("/").endswith(":/content")
     item, parent, new_name, action = _resolve(
@@ -215,6 +223,10 @@ async def _drive_request(request: Request, store: DriveStore, drive: dict[str, A
             return Response(status_code=302, headers={"Location": _download_url(request, tenant, item)})
         if method == "PUT":
             return await _simple_upload(request, world, tenant, store, item, parent, new_name)
+    if action == "copy" and method == "POST":
+        if item is None:
+            raise GraphError(404, "itemNotFound", "The resource could not be found.")
+        return _copy(request, world, tenant, store, item, await _json_body(request))
     if action == "createUploadSession" and method == "POST":
         return _create_session(
             request, world, tenant, store, item, parent, new_name, await _json_body(request)
@@ -235,6 +247,94 @@ async def _drive_request(request: Request, store: DriveStore, drive: dict[str, A
     if item is None:
         raise GraphError(404, "itemNotFound", "The resource could not be found.")
     raise GraphError(400, "invalidRequest", f"Unsupported request {method} {action or 'item'}.")
+
+
+async def _versions(request: Request, store: DriveStore, drive: dict[str, Any], m: re.Match[str]) -> Response:
+    """driveitem-list-versions, driveitemversion-get, driveitemversion-delete, driveitemversion-restore."""
+    item, _, _, action = _resolve(store, drive, m["item"])
+    if item is None or action:
+        raise GraphError(404, "itemNotFound", "The resource could not be found.")
+    vid, method = m["vid"], request.method
+    if vid is None:
+        if method != "GET":
+            raise GraphError(405, "invalidRequest", f"The HTTP method '{method}' is not allowed.")
+        return JSONResponse({"value": store.versions(item)})
+    if m["restore"]:
+        if method != "POST":
+            raise GraphError(405, "invalidRequest", f"The HTTP method '{method}' is not allowed.")
+        store.restore_version(item, vid)
+        return Response(status_code=204)
+    if method == "GET":
+        return JSONResponse(store.version(item, vid))
+    if method == "DELETE":
+        store.delete_version(item, vid)
+        return Response(status_code=204)
+    raise GraphError(405, "invalidRequest", f"The HTTP method '{method}' is not allowed.")
+
+
+# Copy operations by monitor id: what the monitor URL answers (long-running-actions-overview).
+_COPIES: dict[str, dict[str, Any]] = {}
+
+
+def _copy(
+    request: Request,
+    world: World,
+    tenant: TenantState,
+    store: DriveStore,
+    item: dict[str, Any],
+    body: dict[str, Any],
+) -> Response:
+    """driveitem-copy: checked at once (a name in use under `fail` is rejected), done asynchronously; 202 with
+    a Location monitor URL. The destination must be a drive of this tenant (its Graph addresses no other)."""
+    ref = body.get("parentReference") or {}
+    if not isinstance(ref, dict):
+        raise GraphError(400, "invalidRequest", "parentReference must be an object.")
+    name = body.get("name", item["name"])
+    if not isinstance(name, str) or not name:
+        raise GraphError(400, "invalidRequest", "name must be a non-empty string.")
+    did = str(ref.get("driveId") or item["_drive"])
+    dest_drive = store.drive(did)  # 404 itemNotFound for a drive this tenant does not hold
+    if ref.get("id"):
+        parent = store.item(dest_drive["id"], str(ref["id"]))
+    elif ref.get("driveId"):
+        parent = store.items[dest_drive["_root"]]
+    else:
+        parent = store.items[item["_parent"]] if item["_parent"] else item
+    conflict = _conflict(request.query_params.get(CONFLICT), "fail")
+    store.check_copy(item, parent, name, conflict)
+    op = uuid.uuid4().hex
+    job: dict[str, Any] = {"tenant": tenant.id, "status": "inProgress", "polled": False}
+    _COPIES[op] = job
+
+    def finish() -> None:
+        try:
+            made = store.copy(item, parent, name, conflict)
+        except GraphError as exc:
+            job.update(status="failed", error={"code": exc.code, "message": exc.message})
+        else:
+            job.update(status="completed", resourceId=made["id"])
+        world.dirty = True
+
+    asyncio.get_running_loop().call_later(COPY_DELAY_S, finish)
+    return Response(status_code=202, headers={"Location": f"{_base(request)}/_api/v2.0/monitor/{op}"})
+
+
+async def copy_monitor(request: Request) -> Response:
+    """The monitor URL: no credentials needed (long-running-actions-overview); 202 while in progress, 200
+    with `resourceId` once completed (or the error once failed)."""
+    job = _COPIES.get(request.path_params["op"])
+    if job is None:
+        return JSONResponse({"error": {"code": "itemNotFound", "message": "No such operation."}}, 404)
+    body: dict[str, Any] = {"operation": "itemCopy", "status": job["status"]}
+    if job["status"] == "inProgress":
+        body["percentageComplete"] = 0.0
+        return JSONResponse(body, status_code=202)
+    body["percentageComplete"] = 100.0
+    if "resourceId" in job:
+        body["resourceId"] = job["resourceId"]
+    if "error" in job:
+        body["error"] = job["error"]
+    return JSONResponse(body, status_code=200)
 
 
 def _children(request: Request, store: DriveStore, folder: dict[str, Any]) -> Response:
@@ -629,10 +729,14 @@ def _user_drive(tenant: TenantState, key: str) -> dict[str, Any]:
         return store.drives[did]
     # A licensed user's OneDrive exists only once SharePoint created the personal site: after the user's first
     # sign-in or an administrator's request (CreatePersonalSiteEnqueueBulk) and the timer job's delay
-    # (learn.microsoft.com/sharepoint/pre-provision-accounts). Until then, and for unlicensed users, 404.
-    from sandbox.tenancy import onedrive_ready
+    # (learn.microsoft.com/sharepoint/pre-provision-accounts). Until then, and for users who may not sign in
+    # or hold no SharePoint licence, 404; while the timer job holds the request, Graph's other answer, 400
+    # "Unable to retrieve user's mysite URL." (microsoft-graph-docs#1354), so clients meet both.
+    from sandbox.tenancy import can_have_onedrive, onedrive_pending, onedrive_ready
 
-    if not user.get("assignedLicenses") or not onedrive_ready(tenant, user["id"]):
+    if not can_have_onedrive(tenant, user) or not onedrive_ready(tenant, user["id"]):
+        if can_have_onedrive(tenant, user) and onedrive_pending(tenant, user["id"]):
+            raise GraphError(400, "BadRequest", "Unable to retrieve user's mysite URL.")
         raise GraphError(404, "ResourceNotFound", "User's mysite not found.")
     return store.add_user_drive(user)
 
@@ -765,6 +869,7 @@ def drive_routes(world: Any) -> list[Any]:
         Route("/v1.0/users/{uid}/drive{rest:path}", _guard(users_drive), methods=ALL),
         Route("/v1.0/sites{rest:path}", _guard(sites), methods=ALL),
         Route("/_download/{tid}/{iid}", download, methods=["GET"]),
+        Route("/_api/v2.0/monitor/{op}", copy_monitor, methods=["GET"]),
         Route("/_upload/{tid}/{sid}", upload, methods=["GET", "PUT", "DELETE"]),
         Route("/sandbox/tenants/{tid}/files", admin_add_file, methods=["POST"]),
         Route("/sandbox/tenants/{tid}/expire-uploads", admin_expire_uploads, methods=["POST"]),

@@ -369,6 +369,17 @@ class DriveStore:
         fs: dict[str, Any] | None,
         by: dict[str, Any] | None,
     ) -> None:
+        # The replaced content stays as a version of the file (driveitem-list-versions), newest last.
+        if "_content" in item:
+            item.setdefault("_versions", []).append(
+                {
+                    "v": item["_cv"],
+                    "content": item["_content"],
+                    "hash": item.get("_hash"),
+                    "at": item["lastModifiedDateTime"],
+                    "by": item.get("_by"),
+                }
+            )
         item["_content"] = content
         item["_hash"] = quick_xor
         item["_v"] += 1
@@ -444,6 +455,97 @@ class DriveStore:
             cur["_deleted"] = True
             cur["_deletedAt"] = now_iso()
             self._touch(cur)
+
+    # ---- versions (driveitem-list-versions, driveitemversion-get/-delete/-restore) --------------------
+    def versions(self, item: dict[str, Any]) -> list[dict[str, Any]]:
+        """The file's versions as Graph lists them: the current one first, then older ones, newest first."""
+        if item.get("_folder"):
+            raise GraphError(400, "invalidRequest", "Versions are available for files only.")
+        current = {
+            "v": item["_cv"],
+            "content": item["_content"],
+            "at": item["lastModifiedDateTime"],
+            "by": item.get("_by"),
+        }
+        return [self._render_version(v) for v in [current, *reversed(item.get("_versions") or [])]]
+
+    @staticmethod
+    def _render_version(v: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": f"{v['v']}.0",
+            "lastModifiedDateTime": v["at"],
+            "lastModifiedBy": v.get("by") or {"application": {"displayName": "trustfold sandbox"}},
+            "size": int(v["content"]["size"]),
+        }
+
+    def _old_version(self, item: dict[str, Any], vid: str) -> dict[str, Any] | None:
+        return next((v for v in item.get("_versions") or [] if f"{v['v']}.0" == vid), None)
+
+    def version(self, item: dict[str, Any], vid: str) -> dict[str, Any]:
+        found = next((v for v in self.versions(item) if v["id"] == vid), None)
+        if found is None:
+            raise GraphError(404, "itemNotFound", "The requested version was not found.")
+        return found
+
+    def delete_version(self, item: dict[str, Any], vid: str) -> None:
+        if vid == f"{item['_cv']}.0":
+            # The current version is the file itself: delete the item, not its version.
+            raise GraphError(400, "invalidRequest", "The current version of a file cannot be deleted.")
+        old = self._old_version(item, vid)
+        if old is None:
+            raise GraphError(404, "itemNotFound", "The requested version was not found.")
+        item["_versions"].remove(old)
+        self._touch(item)
+
+    def restore_version(self, item: dict[str, Any], vid: str) -> None:
+        """A new current version with the old content; every existing version is kept."""
+        self.version(item, vid)  # 404 for an unknown id
+        old = self._old_version(item, vid)
+        if old is None:
+            return  # restoring the current version changes nothing
+        self._set_content(item, old["content"], old.get("hash"), now_iso(), None, None)
+
+    # ---- copy (driveitem-copy) --------------------------------------------------------------------------
+    def check_copy(self, item: dict[str, Any], parent: dict[str, Any], name: str, conflict: str) -> None:
+        """What the copy request itself is refused for (before it is accepted)."""
+        if item["_parent"] is None:
+            raise GraphError(400, "invalidRequest", "The root folder cannot be copied.")
+        if not parent.get("_folder"):
+            raise GraphError(400, "invalidRequest", "The destination is not a folder.")
+        cur: dict[str, Any] | None = parent
+        while cur is not None:
+            if cur["id"] == item["id"]:
+                raise GraphError(400, "invalidRequest", "A folder cannot be copied into itself.")
+            cur = self.items[cur["_parent"]] if cur["_parent"] else None
+        self.validate_name(parent, name)
+        clash = self.child(parent, name)
+        if clash is not None and conflict == "fail":
+            raise GraphError(409, "nameAlreadyExists", "The specified item name already exists.")
+        if (
+            clash is not None
+            and conflict == "replace"
+            and bool(clash.get("_folder")) != bool(item.get("_folder"))
+        ):
+            raise GraphError(409, "nameAlreadyExists", "The specified item name already exists.")
+
+    def copy(self, item: dict[str, Any], parent: dict[str, Any], name: str, conflict: str) -> dict[str, Any]:
+        """The copy itself (content and, for a folder, everything below it; no versions, no sharing)."""
+        if item.get("_folder"):
+            made, _ = self.create_item(parent, name, folder=True, conflict=conflict)
+            for cid in list(self.children.get(item["id"], {}).values()):
+                child = self.items[cid]
+                self.copy(child, made, child["name"], "fail")
+            return made
+        made, _ = self.create_item(
+            parent,
+            name,
+            folder=False,
+            content=item["_content"],
+            quick_xor=item.get("_hash"),
+            conflict=conflict,
+            fs=item.get("fileSystemInfo"),
+        )
+        return made
 
     def hash_of(self, item: dict[str, Any]) -> str:
         if item.get("_hash") is None:
@@ -590,9 +692,13 @@ class DriveStore:
     def to_state(self) -> dict[str, Any]:
         items = []
         for i in self.items.values():
-            d = {k: v for k, v in i.items() if k != "_content"}
+            d = {k: v for k, v in i.items() if k not in ("_content", "_versions")}
             if "_content" in i:
                 d["_content"] = content_mod.to_state(i["_content"])
+            if i.get("_versions"):
+                d["_versions"] = [
+                    {**v, "content": content_mod.to_state(v["content"])} for v in i["_versions"]
+                ]
             items.append(d)
         return {
             "host": self.host,
@@ -621,6 +727,8 @@ class DriveStore:
         for d in state["items"]:
             if "_content" in d:
                 d["_content"] = content_mod.from_state(d["_content"])
+            for v in d.get("_versions") or ():
+                v["content"] = content_mod.from_state(v["content"])
             store.items[d["id"]] = d
             if d.get("_folder"):
                 store.children.setdefault(d["id"], {})

@@ -45,6 +45,10 @@ log = logging.getLogger("sandbox.migration")
 
 
 # ---- job creation ----------------------------------------------------------------------------------------
+def _query(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
 def _sas(url: str, what: str, allowed: set[str] | None) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or parts.hostname not in LOOPBACK:
@@ -80,11 +84,20 @@ async def create_job(
     _sas(src, "azureContainerSourceUri", None if provided else {"r", "l"})
     _sas(man, "azureContainerManifestUri", None if provided else {"r", "l", "w"})
     if queue:
-        _sas(
-            str(queue),
-            "azureQueueReportUri",
-            None if plain_url(str(queue)) in svc.provided else {"a", "r", "u"},
-        )
+        own_queue = plain_url(str(queue)) not in svc.provided
+        _sas(str(queue), "azureQueueReportUri", None)
+        rights = set(_query(str(queue)).get("sp", ""))
+        if own_queue and not {"a", "r", "u"} <= rights:
+            raise PackageRefused(
+                "azureQueueReportUri: the SAS must grant add, read and update, "
+                f"not '{''.join(sorted(rights))}'"
+            )
+        if own_queue and rights - {"a", "r", "u"}:
+            # migration-api-reference: "Requires Add, Read, and Update permissions only. If the SAS token has
+            # other permissions, the migration job will be unable to add events to the queue": the job is
+            # created and runs, and its events reach only GetMigrationJobProgress.
+            log.info("report queue SAS grants %r: no events will be written to it", "".join(sorted(rights)))
+            queue = None
     key = None
     if encrypted:
         try:

@@ -89,6 +89,10 @@ def _auth(world: World, request: Request) -> tuple[TenantState | None, str]:
             None,
             f"Invalid audience {claims.get('aud')!r}: SharePoint REST needs a token for {min(allowed)}.",
         )
+    if claims.get("appidacr") != "2":
+        # App-only SharePoint REST needs a certificate credential; a client-secret token is refused
+        # (learn.microsoft.com/sharepoint/dev/solution-guidance/security-apponly-azuread).
+        return None, "Unsupported app only token."
     if "Sites.FullControl.All" not in (claims.get("roles") or []) and "Sites.ReadWrite.All" not in (
         claims.get("roles") or []
     ):

@@ -388,7 +388,10 @@ async def applications(request: Request) -> Response:
     if not m["tail"]:
         if request.method != "GET":
             return graph_error(405, "Request_BadRequest", "The HTTP method is not allowed for this resource.")
-        return JSONResponse({k: v for k, v in app.items() if k != "extensionProperties"})
+        out = {k: v for k, v in app.items() if k != "extensionProperties"}
+        # Graph never returns a key credential's key on a read.
+        out["keyCredentials"] = [dict(c, key=None) for c in app.get("keyCredentials", [])]
+        return JSONResponse(out)
     if request.method == "GET":
         return JSONResponse({"value": [_ext_out(app, p) for p in app["extensionProperties"]]})
     if request.method != "POST":
@@ -441,6 +444,37 @@ def _sp_error(status: int, code: str, message: str) -> JSONResponse:
 def onedrive_ready(tenant: TenantState, user_id: str) -> bool:
     ready = tenant.onedrive_ready.get(user_id)
     return ready is not None and time.time() >= ready
+
+
+def onedrive_pending(tenant: TenantState, user_id: str) -> bool:
+    """Requested, and the timer job has not made the site yet."""
+    ready = tenant.onedrive_ready.get(user_id)
+    return ready is not None and time.time() < ready
+
+
+def sharepoint_licensed(tenant: TenantState, user: dict[str, Any]) -> bool:
+    """The user holds a licence whose SharePoint service plan is not disabled ("The users who the sites will
+    be provisioned for must also have a SharePoint license assigned": request-spopersonalsite)."""
+    skus = {s["skuId"]: s for s in tenant.skus}
+    for lic in user.get("assignedLicenses") or ():
+        sku = skus.get(lic.get("skuId"))
+        if sku is None:
+            # A licence of a SKU this sandbox does not list (hand-built test users): take it as a full one.
+            return True
+        off = set(lic.get("disabledPlans") or ())
+        if any(
+            "SHAREPOINT" in p["servicePlanName"] and p["servicePlanId"] not in off
+            for p in sku["servicePlans"]
+        ):
+            return True
+    return False
+
+
+def can_have_onedrive(tenant: TenantState, user: dict[str, Any]) -> bool:
+    """learn.microsoft.com/sharepoint/pre-provision-accounts: the account must be allowed to sign in and
+    hold a SharePoint licence; otherwise the timer job makes nothing. A hand-built user without
+    accountEnabled counts as allowed (Graph's users always carry it)."""
+    return user.get("accountEnabled") is not False and sharepoint_licensed(tenant, user)
 
 
 def mark_existing_onedrives(tenant: TenantState) -> None:
@@ -506,8 +540,9 @@ async def create_personal_sites(request: Request) -> Response:
     ready_at = time.time() + world.settings.onedrive_provision_delay_s
     for email in emails:
         user = tenant.user_by_key(email.strip())
-        # Unknown or unlicensed users are skipped silently, as the timer job does.
-        if user is not None and user.get("assignedLicenses") and user["id"] not in tenant.onedrive_ready:
+        # Unknown users, users blocked from signing in and users without a SharePoint licence are skipped
+        # silently, as the timer job does (pre-provision-accounts).
+        if user is not None and can_have_onedrive(tenant, user) and user["id"] not in tenant.onedrive_ready:
             tenant.onedrive_ready[user["id"]] = ready_at
     tenant.personal_site_calls += 1
     world.stats.record(tenant.id, method="POST", write=True)
@@ -541,6 +576,38 @@ async def admin_roles(request: Request) -> Response:
     return JSONResponse({"tenant": tenant.id, "roles": granted(tenant)})
 
 
+async def admin_certificates(request: Request) -> Response:
+    """POST {"certificate": PEM}: register a certificate (public key only) on the application `app_id`, as
+    an administrator uploads one in the portal (application keyCredentials); the token endpoint then takes
+    client assertions signed with its key. GET: the registered certificates."""
+    world: World = request.app.state.world
+    tenant = world.tenant(request.path_params["tid"])
+    if tenant is None:
+        return JSONResponse(
+            {"error": f"no tenant {request.path_params['tid']!r} in this sandbox"}, status_code=404
+        )
+    from sandbox.client_assertion import register
+
+    app = ensure_application(tenant, request.path_params["app_id"])
+    if request.method == "POST":
+        try:
+            body = await request.json()
+            if not isinstance(body, dict) or not isinstance(body.get("certificate"), str):
+                raise ValueError('body must be {"certificate": "-----BEGIN CERTIFICATE-----..."}')
+            register(app, body["certificate"])
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        world.dirty = True
+    return JSONResponse(
+        {
+            "appId": app["appId"],
+            "keyCredentials": [
+                {k: v for k, v in c.items() if k != "key"} for c in app.get("keyCredentials", [])
+            ],
+        }
+    )
+
+
 async def admin_onedrives(request: Request) -> Response:
     """GET: which users' OneDrives exist and which are still being provisioned."""
     world: World = request.app.state.world
@@ -565,4 +632,9 @@ def tenancy_routes() -> list[Route]:
         Route(PROFILE_LOADER, create_personal_sites, methods=["POST"]),
         Route("/sandbox/tenants/{tid}/roles", admin_roles, methods=["GET", "POST"]),
         Route("/sandbox/tenants/{tid}/onedrives", admin_onedrives, methods=["GET"]),
+        Route(
+            "/sandbox/tenants/{tid}/applications/{app_id}/certificates",
+            admin_certificates,
+            methods=["GET", "POST"],
+        ),
     ]

@@ -7,10 +7,12 @@ The server is uvicorn on a free loopback port in a background thread; `base` is 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -172,16 +174,109 @@ def sharepoint_admin_token(
     tenant = world.tenant(tenant_id) if world is not None else None
     if tenant is None:
         raise ValueError("sharepoint_admin_token needs the SandboxURL of an in-process sandbox")
-    form = {
-        "grant_type": "client_credentials",
-        "client_id": client_id,
-        "scope": f"{admin_audience(tenant)}/.default",
+    return app_only_token(
+        base_url, tenant_id, f"{admin_audience(tenant)}/.default", client_id, certificate=certificate
+    )
+
+
+def make_certificate(subject: str = "trustfold sandbox test") -> tuple[str, str]:
+    """(private key PEM, self-signed certificate PEM), RSA 2048, valid for a day: a test's own certificate
+    credential, never written to disk."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def register_certificate(base_url: str, tenant_id: str, client_id: str, cert_pem: str) -> httpx.Response:
+    """Upload a certificate (public only) to the app's registration, as an administrator does."""
+    return httpx.post(
+        f"{base_url}/sandbox/tenants/{tenant_id}/applications/{client_id}/certificates",
+        json={"certificate": cert_pem},
+        timeout=30,
+    )
+
+
+def signed_assertion(
+    key_pem: str,
+    cert_pem: str,
+    client_id: str,
+    audience: str,
+    *,
+    nbf: int | None = None,
+    exp: int | None = None,
+) -> str:
+    """A certificate credential's client assertion (learn.microsoft.com/entra/identity-platform/
+    certificate-credentials): RS256, x5t the certificate's SHA-1 thumbprint."""
+    import hashlib
+
+    import jwt
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    der = x509.load_pem_x509_certificate(cert_pem.encode()).public_bytes(serialization.Encoding.DER)
+    x5t = base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=").decode()
+    now = int(time.time())
+    claims = {
+        "aud": audience,
+        "iss": client_id,
+        "sub": client_id,
+        "jti": str(uuid.uuid4()),
+        "nbf": now if nbf is None else nbf,
+        "exp": now + 600 if exp is None else exp,
     }
+    return jwt.encode(claims, key_pem, algorithm="RS256", headers={"x5t": x5t})
+
+
+_TEST_CERTS: dict[tuple[str, str, str], tuple[str, str]] = {}
+
+
+def client_credentials_form(
+    base_url: str, tenant_id: str, client_id: str, scope: str, *, certificate: bool = True
+) -> dict[str, str]:
+    """The client credentials grant's form, authenticated as a certificate credential does (an assertion
+    signed with a test certificate registered on the app once per sandbox) or with a client secret."""
+    form = {"grant_type": "client_credentials", "client_id": client_id, "scope": scope}
     if certificate:
+        ref = (str(base_url), tenant_id, client_id)
+        if ref not in _TEST_CERTS:
+            key_pem, cert_pem = make_certificate()
+            register_certificate(base_url, tenant_id, client_id, cert_pem).raise_for_status()
+            _TEST_CERTS[ref] = (key_pem, cert_pem)
+        key_pem, cert_pem = _TEST_CERTS[ref]
+        endpoint = f"{base_url}/{tenant_id}/oauth2/v2.0/token"
         form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-        form["client_assertion"] = "sandbox.assertion.unsigned"
+        form["client_assertion"] = signed_assertion(key_pem, cert_pem, client_id, endpoint)
     else:
         form["client_secret"] = "sandbox"
+    return form
+
+
+def app_only_token(
+    base_url: str, tenant_id: str, scope: str, client_id: str = "x", *, certificate: bool = True
+) -> str:
+    """An app-only token for `scope` (e.g. a SharePoint host's /.default), certificate-style unless told."""
+    form = client_credentials_form(base_url, tenant_id, client_id, scope, certificate=certificate)
     r = httpx.post(f"{base_url}/{tenant_id}/oauth2/v2.0/token", data=form, timeout=30)
     r.raise_for_status()
     return str(r.json()["access_token"])

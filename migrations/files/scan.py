@@ -15,6 +15,7 @@ from migrations.core.journal import Journal
 from migrations.core.store import StateStore, now
 from migrations.graph.client import MAX_BATCH, BatchItem, GraphError, GraphResponse, TenantConnection
 from migrations.graph.concurrently import bounded
+from migrations.graph.sharepoint_admin import onedrive_not_yet
 from migrations.graph.sharepoint_window import SharePointBudget
 from trust import Academy
 
@@ -124,7 +125,7 @@ async def drive_id(conn: TenantConnection, budget: SharePointBudget, ref: str) -
     if kind == "user":
         await budget.acquire(conn.tenant_id, 1)
         resp = await conn.request("GET", f"/users/{quote(rest)}/drive", counts_as_write=False)
-        if resp.status == 404:
+        if onedrive_not_yet(resp):
             return None
         if not resp.ok:
             raise GraphError("GET", f"/users/{rest}/drive", resp)
@@ -218,7 +219,7 @@ async def resolve_drives(
     users = [r for r in refs if r.startswith("user:")]
     answers = await batch_get(conn, budget, [(f"/users/{quote(r[5:])}/drive", 1) for r in users])
     for ref, resp in zip(users, answers, strict=True):
-        if resp.status == 404:
+        if onedrive_not_yet(resp):
             out[ref] = None
         elif not resp.ok:
             raise GraphError("GET", f"/users/{ref[5:]}/drive", resp)

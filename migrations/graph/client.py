@@ -595,16 +595,54 @@ class TenantConnection:
         return entry
 
 
+def _check_key_file(path: str, env: str, tenant_id: str) -> None:
+    """The PEM file holds the app's private key: others on the machine must not be able to read it."""
+    try:
+        mode = os.stat(path).st_mode & 0o077
+    except OSError as exc:
+        raise ConfigError(
+            None,
+            f"environment variable {env} names {path}, which cannot be read for tenant {tenant_id}: "
+            f"{exc.strerror}",
+            field="credential.certificate_path_env",
+        ) from None
+    if mode:
+        raise ConfigError(
+            None,
+            f"environment variable {env} names {path}, which holds tenant {tenant_id}'s private key and is "
+            f"readable by others (mode {oct(mode)}); make it owner-only: chmod 600 {path}",
+            field="credential.certificate_path_env",
+        )
+
+
 def _credential(ref: CredentialRef, tenant_id: str, graph_url: str | None) -> Any:
     if graph_url:
         from migrations.graph.sandbox_credential import AsyncSandboxCredential
 
-        # A certificate credential authenticates with a signed assertion; the sandbox tells them apart
-        # (SharePoint admin REST refuses app-only tokens obtained with a secret).
+        # A certificate credential authenticates with a signed assertion the sandbox verifies (SharePoint
+        # REST refuses app-only tokens obtained with a secret): the configured PEM file when there is one,
+        # as in production, else a throwaway key made for the rehearsal.
         certificate = ref.kind.value == "certificate"
-        if ref.client_id:
-            return AsyncSandboxCredential(graph_url, tenant_id, ref.client_id, certificate=certificate)
-        return AsyncSandboxCredential(graph_url, tenant_id, certificate=certificate)
+        path = os.environ.get(ref.certificate_path_env or "") if certificate else None
+        if path:
+            _check_key_file(path, ref.certificate_path_env or "", tenant_id)
+        try:
+            return AsyncSandboxCredential(
+                graph_url,
+                tenant_id,
+                *([ref.client_id] if ref.client_id else []),
+                certificate=certificate,
+                certificate_path=path or None,
+            )
+        except ValueError as exc:
+            reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+            raise ConfigError(
+                None,
+                f"environment variable {ref.certificate_path_env} names {path}, which is not a usable "
+                f"certificate for tenant {tenant_id} (a PEM file holding the certificate and its unencrypted "
+                f"private key): {reason}",
+                field="credential.certificate_path_env",
+            ) from None
     kind = ref.kind.value
     if not ref.client_id:
         raise ConfigError(
@@ -634,7 +672,7 @@ def _credential(ref: CredentialRef, tenant_id: str, graph_url: str | None) -> An
         from azure.identity.aio import CertificateCredential
 
         try:
-            return CertificateCredential(tenant_id, ref.client_id, certificate_path=path)
+            credential = CertificateCredential(tenant_id, ref.client_id, certificate_path=path)
         except ValueError as exc:
             # azure-identity reads the file here and raises a bare ValueError (wrong format, no private key,
             # encrypted): bad input, so say which tenant, which variable and which file.
@@ -646,6 +684,8 @@ def _credential(ref: CredentialRef, tenant_id: str, graph_url: str | None) -> An
                 f"private key, or PKCS12): {reason}",
                 field="credential.certificate_path_env",
             ) from None
+        _check_key_file(path, ref.certificate_path_env or "", tenant_id)
+        return credential
     if kind == "managed_identity":
         from azure.identity.aio import ManagedIdentityCredential
 

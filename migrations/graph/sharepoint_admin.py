@@ -38,3 +38,17 @@ async def sharepoint_token(trust: Trust, graph_url: str | None, conn: TenantConn
             await close()
     site = graph_url.rstrip("/") if graph_url else resource
     return site, token.token
+
+
+MYSITE_NOT_READY = "Unable to retrieve user's mysite URL."
+
+
+def onedrive_not_yet(resp: GraphResponse) -> bool:
+    """A user's drive that does not exist (yet): 404, or Graph's other answer while SharePoint has not made
+    the personal site, 400 "Unable to retrieve user's mysite URL." (microsoft-graph-docs#1354)."""
+    if resp.status == 404:
+        return True
+    if resp.status != 400 or not isinstance(resp.body, dict):
+        return False
+    error = resp.body.get("error")
+    return isinstance(error, dict) and str(error.get("message", "")).strip() == MYSITE_NOT_READY

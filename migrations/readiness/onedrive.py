@@ -24,7 +24,7 @@ from migrations.core.errors import OperationError
 from migrations.core.journal import Journal
 from migrations.core.store import dumps, now
 from migrations.graph.client import MAX_BATCH, BatchItem, GraphError, GraphResponse, TenantConnection
-from migrations.graph.sharepoint_admin import sharepoint_token
+from migrations.graph.sharepoint_admin import onedrive_not_yet, sharepoint_token
 
 if TYPE_CHECKING:
     from migrations.core.store import StateStore
@@ -42,6 +42,14 @@ class DriveState:
     user_id: str | None = None
     licensed: bool = False
     provisioned: bool = False
+    # SharePoint makes a OneDrive only for accounts allowed to sign in that hold a SharePoint plan
+    # (learn.microsoft.com/sharepoint/pre-provision-accounts); others are never asked for nor waited on.
+    sign_in_blocked: bool = False
+    sharepoint_plan: bool = True
+
+    @property
+    def can_have(self) -> bool:
+        return self.licensed and not self.sign_in_blocked and self.sharepoint_plan
 
     @property
     def exists(self) -> bool:
@@ -58,6 +66,7 @@ class ProvisionResult:
     waiting: list[str] = field(default_factory=list)
     unlicensed: int = 0
     not_created: int = 0
+    cannot_have: list[str] = field(default_factory=list)  # sign-in blocked or no SharePoint plan
     # licences.mode group: members whose group licence is in error or still being processed by Entra.
     licence_problems: list[str] = field(default_factory=list)
 
@@ -71,6 +80,7 @@ class ProvisionResult:
             "waiting": self.waiting,
             "unlicensed": self.unlicensed,
             "not_created": self.not_created,
+            "cannot_have": self.cannot_have,
             "licence_problems": self.licence_problems,
         }
 
@@ -117,18 +127,50 @@ async def target_onedrives(conn: TenantConnection, store: StateStore, academy: A
     states = [DriveState(ref) for ref in mapped_upns(store, academy)]
     answers = await _batch_get(
         conn,
-        [f"/users/{quote(s.upn, safe='@')}?$select=id,userPrincipalName,assignedLicenses" for s in states],
+        [
+            f"/users/{quote(s.upn, safe='@')}?$select=id,userPrincipalName,assignedLicenses,accountEnabled"
+            for s in states
+        ],
     )
+    plans: dict[str, set[str]] | None = None
     for s, resp in zip(states, answers, strict=True):
         if resp.ok and isinstance(resp.body, dict):
             s.user_id = str(resp.body["id"])
             # SharePoint's provisioning call takes the user's current sign-in name.
             s.upn = str(resp.body.get("userPrincipalName") or s.upn)
-            s.licensed = bool(resp.body.get("assignedLicenses"))
+            licences = resp.body.get("assignedLicenses") or []
+            s.licensed = bool(licences)
+            s.sign_in_blocked = resp.body.get("accountEnabled") is False
+            if licences:
+                plans = plans if plans is not None else await sharepoint_plans(conn)
+                s.sharepoint_plan = has_sharepoint_plan(licences, plans)
         elif resp.status != 404:
             raise GraphError("GET", f"/users/{s.upn}", resp)
-    await _refresh(conn, [s for s in states if s.licensed])
+    await _refresh(conn, [s for s in states if s.can_have])
     return states
+
+
+async def sharepoint_plans(conn: TenantConnection) -> dict[str, set[str]]:
+    """Each SKU's SharePoint service plan ids (subscribedSkus), to tell a licence that carries SharePoint."""
+    body = await conn.get("/subscribedSkus?$select=skuId,servicePlans")
+    return {
+        str(sku.get("skuId")): {
+            str(p.get("servicePlanId"))
+            for p in sku.get("servicePlans") or []
+            if "SHAREPOINT" in str(p.get("servicePlanName", "")).upper()
+        }
+        for sku in body.get("value", [])
+    }
+
+
+def has_sharepoint_plan(licences: list[dict[str, Any]], plans: dict[str, set[str]]) -> bool:
+    """A licence whose SKU has a SharePoint plan not in its disabledPlans; a SKU we cannot see counts (the
+    wait then says who is still missing rather than this guessing them out)."""
+    for lic in licences:
+        sku = str(lic.get("skuId"))
+        if sku not in plans or plans[sku] - set(lic.get("disabledPlans") or ()):
+            return True
+    return False
 
 
 async def _refresh(conn: TenantConnection, states: list[DriveState], *, stop_early: bool = False) -> None:
@@ -142,7 +184,7 @@ async def _refresh(conn: TenantConnection, states: list[DriveState], *, stop_ear
         for s, resp in zip(chunk, answers, strict=True):
             if resp.ok:
                 s.provisioned = True
-            elif resp.status != 404:
+            elif not onedrive_not_yet(resp):
                 raise GraphError("GET", f"/users/{s.user_id}/drive", resp)
         if stop_early and not any(s.provisioned for s in chunk):
             return
@@ -170,7 +212,7 @@ async def _await_group_licences(
     check = await licence_wait.check_group_licences(conn, licence_wait.subset(expected, by_id), timeout=wait)
     for uid in check.active:
         by_id[uid].licensed = True
-    await _refresh(conn, [by_id[uid] for uid in check.active])
+    await _refresh(conn, [by_id[uid] for uid in check.active if by_id[uid].can_have])
     return sorted(by_id[uid].upn for uid in [*check.errors, *check.pending])
 
 
@@ -246,7 +288,8 @@ async def provision(
     # Entra has processed the membership, so wait for that first (bounded) rather than skip the user.
     result.licence_problems = await _await_group_licences(trust, conn, store, academy, states, timeout)
     result.unlicensed = sum(1 for s in states if s.exists and not s.licensed)
-    wanted = [s for s in states if s.licensed]
+    result.cannot_have = sorted(s.upn for s in states if s.exists and s.licensed and not s.can_have)
+    wanted = [s for s in states if s.can_have]
     asked = requested_before(store, academy.code)
     to_ask = [s.upn for s in wanted if not s.provisioned and s.upn not in asked]
     if to_ask:

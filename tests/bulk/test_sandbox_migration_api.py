@@ -26,7 +26,7 @@ from migrations.files.bulk import crypto
 from migrations.files.bulk import manifest as mf
 from sandbox.azurite import Azurite
 from sandbox.migration_api import configure
-from sandbox.testing import running_sandbox, token
+from sandbox.testing import app_only_token, running_sandbox, token
 from tests.identity.conftest import CONFIG, TARGET
 
 SITE = "/sites/hillside-staff"
@@ -43,13 +43,8 @@ def sp(azurite: Azurite) -> Iterator[dict[str, Any]]:
             key=azurite.key,
         )
         host = url.world.tenant(TARGET).drives.host
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": "x",
-            "client_secret": "x",
-            "scope": f"https://{host}/.default",
-        }
-        tok = httpx.post(f"{url}/{TARGET}/oauth2/v2.0/token", data=form).json()["access_token"]
+        # App-only SharePoint REST takes certificate tokens only (see the test below).
+        tok = app_only_token(url, TARGET, f"https://{host}/.default")
         client = httpx.Client(base_url=f"{url}{SITE}/_api", headers={"Authorization": f"Bearer {tok}"})
         yield {"url": url, "client": client, "token": tok}
         client.close()
@@ -101,6 +96,19 @@ def _events(queue_uri: str, key: bytes | None, want: str = "JobEnd") -> list[dic
             q.delete_message(m)
         time.sleep(0.05)
     return got
+
+
+def test_migration_api_refuses_app_only_tokens_got_with_a_client_secret(sp: dict[str, Any]) -> None:
+    """learn.microsoft.com/sharepoint/dev/solution-guidance/security-apponly-azuread: app-only access to
+    SharePoint REST (the Migration API's routes among it) needs a certificate; a token the app got with a
+    client secret is refused ("Unsupported app only token.")."""
+    url = sp["url"]
+    host = url.world.tenant(TARGET).drives.host
+    secret = app_only_token(url, TARGET, f"https://{host}/.default", certificate=False)
+    for method, path in (("GET", "/web"), ("POST", "/site/ProvisionMigrationContainers")):
+        r = httpx.request(method, f"{url}{SITE}/_api{path}", headers={"Authorization": f"Bearer {secret}"})
+        assert r.status_code == 401 and "Unsupported app only token." in r.text, (path, r.text)
+    assert sp["client"].get("/web").status_code == 200
 
 
 def test_unencrypted_package_in_provided_containers_is_refused(sp: dict[str, Any]) -> None:
@@ -189,9 +197,9 @@ def test_sas_rights_and_containers_are_checked_at_job_creation(sp: dict[str, Any
     assert wrong_web.status_code == 400 and "gWebId" in wrong_web.text
 
 
-def _own_job(client: httpx.Client, azurite: Azurite) -> str:
+def _own_job(client: httpx.Client, azurite: Azurite, queue: str | None = None) -> str:
     """A plain package staged in containers of our own (account-key SAS with the documented rights) and a
-    job created for it WITHOUT a report queue: the way after queues are retired."""
+    job created for it, WITHOUT a report queue unless one is given: the way after queues are retired."""
     svc = BlobServiceClient(
         azurite.blob_url, credential={"account_name": azurite.account, "account_key": azurite.key}
     )
@@ -215,6 +223,8 @@ def _own_job(client: httpx.Client, azurite: Azurite) -> str:
         b.create_snapshot()
     web = client.get("/web").json()["Id"]
     body = {"gWebId": web, "azureContainerSourceUri": uris["c"], "azureContainerManifestUri": uris["m"]}
+    if queue is not None:
+        body["azureQueueReportUri"] = queue
     job = client.post("/site/CreateMigrationJob", json=body)
     assert job.status_code == 200, job.text
     return str(job.json()["value"])
@@ -253,6 +263,38 @@ def test_job_progress_pages_events_by_token_without_a_queue(sp: dict[str, Any], 
         f"/site/GetMigrationJobProgress(jobId='{uuid.uuid4()}',nextToken=0)", headers=VERBOSE
     )
     assert unknown.status_code == 500 and unknown.json()["error"]["code"].startswith("-2147213145")
+
+
+def test_report_queue_sas_with_extra_rights_creates_the_job_but_gets_no_events(
+    sp: dict[str, Any], azurite: Azurite
+) -> None:
+    """migration-api-reference, azureQueueReportUri: "Requires Add, Read, and Update permissions only. If the
+    SAS token has other permissions, the migration job will be unable to add events to the queue." The job is
+    created and runs (its progress is read with GetMigrationJobProgress); the queue stays empty."""
+    from azure.storage.queue import QueueSasPermissions, QueueServiceClient, generate_queue_sas
+
+    client = sp["client"]
+    qsvc = QueueServiceClient(
+        azurite.queue_url, credential={"account_name": azurite.account, "account_key": azurite.key}
+    )
+    name = f"extra-{uuid.uuid4().hex[:10]}"
+    qsvc.create_queue(name)
+    sig = generate_queue_sas(
+        azurite.account, name, azurite.key,
+        permission=QueueSasPermissions(read=True, add=True, update=True, process=True),
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )  # fmt: skip
+    job = _own_job(client, azurite, queue=f"{azurite.queue_url}/{name}?{sig}")
+    deadline, token_, events = time.monotonic() + 60, "0", []
+    while not any(e["Event"] == "JobEnd" for e in events):
+        assert time.monotonic() < deadline, events
+        got = client.get(f"/site/GetMigrationJobProgress(jobId='{job}',nextToken={token_})", headers=VERBOSE)
+        body = got.json()["d"]["GetMigrationJobProgress"]
+        events += [json.loads(x) for x in body["Logs"]["results"]]
+        token_ = body["NextToken"]
+        time.sleep(0.05)
+    assert next(e for e in events if e["Event"] == "JobEnd")["FilesCreated"] == "1"
+    assert qsvc.get_queue_client(name).get_queue_properties().approximate_message_count == 0
 
 
 def test_folder_lookups_decode_paths_as_sharepoint_does(sp: dict[str, Any]) -> None:

@@ -29,7 +29,7 @@ from migrations.files.bulk.blobs import once, upload
 from migrations.files.bulk.staging import OwnStaging
 from sandbox.azurite import Azurite, running_azurite
 from sandbox.migration_api import configure, service
-from sandbox.testing import running_sandbox
+from sandbox.testing import client_credentials_form, running_sandbox
 from tests.bulk.conftest import BulkCli, require_azurite, start
 from tests.bulk.test_sandbox_migration_api import SITE, _package
 from tests.bulk.tls import loopback_tls
@@ -88,8 +88,9 @@ def test_user_delegation_sas_stages_a_package_sharepoint_imports(azurite_tls: Az
         configure(url.world, blob_url=az.blob_url, queue_url=az.queue_url, account=az.account, key=az.key,
                   ca_file=az.ca_file)  # fmt: skip
         host = url.world.tenant(TARGET).drives.host
-        form = {"grant_type": "client_credentials", "client_id": "x", "client_secret": "x",
-                "scope": f"https://{host}/.default"}  # fmt: skip
+        form = client_credentials_form(
+            url, TARGET, "x", f"https://{host}/.default"
+        )  # a certificate's assertion
         tok = httpx.post(f"{url}/{TARGET}/oauth2/v2.0/token", data=form).json()["access_token"]
         # The sandbox's Entra also issues Azure Storage tokens (a rehearsal's operator sign-in): no roles
         # (Storage authorises by RBAC), the service principal's oid; Graph refuses them.
