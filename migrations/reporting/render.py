@@ -217,6 +217,26 @@ def render_md(report: Report) -> str:
             for x in a.sharing["not_carried"]:
                 lines.append(f"| {_md_cell(x['kind'])} | {x['count']} | {_md_cell(x['why'])} |")
             lines.append("")
+            refused = a.sharing.get("refused") or []
+            if refused:
+                lines += [
+                    f"Sharing refused by SharePoint (library's limit of items with unique permissions): "
+                    f"{len(refused)} item(s).",
+                    "",
+                    "| item | refusal | handling |",
+                    "| --- | --- | --- |",
+                ]
+                lines += [
+                    "| " + " | ".join(_md_cell(r[k]) for k in ("path", "message", "handling")) + " |"
+                    for r in refused[:MAX_ROWS]
+                ]
+                if len(refused) > MAX_ROWS:
+                    lines += [
+                        "",
+                        f"… and {len(refused) - MAX_ROWS} more "
+                        f"(`trustfold report {_md_cell(a.code)} --format json`).",
+                    ]
+                lines.append("")
         if a.accounts:
             acc = a.accounts
             lines += [

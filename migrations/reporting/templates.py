@@ -185,7 +185,14 @@ link restrictions carried: {{ aud.restrictions_carried }}, narrowed (not carried
 {% for x in a.sharing.not_carried %}
 <tr><td>{{ x.kind }}</td><td class="num">{{ x.count }}</td><td>{{ x.why }}</td></tr>
 {% endfor %}
-</tbody></table>{% endif %}
+</tbody></table>
+{% if a.sharing.refused %}<p data-field="sharing-refused" data-value="{{ a.sharing.refused|length }}">Refused by
+SharePoint (the library's limit of items with unique permissions): {{ a.sharing.refused|length }} item(s).</p>
+<table class="sharing-refused"><thead><tr><th>Item</th><th>Refusal</th><th>Handling</th></tr></thead><tbody>
+{% for r in a.sharing.refused[:max_findings] %}
+<tr><td>{{ r.path }}</td><td>{{ r.message }}</td><td>{{ r.handling }}</td></tr>
+{% endfor %}
+</tbody></table>{% endif %}{% endif %}
 
 {% if a.accounts %}<h3>Accounts</h3>
 <p data-field="accounts">{{ a.accounts.disabled_carried }} disabled accounts carried disabled;
