@@ -204,6 +204,21 @@ async def check_group_licences(
     return result
 
 
+def reasons(expected: dict[str, Expected], check: LicenceCheck) -> dict[str, int]:
+    """How many members are without an active licence, per reason: where Entra's processing of the group is
+    for those still waiting (QueuedForProcessing, ProcessingInProgress), else the member's state with its
+    error ("Error: CountViolation", "ActiveWithError: ..."), for the run's counts and the report."""
+    out: dict[str, int] = {}
+    for uid in check.pending:
+        key = check.groups.get(expected[uid].group_id) or "not processed yet"
+        out[key] = out.get(key, 0) + 1
+    for uid in check.errors:
+        state = check.states[uid] or {}
+        key = f"{state.get('state') or 'unknown'}: {state.get('error') or 'None'}"
+        out[key] = out.get(key, 0) + 1
+    return dict(sorted(out.items()))
+
+
 def findings(expected: dict[str, Expected], check: LicenceCheck) -> list[dict[str, str]]:
     """Failures for a phase result: every member whose group licence is not Active (in error, or still
     not processed when the wait ended)."""

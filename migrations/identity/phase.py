@@ -118,6 +118,7 @@ class IdentityPhase:
         )
         licence_failures: list[dict[str, str]] = []
         processing: dict[str, float] = {}  # how long Entra took to license the members (when it finished)
+        licence_reasons: dict[str, int] = {}  # members without an active licence, per state and error
 
         def measure() -> dict[str, Any]:
             stats = env.conns.target.stats.as_dict()
@@ -125,6 +126,7 @@ class IdentityPhase:
                 "planned": len(plan.steps),
                 **run.tally.counts(),
                 **({"licence_problems": len(licence_failures)} if licence_failures else {}),
+                **({"licence_reasons": dict(licence_reasons)} if licence_reasons else {}),
                 **processing,
                 **{
                     k: round(stats[k] - stats_before[k], 3) for k in ("requests", "throttled", "wait_seconds")
@@ -144,9 +146,11 @@ class IdentityPhase:
             result = await runner.run()
             if "users" in self.parts and licence_groups.group_mode(env.trust):
                 # Entra licenses members in the background: wait (bounded) and report errors, never success.
-                licence_failures, took = await _group_licence_findings(env)
+                licence_failures, took, why = await _group_licence_findings(env)
                 if took is not None:
                     processing["licence_processing_s"] = round(took, 1)
+                if why:
+                    licence_reasons.update(why)
             run.status = "succeeded" if result.failed == 0 and not licence_failures else "failed"
         finally:
             if passwords:
@@ -175,15 +179,21 @@ class IdentityPhase:
         return run.outcome(run.tally.failures, run.tally.kept_notes())
 
 
-async def _group_licence_findings(env: PhaseEnv) -> tuple[list[dict[str, str]], float | None]:
+async def _group_licence_findings(
+    env: PhaseEnv,
+) -> tuple[list[dict[str, str]], float | None, dict[str, int]]:
     """Every member the users phase put in a licence group (this run or before), once Entra has processed
-    it or the wait is over: the ones whose licence is not Active; and how long the processing took (None
-    when some were still waiting at the end)."""
+    it or the wait is over: the ones whose licence is not Active; how long the processing took (None
+    when some were still waiting at the end); and how many are without an active licence per reason."""
     expected = licence_wait.expected_group_licences(env.store, env.academy.code)
     wait = env.options.get("licence_wait")
     timeout = licence_wait.DEFAULT_WAIT_S if wait is None else float(wait)
     check = await licence_wait.check_group_licences(env.conns.target, expected, timeout=timeout)
-    return licence_wait.findings(expected, check), check.processing_s
+    return (
+        licence_wait.findings(expected, check),
+        check.processing_s,
+        licence_wait.reasons(expected, check),
+    )
 
 
 for _name in (*IDENTITY_PHASES, "identity"):

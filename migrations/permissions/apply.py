@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from migrations.core import killpoints
 from migrations.core.journal import Journal
 from migrations.core.runs import Tally
-from migrations.core.steps import History, Outcome, Step, UndoStep, register_operation
+from migrations.core.steps import History, Outcome, SideWrite, Step, UndoStep, register_operation
 from migrations.graph.client import GraphError, GraphResponse, MaybeApplied, TenantConnection
 from migrations.graph.sharepoint_window import SharePointBudget
 from migrations.permissions.grants import Grant, link_kind, parse
-from migrations.permissions.plan import AUDIENCE
+from migrations.permissions.plan import AUDIENCE, FORWARD, SCOPE_LIMIT_KIND
 from migrations.permissions.scan import PERMISSION_RU, read_with_parents
 
 BIND_ROOT = "https://graph.microsoft.com/v1.0/directoryObjects/"
@@ -144,6 +144,9 @@ def _item_path(a: dict[str, Any]) -> str:
 # SharePoint's refusal to give an item permissions of its own once its library holds its limit of items
 # with unique permissions (50,000: sharepoint-online-limits, "Unique security scopes per list or library").
 SCOPE_LIMIT_TEXT = "too many items with unique permissions"
+# Such a refusal is kept among the permissions phase's findings (share_findings, kind SCOPE_LIMIT_KIND) so
+# the report's sharing section lists it; its object is the step's key, so the step giving its grant clears it.
+SCOPE_LIMIT_HANDLING = "not given; nothing wider was shared instead"
 
 
 def scope_limit_finding(resp: GraphResponse, a: dict[str, Any], what: str) -> Outcome | None:
@@ -154,7 +157,7 @@ def scope_limit_finding(resp: GraphResponse, a: dict[str, Any], what: str) -> Ou
     return Outcome(
         "failed",
         None,
-        {},
+        {"refused": SCOPE_LIMIT_KIND},
         f"'{a['path']}': {what} not given: its library has reached SharePoint's limit of items with unique "
         "permissions (50,000 per library); nothing wider was shared instead. Reduce the library's unique "
         "permissions (or share a parent folder deliberately), then run again",
@@ -175,6 +178,7 @@ class Applier:
         in_doubt: set[str],
         progress: Callable[[], None],
         audience: str | None = None,
+        academy: str = "",
     ):
         self.target, self.budget, self.journal = target, budget, journal
         self.claimed = claimed  # permission ids already recorded as trustfold's
@@ -182,6 +186,7 @@ class Applier:
         self.progress = progress
         self.tally = SharingTally()
         self.audience = audience  # the academy's people group, once it exists
+        self.academy = academy  # whose share_findings a step's unique-scope refusal is kept in
 
     async def _send(self, method: str, path: str, body: Any = None) -> GraphResponse | None:
         await self.budget.acquire(self.target.tenant_id, PERMISSION_RU)
@@ -329,9 +334,37 @@ class Applier:
             outcome = await self.apply(step)
         except GraphError as exc:
             outcome = Outcome("failed", None, {}, str(exc))
-        self.journal.outcomes([(step, outcome)])
+        self.journal.outcomes([(step, self._scope_finding(step, outcome))])
         self.tally.settle(step, outcome)
         self.progress()
+
+    def _scope_finding(self, step: Step, outcome: Outcome) -> Outcome:
+        """The outcome with its unique-scope finding kept (a refusal) or cleared (anything else: the grant
+        was given, or failed for another reason the run's failures name), in the outcome's transaction."""
+        if step.op not in FORWARD:
+            return outcome
+        writes = [
+            SideWrite(
+                "DELETE FROM share_findings WHERE academy = ? AND kind = ? AND object_id = ?",
+                (self.academy, SCOPE_LIMIT_KIND, step.key),
+            )
+        ]
+        if outcome.data.get("refused") == SCOPE_LIMIT_KIND:
+            writes.append(
+                SideWrite(
+                    "INSERT INTO share_findings (academy, kind, object_id, display, message, handling) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        self.academy,
+                        SCOPE_LIMIT_KIND,
+                        step.key,
+                        str(step.args.get("path", "")),
+                        outcome.message,
+                        SCOPE_LIMIT_HANDLING,
+                    ),
+                )
+            )
+        return replace(outcome, writes=[*outcome.writes, *writes])
 
     async def apply(self, step: Step) -> Outcome:
         a = step.args

@@ -89,7 +89,7 @@ class PermissionsPhase:
             budget.save()
         scan.ru = {t: n - before.get(t, 0) for t, n in budget.spent.items() if n != before.get(t, 0)}
         plan, exp = plan_permissions(env.store, env.academy, env.trust)
-        save_findings(env.store, code, exp.findings)
+        save_findings(env.store, code, exp.findings, {s.key for s in plan.steps})
         plan.context = scan
         return with_basis(plan, env)
 
@@ -136,6 +136,7 @@ class PermissionsPhase:
             in_doubt,
             progress,
             audience_state(env.store, code)[0],
+            code,
         )
         started = time.monotonic()
 

@@ -43,6 +43,9 @@ FORWARD = ("share-invite", "share-link")
 AUDIENCE = "audience"  # the step key of the academy's people group, and its placeholder before it exists
 # Findings that say how something was carried rather than why it was not.
 CARRIED_FINDINGS = ("sharing-trust-wide-link",)
+# A grant SharePoint refused at run time for the library's limit of items with unique permissions: kept by the
+# step's outcome (permissions/apply.py), not by a plan.
+SCOPE_LIMIT_KIND = "sharing-scope-limit"
 
 
 @dataclass
@@ -519,9 +522,23 @@ def plan_permissions(store: StateStore, academy: Academy, trust: Trust) -> tuple
     return Plan(code, PHASE, steps, notes, already), exp
 
 
-def save_findings(store: StateStore, code: str, findings: list[Finding]) -> None:
+def save_findings(store: StateStore, code: str, findings: list[Finding], steps: set[str]) -> None:
+    """The plan's findings in place of the last plan's. A run's refusal for the unique-scope limit (kept by
+    the step's outcome) stays while the new plan still has that step to do: it is not given yet."""
     with store.tx() as tx:
-        tx.execute("DELETE FROM share_findings WHERE academy = ?", (code,))
+        still_to_do = [
+            key
+            for (key,) in tx.execute(
+                "SELECT object_id FROM share_findings WHERE academy = ? AND kind = ?",
+                (code, SCOPE_LIMIT_KIND),
+            ).fetchall()
+            if key in steps
+        ]
+        tx.execute(
+            "DELETE FROM share_findings WHERE academy = ? AND NOT (kind = ? AND object_id IN "
+            f"({', '.join('?' * len(still_to_do))}))",
+            (code, SCOPE_LIMIT_KIND, *still_to_do),
+        )
         tx.executemany(
             "INSERT INTO share_findings (academy, kind, object_id, display, message, handling) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (academy, kind, object_id) DO NOTHING",

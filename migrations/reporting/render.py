@@ -217,6 +217,26 @@ def render_md(report: Report) -> str:
             for x in a.sharing["not_carried"]:
                 lines.append(f"| {_md_cell(x['kind'])} | {x['count']} | {_md_cell(x['why'])} |")
             lines.append("")
+            refused = a.sharing.get("refused") or []
+            if refused:
+                lines += [
+                    f"Sharing refused by SharePoint (library's limit of items with unique permissions): "
+                    f"{len(refused)} item(s).",
+                    "",
+                    "| item | refusal | handling |",
+                    "| --- | --- | --- |",
+                ]
+                lines += [
+                    "| " + " | ".join(_md_cell(r[k]) for k in ("path", "message", "handling")) + " |"
+                    for r in refused[:MAX_ROWS]
+                ]
+                if len(refused) > MAX_ROWS:
+                    lines += [
+                        "",
+                        f"… and {len(refused) - MAX_ROWS} more "
+                        f"(`trustfold report {_md_cell(a.code)} --format json`).",
+                    ]
+                lines.append("")
         if a.accounts:
             acc = a.accounts
             lines += [
@@ -224,6 +244,7 @@ def render_md(report: Report) -> str:
                 f"{acc['guests_listed']} guests listed for invitation (never created as members).",
                 "",
             ]
+            lines += _md_licensing(acc.get("licensing") or {})
             if acc["matches"]:
                 lines += ["| matched | source | trust object | mapping guard |", "| --- | --- | --- | --- |"]
                 for m in acc["matches"]:
@@ -235,6 +256,28 @@ def render_md(report: Report) -> str:
         lines.append(f"Rollback plan: {'available' if a.rollback_available else 'none'}.")
         lines += _md_cutover(a.cutover)
     return "\n".join(lines) + "\n"
+
+
+def _md_licensing(lic: dict[str, Any]) -> list[str]:
+    """Group licensing as the last users run found it: how long Entra took, who has no active licence, why."""
+    if not lic:
+        return []
+    took = lic["processing_s"]
+    lines = [
+        "Group licensing: "
+        + (
+            f"Entra licensed the members in {took:.0f} s"
+            if took is not None
+            else "Entra was still processing"
+        )
+        + f"; {lic['without_licence']} user(s) without an active licence.",
+        "",
+    ]
+    if lic["reasons"]:
+        lines += ["| licence state | users |", "| --- | ---: |"]
+        lines += [f"| {_md_cell(r['reason'])} | {r['count']} |" for r in lic["reasons"]]
+        lines.append("")
+    return lines
 
 
 def _md_verification(a: AcademyReport) -> list[str]:

@@ -21,8 +21,8 @@ AUDIENCE_RULE = (
 
 def sharing_summary(store: StateStore, code: str) -> dict[str, Any]:
     """{"carried": {kind: n}, "not_carried": [{"kind", "count", "why"}], "audience": {...},
-    "findings": [...]}; {} before any permissions plan."""
-    from migrations.permissions.plan import CARRIED_FINDINGS, audience_state, ours
+    "refused": [{"path", "message", "handling"}], "findings": [...]}; {} before any permissions plan."""
+    from migrations.permissions.plan import CARRIED_FINDINGS, SCOPE_LIMIT_KIND, audience_state, ours
 
     rows = store.rows(
         "SELECT kind, object_id, display, message, handling FROM share_findings WHERE academy = ? "
@@ -60,6 +60,13 @@ def sharing_summary(store: StateStore, code: str) -> dict[str, Any]:
         "not_carried": [
             {"kind": k, "count": sum(c.values()), "why": c.most_common(1)[0][0]}
             for k, c in sorted(why.items())
+        ],
+        # Items SharePoint refused permissions of their own (the library's unique-scope limit): named one by
+        # one, because each is an item its people cannot reach in the trust tenant until someone acts.
+        "refused": [
+            {"path": r["display"], "message": r["message"], "handling": r["handling"]}
+            for r in rows
+            if r["kind"] == SCOPE_LIMIT_KIND
         ],
         "findings": [
             {k: r[k] for k in ("kind", "object_id", "display", "message", "handling")}

@@ -185,11 +185,24 @@ link restrictions carried: {{ aud.restrictions_carried }}, narrowed (not carried
 {% for x in a.sharing.not_carried %}
 <tr><td>{{ x.kind }}</td><td class="num">{{ x.count }}</td><td>{{ x.why }}</td></tr>
 {% endfor %}
-</tbody></table>{% endif %}
+</tbody></table>
+{% if a.sharing.refused %}<p data-field="sharing-refused" data-value="{{ a.sharing.refused|length }}">Refused by
+SharePoint (the library's limit of items with unique permissions): {{ a.sharing.refused|length }} item(s).</p>
+<table class="sharing-refused"><thead><tr><th>Item</th><th>Refusal</th><th>Handling</th></tr></thead><tbody>
+{% for r in a.sharing.refused[:max_findings] %}
+<tr><td>{{ r.path }}</td><td>{{ r.message }}</td><td>{{ r.handling }}</td></tr>
+{% endfor %}
+</tbody></table>{% endif %}{% endif %}
 
 {% if a.accounts %}<h3>Accounts</h3>
 <p data-field="accounts">{{ a.accounts.disabled_carried }} disabled accounts carried disabled;
 {{ a.accounts.guests_listed }} guests listed for invitation (never created as members).</p>
+{% set lic = a.accounts.get("licensing") %}{% if lic %}<p data-field="licensing">Group licensing:
+{% if lic.processing_s is not none %}Entra licensed the members in <span data-field="licence-processing-s" data-value="{{ lic.processing_s }}">{{ "%.0f"|format(lic.processing_s) }} s</span>{% else %}Entra was still processing{% endif %};
+<span data-field="without-licence" data-value="{{ lic.without_licence }}">{{ lic.without_licence }}</span> user(s) without an active licence.</p>
+{% if lic.reasons %}<table class="licence-states"><thead><tr><th>Licence state</th><th class="num">Users</th></tr></thead><tbody>
+{% for r in lic.reasons %}<tr><td>{{ r.reason }}</td><td class="num">{{ r.count }}</td></tr>
+{% endfor %}</tbody></table>{% endif %}{% endif %}
 {% if a.accounts.matches %}<table class="matches"><thead><tr><th>Matched</th><th>Source</th><th>Trust object</th>
 <th>Mapping guard</th></tr></thead><tbody>
 {% for m in a.accounts.matches %}

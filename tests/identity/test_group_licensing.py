@@ -223,6 +223,15 @@ def test_licence_states_waiting_and_processing_time_reach_run_status_and_verify(
     status = gcli("status", "hillside").stdout
     assert "Entra licensed the group members in" in status
     assert f"{len(short)} user(s) without an active licence" in status
+    # The report's accounts section: how long Entra took, and who is left without a licence, per state.
+    md = gcli("report", "hillside", "--format", "md", "--out", "-").stdout
+    took = result["counts"]["licence_processing_s"]
+    assert f"Group licensing: Entra licensed the members in {took:.0f} s; {len(short)} user(s)" in md
+    assert f"| Error: CountViolation | {len(short)} |" in md
+    html = gcli("report", "hillside", "--format", "html", "--out", "-").stdout
+    assert f'data-field="licence-processing-s" data-value="{took}"' in html
+    assert f'data-field="without-licence" data-value="{len(short)}"' in html
+    assert f'<td>Error: CountViolation</td><td class="num">{len(short)}</td>' in html
     # ActiveWithError: a staff member's next processing is spoilt; verify reports it, licence held.
     snap = snapshot(gcli.url)
     staff = next(g["id"] for g in snap["groups"] if g["mailNickname"] == "nllt-hillside-staff")
@@ -237,6 +246,11 @@ def test_licence_states_waiting_and_processing_time_reach_run_status_and_verify(
     verified = json.loads(gcli("verify", "hillside", "--json", check=False).stdout)
     spoilt = [d for d in verified["differences"] if "active with an error" in d["message"]]
     assert len(spoilt) == 1
+    # The next users run finds it too: the report names the state with its error.
+    rerun = gcli("run", "hillside", "--phase", "users", "--replan", "--skip-preflight", "--json", check=False)
+    assert json.loads(rerun.stdout)["counts"]["licence_reasons"].get("Error: CountViolation") == len(short)
+    md = gcli("report", "hillside", "--format", "md", "--out", "-").stdout
+    assert "| ActiveWithError: " in md, md
     # A run that stops waiting: each member named, with where the group's processing is.
     assert httpx.post(knobs, json={"group_licensing_delay_s": 3600}).status_code == 200
     try:
@@ -270,6 +284,11 @@ def test_licence_states_waiting_and_processing_time_reach_run_status_and_verify(
         )
         later = json.loads(again.stdout)["failures"]
         assert any("(the group is ProcessingInProgress)" in f["message"] for f in later)
+        md = gcli("report", "oakwood", "--format", "md", "--out", "-").stdout
+        assert "Group licensing: Entra was still processing;" in md
+        in_progress = [f for f in later if "(the group is ProcessingInProgress)" in f["message"]]
+        assert f"| ProcessingInProgress | {len(in_progress)} |" in md
+        assert f"; {len(later)} user(s) without an active licence." in md
         assert "licence_processing_s" not in json.loads(again.stdout)["counts"]
     finally:
         httpx.post(knobs, json={"group_licensing_delay_s": 0})

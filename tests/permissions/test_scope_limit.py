@@ -44,6 +44,30 @@ def test_items_past_the_unique_scope_limit_are_findings_never_wider_grants(copie
     for drive in shared:
         for item, n in _direct_counts(w, drive).items():
             assert (drive, item) in expected or n == 0, item
+    # The report's sharing section names each refused item with the limit and what was (not) done instead.
+    report = w.cli("report", "hillside", "--format", "md", "--out", "-").stdout
+    section = report[report.index("Sharing refused by SharePoint") :]
+    section = section[: section.index("\n\n", section.index("| --- |"))]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == len(refused), section
+    paths = {f["message"].split("'")[1] for f in refused}
+    for row in rows:
+        assert "50,000 per library" in row and "nothing wider was shared instead" in row, row
+        assert any(f"| {p} |" in row for p in paths), row
+    html = w.cli("report", "hillside", "--format", "html", "--out", "-").stdout
+    assert f'data-field="sharing-refused" data-value="{len(refused)}"' in html
+    assert html.count("nothing wider was shared instead") >= len(refused)
+    # A new plan still has those grants to give: the refusals stay in the report until a run gives them.
+    w.cli("plan", "hillside", "--phase", "permissions")
+    report = w.cli("report", "hillside", "--format", "md", "--out", "-").stdout
+    assert f"with unique permissions): {len(refused)} item(s)." in report
+    # Once the library has room, the plan's steps give the grants and the refusals leave the report.
+    again = w.cli("run", "hillside", "--phase", "permissions", "--json", check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (
+        "Sharing refused by SharePoint"
+        not in w.cli("report", "hillside", "--format", "md", "--out", "-").stdout
+    )
 
 
 def _direct_counts(w: World, drive: str) -> dict[str, int]:
