@@ -325,8 +325,12 @@ async def copy_monitor(request: Request) -> Response:
     job = _COPIES.get(request.path_params["op"])
     if job is None:
         return JSONResponse({"error": {"code": "itemNotFound", "message": "No such operation."}}, 404)
-    body: dict[str, Any] = {"operation": "itemCopy", "status": job["status"]}
-    if job["status"] == "inProgress":
+    # The first poll always sees the copy in progress: a client must follow the monitor, whatever the timing
+    # (SharePoint gives no promise of how soon a copy completes).
+    status = job["status"] if job["polled"] else "inProgress"
+    job["polled"] = True
+    body: dict[str, Any] = {"operation": "itemCopy", "status": status}
+    if status == "inProgress":
         body["percentageComplete"] = 0.0
         return JSONResponse(body, status_code=202)
     body["percentageComplete"] = 100.0
