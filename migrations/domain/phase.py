@@ -239,6 +239,11 @@ class DomainPhase:
             raise PlanningError(str(exc)) from None
         for k in ex.result.kept:
             notes.append(f"kept {k['object']}: {k['message']}")
+        mail_file, mail, mail_steps, refused = await runbook.mail_change_file(
+            env.run_dir, code, t.trust, [s.args["domain"] for s in plan.steps if s.op == "add-domain"]
+        )
+        notes += [f"mail record: {r['kind']} {r['name']} -> {r['value']}" for r in mail] + refused
+        notes += [f"mail step: {x}" for x in mail_steps] + [f"DNS change file (mail records): {mail_file}"]
         runbook.record(
             env.store,
             code,
@@ -248,6 +253,9 @@ class DomainPhase:
             plan=plan.id,
             waiting_since=None,
             dns=[],
+            mail_dns=mail,
+            mail_steps=mail_steps,
+            dns_file=str(mail_file),
             **self._counts(plan, ex),
         )
         return PhaseRun(run_id, run.status, self._counts(plan, ex), ex.result.failures, notes)
