@@ -53,7 +53,7 @@ def _dashes(domain: str) -> str:
     return domain.replace(".", "-")
 
 
-def dkim_records(domain: str, trust_initial: str) -> list[MailRecord]:
+def dkim_records(domain: str, trust_initial: str, side: str = "trust") -> list[MailRecord]:
     """selectorN._domainkey.<domain> -> selectorN-<domain, dots as dashes>._domainkey.<initial domain>."""
     out = []
     for n in (1, 2):
@@ -66,7 +66,7 @@ def dkim_records(domain: str, trust_initial: str) -> list[MailRecord]:
                     name,
                     target,
                     DERIVED,
-                    f"DKIM selector {n}: Exchange in the trust tenant signs the school's mail with this key",
+                    f"DKIM selector {n}: Exchange in the {side} tenant signs the school's mail with this key",
                 )
             )
     return out
@@ -84,11 +84,13 @@ def dmarc_record(domain: str) -> MailRecord:
     )
 
 
-async def service_records(conn: TenantConnection, domain: str) -> tuple[list[MailRecord], list[str]]:
-    """The Email records the trust tenant lists for `domain`, and a line for each value refused."""
+async def service_records(
+    conn: TenantConnection, domain: str, side: str = "trust"
+) -> tuple[list[MailRecord], list[str]]:
+    """The Email records the tenant lists for `domain`, and a line for each value refused."""
     resp = await conn.request("GET", f"/domains/{domain}/{SERVICE}")
     if not resp.ok:
-        return [], [f"{domain}: the trust tenant did not list its mail records (HTTP {resp.status})"]
+        return [], [f"{domain}: the {side} tenant did not list its mail records (HTTP {resp.status})"]
     out: list[MailRecord] = []
     refused: list[str] = []
     for r in resp.body.get("value", []) if isinstance(resp.body, dict) else []:
@@ -103,7 +105,7 @@ async def service_records(conn: TenantConnection, domain: str) -> tuple[list[Mai
             host, pref = dns_name(r.get("mailExchange")), dns_preference(r.get("preference"))
             if name and host and pref is not None:
                 rec = MailRecord(
-                    "MX", name, host, SERVICE, "MX: mail for the school arrives in the trust", pref
+                    "MX", name, host, SERVICE, f"MX: mail for the school arrives in the {side} tenant", pref
                 )
         elif kind == "txt":
             text = dns_text(r.get("text"))
@@ -114,14 +116,14 @@ async def service_records(conn: TenantConnection, domain: str) -> tuple[list[Mai
             target = dns_name(r.get("canonicalName"))
             if name and target:
                 why = (
-                    "autodiscover: Outlook finds the trust mailbox"
+                    f"autodiscover: Outlook finds the {side} mailbox"
                     if name.startswith("autodiscover.")
                     else "Email"
                 )
                 rec = MailRecord("CNAME", name, target, SERVICE, why)
         if rec is None:
             refused.append(
-                f"{domain}: a {terminal_text(r.get('recordType'))[:20]} record the trust tenant listed is "
+                f"{domain}: a {terminal_text(r.get('recordType'))[:20]} record the {side} tenant listed is "
                 "not a plain DNS record and was left out; take it from the Microsoft 365 admin centre instead"
             )
         else:
@@ -137,58 +139,71 @@ async def initial_domain(conn: TenantConnection) -> str | None:
 
 
 async def mail_records(
-    conn: TenantConnection, domain: str, verified: bool
+    conn: TenantConnection, domain: str, verified: bool, side: str = "trust"
 ) -> tuple[list[MailRecord], list[str]]:
-    """Every record mail needs for `domain` in the trust tenant, with lines for what is missing or refused."""
+    """Every record mail needs for `domain` in the tenant (`side`: trust, or legacy after a rollback), with
+    lines for what is missing or refused."""
     notes: list[str] = []
     records: list[MailRecord] = []
     if verified:
-        records, notes = await service_records(conn, domain)
+        records, notes = await service_records(conn, domain, side)
     initial = await initial_domain(conn)
     if initial:
-        records += dkim_records(domain, initial)
+        records += dkim_records(domain, initial, side)
     else:
         notes.append(
-            f"{domain}: the trust tenant reports no initial onmicrosoft.com domain; DKIM not derived"
+            f"{domain}: the {side} tenant reports no initial onmicrosoft.com domain; DKIM not derived"
         )
     records.append(dmarc_record(domain))
     return records, notes
 
 
-def steps(code: str, domain: str, records: list[MailRecord], verified: bool) -> list[str]:
-    """What to do with the records, in order (the runbook's mail side)."""
+def steps(
+    code: str, domain: str, records: list[MailRecord], verified: bool, side: str = "trust"
+) -> list[str]:
+    """What to do with the records, in order (the runbook's mail side). `side` "legacy" is the way back after
+    a rollback: the same records from the legacy tenant, and no mail pass."""
     mx = next((r.value for r in records if r.kind == "MX"), None)
     have = {r.kind for r in records if r.source == SERVICE}
     out = []
     if not verified or "MX" not in have:
         out.append(
-            f"MX, SPF and autodiscover for {domain}: the trust tenant lists them once {domain} is verified "
+            f"MX, SPF and autodiscover for {domain}: the {side} tenant lists them once {domain} is verified "
             "there; the run that verifies it writes them to the DNS change file"
         )
     else:
         out.append(
-            f"publish MX, SPF and autodiscover for {domain} (replacing the legacy tenant's MX and SPF): mail "
-            f"then arrives at {mx}"
+            f"make the zone hold MX, SPF and autodiscover for {domain} exactly as listed (they may equal "
+            f"what the zone has now; publish any that differ): mail then arrives at {mx} for the {side} "
+            "tenant"
         )
     out += [
-        f"publish the two DKIM CNAMEs (selector1/selector2._domainkey.{domain}); they are derived, as Graph "
-        f"lists no DKIM records: confirm them with `Get-DkimSigningConfig -Identity {domain} | Format-List "
-        "Selector1CNAME, Selector2CNAME` in the trust tenant's Exchange Online",
-        f"once both CNAMEs resolve, enable DKIM signing for {domain} in the trust tenant (Microsoft Defender "
-        f"portal, Email authentication settings, DKIM; or `Set-DkimSigningConfig -Identity {domain} -Enabled "
-        "$true`)",
+        f"publish the two DKIM CNAMEs (selector1/selector2._domainkey.{domain}), replacing any there; they "
+        "are derived, as Graph lists no DKIM records: confirm them with `Get-DkimSigningConfig -Identity "
+        f"{domain} | Format-List Selector1CNAME, Selector2CNAME` in the {side} tenant's Exchange Online",
+        f"once both CNAMEs resolve, enable DKIM signing for {domain} in the {side} tenant (Microsoft "
+        f"Defender portal, Email authentication settings, DKIM; or `Set-DkimSigningConfig -Identity {domain} "
+        "-Enabled $true`)",
         f"DMARC: keep or add TXT _dmarc.{domain} starting at `{DMARC_START}` (reports only)",
-        f"last mail pass: when {domain} is verified in the trust tenant and its MX points at the trust"
-        + (f" ({mx})" if mx else "")
-        + f", run `trustfold run {code} --phase mail` to bring over what arrived in the legacy mailboxes in "
-        "between; do it before the legacy tenant is retired",
     ]
+    if side == "trust":
+        out.append(
+            f"last mail pass: when {domain} is verified in the trust tenant and its MX points at the trust"
+            + (f" ({mx})" if mx else "")
+            + f", run `trustfold run {code} --phase mail` to bring over what arrived in the legacy mailboxes "
+            "in between; do it before the legacy tenant is retired"
+        )
+    else:
+        out.append(
+            f"mail that reached the trust mailboxes for {domain} since the cut-over stays there: tell the "
+            "staff concerned, or roll the mail phase back as well"
+        )
     return out
 
 
 def change_lines(records: list[MailRecord]) -> list[str]:
     """The mail section of a DNS change file."""
-    lines = ["; MAIL: publish these records (they replace the school's MX and SPF, if any):"]
+    lines = ["; MAIL: the zone must hold these records (replace what differs):"]
     for r in records:
         lines.append(f"; {r.why} ({r.source})")
         lines.append(r.zone() if r.source != REMINDER else f";   {r.zone()}")

@@ -58,6 +58,11 @@ def dns_change_file(
     for name, text in publish:
         if TXT_RE.match(text):
             lines.append(f'; PUBLISH this record:\n{name}. 3600 IN TXT "{text}"')
+    if publish and then.startswith("trustfold rollback"):
+        lines.append(
+            "; MAIL: once the domain is verified in the legacy tenant again, the rollback rewrites this file "
+            "with the legacy tenant's mail records (DKIM CNAMEs point back at its initial domain)"
+        )
     if publish and then.startswith("trustfold run"):
         lines.append(
             "; MAIL: the MX, SPF and autodiscover records come from the trust tenant once the domain is "
@@ -69,7 +74,7 @@ def dns_change_file(
 
 
 async def mail_change_file(
-    run_dir: Path, academy: str, conn: TenantConnection, domains: list[str]
+    run_dir: Path, academy: str, conn: TenantConnection, domains: list[str], side: str = "trust"
 ) -> tuple[Path, list[dict[str, Any]], list[str], list[str]]:
     """After verification: the DNS change file with every record mail needs in the trust tenant (MX, SPF,
     autodiscover from serviceConfigurationRecords; DKIM selector CNAMEs; a DMARC reminder) and the steps
@@ -77,17 +82,18 @@ async def mail_change_file(
     steps and lines for whatever the trust tenant listed that was refused."""
     path = run_dir / f"dns-change-{academy}.txt"
     lines = [
-        f"; trustfold DNS change for academy {academy}, {now()}: the mail records, after verification",
+        f"; trustfold DNS change for academy {academy}, {now()}: the mail records for the {side} tenant, "
+        "after verification",
         "; Hand this to whoever holds the zone. TTL 3600.",
     ]
     records: list[dict[str, Any]] = []
     todo: list[str] = []
     refused: list[str] = []
     for name in domains:
-        found, problems = await maildns.mail_records(conn, name, True)
+        found, problems = await maildns.mail_records(conn, name, True, side)
         refused += problems
         records += [r.as_dict() for r in found]
-        steps = maildns.steps(academy, name, found, True)
+        steps = maildns.steps(academy, name, found, True, side)
         todo += steps
         lines += maildns.change_lines(found)
         lines += ["; THEN, in order:"] + [f";   {i}. {step}" for i, step in enumerate(steps, 1)]

@@ -11,7 +11,7 @@ from typing import Any
 
 from migrations.domain import maildns
 from migrations.safety.dns import dns_name, dns_text
-from tests.domain.conftest import DOMAIN, TRUST, Cli, exchange_readdress, publish
+from tests.domain.conftest import DOMAIN, LEGACY, TRUST, Cli, exchange_readdress, publish, withdraw
 
 DASHES = DOMAIN.replace(".", "-")
 MX_LINE = f"{DOMAIN}. 3600 IN MX 0 {DASHES}.mail.protection.outlook.com."
@@ -20,8 +20,8 @@ AUTODISCOVER_LINE = f"autodiscover.{DOMAIN}. 3600 IN CNAME autodiscover.outlook.
 MAIL_PASS = "trustfold run hillside --phase mail"
 
 
-def _trust_initial(url: Any) -> str:
-    return str(next(d["id"] for d in url.world.tenant(TRUST).domains if d.get("isInitial")))
+def _trust_initial(url: Any, tenant: str = TRUST) -> str:
+    return str(next(d["id"] for d in url.world.tenant(tenant).domains if d.get("isInitial")))
 
 
 def test_plan_run_dns_file_and_report_carry_the_mail_records(env: tuple[str, Cli]) -> None:
@@ -57,7 +57,10 @@ def test_plan_run_dns_file_and_report_carry_the_mail_records(env: tuple[str, Cli
     assert f'_dmarc.{DOMAIN}. 3600 IN TXT "v=DMARC1; p=none"' in zone  # a reminder, as a comment
     assert "Set-DkimSigningConfig" in zone and MAIL_PASS in zone
     then = zone[zone.index("; THEN") :]
-    order = [then.index(x) for x in ("publish MX", "the two DKIM CNAMEs", "DKIM signing", "DMARC", MAIL_PASS)]
+    order = [
+        then.index(x)
+        for x in ("hold MX, SPF and autodiscover", "the two DKIM CNAMEs", "DKIM signing", "DMARC", MAIL_PASS)
+    ]
     assert order == sorted(order), "enable DKIM after the CNAMEs, the last mail pass after MX"
     assert f"{DASHES}.mail.protection.outlook.com" in res.out and MAIL_PASS in res.out
 
@@ -85,6 +88,30 @@ def test_report_says_when_to_run_the_last_mail_pass(env: tuple[str, Cli]) -> Non
     html = cli("report", "--format", "html", "--out", "-").out
     assert 'class="mailsteps"' in html and MAIL_PASS in html
     assert f"selector1-{DASHES}._domainkey.{_trust_initial(url)}" in html
+
+
+def test_rollback_gives_the_legacy_tenants_mail_records_back(env: tuple[str, Cli]) -> None:
+    """After a rollback the domain is the legacy tenant's again: its DKIM CNAMEs point at the legacy initial
+    domain, and there is no mail pass to run (the mail that reached the trust is named instead)."""
+    url, cli = env
+    exchange_readdress(url)
+    cli("plan", "hillside", "--phase", "domain")
+    cli("run", "hillside", "--phase", "domain")
+    text = publish(url)
+    cli("run", "hillside", "--phase", "domain", "--dns-wait", "30")
+    change = Path(cli.state).parent / "runs" / "dns-change-hillside.txt"
+    cli("rollback", "hillside", "--phase", "domain", "--yes")
+    assert "rewrites this file with the legacy tenant's mail records" in change.read_text()
+    withdraw(url, text)
+    publish(url, tenant=LEGACY)
+    res = cli("rollback", "hillside", "--phase", "domain", "--yes", "--dns-wait", "30")
+    zone = change.read_text()
+    legacy = _trust_initial(url, LEGACY)
+    assert legacy != _trust_initial(url)
+    assert f"selector1._domainkey.{DOMAIN}. 3600 IN CNAME selector1-{DASHES}._domainkey.{legacy}." in zone
+    assert MX_LINE in zone.splitlines() and SPF_LINE in zone.splitlines()
+    assert MAIL_PASS not in zone and "stays there" in zone and "legacy tenant" in zone
+    assert f"_domainkey.{legacy}" in res.out
 
 
 class _Resp:
