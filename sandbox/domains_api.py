@@ -89,6 +89,19 @@ async def verification_records(request: Request, t: TenantState) -> Response:
 
 
 @graph_route
+async def service_records(request: Request, t: TenantState) -> Response:
+    """GET /domains/{id}/serviceConfigurationRecords
+    (learn.microsoft.com/graph/api/domain-list-serviceconfigurationrecords): domainDnsRecord subtypes."""
+    dom = ds.get(_world(request), t, request.path_params["name"])
+    return json_response(
+        {
+            "@odata.context": CONTEXT + f"domains('{dom['id']}')/serviceConfigurationRecords",
+            "value": ds.service_records(t, dom),
+        }
+    )
+
+
+@graph_route
 async def name_references(request: Request, t: TenantState) -> Response:
     """GET /domains/{id}/domainNameReferences
     (learn.microsoft.com/graph/api/domain-list-domainnamereferences): directoryObjects, paged."""
@@ -176,6 +189,7 @@ def domain_routes() -> list[Route]:
         Route(f"{v}/{{name}}/forceDelete", force_delete, methods=["POST"]),
         Route(f"{v}/{{name}}/verificationDnsRecords", verification_records, methods=["GET"]),
         Route(f"{v}/{{name}}/domainNameReferences", name_references, methods=["GET"]),
+        Route(f"{v}/{{name}}/serviceConfigurationRecords", service_records, methods=["GET"]),
         Route("/sandbox/dns", dns, methods=["POST"]),
         Route("/sandbox/exchange", exchange, methods=["POST"]),
     ]

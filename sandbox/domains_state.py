@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -225,6 +226,93 @@ def dns_records(t: TenantState, dom: dict[str, Any]) -> list[dict[str, Any]]:
             "preference": 32767,
         },
     ]
+
+
+# The records each service needs (learn.microsoft.com/graph/api/domain-list-serviceconfigurationrecords; the
+# example there and Get-AzureADDomainServiceConfigurationRecord's list the same labels). Hosts that are the
+# same for every tenant are Microsoft's public service names; the MX host is derived from the domain.
+SPF_TEXT = "v=spf1 include:spf.protection.outlook.com -all"
+_LYNC = "OfficeCommunicationsOnline"
+
+
+def _service_record(kind: str, key: str, label: str, supported: str, **extra: Any) -> dict[str, Any]:
+    rtype = {"Mx": "Mx", "Txt": "Txt", "Cname": "CName", "Srv": "Srv"}[kind]
+    return {
+        "@odata.type": f"#microsoft.graph.domainDns{kind}Record",
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{key}|{rtype}|{label}")),
+        "isOptional": False,
+        "label": label,
+        "recordType": rtype,
+        "supportedService": supported,
+        "ttl": TXT_TTL,
+        **extra,
+    }
+
+
+def _srv(key: str, fqdn: str, service: str, protocol: str, target: str, port: int) -> dict[str, Any]:
+    return _service_record(
+        "Srv",
+        key,
+        f"{service}.{protocol}.{fqdn}",
+        _LYNC,
+        nameTarget=target,
+        port=port,
+        priority=100,
+        protocol=protocol,
+        service=service,
+        weight=1,
+    )
+
+
+def service_records(t: TenantState, dom: dict[str, Any]) -> list[dict[str, Any]]:
+    """GET /domains/{id}/serviceConfigurationRecords: the records of the services in the domain's
+    supportedServices (an unverified domain has none, so none: the stricter reading)."""
+    fqdn = str(dom["id"]).lower()
+    services = set(dom.get("supportedServices") or ()) if dom.get("isVerified") else set()
+    key = f"{t.id}|{fqdn}"
+    out: list[dict[str, Any]] = []
+    if "Email" in services:
+        out += [
+            _service_record(
+                "Mx",
+                key,
+                fqdn,
+                "Email",
+                mailExchange=fqdn.replace(".", "-") + ".mail.protection.outlook.com",
+                preference=0,
+            ),
+            _service_record("Txt", key, fqdn, "Email", text=SPF_TEXT),
+            _service_record(
+                "Cname", key, f"autodiscover.{fqdn}", "Email", canonicalName="autodiscover.outlook.com"
+            ),
+        ]
+    if _LYNC in services:
+        out += [
+            _srv(key, fqdn, "_sip", "_tls", "sipdir.online.lync.com", 443),
+            _service_record("Cname", key, f"sip.{fqdn}", _LYNC, canonicalName="sipdir.online.lync.com"),
+            _service_record(
+                "Cname", key, f"lyncdiscover.{fqdn}", _LYNC, canonicalName="webdir.online.lync.com"
+            ),
+            _srv(key, fqdn, "_sipfederationtls", "_tcp", "sipfed.online.lync.com", 5061),
+        ]
+    if "Intune" in services:
+        out += [
+            _service_record(
+                "Cname",
+                key,
+                f"enterpriseregistration.{fqdn}",
+                "Intune",
+                canonicalName="enterpriseregistration.windows.net",
+            ),
+            _service_record(
+                "Cname",
+                key,
+                f"enterpriseenrollment.{fqdn}",
+                "Intune",
+                canonicalName="enterpriseenrollment.manage.microsoft.com",
+            ),
+        ]
+    return out
 
 
 def verify(world: World, t: TenantState, name: str) -> dict[str, Any]:

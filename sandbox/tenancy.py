@@ -172,6 +172,12 @@ ROUTE_ROLES: tuple[RouteRoles, ...] = (
         ("Domain.Read.All", "Domain.ReadWrite.All"),
         "domain-list-verificationdnsrecords",
     ),
+    _rule(
+        _GET,
+        r"^/v1\.0/domains/[^/]+/serviceConfigurationRecords",
+        ("Domain.Read.All", "Domain.ReadWrite.All"),
+        "domain-list-serviceconfigurationrecords",
+    ),
     _rule(_GET, r"^/v1\.0/domains(/[^/]+)?/?$", _READ_DOMAINS, "domain-get"),
     _rule("POST", r"^/v1\.0/domains/[^/]+/verify$", _WRITE_DOMAINS, "domain-verify"),
     _rule("POST", r"^/v1\.0/domains/[^/]+/forceDelete$", _WRITE_DOMAINS, "domain-forcedelete"),

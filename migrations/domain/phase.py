@@ -239,6 +239,11 @@ class DomainPhase:
             raise PlanningError(str(exc)) from None
         for k in ex.result.kept:
             notes.append(f"kept {k['object']}: {k['message']}")
+        mail_file, mail, mail_steps, refused = await runbook.mail_change_file(
+            env.run_dir, code, t.trust, [s.args["domain"] for s in plan.steps if s.op == "add-domain"]
+        )
+        notes += [f"mail record: {r['kind']} {r['name']} -> {r['value']}" for r in mail] + refused
+        notes += [f"mail step: {x}" for x in mail_steps] + [f"DNS change file (mail records): {mail_file}"]
         runbook.record(
             env.store,
             code,
@@ -248,6 +253,9 @@ class DomainPhase:
             plan=plan.id,
             waiting_since=None,
             dns=[],
+            mail_dns=mail,
+            mail_steps=mail_steps,
+            dns_file=str(mail_file),
             **self._counts(plan, ex),
         )
         return PhaseRun(run_id, run.status, self._counts(plan, ex), ex.result.failures, notes)
@@ -387,6 +395,16 @@ class DomainPhase:
             "failed": ex.result.failed,
         }
         run.status, run.counts = status, counts
+        back = [s.args["domain"] for s in by_op.get("remove-domain", [])]
+        mail_extra: dict[str, Any] = {}
+        if back:
+            # The domain is the legacy tenant's again: its mail records (DKIM back at its initial domain).
+            path, mail, mail_steps, refused = await runbook.mail_change_file(
+                env.run_dir, code, t.legacy, back, "legacy"
+            )
+            notes += [f"mail record: {r['kind']} {r['name']} -> {r['value']}" for r in mail] + refused
+            notes += [f"mail step: {x}" for x in mail_steps] + [f"DNS change file (mail records): {path}"]
+            mail_extra = {"mail_dns": mail, "mail_steps": mail_steps, "dns_file": str(path)}
         runbook.record(
             env.store,
             code,
@@ -395,6 +413,7 @@ class DomainPhase:
             kept=ex.result.kept,
             waiting_since=None,
             dns=[],
+            **mail_extra,
         )
         notes += [f"kept {k['object']}: {k['message']}" for k in ex.result.kept]
         return PhaseRun(run_id, status, counts, ex.result.failures, notes)

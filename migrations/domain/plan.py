@@ -12,6 +12,7 @@ from migrations.core.plan import Plan
 from migrations.core.registry import IDENTITY_PHASES
 from migrations.core.steps import Step
 from migrations.core.store import StateStore
+from migrations.domain import maildns
 from migrations.domain.steps import safe
 from migrations.graph.client import TenantConnection
 from migrations.identity.plan import mappings
@@ -33,6 +34,9 @@ class DomainFacts:
     apps: int = 0
     exchange_owned: list[str] = field(default_factory=list)
     txt: str | None = None
+    # The records mail needs in the trust tenant (maildns.MailRecord.as_dict), and what to do with them.
+    mail: list[dict[str, Any]] = field(default_factory=list)
+    mail_steps: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         refs = self.users + self.groups + self.apps
@@ -173,6 +177,11 @@ async def plan_domain(
                 ),
                 None,
             )
+        records, problems = await maildns.mail_records(target, name, fact.verified_in_trust)
+        fact.mail = [r.as_dict() for r in records]
+        fact.mail_steps = maildns.steps(code, name, records, fact.verified_in_trust)
+        mail_notes = [f"mail record: {r.line()}" for r in records] + problems
+        mail_notes += [f"mail step: {s}" for s in fact.mail_steps]
         remove = Step(
             f"remove:{name}",
             "remove-domain",
@@ -205,6 +214,7 @@ async def plan_domain(
                 )
         facts.append(fact)
         notes.append(fact.line())
+        notes += mail_notes
     if academy.domains.keep_academy_domain:
         n = sum(1 for s in steps if s.op == "switch-upn")
         notes.append(f"{n} trust user(s) switch their sign-in name to @{ours[0]} (keep_academy_domain: true)")

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from migrations.core.store import StateStore, now
+from migrations.domain import maildns
 from migrations.domain.steps import TXT_RE
+from migrations.graph.client import TenantConnection
 from migrations.safety.private import write_private_text
 
 PHASE = "domain"
@@ -56,9 +58,47 @@ def dns_change_file(
     for name, text in publish:
         if TXT_RE.match(text):
             lines.append(f'; PUBLISH this record:\n{name}. 3600 IN TXT "{text}"')
+    if publish and then.startswith("trustfold rollback"):
+        lines.append(
+            "; MAIL: once the domain is verified in the legacy tenant again, the rollback rewrites this file "
+            "with the legacy tenant's mail records (DKIM CNAMEs point back at its initial domain)"
+        )
+    if publish and then.startswith("trustfold run"):
+        lines.append(
+            "; MAIL: the MX, SPF and autodiscover records come from the trust tenant once the domain is "
+            "verified there; the run that verifies it rewrites this file with every record mail needs"
+        )
     # Replaced whole (a file an operator loosened is 0600 again, its folder 0700), never rewritten in place.
     write_private_text(path, "\n".join(lines) + "\n")
     return path
+
+
+async def mail_change_file(
+    run_dir: Path, academy: str, conn: TenantConnection, domains: list[str], side: str = "trust"
+) -> tuple[Path, list[dict[str, Any]], list[str], list[str]]:
+    """After verification: the DNS change file with every record mail needs in the trust tenant (MX, SPF,
+    autodiscover from serviceConfigurationRecords; DKIM selector CNAMEs; a DMARC reminder) and the steps
+    that follow, replacing the file that carried the verification TXT. Returns the path, the records, the
+    steps and lines for whatever the trust tenant listed that was refused."""
+    path = run_dir / f"dns-change-{academy}.txt"
+    lines = [
+        f"; trustfold DNS change for academy {academy}, {now()}: the mail records for the {side} tenant, "
+        "after verification",
+        "; Hand this to whoever holds the zone. TTL 3600.",
+    ]
+    records: list[dict[str, Any]] = []
+    todo: list[str] = []
+    refused: list[str] = []
+    for name in domains:
+        found, problems = await maildns.mail_records(conn, name, True, side)
+        refused += problems
+        records += [r.as_dict() for r in found]
+        steps = maildns.steps(academy, name, found, True, side)
+        todo += steps
+        lines += maildns.change_lines(found)
+        lines += ["; THEN, in order:"] + [f";   {i}. {step}" for i, step in enumerate(steps, 1)]
+    write_private_text(path, "\n".join(lines) + "\n")
+    return path, records, todo, refused
 
 
 def staff_notice(academy_name: str, domain: str, old_domain: str, switched: int, keep: bool) -> list[str]:
@@ -93,6 +133,11 @@ def report_section(
     keep = bool(academy is not None and academy.domains.keep_academy_domain)
     old = trust.settings.tenant.primary_domain if trust is not None else "the trust domain"
     switched = int(d.get("switched", 0))
+    mail = [x for x in d.get("mail_dns", []) if isinstance(x, dict)]
+    mail_steps = [str(x) for x in d.get("mail_steps", []) if isinstance(x, str)]
+    if not mail_steps and domain:
+        # Before verification (or after a re-plan rewrote the detail): the steps without the trust's values.
+        mail_steps = maildns.steps(code, domain, [], False)
     return {
         "status": (row or {}).get("status", "not-started"),
         "domain": domain,
@@ -100,6 +145,8 @@ def report_section(
         "dns_wait_seconds": dns_wait_seconds(store, code),
         "dns": [x for x in d.get("dns", []) if isinstance(x, dict)],
         "notice": staff_notice(academy.name if academy else "", domain, old, switched, keep),
+        "mail_dns": mail,
+        "mail_steps": mail_steps,
     }
 
 

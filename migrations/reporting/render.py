@@ -323,8 +323,25 @@ def _md_cutover(c: dict[str, Any] | None) -> list[str]:
         lines.append(
             f"- DNS: {_md_cell(r.get('action'))} TXT {_md_cell(r.get('text'))} at {_md_cell(r.get('name'))}"
         )
+    mail = c.get("mail_dns") or []
+    if mail:
+        lines += ["", "Mail records in the trust tenant:", "", "| type | name | value | why |"]
+        lines += ["| --- | --- | --- | --- |"]
+        lines += [
+            f"| {_md_cell(r.get('kind'))} | {_md_cell(r.get('name'))} | "
+            f"{_md_cell(_mail_value(r))} | {_md_cell(r.get('why'))} |"
+            for r in mail
+        ]
+    if c.get("mail_steps"):
+        lines += ["", "Mail side of the cut-over, in order:", ""]
+        lines += [f"{i}. {_md_cell(x)}" for i, x in enumerate(c["mail_steps"], 1)]
     lines += ["", "What users will notice:", ""] + [f"- {_md_cell(n)}" for n in c["notice"]]
     return lines
+
+
+def _mail_value(r: dict[str, Any]) -> str:
+    pref = r.get("preference")
+    return f"{pref} {r.get('value')}" if r.get("kind") == "MX" and pref is not None else str(r.get("value"))
 
 
 def _md_readiness(onboarding: dict[str, Any]) -> list[str]:

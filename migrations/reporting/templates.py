@@ -245,6 +245,13 @@ SharePoint (the library's limit of items with unique permissions): {{ a.sharing.
 {% for e in a.cutover.events %}<tr><td>{{ e.at }}</td><td>{{ e.event }}</td></tr>
 {% endfor %}</tbody></table>
 {% for d in a.cutover.dns %}<p>DNS: {{ d.action }} TXT <code>{{ d.text }}</code> at {{ d.name }}</p>{% endfor %}
+{% if a.cutover.get("mail_dns") %}<p>Mail records in the trust tenant:</p>
+<table class="maildns"><thead><tr><th>Type</th><th>Name</th><th>Value</th><th>Why</th></tr></thead><tbody>
+{% for r in a.cutover.mail_dns %}<tr data-record="{{ r.kind }}"><td>{{ r.kind }}</td><td>{{ r.name }}</td>
+<td><code>{% if r.kind == "MX" %}{{ r.preference }} {% endif %}{{ r.value }}</code></td><td>{{ r.why }}</td></tr>
+{% endfor %}</tbody></table>{% endif %}
+{% if a.cutover.get("mail_steps") %}<p>Mail side of the cut-over, in order:</p><ol class="mailsteps">
+{% for x in a.cutover.mail_steps %}<li>{{ x }}</li>{% endfor %}</ol>{% endif %}
 <p>What users will notice:</p><ul>{% for n in a.cutover.notice %}<li>{{ n }}</li>{% endfor %}</ul>
 {% endif %}
 </section>
