@@ -24,9 +24,9 @@ def _throttle(**settings: object) -> tuple[Throttle, list[float]]:
     return Throttle(Settings(**settings), clock=lambda: now[0]), now  # type: ignore[arg-type]
 
 
-# ---- throttled requests count ------------------------------------------------------------------------------
+# ---- throttled requests count ----------------------------------------------------------------------------
 def test_a_throttled_sharepoint_request_still_spends_its_units() -> None:
-    """"Throttled requests count towards usage limits, so failure to honor Retry-After may result in more
+    """ "Throttled requests count towards usage limits, so failure to honor Retry-After may result in more
     throttling": a client retrying early is pushed further out; one that waits Retry-After is admitted."""
     t, now = _throttle(sharepoint_ru=parse_budget("10/60"))
     for _ in range(5):
@@ -60,7 +60,7 @@ def test_a_sharing_call_refused_by_the_sharing_limit_still_counts() -> None:
     assert t._windows[("t", "app", "sharing")].used == 3
 
 
-# ---- tiers ---------------------------------------------------------------------------------------------------
+# ---- tiers -----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("licences", "minute", "day", "tenant"),
     [
@@ -80,7 +80,7 @@ def test_sharepoint_tiers_by_licence_count(licences: int, minute: int, day: int,
     assert t.sharepoint_tenant("x") == Budget(tenant, 300.0)
 
 
-# ---- tenant 5 minutes, ingress, egress ----------------------------------------------------------------------
+# ---- tenant 5 minutes, ingress, egress -------------------------------------------------------------------
 def test_tenant_five_minute_limit_is_shared_by_every_app() -> None:
     t, now = _throttle(sharepoint_ru=parse_budget("100/60"), sharepoint_tenant_ru=parse_budget("30/300"))
     for _ in range(10):
@@ -108,7 +108,7 @@ def test_hourly_ingress_and_egress() -> None:
     assert t.decide_transfer("t", 0).retry_after is None
 
 
-# ---- over HTTP: RateLimit headers, REST charged, egress on download URLs ---------------------------------------
+# ---- over HTTP: RateLimit headers, REST charged, egress on download URLs ---------------------------------
 @pytest.fixture
 def tight() -> Iterator[SandboxURL]:
     with running_sandbox(CONFIG, size=20, seed=5, sharepoint_ru="10/60") as url:
@@ -149,7 +149,7 @@ def test_ratelimit_headers_from_eighty_percent_of_the_app_minute(tight: SandboxU
 
 
 def test_sharepoint_rest_spends_resource_units(tight: SandboxURL) -> None:
-    """"Every request that an application makes across all API endpoints, including Microsoft Graph, CSOM,
+    """ "Every request that an application makes across all API endpoints, including Microsoft Graph, CSOM,
     and REST, counts towards the application's usage"; REST "usually consume[s] more resource units"."""
     with _rest(tight) as rest:
         answers = [rest.get("/web") for _ in range(6)]
@@ -157,18 +157,21 @@ def test_sharepoint_rest_spends_resource_units(tight: SandboxURL) -> None:
     assert answers[4].headers["RateLimit-Remaining"] == "0"
     assert answers[5].status_code == 429 and int(answers[5].headers["Retry-After"]) >= 1
     with graph_client(tight, TARGET) as g:
-        assert g.get("/sites", params={"search": "x"}).status_code == 429  # Graph and REST share the app's budget
+        # Graph and REST share the app's budget.
+        assert g.get("/sites", params={"search": "x"}).status_code == 429
 
 
 def test_ingress_limit_over_graph() -> None:
-    with running_sandbox(CONFIG, size=20, seed=5, sharepoint_transfer="2000/3600") as url:
-        with graph_client(url, TARGET) as g:
-            sites = g.get("/sites", params={"search": "hillside-staff"}).json()["value"]
-            drive = g.get(f"/sites/{sites[0]['id']}/drive").json()
-            put = g.put(f"/drives/{drive['id']}/root:/egress.txt:/content", content=b"x" * 3000)
-            assert put.status_code in (200, 201)
-            # The upload's 3,000 bytes broke the hour's ingress: the next upload waits.
-            again = g.put(f"/drives/{drive['id']}/root:/egress2.txt:/content", content=b"y" * 10)
-            assert again.status_code == 429 and again.headers["x-ms-throttle-information"] == (
-                "IngressLimitExceeded"
-            )
+    with (
+        running_sandbox(CONFIG, size=20, seed=5, sharepoint_transfer="2000/3600") as url,
+        graph_client(url, TARGET) as g,
+    ):
+        sites = g.get("/sites", params={"search": "hillside-staff"}).json()["value"]
+        drive = g.get(f"/sites/{sites[0]['id']}/drive").json()
+        put = g.put(f"/drives/{drive['id']}/root:/egress.txt:/content", content=b"x" * 3000)
+        assert put.status_code in (200, 201)
+        # The upload's 3,000 bytes broke the hour's ingress: the next upload waits.
+        again = g.put(f"/drives/{drive['id']}/root:/egress2.txt:/content", content=b"y" * 10)
+        assert again.status_code == 429 and again.headers["x-ms-throttle-information"] == (
+            "IngressLimitExceeded"
+        )
