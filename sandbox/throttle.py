@@ -128,6 +128,9 @@ class Throttle:
         self._windows: dict[tuple[str, ...], SlidingWindow] = {}
         self._tenant_users: dict[str, int] = {}
         self._tenant_licences: dict[str, int] = {}
+        # SharePoint units admitted per tenant since start (all apps): benches read it to see how full the
+        # budget was kept over time (GET /sandbox/settings, budgets).
+        self._sp_admitted: dict[str, float] = {}
 
     # Configuration -------------------------------------------------------------------------------------
     def configure(self, settings: Settings) -> None:
@@ -188,6 +191,7 @@ class Throttle:
             "sharepoint_daily_ru": str(self.sharepoint_daily(tenant_id)),
             "sharepoint_tenant_ru": str(self.sharepoint_tenant(tenant_id)),
             "sharepoint_transfer": str(s.sharepoint_transfer),
+            "sharepoint_ru_admitted": str(int(self._sp_admitted.get(tenant_id, 0))),
         }
 
     def _window(self, key: tuple[str, ...], budget: Budget) -> SlidingWindow:
@@ -273,6 +277,7 @@ class Throttle:
                 pct = max(pct, window.percentage(now))
             rate_limit = None
             if kind == "sharepoint":
+                self._sp_admitted[tenant_id] = self._sp_admitted.get(tenant_id, 0) + ru
                 minute = checks[0][0]
                 if minute.percentage(now) >= 80.0:
                     rate_limit = (

@@ -65,8 +65,8 @@ class SharePointWindow(WriteWindow):
         self._expire(self._clock())
         missing = (limit - remaining) - (len(self.sent) + self.in_flight)
         # The server's limit may be below ours (a smaller tenant than configured): follow it down.
-        if limit * 0.99 < self.full:
-            self.full = max(1, int(limit * 0.99))
+        if limit < self.full:
+            self.full = limit
             self.limit = min(self.limit, self.full)
         if missing > 0:
             self.charge(missing)
@@ -108,9 +108,11 @@ class SharePointBudget:
                 int((s.get("prepaidUnits") or {}).get("enabled", 0)) for s in body.get("value", [])
             )
             limit, seconds = ru_per_minute(licences), WINDOW_S
-        # SharePoint's window is exact and the sandbox's too: less padding than the identity window needs.
-        window = SharePointWindow(limit, seconds, headroom=0.99)
-        window.expiry = seconds + 0.25
+        # The whole budget: stamps taken at the answer are later than the server's own, so they never free a
+        # slot early; units this copy cannot know of (another process, REST costs guessed low) come in by
+        # the RateLimit headers and 429s (observe). Expiry: the window plus a little for the server's buckets.
+        window = SharePointWindow(limit, seconds, headroom=1.0)
+        window.expiry = seconds + 0.1
         path = self._path(conn.tenant_id)
         if path is not None:
             window.load(path)

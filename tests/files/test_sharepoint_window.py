@@ -46,9 +46,10 @@ async def test_ratelimit_headers_bring_the_window_level_with_the_server() -> Non
                 assert resp.status == 200
             window = budget.windows[TARGET]
             assert len(window.sent) == 8  # RateLimit-Remaining: 2 on the eighth answer
-            async with budget.spend(TARGET, 1):
-                assert (await conn.request("GET", "/sites", params={"search": "x"})).status == 200
-            # 9 of 10 spent and the client keeps 1% back: the next unit waits for the window to turn.
+            for _ in range(2):
+                async with budget.spend(TARGET, 1):
+                    assert (await conn.request("GET", "/sites", params={"search": "x"})).status == 200
+            # 10 of 10 spent: the next unit waits for the window to turn.
             with pytest.raises(TimeoutError):
                 async with asyncio.timeout(0.5), budget.spend(TARGET, 1):
                     await conn.request("GET", "/sites", params={"search": "x"})
