@@ -331,12 +331,12 @@ class TenantConnection:
         reset = (headers or {}).get("ratelimit-reset", "")
         if reset.isdigit() and (retry_after is None or int(reset) > retry_after):
             retry_after = float(reset)  # SharePoint: "honor the greater of the two values"
-        if sharepoint:
-            pass  # the SharePoint window was told (sharepoint_hook); the identity windows are not its
-        elif "ResourceUnit" in (headers or {}).get("x-ms-throttle-information", ""):
-            self.ru.throttled()
-        else:
-            self.writes.throttled()
+        # A SharePoint 429 went to its own window (sharepoint_hook): the identity windows are not its.
+        if not sharepoint:
+            if "ResourceUnit" in (headers or {}).get("x-ms-throttle-information", ""):
+                self.ru.throttled()
+            else:
+                self.writes.throttled()
         if retry_after:
             # One pause for every worker of this tenant: throttled requests still count against the budget.
             self._paused_until = max(self._paused_until, time.time() + retry_after)
