@@ -58,6 +58,9 @@ def test_a_sharing_call_refused_by_the_sharing_limit_still_counts() -> None:
     assert t.decide_sharing("t").retry_after is None
     assert t.decide_sharing("t").retry_after is not None
     assert t._windows[("t", "app", "sharing")].used == 3
+    # The refused call's resource units count too (the pipeline spends them for it).
+    t.spend_refused("t", 5)
+    assert t._windows[("t", "app", "sp")].used == 5
 
 
 # ---- tiers -----------------------------------------------------------------------------------------------
