@@ -21,7 +21,7 @@ import jwt
 from sandbox import licensing
 from sandbox.errors import error_body
 from sandbox.tenancy import DENIED, denied
-from sandbox.throttle import Decision, retry_after_header, throttle_headers
+from sandbox.throttle import Decision, rest_ru, retry_after_header, throttle_headers
 from sandbox.world import TenantState, World
 
 Scope = dict[str, Any]
@@ -40,6 +40,8 @@ _IDENTITY_GET_COSTS: tuple[tuple[re.Pattern[str], int], ...] = (
     (re.compile(r"^/v1\.0/applications(?:\([^)]*\)|/[^/]+)/extensionProperties(?:/|$)"), 2),
 )
 _USERS_RE = re.compile(r"^/v1\.0/users(?:/|$)")
+# SharePoint REST: a site's own /_api (Migration API) and the admin site's (personal-site provisioning).
+_REST_RE = re.compile(r"^/(?:(?:sites|personal)/[^/]+/)?_api/")
 
 
 class DroppedConnection(Exception):
@@ -138,6 +140,13 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
+def _content_length(headers: dict[str, str]) -> int:
+    try:
+        return max(0, int(headers.get("content-length", "0")))
+    except ValueError:
+        return 0
+
+
 def _query(scope: Scope) -> dict[str, str]:
     from urllib.parse import parse_qsl
 
@@ -202,6 +211,12 @@ class GraphPipeline:
         path = collapse_slashes(scope["path"])
         if path != scope["path"]:
             scope = dict(scope, path=path, raw_path=path.encode())
+        if _REST_RE.match(path):
+            await self.rest(scope, receive, send)
+            return
+        if path.startswith(("/_upload/", "/_download/")):
+            await self.transfer(scope, receive, send, path)
+            return
         if not (path == "/v1.0" or path.startswith("/v1.0/")):
             await self.app(scope, receive, send)
             return
@@ -282,13 +297,18 @@ class GraphPipeline:
 
         decision = Decision(None)
         ru = 0
+        kind = ""
         if not is_batch:
             kind, ru = classify(method, path, _query(scope))
             decision = Decision(None)
             if is_sharing_call(method, path):
                 decision = world.throttle.decide_sharing(tid, app_id)
+                if decision.retry_after is not None:
+                    world.throttle.spend_refused(tid, ru, app_id)
             if decision.retry_after is None:
-                decision = world.throttle.decide(tid, kind, ru, write and kind == "identity", app_id)
+                decision = world.throttle.decide(
+                    tid, kind, ru, write and kind == "identity", app_id, ingress=_content_length(headers)
+                )
             if decision.retry_after is not None:
                 status, body, hdrs = _error(
                     429, "TooManyRequests", "Too many requests.", throttle_headers(decision, ru)
@@ -331,6 +351,8 @@ class GraphPipeline:
             await send(message)
 
         await self.app(scope, counting_receive, wrapped_send)
+        if ru and kind == "sharepoint":
+            world.throttle.record_transfer(tid, counts["in"], counts["out"])
         if write and counts["status"] < 400:
             world.dirty = True
         # A batch item's bytes travel inside the envelope, which is counted already.
@@ -357,6 +379,82 @@ class GraphPipeline:
             )
             await send({"type": "http.response.body", "body": b'{"value":', "more_body": True})
             raise DroppedConnection("injected fault: connection dropped")
+
+    async def rest(self, scope: Scope, receive: Any, send: Any) -> None:
+        """SharePoint REST spends the app's SharePoint resource units like Graph does ("Every request that an
+        application makes across all API endpoints, including Microsoft Graph, CSOM, and REST, counts"), at
+        the sandbox's REST cost (throttle.rest_ru). A request without a well-signed token goes on to its
+        route, which refuses it; the route checks audience and roles."""
+        world = self.world
+        token = _headers(scope).get("authorization", "").partition(" ")[2].strip()
+        try:
+            claims = jwt.decode(token, world.token_key, algorithms=["HS256"], options={"verify_aud": False})
+        except jwt.PyJWTError:
+            await self.app(scope, receive, send)
+            return
+        tid, app_id = str(claims.get("tid", "")), str(claims.get("appid", "app"))
+        if world.tenant(tid) is None:
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"].upper()
+        ru = rest_ru(method)
+        decision = world.throttle.decide(tid, "sharepoint", ru, False, app_id)
+        headers = throttle_headers(decision, ru)
+        if decision.retry_after is not None:
+            body = {
+                "odata.error": {
+                    "code": "-2147024860, Microsoft.SharePoint.SPRequestThrottledException",
+                    "message": {"lang": "en-US", "value": "The request has been throttled."},
+                }
+            }
+            world.stats.record(
+                tid,
+                method=f"REST {method}",
+                throttled=True,
+                bytes_out=await send_json(send, 429, body, headers),
+            )
+            return
+        extra = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+        async def with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = dict(message, headers=[*message.get("headers", []), *extra])
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+    async def transfer(self, scope: Scope, receive: Any, send: Any, path: str) -> None:
+        """Pre-authenticated upload and download URLs: no resource units, but their bytes are SharePoint's
+        ingress and egress, limited per hour (sandbox.throttle)."""
+        world = self.world
+        tid = path.split("/")[2] if path.count("/") >= 2 else ""
+        decision = world.throttle.decide_transfer(tid, _content_length(_headers(scope)))
+        if decision.retry_after is not None:
+            status, body, hdrs = _error(
+                429, "TooManyRequests", "Too many requests.", throttle_headers(decision, 0)
+            )
+            world.stats.record(
+                tid,
+                method=scope["method"].upper(),
+                throttled=True,
+                bytes_out=await send_json(send, status, body, hdrs),
+            )
+            return
+        counts = {"in": 0, "out": 0}
+
+        async def counting_receive() -> Any:
+            message = await receive()
+            if message["type"] == "http.request":
+                counts["in"] += len(message.get("body", b""))
+            return message
+
+        async def counting_send(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                counts["out"] += len(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, counting_receive, counting_send)
+        world.throttle.record_transfer(tid, counts["in"], counts["out"])
 
     def _fault(self) -> str | None:
         faults = self.world.settings.faults

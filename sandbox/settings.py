@@ -18,17 +18,47 @@ IDENTITY_RU_LARGE = 8_000
 # Identity writes: 3,000 per 150 s per app + tenant; 18,000 per 5 min per tenant across all apps.
 WRITES_PER_APP = (3_000, 150.0)
 WRITES_PER_TENANT = (18_000, 300.0)
-# SharePoint / OneDrive resource units per minute per app + tenant, by licence count.
+# SharePoint / OneDrive budgets, all from learn.microsoft.com/sharepoint/dev/general-development/
+# how-to-avoid-getting-throttled-or-blocked-in-sharepoint-online (tenant and application throttling tables).
+# Licence bands are inclusive at the top ("0 - 1,000", "1,001 - 5,000", ...): (most licences, limit).
+# Resource units per minute per app + tenant.
 SHAREPOINT_RU_BY_LICENCES: tuple[tuple[int, int], ...] = (
-    (1_000, 1_200),
-    (5_000, 2_400),
-    (15_000, 3_600),
-    (50_000, 4_800),
+    (1_000, 1_250),
+    (5_000, 2_500),
+    (15_000, 3_750),
+    (50_000, 5_000),
 )
-SHAREPOINT_RU_LARGE = 6_000
+SHAREPOINT_RU_LARGE = 6_250
 SHAREPOINT_WINDOW_S = 60.0
-# The daily SharePoint budget is 1,000 times the per-minute one.
+# Resource units per 24 hours per app + tenant: a table of its own (not a multiple of the minute figure).
+SHAREPOINT_DAILY_BY_LICENCES: tuple[tuple[int, int], ...] = (
+    (1_000, 1_200_000),
+    (5_000, 2_400_000),
+    (15_000, 3_600_000),
+    (50_000, 4_800_000),
+)
+SHAREPOINT_DAILY_LARGE = 6_000_000
+# With the minute budget set by hand (tests, benches), the day allows 1,000 of those minutes.
 SHAREPOINT_DAILY_FACTOR = 1_000
+# Resource units per 5 minutes per tenant, all apps together.
+SHAREPOINT_TENANT_BY_LICENCES: tuple[tuple[int, int], ...] = (
+    (1_000, 18_750),
+    (5_000, 37_500),
+    (15_000, 56_250),
+    (50_000, 75_000),
+)
+SHAREPOINT_TENANT_LARGE = 93_750
+SHAREPOINT_TENANT_WINDOW_S = 300.0
+# With the minute budget set by hand, the tenant's 5 minutes hold 15 of those minutes (Microsoft's ratio:
+# 18,750 per 5 minutes beside 1,250 a minute), so one app alone never meets the tenant limit first.
+SHAREPOINT_TENANT_FACTOR = 15
+# Ingress and egress: 400 GB an hour each per app + tenant, bytes (decimal gigabytes: the smaller reading).
+SHAREPOINT_TRANSFER_PER_APP = (400 * 10**9, 3_600.0)
+# SharePoint REST (and CSOM) calls have no published cost, only that they "usually consume more resource
+# units than Microsoft Graph APIs to achieve the same functionality": the sandbox charges twice Graph's
+# figure for the like operation (a read 2, any write 4), so a client that counts REST as Graph is caught.
+SHAREPOINT_REST_RU_READ = 2
+SHAREPOINT_REST_RU_WRITE = 4
 # "Specific Sharing APIs": 300 requests per 5 minutes per app per tenant (how-to-avoid-getting-throttled-or-
 # blocked-in-sharepoint-online, application limits). Counted here: every call that changes sharing.
 SHARING_API_PER_APP = (300, 300.0)
@@ -57,12 +87,26 @@ def identity_ru_for_users(user_count: int) -> int:
     return IDENTITY_RU_LARGE
 
 
+def _by_licences(table: tuple[tuple[int, int], ...], large: int, licences: int) -> int:
+    for most, limit in table:
+        if licences <= most:
+            return limit
+    return large
+
+
 def sharepoint_ru_for_licences(licences: int) -> int:
-    """SharePoint RU per minute for a tenant holding this many licences."""
-    for below, ru in SHAREPOINT_RU_BY_LICENCES:
-        if licences < below:
-            return ru
-    return SHAREPOINT_RU_LARGE
+    """SharePoint RU per minute per app for a tenant holding this many licences."""
+    return _by_licences(SHAREPOINT_RU_BY_LICENCES, SHAREPOINT_RU_LARGE, licences)
+
+
+def sharepoint_daily_for_licences(licences: int) -> int:
+    """SharePoint RU per 24 hours per app for a tenant holding this many licences."""
+    return _by_licences(SHAREPOINT_DAILY_BY_LICENCES, SHAREPOINT_DAILY_LARGE, licences)
+
+
+def sharepoint_tenant_for_licences(licences: int) -> int:
+    """SharePoint RU per 5 minutes for the whole tenant (every app) holding this many licences."""
+    return _by_licences(SHAREPOINT_TENANT_BY_LICENCES, SHAREPOINT_TENANT_LARGE, licences)
 
 
 @dataclass(frozen=True)
@@ -132,6 +176,10 @@ class Settings:
     # None: derived per tenant from its size (identity) or licence count (SharePoint).
     identity_ru: Budget | None = None
     sharepoint_ru: Budget | None = None
+    # None: by licence count, or SHAREPOINT_TENANT_FACTOR minutes of a hand-set sharepoint_ru.
+    sharepoint_tenant_ru: Budget | None = None
+    # Bytes each way (ingress, egress) per app + tenant; settable so a test can meet it.
+    sharepoint_transfer: Budget = Budget(*SHAREPOINT_TRANSFER_PER_APP)
     sharing_api: Budget = Budget(*SHARING_API_PER_APP)
     throttling: bool = True
     slow_seconds: float = 2.0
@@ -163,6 +211,8 @@ class Settings:
             "write_budget": str(self.write_budget),
             "identity_ru": str(self.identity_ru) if self.identity_ru else None,
             "sharepoint_ru": str(self.sharepoint_ru) if self.sharepoint_ru else None,
+            "sharepoint_tenant_ru": str(self.sharepoint_tenant_ru) if self.sharepoint_tenant_ru else None,
+            "sharepoint_transfer": str(self.sharepoint_transfer),
             "sharing_api": str(self.sharing_api),
             "throttling": self.throttling,
             "replication_lag_ms": self.replication_lag_ms,

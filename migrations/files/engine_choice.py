@@ -91,7 +91,11 @@ def migration_api(
     conns, code = env.conns, env.academy.code
     ref = env.trust.settings.tenant.credential
     rest = SharePointRest(
-        _credential(ref, env.trust.tenant.id, conns.graph_url), conns.graph_url, conns.raw_http
+        _credential(ref, env.trust.tenant.id, conns.graph_url),
+        conns.graph_url,
+        conns.raw_http,
+        budget,
+        target.tenant_id,
     )
     staging: OwnStaging | ProvidedStaging | None
     if env.academy.files.staging_containers == "provided":

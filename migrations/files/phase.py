@@ -492,9 +492,9 @@ class _Ops:
         found = tree.find(parent)
         if found is not None:
             return found.id
-        await self.budget.acquire(self.target.tenant_id, 1)
-        path = f"/drives/{drive}/root:/{quote(parent)}:" if parent else f"/drives/{drive}/root"
-        resp = await self.target.request("GET", path, counts_as_write=False)
+        async with self.budget.spend(self.target.tenant_id, 1):
+            path = f"/drives/{drive}/root:/{quote(parent)}:" if parent else f"/drives/{drive}/root"
+            resp = await self.target.request("GET", path, counts_as_write=False)
         if not resp.ok:
             raise CopyError(f"the folder '{parent}' is missing in the target ({resp.status})")
         return str(resp.body["id"])
@@ -571,29 +571,29 @@ class _Ops:
             return out
         parent = await self.parent_id(drive, a["path"])
         name = a["path"].rpartition("/")[2]
-        await self.budget.acquire(self.target.tenant_id, 2)
-        path = f"/drives/{drive}/items/{parent}/children"
-        resp = await self.target.request(
-            "POST",
-            path,
-            json={
-                "name": name,
-                "folder": {},
-                "@microsoft.graph.conflictBehavior": "fail",
-                **_fs(a),
-            },
-            counts_as_write=False,
-            idempotent=True,  # conflictBehavior fail makes a repeat harmless: 409, then we look it up
-        )
+        async with self.budget.spend(self.target.tenant_id, 2):
+            path = f"/drives/{drive}/items/{parent}/children"
+            resp = await self.target.request(
+                "POST",
+                path,
+                json={
+                    "name": name,
+                    "folder": {},
+                    "@microsoft.graph.conflictBehavior": "fail",
+                    **_fs(a),
+                },
+                counts_as_write=False,
+                idempotent=True,  # conflictBehavior fail makes a repeat harmless: 409, then we look it up
+            )
         created = True
         if resp.status == 409:
             # Absent when this run looked: either an attempt of ours landed and its answer was lost, or
             # someone made the name meanwhile. It is ours only if it is a folder carrying the creation time
             # we sent; any other folder is the trust's (merged into, never claimed), a file is refused.
-            await self.budget.acquire(self.target.tenant_id, 1)
-            resp = await self.target.request(
-                "GET", f"/drives/{drive}/root:/{quote(a['path'])}:", counts_as_write=False
-            )
+            async with self.budget.spend(self.target.tenant_id, 1):
+                resp = await self.target.request(
+                    "GET", f"/drives/{drive}/root:/{quote(a['path'])}:", counts_as_write=False
+                )
             if resp.ok and "folder" not in resp.body:
                 raise CopyError(
                     f"cannot create folder '{a['path']}': a file of that name is in the trust tenant"
@@ -615,14 +615,14 @@ class _Ops:
             # Only what trustfold created is ever moved (the plan never asks otherwise; a stale plan might).
             raise CopyError(f"'{a['from']}' was not created by trustfold: not moved")
         parent = await self.parent_id(drive, a["path"])
-        await self.budget.acquire(self.target.tenant_id, 2)
-        path = f"/drives/{drive}/items/{a['target_id']}"
-        resp = await self.target.request(
-            "PATCH",
-            path,
-            json={"name": a["path"].rpartition("/")[2], "parentReference": {"id": parent}},
-            counts_as_write=False,
-        )
+        async with self.budget.spend(self.target.tenant_id, 2):
+            path = f"/drives/{drive}/items/{a['target_id']}"
+            resp = await self.target.request(
+                "PATCH",
+                path,
+                json={"name": a["path"].rpartition("/")[2], "parentReference": {"id": parent}},
+                counts_as_write=False,
+            )
         if resp.status == 409:
             raise CopyError(f"cannot move to '{a['path']}': the name is taken in the trust tenant")
         if not resp.ok:

@@ -110,8 +110,8 @@ def tree_item(raw: dict[str, Any]) -> TreeItem:
 
 async def _site_path(conn: TenantConnection, budget: SharePointBudget, site: str) -> str:
     """Graph path of a site found by its URL name (app-only search; the tenant's host is not configured)."""
-    await budget.acquire(conn.tenant_id, 1)
-    body = await conn.get("/sites", {"search": site})
+    async with budget.spend(conn.tenant_id, 1):
+        body = await conn.get("/sites", {"search": site})
     for s in body.get("value", []):
         if s.get("name", "").lower() == site.lower():
             return f"/sites/{s['id']}"
@@ -123,8 +123,8 @@ async def drive_id(conn: TenantConnection, budget: SharePointBudget, ref: str) -
     (a user with no OneDrive)."""
     kind, _, rest = ref.partition(":")
     if kind == "user":
-        await budget.acquire(conn.tenant_id, 1)
-        resp = await conn.request("GET", f"/users/{quote(rest)}/drive", counts_as_write=False)
+        async with budget.spend(conn.tenant_id, 1):
+            resp = await conn.request("GET", f"/users/{quote(rest)}/drive", counts_as_write=False)
         if onedrive_not_yet(resp):
             return None
         if not resp.ok:
@@ -132,8 +132,8 @@ async def drive_id(conn: TenantConnection, budget: SharePointBudget, ref: str) -
         return dict(resp.body)
     site, _, library = rest.partition("/")
     path = await _site_path(conn, budget, site)
-    await budget.acquire(conn.tenant_id, 1)
-    body = await conn.get(f"{path}/drives")
+    async with budget.spend(conn.tenant_id, 1):
+        body = await conn.get(f"{path}/drives")
     for d in body.get("value", []):
         if d.get("name", "").lower() == library.lower():
             return dict(d)
@@ -197,8 +197,8 @@ async def batch_get(
     another while the budget (which the SharePoint window still keeps) sits idle."""
 
     async def one(chunk: list[tuple[str, int]]) -> list[GraphResponse]:
-        await budget.acquire(conn.tenant_id, sum(ru for _, ru in chunk))
-        got = await conn.batch([BatchItem("GET", p) for p, _ in chunk])
+        async with budget.spend(conn.tenant_id, sum(ru for _, ru in chunk)):
+            got = await conn.batch([BatchItem("GET", p) for p, _ in chunk])
         out: list[GraphResponse] = []
         for (path, _), resp in zip(chunk, got, strict=True):
             if not isinstance(resp, GraphResponse) or resp.status >= 500:
@@ -314,8 +314,8 @@ async def _follow(
     resync = "token=" not in url
     while True:
         if resp is None:
-            await budget.acquire(conn.tenant_id, 1 if "token=" in url else 2)
-            resp = await conn.request("GET", url, counts_as_write=False)
+            async with budget.spend(conn.tenant_id, 1 if "token=" in url else 2):
+                resp = await conn.request("GET", url, counts_as_write=False)
         if resp.status == 410:
             # The service lost our place: read everything again and replace what we hold.
             log.info("delta for %s answered 410: full resync", pair.key)
@@ -431,8 +431,8 @@ async def read_targets(
             if not nxt:
                 break
             url = conn.relative(nxt)
-            await budget.acquire(conn.tenant_id, 1)
-            resp = await conn.request("GET", url, counts_as_write=False)
+            async with budget.spend(conn.tenant_id, 1):
+                resp = await conn.request("GET", url, counts_as_write=False)
         trees[drive["id"]] = tree
     return trees
 

@@ -164,8 +164,8 @@ async def _undo_item(ctx: FilesUndo, key: str, a: dict[str, Any]) -> Outcome:
                 await target.http.delete(saved["url"])
             ctx.sessions.drop(key)
     path = f"/drives/{a['target_drive']}/root:/{quote(a['path'])}:"
-    await budget.acquire(target.tenant_id, 1)
-    resp = await target.request("GET", path, counts_as_write=False)
+    async with budget.spend(target.tenant_id, 1):
+        resp = await target.request("GET", path, counts_as_write=False)
     if resp.status == 404:
         return Outcome("undone", None, {}, "nothing was created")
     if not resp.ok:
@@ -205,25 +205,25 @@ async def delete_unchanged(target: TenantConnection, budget: SharePointBudget, a
     """Delete an item of ours unless it changed since: 'deleted', 'gone' or 'kept'. (Also the forward
     action of a delete propagated from the source.)"""
     path = f"/drives/{a['target_drive']}/items/{a['target_id']}"
-    await budget.acquire(target.tenant_id, 1)
-    resp = await target.request("GET", path, counts_as_write=False)
+    async with budget.spend(target.tenant_id, 1):
+        resp = await target.request("GET", path, counts_as_write=False)
     if resp.status == 404:
         return "gone"
     if not resp.ok:
         raise GraphError("GET", path, resp)
     if a["folder"]:
-        await budget.acquire(target.tenant_id, 2)
-        kids = await target.get(f"{path}/children", {"$top": "1"})
+        async with budget.spend(target.tenant_id, 2):
+            kids = await target.get(f"{path}/children", {"$top": "1"})
         if kids.get("value"):
             return "kept"
     elif resp.body.get("cTag") != a.get("target_ctag"):
         quick_xor = ((resp.body.get("file") or {}).get("hashes") or {}).get("quickXorHash")
         if not (a.get("in_doubt_hash") and quick_xor == a["in_doubt_hash"]):
             return "kept"
-    await budget.acquire(target.tenant_id, 2)
-    resp = await target.request(
-        "DELETE", path, counts_as_write=False, headers={"If-Match": resp.body.get("eTag", "*")}
-    )
+    async with budget.spend(target.tenant_id, 2):
+        resp = await target.request(
+            "DELETE", path, counts_as_write=False, headers={"If-Match": resp.body.get("eTag", "*")}
+        )
     if resp.status not in (204, 404):
         if resp.status == 412:
             return "kept"

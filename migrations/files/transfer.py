@@ -106,8 +106,8 @@ class FileCopier:
         self.http: httpx.AsyncClient = target.http
 
     async def _call(self, conn: TenantConnection, ru: int, method: str, path: str, **kw: Any) -> Any:
-        await self.budget.acquire(conn.tenant_id, ru)
-        return await conn.request(method, path, counts_as_write=False, **kw)
+        async with self.budget.spend(conn.tenant_id, ru):
+            return await conn.request(method, path, counts_as_write=False, **kw)
 
     async def source_item(self, drive: str, item_id: str) -> dict[str, Any] | None:
         resp = await self._call(self.source, 1, "GET", f"/drives/{drive}/items/{item_id}")

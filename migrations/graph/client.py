@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -304,6 +304,9 @@ class TenantConnection:
         self.stats = ConnectionStats()
         self.max_total_wait = max_total_wait
         self._paused_until = 0.0
+        # Set by the SharePoint budget (graph.sharepoint_window) that spends for this tenant: told of every
+        # SharePoint 429 and RateLimit-* header, which its window takes in.
+        self.sharepoint_hook: Callable[[str, int, Mapping[str, str]], None] | None = None
 
     # ---- transport --------------------------------------------------------------------------------------
     def url(self, path: str, params: dict[str, Any] | None = None) -> str:
@@ -321,12 +324,19 @@ class TenantConnection:
             self.stats.wait_seconds += delay
             await asyncio.sleep(delay)
 
-    def _throttled(self, retry_after: float | None, headers: dict[str, str] | None = None) -> None:
+    def _throttled(
+        self, retry_after: float | None, headers: dict[str, str] | None = None, sharepoint: bool = False
+    ) -> None:
         self.stats.throttled += 1
-        if "ResourceUnit" in (headers or {}).get("x-ms-throttle-information", ""):
-            self.ru.throttled()
-        else:
-            self.writes.throttled()
+        reset = (headers or {}).get("ratelimit-reset", "")
+        if reset.isdigit() and (retry_after is None or int(reset) > retry_after):
+            retry_after = float(reset)  # SharePoint: "honor the greater of the two values"
+        # A SharePoint 429 went to its own window (sharepoint_hook): the identity windows are not its.
+        if not sharepoint:
+            if "ResourceUnit" in (headers or {}).get("x-ms-throttle-information", ""):
+                self.ru.throttled()
+            else:
+                self.writes.throttled()
         if retry_after:
             # One pause for every worker of this tenant: throttled requests still count against the budget.
             self._paused_until = max(self._paused_until, time.time() + retry_after)
@@ -400,6 +410,16 @@ class TenantConnection:
         self._count_users(method.upper(), url, resp.status_code)
         return GraphResponse(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, parsed)
 
+    def _sharepoint_news(self, method: str, url: str, resp: GraphResponse) -> bool:
+        """Hand a SharePoint answer's throttling news to the SharePoint budget; whether it was SharePoint's
+        (SharePoint paths cost nothing in the identity budget; $batch envelopes are neither)."""
+        rel = self.relative(url).split("?", 1)[0]
+        sharepoint = identity_cost(method, rel) == 0 and not rel.rstrip("/").endswith("$batch")
+        hook = self.sharepoint_hook
+        if hook is not None and sharepoint and (resp.status == 429 or "ratelimit-limit" in resp.headers):
+            hook(self.tenant_id, resp.status, resp.headers)
+        return sharepoint
+
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Retryable) and exc.retry_after is not None:
@@ -453,9 +473,10 @@ class TenantConnection:
                                     f"{method} {path}: connection lost ({type(exc).__name__})"
                                 ) from exc
                             raise _Retryable(f"transport error {type(exc).__name__}") from exc
+                        sharepoint = self._sharepoint_news(method, url, resp)
                         if resp.status == 429 or (resp.status == 503 and resp.retry_after() is not None):
                             # Throttled and unavailable-with-Retry-After requests were not processed: resend.
-                            self._throttled(resp.retry_after(), resp.headers)
+                            self._throttled(resp.retry_after(), resp.headers, sharepoint)
                             raise _Retryable(f"throttled ({resp.status})", resp.retry_after())
                         if resp.status in (500, 502, 503, 504):
                             if not idempotent:

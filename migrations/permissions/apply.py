@@ -127,12 +127,8 @@ for _op in (
 async def remove_grant(target: TenantConnection, budget: SharePointBudget, a: dict[str, Any]) -> None:
     """The undo of a grant (and the forward action of share-revoke): gone already counts as removed."""
     path = f"{_item_path(a)}/permissions/{a['perm_id']}"
-    await budget.acquire(target.tenant_id, PERMISSION_RU)
-    await budget.reserve_sharing(target.tenant_id)  # a sharing call: within 300 per 5 minutes
-    try:
+    async with budget.spend_sharing(target.tenant_id, PERMISSION_RU):  # within 300 per 5 minutes too
         resp = await target.request("DELETE", path, counts_as_write=False)
-    finally:
-        budget.settle_sharing(target.tenant_id)
     if not resp.ok and resp.status != 404:
         raise GraphError("DELETE", path, resp)
 
@@ -189,16 +185,15 @@ class Applier:
         self.academy = academy  # whose share_findings a step's unique-scope refusal is kept in
 
     async def _send(self, method: str, path: str, body: Any = None) -> GraphResponse | None:
-        await self.budget.acquire(self.target.tenant_id, PERMISSION_RU)
         self.tally.writes += 1
         # invite and createLink are "Specific Sharing APIs": reserved before sending, settled on the answer.
-        await self.budget.reserve_sharing(self.target.tenant_id)
         try:
-            resp = await self.target.request(method, path, json=body, counts_as_write=False, idempotent=False)
+            async with self.budget.spend_sharing(self.target.tenant_id, PERMISSION_RU):
+                resp = await self.target.request(
+                    method, path, json=body, counts_as_write=False, idempotent=False
+                )
         except MaybeApplied:
             return None
-        finally:
-            self.budget.settle_sharing(self.target.tenant_id)
         killpoints.reached("permissions.sent")  # the write reached the tenant; its outcome is not journaled
         return resp
 
@@ -300,8 +295,8 @@ class Applier:
     async def _direct(self, a: dict[str, Any]) -> list[Grant]:
         """The copy's own grants. SharePoint does not say which are inherited: its parent is read beside it,
         so reconciliation never adopts a grant that lives on the parent (its undo could not remove it)."""
-        await self.budget.acquire(self.target.tenant_id, 1)
-        resp = await self.target.request("GET", _item_path(a), params={"$select": "id,parentReference"})
+        async with self.budget.spend(self.target.tenant_id, 1):
+            resp = await self.target.request("GET", _item_path(a), params={"$select": "id,parentReference"})
         if not resp.ok:
             raise GraphError("GET", _item_path(a), resp)
         parent = (resp.body.get("parentReference") or {}).get("id")

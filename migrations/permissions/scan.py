@@ -103,9 +103,9 @@ async def _changes(
     url, full = link or f"/drives/{did}/root/delta", not link
     seen: dict[str, dict[str, Any]] = {}
     while True:
-        await budget.acquire(conn.tenant_id, 1 if "token=" in url else 2)
-        counts.delta_requests += 1
-        resp = await conn.request("GET", url, headers=PREFER, counts_as_write=False)
+        async with budget.spend(conn.tenant_id, 1 if "token=" in url else 2):
+            counts.delta_requests += 1
+            resp = await conn.request("GET", url, headers=PREFER, counts_as_write=False)
         if resp.status == 410:
             log.info("sharing delta for drive %s answered 410: reading all sharing again", did)
             url, full, seen = f"/drives/{did}/root/delta", True, {}

@@ -217,7 +217,7 @@ def test_identity_budget_by_tenant_size():
     for users, ru in ((10, 3500), (200, 5000), (5000, 8000)):
         t.set_tenant_size("x", users, 0)
         assert t.identity_budget("x").limit == ru
-    for licences, ru in ((10, 1200), (2000, 2400), (10_000, 3600), (20_000, 4800), (60_000, 6000)):
+    for licences, ru in ((10, 1250), (2000, 2500), (10_000, 3750), (20_000, 5000), (60_000, 6250)):
         t.set_tenant_size("x", 0, licences)
         assert t.sharepoint_budget("x").limit == ru
 

@@ -51,8 +51,8 @@ async def library(ctx: BulkContext, libs: dict[str, Lib], drive: str, paths: lis
     """The target library's ids, and those of every folder the paths need (cached per run in `libs`)."""
     lib = libs.get(drive)
     if lib is None:
-        await ctx.budget.acquire(ctx.target.tenant_id, 1)
-        d = await ctx.target.get(f"/drives/{drive}")
+        async with ctx.budget.spend(ctx.target.tenant_id, 1):
+            d = await ctx.target.get(f"/drives/{drive}")
         parts = urlsplit(d["webUrl"])
         web_path, _, list_part = parts.path.rpartition("/")
         site_url = f"{parts.scheme}://{parts.netloc}{web_path}"

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from migrations.graph.client import parse_retry_after
+from migrations.graph.sharepoint_window import SharePointBudget, rest_ru
 
 USER_AGENT = "NONISV|trustfold|trustfold/0.1"
 ATTEMPTS = 8
@@ -30,10 +31,19 @@ class MigrationApiError(Exception):
 
 
 class SharePointRest:
-    def __init__(self, credential: Any, graph_url: str | None, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        credential: Any,
+        graph_url: str | None,
+        http: httpx.AsyncClient,
+        budget: SharePointBudget | None = None,
+        tenant_id: str = "",
+    ) -> None:
         if graph_url and urlsplit(graph_url).hostname not in LOOPBACK:
             raise ValueError("a rehearsal SharePoint must be on loopback")
         self.credential, self.graph_url, self.http = credential, graph_url, http
+        # REST spends the app's SharePoint resource units as Graph does (the tenant's budget, when given).
+        self.budget, self.tenant_id = budget, tenant_id
         self.requests = 0
 
     def base(self, site_url: str) -> str:
@@ -51,6 +61,14 @@ class SharePointRest:
         verbose: bool = False,
     ) -> Any:
         """`verbose`: ask for odata=verbose JSON (GetMigrationJobProgress documents only that form)."""
+        if self.budget is None:
+            return await self._call(method, site_url, op, body, verbose)
+        async with self.budget.spend(self.tenant_id, rest_ru(method)):
+            return await self._call(method, site_url, op, body, verbose)
+
+    async def _call(
+        self, method: str, site_url: str, op: str, body: dict[str, Any] | None, verbose: bool
+    ) -> Any:
         host = urlsplit(site_url).netloc
         url = f"{self.base(site_url)}/_api/{op}"
         for attempt in range(1, ATTEMPTS + 1):
@@ -62,6 +80,8 @@ class SharePointRest:
             }
             self.requests += 1
             resp = await self.http.request(method, url, json=body, headers=headers)
+            if self.budget is not None and (resp.status_code == 429 or "ratelimit-limit" in resp.headers):
+                self.budget.observe(self.tenant_id, resp.status_code, resp.headers)
             if resp.status_code in (429, 503) and attempt < ATTEMPTS:
                 # Either form RFC 9110 allows (seconds or an HTTP-date), through the one parser Graph uses;
                 # a date far ahead waits five minutes at most, then asks again (never a stalled run).

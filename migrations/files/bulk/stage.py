@@ -71,16 +71,16 @@ async def stage_one(
             "GET", lib.library.site_url, f"web/GetFileByServerRelativePath(decodedUrl={url_arg(server)})"
         )
         entry["id"] = got["UniqueId"]
-    await ctx.budget.acquire(ctx.source.tenant_id, 1)
-    item = await ctx.source.get(f"/drives/{a['source_drive']}/items/{a['source_id']}")
+    async with ctx.budget.spend(ctx.source.tenant_id, 1):
+        item = await ctx.source.get(f"/drives/{a['source_drive']}/items/{a['source_id']}")
     if item.get("cTag") != a.get("ctag") or int(item.get("size") or 0) != int(a["size"]):
         raise SourceChanged("the source file changed after planning; the next run copies the new version")
     iv = crypto.new_iv()
     hasher = quickxorhash()
-    await ctx.budget.acquire(ctx.source.tenant_id, 1)
-    chunks = hashing(download(ctx, item), hasher)
-    blob = client.get_blob_client(entry["blob"])
-    sent = await upload(blob, crypto.aencrypt_chunks(chunks, key, iv), {"IV": crypto.b64(iv)})
+    async with ctx.budget.spend(ctx.source.tenant_id, 1):
+        chunks = hashing(download(ctx, item), hasher)
+        blob = client.get_blob_client(entry["blob"])
+        sent = await upload(blob, crypto.aencrypt_chunks(chunks, key, iv), {"IV": crypto.b64(iv)})
     if crypto.b64(hasher.digest()) != a["hash"]:
         raise SourceChanged("the downloaded bytes do not match the source's quickXorHash")
     ctx.counters.bytes_sent += sent

@@ -72,8 +72,8 @@ async def children(ctx: BulkContext, drive: str, folder: str) -> dict[str, dict[
     out: dict[str, dict[str, Any]] = {}
     url: str | None = path
     while url:
-        await budget.acquire(target.tenant_id, 2)
-        resp = await target.request("GET", url, counts_as_write=False)
+        async with budget.spend(target.tenant_id, 2):
+            resp = await target.request("GET", url, counts_as_write=False)
         if resp.status == 404:
             return out
         if not resp.ok:
