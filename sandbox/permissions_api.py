@@ -313,7 +313,7 @@ async def admin_sharing(request: Request) -> Response:
             return JSONResponse(
                 {"error": f"sharingCapability must be one of {', '.join(ps.CAPABILITIES)}"}, status_code=400
             )
-        limit = body.get("uniqueScopesLimit", pol["uniqueScopesLimit"])
+        limit = body.get("uniqueScopesLimit", pol.get("uniqueScopesLimit", ps.UNIQUE_SCOPES_LIMIT))
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= ps.UNIQUE_SCOPES_LIMIT:
             return JSONResponse(
                 {"error": f"uniqueScopesLimit must be a whole number from 1 to {ps.UNIQUE_SCOPES_LIMIT}"},
@@ -321,9 +321,11 @@ async def admin_sharing(request: Request) -> Response:
             )
         pol["sharingCapability"] = cap
         pol["organizationLinks"] = bool(body.get("organizationLinks", pol["organizationLinks"]))
-        pol["uniqueScopesLimit"] = limit
+        if "uniqueScopesLimit" in body or "uniqueScopesLimit" in pol:
+            pol["uniqueScopesLimit"] = limit
         world.dirty = True  # saved with --state like every other change
-    return JSONResponse({"policy": pol, "invitations": ps.invitations(store)})
+    shown = {**pol, "uniqueScopesLimit": pol.get("uniqueScopesLimit", ps.UNIQUE_SCOPES_LIMIT)}
+    return JSONResponse({"policy": shown, "invitations": ps.invitations(store)})
 
 
 def _guard(fn: Any) -> Any:

@@ -45,7 +45,6 @@ def policy(store: DriveStore) -> dict[str, Any]:
     if current is None:
         current = {"sharingCapability": "externalUserAndGuestSharing", "organizationLinks": True}
         store.sharing_policy = current
-    current.setdefault("uniqueScopesLimit", UNIQUE_SCOPES_LIMIT)  # policies saved before it was kept
     return current
 
 
@@ -62,7 +61,9 @@ def check_scope_limit(store: DriveStore, item: dict[str, Any]) -> None:
     """Sharing an item that still inherits breaks inheritance: a new unique scope in its library, refused
     past the limit with SharePoint's own words. Counted only then, so sharing an item shared already costs
     nothing."""
-    limit = int(policy(store)["uniqueScopesLimit"])
+    # Read with its default, never written into the policy: a tenant saved before the limit was kept keeps
+    # exactly the policy it had (the legacy-store rollback test compares policies whole).
+    limit = int(policy(store).get("uniqueScopesLimit", UNIQUE_SCOPES_LIMIT))
     if item.get("_perms") or item.get("_noinherit") or len(store.items) < limit:
         return  # already unique, or the whole tenant holds fewer items than the limit: no count needed
     if unique_scopes(store, item["_drive"]) >= limit:
