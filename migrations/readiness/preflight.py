@@ -129,6 +129,26 @@ NEEDS: dict[str, dict[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {
             ),
         ),
     },
+    # Mail (issue 24): mailbox-exportitems lists MailboxItem.Export.All (ImportExport.All higher);
+    # mailbox-createimportsession MailboxItem.ImportExport.All alone; usersettings-list-exchange
+    # User.Read.All; mailbox-list-folders / mailboxfolder-delta MailboxFolder.Read.All; mailboxitem-delta
+    # MailboxItem.Read.All;
+    # mailbox-post-folders and mailbox-delete-folders MailboxFolder.ReadWrite.All; mailboxfolder-delete-items
+    # MailboxItem.ReadWrite.All (rollback, --propagate-deletes).
+    "mail": {
+        "source": (
+            ("find each person's mailboxes", _READ_USERS),
+            ("read mailbox folders", ("MailboxFolder.Read.All", "MailboxFolder.ReadWrite.All")),
+            ("read mailbox items and their changes", ("MailboxItem.Read.All",)),
+            ("export mailbox items", ("MailboxItem.Export.All", "MailboxItem.ImportExport.All")),
+        ),
+        "target": (
+            ("find each trust user's mailbox", _READ_USERS),
+            ("create and remove mailbox folders", ("MailboxFolder.ReadWrite.All",)),
+            ("import mailbox items", ("MailboxItem.ImportExport.All",)),
+            ("remove imported items (rollback)", ("MailboxItem.ReadWrite.All",)),
+        ),
+    },
     "domain": {
         "source": (
             ("read domains", _READ_DOMAINS),
