@@ -126,7 +126,8 @@ MIGRATIONS: list[Sequence[str]] = [
     (
         """CREATE TABLE mail_mailboxes (
             academy TEXT NOT NULL, source_mailbox TEXT NOT NULL, kind TEXT NOT NULL,
-            source_user TEXT NOT NULL, display TEXT NOT NULL, target_user TEXT, target_mailbox TEXT, size INTEGER NOT NULL DEFAULT 0,
+            source_user TEXT NOT NULL, display TEXT NOT NULL, target_user TEXT, target_mailbox TEXT,
+            size INTEGER NOT NULL DEFAULT 0,
             items INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL, at TEXT NOT NULL,
             PRIMARY KEY (academy, source_mailbox))""",
         """CREATE TABLE mail_folders (

@@ -1,10 +1,11 @@
 """Outlook's per-mailbox limits, kept on the client so a mail copy spends them without earning 429s.
 
 Microsoft publishes the Outlook service limits per app per mailbox
-(learn.microsoft.com/graph/throttling-limits, "Outlook service limits"): 10,000 requests in 10 minutes, 4 concurrent requests, 150 MB uploaded in
-5 minutes. They hold for each mailbox apart, so every mailbox gets its own window and many mailboxes run side
-by side without one slowing another. The server stays the authority: a 429 pauses that mailbox for its
-Retry-After and shrinks its windows for a while (as the identity write window does).
+(learn.microsoft.com/graph/throttling-limits, "Outlook service limits"): 10,000 requests in 10 minutes, 4
+concurrent requests, 150 MB uploaded in 5 minutes. They hold for each mailbox apart, so every mailbox gets its
+own window and many mailboxes run side by side without one slowing another. The server stays the authority: a
+429 pauses that mailbox for its Retry-After and shrinks its windows for a while (as the identity write window
+does).
 
 Reserve-and-settle, like graph.WriteWindow: a request is reserved before it is sent (it counts at once) and
 stamped when its answer arrives, so a slot is never freed before the server's own window frees it.

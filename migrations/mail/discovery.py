@@ -2,9 +2,9 @@
 what the APIs cannot carry (archive mailboxes, unmapped mailboxes), each a finding with its rule.
 
 Mailboxes (learn.microsoft.com/graph/api/usersettings-list-exchange): `GET /users/{id}/settings/exchange`
-names a user's primaryMailboxId and inPlaceArchiveMailboxId. Folders (mailbox-list-folders, mailboxfolder-delta):
-`/admin/exchange/mailboxes/{id}/folders` with childFolders, type (the folder class), totalItemCount and
-wellKnownName. The import/export APIs refuse archive mailboxes for now
+names a user's primaryMailboxId and inPlaceArchiveMailboxId. Folders (mailbox-list-folders,
+mailboxfolder-delta): `/admin/exchange/mailboxes/{id}/folders` with childFolders, type (the folder class),
+totalItemCount and wellKnownName. The import/export APIs refuse archive mailboxes for now
 (mailbox-import-export-api-overview): an archive is reported, never carried.
 """
 

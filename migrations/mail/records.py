@@ -105,9 +105,10 @@ def save_folders(store: StateStore, code: str, mailbox: str, folders: list[Folde
         for f in folders:
             tx.execute(
                 "INSERT INTO mail_folders (academy, source_mailbox, source_folder, parent_folder, path, "
-                "class, well_known, items) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (academy, source_mailbox, "
-                "source_folder) DO UPDATE SET parent_folder = excluded.parent_folder, path = excluded.path, "
-                "class = excluded.class, well_known = excluded.well_known, items = excluded.items",
+                "class, well_known, items) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (academy, source_mailbox, source_folder) DO UPDATE SET "
+                "parent_folder = excluded.parent_folder, path = excluded.path, class = excluded.class, "
+                "well_known = excluded.well_known, items = excluded.items",
                 (
                     code,
                     mailbox,
