@@ -22,9 +22,10 @@ from migrations.core.undo import UndoRules, carry_out, undo_steps
 from migrations.graph.client import GraphError
 from migrations.graph.mailbox_window import MailboxWindows
 from migrations.mail import ops, records
-from migrations.mail.discovery import class_counts, discover_mail, list_folders
+from migrations.mail.discovery import class_counts, discover_mail
 from migrations.mail.records import PHASE
 from migrations.mail.transfer import Copier, MailCounts
+from migrations.mail.verify import verify_mail
 
 assert ops  # registers the phase's operations
 
@@ -148,63 +149,14 @@ class MailPhase:
         return run.outcome(run.tally.failures, list(plan.notes))
 
     async def verify(self, env: PhaseEnv) -> dict[str, Any]:
-        """Per folder: the source's item count against what trustfold imported and what the trust folder
-        still holds of it."""
         code = env.academy.code
         if not env.store.rows(
             "SELECT 1 FROM runs WHERE academy = ? AND phase = ? AND kind = 'run'", (code, PHASE)
         ):
             return {"checked": 0, "differences": [], "note": "the mail phase has not run for this academy"}
-        source, target = env.conns.source(code), env.conns.target
-        windows = self._windows(env)
-        differences: list[dict[str, str]] = []
-        checked = 0
-        skipped = {
-            r["object_id"]
-            for r in env.store.rows(
-                "SELECT object_id FROM mail_findings WHERE academy = ? AND handling = 'not carried'", (code,)
-            )
-        }
-        for m in records.mailboxes(env.store, code):
-            if not m.target_mailbox:
-                continue
-            live = {str(f["id"]): f for f in await list_folders(source, windows, m.source_mailbox)}
-            mine = records.imported(env.store, code, m.source_mailbox)
-            for f in records.folders(env.store, code, m.source_mailbox):
-                if not f.target_folder:
-                    continue
-                checked += 1
-                ours = {i.target_item for i in mine.values() if i.source_folder == f.source_folder}
-                present = {
-                    str(i["id"])
-                    for i in await _all(
-                        target,
-                        windows,
-                        m.target_mailbox,
-                        f"{records.MAILBOX_ROOT}/{m.target_mailbox}/folders/{f.target_folder}/items",
-                    )
-                }
-                where = f"{m.display}: {f.path}"
-                missing = ours - present
-                if missing:
-                    differences.append(
-                        {
-                            "kind": "mail-item-missing",
-                            "object": where,
-                            "message": f"{len(missing)} imported items are gone from the trust folder",
-                        }
-                    )
-                want = int((live.get(f.source_folder) or {}).get("totalItemCount") or 0)
-                not_carried = sum(1 for sid in skipped if sid in mine or False)
-                if want != len(ours) + not_carried and want != len(ours):
-                    differences.append(
-                        {
-                            "kind": "mail-count",
-                            "object": where,
-                            "message": f"{want} items at source, {len(ours)} imported",
-                        }
-                    )
-        return {"checked": checked, "differences": differences}
+        return await verify_mail(
+            env.store, code, env.conns.source(code), env.conns.target, self._windows(env)
+        )
 
     async def rollback_steps(self, env: PhaseEnv) -> list[Any]:
         return undo_steps(env.store, env.academy.code, PHASE)
@@ -238,24 +190,6 @@ class _Rules(UndoRules):
             "object": f"{step.args.get('mailbox', '')}: {step.args.get('path', '')}",
             "message": outcome.message,
         }
-
-
-async def _all(conn: Any, windows: MailboxWindows, mailbox: str, path: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    url: str | None = path
-    window = windows.of(mailbox)
-    while url:
-        async with window.slot():
-            resp = await conn.request("GET", url, counts_as_write=False)
-        if resp.status == 429:
-            window.throttle(resp.retry_after())
-            continue
-        if not resp.ok:
-            raise GraphError("GET", url, resp)
-        out += resp.body.get("value", [])
-        nxt = resp.body.get("@odata.nextLink")
-        url = conn.relative(nxt) if nxt else None
-    return out
 
 
 def _counts(c: MailCounts) -> dict[str, Any]:
