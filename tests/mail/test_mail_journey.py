@@ -35,6 +35,11 @@ def _run(w: MailWorld, *extra: str) -> dict[str, Any]:
     return result
 
 
+def _busy(w: MailWorld) -> tuple[str, str]:
+    """A carried mailbox whose inbox holds a few items (most staff mailboxes are empty at this size)."""
+    return next(p for p in sorted(w.pairs()) if len(_inbox_items(w, w.source, p[0])) >= 3)
+
+
 def _inbox_items(w: MailWorld, tenant: str, mailbox: str) -> list[dict[str, Any]]:
     return [i for i in w.items(tenant, mailbox) if i["folder"] == "Inbox"]
 
@@ -71,7 +76,7 @@ def test_verify_is_clean_per_folder(users_done: MailWorld) -> None:
 
 def test_a_second_pass_carries_only_the_changes(users_done: MailWorld) -> None:
     w = users_done
-    src, dst = w.pairs()[0]
+    src, dst = _busy(w)
     inbox = _inbox_items(w, w.source, src)
     changed, deleted = inbox[0], inbox[1]
     w.admin(
@@ -108,7 +113,7 @@ def test_a_second_pass_carries_only_the_changes(users_done: MailWorld) -> None:
 
 def test_an_expired_import_url_is_renewed(users_done: MailWorld) -> None:
     w = users_done
-    src, _ = w.pairs()[0]
+    src, _ = _busy(w)
     w.admin(TARGET, "/expire", "POST", json={"sessions": True})
     w.admin(
         w.source,
@@ -124,7 +129,7 @@ def test_deletions_are_propagated_only_when_asked(users_done: MailWorld) -> None
     w = users_done
     _run(w, "--propagate-deletes")
     # The deletion was read by the earlier pass; the delta link has moved on: a fresh deletion is needed.
-    src, dst = w.pairs()[0]
+    src, dst = _busy(w)
     victim = _inbox_items(w, w.source, src)[0]
     w.admin(w.source, f"/mailboxes/{src}/items/{victim['id']}", "DELETE")
     result = _run(w, "--propagate-deletes")
@@ -134,7 +139,7 @@ def test_deletions_are_propagated_only_when_asked(users_done: MailWorld) -> None
 
 def test_rollback_leaves_the_trust_mailboxes_as_they_were(users_done: MailWorld) -> None:
     w = users_done
-    _, dst = w.pairs()[0]
+    _, dst = _busy(w)
     own = w.admin(
         TARGET,
         f"/mailboxes/{dst}/items",
@@ -142,8 +147,9 @@ def test_rollback_leaves_the_trust_mailboxes_as_they_were(users_done: MailWorld)
         json={"folder": "inbox", "props": {"class": "IPM.Note", "subject": "the trust user's own"}},
     )
     rolled = w.cli.json("rollback", ACADEMY, "--phase", "mail", "--yes")
-    rolled = rolled[0] if isinstance(rolled, list) else rolled
-    assert rolled["status"] == "succeeded", rolled
+    (part,) = rolled
+    assert part["phase"] == "mail" and part["result"]["status"] == "succeeded", part
+    assert part["result"]["counts"]["done"] > 0
     after = target_snapshot(w)
     for box, ids in BEFORE.items():
         assert after.get(box, set()) - {own["id"]} == ids, box
