@@ -11,6 +11,7 @@ import signal
 from collections import Counter
 from typing import Any
 
+import httpx
 import pytest
 
 from migrations.core.killpoints import ENV as KILL
@@ -137,6 +138,59 @@ def test_deletions_are_propagated_only_when_asked(users_done: MailWorld) -> None
     assert content(victim) not in Counter(content(i) for i in w.items(TARGET, dst))
 
 
+def test_an_item_exchange_refuses_is_a_finding_and_the_run_goes_on(users_done: MailWorld) -> None:
+    w = users_done
+    src, dst = _busy(w)
+    # A contact filed among mail: the source holds it, the trust's Inbox refuses it (a folder class the item
+    # does not belong to), as Exchange refuses an item it cannot store.
+    odd = w.admin(
+        w.source,
+        f"/mailboxes/{src}/items",
+        "POST",
+        json={"folder": "inbox", "props": {"class": "IPM.Contact", "displayName": "<script>x</script>"}},
+    )
+    w.admin(
+        w.source,
+        f"/mailboxes/{src}/items",
+        "POST",
+        json={"folder": "inbox", "props": {"class": "IPM.Note", "subject": "after the odd one"}},
+    )
+    result = _run(w)
+    assert result["status"] == "succeeded", result
+    assert (result["counts"]["mail_not_carried"], result["counts"]["mail_items"]) == (1, 1), result["counts"]
+    refused = w.rows("SELECT kind, message FROM mail_findings WHERE object_id = ?", (odd["id"],))
+    assert [r["kind"] for r in refused] == ["mail-import-refused"] and "IPF.Note" in refused[0]["message"]
+    proc = w.cli("verify", ACADEMY, "--json", check=False)
+    assert json.loads(proc.stdout)["mail"]["differences"] == []
+
+
+def test_a_mailbox_throttled_at_its_limits_is_slowed_never_failed(users_done: MailWorld) -> None:
+    w = users_done
+    src, _ = _busy(w)
+    for n in range(25):
+        w.admin(
+            w.source,
+            f"/mailboxes/{src}/items",
+            "POST",
+            json={"folder": "inbox", "props": {"class": "IPM.Note", "subject": f"burst {n}"}},
+        )
+    limits = f"{w.url}/sandbox/mail/limits"
+    httpx.post(
+        limits, json={"outlook_requests": "20/2", "outlook_concurrency": 1, "mail_service_ms": 20}, timeout=30
+    ).raise_for_status()
+    try:
+        result = _run(w)
+    finally:
+        refused = httpx.get(limits, timeout=30).json()["refused"]
+        httpx.post(
+            limits,
+            json={"outlook_requests": "10000/600", "outlook_concurrency": 4, "mail_service_ms": 0},
+            timeout=30,
+        ).raise_for_status()
+    assert result["status"] == "succeeded" and result["counts"]["mail_items"] == 25, result
+    assert sum(refused.values()) > 0, refused  # the sandbox did throttle: the run waited it out
+
+
 def test_rollback_leaves_the_trust_mailboxes_as_they_were(users_done: MailWorld) -> None:
     w = users_done
     _, dst = _busy(w)
@@ -146,6 +200,17 @@ def test_rollback_leaves_the_trust_mailboxes_as_they_were(users_done: MailWorld)
         "POST",
         json={"folder": "inbox", "props": {"class": "IPM.Note", "subject": "the trust user's own"}},
     )
+    # Killed just before the third undo's outcome commits: that delete happened, the journal does not know.
+    proc = run_with(
+        w.cli,
+        {KILL: "undo-outcome:undo-mail-import:3:before"},
+        "rollback",
+        ACADEMY,
+        "--phase",
+        "mail",
+        "--yes",
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
     rolled = w.cli.json("rollback", ACADEMY, "--phase", "mail", "--yes")
     (part,) = rolled
     assert part["phase"] == "mail" and part["result"]["status"] == "succeeded", part
