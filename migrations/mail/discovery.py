@@ -21,6 +21,7 @@ from migrations.graph.mailbox_window import MailboxWindows
 from migrations.mail.records import MAILBOX_ROOT, Folder, Mailbox
 
 USERS_PHASE = "users"
+DISCOVERY_FINDINGS = ("mail-archive", "mail-unmapped", "mail-target-missing")
 CLASS_NAMES = {
     "IPF.Note": "mail",
     "IPF.Appointment": "calendar",

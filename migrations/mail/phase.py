@@ -22,7 +22,7 @@ from migrations.core.undo import UndoRules, carry_out, undo_steps
 from migrations.graph.client import GraphError
 from migrations.graph.mailbox_window import MailboxWindows
 from migrations.mail import ops, records
-from migrations.mail.discovery import class_counts, discover_mail
+from migrations.mail.discovery import DISCOVERY_FINDINGS, class_counts, discover_mail
 from migrations.mail.records import PHASE
 from migrations.mail.transfer import Copier, MailCounts
 from migrations.mail.verify import verify_mail
@@ -51,6 +51,8 @@ class MailPhase:
             for m, rows in found.mailboxes:
                 records.save_mailbox(env.store, code, m, {"classes": class_counts(rows)})
                 records.save_folders(env.store, code, m.source_mailbox, rows)
+            # Discovery's findings describe the tenants as they are now (a mailbox since provisioned).
+            records.clear_findings(env.store, code, DISCOVERY_FINDINGS)
             for kind, oid, display, message, handling in found.findings:
                 records.add_finding(env.store, code, kind, oid, display, message, handling)
         return found.mailboxes

@@ -250,6 +250,11 @@ def add_finding(
         )
 
 
+def clear_findings(store: StateStore, code: str, kinds: tuple[str, ...]) -> None:
+    with store.tx() as tx:
+        tx.executemany("DELETE FROM mail_findings WHERE academy = ? AND kind = ?", [(code, k) for k in kinds])
+
+
 def findings(store: StateStore, code: str) -> list[dict[str, Any]]:
     return [
         dict(r)

@@ -45,6 +45,24 @@ def _inbox_items(w: MailWorld, tenant: str, mailbox: str) -> list[dict[str, Any]
     return [i for i in w.items(tenant, mailbox) if i["folder"] == "Inbox"]
 
 
+def test_people_whose_trust_mailbox_is_not_provisioned_yet_wait_for_the_next_pass(
+    users_done: MailWorld,
+) -> None:
+    w = users_done
+    limits = f"{w.url}/sandbox/mail/limits"
+    # Exchange provisions a licensed user's mailbox in the background, here an hour after the licence.
+    httpx.post(limits, json={"mail_provision_delay_s": 3600}, timeout=30).raise_for_status()
+    try:
+        plan = w.cli.json("plan", ACADEMY, "--phase", "mail")
+    finally:
+        httpx.post(limits, json={"mail_provision_delay_s": 0}, timeout=30).raise_for_status()
+    assert plan["steps"] == [], plan
+    waiting = [n for n in plan["notes"] if "the trust user has no mailbox yet" in n]
+    assert len(waiting) == len(w.rows("SELECT 1 FROM mail_mailboxes")), plan["notes"]
+    kinds = Counter(r["kind"] for r in w.rows("SELECT kind FROM mail_findings"))
+    assert kinds["mail-target-missing"] == len(waiting)
+
+
 def test_a_killed_run_resumes_without_importing_anything_twice(users_done: MailWorld) -> None:
     w = users_done
     BEFORE.update(target_snapshot(w))
@@ -67,6 +85,8 @@ def test_a_killed_run_resumes_without_importing_anything_twice(users_done: MailW
     assert result["counts"]["mail_reconciled"] >= 1, result["counts"]
     want, got = copies(w, BEFORE)
     assert want and got == want  # every item once: none lost, none twice
+    # Their mailboxes exist now: discovery's findings say so (none waiting any more).
+    assert not w.rows("SELECT 1 FROM mail_findings WHERE kind = 'mail-target-missing'")
 
 
 def test_verify_is_clean_per_folder(users_done: MailWorld) -> None:
@@ -140,7 +160,7 @@ def test_deletions_are_propagated_only_when_asked(users_done: MailWorld) -> None
 
 def test_an_item_exchange_refuses_is_a_finding_and_the_run_goes_on(users_done: MailWorld) -> None:
     w = users_done
-    src, dst = _busy(w)
+    src, _ = _busy(w)
     # A contact filed among mail: the source holds it, the trust's Inbox refuses it (a folder class the item
     # does not belong to), as Exchange refuses an item it cannot store.
     odd = w.admin(
