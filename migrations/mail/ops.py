@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from migrations.core.steps import History, Outcome, Step, UndoStep, register_operation
-from migrations.graph.client import BatchItem, GraphResponse, TenantConnection
+from migrations.core.store import StateStore
+from migrations.graph.client import BatchItem, GraphError, GraphResponse, TenantConnection
 from migrations.graph.mailbox_window import MailboxWindows
 from migrations.mail import records
 from migrations.mail.records import MAILBOX_ROOT
@@ -24,6 +25,7 @@ class UndoContext:
     code: str
     target: TenantConnection
     windows: MailboxWindows
+    store: StateStore
 
 
 async def _call(ctx: UndoContext, mailbox: str, method: str, path: str) -> GraphResponse:
@@ -90,9 +92,24 @@ class ImportItem(_Base):
         return f"import {a.get('type') or 'item'} into {a['mailbox']}: {a['folder']}"
 
     def undo_step(self, phase: str, key: str, history: History) -> UndoStep | None:
-        if history.done is None or not history.done.target_id:
-            return None  # never landed as far as the journal knows (an in-doubt import: see transfer.py)
         args = history.args or {}
+        if history.done is None or not history.done.target_id:
+            if history.forward != "intent" or not args.get("target_folder"):
+                return None
+            # An import in doubt (killed before its outcome): it may have landed. The undo looks for it.
+            target = history.resolved
+            return UndoStep(
+                phase,
+                key,
+                self.name,
+                target,
+                {},
+                {
+                    k: args.get(k, "")
+                    for k in ("mailbox", "target_mailbox", "folder", "target_folder", "type", "size")
+                },
+                in_doubt=target is None,
+            )
         return UndoStep(
             phase,
             key,
@@ -113,12 +130,59 @@ class ImportItem(_Base):
     async def undo(self, step: UndoStep, ctx: Any, found: Callable[[str], None]) -> Outcome:
         assert isinstance(ctx, UndoContext)
         a = step.args
+        if step.target_id is None:
+            landed = await _in_doubt_copy(ctx, a)
+            if landed is None:
+                return Outcome("undone", None, {}, "the interrupted import never landed")
+            if landed == "":
+                return Outcome(
+                    "kept", None, {}, "an interrupted import cannot be told apart from other new items: left"
+                )
+            found(landed)
+            step.target_id = landed
         path = f"{MAILBOX_ROOT}/{a['target_mailbox']}/folders/{a['target_folder']}/items/{step.target_id}"
         resp = await _call(ctx, a["target_mailbox"], "DELETE", path)
         if resp.ok or resp.status == 404:
             forget = records.forget_target_item(ctx.code, a["target_mailbox"], str(step.target_id))
-            return Outcome("undone", step.target_id, {}, "", [forget])
+            # The folder's delta link has passed this item: the next pass must read the folder whole again.
+            again = records.forget_delta(ctx.code, a["target_folder"])
+            return Outcome("undone", step.target_id, {}, "", [forget, again])
         return Outcome("failed", step.target_id, {}, resp.error_message)
+
+
+async def _in_doubt_copy(ctx: UndoContext, a: dict[str, Any]) -> str | None:
+    """The copy an interrupted import left, by elimination as the run's reconcile finds it (transfer.py):
+    its id, None when nothing landed, "" when several items could be it."""
+    tm, tf = str(a["target_mailbox"]), str(a["target_folder"])
+    base = records.baseline(ctx.store, ctx.code, tm, tf) or set()
+    ours = {
+        r["target_item"]
+        for r in ctx.store.rows(
+            "SELECT target_item FROM mail_items WHERE academy = ? AND target_mailbox = ?", (ctx.code, tm)
+        )
+    }
+    listed: list[dict[str, Any]] = []
+    url: str | None = f"{MAILBOX_ROOT}/{tm}/folders/{tf}/items"
+    while url:
+        resp = await _call(ctx, tm, "GET", url)
+        if resp.status == 404:
+            return None
+        if not resp.ok:
+            raise GraphError("GET", url, resp)
+        listed += resp.body.get("value", [])
+        nxt = resp.body.get("@odata.nextLink")
+        url = ctx.target.relative(nxt) if nxt else None
+    candidates = [
+        str(i["id"])
+        for i in listed
+        if str(i["id"]) not in base
+        and str(i["id"]) not in ours
+        and i.get("type") == a.get("type")
+        and int(i.get("size") or -1) == int(a.get("size") or -2)
+    ]
+    if not candidates:
+        return None
+    return candidates[0] if len(candidates) == 1 else ""
 
 
 class UpdateItem(ImportItem):
@@ -162,7 +226,9 @@ class CreateFolder(_Base):
         base = f"{MAILBOX_ROOT}/{a['target_mailbox']}/folders/{step.target_id}"
         items = await _call(ctx, a["target_mailbox"], "GET", f"{base}/items?$top=1")
         if items.status == 404:
-            return Outcome("undone", step.target_id)
+            return Outcome(
+                "undone", step.target_id, {}, "", [records.forget_folder(ctx.code, str(step.target_id))]
+            )
         if items.ok and items.body.get("value"):
             return Outcome(
                 "kept", step.target_id, {}, "it holds items trustfold did not import: left in place"
@@ -174,7 +240,9 @@ class CreateFolder(_Base):
             )
         resp = await _call(ctx, a["target_mailbox"], "DELETE", base)
         if resp.ok or resp.status == 404:
-            return Outcome("undone", step.target_id)
+            return Outcome(
+                "undone", step.target_id, {}, "", [records.forget_folder(ctx.code, str(step.target_id))]
+            )
         return Outcome("failed", step.target_id, {}, resp.error_message)
 
 

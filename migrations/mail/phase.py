@@ -165,7 +165,7 @@ class MailPhase:
 
     async def rollback(self, env: PhaseEnv, steps: list[Any], *, purge: bool) -> PhaseRun:
         code = env.academy.code
-        ctx = ops.UndoContext(code, env.conns.target, self._windows(env))
+        ctx = ops.UndoContext(code, env.conns.target, self._windows(env), env.store)
         async with phase_run(env.store, code, PHASE, "rollback", env.operator, planned=len(steps)) as run:
             await carry_out(
                 env.store, code, run.run_id, steps, ctx, _Rules(), concurrency=4, result=run.tally

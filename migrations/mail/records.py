@@ -198,6 +198,23 @@ def forget_target_item(code: str, target_mailbox: str, target_item: str) -> Side
     )
 
 
+def forget_delta(code: str, target_folder: str) -> SideWrite:
+    """The source folders copied into `target_folder` are read whole by the next pass."""
+    return SideWrite(
+        "UPDATE mail_folders SET delta_link = NULL WHERE academy = ? AND target_folder = ?",
+        (code, target_folder),
+    )
+
+
+def forget_folder(code: str, target_folder: str) -> SideWrite:
+    """A folder trustfold created is gone: the next pass creates it again and reads its source whole."""
+    return SideWrite(
+        "UPDATE mail_folders SET target_folder = NULL, created = 0, delta_link = NULL WHERE academy = ? "
+        "AND target_folder = ?",
+        (code, target_folder),
+    )
+
+
 def imported(store: StateStore, code: str, source_mailbox: str) -> dict[str, Imported]:
     return {
         r["source_item"]: Imported(

@@ -245,3 +245,15 @@ def test_rollback_leaves_the_trust_mailboxes_as_they_were(users_done: MailWorld)
 def test_the_report_has_a_mail_section(users_done: MailWorld, fmt: str) -> None:
     text = users_done.cli("report", ACADEMY, "--format", fmt, "--out", "-").stdout
     assert "Mail: " in text and " mailboxes, " in text, text[-2000:]
+
+
+def test_rollback_after_a_killed_run_finds_the_import_left_in_doubt(users_done: MailWorld) -> None:
+    w = users_done
+    before = target_snapshot(w)
+    # Killed after an import landed and before its outcome: the journal holds only its intent.
+    proc = run_with(w.cli, {KILL: "mail.imported:2"}, "run", ACADEMY, "--phase", "mail", "--replan")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert target_snapshot(w) != before
+    (part,) = w.cli.json("rollback", ACADEMY, "--phase", "mail", "--yes")
+    assert part["result"]["status"] == "succeeded", part
+    assert target_snapshot(w) == before
