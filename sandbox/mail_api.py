@@ -266,7 +266,8 @@ async def mailbox_folders(request: Request, t: TenantState, store: ms.MailStore)
     item delta (mailboxfolder-delta, mailboxitem-delta), items (mailboxfolder-list-items, mailboxitem-get,
     mailboxfolder-delete-items)."""
     mbx = store.mailbox(request.path_params["mbx"])
-    rest = [p for p in request.path_params.get("rest", "").split("/") if p]
+    # The SDK calls delta as a function, "delta()"; Graph answers both spellings.
+    rest = ["delta" if p == "delta()" else p for p in request.path_params.get("rest", "").split("/") if p]
     method = request.method
     body: Any = None
     if method in ("POST", "PATCH"):
@@ -418,7 +419,8 @@ async def export_items(request: Request, t: TenantState, store: ms.MailStore) ->
     if not isinstance(body, dict):
         raise ms.invalid_request("The request body must be a JSON object with itemIds.")
     async with _slot(request, mbx["id"]):
-        results = ms.export_items(mbx, body.get("itemIds"))
+        # The page spells the parameter itemIds; Graph's metadata (and so msgraph-sdk 1.65) spells it ItemIds.
+        results = ms.export_items(mbx, body.get("itemIds", body.get("ItemIds")))
     # The answer streams after the slot is given back (the items were taken while it was held).
     return StreamingResponse(
         _export_body(results), media_type="application/json", headers={"OData-Version": "4.0"}
