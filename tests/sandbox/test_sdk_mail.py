@@ -83,7 +83,7 @@ async def test_sdk_exchange_settings_folders_delta_and_export(source_sdk, sandbo
         assert e.change_key and e.data
 
 
-async def test_sdk_import_session_and_plain_http_import(source_sdk, sandbox_url, source_id, target_id) -> None:
+async def test_sdk_import_session_and_plain_http_import(source_sdk, sandbox_url, source_id) -> None:
     boxes = _boxes(sandbox_url, source_id)
     head = next(m["owner"] for m in boxes if m["kind"] == "archive")
     src_box = next(m["id"] for m in boxes if m["kind"] == "primary" and m["owner"] == head)
