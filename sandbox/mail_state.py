@@ -430,8 +430,7 @@ def folder_counts(mbx: dict[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
     for f in mbx["folders"].values():
         if f["parentFolderId"]:
             children[f["parentFolderId"]] = children.get(f["parentFolderId"], 0) + 1
-    for it in mbx["items"].values():
-        items[it["folderId"]] = items.get(it["folderId"], 0) + 1
+        items[f["id"]] = int(f.get("_n", 0))
     return children, items
 
 
@@ -520,8 +519,7 @@ def add_item(mbx: dict[str, Any], fid: str, props: dict[str, Any], created: str 
     cls = props.get("class")
     if cls not in ITEM_CLASS.values():
         raise invalid_request("The item class is not supported.")
-    count = sum(1 for it in mbx["items"].values() if it["folderId"] == f["id"])
-    if count >= MAX_ITEMS_PER_FOLDER:
+    if int(f.get("_n", 0)) >= MAX_ITEMS_PER_FOLDER:
         raise GraphError(
             507, "ErrorFolderFull", "The folder has reached its maximum number of items (about 1,000,000)."
         )
@@ -545,6 +543,7 @@ def add_item(mbx: dict[str, Any], fid: str, props: dict[str, Any], created: str 
         "props": props,
     }
     mbx["items"][iid] = item
+    f["_n"] = int(f.get("_n", 0)) + 1  # kept, not counted: folders of a million items
     f["_seq"] = seq  # the folder's totalItemCount changed: folder delta reports it
     return item
 
@@ -571,6 +570,7 @@ def remove_item(mbx: dict[str, Any], iid: str) -> None:
     mbx["goneItems"][iid] = [item["folderId"], seq]
     f = mbx["folders"].get(item["folderId"])
     if f is not None:
+        f["_n"] = max(0, int(f.get("_n", 0)) - 1)
         f["_seq"] = seq
 
 
