@@ -4,8 +4,9 @@ shared mailboxes (office, admissions), an in-place archive, and hostile items a 
 
 Scale follows the generator's size: up to the demo's 250 users per academy only a few staff mailboxes hold
 tens of items (the whole demo stays fast); from 1,000 the first dozen staff have about `size` items each
-(thousands at bench scale, capped at 3,000) and the others tens; from 2,000 one message carries an attachment close to the 150 MB limit,
-made lazily from a seed (sandbox/mail_state.blob_chunks), never held in memory.
+(thousands at bench scale, capped at 3,000) and the others tens; from 2,000 one message carries an
+attachment close to the 150 MB limit, made lazily from a seed (sandbox/mail_state.blob_chunks),
+never held in memory.
 """
 
 from __future__ import annotations

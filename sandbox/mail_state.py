@@ -351,19 +351,31 @@ class MailStore:
         out = {
             kind: self.mailboxes[mid]
             for kind, mid in self.by_user.get(user["id"], {}).items()
-            if mid in self.mailboxes and self.ready(self.mailboxes[mid])
+            if mid in self.mailboxes
+            and self.ready(self.mailboxes[mid])
+            and self.licensed(tenant, self.mailboxes[mid])
         }
         if "primary" not in out and "shared" not in out:
             raise mailbox_not_enabled()
         return out
 
-    def mailbox(self, mbx_id: str) -> dict[str, Any]:
+    def licensed(self, tenant: Any, mbx: dict[str, Any]) -> bool:
+        """A licence-made mailbox whose owner lost the Exchange plan is disabled (Exchange keeps it 30 days,
+        unreachable: learn.microsoft.com/microsoft-365/admin/manage/remove-licenses-from-users)."""
+        if "licensedAt" not in mbx or tenant is None:
+            return True
+        owner = tenant.users.get(mbx["owner"])
+        return owner is not None and exchange_licensed_since(tenant, owner) is not None
+
+    def mailbox(self, mbx_id: str, tenant: Any = None) -> dict[str, Any]:
         """A mailbox the import and export APIs serve: primary or shared. The v1.0 overview names only
         "users' primary mailboxes and shared mailboxes", so an in-place archive is refused (the stricter
         reading: the beta overview listed archives, v1.0 no longer does)."""
         mbx = self.mailboxes.get(mbx_id)
         if mbx is None or not self.ready(mbx):
             raise mailbox_not_found(mbx_id)
+        if not self.licensed(tenant, mbx):
+            raise mailbox_not_enabled()
         if mbx["kind"] == "archive":
             raise GraphError(
                 400,

@@ -557,3 +557,34 @@ def test_generation_is_deterministic_with_the_seed() -> None:
     with running_sandbox(CONFIG, size=60, seed=7) as a, running_sandbox(CONFIG, size=60, seed=7) as b:
         for tid, t in a.world.tenants.items():
             assert t.mail.snapshot() == b.world.tenants[tid].mail.snapshot()
+
+
+def test_removing_the_exchange_licence_disables_the_mailbox(tgt, url) -> None:
+    box = fresh_mailbox(tgt, url)
+    sku = tgt.get("/subscribedSkus").json()["value"][0]["skuId"]
+    r = tgt.post(f"/users/{box['owner']}/assignLicense", json={"addLicenses": [], "removeLicenses": [sku]})
+    assert r.status_code == 200, r.text
+    r = tgt.get(f"/users/{box['owner']}/settings/exchange")
+    assert r.status_code == 404 and error_of(r)["code"] == "MailboxNotEnabledForRESTAPI"
+    r = tgt.get(f"/admin/exchange/mailboxes/{box['id']}/folders")
+    assert r.status_code == 404 and error_of(r)["code"] == "MailboxNotEnabledForRESTAPI"
+
+
+def test_admin_mail_routes_answer_bad_input_in_one_line(url, tids) -> None:
+    base = admin(url, tids["source"])
+    mbx = a_mailbox(url, tids["source"])["id"]
+    r = httpx.post(f"{base}/mailboxes/{mbx}/items", json={"folder": "inbox"})
+    assert r.status_code == 400 and "props" in r.json()["error"] and "\n" not in r.json()["error"]
+    r = httpx.post(
+        f"{base}/mailboxes/{mbx}/items", json={"folder": "nowhere", "props": {"class": "IPM.Note"}}
+    )
+    assert r.status_code == 404 and "nowhere" in r.json()["error"]
+    r = httpx.post(f"{base}/mailboxes/{mbx}/items", json={"props": {"class": "IPM.Bogus"}})
+    assert r.status_code == 400
+    assert httpx.get(f"{base}/mailboxes/MBX:nope/items").status_code == 404
+    r = httpx.post(f"{url}/sandbox/mail/limits", json={"outlook_requests": "many"})
+    assert r.status_code == 400 and "N/SECONDS" in r.json()["error"]
+    r = httpx.post(f"{url}/sandbox/mail/limits", json={"bogus": 1})
+    assert r.status_code == 400 and "bogus" in r.json()["error"]
+    r = httpx.post(f"{base}/mailboxes", json={"owner": "nobody", "kind": "shared"})
+    assert r.status_code == 404
