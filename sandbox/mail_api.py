@@ -300,10 +300,10 @@ def _folders_dispatch(
     if rest == ["delta"] and method == "GET":
         return _delta(request, mbx, None)
     # folders/{id}(/childFolders/{id})* then an optional tail.
-    f = ms.folder(mbx, rest[0])
+    f = ms.folder(mbx, rest[0], names=False)
     i = 1
     while i + 1 < len(rest) and rest[i] == "childFolders" and rest[i + 1] not in ("delta",):
-        child = ms.folder(mbx, rest[i + 1])
+        child = ms.folder(mbx, rest[i + 1], names=False)
         if child["parentFolderId"] != f["id"]:
             raise ms.folder_not_found()
         f = child

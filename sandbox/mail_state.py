@@ -417,10 +417,11 @@ def bump(mbx: dict[str, Any]) -> int:
     return int(mbx["seq"])
 
 
-def folder(mbx: dict[str, Any], key: str) -> dict[str, Any]:
-    """A folder by id or well-known name (mailbox folders answer to either, like mailFolders)."""
+def folder(mbx: dict[str, Any], key: str, names: bool = True) -> dict[str, Any]:
+    """A folder by id, or by well-known name where `names` (mailFolders documents well-known names; the
+    mailboxFolder pages do not, so /admin/exchange paths take ids only: the stricter reading)."""
     f = mbx["folders"].get(key)
-    if f is None:
+    if f is None and names:
         f = next((x for x in mbx["folders"].values() if x.get("wellKnownName") == key.lower()), None)
     if f is None:
         raise folder_not_found()

@@ -588,3 +588,22 @@ def test_admin_mail_routes_answer_bad_input_in_one_line(url, tids) -> None:
     assert r.status_code == 400 and "bogus" in r.json()["error"]
     r = httpx.post(f"{base}/mailboxes", json={"owner": "nobody", "kind": "shared"})
     assert r.status_code == 404
+
+
+def test_mailbox_folder_paths_take_ids_not_well_known_names(src, url, tids) -> None:
+    """mailFolders documents well-known names; the mailboxFolder pages do not: ids only there."""
+    mbx = a_mailbox(url, tids["source"])
+    r = src.get(f"/admin/exchange/mailboxes/{mbx['id']}/folders/inbox/items")
+    assert r.status_code == 404 and error_of(r)["code"] == "ErrorFolderNotFound"
+    assert src.get(f"/users/{mbx['owner']}/mailFolders/inbox").status_code == 200
+
+
+def test_a_folder_holds_about_a_million_items(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ms, "MAX_ITEMS_PER_FOLDER", 2)
+    mbx = ms.MailStore("t").create_mailbox("u", "primary", "U", "u@x")
+    for _ in range(2):
+        ms.add_item(mbx, "inbox", {"class": "IPM.Note", "subject": "x"})
+    with pytest.raises(ms.GraphError) as caught:
+        ms.add_item(mbx, "inbox", {"class": "IPM.Note", "subject": "x"})
+    assert caught.value.code == "ErrorFolderFull"
+    assert ms.folder_counts(mbx)[1][ms.folder(mbx, "inbox")["id"]] == 2
