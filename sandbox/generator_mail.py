@@ -3,9 +3,10 @@ shared mailboxes (office, admissions), an in-place archive, and hostile items a 
 (malformed headers, noncharacters, script in HTML bodies, very long subjects). Deterministic with the seed.
 
 Scale follows the generator's size: up to the demo's 250 users per academy only a few staff mailboxes hold
-tens of items (the whole demo stays fast); from 1,000 every member of staff has about `size` items (thousands
-at bench scale, capped at 3,000); from 2,000 one message carries an attachment close to the 150 MB limit,
-made lazily from a seed (sandbox/mail_state.blob_chunks), never held in memory.
+tens of items (the whole demo stays fast); from 1,000 the first dozen staff have about `size` items each
+(thousands at bench scale, capped at 3,000) and the others tens; from 2,000 one message carries an
+attachment close to the 150 MB limit, made lazily from a seed (sandbox/mail_state.blob_chunks),
+never held in memory.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ DEMO_ITEMS = 18
 BIG_SCALE = 1_000
 BENCH_SCALE = 2_000
 MAX_ITEMS_EACH = 3_000
+HEAVY_MAILBOXES = 12
 # Just under the limit: the stream adds its own head and hash line around the payload.
 LARGE_ATTACHMENT = MAX_MESSAGE_BYTES - 64 * 1024
 
@@ -268,7 +270,10 @@ def seed_mail(
     for n, person in enumerate(filled):
         mbx = store.mailboxes[store.by_user[person["id"]]["primary"]]
         me = by_id[person["id"]]
-        _fill(mbx, random.Random(f"{rng.random()}:{n}"), me, people, each)
+        # At scale, the first dozen staff are the heavy mailboxes; the rest hold a term's worth (memory: a
+        # world of a thousand users per academy stays a few hundred MB).
+        count = each if n < HEAVY_MAILBOXES else DEMO_ITEMS
+        _fill(mbx, random.Random(f"{rng.random()}:{n}"), me, people, count)
         if n == 0:
             for target, props in hostile_items(me):
                 add_item(mbx, folder(mbx, target)["id"], props, "2026-03-01T09:00:00Z")

@@ -168,7 +168,7 @@ async def exchange_settings(request: Request, t: TenantState, store: ms.MailStor
 @mail_route
 async def get_mailbox(request: Request, t: TenantState, store: ms.MailStore) -> Response:
     """GET /admin/exchange/mailboxes/{id} (resources/mailbox): the id."""
-    mbx = store.mailbox(request.path_params["mbx"])
+    mbx = store.mailbox(request.path_params["mbx"], t)
     async with _slot(request, mbx["id"]):
         return _json(
             {
@@ -265,8 +265,9 @@ async def mailbox_folders(request: Request, t: TenantState, store: ms.MailStore)
     mailboxfolder-update, mailbox-delete-folders), childFolders (mailboxfolder-list-childfolders), folder and
     item delta (mailboxfolder-delta, mailboxitem-delta), items (mailboxfolder-list-items, mailboxitem-get,
     mailboxfolder-delete-items)."""
-    mbx = store.mailbox(request.path_params["mbx"])
-    rest = [p for p in request.path_params.get("rest", "").split("/") if p]
+    mbx = store.mailbox(request.path_params["mbx"], t)
+    # The SDK calls delta as a function, "delta()"; Graph answers both spellings.
+    rest = ["delta" if p == "delta()" else p for p in request.path_params.get("rest", "").split("/") if p]
     method = request.method
     body: Any = None
     if method in ("POST", "PATCH"):
@@ -299,10 +300,10 @@ def _folders_dispatch(
     if rest == ["delta"] and method == "GET":
         return _delta(request, mbx, None)
     # folders/{id}(/childFolders/{id})* then an optional tail.
-    f = ms.folder(mbx, rest[0])
+    f = ms.folder(mbx, rest[0], names=False)
     i = 1
     while i + 1 < len(rest) and rest[i] == "childFolders" and rest[i + 1] not in ("delta",):
-        child = ms.folder(mbx, rest[i + 1])
+        child = ms.folder(mbx, rest[i + 1], names=False)
         if child["parentFolderId"] != f["id"]:
             raise ms.folder_not_found()
         f = child
@@ -409,7 +410,7 @@ def _export_body(results: list[dict[str, Any]]) -> Iterator[bytes]:
 async def export_items(request: Request, t: TenantState, store: ms.MailStore) -> Response:
     """POST /admin/exchange/mailboxes/{id}/exportItems (mailbox-exportitems): 200 and a collection of
     exportItemResponse, each item's data the base64 opaque stream, streamed (a 150 MB item is never held)."""
-    mbx = store.mailbox(request.path_params["mbx"])
+    mbx = store.mailbox(request.path_params["mbx"], t)
     raw = await request.body()
     try:
         body = json.loads(raw) if raw else None
@@ -418,7 +419,8 @@ async def export_items(request: Request, t: TenantState, store: ms.MailStore) ->
     if not isinstance(body, dict):
         raise ms.invalid_request("The request body must be a JSON object with itemIds.")
     async with _slot(request, mbx["id"]):
-        results = ms.export_items(mbx, body.get("itemIds"))
+        # The page spells the parameter itemIds; Graph's metadata (and so msgraph-sdk 1.65) spells it ItemIds.
+        results = ms.export_items(mbx, body.get("itemIds", body.get("ItemIds")))
     # The answer streams after the slot is given back (the items were taken while it was held).
     return StreamingResponse(
         _export_body(results), media_type="application/json", headers={"OData-Version": "4.0"}
@@ -434,7 +436,7 @@ def _iso7(ts: float) -> str:
 async def create_import_session(request: Request, t: TenantState, store: ms.MailStore) -> Response:
     """POST /admin/exchange/mailboxes/{id}/createImportSession (mailbox-createimportsession): 200 with a
     mailboxItemImportSession, an opaque pre-authenticated importUrl and its expirationDateTime."""
-    mbx = store.mailbox(request.path_params["mbx"])
+    mbx = store.mailbox(request.path_params["mbx"], t)
     world = _world(request)
     async with _slot(request, mbx["id"]):
         token = f"{t.id}~{secrets.token_urlsafe(32)}"
@@ -495,7 +497,7 @@ async def import_item(request: Request) -> Response:
         if world.settings.mail_service_ms:
             await asyncio.sleep(world.settings.mail_service_ms / 1000)
         body, props = await _read_import(request)
-        mbx = store.mailbox(session["mailbox"])
+        mbx = store.mailbox(session["mailbox"], t)
         item = ms.import_item(mbx, body, props)
         world.dirty = True
         world.stats.record(t.id, method="POST", write=True, bytes_in=length)

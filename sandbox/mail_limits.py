@@ -90,7 +90,9 @@ class MailboxLimiter:
                 raise throttled("MailboxRequests", wait)
             if upload_bytes:
                 up = self._upload.setdefault(key, SlidingWindow(lim.upload.limit, lim.upload.seconds))
-                wait = up.wait_for(now, upload_bytes)
+                # One item larger than the whole budget (a 150 MB message is 200 MB of base64) still goes
+                # through, but only into an empty window: it then holds the mailbox for the window's length.
+                wait = up.wait_for(now, min(upload_bytes, lim.upload.limit))
                 if wait > 0:
                     self.refused["IncomingBytes"] += 1
                     raise throttled("IncomingBytes", wait)

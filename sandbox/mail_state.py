@@ -351,19 +351,31 @@ class MailStore:
         out = {
             kind: self.mailboxes[mid]
             for kind, mid in self.by_user.get(user["id"], {}).items()
-            if mid in self.mailboxes and self.ready(self.mailboxes[mid])
+            if mid in self.mailboxes
+            and self.ready(self.mailboxes[mid])
+            and self.licensed(tenant, self.mailboxes[mid])
         }
         if "primary" not in out and "shared" not in out:
             raise mailbox_not_enabled()
         return out
 
-    def mailbox(self, mbx_id: str) -> dict[str, Any]:
+    def licensed(self, tenant: Any, mbx: dict[str, Any]) -> bool:
+        """A licence-made mailbox whose owner lost the Exchange plan is disabled (Exchange keeps it 30 days,
+        unreachable: learn.microsoft.com/microsoft-365/admin/manage/remove-licenses-from-users)."""
+        if "licensedAt" not in mbx or tenant is None:
+            return True
+        owner = tenant.users.get(mbx["owner"])
+        return owner is not None and exchange_licensed_since(tenant, owner) is not None
+
+    def mailbox(self, mbx_id: str, tenant: Any = None) -> dict[str, Any]:
         """A mailbox the import and export APIs serve: primary or shared. The v1.0 overview names only
         "users' primary mailboxes and shared mailboxes", so an in-place archive is refused (the stricter
         reading: the beta overview listed archives, v1.0 no longer does)."""
         mbx = self.mailboxes.get(mbx_id)
         if mbx is None or not self.ready(mbx):
             raise mailbox_not_found(mbx_id)
+        if not self.licensed(tenant, mbx):
+            raise mailbox_not_enabled()
         if mbx["kind"] == "archive":
             raise GraphError(
                 400,
@@ -405,10 +417,11 @@ def bump(mbx: dict[str, Any]) -> int:
     return int(mbx["seq"])
 
 
-def folder(mbx: dict[str, Any], key: str) -> dict[str, Any]:
-    """A folder by id or well-known name (mailbox folders answer to either, like mailFolders)."""
+def folder(mbx: dict[str, Any], key: str, names: bool = True) -> dict[str, Any]:
+    """A folder by id, or by well-known name where `names` (mailFolders documents well-known names; the
+    mailboxFolder pages do not, so /admin/exchange paths take ids only: the stricter reading)."""
     f = mbx["folders"].get(key)
-    if f is None:
+    if f is None and names:
         f = next((x for x in mbx["folders"].values() if x.get("wellKnownName") == key.lower()), None)
     if f is None:
         raise folder_not_found()
@@ -430,8 +443,7 @@ def folder_counts(mbx: dict[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
     for f in mbx["folders"].values():
         if f["parentFolderId"]:
             children[f["parentFolderId"]] = children.get(f["parentFolderId"], 0) + 1
-    for it in mbx["items"].values():
-        items[it["folderId"]] = items.get(it["folderId"], 0) + 1
+        items[f["id"]] = int(f.get("_n", 0))
     return children, items
 
 
@@ -520,8 +532,7 @@ def add_item(mbx: dict[str, Any], fid: str, props: dict[str, Any], created: str 
     cls = props.get("class")
     if cls not in ITEM_CLASS.values():
         raise invalid_request("The item class is not supported.")
-    count = sum(1 for it in mbx["items"].values() if it["folderId"] == f["id"])
-    if count >= MAX_ITEMS_PER_FOLDER:
+    if int(f.get("_n", 0)) >= MAX_ITEMS_PER_FOLDER:
         raise GraphError(
             507, "ErrorFolderFull", "The folder has reached its maximum number of items (about 1,000,000)."
         )
@@ -545,6 +556,7 @@ def add_item(mbx: dict[str, Any], fid: str, props: dict[str, Any], created: str 
         "props": props,
     }
     mbx["items"][iid] = item
+    f["_n"] = int(f.get("_n", 0)) + 1  # kept, not counted: folders of a million items
     f["_seq"] = seq  # the folder's totalItemCount changed: folder delta reports it
     return item
 
@@ -571,6 +583,7 @@ def remove_item(mbx: dict[str, Any], iid: str) -> None:
     mbx["goneItems"][iid] = [item["folderId"], seq]
     f = mbx["folders"].get(item["folderId"])
     if f is not None:
+        f["_n"] = max(0, int(f.get("_n", 0)) - 1)
         f["_seq"] = seq
 
 

@@ -557,3 +557,53 @@ def test_generation_is_deterministic_with_the_seed() -> None:
     with running_sandbox(CONFIG, size=60, seed=7) as a, running_sandbox(CONFIG, size=60, seed=7) as b:
         for tid, t in a.world.tenants.items():
             assert t.mail.snapshot() == b.world.tenants[tid].mail.snapshot()
+
+
+def test_removing_the_exchange_licence_disables_the_mailbox(tgt, url) -> None:
+    box = fresh_mailbox(tgt, url)
+    sku = tgt.get("/subscribedSkus").json()["value"][0]["skuId"]
+    r = tgt.post(f"/users/{box['owner']}/assignLicense", json={"addLicenses": [], "removeLicenses": [sku]})
+    assert r.status_code == 200, r.text
+    r = tgt.get(f"/users/{box['owner']}/settings/exchange")
+    assert r.status_code == 404 and error_of(r)["code"] == "MailboxNotEnabledForRESTAPI"
+    r = tgt.get(f"/admin/exchange/mailboxes/{box['id']}/folders")
+    assert r.status_code == 404 and error_of(r)["code"] == "MailboxNotEnabledForRESTAPI"
+
+
+def test_admin_mail_routes_answer_bad_input_in_one_line(url, tids) -> None:
+    base = admin(url, tids["source"])
+    mbx = a_mailbox(url, tids["source"])["id"]
+    r = httpx.post(f"{base}/mailboxes/{mbx}/items", json={"folder": "inbox"})
+    assert r.status_code == 400 and "props" in r.json()["error"] and "\n" not in r.json()["error"]
+    r = httpx.post(
+        f"{base}/mailboxes/{mbx}/items", json={"folder": "nowhere", "props": {"class": "IPM.Note"}}
+    )
+    assert r.status_code == 404 and "nowhere" in r.json()["error"]
+    r = httpx.post(f"{base}/mailboxes/{mbx}/items", json={"props": {"class": "IPM.Bogus"}})
+    assert r.status_code == 400
+    assert httpx.get(f"{base}/mailboxes/MBX:nope/items").status_code == 404
+    r = httpx.post(f"{url}/sandbox/mail/limits", json={"outlook_requests": "many"})
+    assert r.status_code == 400 and "N/SECONDS" in r.json()["error"]
+    r = httpx.post(f"{url}/sandbox/mail/limits", json={"bogus": 1})
+    assert r.status_code == 400 and "bogus" in r.json()["error"]
+    r = httpx.post(f"{base}/mailboxes", json={"owner": "nobody", "kind": "shared"})
+    assert r.status_code == 404
+
+
+def test_mailbox_folder_paths_take_ids_not_well_known_names(src, url, tids) -> None:
+    """mailFolders documents well-known names; the mailboxFolder pages do not: ids only there."""
+    mbx = a_mailbox(url, tids["source"])
+    r = src.get(f"/admin/exchange/mailboxes/{mbx['id']}/folders/inbox/items")
+    assert r.status_code == 404 and error_of(r)["code"] == "ErrorFolderNotFound"
+    assert src.get(f"/users/{mbx['owner']}/mailFolders/inbox").status_code == 200
+
+
+def test_a_folder_holds_about_a_million_items(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ms, "MAX_ITEMS_PER_FOLDER", 2)
+    mbx = ms.MailStore("t").create_mailbox("u", "primary", "U", "u@x")
+    for _ in range(2):
+        ms.add_item(mbx, "inbox", {"class": "IPM.Note", "subject": "x"})
+    with pytest.raises(ms.GraphError) as caught:
+        ms.add_item(mbx, "inbox", {"class": "IPM.Note", "subject": "x"})
+    assert caught.value.code == "ErrorFolderFull"
+    assert ms.folder_counts(mbx)[1][ms.folder(mbx, "inbox")["id"]] == 2
