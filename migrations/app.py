@@ -274,6 +274,8 @@ def run(
     gate_in_run = not options.skip_preflight and not options.dry_run and phase not in GATED_BEFORE_RUN
 
     async def go(env: PhaseEnv) -> tuple[Plan, PhaseRun | None]:
+        if phase == "mail" and not options.dry_run:
+            await _wait_for_mailboxes(env)
         if gate_in_run:
             from migrations.readiness.run_gate import gated_plan
 
@@ -607,3 +609,16 @@ def gate(site: Site, academy: str, phase: str, skip: bool) -> None:
         raise provisioning
     if blocked:
         raise PreflightBlocked(refusal(academy, phase, blocked))
+
+
+async def _wait_for_mailboxes(env: PhaseEnv) -> None:
+    """Before a mail run: wait (bounded) for Exchange to provision the trust users' mailboxes and name who is
+    still waiting; the run carries the mailboxes that are there, the next pass the others."""
+    import logging
+
+    from migrations.readiness.mailboxes import MAILBOX_WAIT_S, wait_for_mailboxes
+    from migrations.safety.sanitise import terminal_text
+
+    waited = await wait_for_mailboxes(env.store, env.academy.code, env.conns.target, MAILBOX_WAIT_S)
+    if waited.waiting:
+        logging.getLogger("trustfold.mail").warning("%s", terminal_text(waited.message()))

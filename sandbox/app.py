@@ -30,6 +30,8 @@ from sandbox.directory_api import directory_routes
 from sandbox.domains_api import domain_routes
 from sandbox.errors import graph_error
 from sandbox.local_only import LocalOnly
+from sandbox.mail_admin import mail_admin_routes
+from sandbox.mail_api import mail_routes
 from sandbox.migration_api import migration_routes
 from sandbox.permissions_api import permission_routes
 from sandbox.pipeline import GraphPipeline, issue_token
@@ -224,11 +226,13 @@ def create_app(world: World, settings: Settings | None = None) -> Starlette:
         Route("/v1.0/$batch", batch, methods=["POST"]),
         *permission_routes(),  # before the drive routes, whose catch-all path would take them
         *_drive_routes(world),
+        *mail_routes(),  # before directory_routes: /users/{id}/mailFolders and the like
         *domain_routes(),  # before directory_routes: these answer /domains
         *directory_routes(),
         *conditional_access_routes(),
         *tenancy_routes(),
         *admin_routes(),
+        *mail_admin_routes(),
         *migration_routes(),  # SharePoint REST: Migration API (sandbox/migration_api.py)
     ]
     app = Starlette(

@@ -548,6 +548,9 @@ def generate_world_tenants(trust: Any, size: int = DEFAULT_SIZE, seed: int = 1) 
             generator_files.seed_files(
                 state, academy, users, random.Random(f"{seed}:{academy.code}:files"), size
             )
+        from sandbox.generator_mail import seed_mail
+
+        seed_mail(state, academy, users, random.Random(f"{seed}:{academy.code}:mail"), size)
         tenants[state.id] = state
     if generator_files is not None and hasattr(generator_files, "seed_target_files"):
         generator_files.seed_target_files(target, trust, random.Random(f"{seed}:trust:files"))

@@ -20,6 +20,7 @@ import jwt
 
 from sandbox import licensing
 from sandbox.errors import error_body
+from sandbox.mail_limits import is_outlook_path
 from sandbox.tenancy import DENIED, denied
 from sandbox.throttle import Decision, rest_ru, retry_after_header, throttle_headers
 from sandbox.world import TenantState, World
@@ -77,6 +78,8 @@ def is_sharing_call(method: str, path: str) -> bool:
 
 def classify(method: str, path: str, query: dict[str, str]) -> tuple[str, int]:
     """(throttle kind, resource units) per Microsoft's published cost tables."""
+    if is_outlook_path(path):
+        return "outlook", 0  # Outlook's own per-mailbox limits apply (sandbox/mail_limits.py)
     if _SHAREPOINT_RE.match(path):
         if "/permissions" in path or path.endswith(("/invite", "/createLink")):
             return "sharepoint", 5
@@ -298,7 +301,7 @@ class GraphPipeline:
         decision = Decision(None)
         ru = 0
         kind = ""
-        if not is_batch:
+        if not is_batch and not is_outlook_path(path):
             kind, ru = classify(method, path, _query(scope))
             decision = Decision(None)
             if is_sharing_call(method, path):

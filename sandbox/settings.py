@@ -75,6 +75,12 @@ DEFAULT_GROUP_LICENSING_DELAY_S = 2.0
 # rehearsal waits for it, settable up to Microsoft's 24 hours.
 DEFAULT_DOMAIN_REMOVAL_S = 5.0
 MAX_DOMAIN_REMOVAL_S = 86_400.0
+# Exchange creates a licensed user's mailbox in the background (learn.microsoft.com/exchange/recipients-in-
+# exchange-online/create-user-mailboxes): a few seconds by default so every rehearsal waits for it.
+DEFAULT_MAIL_PROVISION_DELAY_S = 2.0
+# How long an import session's URL lives; the pages give no figure (mailbox-createimportsession shows only
+# expirationDateTime), so a short one makes every long run renew it.
+DEFAULT_MAIL_IMPORT_SESSION_S = 900.0
 MIN_SIZE = 20
 MAX_SIZE = 50_000
 
@@ -192,6 +198,15 @@ class Settings:
     group_licensing_delay_s: float = DEFAULT_GROUP_LICENSING_DELAY_S
     # Seconds between an accepted DELETE (or forceDelete) of a domain and the domain being gone.
     domain_removal_s: float = DEFAULT_DOMAIN_REMOVAL_S
+    # Outlook service limits per app and mailbox (sandbox/mail_limits.py, throttling-limits "Outlook service
+    # limits"): requests, concurrent requests, bytes uploaded.
+    outlook_requests: Budget = Budget(10_000, 600.0)
+    outlook_concurrency: int = 4
+    outlook_upload: Budget = Budget(150 * 1024 * 1024, 300.0)
+    # Milliseconds Exchange spends on each mailbox request (a concurrency slot is held meanwhile).
+    mail_service_ms: float = 0.0
+    mail_provision_delay_s: float = DEFAULT_MAIL_PROVISION_DELAY_S
+    mail_import_session_s: float = DEFAULT_MAIL_IMPORT_SESSION_S
     # Application roles taken away from every tenant's app at start (admin consent not given for them).
     withhold_roles: tuple[str, ...] = ()
     seed: int = 1
@@ -219,6 +234,12 @@ class Settings:
             "onedrive_provision_delay_s": self.onedrive_provision_delay_s,
             "group_licensing_delay_s": self.group_licensing_delay_s,
             "domain_removal_s": self.domain_removal_s,
+            "outlook_requests": str(self.outlook_requests),
+            "outlook_concurrency": self.outlook_concurrency,
+            "outlook_upload": str(self.outlook_upload),
+            "mail_service_ms": self.mail_service_ms,
+            "mail_provision_delay_s": self.mail_provision_delay_s,
+            "mail_import_session_s": self.mail_import_session_s,
             "withhold_roles": list(self.withhold_roles),
             "seed": self.seed,
             "size": self.size,

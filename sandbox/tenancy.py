@@ -65,6 +65,7 @@ _WRITE_DOMAINS = ("Domain.ReadWrite.All",)
 _ITEM_PERMS = r"(/items/[^/]+|/root)(:/[^:]*:)?/(permissions|invite|createLink)(/|$)"
 _DRIVE_ROOTS = r"^/v1\.0/((users|groups)/[^/]+/drive|drives/[^/]+|sites/[^/]+/drive|sites/[^/]+/drives/[^/]+)"
 _GRAPH = "https://learn.microsoft.com/graph/api/"
+from sandbox.mail_roles import MAIL_ROLES  # noqa: E402  (plain rows, turned into RouteRoles below)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ def _rule(methods: str, path: str, roles: tuple[str, ...], page: str) -> RouteRo
 _GET, _WRITE = "GET", "POST PATCH PUT DELETE"
 # First match wins; the application row of each page's permissions table (least and higher privileged).
 ROUTE_ROLES: tuple[RouteRoles, ...] = (
+    *(_rule(*row) for row in MAIL_ROLES),  # before /users: mail paths live under it
     # Sharing routes sit under the drive routes: their rows come first.
     _rule(_GET, _DRIVE_ROOTS + _ITEM_PERMS, _READ_SHARING, "driveitem-list-permissions"),
     _rule(

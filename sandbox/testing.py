@@ -48,6 +48,8 @@ def build_settings(**overrides: Any) -> Settings:
         "sharing_api",
         "sharepoint_tenant_ru",
         "sharepoint_transfer",
+        "outlook_requests",
+        "outlook_upload",
     ):
         if isinstance(values.get(key), str):
             values[key] = parse_budget(values[key], key.replace("_", " "))

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sandbox.mail_limits import MailboxLimiter, OutlookLimits
+from sandbox.mail_state import MailStore
 from sandbox.settings import Settings
 from sandbox.throttle import Throttle
 
@@ -89,10 +91,14 @@ class TenantState:
     licence_rules: dict[str, Any] = field(default_factory=dict)
     # Conditional access policies (sandbox/conditional_access.py), as Graph returns them.
     ca_policies: list[dict[str, Any]] = field(default_factory=list)
+    # Exchange Online mailboxes (sandbox/mail_state.py).
+    mail: Any = None
 
     def __post_init__(self) -> None:
         if self.drives is None:
             self.drives = DriveStore(self.id)
+        if self.mail is None:
+            self.mail = MailStore(self.id)
 
     # Lookups -------------------------------------------------------------------------------------------
     @property
@@ -187,6 +193,7 @@ class TenantState:
             "licence_groups_due": self.licence_groups_due,
             "licence_rules": self.licence_rules,
             "ca_policies": self.ca_policies,
+            "mail": self.mail.to_state(),
         }
 
     @classmethod
@@ -218,6 +225,7 @@ class TenantState:
             licence_groups_due={k: float(v) for k, v in (d.get("licence_groups_due") or {}).items()},
             licence_rules=dict(d.get("licence_rules") or {}),
             ca_policies=list(d.get("ca_policies") or []),
+            mail=MailStore.from_state(d["id"], d.get("mail") or {}),
         )
         for u in t.users.values():
             t.index_user(u)
@@ -245,6 +253,7 @@ class TenantState:
                 for _, v in sorted(self.deleted.items())
             ],
             "drives": self.drives.snapshot(),
+            "mail": self.mail.snapshot(),
         }
 
 
@@ -327,6 +336,7 @@ class World:
         self.config_dir = config_dir
         self.state_path = state_path
         self.throttle = Throttle(settings, user_count=self._user_count)
+        self.mail_limiter = MailboxLimiter()
         self._set_lag()
         self.stats = Stats()
         # Signs access tokens; per process, never persisted (tokens die with the server, like a key rollover).
@@ -356,6 +366,11 @@ class World:
         for t in self.tenants.values():
             t.replication_lag_s = self.settings.replication_lag_ms / 1000
             t.licensing_delay_s = self.settings.group_licensing_delay_s
+            t.mail.provision_delay_s = self.settings.mail_provision_delay_s
+        s = self.settings
+        self.mail_limiter.configure(
+            OutlookLimits(s.outlook_requests, s.outlook_concurrency, s.outlook_upload, s.throttling)
+        )
 
     def apply_seats(self, seats: tuple[tuple[str, str, int], ...] | None = None) -> None:
         """Set prepaid units from the settings (or the given entries); ValueError names a bad entry."""
@@ -384,6 +399,7 @@ class World:
         self.apply_seats()
         self._set_lag()
         self.throttle.reset()
+        self.mail_limiter.reset()
         self.stats.reset()
         self.refresh_budgets()
         self.dirty = True

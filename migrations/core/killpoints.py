@@ -12,7 +12,8 @@ process) whose label is <label>. A boundary is one of:
 - a named point that is not a commit, passed to `reached()`: `upload-fragment` (an upload fragment
   accepted), `permissions.sent` and `domain.sent` (a write answered, its outcome not yet journaled),
   `bulk.packaging`, `bulk.staged`, `bulk.submitted`, `bulk.importing` (the Migration API engine's package
-  lifecycle). `before` and `after` are the same moment here.
+  lifecycle), `mail.imported` (a mailbox item's import POST answered, its outcome not yet journaled).
+  `before` and `after` are the same moment here.
 
 <label> `*` matches every boundary, labelled commits and named points alike: `*:3` is the third boundary of
 any kind, for sweeps that kill at a seeded boundary rather than a chosen one. Examples:
@@ -32,7 +33,8 @@ ENV = "TRUSTFOLD_TEST_KILL_AT"
 ANY = "*"
 GRAMMAR = (
     "<label>:<n>[:before|:after], <label> a store commit label (outcome:copy), a named boundary "
-    "(upload-fragment, permissions.sent, domain.sent, bulk.packaging|staged|submitted|importing) "
+    "(upload-fragment, permissions.sent, domain.sent, bulk.packaging|staged|submitted|importing, "
+    "mail.imported) "
     "or * for any, <n> a whole number from 1"
 )
 

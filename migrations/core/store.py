@@ -120,6 +120,35 @@ MIGRATIONS: list[Sequence[str]] = [
             academy TEXT NOT NULL, package_id TEXT NOT NULL, target_drive TEXT NOT NULL, state TEXT NOT NULL,
             job_id TEXT, data TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (academy, package_id))""",
     ),
+    # 7: mail (issue 24) - mailboxes and folders as discovered and where they went, every item imported
+    # (source id -> target id and change key, written with the journal outcome), the items a target folder
+    # held before trustfold imported into it (so an in-doubt import is recognised), and mail findings.
+    (
+        """CREATE TABLE mail_mailboxes (
+            academy TEXT NOT NULL, source_mailbox TEXT NOT NULL, kind TEXT NOT NULL,
+            source_user TEXT NOT NULL, display TEXT NOT NULL, target_user TEXT, target_mailbox TEXT,
+            size INTEGER NOT NULL DEFAULT 0,
+            items INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL, at TEXT NOT NULL,
+            PRIMARY KEY (academy, source_mailbox))""",
+        """CREATE TABLE mail_folders (
+            academy TEXT NOT NULL, source_mailbox TEXT NOT NULL, source_folder TEXT NOT NULL,
+            parent_folder TEXT, path TEXT NOT NULL, class TEXT NOT NULL, well_known TEXT,
+            items INTEGER NOT NULL DEFAULT 0, target_folder TEXT, created INTEGER NOT NULL DEFAULT 0,
+            delta_link TEXT, PRIMARY KEY (academy, source_mailbox, source_folder))""",
+        """CREATE TABLE mail_items (
+            academy TEXT NOT NULL, source_mailbox TEXT NOT NULL, source_item TEXT NOT NULL,
+            source_folder TEXT NOT NULL, source_change_key TEXT, target_mailbox TEXT NOT NULL,
+            target_folder TEXT NOT NULL, target_item TEXT NOT NULL, target_change_key TEXT,
+            size INTEGER NOT NULL DEFAULT 0, item_type TEXT, at TEXT NOT NULL,
+            PRIMARY KEY (academy, source_mailbox, source_item))""",
+        "CREATE INDEX mail_items_by_target ON mail_items (academy, target_mailbox, target_folder)",
+        """CREATE TABLE mail_baseline (
+            academy TEXT NOT NULL, target_mailbox TEXT NOT NULL, target_folder TEXT NOT NULL,
+            item_id TEXT NOT NULL, PRIMARY KEY (academy, target_mailbox, target_folder, item_id))""",
+        """CREATE TABLE mail_findings (
+            academy TEXT NOT NULL, kind TEXT NOT NULL, object_id TEXT NOT NULL, display TEXT NOT NULL,
+            message TEXT NOT NULL, handling TEXT NOT NULL, PRIMARY KEY (academy, kind, object_id))""",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

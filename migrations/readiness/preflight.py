@@ -53,6 +53,12 @@ _WRITE_USERS = ("User.ReadWrite.All", "Directory.ReadWrite.All")
 # The mapping guard reads which objects conditional access excludes (conditionalaccessroot-list-policies:
 # Policy.Read.All is the only application permission): without it no match to a trust object can be checked.
 _READ_CA = ("read conditional access policies (the mapping guard)", ("Policy.Read.All",))
+# Mail verification reads a sample through the ordinary endpoints (message-get, event-get, contact-get).
+_READ_MAIL_SAMPLE = (
+    ("read messages (verify's sample)", ("Mail.Read", "Mail.ReadWrite")),
+    ("read calendars (verify's sample)", ("Calendars.Read", "Calendars.ReadWrite")),
+    ("read contacts (verify's sample)", ("Contacts.Read", "Contacts.ReadWrite")),
+)
 NEEDS: dict[str, dict[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {
     "users": {
         "source": (("read users", _READ_USERS),),
@@ -127,6 +133,28 @@ NEEDS: dict[str, dict[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {
                 "create the academy's people group and keep its members",
                 ("Group.ReadWrite.All", "Directory.ReadWrite.All"),
             ),
+        ),
+    },
+    # Mail (issue 24): mailbox-exportitems lists MailboxItem.Export.All (ImportExport.All higher);
+    # mailbox-createimportsession MailboxItem.ImportExport.All alone; usersettings-list-exchange
+    # User.Read.All; mailbox-list-folders / mailboxfolder-delta MailboxFolder.Read.All; mailboxitem-delta
+    # MailboxItem.Read.All;
+    # mailbox-post-folders and mailbox-delete-folders MailboxFolder.ReadWrite.All; mailboxfolder-delete-items
+    # MailboxItem.ReadWrite.All (rollback, --propagate-deletes).
+    "mail": {
+        "source": (
+            ("find each person's mailboxes", _READ_USERS),
+            ("read mailbox folders", ("MailboxFolder.Read.All", "MailboxFolder.ReadWrite.All")),
+            ("read mailbox items and their changes", ("MailboxItem.Read.All",)),
+            ("export mailbox items", ("MailboxItem.Export.All", "MailboxItem.ImportExport.All")),
+            *_READ_MAIL_SAMPLE,
+        ),
+        "target": (
+            ("find each trust user's mailbox", _READ_USERS),
+            ("create and remove mailbox folders", ("MailboxFolder.ReadWrite.All",)),
+            ("import mailbox items", ("MailboxItem.ImportExport.All",)),
+            ("remove imported items (rollback)", ("MailboxItem.ReadWrite.All",)),
+            *_READ_MAIL_SAMPLE,
         ),
     },
     "domain": {

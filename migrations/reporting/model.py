@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from migrations.core.registry import PHASE_ORDER, ROLLBACK_ALL
 from migrations.core.store import now
 from migrations.reporting.accounts import accounts_summary
+from migrations.reporting.mail import mail_summary
 from migrations.reporting.sharing import sharing_summary
 from migrations.reporting.verification import verification_kinds
 
@@ -74,6 +75,8 @@ class AcademyReport:
     verification: list[dict[str, Any]] = field(default_factory=list)
     # Sharing carried / not carried and why (migrations/reporting/sharing.py); {} before the phase plans.
     sharing: dict[str, Any] = field(default_factory=dict)
+    # Mailboxes, items and GB carried, what was not and why (migrations/reporting/mail.py); {} before mail.
+    mail: dict[str, Any] = field(default_factory=dict)
     # Guarded matches, disabled accounts carried, guests listed (reporting/accounts.py); {} if none.
     accounts: dict[str, Any] = field(default_factory=dict)
     rollback_available: bool = False
@@ -309,6 +312,8 @@ def build_report(store: StateStore, trust: Trust | None = None, academy: str | N
         findings = [f for f in discover.get("findings", []) if isinstance(f, dict)]
         sharing = sharing_summary(store, code)
         findings += sharing.get("findings", [])
+        mail = mail_summary(store, code)
+        findings += mail.get("findings", [])
         verify_row = statuses.get((code, "verify"))
         started = [p.started_at for p in phases if p.started_at]
         finished = [p.finished_at for p in phases if p.finished_at]
@@ -323,6 +328,7 @@ def build_report(store: StateStore, trust: Trust | None = None, academy: str | N
             verify=verify_row["detail"] if verify_row else None,
             verification=verification_kinds(verify_row["detail"] if verify_row else None),
             sharing={k: v for k, v in sharing.items() if k != "findings"},
+            mail={k: v for k, v in mail.items() if k != "findings"},
             accounts=accounts_summary(store, code),
             rollback_available=any(p.rollback_available for p in phases),
             started_at=min(started) if started else None,

@@ -44,6 +44,7 @@ VERIFIED = {
     "identity": "users, licences, groups and members",
     "files": "files copied, by size and hash",
     "permissions": "sharing on the copied items",
+    "mail": "mail folders: item counts and imported items present",
     "domain": "the domain and the new sign-in names",
 }
 
@@ -236,6 +237,19 @@ def render_md(report: Report) -> str:
                         f"… and {len(refused) - MAX_ROWS} more "
                         f"(`trustfold report {_md_cell(a.code)} --format json`).",
                     ]
+                lines.append("")
+        if a.mail:
+            m = a.mail
+            lines += [
+                f"Mail: {m['mailboxes']} mailboxes, {m['items']} items, {m['gb']} GB carried"
+                + (f"; {m['waiting']} waiting for the trust user's mailbox" if m["waiting"] else "")
+                + ".",
+                "",
+            ]
+            if m["failures"]:
+                lines += ["| mail not carried | items | why |", "| --- | ---: | --- |"]
+                for x in m["failures"]:
+                    lines.append(f"| {_md_cell(x['kind'])} | {x['count']} | {_md_cell(x['why'])} |")
                 lines.append("")
         if a.accounts:
             acc = a.accounts

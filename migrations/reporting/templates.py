@@ -194,6 +194,16 @@ SharePoint (the library's limit of items with unique permissions): {{ a.sharing.
 {% endfor %}
 </tbody></table>{% endif %}{% endif %}
 
+{% if a.mail %}<h3>Mail</h3>
+<p data-field="mail">Carried: <span data-field="mail-mailboxes">{{ a.mail.mailboxes }}</span> mailboxes,
+<span data-field="mail-items">{{ a.mail.items }}</span> items, <span data-field="mail-gb">{{ a.mail.gb }}</span> GB{% if a.mail.waiting %};
+{{ a.mail.waiting }} waiting for the trust user's mailbox{% endif %}.</p>
+{% if a.mail.failures %}<table class="mail"><thead><tr><th>Not carried</th><th>Items</th><th>Why</th></tr></thead><tbody>
+{% for x in a.mail.failures %}
+<tr><td>{{ x.kind }}</td><td class="num">{{ x.count }}</td><td>{{ x.why }}</td></tr>
+{% endfor %}
+</tbody></table>{% endif %}{% endif %}
+
 {% if a.accounts %}<h3>Accounts</h3>
 <p data-field="accounts">{{ a.accounts.disabled_carried }} disabled accounts carried disabled;
 {{ a.accounts.guests_listed }} guests listed for invitation (never created as members).</p>

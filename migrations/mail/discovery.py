@@ -1,0 +1,229 @@
+"""Mail discovery: each mapped person's mailboxes (exchangeSettings), their folders with class and counts, and
+what the APIs cannot carry (archive mailboxes, unmapped mailboxes), each a finding with its rule.
+
+Mailboxes (learn.microsoft.com/graph/api/usersettings-list-exchange): `GET /users/{id}/settings/exchange`
+names a user's primaryMailboxId and inPlaceArchiveMailboxId. Folders (mailbox-list-folders,
+mailboxfolder-delta): `/admin/exchange/mailboxes/{id}/folders` with childFolders, type (the folder class),
+totalItemCount and wellKnownName. The import/export APIs refuse archive mailboxes for now
+(mailbox-import-export-api-overview): an archive is reported, never carried.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrations.core.journal import Journal
+from migrations.core.store import StateStore
+from migrations.graph.client import GraphError, TenantConnection
+from migrations.graph.mailbox_window import MailboxWindows
+from migrations.mail.records import MAILBOX_ROOT, Folder, Mailbox
+
+USERS_PHASE = "users"
+DISCOVERY_FINDINGS = ("mail-archive", "mail-unmapped", "mail-target-missing")
+CLASS_NAMES = {
+    "IPF.Note": "mail",
+    "IPF.Appointment": "calendar",
+    "IPF.Contact": "contacts",
+    "IPF.Task": "tasks",
+}
+
+
+@dataclass(frozen=True)
+class Person:
+    source_user: str
+    source_key: str  # the source UPN
+    target_user: str | None
+
+
+@dataclass
+class Discovered:
+    mailboxes: list[tuple[Mailbox, list[Folder]]] = field(default_factory=list)
+    findings: list[tuple[str, str, str, str, str]] = field(
+        default_factory=list
+    )  # kind, id, display, msg, how
+    requests: int = 0
+
+
+def people(store: StateStore, code: str) -> list[Person]:
+    """Every source user the identity mapping carries, with the trust user's id once it exists (by id, never
+    by UPN: a domain cut-over renames UPNs)."""
+    created = {
+        k: str(h["target_id"])
+        for k, h in Journal.state(store, code, USERS_PHASE).items()
+        if h["event"] == "done" and h["op"] == "create-user" and h["target_id"]
+    }
+    out: list[Person] = []
+    for r in store.rows(
+        "SELECT source_id, source_key, target_key, action, data FROM mappings "
+        "WHERE academy = ? AND kind = 'user' AND action IN ('create', 'match') ORDER BY source_key",
+        (code,),
+    ):
+        data = json.loads(r["data"] or "{}")
+        target = data.get("target_id") if r["action"] == "match" else created.get(f"user:{r['source_id']}")
+        out.append(Person(str(r["source_id"]), str(r["source_key"] or r["source_id"]), target))
+    return out
+
+
+def unmapped_users(store: StateStore, code: str) -> list[tuple[str, str]]:
+    """Source users the mapping does not carry (skipped, shared mailbox accounts): (id, display)."""
+    return [
+        (str(r["source_id"]), str(r["source_key"] or r["display_name"] or r["source_id"]))
+        for r in store.rows(
+            "SELECT source_id, source_key, display_name FROM mappings WHERE academy = ? AND kind = 'user' "
+            "AND action NOT IN ('create', 'match') ORDER BY source_key",
+            (code,),
+        )
+    ]
+
+
+async def exchange_settings(conn: TenantConnection, user: str) -> dict[str, Any] | None:
+    """The user's mailbox ids; None when the user has no mailbox (no Exchange licence, not provisioned)."""
+    resp = await conn.request("GET", f"/users/{user}/settings/exchange", counts_as_write=False)
+    if resp.status == 404:
+        return None
+    if not resp.ok:
+        raise GraphError("GET", f"/users/{user}/settings/exchange", resp)
+    body = resp.body or {}
+    # A list answer (the page documents a collection) or a single object: read both.
+    if isinstance(body.get("value"), list):
+        return body["value"][0] if body["value"] else None
+    return dict(body)
+
+
+async def list_folders(conn: TenantConnection, windows: MailboxWindows, mailbox: str) -> list[dict[str, Any]]:
+    """Every folder of the mailbox, hierarchy walked through childFolders (paged)."""
+    out: list[dict[str, Any]] = []
+    pending: list[tuple[str, str | None]] = [(f"{MAILBOX_ROOT}/{mailbox}/folders", None)]
+    window = windows.of(mailbox)
+    while pending:
+        path, parent = pending.pop(0)
+        url: str | None = path
+        while url:
+            async with window.slot():
+                resp = await conn.request("GET", url, counts_as_write=False, params=None)
+            if resp.status == 429:
+                window.throttle(resp.retry_after())
+                continue
+            if not resp.ok:
+                raise GraphError("GET", url, resp)
+            for f in resp.body.get("value", []):
+                f = {**f, "_parent": parent}
+                out.append(f)
+                if int(f.get("childFolderCount") or 0) > 0:
+                    pending.append((f"{MAILBOX_ROOT}/{mailbox}/folders/{f['id']}/childFolders", f["id"]))
+            nxt = resp.body.get("@odata.nextLink")
+            url = conn.relative(nxt) if nxt else None
+    return out
+
+
+def folder_rows(mailbox: str, raw: list[dict[str, Any]]) -> list[Folder]:
+    by_id = {str(f["id"]): f for f in raw}
+
+    def path(f: dict[str, Any]) -> str:
+        parts: list[str] = []
+        seen: set[str] = set()
+        while f is not None and str(f["id"]) not in seen:
+            seen.add(str(f["id"]))
+            parts.append(str(f.get("displayName") or f["id"]).replace("/", "∕"))
+            parent = f.get("_parent") or f.get("parentFolderId")
+            f = by_id.get(str(parent)) if parent else None  # type: ignore[assignment]
+        return "/".join(reversed(parts))
+
+    return [
+        Folder(
+            mailbox,
+            str(f["id"]),
+            str(f["_parent"]) if f.get("_parent") else None,
+            path(f),
+            str(f.get("type") or "IPF.Note"),
+            f.get("wellKnownName") or None,
+            int(f.get("totalItemCount") or 0),
+            None,
+            False,
+            None,
+        )
+        for f in raw
+    ]
+
+
+async def discover_mail(
+    store: StateStore, code: str, source: TenantConnection, target: TenantConnection, windows: MailboxWindows
+) -> Discovered:
+    """Each mapped person's primary mailbox with its folders, the trust user's mailbox it goes to, and the
+    findings for what is not carried."""
+    found = Discovered()
+    for person in people(store, code):
+        settings = await exchange_settings(source, person.source_user)
+        if not settings or not settings.get("primaryMailboxId"):
+            continue
+        mailbox = str(settings["primaryMailboxId"])
+        archive = settings.get("inPlaceArchiveMailboxId")
+        if archive:
+            found.findings.append(
+                (
+                    "mail-archive",
+                    str(archive),
+                    person.source_key,
+                    "an in-place archive mailbox: the mailbox import and export APIs do not serve archive "
+                    "mailboxes yet (mailbox-import-export-api-overview), so it stays in the academy's tenant",
+                    "not carried",
+                )
+            )
+        target_mailbox: str | None = None
+        if person.target_user:
+            got = await exchange_settings(target, person.target_user)
+            target_mailbox = str(got["primaryMailboxId"]) if got and got.get("primaryMailboxId") else None
+        if target_mailbox is None:
+            found.findings.append(
+                (
+                    "mail-target-missing",
+                    mailbox,
+                    person.source_key,
+                    "the trust user has no mailbox yet (not created, no Exchange licence, or still being "
+                    "provisioned): its mail waits for the next pass",
+                    "waiting",
+                )
+            )
+        raw = await list_folders(source, windows, mailbox)
+        rows = folder_rows(mailbox, raw)
+        kind = "shared" if settings.get("_shared") else "primary"
+        found.mailboxes.append(
+            (
+                Mailbox(
+                    mailbox,
+                    kind,
+                    person.source_user,
+                    person.source_key,
+                    person.target_user,
+                    target_mailbox,
+                    sum(int(f.get("size") or 0) for f in raw),
+                    sum(f.items for f in rows),
+                ),
+                rows,
+            )
+        )
+    for uid, display in unmapped_users(store, code):
+        settings = await exchange_settings(source, uid)
+        if settings and settings.get("primaryMailboxId"):
+            found.findings.append(
+                (
+                    "mail-unmapped",
+                    str(settings["primaryMailboxId"]),
+                    display,
+                    "a mailbox whose account the mapping does not carry (a shared mailbox, or a skipped "
+                    "person): Microsoft Graph cannot create shared mailboxes (Exchange's New-Mailbox "
+                    "-Shared does), so create it in the trust and map its account to carry its mail",
+                    "not carried",
+                )
+            )
+    return found
+
+
+def class_counts(rows: list[Folder]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for f in rows:
+        name = CLASS_NAMES.get(f.folder_class, "other")
+        out[name] = out.get(name, 0) + f.items
+    return out

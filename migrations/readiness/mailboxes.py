@@ -1,0 +1,74 @@
+"""Trust mailboxes before a mail run: Exchange makes a licensed user's mailbox in the background
+(learn.microsoft.com/exchange/recipients-in-exchange-online/create-user-mailboxes), so right after the users
+phase the trust users may have none yet. Until then `GET /users/{id}/settings/exchange` answers 404
+MailboxNotEnabledForRESTAPI. The wait is bounded and names who is still waiting; a run goes ahead with the
+mailboxes that are there (the others are carried by the next pass)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from migrations.core.store import StateStore
+from migrations.graph.client import GraphError, TenantConnection
+from migrations.mail.discovery import people
+
+POLL_S = 5.0
+# How long a mail run waits for mailboxes before it goes ahead with those that exist.
+MAILBOX_WAIT_S = 120.0
+NAMED = 10  # people named in the message; the rest counted
+
+
+@dataclass
+class MailboxWait:
+    ready: int = 0
+    waiting: list[str] = field(default_factory=list)  # the trust users' source UPNs, in mapping order
+    waited_s: float = 0.0
+
+    def message(self) -> str:
+        if not self.waiting:
+            return f"{self.ready} trust mailboxes ready"
+        named = ", ".join(self.waiting[:NAMED])
+        more = f" and {len(self.waiting) - NAMED} more" if len(self.waiting) > NAMED else ""
+        return (
+            f"{len(self.waiting)} trust mailboxes not provisioned yet after {self.waited_s:.0f} s "
+            f"({named}{more}): their mail waits for the next pass"
+        )
+
+
+async def _has_mailbox(conn: TenantConnection, user: str) -> bool:
+    resp = await conn.request("GET", f"/users/{user}/settings/exchange", counts_as_write=False)
+    if resp.status == 404:
+        return False
+    if not resp.ok:
+        raise GraphError("GET", f"/users/{user}/settings/exchange", resp)
+    return True
+
+
+async def wait_for_mailboxes(
+    store: StateStore,
+    code: str,
+    target: TenantConnection,
+    bound_s: float,
+    *,
+    poll_s: float = POLL_S,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> MailboxWait:
+    """Poll the mapped trust users' mailboxes until all exist or `bound_s` has passed."""
+    todo = {p.target_user: p.source_key for p in people(store, code) if p.target_user}
+    result = MailboxWait()
+    started = time.monotonic()
+    while True:
+        found = await asyncio.gather(*(_has_mailbox(target, uid) for uid in todo))
+        for uid, ok in zip(list(todo), found, strict=True):
+            if ok:
+                result.ready += 1
+                del todo[uid]
+        result.waited_s = time.monotonic() - started
+        if not todo or result.waited_s + poll_s > bound_s:
+            break
+        await sleep(poll_s)
+    result.waiting = sorted(todo.values())
+    return result
