@@ -9,9 +9,7 @@ page's permissions table).
 - mailboxitem-delta, list/get items: MailboxItem.Read.All (the permissions reference: "get mailbox item
   properties; get items added, deleted or updated in a folder"); the import/export roles do not read items.
 - mailboxfolder-delete-items: MailboxItem.ReadWrite.All ("Higher privileged: Not available").
-- usersettings-list-exchange: the page's table is not in the stored sources; the sandbox asks for the
-  mailbox-settings roles (MailboxSettings.Read, MailboxSettings.ReadWrite), not implied by any import/export
-  role — the stricter reading.
+- usersettings-list-exchange: User.Read.All, higher User.ReadWrite.All (the page's permissions table).
 - user-list-mailfolders / mailfolder-list-messages / message-get: Mail.ReadBasic.All lists folders but not
   bodies, so messages need Mail.Read or Mail.ReadWrite; user-list-events: Calendars.Read(Write);
   user-list-contacts: Contacts.Read(Write).
@@ -58,7 +56,7 @@ MAIL_ROLES: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     (
         "GET",
         r"^/v1\.0/users/[^/]+/settings/exchange$",
-        ("MailboxSettings.Read", "MailboxSettings.ReadWrite"),
+        ("User.Read.All", "User.ReadWrite.All"),
         "usersettings-list-exchange",
     ),
     (

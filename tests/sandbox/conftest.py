@@ -23,8 +23,17 @@ def config_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def sandbox_url(config_dir: Path) -> Iterator[SandboxURL]:
-    # OneDrive provisioning delay 0: these unit tests provision and read at once (they say so here).
-    with running_sandbox(config_dir, size=60, seed=7, throttling=False, onedrive_provision_delay_s=0) as base:
+    # OneDrive provisioning delay 0: these unit tests provision and read at once (they say so here). Staff
+    # seats enough for every test file that licenses a user of its own in this one session's tenants (the
+    # generated tenants hold about as many seats as staff, as real ones do).
+    with running_sandbox(
+        config_dir,
+        size=60,
+        seed=7,
+        throttling=False,
+        onedrive_provision_delay_s=0,
+        seats="STANDARDWOFFPACK_FACULTY=500",
+    ) as base:
         yield base
 
 

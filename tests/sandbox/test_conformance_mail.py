@@ -479,6 +479,25 @@ def test_export_needs_an_export_role_and_import_the_import_export_role(url, tids
         httpx.post(roles, json={"reset": True}).raise_for_status()
 
 
+def test_exchange_settings_need_user_read_all(url, tids) -> None:
+    """usersettings-list-exchange: application User.Read.All (least privileged) or User.ReadWrite.All; the
+    mailbox-settings roles are not asked for (a sandbox that did would make the mail phase over-ask)."""
+    tid = tids["source"]
+    mbx = a_mailbox(url, tid)
+    roles = f"{url}/sandbox/tenants/{tid}/roles"
+    try:
+        httpx.post(roles, json={"withhold": ["MailboxSettings.Read", "MailboxSettings.ReadWrite"]})
+        with graph_client(url, tid) as c:
+            assert c.get(f"/users/{mbx['owner']}/settings/exchange").status_code == 200
+        httpx.post(roles, json={"withhold": ["User.Read.All", "User.ReadWrite.All", "Directory.Read.All",
+                                             "Directory.ReadWrite.All"]})  # fmt: skip
+        with graph_client(url, tid) as c:
+            r = c.get(f"/users/{mbx['owner']}/settings/exchange")
+            assert r.status_code == 403 and error_of(r)["code"] == "Authorization_RequestDenied"
+    finally:
+        httpx.post(roles, json={"reset": True}).raise_for_status()
+
+
 # ---- Outlook limits ----------------------------------------------------------------------------------------
 def test_requests_per_mailbox_are_limited_per_mailbox(src, url, tids) -> None:
     """10,000 requests per 10 minutes per app and mailbox, here 3: the fourth is 429 ApplicationThrottled
