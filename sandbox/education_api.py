@@ -78,6 +78,9 @@ def make_class(t: TenantState, store: TeamsStore, body: Any) -> dict[str, Any]:
         },
     )
     group["resourceBehaviorOptions"] = ["HideGroupInOutlook", "WelcomeEmailDisabled"]
+    # Class groups hide their membership from non-members (educationclass-post; group visibility
+    # HiddenMembership), which is what a class team's "hidden membership" is.
+    group["visibility"] = "HiddenMembership"
     cls = {
         "id": group["id"],
         "classCode": body.get("classCode"),

@@ -65,6 +65,8 @@ def seed_teams(t: TenantState, rng: random.Random) -> None:
             "createdBy": {"application": {"displayName": "School Data Sync"}},
         }
         store.teachers[gid] = dict.fromkeys(owners)
+        group["visibility"] = "HiddenMembership"
+        group["resourceBehaviorOptions"] = ["HideGroupInOutlook", "WelcomeEmailDisabled"]
         team = ops.create_team_from_group(t, gid, {}, template="educationClass", created=CREATED)
         general = store.general(gid)
         other = ops.create_channel(

@@ -377,7 +377,7 @@ def _page(request: Request, items: list[dict[str, Any]], default_top: int = MESS
     try:
         top = int(raw) if raw is not None else default_top
     except ValueError:
-        raise GraphError(400, "BadRequest", f"Invalid value '{raw[:20]}' for $top.") from None
+        raise GraphError(400, "BadRequest", f"Invalid value '{(raw or '')[:20]}' for $top.") from None
     if not 1 <= top <= MESSAGES_MAX_TOP:
         raise GraphError(400, "BadRequest", f"The $top value must be between 1 and {MESSAGES_MAX_TOP}.")
     start = int(request.query_params.get("$skiptoken") or 0)

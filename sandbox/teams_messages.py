@@ -196,8 +196,8 @@ def _store(
         "_hosted": [hid for hid, _ in saved],
         "_activity": iso,
     }
-    for hid, data in saved:
-        store.hosted[f"{channel['id']}/{mid}/{hid}"] = data
+    for hid, entry in saved:
+        store.hosted[f"{channel['id']}/{mid}/{hid}"] = entry
     msgs[mid] = message
     if reply_to is not None:
         reply_to["_activity"] = max(reply_to["_activity"], iso)

@@ -150,14 +150,12 @@ def create_team_from_group(
         "internalId": f"19:{uuid.uuid5(uuid.NAMESPACE_URL, gid).hex}@thread.tacv2",
         "classification": body.get("classification"),
         "specialization": SPECIALIZATION[template],
-        "visibility": (group.get("visibility") or "private").lower(),
+        # teamVisibilityType: a class group's HiddenMembership shows as hiddenMembership (resources/team).
+        "visibility": _visibility(group),
         "webUrl": (
             f"https://teams.microsoft.com/l/team/19%3a{gid.replace('-', '')}%40thread.tacv2/conversations"
         ),
         "isArchived": False,
-        # Class teams start with membership visible to owners only until the teacher activates the class
-        # (learn.microsoft.com/graph/api/resources/team, isMembershipLimitedToOwners).
-        "isMembershipLimitedToOwners": template == "educationClass",
         "tenantId": t.id,
     }
     for key, defaults in SETTINGS_DEFAULTS.items():
@@ -182,6 +180,11 @@ def create_team_from_group(
     if template == "educationClass":
         _class_features(t, team, general)
     return team
+
+
+def _visibility(group: dict[str, Any]) -> str:
+    value = str(group.get("visibility") or "Private")
+    return "hiddenMembership" if value == "HiddenMembership" else value.lower()
 
 
 def _team_site(t: TenantState, team: dict[str, Any], group: dict[str, Any]) -> None:

@@ -169,7 +169,7 @@ def test_post_teams_is_asynchronous(target, sandbox_url, target_id):
 def test_class_team_from_an_education_class(target, instant):
     """educationclass-post, educationclass-post-teachers/members, educationclass-get-group, team-post ("create
     a team from a class", educationClass template): a class team is a class's group with the template:
-    specialization educationClass, membership limited to owners, Assignments and Class Notebook installed,
+    specialization educationClass, hidden membership, Assignments and Class Notebook installed,
     Class Materials in General's files."""
     nick = unique("cls")
     r = target.post(
@@ -201,6 +201,7 @@ def test_class_team_from_an_education_class(target, instant):
     ]
     group = target.get(f"/education/classes/{cls['id']}/group").json()
     assert group["id"] == cls["id"] and "HideGroupInOutlook" in group["resourceBehaviorOptions"]
+    assert group["visibility"] == "HiddenMembership"
     assert any(c["id"] == cls["id"] for c in target.get("/education/classes").json()["value"])
     plain, _ = owned_group(target)
     refused = target.post(
@@ -220,7 +221,7 @@ def test_class_team_from_an_education_class(target, instant):
     )
     assert r.status_code == 202, r.text
     team = target.get(f"/teams/{cls['id']}").json()
-    assert team["specialization"] == "educationClass" and team["isMembershipLimitedToOwners"] is True
+    assert team["specialization"] == "educationClass" and team["visibility"] == "hiddenMembership"
     apps = target.get(f"/teams/{cls['id']}/installedApps", params={"$expand": "teamsApp"}).json()["value"]
     assert {"Assignments", "OneNote"} <= {a["teamsApp"]["displayName"] for a in apps}
     general = target.get(f"/teams/{cls['id']}/primaryChannel").json()
