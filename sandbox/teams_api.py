@@ -320,6 +320,13 @@ async def channel_members(request: Request, t: TenantState, store: TeamsStore) -
 
 
 @teams_route
+async def post_channel_member(request: Request, t: TenantState, store: TeamsStore) -> Response:
+    member = ops.add_channel_member(t, _channel(request, t, store), await _json(request))
+    _changed(request)
+    return _ok(member, 201)
+
+
+@teams_route
 async def start_migration(request: Request, t: TenantState, store: TeamsStore) -> Response:
     raw = await request.body()
     ops.start_migration(_channel(request, t, store), json.loads(raw) if raw else {}, app_id=_app(request))
@@ -556,6 +563,7 @@ def teams_routes() -> list[Route]:
         Route(ch, delete_channel, methods=["DELETE"]),
         Route(f"{ch}/filesFolder", files_folder, methods=["GET"]),
         Route(f"{ch}/members", channel_members, methods=["GET"]),
+        Route(f"{ch}/members", post_channel_member, methods=["POST"]),
         Route(f"{ch}/startMigration", start_migration, methods=["POST"]),
         Route(f"{ch}/completeMigration", complete_migration, methods=["POST"]),
         Route(f"{ch}/tabs", list_tabs, methods=["GET"]),

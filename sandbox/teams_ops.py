@@ -545,6 +545,34 @@ def files_folder(t: TenantState, channel: dict[str, Any]) -> dict[str, Any]:
     return dict(folder)
 
 
+def add_channel_member(t: TenantState, channel: dict[str, Any], body: Any) -> dict[str, Any]:
+    """POST /teams/{id}/channels/{id}/members (channel-post-members): private and shared channels only;
+    roles owner or none; a private channel's members come from the team; someone already there → 409;
+    membership operations are barred while the channel is in migration mode (team-completemigration)."""
+    if channel["membershipType"] == "standard":
+        raise GraphError(400, "BadRequest", "Members can only be added to private and shared channels.")
+    if channel.get("migrationMode") == "inProgress":
+        raise GraphError(
+            400, "BadRequest", "Membership operations are not allowed while the channel is in migration mode."
+        )
+    uid = _member_user(t, body)
+    roles = body.get("roles") or []
+    if roles not in ([], ["owner"]):
+        raise GraphError(400, "BadRequest", "roles must be ['owner'] or empty.")
+    team_id = channel["_team"]
+    if (
+        channel["membershipType"] == "private"
+        and uid not in t.members.get(team_id, {})
+        and uid not in t.owners.get(team_id, {})
+    ):
+        raise GraphError(400, "BadRequest", "Members of a private channel must be members of the team.")
+    owners, members = channel.setdefault("_owners", {}), channel.setdefault("_members", {})
+    if uid in owners or uid in members:
+        raise GraphError(409, "Conflict", "The user is already a member of this channel.")
+    (owners if roles else members)[uid] = None
+    return conversation_member(t, uid, bool(roles))
+
+
 def render_channel(channel: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in channel.items() if not k.startswith("_")}
 

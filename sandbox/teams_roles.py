@@ -60,6 +60,12 @@ TEAMS_RULES: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
         "channel-list-members",
     ),
     (
+        "POST",
+        _CH + r"/members$",
+        ("ChannelMember.ReadWrite.Group", "ChannelMember.ReadWrite.All"),
+        "channel-post-members",
+    ),
+    (
         "DELETE",
         _CH + r"$",
         ("Channel.Delete.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"),

@@ -15,7 +15,7 @@ import pytest
 
 from sandbox.settings import Budget
 from sandbox.testing import SandboxURL, token
-from tests.sandbox.conftest import error_of, make_group, make_user, unique
+from tests.sandbox.conftest import CONFIG, error_of, make_group, make_user, unique
 
 OTHER_APP = "00000000-0000-0000-0000-0000000beef1"
 WEB_APP = "https://graph.microsoft.com/v1.0/appCatalogs/teamsApps/com.microsoft.teamspace.tab.web"
@@ -467,3 +467,144 @@ def test_teams_survive_a_save_and_load(sandbox_url, source_id):
     again = TenantState.from_state(t.to_state())
     assert again.teams.to_state() == t.teams.to_state()
     assert again.snapshot()["teams"] == t.snapshot()["teams"]
+
+
+def test_routes_need_their_application_roles(target, sandbox_url, target_id, instant):
+    """teams-import-messages (Teamwork.Migrate.All alone) and channel-list-messages
+    (ChannelMessage.Read.All): without the role, 403 Authorization_RequestDenied before anything runs."""
+    from sandbox.tenancy import ALL_ROLES
+
+    tid, owner = new_team(target)
+    channel = migration_channel(target, tid, datetime(2024, 1, 1, tzinfo=UTC))
+    tenant = sandbox_url.world.tenant(target_id)
+    before = tenant.granted_roles
+    tenant.granted_roles = [
+        r
+        for r in ALL_ROLES
+        if r not in ("Teamwork.Migrate.All", "ChannelMessage.Read.All", "ChannelMessage.ReadWrite.All")
+    ]
+    try:
+        with other_client(sandbox_url, target_id) as limited:
+            url = f"/teams/{tid}/channels/{channel['id']}/messages"
+            r = limited.post(url, json=imported(owner, datetime(2024, 2, 1, tzinfo=UTC)))
+            assert r.status_code == 403 and error_of(r)["code"] == "Authorization_RequestDenied"
+            assert error_of(limited.get(url))["code"] == "Authorization_RequestDenied"
+            assert limited.get(f"/teams/{tid}").status_code == 200
+    finally:
+        tenant.granted_roles = before
+
+
+def test_team_goes_and_comes_back_with_its_group(target, instant):
+    """team-delete ("delete the group"), directory-deleteditems-restore: the team is its group's."""
+    tid, _ = new_team(target)
+    assert target.delete(f"/groups/{tid}").status_code == 204
+    assert target.get(f"/teams/{tid}").status_code == 404
+    assert all(t["id"] != tid for t in target.get("/teams").json()["value"])
+    assert target.post(f"/directory/deletedItems/{tid}/restore").status_code == 200
+    assert target.get(f"/teams/{tid}").status_code == 200
+
+
+def test_private_channel_members(target, instant):
+    """channel-post-members: private and shared channels only, roles owner or empty, a private channel's
+    members must be in the team, twice → 409; barred while the channel is in migration mode."""
+    tid, owner = new_team(target)
+    outsider = make_user(target)
+
+    def member(uid: str, roles: list[str]) -> dict:
+        return {
+            "@odata.type": "#microsoft.graph.aadUserConversationMember",
+            "user@odata.bind": f"https://graph.microsoft.com/v1.0/users('{uid}')",
+            "roles": roles,
+        }
+
+    body = {
+        "displayName": unique("P"),
+        "membershipType": "private",
+        "members": [member(owner["id"], ["owner"])],
+    }
+    private = target.post(f"/teams/{tid}/channels", json=body).json()
+    url = f"/teams/{tid}/channels/{private['id']}/members"
+    assert target.post(url, json=member(outsider["id"], [])).status_code == 400
+    ref = {"@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{outsider['id']}"}
+    assert target.post(f"/groups/{tid}/members/$ref", json=ref).status_code == 204
+    assert target.post(url, json=member(outsider["id"], ["admin"])).status_code == 400
+    r = target.post(url, json=member(outsider["id"], []))
+    assert r.status_code == 201 and r.json()["roles"] == []
+    assert target.post(url, json=member(outsider["id"], [])).status_code == 409
+    general = target.get(f"/teams/{tid}/primaryChannel").json()
+    standard = target.post(f"/teams/{tid}/channels/{general['id']}/members", json=member(outsider["id"], []))
+    assert standard.status_code == 400
+
+
+def test_message_pages_follow_next_links(target, sandbox_url, target_id, instant):
+    """channel-list-messages: $top pages with @odata.nextLink until the last."""
+    tid, owner = new_team(target)
+    channel = migration_channel(target, tid, datetime(2024, 1, 1, tzinfo=UTC))
+    url = f"/teams/{tid}/channels/{channel['id']}/messages"
+    for i in range(5):
+        assert (
+            target.post(url, json=imported(owner, datetime(2024, 3, 1, 0, i, tzinfo=UTC))).status_code == 201
+        )
+    with teams_settings(sandbox_url, teams_protected_api_approved=True):
+        page = target.get(url, params={"$top": "2"}).json()
+        seen = [m["id"] for m in page["value"]]
+        while "@odata.nextLink" in page:
+            page = httpx.get(page["@odata.nextLink"], headers=target.headers).json()
+            seen += [m["id"] for m in page["value"]]
+    assert len(seen) == 5 and seen == sorted(seen, reverse=True)
+
+
+def test_admin_routes_post_at_the_source_and_set_the_knobs(source, sandbox_url, source_id):
+    """Sandbox-only: a message posted at the source after a run appears to readers; the Teams knobs take
+    one-line errors for bad values and change nothing then."""
+    tid = source.get("/teams").json()["value"][0]["id"]
+    general = source.get(f"/teams/{tid}/primaryChannel").json()
+    admin = f"{sandbox_url}/sandbox/tenants/{source_id}/teams/{tid}/channels/{general['id']}/messages"
+    author = next(iter(sandbox_url.world.tenant(source_id).owners[tid]))
+    before = httpx.get(admin).json()["value"]
+    r = httpx.post(admin, json={"from": author, "content": "<p>New after the run</p>"})
+    assert r.status_code == 201, r.text
+    after = httpx.get(admin).json()["value"]
+    assert len(after) == len(before) + 1 and after[-1]["body"]["content"] == "<p>New after the run</p>"
+    assert httpx.post(admin, json={"from": "nobody@nowhere", "content": "x"}).status_code == 400
+    knobs = f"{sandbox_url}/sandbox/teams/settings"
+    bad = httpx.post(knobs, json={"teams_import": "fast"})
+    assert bad.status_code == 400 and "teams import must look like N/SECONDS" in bad.json()["error"]
+    assert httpx.post(knobs, json={"teams_colour": 1}).status_code == 400
+    assert sandbox_url.world.settings.teams_import == Budget(5, 1.0)
+    ok = httpx.post(knobs, json={"teams_import": "7/1"})
+    try:
+        assert ok.status_code == 200 and ok.json()["teams_import"] == "7/1"
+    finally:
+        httpx.post(knobs, json={"teams_import": "5/1"})
+
+
+def test_generator_gives_each_academy_class_and_staff_teams(sandbox_url, source_id):
+    """Every "{year} {subject}" class group is an education class made into a class team with a teacher
+    owner, two channels, a file in the subject channel and a few messages; the Staff Room is a staff team
+    with a private channel; the same seed gives the same teams."""
+    from sandbox.generator import generate_world_tenants
+
+    t = sandbox_url.world.tenant(source_id)
+    store = t.teams
+    class_groups = [
+        g
+        for g in t.groups.values()
+        if "Unified" in g["groupTypes"] and str(g.get("mailNickname", "")).endswith(("-maths", "-english"))
+    ]
+    assert class_groups
+    for g in class_groups:
+        team = store.teams[g["id"]]
+        assert team["specialization"] == "educationClass"
+        assert set(store.teachers[g["id"]]) == set(t.owners[g["id"]])
+        channels = store.channels_of(g["id"])
+        assert len(channels) == 2 and all(store.messages[c["id"]] for c in channels)
+    staff = next(g for g in t.groups.values() if g.get("mailNickname") == "staffroom")
+    assert any(c["membershipType"] == "private" for c in store.channels_of(staff["id"]))
+    assert sum(len(m) for m in store.messages.values()) < 150  # the demo's scale: tens of messages
+    from trust import load_trust
+
+    world = sandbox_url.world
+    trust = load_trust(CONFIG)
+    again = generate_world_tenants(trust, world.settings.size, world.settings.seed)[source_id].teams
+    assert again.channels.keys() == store.channels.keys() and again.classes == store.classes
