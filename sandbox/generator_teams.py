@@ -1,4 +1,4 @@
-"""An academy's Teams, built on the groups the directory generator made: each "{year} {subject}" class group
+"""An academy's Teams, built on the groups the directory generator made: each year group's Maths class group
 becomes an education class made into a class team (teacher owner, pupils members) with a second channel, a
 file in its channel folder, a website tab and a term's messages (replies, one inline image per academy); the
 Staff Room becomes a staff team with a private channel for senior leaders.
@@ -29,7 +29,9 @@ PIXEL = base64.b64encode(
         "0b0000000049454e44ae426082"
     )
 ).decode()
-SUBJECT_CHANNELS = {"maths": "Homework", "english": "Reading List"}
+# One class team per year group (its Maths class): a handful of teams an academy keeps the demo small; the
+# other class groups stay plain groups, as many schools' are.
+SUBJECT_CHANNELS = {"maths": "Homework"}
 LINES = (
     "Welcome to the class team! Please check the Class Materials folder.",
     "Homework for this week is in the Files tab.",

@@ -116,7 +116,8 @@ def create_team_from_group(
         raise GraphError(
             400, "BadRequest", "A team can only be created from a Microsoft 365 (Unified) group."
         )
-    if not t.owners.get(gid):
+    # A team created in migration mode takes its members after completeMigration (teams-import-messages).
+    if not t.owners.get(gid) and migration is None:
         raise GraphError(
             400,
             "BadRequest",

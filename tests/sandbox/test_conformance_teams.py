@@ -580,7 +580,7 @@ def test_admin_routes_post_at_the_source_and_set_the_knobs(source, sandbox_url, 
 
 
 def test_generator_gives_each_academy_class_and_staff_teams(sandbox_url, source_id):
-    """Every "{year} {subject}" class group is an education class made into a class team with a teacher
+    """Every year group's Maths class group is an education class made into a class team with a teacher
     owner, two channels, a file in the subject channel and a few messages; the Staff Room is a staff team
     with a private channel; the same seed gives the same teams."""
     from sandbox.generator import generate_world_tenants
@@ -590,7 +590,7 @@ def test_generator_gives_each_academy_class_and_staff_teams(sandbox_url, source_
     class_groups = [
         g
         for g in t.groups.values()
-        if "Unified" in g["groupTypes"] and str(g.get("mailNickname", "")).endswith(("-maths", "-english"))
+        if "Unified" in g["groupTypes"] and str(g.get("mailNickname", "")).endswith("-maths")
     ]
     assert class_groups
     for g in class_groups:
@@ -608,3 +608,80 @@ def test_generator_gives_each_academy_class_and_staff_teams(sandbox_url, source_
     trust = load_trust(CONFIG)
     again = generate_world_tenants(trust, world.settings.size, world.settings.seed)[source_id].teams
     assert again.channels.keys() == store.channels.keys() and again.classes == store.classes
+
+
+def test_team_created_in_migration_mode(target, sandbox_url, target_id, instant):
+    """team-post (migration), team-completemigration: a new team with teamCreationMode migration and its
+    original createdDateTime starts with General in migration mode; completing the team waits for its
+    channels and is the creating app's alone."""
+    owner = make_user(target)
+    body = {
+        "@microsoft.graph.teamCreationMode": "migration",
+        "template@odata.bind": STANDARD,
+        "displayName": unique("Old team "),
+        "createdDateTime": "2021-03-14T11:22:17.043Z",
+    }
+    with_group, _ = owned_group(target)
+    refused = dict(
+        body, **{"group@odata.bind": f"https://graph.microsoft.com/v1.0/groups('{with_group['id']}')"}
+    )
+    assert target.post("/teams", json=refused).status_code == 400
+    r = target.post("/teams", json=body)
+    assert r.status_code == 202, r.text
+    tid = r.headers["Content-Location"].split("'")[1]
+    team = target.get(f"/teams/{tid}").json()
+    assert team["createdDateTime"] == "2021-03-14T11:22:17.043Z"
+    general = target.get(f"/teams/{tid}/primaryChannel").json()
+    assert general["migrationMode"] == "inProgress"
+    channel = migration_channel(target, tid, datetime(2021, 4, 1, tzinfo=UTC))
+    url = f"/teams/{tid}/channels/{general['id']}/messages"
+    assert target.post(url, json=imported(owner, datetime(2021, 5, 1, tzinfo=UTC))).status_code == 201
+    with other_client(sandbox_url, target_id) as other:
+        assert other.post(f"/teams/{tid}/completeMigration").status_code == 403
+    assert target.post(f"/teams/{tid}/completeMigration").status_code == 400  # its channel first
+    assert target.post(f"/teams/{tid}/channels/{channel['id']}/completeMigration").status_code == 204
+    assert target.post(f"/teams/{tid}/completeMigration").status_code == 204
+    assert target.get(f"/teams/{tid}/primaryChannel").json()["migrationMode"] == "completed"
+    assert target.post(f"/teams/{tid}/completeMigration").status_code == 400
+
+
+def test_hosted_contents_must_match_the_body(target, instant):
+    """chatmessage-post (hostedContents): each hosted content is referenced in the body by its temporary id
+    and only those are; contentBytes is base64."""
+    tid, owner = new_team(target)
+    channel = migration_channel(target, tid, datetime(2024, 1, 1, tzinfo=UTC))
+    url = f"/teams/{tid}/channels/{channel['id']}/messages"
+    image = [{"@microsoft.graph.temporaryId": "1", "contentBytes": PIXEL, "contentType": "image/png"}]
+    unreferenced = imported(owner, datetime(2024, 2, 1, tzinfo=UTC), "no image", hostedContents=image)
+    assert target.post(url, json=unreferenced).status_code == 400
+    dangling = imported(owner, datetime(2024, 2, 2, tzinfo=UTC), '<img src="../hostedContents/2/$value">')
+    assert target.post(url, json=dangling).status_code == 400
+    broken = [dict(image[0], contentBytes="not base64!")]
+    text = '<img src="../hostedContents/1/$value">'
+    assert (
+        target.post(
+            url, json=imported(owner, datetime(2024, 2, 3, tzinfo=UTC), text, hostedContents=broken)
+        ).status_code
+        == 400
+    )
+
+
+def test_team_creation_is_limited_per_tenant(target, sandbox_url, instant):
+    """throttling-limits, Teams: POST /teams per app per tenant (10 a second by default); 429 and
+    Retry-After."""
+    owner = make_user(target)
+    body = {
+        "template@odata.bind": STANDARD,
+        "members": [
+            {
+                "@odata.type": "#microsoft.graph.aadUserConversationMember",
+                "roles": ["owner"],
+                "user@odata.bind": f"https://graph.microsoft.com/v1.0/users('{owner['id']}')",
+            }
+        ],
+    }
+    with teams_settings(sandbox_url, throttling=True, teams_create=Budget(2, 60.0)):
+        codes = [
+            target.post("/teams", json=dict(body, displayName=unique("T "))).status_code for _ in range(3)
+        ]
+        assert codes[:2] == [202, 202] and codes[2] == 429
