@@ -53,6 +53,7 @@ TEAMS_CREATE = (10, 1.0)
 TEAMS_IMPORT = (5, 1.0)
 DEFAULT_TEAMS_GROUP_DELAY_S = 2.0
 DEFAULT_TEAMS_OPERATION_S = 1.0
+DEFAULT_TEAMS_SITE_DELAY_S = 1.0
 MIN_SIZE = 20
 MAX_SIZE = 50_000
 
@@ -165,6 +166,7 @@ class Settings:
     teams_import: Budget = Budget(*TEAMS_IMPORT)
     teams_group_delay_s: float = DEFAULT_TEAMS_GROUP_DELAY_S
     teams_operation_s: float = DEFAULT_TEAMS_OPERATION_S
+    teams_site_delay_s: float = DEFAULT_TEAMS_SITE_DELAY_S
     teams_protected_api_approved: bool = False
 
     def replace(self, **changes: object) -> Settings:
@@ -194,6 +196,7 @@ class Settings:
             "teams_import": str(self.teams_import),
             "teams_group_delay_s": self.teams_group_delay_s,
             "teams_operation_s": self.teams_operation_s,
+            "teams_site_delay_s": self.teams_site_delay_s,
             "teams_protected_api_approved": self.teams_protected_api_approved,
         }
 

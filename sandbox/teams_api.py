@@ -141,6 +141,12 @@ def _changed(request: Request) -> None:
 
 
 # ---- teams -------------------------------------------------------------------------------------------------
+def _site_pending(request: Request, holder: dict[str, Any]) -> None:
+    """SharePoint provisions a new team's (or private channel's) site in the background (team-put-teams:
+    "SharePoint provisioning doesn't occur in real time"): filesFolder answers 404 for teams_site_delay_s."""
+    holder["_site_ready"] = time.time() + _world(request).settings.teams_site_delay_s
+
+
 @teams_route
 async def put_group_team(request: Request, t: TenantState, store: TeamsStore) -> Response:
     """PUT /groups/{id}/team (team-put-teams): 201 with the team."""
@@ -155,6 +161,7 @@ async def put_group_team(request: Request, t: TenantState, store: TeamsStore) ->
         template=template,
         provisioning_delay_s=_world(request).settings.teams_group_delay_s,
     )
+    _site_pending(request, team)
     _changed(request)
     return _ok({"@odata.context": f"{CONTEXT}teams/$entity", **ops.render_team(team)}, 201)
 
@@ -176,6 +183,7 @@ async def post_teams(request: Request, t: TenantState, store: TeamsStore) -> Res
         provisioning_delay_s=s.teams_group_delay_s,
         operation_s=s.teams_operation_s,
     )
+    _site_pending(request, store.teams[gid])
     _changed(request)
     return Response(
         status_code=202,
@@ -272,6 +280,8 @@ async def post_channel(request: Request, t: TenantState, store: TeamsStore) -> R
     """POST /teams/{id}/channels (channel-post): 201 with the channel."""
     team = ops.team_of(t, request.path_params["tid_"])
     channel = ops.create_channel(t, team, await _json(request), app_id=_app(request), roles=_roles(request))
+    if channel["membershipType"] != "standard":
+        _site_pending(request, channel)  # a private or shared channel's own site comes later too
     _changed(request)
     return _ok(ops.render_channel(channel), 201)
 
@@ -304,7 +314,13 @@ async def delete_channel(request: Request, t: TenantState, store: TeamsStore) ->
 @teams_route
 async def files_folder(request: Request, t: TenantState, store: TeamsStore) -> Response:
     """GET /teams/{id}/channels/{id}/filesFolder (channel-get-filesfolder): the channel's driveItem."""
-    folder = ops.files_folder(t, _channel(request, t, store))
+    channel = _channel(request, t, store)
+    for holder in (store.teams[channel["_team"]], channel):
+        if time.time() < float(holder.get("_site_ready", 0)):
+            raise GraphError(
+                404, "NotFound", "Folder location for this channel is not ready yet, please try again later."
+            )
+    folder = ops.files_folder(t, channel)
     return _ok(t.drives.render(t.drives.items[folder["id"]]))
 
 
@@ -603,7 +619,7 @@ async def admin_teams_settings(request: Request) -> Response:
         for key, value in body.items():
             if key in ("teams_per_team", "teams_create", "teams_import"):
                 changes[key] = parse_budget(str(value), key.replace("_", " "))
-            elif key in ("teams_group_delay_s", "teams_operation_s"):
+            elif key in ("teams_group_delay_s", "teams_operation_s", "teams_site_delay_s"):
                 seconds = float(value)
                 if not 0 <= seconds <= 900:
                     raise ValueError(f"{key} must be between 0 and 900 seconds")

@@ -38,7 +38,7 @@ def teams_settings(url: SandboxURL, **changes: Any) -> Iterator[None]:
 @pytest.fixture
 def instant(sandbox_url: SandboxURL) -> Iterator[None]:
     """No new-group delay and no async wait: most tests are about something else."""
-    with teams_settings(sandbox_url, teams_group_delay_s=0.0, teams_operation_s=0.0):
+    with teams_settings(sandbox_url, teams_group_delay_s=0.0, teams_operation_s=0.0, teams_site_delay_s=0.0):
         yield
 
 
@@ -685,3 +685,20 @@ def test_team_creation_is_limited_per_tenant(target, sandbox_url, instant):
             target.post("/teams", json=dict(body, displayName=unique("T "))).status_code for _ in range(3)
         ]
         assert codes[:2] == [202, 202] and codes[2] == 429
+
+
+def test_files_folder_waits_for_the_site(target, sandbox_url):
+    """team-put-teams ("SharePoint provisioning doesn't occur in real time"): a new team's channel files
+    folder answers 404 until the site is provisioned (teams_site_delay_s); then the folder."""
+    with teams_settings(sandbox_url, teams_group_delay_s=0.0, teams_site_delay_s=60.0):
+        tid, _ = new_team(target)
+        general = target.get(f"/teams/{tid}/primaryChannel").json()
+        url = f"/teams/{tid}/channels/{general['id']}/filesFolder"
+        err = error_of(target.get(url))
+        assert err["code"] == "NotFound" and "not ready yet" in err["message"]
+        sandbox_url.world.tenant(target_tenant_of(sandbox_url, tid)).teams.teams[tid]["_site_ready"] = 0
+        assert target.get(url).json()["name"] == "General"
+
+
+def target_tenant_of(url: SandboxURL, team_id: str) -> str:
+    return next(t.id for t in url.world.tenants.values() if t.teams is not None and team_id in t.teams.teams)

@@ -39,7 +39,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 async def sdk(sandbox_url, target_id) -> AsyncIterator[GraphServiceClient]:
     world = sandbox_url.world
     before = world.settings
-    world.apply_settings(before.replace(teams_group_delay_s=0.0, teams_operation_s=0.0))
+    world.apply_settings(
+        before.replace(teams_group_delay_s=0.0, teams_operation_s=0.0, teams_site_delay_s=0.0)
+    )
     cred = AsyncSandboxCredential(sandbox_url, target_id)
     auth = AzureIdentityAuthenticationProvider(
         cred, scopes=["https://graph.microsoft.com/.default"], allowed_hosts=["127.0.0.1"]
