@@ -153,7 +153,13 @@ async def put_group_team(request: Request, t: TenantState, store: TeamsStore) ->
     body = await _json(request)
     if not isinstance(body, dict):
         raise GraphError(400, "BadRequest", "Invalid request body.")
+    # team-put-teams makes a standard team from the group; templates (a class team) are POST /teams'
+    # (team-post, "create a team from a group"): the stricter reading refuses them here.
     template = ops.parse_template(body) if "template@odata.bind" in body else "standard"
+    if template != "standard":
+        raise GraphError(
+            400, "BadRequest", "PUT /groups/{id}/team makes a standard team; use POST /teams for a template."
+        )
     team = ops.create_team_from_group(
         t,
         request.path_params["gid"],
@@ -424,6 +430,43 @@ async def list_messages(request: Request, t: TenantState, store: TeamsStore) -> 
 
 
 @teams_route
+async def messages_delta(request: Request, t: TenantState, store: TeamsStore) -> Response:
+    """GET .../messages/delta (chatmessage-delta): root messages (not replies) created since the token, oldest
+    first, pages of $top (at most 50) with @odata.nextLink, then @odata.deltaLink; protected like every
+    read."""
+    from urllib.parse import urlencode
+
+    ch = _channel(request, t, store)
+    _protected(request, store)
+    raw = request.query_params.get("$deltatoken") or request.query_params.get("$skiptoken") or "0"
+    try:
+        since = int(raw)
+    except ValueError:
+        raise GraphError(400, "BadRequest", "The delta token is not valid.") from None
+    top = int(request.query_params.get("$top") or MESSAGES_DEFAULT_TOP)
+    if not 1 <= top <= MESSAGES_MAX_TOP:
+        raise GraphError(400, "BadRequest", f"The $top value must be between 1 and {MESSAGES_MAX_TOP}.")
+    fresh = sorted(
+        (
+            m
+            for m in store.messages.get(ch["id"], {}).values()
+            if not m.get("replyToId") and m.get("_seq", 0) > since
+        ),
+        key=lambda m: m["_seq"],
+    )
+    page = fresh[:top]
+    host = request.headers.get("host") or "graph.microsoft.com"
+    here = f"{request.url.scheme}://{host}{request.url.path}"
+    body: dict[str, Any] = {"value": [tm.render_message(m) for m in page]}
+    if len(fresh) > top:
+        body["@odata.nextLink"] = f"{here}?{urlencode({'$skiptoken': page[-1]['_seq'], '$top': top})}"
+    else:
+        last = page[-1]["_seq"] if page else since
+        body["@odata.deltaLink"] = f"{here}?{urlencode({'$deltatoken': last})}"
+    return _ok(body)
+
+
+@teams_route
 async def get_message(request: Request, t: TenantState, store: TeamsStore) -> Response:
     ch = _channel(request, t, store)
     _protected(request, store)
@@ -588,6 +631,7 @@ def teams_routes() -> list[Route]:
         Route(f"{ch}/tabs/{{tab}}", delete_tab, methods=["DELETE"]),
         Route(f"{ch}/messages", list_messages, methods=["GET"]),
         Route(f"{ch}/messages", post_message, methods=["POST"]),
+        Route(f"{ch}/messages/delta", messages_delta, methods=["GET"]),
         Route(msg, get_message, methods=["GET"]),
         Route(f"{msg}/replies", list_replies, methods=["GET"]),
         Route(f"{msg}/replies", post_reply, methods=["POST"]),

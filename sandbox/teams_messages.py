@@ -195,6 +195,7 @@ def _store(
         "reactions": [],
         "_hosted": [hid for hid, _ in saved],
         "_activity": iso,
+        "_seq": store.next_message_seq(),
     }
     for hid, entry in saved:
         store.hosted[f"{channel['id']}/{mid}/{hid}"] = entry

@@ -135,11 +135,17 @@ class TeamsStore:
         self.approved_apps: dict[str, None] = {}  # protected-API approval by app id
         # Ids are numbered per tenant, so a generated world is the same for the same seed.
         self.counter = 0
+        self.message_seq = 0
         self.tenant_id = ""
 
     def new_id(self, kind: str) -> str:
         self.counter += 1
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"teams/{self.tenant_id}/{kind}/{self.counter}"))
+
+    def next_message_seq(self) -> int:
+        """Order of arrival, for message delta (imported messages arrive out of createdDateTime order)."""
+        self.message_seq += 1
+        return self.message_seq
 
     def new_channel_id(self) -> str:
         return f"19:{self.new_id('channel').replace('-', '')}@thread.tacv2"
@@ -185,6 +191,7 @@ class TeamsStore:
             "teachers": {k: list(v) for k, v in self.teachers.items()},
             "approved_apps": list(self.approved_apps),
             "counter": self.counter,
+            "message_seq": self.message_seq,
         }
 
     @classmethod
@@ -200,6 +207,7 @@ class TeamsStore:
         s.teachers = {k: dict.fromkeys(v) for k, v in (state.get("teachers") or {}).items()}
         s.approved_apps = dict.fromkeys(state.get("approved_apps") or [])
         s.counter = int(state.get("counter") or 0)
+        s.message_seq = int(state.get("message_seq") or 0)
         return s
 
     def snapshot(self) -> dict[str, Any]:

@@ -702,3 +702,33 @@ def test_files_folder_waits_for_the_site(target, sandbox_url):
 
 def target_tenant_of(url: SandboxURL, team_id: str) -> str:
     return next(t.id for t in url.world.tenants.values() if t.teams is not None and team_id in t.teams.teams)
+
+
+def test_message_delta_gives_only_new_messages(source, sandbox_url, source_id):
+    """chatmessage-delta: root messages since the token, then a deltaLink; a message posted at the source
+    after the first round is all the second round returns (the incremental pass)."""
+    tid = source.get("/teams").json()["value"][0]["id"]
+    general = source.get(f"/teams/{tid}/primaryChannel").json()
+    url = f"/teams/{tid}/channels/{general['id']}/messages/delta"
+    with teams_settings(sandbox_url, teams_protected_api_approved=True):
+        first = source.get(url, params={"$top": "1"}).json()
+        seen = [m["id"] for m in first["value"]]
+        while "@odata.nextLink" in first:
+            first = httpx.get(first["@odata.nextLink"], headers=source.headers).json()
+            seen += [m["id"] for m in first["value"]]
+        roots = [
+            m["id"] for m in source.get(f"/teams/{tid}/channels/{general['id']}/messages").json()["value"]
+        ]
+        assert sorted(seen) == sorted(roots)
+        admin = f"{sandbox_url}/sandbox/tenants/{source_id}/teams/{tid}/channels/{general['id']}/messages"
+        author = next(iter(sandbox_url.world.tenant(source_id).owners[tid]))
+        new = httpx.post(admin, json={"from": author, "content": "<p>After the first pass</p>"}).json()
+        again = httpx.get(first["@odata.deltaLink"], headers=source.headers).json()
+        assert [m["id"] for m in again["value"]] == [new["id"]]
+
+
+def test_put_team_makes_standard_teams_only(target, instant):
+    """team-put-teams makes a team from the group; a template (a class team) goes through POST /teams."""
+    group, _ = owned_group(target)
+    body = {"template@odata.bind": CLASS}
+    assert target.put(f"/groups/{group['id']}/team", json=body).status_code == 400
