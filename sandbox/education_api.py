@@ -105,10 +105,44 @@ async def post_class(request: Request, t: TenantState, store: TeamsStore) -> Res
     return _ok(render_class(t, cls), 201)
 
 
+_FILTER_RE = re.compile(r"^\s*(externalId|displayName|mailNickname|classCode)\s+eq\s+'((?:[^']|'')*)'\s*$")
+FILTERABLE = "externalId, displayName, mailNickname, classCode"
+
+
 @teams_route
 async def list_classes(request: Request, t: TenantState, store: TeamsStore) -> Response:
+    """GET /education/classes (educationroot-list-classes): $filter (eq on a few properties, others 400),
+    $select, $top (1-999) with @odata.nextLink."""
+    from urllib.parse import urlencode
+
     found = [render_class(t, c) for gid, c in sorted(store.classes.items()) if gid in t.groups]
-    return _ok({"value": found})
+    flt = request.query_params.get("$filter")
+    if flt is not None:
+        m = _FILTER_RE.match(flt)
+        if m is None:
+            raise GraphError(
+                400, "BadRequest", f"Invalid filter clause: only 'eq' on {FILTERABLE} is supported here."
+            )
+        value = m.group(2).replace("''", "'")
+        found = [c for c in found if c.get(m.group(1)) == value]
+    select = request.query_params.get("$select")
+    if select:
+        keep = {s.strip() for s in select.split(",")} | {"id"}
+        found = [{k: v for k, v in c.items() if k in keep} for c in found]
+    try:
+        top = int(request.query_params.get("$top") or 100)
+        start = int(request.query_params.get("$skiptoken") or 0)
+    except ValueError:
+        raise GraphError(400, "BadRequest", "Invalid value for $top or $skiptoken.") from None
+    if not 1 <= top <= 999:
+        raise GraphError(400, "BadRequest", "The $top value must be between 1 and 999.")
+    body: dict[str, Any] = {"value": found[start : start + top]}
+    if start + top < len(found):
+        q = dict(request.query_params)
+        q["$skiptoken"] = str(start + top)
+        host = request.headers.get("host") or "graph.microsoft.com"
+        body["@odata.nextLink"] = f"{request.url.scheme}://{host}{request.url.path}?{urlencode(q)}"
+    return _ok(body)
 
 
 @teams_route

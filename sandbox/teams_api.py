@@ -123,6 +123,16 @@ def _ok(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None 
     return JSONResponse(body, status_code=status, headers={"OData-Version": "4.0", **(headers or {})})
 
 
+def _select(request: Request, obj: dict[str, Any]) -> dict[str, Any]:
+    """$select: only the named properties (and id), as Graph answers; a client that reads a property it did
+    not select finds it missing here as in production."""
+    select = request.query_params.get("$select")
+    if not select:
+        return obj
+    keep = {s.strip() for s in select.split(",")} | {"id"}
+    return {k: v for k, v in obj.items() if k in keep or k.startswith("@odata.")}
+
+
 def _app(request: Request) -> str:
     return str(request.state.app_id).lower()
 
@@ -174,7 +184,7 @@ async def put_group_team(request: Request, t: TenantState, store: TeamsStore) ->
 
 @teams_route
 async def get_group_team(request: Request, t: TenantState, store: TeamsStore) -> Response:
-    return _ok(ops.render_team(ops.team_of(t, request.path_params["gid"])))
+    return _ok(_select(request, ops.render_team(ops.team_of(t, request.path_params["gid"]))))
 
 
 @teams_route
@@ -212,7 +222,7 @@ async def list_teams(request: Request, t: TenantState, store: TeamsStore) -> Res
 
 @teams_route
 async def get_team(request: Request, t: TenantState, store: TeamsStore) -> Response:
-    return _ok(ops.render_team(ops.team_of(t, request.path_params["tid_"])))
+    return _ok(_select(request, ops.render_team(ops.team_of(t, request.path_params["tid_"]))))
 
 
 @teams_route
@@ -238,9 +248,13 @@ async def team_members(request: Request, t: TenantState, store: TeamsStore) -> R
 
 @teams_route
 async def installed_apps(request: Request, t: TenantState, store: TeamsStore) -> Response:
-    """GET /teams/{id}/installedApps (team-list-installedapps), with $expand=teamsApp."""
+    """GET /teams/{id}/installedApps (team-list-installedapps), with $expand=teamsApp and/or
+    teamsAppDefinition."""
     team = ops.team_of(t, request.path_params["tid_"])
-    expand = "teamsApp" in (request.query_params.get("$expand") or "")
+    expands = {e.strip() for e in (request.query_params.get("$expand") or "").split(",") if e.strip()}
+    if expands - {"teamsApp", "teamsAppDefinition"}:
+        raise GraphError(400, "BadRequest", "Only teamsApp and teamsAppDefinition can be expanded.")
+    expand = "teamsApp" in expands
     out = []
     for app in team.get("_installedApps", []):
         item: dict[str, Any] = {"id": f"{team['id']}##{app['id']}"}
@@ -249,6 +263,13 @@ async def installed_apps(request: Request, t: TenantState, store: TeamsStore) ->
                 "id": app["id"],
                 "displayName": app["displayName"],
                 "distributionMethod": "store",
+            }
+        if "teamsAppDefinition" in expands:
+            item["teamsAppDefinition"] = {
+                "id": f"{app['id']}#1.0.0",
+                "teamsAppId": app["id"],
+                "displayName": app["displayName"],
+                "version": "1.0.0",
             }
         out.append(item)
     return _ok({"value": out})
@@ -271,13 +292,14 @@ def _channel(request: Request, t: TenantState, store: TeamsStore) -> dict[str, A
 async def list_channels(request: Request, t: TenantState, store: TeamsStore) -> Response:
     """GET /teams/{id}/channels (channel-list); $filter=membershipType eq '...'."""
     team = ops.team_of(t, request.path_params["tid_"])
-    found = [ops.render_channel(c) for c in store.channels_of(team["id"])]
+    found = [_select(request, ops.render_channel(c)) for c in store.channels_of(team["id"])]
     flt = request.query_params.get("$filter")
     if flt:
         parts = flt.split()
         if len(parts) != 3 or parts[0] != "membershipType" or parts[1] != "eq":
             raise GraphError(400, "BadRequest", f"Invalid filter clause: {flt[:80]}")
-        found = [c for c in found if c["membershipType"] == parts[2].strip("'")]
+        kinds = {c["id"]: c["membershipType"] for c in store.channels_of(team["id"])}
+        found = [c for c in found if kinds[c["id"]] == parts[2].strip("'")]
     return _ok({"@odata.context": f"{CONTEXT}teams('{team['id']}')/channels", "value": found})
 
 
@@ -294,13 +316,13 @@ async def post_channel(request: Request, t: TenantState, store: TeamsStore) -> R
 
 @teams_route
 async def get_channel(request: Request, t: TenantState, store: TeamsStore) -> Response:
-    return _ok(ops.render_channel(_channel(request, t, store)))
+    return _ok(_select(request, ops.render_channel(_channel(request, t, store))))
 
 
 @teams_route
 async def primary_channel(request: Request, t: TenantState, store: TeamsStore) -> Response:
     team = ops.team_of(t, request.path_params["tid_"])
-    return _ok(ops.render_channel(store.general(team["id"])))
+    return _ok(_select(request, ops.render_channel(store.general(team["id"]))))
 
 
 @teams_route

@@ -732,3 +732,41 @@ def test_put_team_makes_standard_teams_only(target, instant):
     group, _ = owned_group(target)
     body = {"template@odata.bind": CLASS}
     assert target.put(f"/groups/{group['id']}/team", json=body).status_code == 400
+
+
+def test_education_classes_filter_select_and_page(target, instant):
+    """educationroot-list-classes: $filter by externalId (what a migration looks its classes up by),
+    $select, $top with @odata.nextLink; an unsupported filter is refused, never ignored."""
+    marker = unique("ext")
+    made = [
+        target.post(
+            "/education/classes",
+            json={"displayName": f"C{i}", "mailNickname": unique("c"), "externalId": f"{marker}-{i}"},
+        ).json()
+        for i in range(3)
+    ]
+    r = target.get(
+        "/education/classes", params={"$filter": f"externalId eq '{marker}-1'", "$select": "id,externalId"}
+    )
+    assert r.json()["value"] == [{"id": made[1]["id"], "externalId": f"{marker}-1"}]
+    assert (
+        target.get("/education/classes", params={"$filter": "startswith(externalId,'x')"}).status_code == 400
+    )
+    page = target.get("/education/classes", params={"$top": "2"}).json()
+    seen = [c["id"] for c in page["value"]]
+    while "@odata.nextLink" in page:
+        page = httpx.get(page["@odata.nextLink"], headers=target.headers).json()
+        seen += [c["id"] for c in page["value"]]
+    assert {c["id"] for c in made} <= set(seen) and len(seen) == len(set(seen))
+
+
+def test_select_returns_only_what_was_asked(target, instant):
+    """team-get, channel-get, channel-list ($select): only the selected properties and the id."""
+    tid, _ = new_team(target)
+    assert set(target.get(f"/teams/{tid}", params={"$select": "displayName"}).json()) == {"id", "displayName"}
+    general = target.get(f"/teams/{tid}/primaryChannel", params={"$select": "id"}).json()
+    assert set(general) == {"id"}
+    listed = target.get(
+        f"/teams/{tid}/channels", params={"$select": "displayName", "$filter": "membershipType eq 'standard'"}
+    ).json()["value"]
+    assert listed == [{"id": general["id"], "displayName": "General"}]
