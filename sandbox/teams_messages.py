@@ -210,6 +210,9 @@ def admin_post(
 ) -> dict[str, Any]:
     """A message posted at the source as a user would (admin API: after a run, tests add new history).
     The same shape checks, no migration rules; ids unique by bumping a millisecond."""
+    if channel.get("migrationMode") == "inProgress":
+        # Migration mode bars sending messages (channel-completemigration): users cannot post until it ends.
+        raise GraphError(400, "BadRequest", "The channel is in migration mode: sending messages is barred.")
     uid = str(body.get("from") or "")
     user = t.user_by_key(uid)
     if user is None:

@@ -398,6 +398,9 @@ def test_message_import_in_migration_mode(target, sandbox_url, target_id, instan
         "/hostedContents/" in r.json()["body"]["content"]
         and "../hostedContents" not in r.json()["body"]["content"]
     )
+    admin = f"{sandbox_url}/sandbox/tenants/{target_id}/teams/{tid}/channels/{channel['id']}/messages"
+    by_user = httpx.post(admin, json={"from": owner["id"], "content": "typed in Teams"})
+    assert by_user.status_code == 400 and "migration mode" in by_user.json()["error"]  # users cannot post
     with other_client(sandbox_url, target_id) as other:
         assert other.post(url, json=imported(owner, when + timedelta(hours=3))).status_code == 403
         assert other.post(f"/teams/{tid}/channels/{channel['id']}/completeMigration").status_code == 403
