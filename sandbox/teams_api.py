@@ -410,6 +410,17 @@ async def get_tab(request: Request, t: TenantState, store: TeamsStore) -> Respon
 
 
 @teams_route
+async def patch_tab(request: Request, t: TenantState, store: TeamsStore) -> Response:
+    ch = _channel(request, t, store)
+    tab = store.tabs.get(ch["id"], {}).get(request.path_params["tab"])
+    if tab is None:
+        raise GraphError(404, "NotFound", "Tab not found.")
+    ops.update_tab(tab, await _json(request))
+    _changed(request)
+    return _ok(ops.render_tab(tab, False))
+
+
+@teams_route
 async def delete_tab(request: Request, t: TenantState, store: TeamsStore) -> Response:
     ch = _channel(request, t, store)
     if store.tabs.get(ch["id"], {}).pop(request.path_params["tab"], None) is None:
@@ -651,6 +662,7 @@ def teams_routes() -> list[Route]:
         Route(f"{ch}/tabs", post_tab, methods=["POST"]),
         Route(f"{ch}/tabs/{{tab}}", get_tab, methods=["GET"]),
         Route(f"{ch}/tabs/{{tab}}", delete_tab, methods=["DELETE"]),
+        Route(f"{ch}/tabs/{{tab}}", patch_tab, methods=["PATCH"]),
         Route(f"{ch}/messages", list_messages, methods=["GET"]),
         Route(f"{ch}/messages", post_message, methods=["POST"]),
         Route(f"{ch}/messages/delta", messages_delta, methods=["GET"]),

@@ -671,9 +671,42 @@ def create_tab(t: TenantState, channel: dict[str, Any], body: Any) -> dict[str, 
     if app not in TAB_APPS:
         raise GraphError(404, "NotFound", f"App {app[:60]} is not installed in this team.")
     name = body.get("displayName")
+    config = body.get("configuration") or {}
+    _check_tab(app, name, config)
+    tab_id = store_of(t).new_id("tab")
+    tab = {
+        "id": tab_id,
+        "displayName": name,
+        "webUrl": f"https://teams.microsoft.com/l/entity/{app}/{tab_id}",
+        "configuration": _tab_config(config),
+        "_app": app,
+    }
+    store_of(t).tabs.setdefault(channel["id"], {})[tab_id] = tab
+    return tab
+
+
+def update_tab(tab: dict[str, Any], body: Any) -> None:
+    """PATCH .../tabs/{id} (channel-patch-tabs): displayName and configuration, checked as at creation; the
+    app cannot change."""
+    if not isinstance(body, dict):
+        raise GraphError(400, "BadRequest", "Invalid request body.")
+    unknown = [k for k in body if k not in ("displayName", "configuration")]
+    if unknown:
+        raise GraphError(400, "BadRequest", f"Property '{unknown[0]}' cannot be updated on a tab.")
+    name = body.get("displayName", tab["displayName"])
+    config = {**tab["configuration"], **(body.get("configuration") or {})}
+    _check_tab(tab["_app"], name, config)
+    tab["displayName"] = name
+    tab["configuration"] = _tab_config(config)
+
+
+def _tab_config(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: config.get(k) for k in ("entityId", "contentUrl", "websiteUrl", "removeUrl")}
+
+
+def _check_tab(app: str, name: Any, config: Any) -> None:
     if not isinstance(name, str) or not name.strip() or len(name) > 128:
         raise GraphError(400, "BadRequest", "A tab needs a displayName of at most 128 characters.")
-    config = body.get("configuration") or {}
     if not isinstance(config, dict):
         raise GraphError(400, "BadRequest", "Invalid value for 'configuration'.")
     if app == "com.microsoft.teamspace.tab.web":
@@ -684,21 +717,6 @@ def create_tab(t: TenantState, channel: dict[str, Any], body: Any) -> dict[str, 
         not config.get("entityId") or not str(config.get("contentUrl") or "").startswith("https://")
     ):
         raise GraphError(400, "BadRequest", "A file tab needs the file's entityId and an https contentUrl.")
-    tab_id = store_of(t).new_id("tab")
-    tab = {
-        "id": tab_id,
-        "displayName": name,
-        "webUrl": f"https://teams.microsoft.com/l/entity/{app}/{tab_id}",
-        "configuration": {
-            "entityId": config.get("entityId"),
-            "contentUrl": config.get("contentUrl"),
-            "websiteUrl": config.get("websiteUrl"),
-            "removeUrl": config.get("removeUrl"),
-        },
-        "_app": app,
-    }
-    store_of(t).tabs.setdefault(channel["id"], {})[tab_id] = tab
-    return tab
 
 
 def render_tab(tab: dict[str, Any], expand: bool) -> dict[str, Any]:

@@ -314,6 +314,15 @@ def test_tabs_website_and_file(target, instant):
     assert target.post(tabs, json=file_tab).status_code == 201
     listed = target.get(tabs, params={"$expand": "teamsApp"}).json()["value"]
     assert {t["displayName"] for t in listed} == {"BBC", "Plan.docx"}
+    # channel-patch-tabs: re-pointing a tab is checked as creating one.
+    bbc = next(t for t in listed if t["displayName"] == "BBC")
+    assert (
+        target.patch(f"{tabs}/{bbc['id']}", json={"configuration": {"contentUrl": "ftp://x"}}).status_code
+        == 400
+    )
+    moved = {"configuration": {"contentUrl": "https://example.org/", "websiteUrl": "https://example.org/"}}
+    r = target.patch(f"{tabs}/{bbc['id']}", json=moved)
+    assert r.status_code == 200 and r.json()["configuration"]["websiteUrl"] == "https://example.org/"
 
 
 # ---- messages ----------------------------------------------------------------------------------------------
