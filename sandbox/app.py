@@ -28,6 +28,7 @@ from sandbox.client_assertion import verify as verify_assertion
 from sandbox.conditional_access import conditional_access_routes
 from sandbox.directory_api import directory_routes
 from sandbox.domains_api import domain_routes
+from sandbox.education_api import education_routes
 from sandbox.errors import graph_error
 from sandbox.local_only import LocalOnly
 from sandbox.mail_admin import mail_admin_routes
@@ -36,6 +37,7 @@ from sandbox.migration_api import migration_routes
 from sandbox.permissions_api import permission_routes
 from sandbox.pipeline import GraphPipeline, issue_token
 from sandbox.settings import Settings
+from sandbox.teams_api import teams_routes
 from sandbox.tenancy import audience_for, ensure_application, tenancy_routes, token_roles
 from sandbox.world import World, write_atomic
 
@@ -228,6 +230,8 @@ def create_app(world: World, settings: Settings | None = None) -> Starlette:
         *_drive_routes(world),
         *mail_routes(),  # before directory_routes: /users/{id}/mailFolders and the like
         *domain_routes(),  # before directory_routes: these answer /domains
+        *teams_routes(),  # before directory_routes: /groups/{id}/team (sandbox/teams_api.py)
+        *education_routes(),
         *directory_routes(),
         *conditional_access_routes(),
         *tenancy_routes(),

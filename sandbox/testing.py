@@ -50,6 +50,9 @@ def build_settings(**overrides: Any) -> Settings:
         "sharepoint_transfer",
         "outlook_requests",
         "outlook_upload",
+        "teams_per_team",
+        "teams_create",
+        "teams_import",
     ):
         if isinstance(values.get(key), str):
             values[key] = parse_budget(values[key], key.replace("_", " "))

@@ -21,6 +21,7 @@ from typing import Any
 from sandbox.mail_limits import MailboxLimiter, OutlookLimits
 from sandbox.mail_state import MailStore
 from sandbox.settings import Settings
+from sandbox.teams_state import TeamsStore
 from sandbox.throttle import Throttle
 
 STATE_VERSION = 1
@@ -93,6 +94,8 @@ class TenantState:
     ca_policies: list[dict[str, Any]] = field(default_factory=list)
     # Exchange Online mailboxes (sandbox/mail_state.py).
     mail: Any = None
+    # Teams, channels, messages and education classes (sandbox/teams_state.py); None until first used.
+    teams: Any = None
 
     def __post_init__(self) -> None:
         if self.drives is None:
@@ -194,6 +197,7 @@ class TenantState:
             "licence_rules": self.licence_rules,
             "ca_policies": self.ca_policies,
             "mail": self.mail.to_state(),
+            "teams": self.teams.to_state() if self.teams is not None else None,
         }
 
     @classmethod
@@ -226,6 +230,7 @@ class TenantState:
             licence_rules=dict(d.get("licence_rules") or {}),
             ca_policies=list(d.get("ca_policies") or []),
             mail=MailStore.from_state(d["id"], d.get("mail") or {}),
+            teams=TeamsStore.from_state(d["teams"]) if d.get("teams") else None,
         )
         for u in t.users.values():
             t.index_user(u)
@@ -254,6 +259,7 @@ class TenantState:
             ],
             "drives": self.drives.snapshot(),
             "mail": self.mail.snapshot(),
+            **({"teams": self.teams.snapshot()} if self.teams is not None else {}),
         }
 
 
