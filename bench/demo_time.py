@@ -1,4 +1,4 @@
-"""Time of a full `trustfold demo` (fresh store, in-process sandbox, default size) against the 5-minute goal.
+"""Time of a full `trustfold demo` (fresh store, in-process sandbox, default size) against the 4-minute goal.
 
 Prints the total, its ratio to the goal, and where the time went per kind of step (from the demo's own
 audit entry). Figures only; never pass/fail. Usage: .venv/bin/python bench/demo_time.py [--size N]
@@ -14,7 +14,7 @@ from pathlib import Path
 from cli.main import run
 from migrations.core.store import StateStore
 
-GOAL_SECONDS = 300.0
+GOAL_SECONDS = 240.0  # issue 22: every phase, offline, in under 4 minutes on 2 cores
 
 
 def main(argv: list[str]) -> None:
@@ -24,12 +24,24 @@ def main(argv: list[str]) -> None:
         code = run(["--state", str(state), "demo", "--out", str(Path(tmp) / "report.html"), *argv])
         elapsed = time.monotonic() - started
         store = StateStore.open(state)
-        final = [e for e in store.audit_entries() if e["command"] == "demo"][-1]
+        entries = store.audit_entries()
+        final = [e for e in entries if e["command"] == "demo"][-1]
+        # Each verify's seconds per phase (the audit keeps every verify; the phase status only the last).
+        by_phase: dict[str, float] = {}
+        for e in entries:
+            if e["command"] == "verify":
+                for phase, s in (e["detail"] or {}).get("seconds", {}).items():
+                    by_phase[phase] = by_phase.get(phase, 0.0) + float(s)
+                for stage, s in (e["detail"] or {}).get("files_seconds", {}).items():
+                    by_phase[f"files: {stage}"] = by_phase.get(f"files: {stage}", 0.0) + float(s)
         store.close()
-    print(f"demo exit code {code}; {elapsed:.1f} s = {elapsed / GOAL_SECONDS:.2f} of the 5-minute goal")
+    print(f"demo exit code {code}; {elapsed:.1f} s = {elapsed / GOAL_SECONDS:.2f} of the 4-minute goal")
     steps = final["detail"].get("step_seconds", {})
     for label, seconds in sorted(steps.items(), key=lambda kv: -kv[1]):
         print(f"  {label:<18} {seconds:7.1f} s  {seconds / elapsed:5.1%}")
+    print("verify (every academy, both verifies), by phase:")
+    for phase, seconds in sorted(by_phase.items(), key=lambda kv: -kv[1]):
+        print(f"  {phase:<18} {seconds:7.1f} s  {seconds / elapsed:5.1%}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -250,8 +251,10 @@ async def verify_files(
             (code,),
         )
     }
+    clock = time.monotonic()
     pairs = drive_pairs(env.store, env.academy)
     scanned = await scan_sources(env.store, env.academy, pairs, source, budget)
+    stages = {"sources": time.monotonic() - clock}
     notes: list[str] = []
     resynced = sum(1 for c in scanned.values() if c.get("resynced"))
     if resynced:
@@ -270,6 +273,7 @@ async def verify_files(
         env.store, code, target, budget, sorted({p.target_ref for p, _, _ in work})
     )
     notes += read_notes
+    stages["targets"] = time.monotonic() - clock - stages["sources"]
     clean: dict[str, bool] = {}  # target ref -> every file of it matched
     for pair, src, files in work:
         view = views[pair.target_ref]
@@ -311,6 +315,7 @@ async def verify_files(
         view = views[ref]
         if is_clean and view is not None:
             _advance(env.store, code, ref, view)
+    stages["compare"] = time.monotonic() - clock - stages["sources"] - stages["targets"]
     return {
         "checked": checked,
         "differences": differences,
@@ -324,6 +329,7 @@ async def verify_files(
             "full": sum(1 for v in views.values() if v is not None and v.how == "full"),
         },
         "notes": notes,
+        "seconds": {k: round(v, 2) for k, v in stages.items()},  # where verify's time went
     }
 
 
