@@ -335,7 +335,6 @@ def verify(site: Site, academy: str) -> Verified:
     """Every phase's verification for ACADEMY: identity's (users, licences, groups, members against the
     mapping) at the top, each other phase's part under its name; differences and counts summed."""
     from migrations.domain.verify import switched_upns
-    from migrations.graph.concurrently import both
 
     site.trust().academy(academy)
 
@@ -343,26 +342,17 @@ def verify(site: Site, academy: str) -> Verified:
         phases = load_phases()
         # The domain phase may have moved sign-in names: identity expects the UPNs it gave.
         env.switched_upns = switched_upns(env.store, academy) if "domain" in phases else {}
-        seconds: dict[str, float] = {}  # where verification spends its time (bench/demo_time.py prints it)
-
-        async def timed(name: str) -> dict[str, Any] | None:
+        clock = time.monotonic()
+        result = await phases["identity"].verify(env)
+        assert result is not None
+        # Where verification spends its time, per phase (bench/demo_time.py prints it).
+        seconds = {"identity": round(time.monotonic() - clock, 2)}
+        for name, handler in sorted(phases.items()):
             clock = time.monotonic()
-            part = await phases[name].verify(env)
-            if part is not None:
-                seconds[name] = round(time.monotonic() - clock, 2)
-            return part
-
-        async def the_others() -> list[tuple[str, dict[str, Any] | None]]:
-            # One after another: they share the academy's SharePoint budget (prepared by the first to read).
-            return [(name, await timed(name)) for name in sorted(phases) if name != "identity"]
-
-        # Identity reads the directory (its own budget) while the others read drives: side by side.
-        top, others = await both(timed("identity"), the_others())
-        assert top is not None
-        result = top
-        for name, part in others:
+            part = None if name == "identity" else await handler.verify(env)
             if part is None:
                 continue
+            seconds[name] = round(time.monotonic() - clock, 2)
             result[name] = part
             result["differences"] += part.get("differences", [])
             result["checked"] += part.get("checked", 0)
