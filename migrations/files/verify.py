@@ -163,22 +163,25 @@ class _View:
     changes: _Changes | None = None
     how: str = "full"  # full | delta
 
-    def live(self, target_id: str, rec: Any) -> TreeItem | None:
-        """The item as it is now: read live when read, else as the run recorded and checked it."""
+    def live(self, rec: Any) -> TreeItem | None:
+        """The recorded copy as it is now: read live when read, else as the run recorded and checked it.
+        A copy recorded in another drive (the pair now maps elsewhere) is not in this one."""
+        target_id = rec["target_id"]
         if self.tree is not None:
             return self.tree.items.get(target_id)
         assert self.changes is not None
-        if target_id in self.changes.deleted:
+        if rec["target_drive"] != self.drive_id or target_id in self.changes.deleted:
             return None
         if target_id in self.changes.items:
             return self.changes.items[target_id]
         return TreeItem(target_id, None, "", False, int(rec["size"] or 0), rec["hash"])
 
-    def trusted(self, target_id: str) -> bool:
+    def trusted(self, rec: Any) -> bool:
         return (
             self.changes is not None
-            and target_id not in self.changes.items
-            and target_id not in self.changes.deleted
+            and rec["target_drive"] == self.drive_id
+            and rec["target_id"] not in self.changes.items
+            and rec["target_id"] not in self.changes.deleted
         )
 
     @property
@@ -296,8 +299,8 @@ async def verify_files(
             if it.id in skipped_ids:
                 continue
             rec = recs.get(it.id)
-            as_run = rec is not None and view.trusted(rec["target_id"])
-            live = view.live(rec["target_id"], rec) if rec is not None else None
+            as_run = rec is not None and view.trusted(rec)
+            live = view.live(rec) if rec is not None else None
             found = _difference(where, it, rec, live, as_run)
             if found is not None:
                 differences.append(found)
@@ -336,10 +339,11 @@ async def verify_files(
 def _all_recorded_match(store: StateStore, code: str, view: _View) -> bool:
     """Whether the drive holds every copy recorded in it as recorded (items changed since, read live)."""
     for r in store.rows(
-        "SELECT target_id, size, hash FROM file_copies WHERE academy = ? AND target_drive = ? AND folder = 0",
+        "SELECT target_drive, target_id, size, hash FROM file_copies "
+        "WHERE academy = ? AND target_drive = ? AND folder = 0",
         (code, view.drive_id),
     ):
-        if not _matches(view.live(r["target_id"], r), r):
+        if not _matches(view.live(r), r):
             return False
     return True
 
