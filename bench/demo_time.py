@@ -6,6 +6,7 @@ audit entry). Figures only; never pass/fail. Usage: .venv/bin/python bench/demo_
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 import time
@@ -34,11 +35,19 @@ def main(argv: list[str]) -> None:
                     by_phase[phase] = by_phase.get(phase, 0.0) + float(s)
                 for stage, s in (e["detail"] or {}).get("files_seconds", {}).items():
                     by_phase[f"files: {stage}"] = by_phase.get(f"files: {stage}", 0.0) + float(s)
+        # 429 answers per phase run (each run's counts), so a step that draws them is named.
+        throttled: dict[str, float] = {}
+        for r in store.rows("SELECT academy, phase, kind, counts FROM runs ORDER BY started_at"):
+            n = float((json.loads(r["counts"] or "{}") or {}).get("throttled") or 0)
+            if n:
+                key = f"{r['kind']} {r['phase']} ({r['academy']})"
+                throttled[key] = throttled.get(key, 0.0) + n
         store.close()
     print(f"demo exit code {code}; {elapsed:.1f} s = {elapsed / GOAL_SECONDS:.2f} of the 4-minute goal")
     steps = final["detail"].get("step_seconds", {})
     for label, seconds in sorted(steps.items(), key=lambda kv: -kv[1]):
         print(f"  {label:<18} {seconds:7.1f} s  {seconds / elapsed:5.1%}")
+    print("429 answers by run:", ", ".join(f"{k}: {v:g}" for k, v in throttled.items()) or "none")
     print("verify (every academy, both verifies), by phase:")
     for phase, seconds in sorted(by_phase.items(), key=lambda kv: -kv[1]):
         print(f"  {phase:<18} {seconds:7.1f} s  {seconds / elapsed:5.1%}")

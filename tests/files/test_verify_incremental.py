@@ -1,7 +1,7 @@
 """Files verify reads only what changed since the run (delta from the run's tokens on both sides) and trusts
 the hashes the run checked; it still catches a change made in the trust tenant or at source since, and
 reads a drive whole (and says so) when its token has expired: learn.microsoft.com/graph/api/driveitem-delta
-(410 Gone, resyncRequired: "Replace any local items with the server's version"; the sandbox's expire-delta)."""
+(410 Gone, resyncRequired: "Replace any local items with the server's version"; sandbox: expire-delta)."""
 
 from __future__ import annotations
 
