@@ -120,6 +120,11 @@ class View:
         )
         for d in result["differences"][:50]:
             echo(f"  {d['kind']} {d['object']}: {d['message']}")
+        # How a phase read what it checked, where the operator should know (a files drive read whole).
+        for phase, part in sorted(result.items()):
+            if isinstance(part, dict):
+                for n in part.get("notes", [])[:20]:
+                    echo(f"  note: {phase}: {n}")
 
     def rollback(self, done: Rollback) -> None:
         report = [

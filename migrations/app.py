@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -347,23 +348,33 @@ def verify(site: Site, academy: str) -> Verified:
         phases = load_phases()
         # The domain phase may have moved sign-in names: identity expects the UPNs it gave.
         env.switched_upns = switched_upns(env.store, academy) if "domain" in phases else {}
+        clock = time.monotonic()
         result = await phases["identity"].verify(env)
         assert result is not None
+        # Where verification spends its time, per phase (bench/demo_time.py prints it).
+        seconds = {"identity": round(time.monotonic() - clock, 2)}
         for name, handler in sorted(phases.items()):
+            clock = time.monotonic()
             part = None if name == "identity" else await handler.verify(env)
             if part is None:
                 continue
+            seconds[name] = round(time.monotonic() - clock, 2)
             result[name] = part
             result["differences"] += part.get("differences", [])
             result["checked"] += part.get("checked", 0)
         result["ok"] = not result["differences"]
+        result["seconds"] = seconds
         return result
 
     detail = asyncio.run(_with_env(site, academy, go))
     out = Verified(academy, detail)
     site.store().set_phase_status(academy, "verify", "done" if out.ok else "failed", detail)
-    differences = {"differences": len(out.differences)}
-    _audit(site, "verify", "ok" if out.ok else "differences", academy, "verify", detail=differences)
+    summary = {
+        "differences": len(out.differences),
+        "seconds": detail.get("seconds", {}),
+        "files_seconds": (detail.get("files") or {}).get("seconds", {}),
+    }
+    _audit(site, "verify", "ok" if out.ok else "differences", academy, "verify", detail=summary)
     return out
 
 

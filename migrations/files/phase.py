@@ -27,16 +27,13 @@ from migrations.files.scan import (
     TreeItem,
     drive_pairs,
     read_target,
-    read_targets,
-    resolve_drives,
-    scan_sources,
-    source_tree,
 )
 from migrations.files.steps import FilesRules, FilesUndo, in_undo_order
 from migrations.files.steps import delete_unchanged as _undo  # the forward delete of a copy, too
 from migrations.files.steps import depth as _depth
 from migrations.files.steps import sent_by_us as _sent_by_us
 from migrations.files.transfer import CopyDiscarded, CopyError, Counters, FileCopier, UploadSessions
+from migrations.files.verify import keep_baselines, verify_files
 from migrations.graph.client import GraphError, TenantConnection, parse_budget
 from migrations.graph.sharepoint_window import SharePointBudget
 
@@ -218,6 +215,8 @@ class FilesPhase:
             }
 
         run.measure = measure
+        # Before the first write: where the plan's whole read of each target drive ended is verify's baseline.
+        keep_baselines(env.store, code, state.trees, ctx.drive_ids)
         try:
             await ops.execute(plan.steps, concurrency, progress)
         finally:
@@ -273,89 +272,10 @@ class FilesPhase:
                 "note": "the files phase has not run for this academy",
             }
         source, target, budget = await self._prepared(env)
-        code = env.academy.code
-        differences: list[dict[str, str]] = []
-        drives: list[dict[str, Any]] = []
-        checked = 0
-        skipped_ids = {
-            r["object_id"]
-            for r in env.store.rows(
-                "SELECT object_id FROM file_findings WHERE academy = ? "
-                "AND kind IN ('file-too-large', 'changed-in-both')",
-                (code,),
-            )
-        }
-        pairs = drive_pairs(env.store, env.academy)
-        scanned = await scan_sources(env.store, env.academy, pairs, source, budget)
-        work = []
-        for pair in pairs:
-            if scanned[pair.key].get("missing"):
-                continue
-            src, _ = source_tree(env.store, code, pair.key)
-            files = [i for i in src.items.values() if not i.folder]
-            if files:
-                work.append((pair, src, files))
-        tdrives = await resolve_drives(target, budget, sorted({p.target_ref for p, _, _ in work}))
-        trees = await read_targets(target, budget, [d for d in tdrives.values() if d is not None])
-        for pair, src, files in work:
-            tdrive = tdrives[pair.target_ref]
-            if tdrive is None:
-                differences.append(
-                    {"kind": "drive-missing", "object": pair.label, "message": "no target OneDrive"}
-                )
-                continue
-            tree = trees[tdrive["id"]]
-            recs = {
-                r["source_id"]: r
-                for r in env.store.rows(
-                    "SELECT * FROM file_copies WHERE academy = ? AND drive_key = ?", (code, pair.key)
-                )
-            }
-            matched = nbytes = 0
-            for it in files:
-                checked += 1
-                where = f"{pair.label.split(' -> ')[0]}/{src.path(it.id)}"
-                if it.id in skipped_ids:
-                    continue
-                rec = recs.get(it.id)
-                live = tree.items.get(rec["target_id"]) if rec else None
-                if live is None:
-                    differences.append(
-                        {"kind": "file-missing", "object": where, "message": "not in the trust tenant"}
-                    )
-                    continue
-                if live.size != it.size or live.hash != it.hash:
-                    differences.append(
-                        {
-                            "kind": "file-content",
-                            "object": where,
-                            "message": f"size/quickXorHash differ ({live.size} vs {it.size} bytes)",
-                        }
-                    )
-                    continue
-                ours = bool(rec and rec["created"])
-                if ours and it.modified and live.modified and live.modified[:19] != it.modified[:19]:
-                    differences.append(
-                        {
-                            "kind": "file-timestamps",
-                            "object": where,
-                            "message": f"lastModified {live.modified} in the trust tenant, "
-                            f"{it.modified} at source",
-                        }
-                    )
-                    continue
-                matched += 1
-                nbytes += it.size
-            drives.append({"drive": pair.label, "files": len(files), "matched": matched, "bytes": nbytes})
-        budget.save()
-        return {
-            "checked": checked,
-            "differences": differences,
-            "drives": drives,
-            "files": sum(d["files"] for d in drives),
-            "matched": sum(d["matched"] for d in drives),
-            "bytes": sum(d["bytes"] for d in drives),
-        }
+        try:
+            return await verify_files(env, source, target, budget)
+        finally:
+            budget.save()
 
 
 class _Ops:

@@ -42,6 +42,9 @@ class PlanContext:
 
     targets: dict[str, Tree] = field(default_factory=dict)  # target drive id -> live tree
     pairs: dict[str, DrivePair] = field(default_factory=dict)
+    drive_ids: dict[str, str] = field(
+        default_factory=dict
+    )  # target ref -> the target drive id it resolved to
 
 
 @dataclass
@@ -149,6 +152,7 @@ async def plan_files(
     else:
         tdrives = await resolve_drives(target, budget, sorted({p.target_ref for p, _, _ in live}))
         trees = await read_targets(target, budget, [d for d in tdrives.values() if d is not None])
+        ctx.drive_ids.update({ref: str(d["id"]) for ref, d in tdrives.items() if d is not None})
     ctx.targets.update(trees)
     for pair, src, deleted in live:
         tdrive = tdrives[pair.target_ref]

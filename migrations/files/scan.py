@@ -56,6 +56,8 @@ class Tree:
     web_path: str = ""
     items: dict[str, TreeItem] = field(default_factory=dict)
     by_name: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Where the read ended (relative deltaLink): a later delta from it returns only what changed since.
+    delta_link: str = ""
 
     def add(self, it: TreeItem) -> None:
         old = self.items.get(it.id)
@@ -319,6 +321,7 @@ async def _follow(
         if resp.status == 410:
             # The service lost our place: read everything again and replace what we hold.
             log.info("delta for %s answered 410: full resync", pair.key)
+            counts["resynced"] = 1
             resync, url, resp = True, f"/drives/{did}/root/delta", None
             continue
         if not resp.ok:
@@ -429,6 +432,7 @@ async def read_targets(
                     tree.add(tree_item(raw))
             nxt = resp.body.get("@odata.nextLink")
             if not nxt:
+                tree.delta_link = conn.relative(str(resp.body.get("@odata.deltaLink") or ""))
                 break
             url = conn.relative(nxt)
             async with budget.spend(conn.tenant_id, 1):

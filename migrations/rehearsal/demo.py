@@ -41,15 +41,20 @@ class DemoOutcome:
 
 
 def demo_steps(trust: Trust, available: Collection[str]) -> list[DemoStep]:
-    """Every command the rehearsal runs, academy by academy in wave order (trust.academies is sorted).
+    """Every command the rehearsal runs, academy by academy in wave order (trust.academies is sorted), each
+    academy's verify after the directory steps of the next academy of its wave.
 
     `available` names the phases this build carries; a phase it lacks is left out (the caller says so)
     rather than failing every step."""
     from migrations.permissions.demo import demo_steps as sharing_steps
 
     steps: list[DemoStep] = []
+    deferred: DemoStep | None = None
     for academy in trust.academies:
         code = academy.code
+        if deferred is not None and trust.academy(deferred.academy).wave != academy.wave:
+            steps.append(deferred)  # a wave is verified before the next one starts
+            deferred = None
         steps.append(DemoStep(code, "discover", ["discover", code]))
         for phase in CHANGE_PHASES:
             if phase == "files" and not academy.files.enabled:
@@ -61,8 +66,18 @@ def demo_steps(trust: Trust, available: Collection[str]) -> list[DemoStep]:
             reuse = ["--scan-age", "600"] if phase == "files" else []
             steps.append(DemoStep(code, f"plan {phase}", ["plan", code, "--phase", phase, *reuse]))
             steps.append(DemoStep(code, f"run {phase}", ["run", code, "--phase", phase, *reuse]))
+            if phase == "memberships" and deferred is not None:
+                steps.append(deferred)
+                deferred = None
         steps += [DemoStep(code, label, argv) for label, argv in sharing_steps(academy, available)]
-        steps.append(DemoStep(code, "verify", ["verify", code]))
+        if deferred is not None:
+            steps.append(deferred)
+        # An academy's verify waits for the next academy's directory steps (same wave): its sharing steps have
+        # just spent its legacy tenant's SharePoint window, which verify's source delta calls need, and the
+        # window refills while another tenant is worked on (the sequential form of academies side by side).
+        deferred = DemoStep(code, "verify", ["verify", code])
+    if deferred is not None:
+        steps.append(deferred)
     return steps
 
 
@@ -173,6 +188,7 @@ def rehearse(
         console=console,
         disable=not console.is_terminal,  # quiet when piped: one line per academy instead
     )
+    last_step = {step.academy: i for i, step in enumerate(steps)}  # an academy's steps may interleave
     with progress:
         task = progress.add_task("starting", total=len(steps))
         for i, step in enumerate(steps):
@@ -196,7 +212,7 @@ def rehearse(
                     progress.console.print(message, markup=False, highlight=False, style="red")
                 else:
                     echo(message, True)
-            last_of_academy = i + 1 == len(steps) or steps[i + 1].academy != step.academy
+            last_of_academy = i == last_step[step.academy]
             if last_of_academy and not console.is_terminal:
                 failed = sum(1 for o in outcomes if o.step.academy == step.academy and o.code != 0)
                 echo(f"{step.academy}: done" + (f" ({failed} steps failed)" if failed else ""), False)
