@@ -150,8 +150,8 @@ async def _follow(
             got.link = conn.relative(str(resp.body.get("@odata.deltaLink") or ""))
             return got
         url = conn.relative(nxt)
-        await budget.acquire(conn.tenant_id, 1)
-        resp = await conn.request("GET", url, counts_as_write=False)
+        async with budget.spend(conn.tenant_id, 1):
+            resp = await conn.request("GET", url, counts_as_write=False)
 
 
 @dataclass
