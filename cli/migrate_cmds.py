@@ -13,7 +13,9 @@ from cli.render import View, json_option
 from migrations import app as migrate
 from migrations.core.options import PlanOptions, RunOptions
 
-PHASE_HELP = "users, groups, memberships, identity (the three as one graph), files, permissions or domain"
+PHASE_HELP = (
+    "users, groups, memberships, identity (the three as one graph), files, permissions, teams or domain"
+)
 
 
 def _phase_names(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -24,7 +26,9 @@ def _phase_names(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     expanded: list[str] = []
     for v in values:
         if v == "all" and param.name == "phases":
-            expanded += [p for p in ("users", "groups", "memberships", "files", "permissions") if p in known]
+            expanded += [
+                p for p in ("users", "groups", "memberships", "files", "permissions", "teams") if p in known
+            ]
         elif v == "identity" and param.name == "phases":
             expanded += ["users", "groups", "memberships"]  # rolled back phase by phase, latest first
         elif v not in known:

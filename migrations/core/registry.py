@@ -22,10 +22,10 @@ from trust import Academy, Trust
 
 log = logging.getLogger("trustfold.phases")
 # Every phase that changes a tenant, in the order an academy goes through them: the one list of phase names.
-PHASES = ("users", "groups", "memberships", "files", "permissions", "domain")
+PHASES = ("users", "groups", "memberships", "files", "permissions", "teams", "domain")
 IDENTITY_PHASES = PHASES[:3]
 # What `rollback --phase all` undoes: everything but the domain cut-over, which is rolled back on its own.
-ROLLBACK_ALL = PHASES[:5]
+ROLLBACK_ALL = PHASES[:6]
 # Status rows as `status` and the report show them: discovery first, verification before the domain moves.
 PHASE_ORDER = ("discover", *ROLLBACK_ALL, "verify", "domain")
 
@@ -86,7 +86,7 @@ def register_phase(handler: PhaseHandler) -> None:
 
 
 # The packages that register phases when imported, in the order operators meet them.
-PHASE_PACKAGES = ("identity", "files", "permissions", "domain")
+PHASE_PACKAGES = ("identity", "files", "permissions", "teams", "domain")
 
 
 def load_phases() -> dict[str, PhaseHandler]:
