@@ -74,6 +74,13 @@ def _exit_on(problem: str | None) -> None:
 @click.option(
     "--propagate-deletes", is_flag=True, help="files: delete in the target what was deleted at source."
 )
+@click.option(
+    "--complete",
+    "complete_teams",
+    is_flag=True,
+    help="teams: the cut-over pass: import what is new, then complete migration mode on every channel "
+    "(Teams takes no more imports after it; a planning option).",
+)
 @pass_app
 def plan(
     app: AppContext,
@@ -83,10 +90,13 @@ def plan(
     limit: int,
     scan_age: int,
     propagate_deletes: bool,
+    complete_teams: bool,
 ) -> None:
     """Compute, store (numbered) and print the steps of PHASE for ACADEMY; `run` applies this plan. Changes
     nothing in any tenant."""
-    view.plan(migrate.plan(app, academy, phase, PlanOptions(scan_age, propagate_deletes)), limit)
+    view.plan(
+        migrate.plan(app, academy, phase, PlanOptions(scan_age, propagate_deletes, complete_teams)), limit
+    )
 
 
 @click.command()
@@ -126,6 +136,13 @@ def plan(
     "--propagate-deletes",
     is_flag=True,
     help="files, with --replan: delete in the target what was deleted at source (a planning option).",
+)
+@click.option(
+    "--complete",
+    "complete_teams",
+    is_flag=True,
+    help="teams: the cut-over pass: import what is new, then complete migration mode on every channel "
+    "(Teams takes no more imports after it; with --replan, or as the reviewed plan was made).",
 )
 @click.option(
     "--plan",
@@ -191,6 +208,7 @@ def _run_options(
     scan_age: int,
     sharepoint_budget: str,
     propagate_deletes: bool,
+    complete_teams: bool,
     dns_wait: int,
     removal_wait: int,
     plan_number: int | None,
@@ -203,7 +221,7 @@ def _run_options(
     """`run`'s options as the application layer takes them (each checked as an argument first)."""
     _check_run_options(write_budget, sharepoint_budget, replan, plan_number)
     return RunOptions(
-        PlanOptions(scan_age, propagate_deletes),
+        PlanOptions(scan_age, propagate_deletes, complete_teams),
         dry_run=dry_run,
         replan=replan,
         plan_number=plan_number,

@@ -183,7 +183,19 @@ def plan_teams(
             continue
         shown = str(json.loads(row["data"] or "{}").get("target_display_name") or team.display_name)
         settings = dict(team.settings)
-        if team.is_class:
+        if team.is_class and group_key(sid) in groups_done:
+            # Made as a plain group before discovery knew it was a class (an older store): a team goes on it,
+            # but not a class team; rolling back that group and running groups and teams again makes one.
+            findings.append(
+                (
+                    "class-as-standard",
+                    sid,
+                    shown,
+                    "the groups phase made this class as a plain group, which cannot take the educationClass "
+                    "template: carried as a standard team (roll back its group to carry it as a class)",
+                )
+            )
+        if team.is_class and group_key(sid) not in groups_done:
             owners_src, members_src = rosters.get(sid, ([], []))
             owners = sorted({i for i in (people.get(o) for o in owners_src) if i})
             members = sorted({i for i in (people.get(m) for m in members_src) if i} - set(owners))
