@@ -25,12 +25,14 @@ from sandbox.batch import batch
 from sandbox.conditional_access import conditional_access_routes
 from sandbox.directory_api import directory_routes
 from sandbox.domains_api import domain_routes
+from sandbox.education_api import education_routes
 from sandbox.errors import graph_error
 from sandbox.local_only import LocalOnly
 from sandbox.migration_api import migration_routes
 from sandbox.permissions_api import permission_routes
 from sandbox.pipeline import GraphPipeline, issue_token
 from sandbox.settings import Settings
+from sandbox.teams_api import teams_routes
 from sandbox.tenancy import audience_for, ensure_application, tenancy_routes, token_roles
 from sandbox.world import World, write_atomic
 
@@ -205,6 +207,8 @@ def create_app(world: World, settings: Settings | None = None) -> Starlette:
         *permission_routes(),  # before the drive routes, whose catch-all path would take them
         *_drive_routes(world),
         *domain_routes(),  # before directory_routes: these answer /domains
+        *teams_routes(),  # before directory_routes: /groups/{id}/team (sandbox/teams_api.py)
+        *education_routes(),
         *directory_routes(),
         *conditional_access_routes(),
         *tenancy_routes(),

@@ -548,6 +548,10 @@ def generate_world_tenants(trust: Any, size: int = DEFAULT_SIZE, seed: int = 1) 
             generator_files.seed_files(
                 state, academy, users, random.Random(f"{seed}:{academy.code}:files"), size
             )
+        # Class and staff teams on the groups above (sandbox/generator_teams.py), after the files.
+        from sandbox.generator_teams import seed_teams
+
+        seed_teams(state, random.Random(f"{seed}:{academy.code}:teams"))
         tenants[state.id] = state
     if generator_files is not None and hasattr(generator_files, "seed_target_files"):
         generator_files.seed_target_files(target, trust, random.Random(f"{seed}:trust:files"))

@@ -45,6 +45,14 @@ DEFAULT_GROUP_LICENSING_DELAY_S = 2.0
 # rehearsal waits for it, settable up to Microsoft's 24 hours.
 DEFAULT_DOMAIN_REMOVAL_S = 5.0
 MAX_DOMAIN_REMOVAL_S = 86_400.0
+# Teams (learn.microsoft.com/graph/throttling-limits, "Microsoft Teams service limits"): requests per app per
+# team or channel, team creations per app per tenant, message imports per app per channel. A new group answers
+# 404 to team creation for a while (team-put-teams: up to 15 minutes); POST /teams finishes asynchronously.
+TEAMS_PER_TEAM = (4, 1.0)
+TEAMS_CREATE = (10, 1.0)
+TEAMS_IMPORT = (5, 1.0)
+DEFAULT_TEAMS_GROUP_DELAY_S = 2.0
+DEFAULT_TEAMS_OPERATION_S = 1.0
 MIN_SIZE = 20
 MAX_SIZE = 50_000
 
@@ -150,6 +158,14 @@ class Settings:
     size: int = DEFAULT_SIZE
     # Licence seats (prepaidUnits.enabled) set over the generated ones: (tenant id or "*", SKU, units).
     seats: tuple[tuple[str, str, int], ...] = ()
+    # Teams (sandbox/teams_api.py): limits, the new-group delay, POST /teams' async time, and whether every
+    # app counts as approved for protected Teams APIs (Microsoft approves apps one by one: default no).
+    teams_per_team: Budget = Budget(*TEAMS_PER_TEAM)
+    teams_create: Budget = Budget(*TEAMS_CREATE)
+    teams_import: Budget = Budget(*TEAMS_IMPORT)
+    teams_group_delay_s: float = DEFAULT_TEAMS_GROUP_DELAY_S
+    teams_operation_s: float = DEFAULT_TEAMS_OPERATION_S
+    teams_protected_api_approved: bool = False
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
@@ -173,6 +189,12 @@ class Settings:
             "seed": self.seed,
             "size": self.size,
             "seats": [f"{t}:{sku}={n}" for t, sku, n in self.seats],
+            "teams_per_team": str(self.teams_per_team),
+            "teams_create": str(self.teams_create),
+            "teams_import": str(self.teams_import),
+            "teams_group_delay_s": self.teams_group_delay_s,
+            "teams_operation_s": self.teams_operation_s,
+            "teams_protected_api_approved": self.teams_protected_api_approved,
         }
 
 

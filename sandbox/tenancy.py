@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from sandbox.errors import graph_error
 from sandbox.schema import EXTENSION_RE
+from sandbox.teams_roles import TEAMS_RULES
 from sandbox.world import TenantState, World
 
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
@@ -84,6 +85,7 @@ def _rule(methods: str, path: str, roles: tuple[str, ...], page: str) -> RouteRo
 _GET, _WRITE = "GET", "POST PATCH PUT DELETE"
 # First match wins; the application row of each page's permissions table (least and higher privileged).
 ROUTE_ROLES: tuple[RouteRoles, ...] = (
+    *(_rule(*row) for row in TEAMS_RULES),  # Teams and education (sandbox/teams_roles.py)
     # Sharing routes sit under the drive routes: their rows come first.
     _rule(_GET, _DRIVE_ROOTS + _ITEM_PERMS, _READ_SHARING, "driveitem-list-permissions"),
     _rule(

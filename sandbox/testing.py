@@ -38,7 +38,16 @@ class SandboxURL(str):
 def build_settings(**overrides: Any) -> Settings:
     """Settings from keyword arguments; budget and fault strings are parsed as the CLI parses them."""
     values = dict(overrides)
-    for key in ("write_budget", "identity_ru", "sharepoint_ru", "tenant_write_budget", "sharing_api"):
+    for key in (
+        "write_budget",
+        "identity_ru",
+        "sharepoint_ru",
+        "tenant_write_budget",
+        "sharing_api",
+        "teams_per_team",
+        "teams_create",
+        "teams_import",
+    ):
         if isinstance(values.get(key), str):
             values[key] = parse_budget(values[key], key.replace("_", " "))
     if isinstance(values.get("seats"), str):

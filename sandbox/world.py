@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.settings import Settings
+from sandbox.teams_state import TeamsStore
 from sandbox.throttle import Throttle
 
 STATE_VERSION = 1
@@ -86,6 +87,8 @@ class TenantState:
     licensing_delay_s: float = 0.0
     # Conditional access policies (sandbox/conditional_access.py), as Graph returns them.
     ca_policies: list[dict[str, Any]] = field(default_factory=list)
+    # Teams, channels, messages and education classes (sandbox/teams_state.py); None until first used.
+    teams: Any = None
 
     def __post_init__(self) -> None:
         if self.drives is None:
@@ -183,6 +186,7 @@ class TenantState:
             "licence_due": self.licence_due,
             "licence_groups_due": self.licence_groups_due,
             "ca_policies": self.ca_policies,
+            "teams": self.teams.to_state() if self.teams is not None else None,
         }
 
     @classmethod
@@ -213,6 +217,7 @@ class TenantState:
             licence_due={k: float(v) for k, v in (d.get("licence_due") or {}).items()},
             licence_groups_due={k: float(v) for k, v in (d.get("licence_groups_due") or {}).items()},
             ca_policies=list(d.get("ca_policies") or []),
+            teams=TeamsStore.from_state(d["teams"]) if d.get("teams") else None,
         )
         for u in t.users.values():
             t.index_user(u)
@@ -240,6 +245,7 @@ class TenantState:
                 for _, v in sorted(self.deleted.items())
             ],
             "drives": self.drives.snapshot(),
+            **({"teams": self.teams.snapshot()} if self.teams is not None else {}),
         }
 
 
