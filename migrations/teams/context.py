@@ -19,8 +19,9 @@ def millis(stamp: str) -> str:
 
 
 class TeamsContext:
-    def __init__(self, target: Any, ids: dict[str, str] | None = None):
+    def __init__(self, target: Any, ids: dict[str, str] | None = None, *, purge: bool = False):
         self.target = target
+        self.purge = purge  # rollback --purge: a deleted class's group is purged from deletedItems too
         self.ids: dict[str, str] = dict(ids or {})
         self._seen: dict[str, dict[tuple[str, str], str]] = {}
 

@@ -192,7 +192,9 @@ class TeamsPhase:
             tid = h.done.target_id if h.done else None
             resp = await target.request("GET", f"/teams/{tid}", params={"$select": "id,displayName"})
             if not resp.ok:
-                differences.append({"object": key, "difference": f"team missing ({resp.status})"})
+                differences.append(
+                    {"kind": "team", "object": key, "message": f"team missing ({resp.status})"}
+                )
         messages: dict[str, dict[tuple[str, str], str]] = {}
         for key, h in sorted(done.items()):
             if h.op in ("create-channel", "general-channel"):
@@ -204,7 +206,9 @@ class TeamsPhase:
                     "GET", f"/teams/{tid}/channels/{h.done.target_id if h.done else ''}"
                 )
                 if not resp.ok:
-                    differences.append({"object": key, "difference": f"channel missing ({resp.status})"})
+                    differences.append(
+                        {"kind": "channel", "object": key, "message": f"channel missing ({resp.status})"}
+                    )
         for key, h in sorted(done.items()):
             if h.op != "import-message" or not h.done:
                 continue
@@ -232,7 +236,7 @@ class TeamsPhase:
     async def rollback(self, env: PhaseEnv, steps: list[Any], *, purge: bool) -> PhaseRun:
         code = env.academy.code
         async with phase_run(env.store, code, PHASE, "rollback", env.operator, planned=len(steps)) as run:
-            ctx = TeamsContext(self._target(env), _ids(env))
+            ctx = TeamsContext(self._target(env), _ids(env), purge=purge)
             await carry_out(env.store, code, run.run_id, steps, ctx, TeamsRules(), result=run.tally)
         return run.outcome(run.tally.failures, run.tally.kept_notes())
 

@@ -28,7 +28,7 @@ from migrations.core.steps import Step
 from migrations.core.store import StateStore, dumps, now
 from migrations.teams.context import millis
 from migrations.teams.source import SourceChannel, SourceTeam
-from migrations.teams.steps import PHASE
+from migrations.teams.steps import PHASE, TEMPLATES
 from trust import Academy
 
 # What a class team holds that Graph gives no way to carry, and what the teacher does about it.
@@ -217,26 +217,26 @@ def plan_teams(
                     },
                 )
             )
-            roster_keys = []
-            chunks: list[tuple[list[str], list[str]]] = [(o, []) for o in _chunks(owners)] + [
-                ([], m) for m in _chunks(members)
-            ]
-            for i, (chunk_o, chunk_m) in enumerate(chunks):
-                key = f"roster:{sid}:{i}"
-                roster_keys.append(key)
-                roster = {
-                    "team_key": tkey,
-                    "display_name": shown,
-                    "owner_ids": chunk_o,
-                    "member_ids": chunk_m,
-                }
-                add(Step(key, "add-class-roster", roster, after=(tkey,)))
+            teacher_keys = []
+            for role, ids in (("teacher", owners), ("pupil", members)):
+                for uid in ids:
+                    key = f"{role}:{sid}:{uid}"
+                    person = {"team_key": tkey, "display_name": shown, "role": role, "user_id": uid}
+                    add(Step(key, "add-class-person", person, after=(tkey,)))
+                    if role == "teacher":
+                        teacher_keys.append(key)
             add(
                 Step(
                     team_step(sid),
                     "create-class-team",
-                    {"group_key": tkey, "team_key": tkey, "display_name": shown, "settings": settings},
-                    after=(tkey, *roster_keys),
+                    {
+                        "group_key": tkey,
+                        "team_key": tkey,
+                        "display_name": shown,
+                        "settings": settings,
+                        "template": "educationClass",
+                    },
+                    after=(tkey, *teacher_keys),
                 )
             )
             for kind, message in CLASS_NOT_CARRIED:
@@ -252,7 +252,13 @@ def plan_teams(
                 Step(
                     team_step(sid),
                     "create-team",
-                    {"group_key": gk, "team_key": gk, "display_name": shown, "settings": settings},
+                    {
+                        "group_key": gk,
+                        "team_key": gk,
+                        "display_name": shown,
+                        "settings": settings,
+                        "template": team.specialization if team.specialization in TEMPLATES else None,
+                    },
                 )
             )
             owner_id = None
@@ -291,11 +297,6 @@ def plan_teams(
                 continue
             _plan_history(code, sid, tkey, shown, channel, people, owner_id, done, add, findings, complete)
     return Plan(code, PHASE, steps, notes, already), findings
-
-
-def _chunks(ids: list[str]) -> list[list[str]]:
-    """Graph binds at most 20 directory objects in one request."""
-    return [ids[i : i + 20] for i in range(0, len(ids), 20)]
 
 
 def _channel_owner(team: SourceTeam, people: People) -> str | None:

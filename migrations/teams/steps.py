@@ -5,10 +5,10 @@ Shapes (learn.microsoft.com/graph/api/...):
 - create-team: team-put-teams, `PUT /groups/{id}/team` (201). A group made minutes ago may answer 404 for a
   while ("retry the call three times with a 10-second delay"): the runner sends a step answered 404 again,
   reconciling by `GET /groups/{id}/team` in between, at most MAX_SENDS times.
-- create-class / add-class-roster / create-class-team: educationclass-post (`POST /education/classes`, the
-  class's own Microsoft 365 group with the class properties Teams needs), group owners and members (teachers
-  are owners), team-post with `template@odata.bind` teamsTemplates('educationClass') and `group@odata.bind`
-  (202, provisioned asynchronously).
+- create-class / add-class-person / create-class-team: educationclass-post (`POST /education/classes`, the
+  class's own Microsoft 365 group with the class properties Teams needs), educationclass-post-teachers and
+  -members (a teacher becomes an owner of the class's group), team-post with `template@odata.bind`
+  teamsTemplates('educationClass') and `group@odata.bind` (202, provisioned asynchronously).
 - create-channel: channel-post (`membershipType` standard / private / shared; a private or shared channel
   made with application permissions names its owner in `members`). General is the team's primaryChannel.
 - start-migration / import-message / complete-migration: channel-startmigration (204), "Import third-party
@@ -65,26 +65,44 @@ def _team_of(step: Step, ctx: TeamsContext) -> str | None:
     return ctx.target_id(step.args["team_key"])
 
 
+# The education templates a team can be made from besides a class's (team-post "Create a team from group"
+# with `group@odata.bind`); a team of any other kind is put on its group as a standard team.
+TEMPLATES = ("educationStaff", "educationProfessionalLearningCommunity")
+
+
 class CreateTeam(_Op):
-    """A team on the group the groups phase made. Its undo leaves it: a team goes with its group (there is
-    no Graph call that takes a team off a group), which the groups phase's rollback deletes."""
+    """A team on the group the groups phase made: `PUT /groups/{id}/team`, or, for a staff or professional
+    learning community team, `POST /teams` with its template and the group bound. Its undo leaves it: a
+    team goes with its group (no Graph call takes a team off a group), which the groups phase's rollback
+    deletes."""
 
     name = "create-team"
     reversible = False
 
     def describe(self, step: Step) -> str:
-        return f"make '{terminal_text(step.args['display_name'])}' a team (PUT /groups/{{id}}/team)"
+        template = step.args.get("template")
+        how = f"from the {template} template" if template else "(PUT /groups/{id}/team)"
+        return f"make '{terminal_text(step.args['display_name'])}' a team {how}"
 
     def request(self, step: Step, ctx: TeamsContext) -> BatchItem:
         gid = ctx.target_id(step.args["group_key"])
-        return BatchItem("PUT", f"/groups/{gid}/team", dict(step.args.get("settings") or {}))
+        settings = dict(step.args.get("settings") or {})
+        template = step.args.get("template")
+        if template:
+            body = {
+                "template@odata.bind": f"{BIND_ROOT}/teamsTemplates('{template}')",
+                "group@odata.bind": f"{BIND_ROOT}/groups('{gid}')",
+                **settings,
+            }
+            return BatchItem("POST", "/teams", body)
+        return BatchItem("PUT", f"/groups/{gid}/team", settings)
 
     def outcome(self, step: Step, resp: GraphResponse, ctx: TeamsContext) -> Outcome | None:
-        if resp.status in (200, 201):
+        # 202: POST /teams provisions asynchronously; channel steps that meet the team not yet ready (404)
+        # are sent again by the runner.
+        if resp.status in (200, 201, 202):
             return Outcome("done", ctx.target_id(step.args["group_key"]), {})
-        if resp.status == 409:
-            return None  # already a team (a lost answer): reconcile reads it
-        return None
+        return None  # 409 (already a team: a lost answer) and the new-group 404: reconcile, then send again
 
     async def reconcile(self, step: Step, ctx: TeamsContext) -> Outcome | None:
         gid = ctx.target_id(step.args["group_key"])
@@ -114,7 +132,6 @@ class CreateClass(_Op):
             "description": a.get("description") or a["display_name"],
             "externalId": a["marker"],
             "externalName": a["display_name"],
-            "externalSource": "sis",
         }
         return BatchItem("POST", "/education/classes", body)
 
@@ -145,50 +162,48 @@ class CreateClass(_Op):
             if target is None:
                 return Outcome("undone", None, {}, "the interrupted run had not created it")
             found(target)
-        resp = await ctx.target.request("DELETE", f"/education/classes/{target}")
-        if resp.ok or resp.status == 404:
-            return Outcome("undone", target, {}, "already gone" if resp.status == 404 else "")
-        return Outcome("failed", target, {}, f"{resp.status} {resp.error_message}")
+        # A class is its Microsoft 365 group: deleting the group deletes the class and its team with it.
+        resp = await ctx.target.request("DELETE", f"/groups/{target}")
+        if not (resp.ok or resp.status == 404):
+            return Outcome("failed", target, {}, f"{resp.status} {resp.error_message}")
+        if ctx.purge:
+            # Only once the purge is known to have worked is the step undone; else the next rollback retries.
+            gone = await ctx.target.request("DELETE", f"/directory/deletedItems/{target}")
+            if not (gone.ok or gone.status == 404):
+                return Outcome("failed", target, {"deleted": True}, f"purge failed: {gone.status}")
+        return Outcome("undone", target, {"purged": ctx.purge}, "already gone" if resp.status == 404 else "")
 
 
-class AddClassRoster(_Op):
-    """Teachers (group owners, also members: Teams needs both) and pupils of a class, up to 20 a request.
-    Undo: nothing of its own; the class's delete takes them with it."""
+class AddClassPerson(_Op):
+    """A teacher or pupil of a class (educationclass-post-teachers / -members: a teacher becomes an owner of
+    the class's group). One person a request, so these go in `$batch`es of 20. Undo: nothing of its own; the
+    class's delete takes its people with it."""
 
-    name = "add-class-roster"
+    name = "add-class-person"
+    batchable = True
     reversible = False
 
     def describe(self, step: Step) -> str:
         a = step.args
-        return (
-            f"add {len(a['owner_ids'])} teacher(s) and {len(a['member_ids'])} pupil(s) to class "
-            f"'{terminal_text(a['display_name'])}'"
-        )
+        return f"add {a['role']} {a['user_id']} to class '{terminal_text(a['display_name'])}'"
+
+    def _kind(self, step: Step) -> str:
+        return "teachers" if step.args["role"] == "teacher" else "members"
 
     def request(self, step: Step, ctx: TeamsContext) -> BatchItem:
-        a = step.args
-        gid = _team_of(step, ctx)
-        body: dict[str, Any] = {}
-        if a["owner_ids"]:
-            body["owners@odata.bind"] = [f"{BIND_ROOT}/users/{u}" for u in a["owner_ids"]]
-        people = sorted(set(a["owner_ids"]) | set(a["member_ids"]))
-        if people:
-            body["members@odata.bind"] = [f"{BIND_ROOT}/directoryObjects/{u}" for u in people]
-        return BatchItem("PATCH", f"/groups/{gid}", body)
+        cid = _team_of(step, ctx)
+        ref = {"@odata.id": f"{BIND_ROOT}/education/users/{step.args['user_id']}"}
+        return BatchItem("POST", f"/education/classes/{cid}/{self._kind(step)}/$ref", ref)
 
     def outcome(self, step: Step, resp: GraphResponse, ctx: TeamsContext) -> Outcome | None:
-        return Outcome("done", _team_of(step, ctx), {}) if resp.ok else None
+        return Outcome("done", _team_of(step, ctx), {}) if resp.ok else None  # "already exist": reconcile
 
     async def reconcile(self, step: Step, ctx: TeamsContext) -> Outcome | None:
-        gid = _team_of(step, ctx)
-        if not gid:
+        cid = _team_of(step, ctx)
+        if not cid:
             return None
-        owners = {o["id"] async for o in ctx.target.pages(f"/groups/{gid}/owners", {"$select": "id"})}
-        members = {o["id"] async for o in ctx.target.pages(f"/groups/{gid}/members", {"$select": "id"})}
-        a = step.args
-        if set(a["owner_ids"]) <= owners and set(a["member_ids"]) <= members:
-            return Outcome("done", gid, {"reconciled": True})
-        return None
+        people = {p["id"] async for p in ctx.target.pages(f"/education/classes/{cid}/{self._kind(step)}")}
+        return Outcome("done", cid, {"reconciled": True}) if step.args["user_id"] in people else None
 
 
 class CreateClassTeam(CreateTeam):
@@ -201,20 +216,6 @@ class CreateClassTeam(CreateTeam):
         return (
             f"make class '{terminal_text(step.args['display_name'])}' a class team (educationClass template)"
         )
-
-    def request(self, step: Step, ctx: TeamsContext) -> BatchItem:
-        gid = ctx.target_id(step.args["group_key"])
-        body = {
-            "template@odata.bind": f"{BIND_ROOT}/teamsTemplates('educationClass')",
-            "group@odata.bind": f"{BIND_ROOT}/groups('{gid}')",
-            **dict(step.args.get("settings") or {}),
-        }
-        return BatchItem("POST", "/teams", body)
-
-    def outcome(self, step: Step, resp: GraphResponse, ctx: TeamsContext) -> Outcome | None:
-        if resp.status in (201, 202):
-            return Outcome("done", ctx.target_id(step.args["group_key"]), {})
-        return None
 
     def describe_undo(self, step: UndoStep) -> str:
         return f"class team '{step.args.get('display_name')}': goes with its class"
@@ -419,7 +420,7 @@ class CompleteMigration(_Op):
 for _op in (
     CreateTeam(),
     CreateClass(),
-    AddClassRoster(),
+    AddClassPerson(),
     CreateClassTeam(),
     CreateChannel(),
     GeneralChannel(),
