@@ -91,16 +91,18 @@ class TeamsWindow:
         if not names:
             return 0.0
         waited = 0.0
-        async with self._lock:
-            while True:
+        while True:
+            # Decided and stamped under the lock; slept outside it, so a request waiting for one team's
+            # window never holds up another team's.
+            async with self._lock:
                 now = self._clock()
                 delay = self._delay(names, now)
                 if delay <= 0:
                     for name, limit in names:
                         self._key(name, limit).sent.append(now)
                     break
-                waited += delay
-                await self._sleep(delay)
+            waited += delay
+            await self._sleep(delay)
         self.waited += waited
         return waited
 
@@ -127,6 +129,10 @@ class WindowedConnection:
 
     async def request(self, method: str, path: str, **kwargs: Any) -> Any:
         rel = self._conn.relative(path) if hasattr(self._conn, "relative") else path
+        if keys_of(method, rel):
+            # Teams' own limits govern it (this window), not the directory's write budget: spending that
+            # budget on channel messages would slow the run to the directory's pace for nothing.
+            kwargs.setdefault("counts_as_write", False)
         await self.window.reserve(method, rel)
         resp = await self._conn.request(method, path, **kwargs)
         self.window.settle(method, rel, resp.status, resp.retry_after())

@@ -59,3 +59,26 @@ def test_a_429_closes_the_window_for_its_retry_after() -> None:
 
     asyncio.run(go())
     assert window.throttled == 1
+
+
+def test_a_request_waiting_for_one_team_does_not_hold_up_another() -> None:
+    clock = Clock()
+    gate = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        clock.slept.append(seconds)
+        await gate.wait()  # the waiting request stays asleep until the other team's request is through
+        clock.now += seconds
+
+    window = TeamsWindow(clock=clock, sleep=sleep)
+
+    async def go() -> None:
+        for _ in range(4):
+            await window.reserve("GET", "/teams/t1/channels")
+        waiting = asyncio.create_task(window.reserve("GET", "/teams/t1/channels"))
+        await asyncio.sleep(0)
+        assert await asyncio.wait_for(window.reserve("GET", "/teams/t2/channels"), 1) == 0
+        gate.set()
+        assert await waiting >= 1.0
+
+    asyncio.run(go())
