@@ -19,6 +19,7 @@ from migrations.core.registry import PHASE_ORDER, ROLLBACK_ALL
 from migrations.core.store import now
 from migrations.reporting.accounts import accounts_summary
 from migrations.reporting.sharing import sharing_summary
+from migrations.reporting.teams import teams_summary
 from migrations.reporting.verification import verification_kinds
 
 if TYPE_CHECKING:
@@ -74,6 +75,8 @@ class AcademyReport:
     verification: list[dict[str, Any]] = field(default_factory=list)
     # Sharing carried / not carried and why (migrations/reporting/sharing.py); {} before the phase plans.
     sharing: dict[str, Any] = field(default_factory=dict)
+    # Teams, channels, messages carried and what was not (migrations/reporting/teams.py); {} before the phase.
+    teams: dict[str, Any] = field(default_factory=dict)
     # Guarded matches, disabled accounts carried, guests listed (reporting/accounts.py); {} if none.
     accounts: dict[str, Any] = field(default_factory=dict)
     rollback_available: bool = False
@@ -309,6 +312,8 @@ def build_report(store: StateStore, trust: Trust | None = None, academy: str | N
         findings = [f for f in discover.get("findings", []) if isinstance(f, dict)]
         sharing = sharing_summary(store, code)
         findings += sharing.get("findings", [])
+        teams = teams_summary(store, code)
+        findings += teams.get("findings", [])
         verify_row = statuses.get((code, "verify"))
         started = [p.started_at for p in phases if p.started_at]
         finished = [p.finished_at for p in phases if p.finished_at]
@@ -323,6 +328,7 @@ def build_report(store: StateStore, trust: Trust | None = None, academy: str | N
             verify=verify_row["detail"] if verify_row else None,
             verification=verification_kinds(verify_row["detail"] if verify_row else None),
             sharing={k: v for k, v in sharing.items() if k != "findings"},
+            teams={k: v for k, v in teams.items() if k != "findings"},
             accounts=accounts_summary(store, code),
             rollback_available=any(p.rollback_available for p in phases),
             started_at=min(started) if started else None,

@@ -44,6 +44,7 @@ VERIFIED = {
     "identity": "users, licences, groups and members",
     "files": "files copied, by size and hash",
     "permissions": "sharing on the copied items",
+    "teams": "teams, channels and imported messages",
     "domain": "the domain and the new sign-in names",
 }
 
@@ -215,6 +216,18 @@ def render_md(report: Report) -> str:
                 "| --- | ---: | --- |",
             ]
             for x in a.sharing["not_carried"]:
+                lines.append(f"| {_md_cell(x['kind'])} | {x['count']} | {_md_cell(x['why'])} |")
+            lines.append("")
+        if a.teams:
+            t = a.teams
+            lines += [
+                f"Teams carried: {t['teams']} ({t['class_teams']} class teams), {t['channels']} channels, "
+                f"{t['messages']} messages; migration completed on {t['completed']} channels.",
+                "",
+                "| not carried | count | why |",
+                "| --- | ---: | --- |",
+            ]
+            for x in t["not_carried"]:
                 lines.append(f"| {_md_cell(x['kind'])} | {x['count']} | {_md_cell(x['why'])} |")
             lines.append("")
         if a.accounts:

@@ -94,6 +94,19 @@ def test_verify_is_clean(migrated: World) -> None:
     assert result["teams"]["checked"] > 0
 
 
+def test_the_report_shows_teams_and_what_was_not_carried(migrated: World) -> None:
+    import json
+
+    report = json.loads(migrated.cli("report", ACADEMY, "--format", "json", "--out", "-").stdout)
+    teams = report["academies"][0]["teams"]
+    assert teams["teams"] == 15 and teams["class_teams"] == 14
+    assert teams["messages"] > 0 and teams["completed"] == 0
+    kinds = {x["kind"] for x in teams["not_carried"]}
+    assert {"assignments", "class-notebook", "planner"} <= kinds
+    html = migrated.cli("report", ACADEMY, "--format", "html", "--out", "-").stdout
+    assert 'data-field="class-teams">14<' in html
+
+
 def test_the_cut_over_pass_completes_every_channel_and_later_posts_are_findings(migrated: World) -> None:
     out = migrated.run("--complete")
     assert out["status"] == "succeeded", out
