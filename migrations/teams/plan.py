@@ -163,6 +163,12 @@ def plan_teams(
         )
     }
     people = People(store, code)
+    group_owners: dict[str, list[str]] = defaultdict(list)
+    for r in store.rows(
+        "SELECT data FROM inventory WHERE academy = ? AND kind = 'owner' AND removed = 0", (code,)
+    ):
+        o = json.loads(r["data"])
+        group_owners[str(o["group_id"])].append(str(o["owner_id"]))
     steps: list[Step] = []
     notes: list[str] = []
     findings: list[tuple[str, str, str, str]] = []
@@ -281,7 +287,7 @@ def plan_teams(
             else:
                 args["description"] = channel.description
                 if channel.kind in ("private", "shared"):
-                    args["owner_id"] = owner_id or _channel_owner(team, people)
+                    args["owner_id"] = _channel_owner(channel, group_owners.get(sid, []), people) or owner_id
                 add(Step(ckey, "create-channel", args, after=(team_step(sid),)))
             if not channel.readable:
                 findings.append(
@@ -299,12 +305,12 @@ def plan_teams(
     return Plan(code, PHASE, steps, notes, already), findings
 
 
-def _channel_owner(team: SourceTeam, people: People) -> str | None:
-    for channel in team.channels:
-        for m in channel.messages:
-            mapped = people.get(m.author_id)
-            if mapped:
-                return mapped
+def _channel_owner(channel: SourceChannel, team_owners: list[str], people: People) -> str | None:
+    """The copy's owner: the first of the channel's own owners in the trust, else of the team's owners."""
+    for source_id in [*channel.owners, *sorted(team_owners)]:
+        mapped = people.get(source_id)
+        if mapped:
+            return mapped
     return None
 
 

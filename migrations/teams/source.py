@@ -42,6 +42,7 @@ class SourceChannel:
     messages: list[SourceMessage] = field(default_factory=list)
     readable: bool = True  # False: the protected-API read was refused (403)
     refusal: str = ""
+    owners: list[str] = field(default_factory=list)  # a private or shared channel's owners (source user ids)
 
 
 @dataclass
@@ -125,6 +126,11 @@ async def read_team(conn: TenantConnection, group_id: str) -> SourceTeam | None:
             general=c["id"] == general_id or c.get("displayName") == "General",
         )
         team.channels.append(channel)
+        if channel.kind in ("private", "shared"):
+            # channel-list-members: its owners; one owns the copy (an app-made private channel needs one).
+            async for m in conn.pages(f"/teams/{group_id}/channels/{channel.id}/members"):
+                if "owner" in (m.get("roles") or []) and m.get("userId"):
+                    channel.owners.append(str(m["userId"]))
         await read_messages(conn, group_id, channel)
         tabs = await conn.request("GET", f"/teams/{group_id}/channels/{channel.id}/tabs")
         if tabs.ok:

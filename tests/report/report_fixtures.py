@@ -172,6 +172,8 @@ def fill(store: StateStore) -> None:
     )
     # The permissions phase ran after files (oakwood shares nothing: it adds no counts).
     store.set_phase_status("oakwood", "permissions", "done", {"counts": {"planned": 0}})
+    # And the teams phase (oakwood has no teams: nothing to carry).
+    store.set_phase_status("oakwood", "teams", "done", {"counts": {"planned": 0}})
     add_run(store, "oakwood", "verify", kind="verify", start=72, length=2, counts={"requests": 30})
     store.set_phase_status(
         "oakwood",
