@@ -21,6 +21,7 @@ import json
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from migrations.core.journal import Journal
 from migrations.core.plan import Plan
@@ -28,7 +29,7 @@ from migrations.core.steps import Step
 from migrations.core.store import StateStore, dumps, now
 from migrations.teams.context import millis
 from migrations.teams.source import SourceChannel, SourceTeam
-from migrations.teams.steps import PHASE, TEMPLATES
+from migrations.teams.steps import PHASE, TEMPLATES, WEB_TAB
 from trust import Academy
 
 # What a class team holds that Graph gives no way to carry, and what the teacher does about it.
@@ -289,6 +290,7 @@ def plan_teams(
                 if channel.kind in ("private", "shared"):
                     args["owner_id"] = _channel_owner(channel, group_owners.get(sid, []), people) or owner_id
                 add(Step(ckey, "create-channel", args, after=(team_step(sid),)))
+            _plan_tabs(sid, tkey, shown, channel, add, findings)
             if not channel.readable:
                 findings.append(
                     (
@@ -303,6 +305,46 @@ def plan_teams(
                 continue
             _plan_history(code, sid, tkey, shown, channel, people, owner_id, done, add, findings, complete)
     return Plan(code, PHASE, steps, notes, already), findings
+
+
+def _plan_tabs(
+    sid: str,
+    tkey: str,
+    shown: str,
+    channel: SourceChannel,
+    add: Any,
+    findings: list[tuple[str, str, str, str]],
+) -> None:
+    """Website tabs to the open web are carried as they are; a tab on a file, or on the legacy tenant's own
+    SharePoint, would point back into the tenant being closed: a finding until channel files are carried."""
+    ckey = f"channel:{sid}:{channel.id}"
+    where = f"{shown} / {channel.name}"
+    for tab in channel.tabs:
+        urls = [str(tab["config"].get(k) or "") for k in ("contentUrl", "websiteUrl")]
+        legacy = any(
+            urlsplit(u).hostname and str(urlsplit(u).hostname).endswith(".sharepoint.com") for u in urls
+        )
+        if tab["app"] != WEB_TAB or legacy:
+            findings.append(
+                (
+                    "tab",
+                    f"{sid}:{channel.id}:{tab['id']}",
+                    where,
+                    f"tab '{tab['name']}' points at legacy content (a file or the legacy SharePoint): not "
+                    "carried; add it again once its files are in the trust",
+                )
+            )
+            continue
+        args = {
+            "team_key": tkey,
+            "channel_key": ckey,
+            "channel_name": where,
+            "name": tab["name"],
+            "app": tab["app"],
+            "content_url": tab["config"].get("contentUrl"),
+            "website_url": tab["config"].get("websiteUrl"),
+        }
+        add(Step(f"tab:{sid}:{channel.id}:{tab['id']}", "create-tab", args, after=(ckey,)))
 
 
 def _channel_owner(channel: SourceChannel, team_owners: list[str], people: People) -> str | None:

@@ -43,6 +43,7 @@ class SourceChannel:
     readable: bool = True  # False: the protected-API read was refused (403)
     refusal: str = ""
     owners: list[str] = field(default_factory=list)  # a private or shared channel's owners (source user ids)
+    tabs: list[dict[str, Any]] = field(default_factory=list)  # {id, name, app, config}
 
 
 @dataclass
@@ -53,7 +54,6 @@ class SourceTeam:
     specialization: str
     settings: dict[str, Any]
     channels: list[SourceChannel] = field(default_factory=list)
-    tabs: int = 0
     apps: list[str] = field(default_factory=list)
 
     @property
@@ -132,9 +132,18 @@ async def read_team(conn: TenantConnection, group_id: str) -> SourceTeam | None:
                 if "owner" in (m.get("roles") or []) and m.get("userId"):
                     channel.owners.append(str(m["userId"]))
         await read_messages(conn, group_id, channel)
-        tabs = await conn.request("GET", f"/teams/{group_id}/channels/{channel.id}/tabs")
-        if tabs.ok:
-            team.tabs += len((tabs.body or {}).get("value", []))
+        tabs = await conn.request(
+            "GET", f"/teams/{group_id}/channels/{channel.id}/tabs", params={"$expand": "teamsApp"}
+        )
+        for tab in (tabs.body or {}).get("value", []) if tabs.ok else []:
+            channel.tabs.append(
+                {
+                    "id": str(tab["id"]),
+                    "name": str(tab.get("displayName") or ""),
+                    "app": str((tab.get("teamsApp") or {}).get("id") or ""),
+                    "config": dict(tab.get("configuration") or {}),
+                }
+            )
     apps = await conn.request(
         "GET", f"/teams/{group_id}/installedApps", params={"$expand": "teamsAppDefinition"}
     )

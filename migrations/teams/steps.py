@@ -388,6 +388,58 @@ class ImportMessage(_Op):
         return Outcome("done", found, {"reconciled": True}) if found else None
 
 
+WEB_TAB = "com.microsoft.teamspace.tab.web"  # teams-configuring-builtin-tabs: the Website tab
+
+
+class CreateTab(_Op):
+    """A website tab (channel-post-tabs), found again by its name in the channel; undo deletes it."""
+
+    name = "create-tab"
+
+    def describe(self, step: Step) -> str:
+        a = step.args
+        return f"add tab '{terminal_text(a['name'])}' to '{terminal_text(a['channel_name'])}'"
+
+    def request(self, step: Step, ctx: TeamsContext) -> BatchItem:
+        a = step.args
+        tid, cid = _channel(step, ctx)
+        body = {
+            "displayName": a["name"],
+            "teamsApp@odata.bind": f"{BIND_ROOT}/appCatalogs/teamsApps/{a['app']}",
+            "configuration": {"contentUrl": a["content_url"], "websiteUrl": a["website_url"]},
+        }
+        return BatchItem("POST", f"/teams/{tid}/channels/{cid}/tabs", body)
+
+    def outcome(self, step: Step, resp: GraphResponse, ctx: TeamsContext) -> Outcome | None:
+        tid, cid = _channel(step, ctx)
+        if resp.status == 201:
+            return Outcome("done", str(resp.body["id"]), {"team_id": tid, "channel_id": cid})
+        return None
+
+    async def reconcile(self, step: Step, ctx: TeamsContext) -> Outcome | None:
+        tid, cid = _channel(step, ctx)
+        if not (tid and cid):
+            return None
+        async for tab in ctx.target.pages(f"/teams/{tid}/channels/{cid}/tabs"):
+            if tab.get("displayName") == step.args["name"]:
+                return Outcome(
+                    "done", str(tab["id"]), {"team_id": tid, "channel_id": cid, "reconciled": True}
+                )
+        return None
+
+    def describe_undo(self, step: UndoStep) -> str:
+        return f"remove tab '{step.args.get('name')}' from '{step.args.get('channel_name')}'{_maybe(step)}"
+
+    async def undo(self, step: UndoStep, ctx: TeamsContext, found: Callable[[str], None]) -> Outcome:
+        tid, cid = step.data.get("team_id"), step.data.get("channel_id")
+        if not (tid and cid and step.target_id):
+            return Outcome("undone", None, {}, "its channel goes with its own undo")
+        resp = await ctx.target.request("DELETE", f"/teams/{tid}/channels/{cid}/tabs/{step.target_id}")
+        if resp.ok or resp.status == 404:
+            return Outcome("undone", step.target_id, {}, "already gone" if resp.status == 404 else "")
+        return Outcome("failed", step.target_id, {}, f"{resp.status} {resp.error_message}")
+
+
 class CompleteMigration(_Op):
     """Ends migration mode on a channel: planned only for the cut-over pass (`--complete`). Not undone."""
 
@@ -427,5 +479,6 @@ for _op in (
     StartMigration(),
     ImportMessage(),
     CompleteMigration(),
+    CreateTab(),
 ):
     register_operation(_op)

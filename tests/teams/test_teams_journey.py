@@ -44,6 +44,7 @@ def test_teams_arrive_with_channels_and_history(migrated: World) -> None:
     out = migrated.run()
     assert out["status"] == "succeeded", out
     people = migrated.people()
+    tabs_seen = 0
     for src, dst in _pairs(migrated):
         assert dst, f"team '{src['displayName']}' was not made in the trust"
         assert dst.get("specialization") == src.get("specialization"), src["displayName"]
@@ -66,6 +67,20 @@ def test_teams_arrive_with_channels_and_history(migrated: World) -> None:
                     assert authors[m["createdDateTime"]] == mapped
             replies = [m for m in after["value"] if m.get("replyToId")]
             assert len(replies) == len([m for m in before if m.get("replyToId")])
+            # Website tabs to the open web are carried as they are.
+            web = "com.microsoft.teamspace.tab.web"
+            tabs = migrated.get(
+                f"/teams/{src['id']}/channels/{sc['id']}/tabs?$expand=teamsApp", migrated.source
+            )
+            wanted = {
+                (t["displayName"], t["configuration"]["websiteUrl"])
+                for t in tabs["value"]
+                if t["teamsApp"]["id"] == web
+            }
+            got = migrated.get(f"/teams/{dst['id']}/channels/{dst_channels[name]['id']}/tabs")["value"]
+            assert wanted <= {(t["displayName"], t["configuration"]["websiteUrl"]) for t in got}
+            tabs_seen += len(wanted)
+    assert tabs_seen, "no website tab at source: the tab check checked nothing"
 
 
 def test_a_second_pass_imports_only_new_messages(migrated: World) -> None:
