@@ -121,10 +121,11 @@ def _unique_ms(stamp: str, taken: set[str]) -> str:
 
 
 def _since(channel: SourceChannel) -> str:
+    """Migration mode from the source channel's first moment (planned only for a channel with messages)."""
     stamps = [millis(m.created) for m in channel.messages]
     if channel.created:
         stamps.append(millis(channel.created))
-    return min(stamps) if stamps else now()
+    return min(stamps)
 
 
 def save_findings(store: StateStore, academy: str, findings: list[tuple[str, str, str, str]]) -> None:
@@ -390,8 +391,8 @@ def _plan_history(
                 )
             )
         return
-    if not channel.messages and not complete:
-        return
+    if not channel.messages:
+        return  # nothing to import: the channel never enters migration mode, so there is nothing to complete
     add(
         Step(
             mkey,
