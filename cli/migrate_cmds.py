@@ -76,7 +76,7 @@ def _exit_on(problem: str | None) -> None:
 )
 @click.option(
     "--complete",
-    "complete_teams",
+    "complete",
     is_flag=True,
     help="teams: the cut-over pass: import what is new, then complete migration mode on every channel "
     "(Teams takes no more imports after it; a planning option).",
@@ -90,13 +90,11 @@ def plan(
     limit: int,
     scan_age: int,
     propagate_deletes: bool,
-    complete_teams: bool,
+    complete: bool,
 ) -> None:
     """Compute, store (numbered) and print the steps of PHASE for ACADEMY; `run` applies this plan. Changes
     nothing in any tenant."""
-    view.plan(
-        migrate.plan(app, academy, phase, PlanOptions(scan_age, propagate_deletes, complete_teams)), limit
-    )
+    view.plan(migrate.plan(app, academy, phase, PlanOptions(scan_age, propagate_deletes, complete)), limit)
 
 
 @click.command()
@@ -139,7 +137,7 @@ def plan(
 )
 @click.option(
     "--complete",
-    "complete_teams",
+    "complete",
     is_flag=True,
     help="teams: the cut-over pass: import what is new, then complete migration mode on every channel "
     "(Teams takes no more imports after it; with --replan, or as the reviewed plan was made).",
@@ -208,7 +206,7 @@ def _run_options(
     scan_age: int,
     sharepoint_budget: str,
     propagate_deletes: bool,
-    complete_teams: bool,
+    complete: bool,
     dns_wait: int,
     removal_wait: int,
     plan_number: int | None,
@@ -221,7 +219,7 @@ def _run_options(
     """`run`'s options as the application layer takes them (each checked as an argument first)."""
     _check_run_options(write_budget, sharepoint_budget, replan, plan_number)
     return RunOptions(
-        PlanOptions(scan_age, propagate_deletes, complete_teams),
+        PlanOptions(scan_age, propagate_deletes, complete),
         dry_run=dry_run,
         replan=replan,
         plan_number=plan_number,

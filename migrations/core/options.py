@@ -18,11 +18,11 @@ class PlanOptions:
     scan_age: int = 0  # files, permissions: reuse drive scans made within SECONDS
     propagate_deletes: bool = False  # files: delete in the target what was deleted at source
     # teams: the cut-over pass: complete migration mode on every channel (Teams takes no imports after it)
-    complete_teams: bool = False
+    complete: bool = False
 
     def planning(self) -> dict[str, Any]:
         """What the stored plan records (a re-derivation must use the same)."""
-        return {"propagate_deletes": self.propagate_deletes, "complete_teams": self.complete_teams}
+        return {"propagate_deletes": self.propagate_deletes, "complete": self.complete}
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def phase_options(
         options.update(
             scan_age=plan.scan_age,
             propagate_deletes=plan.propagate_deletes,
-            complete_teams=plan.complete_teams,
+            complete=plan.complete,
         )
     if dns_wait is not None:
         options["dns_wait"] = dns_wait

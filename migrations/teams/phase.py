@@ -122,7 +122,7 @@ class TeamsPhase:
                 group.create_task(read(sid))
         rosters = self._rosters(env, class_groups(env.store, code))
         plan, findings = plan_teams(
-            env.academy, env.store, teams, rosters, complete=bool(env.options.get("complete_teams"))
+            env.academy, env.store, teams, rosters, complete=bool(env.options.get("complete"))
         )
         if not env.options.get("review"):
             save_findings(env.store, code, findings)

@@ -122,6 +122,20 @@ def test_the_report_shows_teams_and_what_was_not_carried(migrated: World) -> Non
     assert 'data-field="class-teams">14<' in html
 
 
+def test_completion_is_a_planning_option_a_reviewed_plan_must_carry(migrated: World) -> None:
+    migrated.cli("plan", ACADEMY, "--phase", "teams")
+    refused = migrated.cli("run", ACADEMY, "--phase", "teams", "--complete", check=False)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "complete=False" in refused.stderr and "--complete" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    modes = {
+        migrated.messages(d["id"], c["id"])["migrationMode"]
+        for _s, d in _pairs(migrated)
+        for c in migrated.channels(d["id"]).values()
+    }
+    assert "completed" not in modes  # refused before anything was sent
+
+
 def test_the_cut_over_pass_completes_every_channel_and_later_posts_are_findings(migrated: World) -> None:
     out = migrated.run("--complete")
     assert out["status"] == "succeeded", out
