@@ -476,6 +476,7 @@ def discover(site: Site, academy: str, *, full: bool) -> Discovered:
                 read_target(trust, conns.target),
             )
             counts = compute_mapping(trust, a, store, target)
+            counts.update(await _discover_teams(site, a, store, conns))
             if a.files.enabled:
                 counts.update(await _discover_drives(site, a, store, conns))
                 status = {s["phase"]: s for s in store.phase_statuses(academy)}.get("discover")
@@ -503,6 +504,18 @@ async def _discover_drives(
     if totals is None:
         return {}
     return {"drives": totals["drives"], "drive_items": totals["items"]}
+
+
+async def _discover_teams(
+    site: Site, academy: Academy, store: StateStore, conns: Connections
+) -> dict[str, int]:
+    """Which source groups have a team, and which are class teams: the groups phase leaves class groups to the
+    teams phase, which makes them as education classes (the educationClass template needs one)."""
+    teams = load_phases().get("teams")
+    if teams is None:
+        return {}
+    env = PhaseEnv(site.trust(), academy, store, conns, site.operator()[0], site.state_path.parent / "runs")
+    return await teams.discover(env) or {}
 
 
 def export_mapping(site: Site, academy: str) -> str:
