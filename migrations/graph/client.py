@@ -65,6 +65,7 @@ class GraphResponse:
     status: int
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""  # the bytes of an answer that is not JSON (a hosted content's $value)
 
     @property
     def ok(self) -> bool:
@@ -401,14 +402,15 @@ class TenantConnection:
         span = trace.get_current_span()
         resp: httpx.Response = await self.adapter.get_http_response_message(info, span)
         try:
-            content = resp.content
+            answer = resp.content
             parsed: Any = (
-                json.loads(content) if content and "json" in resp.headers.get("content-type", "") else None
+                json.loads(answer) if answer and "json" in resp.headers.get("content-type", "") else None
             )
         finally:
             await resp.aclose()
         self._count_users(method.upper(), url, resp.status_code)
-        return GraphResponse(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, parsed)
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+        return GraphResponse(resp.status_code, headers, parsed, answer if parsed is None else b"")
 
     def _sharepoint_news(self, method: str, url: str, resp: GraphResponse) -> bool:
         """Hand a SharePoint answer's throttling news to the SharePoint budget; whether it was SharePoint's

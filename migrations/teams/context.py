@@ -19,8 +19,13 @@ def millis(stamp: str) -> str:
 
 
 class TeamsContext:
-    def __init__(self, target: Any, ids: dict[str, str] | None = None, *, purge: bool = False):
+    def __init__(
+        self, target: Any, ids: dict[str, str] | None = None, *, purge: bool = False, source: Any = None
+    ):
         self.target = target
+        self.source = source  # the legacy tenant: inline images are read from it as their message is sent
+        # Step key -> the hostedContents entries read for it (None: an image the legacy tenant did not give).
+        self.images: dict[str, list[dict[str, str] | None]] = {}
         self.purge = purge  # rollback --purge: a deleted class's group is purged from deletedItems too
         self.ids: dict[str, str] = dict(ids or {})
         self._seen: dict[str, dict[tuple[str, str], str]] = {}

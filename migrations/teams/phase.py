@@ -152,7 +152,7 @@ class TeamsPhase:
 
     async def _run(self, env: PhaseEnv, plan: Plan, run: RunRecord, concurrency: int) -> list[dict[str, str]]:
         target = self._target(env)
-        ctx = TeamsContext(target, _ids(env))
+        ctx = TeamsContext(target, _ids(env), source=env.conns.source(env.academy.code))
         journal = Journal(env.store, run.run_id, env.academy.code, PHASE, plan.id)
         before = env.conns.target.stats.as_dict()
         runner = Runner(

@@ -27,7 +27,9 @@ from migrations.core.journal import Journal
 from migrations.core.plan import Plan
 from migrations.core.steps import Step
 from migrations.core.store import StateStore, dumps, now
+from migrations.teams.archive import file_name
 from migrations.teams.context import millis
+from migrations.teams.hosted import plan_images
 from migrations.teams.source import SourceChannel, SourceTeam
 from migrations.teams.steps import PHASE, TEMPLATES, WEB_TAB
 from trust import Academy
@@ -300,7 +302,29 @@ def plan_teams(
                         f"{shown} / {channel.name}",
                         "the legacy tenant refused to read this channel's messages (reading channel "
                         "messages with application permissions is a protected API Microsoft approves per "
-                        f"app): {channel.refusal}",
+                        f"app): {channel.refusal}; an archive saying so is in the channel's files",
+                    )
+                )
+                add(
+                    Step(
+                        f"archive:{sid}:{channel.id}",
+                        "archive-channel",
+                        {
+                            "team_key": tkey,
+                            "channel_key": ckey,
+                            "channel_name": f"{shown} / {channel.name}",
+                            "team_name": shown,
+                            "name": channel.name,
+                            "kind": channel.kind,
+                            "description": channel.description,
+                            "refusal": channel.refusal,
+                            "file": file_name(channel.name),
+                            "tabs": [
+                                {"name": t["name"], "config": {"websiteUrl": t["config"].get("websiteUrl")}}
+                                for t in channel.tabs
+                            ],
+                        },
+                        after=(ckey,),
                     )
                 )
                 continue
@@ -437,7 +461,7 @@ def _plan_history(
         parent = f"msg:{sid}:{channel.id}:{m.reply_to}" if m.reply_to else None
         if parent:
             after.append(parent)
-        args = {
+        args: dict[str, Any] = {
             "team_key": tkey,
             "channel_key": ckey,
             "channel_name": where,
@@ -448,17 +472,12 @@ def _plan_history(
             "content_type": m.content_type,
             "content": content,
         }
+        if m.images:
+            # Inline images go with the message: the body refers to them by temporary id, the bytes are
+            # read from the legacy tenant when the message is sent (migrations/teams/hosted.py).
+            args["content"], args["images"] = plan_images(content, m.path, m.images)
         msg_keys.append(key)
         add(Step(key, "import-message", args, after=tuple(after)))
-        if m.hosted:
-            findings.append(
-                (
-                    "inline-image",
-                    f"{sid}:{channel.id}:{m.id}",
-                    where,
-                    f"{m.hosted} inline image(s) not carried yet",
-                )
-            )
     for name, n in sorted(unmapped.items()):
         findings.append(
             (

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrations.graph.client import GraphError, TenantConnection
+from migrations.teams.hosted import hosted_ids
 
 # Team settings Graph exposes on team-update: carried as they are.
 SETTINGS = ("memberSettings", "guestSettings", "messagingSettings", "funSettings", "discoverySettings")
@@ -28,7 +29,8 @@ class SourceMessage:
     content_type: str
     content: str
     reply_to: str | None = None
-    hosted: int = 0  # inline images (hostedContents) it carries
+    path: str = ""  # the message's own path in the legacy tenant (its hostedContents are under it)
+    images: list[str] = field(default_factory=list)  # hosted content ids its body refers to (inline images)
 
 
 @dataclass
@@ -61,21 +63,24 @@ class SourceTeam:
         return self.specialization == "educationClass"
 
 
-def _message(m: dict[str, Any], reply_to: str | None) -> SourceMessage | None:
+def _message(m: dict[str, Any], reply_to: str | None, path: str) -> SourceMessage | None:
     # System events (member added, channel renamed) are Teams' own; they are not imported.
     if m.get("messageType", "message") != "message" or m.get("deletedDateTime"):
         return None
     user = ((m.get("from") or {}).get("user")) or {}
     body = m.get("body") or {}
+    content = str(body.get("content") or "")
     return SourceMessage(
         id=str(m["id"]),
         created=str(m["createdDateTime"]),
         author_id=user.get("id"),
         author_name=str(user.get("displayName") or "unknown"),
         content_type=str(body.get("contentType") or "html"),
-        content=str(body.get("content") or ""),
+        content=content,
         reply_to=reply_to,
-        hosted=len(m.get("hostedContents") or []),
+        path=path,
+        # The body refers to each inline image by its hosted content's URL (chatmessage-list-hostedcontents).
+        images=hosted_ids(content) if str(body.get("contentType") or "html") == "html" else [],
     )
 
 
@@ -83,12 +88,12 @@ async def read_messages(conn: TenantConnection, team_id: str, channel: SourceCha
     base = f"/teams/{team_id}/channels/{channel.id}/messages"
     try:
         async for m in conn.pages(base, {"$top": 50}):
-            top = _message(m, None)
+            top = _message(m, None, f"{base}/{m['id']}")
             if top is None:
                 continue
             channel.messages.append(top)
             async for r in conn.pages(f"{base}/{top.id}/replies", {"$top": 50}):
-                reply = _message(r, top.id)
+                reply = _message(r, top.id, f"{base}/{top.id}/replies/{r['id']}")
                 if reply is not None:
                     channel.messages.append(reply)
     except GraphError as exc:

@@ -21,11 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from migrations.core.steps import History, Outcome, Step, UndoStep, register_operation
-from migrations.graph.client import BatchItem, GraphResponse
+from migrations.graph.client import BatchItem, GraphError, GraphResponse
 from migrations.safety.sanitise import terminal_text
+from migrations.teams import archive
 from migrations.teams.context import BIND_ROOT, TeamsContext, millis
+from migrations.teams.hosted import read_images, without_missing
 
 PHASE = "teams"
 
@@ -370,11 +373,26 @@ class ImportMessage(_Op):
             },
             "body": {"contentType": a["content_type"], "content": a["content"]},
         }
+        if a.get("images"):
+            read = ctx.images.get(step.key) or [None] * len(a["images"])
+            body["hostedContents"] = [h for h in read if h is not None]
+            missing = {i["temp"] for i, h in zip(a["images"], read, strict=True) if h is None}
+            if missing:
+                body["body"]["content"] = without_missing(a["content"], missing)
         return BatchItem("POST", path, body)
+
+    async def prepare(self, step: Step, ctx: TeamsContext) -> None:
+        """Reads the message's inline images from the legacy tenant just before it is sent (once per step:
+        a resend reuses them); the plan holds only where they are."""
+        images = step.args.get("images")
+        if images and step.key not in ctx.images and ctx.source is not None:
+            ctx.images[step.key] = await read_images(ctx.source, images)
 
     def outcome(self, step: Step, resp: GraphResponse, ctx: TeamsContext) -> Outcome | None:
         if resp.status in (200, 201):
-            return Outcome("done", str(resp.body["id"]), {})
+            read = ctx.images.pop(step.key, [])
+            carried = sum(1 for h in read if h is not None)
+            return Outcome("done", str(resp.body["id"]), {"images": carried} if read else {})
         return None  # 409 (same millisecond: ours from a lost answer, or not) and lost answers: reconcile
 
     async def reconcile(self, step: Step, ctx: TeamsContext) -> Outcome | None:
@@ -469,6 +487,87 @@ class CompleteMigration(_Op):
         return Outcome("done", cid, {"reconciled": True}) if mode == "completed" else None
 
 
+class ArchiveChannel(_Op):
+    """A channel whose history could not be read: an HTML archive of what could be (migrations/teams/
+    archive.py) uploaded into the channel's files folder in the trust (channel-get-filesfolder, then
+    driveitem-put-content, which replaces a file of the same name: a resend never makes a second). Found
+    again by its path; undo deletes it."""
+
+    name = "archive-channel"
+
+    def describe(self, step: Step) -> str:
+        a = step.args
+        return f"put the history archive of '{terminal_text(a['channel_name'])}' in its files"
+
+    def request(self, step: Step, ctx: TeamsContext) -> BatchItem:
+        tid, cid = _channel(step, ctx)
+        return BatchItem("GET", f"/teams/{tid}/channels/{cid}/filesFolder")
+
+    async def _folder(self, step: Step, ctx: TeamsContext) -> GraphResponse:
+        tid, cid = _channel(step, ctx)
+        return await ctx.target.request("GET", f"/teams/{tid}/channels/{cid}/filesFolder")
+
+    @staticmethod
+    def _path(folder: dict[str, Any], name: str) -> str:
+        drive = folder["parentReference"]["driveId"]
+        return f"/drives/{drive}/items/{folder['id']}:/{quote(name, safe='')}:"
+
+    async def send(self, step: Step, ctx: TeamsContext) -> GraphResponse:
+        """The page is bytes, not JSON: sent by the operation itself. A folder not there yet (a new team's
+        site is provisioned after it) answers 404, which the runner waits out and sends again."""
+        a = step.args
+        folder = await self._folder(step, ctx)
+        if not folder.ok:
+            return folder
+        page = archive.render(
+            a["team_name"], a["name"], a["kind"], a.get("description"), a["refusal"], a.get("tabs") or ()
+        )
+        return await ctx.target.request(
+            "PUT", f"{self._path(folder.body, a['file'])}/content", content=page, idempotent=True
+        )
+
+    def outcome(self, step: Step, resp: GraphResponse, ctx: TeamsContext) -> Outcome | None:
+        if resp.status in (200, 201) and isinstance(resp.body, dict) and resp.body.get("id"):
+            drive = (resp.body.get("parentReference") or {}).get("driveId")
+            return Outcome("done", str(resp.body["id"]), {"drive_id": drive, "file": step.args["file"]})
+        return None
+
+    async def reconcile(self, step: Step, ctx: TeamsContext) -> Outcome | None:
+        tid, cid = _channel(step, ctx)
+        if not (tid and cid):
+            return None
+        folder = await self._folder(step, ctx)
+        if not folder.ok:
+            return None
+        found = await ctx.target.request("GET", self._path(folder.body, step.args["file"]))
+        if not found.ok:
+            return None
+        drive = folder.body["parentReference"]["driveId"]
+        return Outcome("done", str(found.body["id"]), {"drive_id": drive, "file": step.args["file"]})
+
+    def describe_undo(self, step: UndoStep) -> str:
+        return f"delete the history archive of '{step.args.get('channel_name')}'{_maybe(step)}"
+
+    async def undo(self, step: UndoStep, ctx: TeamsContext, found: Callable[[str], None]) -> Outcome:
+        drive, item = step.data.get("drive_id"), step.target_id
+        if not (drive and item):
+            # In doubt (killed before its outcome): looked up by its path, if its channel is still there.
+            try:
+                out = await self.reconcile(Step(step.key, self.name, step.args), ctx)
+            except GraphError as exc:
+                if exc.response.status != 404:
+                    raise
+                out = None
+            if out is None or not out.target_id:
+                return Outcome("undone", None, {}, "the interrupted run had not uploaded it")
+            drive, item = out.data["drive_id"], out.target_id
+            found(item)
+        resp = await ctx.target.request("DELETE", f"/drives/{drive}/items/{item}")
+        if resp.ok or resp.status == 404:
+            return Outcome("undone", item, {}, "already gone" if resp.status == 404 else "")
+        return Outcome("failed", item, {}, f"{resp.status} {resp.error_message}")
+
+
 for _op in (
     CreateTeam(),
     CreateClass(),
@@ -480,5 +579,6 @@ for _op in (
     ImportMessage(),
     CompleteMigration(),
     CreateTab(),
+    ArchiveChannel(),
 ):
     register_operation(_op)
