@@ -7,6 +7,10 @@ own window and many mailboxes run side by side without one slowing another. The 
 429 pauses that mailbox for its Retry-After and shrinks its windows for a while (as the identity write window
 does).
 
+Throttling stays with the mailbox: requests go out with TenantConnection.request(own_throttling=True), which
+hands a 429 back instead of pausing the whole tenant, and MailboxWindow.request retries it (tenacity, the
+Retry-After honoured) after pausing only this mailbox. Another mailbox of the same tenant never waits for it.
+
 Reserve-and-settle, like graph.WriteWindow: a request is reserved before it is sent (it counts at once) and
 stamped when its answer arrives, so a slot is never freed before the server's own window frees it.
 """
@@ -18,12 +22,27 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
-from migrations.graph.client import WriteWindow
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay
+from tenacity.wait import wait_random_exponential
+
+from migrations.graph.client import GraphResponse, TenantConnection, Transient, WriteWindow
 
 REQUESTS = (10_000, 600.0)
 CONCURRENT = 4
 UPLOAD_BYTES = (150 * 1024 * 1024, 300.0)
+# A throttled mailbox is slowed, never failed: it keeps retrying for this long (Exchange's Retry-After values
+# are seconds to minutes) before its request is given up as failed.
+PATIENCE_S = 3600.0
+
+
+class MailboxThrottled(Transient):
+    """A mailbox answered 429 (or 503 with Retry-After): retried by its own window's retry layer."""
+
+    def __init__(self, response: GraphResponse):
+        self.response = response
+        super().__init__(f"mailbox throttled ({response.status})", response.retry_after())
 
 
 class ByteWindow:
@@ -85,6 +104,7 @@ class MailboxWindow:
         self.paused_until = 0.0
         self.waited = 0.0
         self.throttled = 0
+        self.sent = 0
 
     @asynccontextmanager
     async def slot(self, upload: int = 0) -> AsyncIterator[None]:
@@ -103,6 +123,54 @@ class MailboxWindow:
                 self.requests.settle(1)
                 if upload:
                     self.bytes.settle(upload)
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, Transient) and exc.retry_after is not None:
+            delay = exc.retry_after
+        else:
+            delay = wait_random_exponential(multiplier=0.5, max=30)(state)
+        self.waited += delay
+        return delay
+
+    def retrying(self, patience: float = PATIENCE_S) -> AsyncRetrying:
+        """This mailbox's retry policy: raise Transient (MailboxThrottled for a 429) inside an attempt to
+        repeat it after its Retry-After (else a jittered backoff); the last Transient is re-raised."""
+        return AsyncRetrying(
+            retry=retry_if_exception_type(Transient),
+            wait=self._wait,
+            reraise=True,
+            stop=stop_after_delay(patience),
+        )
+
+    async def request(
+        self,
+        conn: TenantConnection,
+        method: str,
+        path: str,
+        *,
+        sent: Callable[[], None] = lambda: None,
+        **kw: Any,
+    ) -> GraphResponse:
+        """One Graph request on this mailbox, inside its limits; a 429 pauses this mailbox alone and is
+        retried here (the tenant's other mailboxes and workloads go on). A mailbox still throttled after
+        PATIENCE_S answers its last 429 to the caller. `sent` is told of every attempt sent."""
+        try:
+            async for attempt in self.retrying():
+                with attempt:
+                    async with self.slot():
+                        resp = await conn.request(
+                            method, path, counts_as_write=False, own_throttling=True, **kw
+                        )
+                    self.sent += 1
+                    sent()
+                    if resp.status == 429 or (resp.status == 503 and resp.retry_after() is not None):
+                        self.throttle(resp.retry_after())
+                        raise MailboxThrottled(resp)
+                    return resp
+        except MailboxThrottled as exc:
+            return exc.response
+        raise AssertionError("unreachable")
 
     def throttle(self, retry_after: float | None) -> None:
         """The mailbox answered 429: everyone on it waits its Retry-After, and the window narrows a while."""
