@@ -170,6 +170,7 @@ class ExportScanner:
         self.fields = bytearray()  # the current element's bytes, its data left out
         self.element = False
         self.in_data = False
+        self.await_data = False  # after `"data":`, until its opening quote (which may be in the next chunk)
         self.carry = b""  # a backslash that ended a chunk inside the data
         self.spool: Spool | None = None
         self.done: list[Exported] = []
@@ -201,6 +202,18 @@ class ExportScanner:
                 i = end + 1
                 continue
             c = chunk[i]
+            if self.await_data:
+                if c in b" \t\r\n":
+                    i += 1
+                    continue
+                self.await_data = False
+                if c == 0x22:
+                    if self.spool is not None:
+                        raise MalformedExport("an exported item carries its data twice")
+                    self.spool = Spool(self.held)
+                    self.in_data = True
+                    i += 1
+                    continue
             if self.in_string:
                 if self.escape:
                     self.escape = False
@@ -226,17 +239,8 @@ class ExportScanner:
             if self.element:
                 self._keep(chunk[i : i + 1])
                 if c == 0x3A and self.depth == 3 and self.fields.rstrip(b": \t\r\n").endswith(b'"data"'):
-                    # The data's string starts at the next quote: divert it to a spool.
-                    j = i + 1
-                    while j < n and chunk[j] in b" \t\r\n":
-                        j += 1
-                    if j < n and chunk[j] == 0x22:
-                        if self.spool is not None:
-                            raise MalformedExport("an exported item carries its data twice")
-                        self.spool = Spool(self.held)
-                        self.in_data = True
-                        i = j + 1
-                        continue
+                    # The data's string starts at the next quote: it goes to a spool, not to the fields.
+                    self.await_data = True
                 if self.depth == 2 and c == 0x7D:
                     self._finish()
             i += 1
@@ -263,7 +267,7 @@ class ExportScanner:
         self.spool = None
 
     def finish(self) -> None:
-        if self.depth != 0 or self.in_data or self.element:
+        if self.depth != 0 or self.in_data or self.element or self.await_data:
             if self.spool is not None:
                 self.spool.close()
             raise MalformedExport("the export answer ended early")
