@@ -18,6 +18,7 @@ stamped when its answer arrives, so a slot is never freed before the server's ow
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,6 +29,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.wait import wait_random_exponential
 
 from migrations.graph.client import GraphResponse, TenantConnection, Transient, WriteWindow
+from trust.errors import ConfigError
 
 REQUESTS = (10_000, 600.0)
 CONCURRENT = 4
@@ -179,11 +181,46 @@ class MailboxWindow:
         self.paused_until = max(self.paused_until, time.monotonic() + (retry_after or 1.0))
 
 
+LIMITS_ENV = "TRUSTFOLD_OUTLOOK_LIMITS"
+
+
+def limits_from_env(text: str | None) -> dict[str, object]:
+    """TRUSTFOLD_OUTLOOK_LIMITS="requests=N/S,upload=BYTES/S,concurrent=N": the Outlook limits a rehearsal's
+    sandbox was set to (bench/mail.py shrinks them so a run is short), so the client's windows match what it
+    faces. Unset: the published limits. A malformed value is refused with the variable named."""
+    out: dict[str, object] = {}
+    if not text:
+        return out
+    for part in text.split(","):
+        key, _, value = part.strip().partition("=")
+        try:
+            if key in ("requests", "upload"):
+                n, s = value.split("/")
+                budget = (int(n), float(s))
+                if budget[0] < 1 or budget[1] <= 0:
+                    raise ValueError
+                out[key] = budget
+            elif key == "concurrent":
+                out[key] = int(value)
+                if int(value) < 1:
+                    raise ValueError
+            else:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(
+                None,
+                f"environment variable {LIMITS_ENV}: '{part.strip()[:60]}' is not requests=N/SECONDS, "
+                "upload=BYTES/SECONDS or concurrent=N",
+                field=LIMITS_ENV,
+            ) from None
+    return out
+
+
 class MailboxWindows:
     """A window per mailbox id, made on first use."""
 
     def __init__(self, **kwargs: object) -> None:
-        self._kwargs = kwargs
+        self._kwargs = {**limits_from_env(os.environ.get(LIMITS_ENV)), **kwargs}
         self.windows: dict[str, MailboxWindow] = {}
 
     def of(self, mailbox_id: str) -> MailboxWindow:

@@ -8,13 +8,22 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 from migrations.graph.client import WriteWindow, open_connections
-from migrations.graph.mailbox_window import CONCURRENT, REQUESTS, UPLOAD_BYTES, ByteWindow, MailboxWindows
+from migrations.graph.mailbox_window import (
+    CONCURRENT,
+    LIMITS_ENV,
+    REQUESTS,
+    UPLOAD_BYTES,
+    ByteWindow,
+    MailboxWindows,
+)
 from sandbox.testing import running_sandbox
 from tests.identity.conftest import CONFIG
 from tests.mail.conftest import ACADEMY
 from trust import load_trust
+from trust.errors import ConfigError
 
 
 class FakeClock:
@@ -139,3 +148,18 @@ async def test_a_throttled_mailbox_does_not_hold_up_another_mailbox_of_the_same_
         assert order == [b] * budget + [a]
         assert conn.stats.throttled == 0  # the tenant was never paused for A's 429
         assert world.mail_limiter.refused["MailboxRequests"] >= 1
+
+
+def test_a_rehearsal_sets_the_client_windows_to_the_sandbox_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(LIMITS_ENV, "requests=120/10, upload=4000000/5,concurrent=2")
+    w = MailboxWindows().of("a")
+    assert w.requests.limit < 120 and w.bytes.limit < 4_000_000  # the headroom kept under each
+    assert w.gate._value == 2
+
+
+def test_malformed_rehearsal_limits_are_one_line_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(LIMITS_ENV, "requests=lots")
+    with pytest.raises(ConfigError) as err:
+        MailboxWindows()
+    assert err.value.field == LIMITS_ENV
+    assert str(err.value).count("\n") == 0 and "requests=lots" in str(err.value)
