@@ -54,6 +54,7 @@ from migrations.mail.streaming import (
     import_body,
 )
 
+DELTA_PAGE = {"Prefer": "odata.maxpagesize=100"}
 RENEW_MARGIN_S = 60.0  # renew an import URL this long before it expires
 
 
@@ -318,7 +319,9 @@ class Copier:
         if not url:
             url = f"{MAILBOX_ROOT}/{m.source_mailbox}/folders/{f.source_folder}/items/delta"
         while url:
-            resp = await self._call(self.source, m.source_mailbox, "GET", url)
+            # Pages of 100, not Outlook's default 10: a tenth of the delta requests per item. A preference
+            # (delta-query-messages), sent on every page; $top is not used, as it could be read as a total.
+            resp = await self._call(self.source, m.source_mailbox, "GET", url, headers=DELTA_PAGE)
             if resp.status == 410:
                 url = f"{MAILBOX_ROOT}/{m.source_mailbox}/folders/{f.source_folder}/items/delta"
                 continue
