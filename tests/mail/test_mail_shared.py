@@ -75,6 +75,13 @@ def _source_box(w: MailWorld, address: str) -> dict[str, Any]:
 def test_unnamed_shared_and_archive_mailboxes_are_findings_in_the_plan_and_the_report(
     world: MailWorld,
 ) -> None:
+    # Discovery shows them before anything moves, with their rules.
+    shown = world.cli("discover", ACADEMY).stdout
+    assert "mail-archive: 1 - not carried" in shown and "mail-unmapped: 2 - not carried" in shown, shown
+    assert "mail-access-not-carried: 1 - not carried" in shown, shown
+    found = world.cli.json("discover", ACADEMY)
+    assert found["mapping"]["mailboxes"] > 0, found["mapping"]
+    assert {"mail-archive", "mail-unmapped"} <= {f["kind"] for f in found["findings"]}
     plan = world.cli.json("plan", ACADEMY, "--phase", "mail")
     found = _findings(world)
     unnamed = {f["display"]: f for f in found["mail-unmapped"]}
