@@ -30,8 +30,10 @@ DISCOVERY_FINDINGS = (
     "mail-access-not-carried",
 )
 # Per mailbox kind: what Exchange keeps beside the items that neither exchangeSettings (primaryMailboxId,
-# inPlaceArchiveMailboxId) nor the mailbox resource (folders, exportItems, createImportSession) nor
-# mailboxFolder (no permissions) exposes, so nothing can read or carry it.
+# inPlaceArchiveMailboxId: api/resources/exchangesettings) nor the mailbox resource (id, deletedDateTime,
+# folders; exportItems, createImportSession: api/resources/mailbox) nor mailboxFolder (childFolderCount,
+# displayName, id, parentFolderId, parentMailboxUrl, totalItemCount, type: api/resources/mailboxfolder)
+# exposes, so nothing can read or carry it. Never invented: a finding says to re-grant it.
 ACCESS_NOT_CARRIED = {
     "primary": (
         "delegates (Send As, Send on Behalf, Full Access), folder and calendar permissions, and "
