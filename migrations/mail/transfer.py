@@ -453,6 +453,16 @@ class Copier:
                 self.counts.reconciled += 1
                 self.tally.reconciled += 1
                 return
+        if had is not None and key in self.in_doubt:
+            # An update a crash left in doubt: Exchange keeps the item's id and gives it a new change key when
+            # an update lands, so a copy whose change key moved since we recorded it holds the update (or a
+            # trust user's own change, which is then kept, never overwritten): recorded, not sent again.
+            landed = await self._update_landed(had)
+            if landed is not None:
+                self._settle(m, f, key, sid, info, exported, landed, done, status="already", update=True)
+                self.counts.reconciled += 1
+                self.tally.reconciled += 1
+                return
         mode = "update" if had is not None else "create"
         body: dict[str, Any] = {"FolderId": had.target_folder if had else target_folder, "Mode": mode}
         if had is not None:
@@ -555,6 +565,18 @@ class Copier:
             (self.code, m.source_mailbox, f.source_folder),
         )
         return rows[0]["target_folder"] if rows else None
+
+    async def _update_landed(self, had: Imported) -> tuple[str, str] | None:
+        """The copy's (id, change key) when its change key is no longer the one trustfold recorded; None when
+        it is unchanged (the update never landed) or gone (the update then meets Exchange's own answer)."""
+        path = f"{MAILBOX_ROOT}/{had.target_mailbox}/folders/{had.target_folder}/items/{had.target_item}"
+        now = await self._call(self.target, had.target_mailbox, "GET", path)
+        if now.status == 404:
+            return None
+        if not now.ok:
+            raise GraphError("GET", path, now)
+        key = str(now.body.get("changeKey") or "")
+        return (had.target_item, key) if key and key != (had.target_change_key or "") else None
 
     async def _reconcile(
         self, m: Mailbox, f: Folder, target_folder: str, info: dict[str, Any], done: dict[str, Imported]
