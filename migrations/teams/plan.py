@@ -345,8 +345,8 @@ def _plan_tabs(
                     "tab",
                     f"{sid}:{channel.id}:{tab['id']}",
                     where,
-                    f"tab '{tab['name']}' points at legacy content (a file or the legacy SharePoint): not "
-                    "carried; add it again once its files are in the trust",
+                    f"tab '{tab['name']}' points at legacy content (the legacy SharePoint, or an app "
+                    "trustfold does not carry): not carried; add it again in the trust",
                 )
             )
             continue

@@ -94,6 +94,19 @@ def subject(migrated: World) -> dict[str, Any]:
                         },
                     )
                     assert r.status_code == 201, r.text
+                    # A tab on a file outside the channel's folder: nothing migrated to point it at.
+                    outside = item["webUrl"].rsplit("/", 2)[0] + "/Handbook.docx"
+                    r = g.post(
+                        f"/teams/{s['id']}/channels/{ch['id']}/tabs",
+                        json={
+                            "displayName": "Old handbook",
+                            "teamsApp@odata.bind": (
+                                f"https://graph.microsoft.com/v1.0/appCatalogs/teamsApps/{WORD_TAB}"
+                            ),
+                            "configuration": {"entityId": "A1", "contentUrl": outside},
+                        },
+                    )
+                    assert r.status_code == 201, r.text
                 return {"team": s, "channel": ch, "name": name, "file": docx[0], "url": item["webUrl"]}
     raise AssertionError("the generator made no class team channel with a file")
 
@@ -102,6 +115,11 @@ def test_channel_files_arrive_with_their_content_and_timestamps(migrated: World,
     out = migrated.run()
     assert out["status"] == "succeeded", out
     assert out["counts"]["channel_files"] > 0, out["counts"]
+    assert [
+        n
+        for n in out["notes"]
+        if "'Old handbook'" in n and "not among the channel's migrated files: not carried" in n
+    ], out["notes"]
     compared = 0
     kinds = set()
     for name, sid, scid, tid, tcid in _channel_pairs(migrated):
@@ -121,6 +139,7 @@ def test_a_file_tab_opens_the_migrated_copy(migrated: World, subject: Any) -> No
     tid, tcid = target[3], target[4]
     copy = _files(migrated, tid, tcid)[subject["file"]]
     tabs = migrated.get(f"/teams/{tid}/channels/{tcid}/tabs?$expand=teamsApp")["value"]
+    assert "Old handbook" not in {t["displayName"] for t in tabs}
     tab = next(t for t in tabs if t["displayName"] == "Scheme of work")
     assert tab["teamsApp"]["id"] == WORD_TAB
     assert tab["configuration"]["contentUrl"].replace("%20", " ") == copy["webUrl"].replace("%20", " ")
@@ -176,6 +195,9 @@ def test_rollback_removes_exactly_the_copies_trustfold_made(migrated: World, sub
     assert made > 0
     out = migrated.cli("rollback", ACADEMY, "--phase", "teams", "--yes", check=False)
     assert "Traceback" not in out.stderr, out.stderr
+    assert out.returncode == 0, out.stdout + out.stderr
+    # The copy changed in the trust since is kept, and the operator is told which.
+    assert f"kept {subject['name']}/{subject['file']}: changed in the trust tenant" in out.stdout, out.stdout
     # The folders stay (channel-delete leaves a channel's files in its site); what trustfold copied into
     # them is gone, but for the copy changed in the trust since and the trust teacher's own file.
     for name, (d, f) in folders.items():
