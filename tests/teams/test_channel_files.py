@@ -132,6 +132,10 @@ def test_channel_files_arrive_with_their_content_and_timestamps(migrated: World,
         if before:
             kinds.add(migrated.get(f"/teams/{tid}/channels/{tcid}")["membershipType"])
     assert compared and "private" in kinds, "no private channel's files were compared"
+    report = json.loads(migrated.cli("report", ACADEMY, "--format", "json", "--out", "-").stdout)
+    assert report["academies"][0]["teams"]["channel_files"] == compared, report["academies"][0]["teams"]
+    html = migrated.cli("report", ACADEMY, "--format", "html", "--out", "-").stdout
+    assert f'data-field="channel-files">{compared}<' in html
 
 
 def test_a_file_tab_opens_the_migrated_copy(migrated: World, subject: Any) -> None:
