@@ -50,7 +50,8 @@ TEAMS_RULES: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     (
         _GET,
         _CH + r"/filesFolder$",
-        ("Files.Read.All", "Files.ReadWrite.All", "Sites.Read.All", "Sites.ReadWrite.All"),
+        # The page lists Files.* and (deprecated) Group.*; no Sites.* role.
+        ("Files.Read.All", "Files.ReadWrite.All", "Group.Read.All", "Group.ReadWrite.All"),
         "channel-get-filesfolder",
     ),
     (

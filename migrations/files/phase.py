@@ -23,6 +23,7 @@ from migrations.files.engines import CopyEngine
 from migrations.files.orphans import Unfinished, unfinished_copies
 from migrations.files.plan import PHASE, PlanContext, plan_files
 from migrations.files.scan import (
+    DrivePair,
     Tree,
     TreeItem,
     drive_pairs,
@@ -57,6 +58,48 @@ class _RunState(Tally):
     unfinished: dict[str, Unfinished] = field(default_factory=dict)
     counters: Counters = field(default_factory=Counters)
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FolderCarry:
+    """What carrying folder pairs did: its tally (failures included), the plan's notes and counters."""
+
+    state: _RunState
+    notes: list[str]
+    planned: int
+
+
+async def carry_folders(
+    env: PhaseEnv,
+    run_id: str,
+    pairs: list[DrivePair],
+    *,
+    phase: str,
+    concurrency: int,
+    budget: SharePointBudget,
+) -> FolderCarry:
+    """Plan and copy folder pairs (a phase of its own's folders, such as Teams channels' files folders) with
+    the files engine: the same scan, conflict rules, hash checks and timestamps, journaled under `phase` so
+    that phase's rollback undoes exactly these copies. Always the Graph engine: channel folders are small,
+    and the Migration API's packages are planned per drive."""
+    code = env.academy.code
+    source, target = env.conns.source(code), env.conns.target
+    await budget.prepare(source)
+    await budget.prepare(target)
+    plan, ctx = await plan_files(env.academy, env.store, pairs, source, target, budget, phase=phase)
+    journal = Journal(env.store, run_id, code, phase, plan.id)
+    in_doubt = {k for k, v in Journal.state(env.store, code, phase).items() if v["event"] == "intent"}
+    state = _RunState(
+        trees=dict(ctx.targets), in_doubt=in_doubt, unfinished=unfinished_copies(env.store, code, phase)
+    )
+    sessions = UploadSessions(env.run_dir.parent / f"upload-sessions-{code}-{phase}.json")
+    ops = _Ops(
+        env, target, budget, FileCopier(source, target, budget, sessions, state.counters), journal, state
+    )
+    ops.graph_only = True
+    keep_baselines(env.store, code, state.trees, ctx.drive_ids)
+    await ops.execute(plan.steps, concurrency, lambda: None)
+    return FolderCarry(state, list(plan.notes) + state.notes, len(plan.steps))
 
 
 class FilesPhase:
@@ -295,6 +338,7 @@ class _Ops:
         self.journal, self.state = journal, state
         self.code = env.academy.code
         self.large = asyncio.Semaphore(2)  # bounds memory: at most two large files stream at once
+        self.graph_only = False  # folder pairs of another phase: every copy through Graph
         self.per_drive: dict[str, asyncio.Semaphore] = {}
         self.engines = EngineChoice(
             env.academy.files,
@@ -322,7 +366,10 @@ class _Ops:
             copies = [s for s in copies if s.key not in given_up]
         for drive in {s.args["target_drive"] for s in steps} - set(self.state.trees):
             self.state.trees[drive] = await read_target(self.target, self.budget, {"id": drive})
-        engines = self._orphans_to_graph(self.engines.assign(copies))
+        assigned: list[tuple[CopyEngine, list[Step]]] = (
+            [(self, copies)] if self.graph_only else self.engines.assign(copies)
+        )
+        engines = self._orphans_to_graph(assigned)
         folders = by_op.get("mkdir", []) + [s for s in by_op.get("move", []) if s.args["folder"]]
         for depth in sorted({_depth(s.args["path"]) for s in folders}):
             level = [s for s in folders if _depth(s.args["path"]) == depth]

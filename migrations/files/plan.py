@@ -98,9 +98,11 @@ async def plan_files(
     full_scan: bool = False,
     estimate_targets: bool = False,
     fresh_seconds: float = 0.0,
+    phase: str = PHASE,
 ) -> tuple[Plan, PlanContext]:
     """The plan, and what running it needs. With estimate_targets (discovery, before users exist in the
-    trust tenant) targets are taken as empty at their expected paths: findings are right, steps indicative."""
+    trust tenant) targets are taken as empty at their expected paths: findings are right, steps indicative.
+    `phase` is the journal the steps go in (the teams phase carries channel folders under its own)."""
     code = academy.code
     limit = names.size_limit(academy.files.max_file_size_gb)
     ctx = PlanContext()
@@ -112,11 +114,11 @@ async def plan_files(
     # (a conflict rename above all) stand, so a resumed upload continues under the same name.
     in_doubt = {
         k: dict(v["data"].get("args") or {})
-        for k, v in Journal.state(store, code, PHASE).items()
+        for k, v in Journal.state(store, code, phase).items()
         if v["event"] == "intent" and k.startswith("mkdir:")
     }
     # Copies started and not finished (in doubt, or failed after their upload may have landed).
-    unfinished = unfinished_copies(store, code, PHASE)
+    unfinished = unfinished_copies(store, code, phase)
     scanned = await scan_sources(
         store,
         academy,
@@ -133,6 +135,8 @@ async def plan_files(
         if scanned[pair.key].get("missing"):
             continue  # the user has no OneDrive: nothing to move
         src, deleted = source_tree(store, code, pair.key)
+        if pair.source_folder:
+            src = src.subtree(pair.source_folder)
         if src.root and (len(src.items) > 1 or deleted):
             live.append((pair, src, deleted))
     if estimate_targets:
@@ -167,7 +171,15 @@ async def plan_files(
             "SELECT source_drive_id FROM drives WHERE academy = ? AND drive_key = ?", (code, pair.key)
         )[0]["source_drive_id"]
         done = copies(store, code, pair.key)
-        placed: dict[str, str] = {src.root: ""}  # source folder id -> target relative path ('' = root)
+        # A folder pair lands under its target folder; a drive pair at the target's root.
+        top = tree.items.get(pair.target_folder) if pair.target_folder else None
+        if pair.target_folder and top is None:
+            notes.append(
+                f"{pair.label}: the target folder is not in the trust tenant; its files are not planned"
+            )
+            continue
+        home_root = top.id if top is not None else tree.root
+        placed: dict[str, str] = {src.root: tree.path(home_root)}  # source folder id -> target relative path
         too_long: set[str] = set()
         recreated: set[str] = set()  # source folders whose target becomes a new folder of ours
         taken: dict[str, set[str]] = {}
@@ -215,7 +227,7 @@ async def plan_files(
                     base,
                     notes,
                     display,
-                    _home(it, src, done, tree, recreated),
+                    _home(it, src, done, home_root, recreated),
                     in_doubt,
                     findings,
                     code,
@@ -278,7 +290,7 @@ async def plan_files(
                 display,
                 unfinished,
                 findings,
-                _home(it, src, done, tree, recreated),
+                _home(it, src, done, home_root, recreated),
             )
             if step is not None:
                 steps.append(step)
@@ -310,17 +322,21 @@ async def plan_files(
                     f"{pair.label.split(' -> ')[0]}: '{rec['path']}' was deleted at source; kept in the "
                     "trust tenant (run with --propagate-deletes to delete it there too)"
                 )
-    _save_findings(store, code, findings.rows)
-    plan = Plan(code, PHASE, steps, notes, already)
+    if phase == PHASE:
+        _save_findings(store, code, findings.rows)
+    else:
+        # Another phase's folders (channel files): their findings join the files phase's, never replace them.
+        _add_findings(store, code, findings.rows)
+    plan = Plan(code, phase, steps, notes, already)
     return plan, ctx
 
 
 def _home(
-    it: TreeItem, src: Tree, done: dict[str, dict[str, Any]], tree: Tree, recreated: set[str]
+    it: TreeItem, src: Tree, done: dict[str, dict[str, Any]], home_root: str, recreated: set[str]
 ) -> str | None:
     """The target id of the folder this item belongs in (its source parent's copy), if known."""
     if it.parent == src.root:
-        return tree.root
+        return home_root
     if it.parent in recreated:
         return None  # its folder is about to be created: the item has to move there
     rec = done.get(it.parent or "")
@@ -553,6 +569,15 @@ FILE_KINDS = (
     "name-conflict",
     "changed-in-both",
 )
+
+
+def _add_findings(store: StateStore, code: str, rows: list[dict[str, str]]) -> None:
+    with store.tx() as tx:
+        tx.executemany(
+            "INSERT OR REPLACE INTO file_findings (academy, kind, object_id, display, message, handling) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(code, r["kind"], r["object_id"], r["display"], r["message"], r["handling"]) for r in rows],
+        )
 
 
 def _save_findings(store: StateStore, code: str, rows: list[dict[str, str]]) -> None:

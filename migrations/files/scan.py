@@ -32,6 +32,11 @@ class DrivePair:
     source_ref: str  # Graph path of the source drive
     target_ref: str  # 'user:<trust user id>' (its mapped UPN before it exists) | 'site:<site>/<library>'
     target_upn: str = ""  # a OneDrive's mapped trust UPN: where its URL will be, for path-length estimates
+    # A folder pair (a Teams channel's files folder, key "channel:<team>/<channel>"): refs are
+    # 'drive:<drive id>' and only the subtree under source_folder is carried, into target_folder. SharePoint
+    # answers delta only at a drive's root (driveitem-delta), so the whole source drive is scanned.
+    source_folder: str = ""
+    target_folder: str = ""
 
 
 @dataclass
@@ -86,6 +91,25 @@ class Tree:
             cur = self.child(cur.id, part)
         return cur
 
+    def subtree(self, folder: str) -> Tree:
+        """The items under `folder`, with `folder` as the root (a channel's files folder as its own drive)."""
+        out = Tree(drive_id=self.drive_id, web_path=self.web_path, delta_link=self.delta_link)
+        if folder not in self.items:
+            return out
+        kids: dict[str, list[TreeItem]] = {}
+        for it in self.items.values():
+            if it.parent is not None:
+                kids.setdefault(it.parent, []).append(it)
+        top = self.items[folder]
+        out.add(TreeItem(top.id, None, top.name, True, created=top.created, modified=top.modified))
+        queue = [folder]
+        while queue:
+            for child in kids.get(queue.pop(), []):
+                out.add(child)
+                if child.folder:
+                    queue.append(child.id)
+        return out
+
     def path(self, iid: str) -> str:
         parts: list[str] = []
         cur = self.items.get(iid)
@@ -121,9 +145,12 @@ async def _site_path(conn: TenantConnection, budget: SharePointBudget, site: str
 
 
 async def drive_id(conn: TenantConnection, budget: SharePointBudget, ref: str) -> dict[str, Any] | None:
-    """Resolve 'user:<id or upn>' or 'site:<site>/<library>' to the drive JSON; None if there is none
-    (a user with no OneDrive)."""
+    """Resolve 'user:<id or upn>', 'site:<site>/<library>' or 'drive:<id>' to the drive JSON; None if
+    there is none (a user with no OneDrive)."""
     kind, _, rest = ref.partition(":")
+    if kind == "drive":
+        async with budget.spend(conn.tenant_id, 1):
+            return dict(await conn.get(f"/drives/{quote(rest)}"))
     if kind == "user":
         async with budget.spend(conn.tenant_id, 1):
             resp = await conn.request("GET", f"/users/{quote(rest)}/drive", counts_as_write=False)

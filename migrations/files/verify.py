@@ -240,8 +240,13 @@ def _advance(store: StateStore, code: str, ref: str, view: _View) -> None:
 
 
 async def verify_files(
-    env: PhaseEnv, source: TenantConnection, target: TenantConnection, budget: SharePointBudget
+    env: PhaseEnv,
+    source: TenantConnection,
+    target: TenantConnection,
+    budget: SharePointBudget,
+    pairs: list[DrivePair] | None = None,
 ) -> dict[str, Any]:
+    """The drives of the academy's config, or the given pairs (a channel's files folder as a folder pair)."""
     code = env.academy.code
     differences: list[dict[str, str]] = []
     drives: list[dict[str, Any]] = []
@@ -255,7 +260,8 @@ async def verify_files(
         )
     }
     clock = time.monotonic()
-    pairs = drive_pairs(env.store, env.academy)
+    if pairs is None:
+        pairs = drive_pairs(env.store, env.academy)
     scanned = await scan_sources(env.store, env.academy, pairs, source, budget)
     stages = {"sources": time.monotonic() - clock}
     notes: list[str] = []
@@ -269,6 +275,8 @@ async def verify_files(
         if scanned[pair.key].get("missing"):
             continue
         src, _ = source_tree(env.store, code, pair.key)
+        if pair.source_folder:
+            src = src.subtree(pair.source_folder)
         files = [i for i in src.items.values() if not i.folder]
         if files:
             work.append((pair, src, files))

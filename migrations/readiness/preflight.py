@@ -173,12 +173,19 @@ NEEDS: dict[str, dict[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {
             ("read channels", ("Channel.ReadBasic.All", "ChannelSettings.Read.All", "Group.Read.All")),
             # A protected API besides: Microsoft approves the app before the read answers (preflight says).
             ("read channel messages", ("ChannelMessage.Read.All",)),
+            # channel-get-filesfolder: Files.* (Group.* deprecated), no Sites.* role.
+            ("read channel files", ("Files.Read.All", "Files.ReadWrite.All")),
         ),
         "target": (
             ("make teams from groups", ("Group.ReadWrite.All", "Directory.ReadWrite.All")),
             ("create class teams as education classes", ("EduRoster.ReadWrite.All",)),
             ("create and delete channels", ("Channel.Create", "Teamwork.Migrate.All", "Group.ReadWrite.All")),
             ("import channel history (migration mode)", ("Teamwork.Migrate.All",)),
+            ("find the trust channels' files folders", ("Files.Read.All", "Files.ReadWrite.All")),
+            (
+                "copy channel files into the trust channels' folders",
+                ("Files.ReadWrite.All", "Sites.ReadWrite.All", "Sites.FullControl.All"),
+            ),
         ),
     },
     "domain": {

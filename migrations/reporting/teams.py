@@ -14,8 +14,8 @@ TEAM_OPS = ("create-team", "create-class-team")
 
 
 def teams_summary(store: StateStore, code: str) -> dict[str, Any]:
-    """{"teams", "class_teams", "channels", "messages", "completed", "not_carried": [{"kind", "count",
-    "why"}], "findings": [...]}; {} before the teams phase has planned."""
+    """{"teams", "class_teams", "channels", "messages", "channel_files", "channel_bytes", "completed",
+    "not_carried": [{"kind", "count", "why"}], "findings": [...]}; {} before the teams phase has planned."""
     from migrations.core.journal import history
 
     done = Counter(
@@ -28,6 +28,12 @@ def teams_summary(store: StateStore, code: str) -> dict[str, Any]:
     )
     if not done and not rows:
         return {}
+    # Channel files: the copies the teams phase made (files/ engine rows under its "channel:" drive keys).
+    copied = store.rows(
+        "SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM file_copies "
+        "WHERE academy = ? AND drive_key LIKE 'channel:%' AND folder = 0 AND created = 1",
+        (code,),
+    )[0]
     why: dict[str, list[str]] = {}
     for r in rows:
         why.setdefault(r["kind"], []).append(r["message"])
@@ -36,6 +42,8 @@ def teams_summary(store: StateStore, code: str) -> dict[str, Any]:
         "class_teams": done["create-class-team"],
         "channels": done["create-channel"] + done["general-channel"],
         "messages": done["import-message"],
+        "channel_files": int(copied["n"]),
+        "channel_bytes": int(copied["bytes"]),
         "completed": done["complete-migration"],
         "not_carried": [
             {"kind": k, "count": len(v), "why": Counter(v).most_common(1)[0][0]}

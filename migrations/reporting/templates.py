@@ -208,6 +208,7 @@ SharePoint (the library's limit of items with unique permissions): {{ a.sharing.
 <p data-field="teams-carried">Carried into the trust tenant: <span data-field="teams">{{ a.teams.teams }}</span> teams
 (<span data-field="class-teams">{{ a.teams.class_teams }}</span> class teams),
 <span data-field="channels">{{ a.teams.channels }}</span> channels,
+<span data-field="channel-files">{{ a.teams.channel_files }}</span> channel files,
 <span data-field="messages">{{ a.teams.messages }}</span> messages; migration completed on
 <span data-field="channels-completed">{{ a.teams.completed }}</span> channels.</p>
 <table class="teams"><thead><tr><th>Not carried</th><th>Count</th><th>Why</th></tr></thead><tbody>

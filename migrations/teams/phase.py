@@ -4,6 +4,7 @@ rollback."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from typing import Any
 
@@ -16,13 +17,21 @@ from migrations.core.runner import Runner
 from migrations.core.runs import Metrics, RunRecord, phase_run
 from migrations.core.steps import UndoStep
 from migrations.core.undo import UndoRules, carry_out, undo_steps
+from migrations.files.phase import carry_folders
+from migrations.files.steps import FilesRules, FilesUndo, in_undo_order
+from migrations.files.transfer import UploadSessions
+from migrations.files.verify import verify_files
 from migrations.graph.client import BatchItem, GraphError, GraphResponse
+from migrations.graph.sharepoint_window import SharePointBudget
 from migrations.graph.teams_window import TeamsWindow, WindowedConnection
+from migrations.teams.channel_files import channel_pairs, resolve_file_tabs
 from migrations.teams.context import TeamsContext, millis
 from migrations.teams.plan import class_groups, plan_teams, record_teams, save_findings
 from migrations.teams.source import SourceTeam, read_team
 from migrations.teams.steps import PHASE
 
+# The files engine's operations, journaled under this phase for channel files (teams/channel_files.py).
+FILE_OPS = frozenset({"mkdir", "copy", "move", "adopt", "delete"})
 # Journal keys whose target ids the operations look up: the groups the groups phase made, this phase's own.
 _ID_PHASES = ("groups", PHASE)
 SOURCE_READS = 4  # legacy teams read at once while planning
@@ -35,6 +44,18 @@ def _ids(env: PhaseEnv) -> dict[str, str]:
             if h["event"] in ("done", "undo-failed", "undo-skipped", "undo-intent") and h["target_id"]:
                 ids[key] = h["target_id"]
     return ids
+
+
+def _budget(env: PhaseEnv) -> SharePointBudget:
+    budget = env.options.get("_budget")
+    if not isinstance(budget, SharePointBudget):
+        budget = SharePointBudget(None, env.run_dir.parent)
+        env.options["_budget"] = budget
+    return budget
+
+
+def _is_file_tab(step: Any) -> bool:
+    return step.op == "create-tab" and bool(step.args.get("file_url"))
 
 
 def _window(env: PhaseEnv) -> TeamsWindow:
@@ -147,16 +168,22 @@ class TeamsPhase:
         async with phase_run(
             env.store, env.academy.code, PHASE, "run", env.operator, plan_id=plan.id, planned=len(plan.steps)
         ) as run:
-            failures = await self._run(env, plan, run, concurrency)
-        return run.outcome(failures, list(plan.notes))
+            failures, notes = await self._run(env, plan, run, concurrency)
+        return run.outcome(failures, list(plan.notes) + notes)
 
-    async def _run(self, env: PhaseEnv, plan: Plan, run: RunRecord, concurrency: int) -> list[dict[str, str]]:
+    async def _run(
+        self, env: PhaseEnv, plan: Plan, run: RunRecord, concurrency: int
+    ) -> tuple[list[dict[str, str]], list[str]]:
         target = self._target(env)
         ctx = TeamsContext(target, _ids(env), source=env.conns.source(env.academy.code))
         journal = Journal(env.store, run.run_id, env.academy.code, PHASE, plan.id)
         before = env.conns.target.stats.as_dict()
+        # File tabs wait for the channel files they point at: the rest of the plan first.
+        file_tabs = [s for s in plan.steps if _is_file_tab(s)]
+        first = dataclasses.replace(plan, steps=[s for s in plan.steps if not _is_file_tab(s)])
+        files_done = {"files": 0, "bytes": 0}
         runner = Runner(
-            plan,
+            first,
             ctx,
             journal,
             concurrency=concurrency,
@@ -176,14 +203,47 @@ class TeamsPhase:
                 "channels": ops.get("create-channel", 0) + ops.get("general-channel", 0),
                 "messages": ops.get("import-message", 0),
                 "completed_channels": ops.get("complete-migration", 0),
+                "channel_files": files_done["files"],
+                "channel_bytes": files_done["bytes"],
                 "teams_window_wait": round(target.window.waited, 3),
                 **{k: round(after[k] - before[k], 3) for k in ("requests", "throttled", "wait_seconds")},
             }
 
         run.measure = measure
-        result = await runner.run()
-        run.status = "succeeded" if result.failed == 0 else "failed"
-        return runner.result.failures
+        await runner.run()
+        code = env.academy.code
+        notes: list[str] = []
+        file_failures: list[dict[str, str]] = []
+        budget = _budget(env)
+        try:
+            carried = await channel_pairs(env.store, code, env.conns.source(code), env.conns.target)
+            folders = await carry_folders(
+                env, run.run_id, carried.pairs, phase=PHASE, concurrency=concurrency, budget=budget
+            )
+            files_done.update(
+                files=folders.state.counters.files_done, bytes=folders.state.counters.bytes_done
+            )
+            file_failures = folders.state.failures
+            notes += carried.notes + folders.notes
+            if file_tabs:
+                ready, unresolved = await resolve_file_tabs(
+                    env.store, code, file_tabs, carried, env.conns.target, budget
+                )
+                notes += unresolved
+                tabs = Runner(
+                    dataclasses.replace(plan, steps=ready),
+                    ctx,
+                    journal,
+                    concurrency=concurrency,
+                    lag_tolerance=float(env.options.get("lag_tolerance") or 4.0),
+                    tally=run.tally,
+                )
+                await tabs.run()  # counts into run.tally with the rest of the plan
+        finally:
+            budget.save()
+        failures = list(run.tally.failures) + file_failures
+        run.status = "succeeded" if not failures else "failed"
+        return failures, notes
 
     # ---- verify -------------------------------------------------------------------------------------------
     async def verify(self, env: PhaseEnv) -> dict[str, Any] | None:
@@ -237,17 +297,62 @@ class TeamsPhase:
                         "difference": f"message of {a['created']} missing from '{a['channel_name']}'",
                     }
                 )
+        files = await self._verify_files(env)
+        if files is not None:
+            checked += files["checked"]
+            differences += [
+                {"object": d["object"], "difference": f"channel file: {d['message']}"}
+                for d in files["differences"]
+            ]
         return {"checked": checked, "differences": differences}
+
+    async def _verify_files(self, env: PhaseEnv) -> dict[str, Any] | None:
+        """Channel files through the files phase's verify (hash, size, timestamps of every copy)."""
+        code = env.academy.code
+        if not env.store.rows(
+            "SELECT 1 FROM file_copies WHERE academy = ? AND drive_key LIKE 'channel:%' LIMIT 1", (code,)
+        ):
+            return None
+        source, target, budget = env.conns.source(code), env.conns.target, _budget(env)
+        await budget.prepare(source)
+        await budget.prepare(target)
+        try:
+            carried = await channel_pairs(env.store, code, source, target)
+            return await verify_files(env, source, target, budget, carried.pairs)
+        finally:
+            budget.save()
 
     # ---- rollback -----------------------------------------------------------------------------------------
     async def rollback_steps(self, env: PhaseEnv) -> list[Any]:
-        return undo_steps(env.store, env.academy.code, PHASE)
+        """Channel files first (the files engine's own undo: only copies trustfold made and nobody changed
+        since, folders deepest first and only when empty), then tabs, channels and classes."""
+        steps = undo_steps(env.store, env.academy.code, PHASE)
+        files = in_undo_order([s for s in steps if s.op in FILE_OPS])
+        return files + [s for s in steps if s.op not in FILE_OPS]
 
     async def rollback(self, env: PhaseEnv, steps: list[Any], *, purge: bool) -> PhaseRun:
         code = env.academy.code
+        files = [s for s in steps if s.op in FILE_OPS]
+        rest = [s for s in steps if s.op not in FILE_OPS]
         async with phase_run(env.store, code, PHASE, "rollback", env.operator, planned=len(steps)) as run:
+            if files:
+                budget = _budget(env)
+                await budget.prepare(env.conns.target)
+                sessions = UploadSessions(env.run_dir.parent / f"upload-sessions-{code}-{PHASE}.json")
+                try:
+                    await carry_out(
+                        env.store,
+                        code,
+                        run.run_id,
+                        files,
+                        FilesUndo(code, env.conns.target, budget, sessions),
+                        FilesRules(),
+                        result=run.tally,
+                    )
+                finally:
+                    budget.save()
             ctx = TeamsContext(self._target(env), _ids(env), purge=purge)
-            await carry_out(env.store, code, run.run_id, steps, ctx, TeamsRules(), result=run.tally)
+            await carry_out(env.store, code, run.run_id, rest, ctx, TeamsRules(), result=run.tally)
         return run.outcome(run.tally.failures, run.tally.kept_notes())
 
 

@@ -31,7 +31,7 @@ from migrations.teams.archive import file_name
 from migrations.teams.context import millis
 from migrations.teams.hosted import plan_images
 from migrations.teams.source import SourceChannel, SourceTeam
-from migrations.teams.steps import PHASE, TEMPLATES, WEB_TAB
+from migrations.teams.steps import FILE_TAB_PREFIX, PHASE, TEMPLATES, WEB_TAB
 from trust import Academy
 
 # What a class team holds that Graph gives no way to carry, and what the teacher does about it.
@@ -340,11 +340,25 @@ def _plan_tabs(
     add: Any,
     findings: list[tuple[str, str, str, str]],
 ) -> None:
-    """Website tabs to the open web are carried as they are; a tab on a file, or on the legacy tenant's own
-    SharePoint, would point back into the tenant being closed: a finding until channel files are carried."""
+    """Website tabs to the open web are carried as they are; a file tab is re-pointed at the migrated copy of
+    its file once the channel's files are carried (the run resolves it: teams/channel_files.py); a tab on
+    the legacy tenant's own SharePoint would point back into the tenant being closed: a finding."""
     ckey = f"channel:{sid}:{channel.id}"
     where = f"{shown} / {channel.name}"
     for tab in channel.tabs:
+        if tab["app"].startswith(FILE_TAB_PREFIX) and tab["config"].get("contentUrl"):
+            file_args = {
+                "team_key": tkey,
+                "channel_key": ckey,
+                "channel_name": where,
+                "name": tab["name"],
+                "app": tab["app"],
+                "file_url": tab["config"]["contentUrl"],
+                "source_team": sid,
+                "source_channel": channel.id,
+            }
+            add(Step(f"tab:{sid}:{channel.id}:{tab['id']}", "create-tab", file_args, after=(ckey,)))
+            continue
         urls = [str(tab["config"].get(k) or "") for k in ("contentUrl", "websiteUrl")]
         legacy = any(
             urlsplit(u).hostname and str(urlsplit(u).hostname).endswith(".sharepoint.com") for u in urls
@@ -355,8 +369,8 @@ def _plan_tabs(
                     "tab",
                     f"{sid}:{channel.id}:{tab['id']}",
                     where,
-                    f"tab '{tab['name']}' points at legacy content (a file or the legacy SharePoint): not "
-                    "carried; add it again once its files are in the trust",
+                    f"tab '{tab['name']}' points at legacy content (the legacy SharePoint, or an app "
+                    "trustfold does not carry): not carried; add it again in the trust",
                 )
             )
             continue

@@ -407,10 +407,12 @@ class ImportMessage(_Op):
 
 
 WEB_TAB = "com.microsoft.teamspace.tab.web"  # teams-configuring-builtin-tabs: the Website tab
+FILE_TAB_PREFIX = "com.microsoft.teamspace.tab.file."  # its Word, Excel, PowerPoint and PDF tabs
 
 
 class CreateTab(_Op):
-    """A website tab (channel-post-tabs), found again by its name in the channel; undo deletes it."""
+    """A website tab, or a file tab on the migrated copy of its file (channel-post-tabs,
+    teams-configuring-builtin-tabs), found again by its name in the channel; undo deletes it."""
 
     name = "create-tab"
 
@@ -426,6 +428,13 @@ class CreateTab(_Op):
             "teamsApp@odata.bind": f"{BIND_ROOT}/appCatalogs/teamsApps/{a['app']}",
             "configuration": {"contentUrl": a["content_url"], "websiteUrl": a["website_url"]},
         }
+        if a.get("file_url"):
+            body["configuration"] = {
+                "entityId": a["entity_id"],
+                "contentUrl": a["content_url"],
+                "removeUrl": None,
+                "websiteUrl": None,
+            }
         return BatchItem("POST", f"/teams/{tid}/channels/{cid}/tabs", body)
 
     def outcome(self, step: Step, resp: GraphResponse, ctx: TeamsContext) -> Outcome | None:

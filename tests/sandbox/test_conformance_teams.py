@@ -782,3 +782,25 @@ def test_select_returns_only_what_was_asked(target, instant):
         f"/teams/{tid}/channels", params={"$select": "displayName", "$filter": "membershipType eq 'standard'"}
     ).json()["value"]
     assert listed == [{"id": general["id"], "displayName": "General"}]
+
+
+def test_files_folder_needs_a_files_role(target, sandbox_url, target_id, instant):
+    """channel-get-filesfolder lists Files.Read.All and Files.ReadWrite.All (Group.Read.All and
+    Group.ReadWrite.All, deprecated): a Sites.* role alone does not read a channel's files folder."""
+    from sandbox.tenancy import ALL_ROLES
+
+    tid, _ = new_team(target)
+    general = target.get(f"/teams/{tid}/primaryChannel").json()
+    url = f"/teams/{tid}/channels/{general['id']}/filesFolder"
+    tenant = sandbox_url.world.tenant(target_id)
+    before = tenant.granted_roles
+    files_roles = ("Files.Read.All", "Files.ReadWrite.All", "Group.Read.All", "Group.ReadWrite.All")
+    tenant.granted_roles = [r for r in ALL_ROLES if r not in files_roles]
+    try:
+        with other_client(sandbox_url, target_id) as limited:
+            assert error_of(limited.get(url))["code"] == "Authorization_RequestDenied"
+        tenant.granted_roles = [*tenant.granted_roles, "Files.Read.All"]
+        with other_client(sandbox_url, target_id) as reader:
+            assert reader.get(url).json()["name"] == "General"
+    finally:
+        tenant.granted_roles = before
