@@ -19,6 +19,7 @@ from migrations.core.undo import UndoRules, carry_out, undo_steps
 from migrations.graph.client import BatchItem, GraphError, GraphResponse
 from migrations.graph.teams_window import TeamsWindow, WindowedConnection
 from migrations.teams.context import TeamsContext, millis
+from migrations.teams.pace import TeamsPace
 from migrations.teams.plan import class_groups, plan_teams, record_teams, save_findings
 from migrations.teams.source import SourceTeam, read_team
 from migrations.teams.steps import PHASE
@@ -164,6 +165,7 @@ class TeamsPhase:
             metrics=Metrics(env.store, run.run_id),
             lag_tolerance=float(env.options.get("lag_tolerance") or 4.0),
             tally=run.tally,
+            pace=TeamsPace(target.window, ctx),
         )
 
         def measure() -> dict[str, Any]:
