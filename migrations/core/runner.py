@@ -55,6 +55,23 @@ class RunContext(Protocol):
     def remember(self, key: str, target_id: str | None, data: dict[str, Any]) -> None: ...
 
 
+class Pace(Protocol):
+    """A phase's service limits as the runner sees them (the teams phase's per-channel window): a step with
+    a lane waits in its lane's queue until `room` says one more of its requests fits, and only then takes a
+    slot, so a slot is never spent asleep on one lane's limit while another lane's steps could go. Steps of
+    one lane go in the order they became ready."""
+
+    def lane(self, step: Step) -> str | None: ...
+
+    def room(self, step: Step) -> float: ...
+
+    def claim(self, step: Step) -> Any: ...
+
+    def release(self, claim: Any) -> None: ...
+
+    async def pause(self, seconds: float) -> None: ...
+
+
 class RoutedJournal:
     """Several phases' journals behind one: each step is journaled under the phase that owns its operation,
     so a plan spanning phases (the identity graph) resumes, verifies and rolls back like the phases run
@@ -139,8 +156,12 @@ class Runner:
         metrics: Metrics | None = None,
         lag_tolerance: float = 4.0,
         tally: Tally | None = None,
+        pace: Pace | None = None,
     ):
         self.plan, self.ctx, self.journal = plan, ctx, journal
+        self.pace = pace
+        # Ready steps that have a lane, per lane in the order they became ready (only with a pace).
+        self._lanes: dict[str, deque[Step]] = {}
         self.concurrency = max(1, concurrency)
         self.on_progress = on_progress
         self.metrics = metrics
@@ -206,7 +227,9 @@ class Runner:
             self._waiting[key] = deps
             for d in deps:
                 self._dependants.setdefault(d, []).append(key)
-        self._ready.extend(s for s in pending.values() if not self._waiting[s.key])
+        for s in pending.values():
+            if not self._waiting[s.key]:
+                self._enqueue(s)
         await self._dispatch()
         self._sample(force=True)
         return self.result
@@ -222,12 +245,14 @@ class Runner:
         waiting = 0
         again: deque[tuple[list[Step], int]] = deque()
 
-        async def one(batch: list[Step], sends: int) -> None:
+        async def one(batch: list[Step], sends: int, claim: Any = None) -> None:
             nonlocal in_flight, waiting
             try:
                 unclear, absent = await self._send_once(batch)
             finally:
                 in_flight -= 1
+                if self.pace is not None and claim is not None:
+                    self.pace.release(claim)
                 self._changed.set()
             if not unclear:
                 return
@@ -249,17 +274,40 @@ class Runner:
         try:
             async with asyncio.TaskGroup() as tg:
                 while True:
-                    while (again or self._ready) and in_flight < self.concurrency:
+                    soonest: float | None = None
+                    while in_flight < self.concurrency:
+                        if again or self._ready:
+                            batch, sends = again.popleft() if again else (self._next_batch(), 0)
+                            in_flight += 1
+                            tg.create_task(one(batch, sends))
+                            continue
+                        picked = self._paced() if self._lanes else None
+                        if not isinstance(picked, tuple):
+                            soonest = picked
+                            break
                         in_flight += 1
-                        batch, sends = again.popleft() if again else (self._next_batch(), 0)
-                        tg.create_task(one(batch, sends))
-                    if in_flight == 0 and waiting == 0 and not again:
+                        tg.create_task(one([picked[0]], 0, picked[1]))
+                    if in_flight == 0 and waiting == 0 and not again and not self._lanes:
                         break
                     self._changed.clear()
-                    await self._changed.wait()
+                    await self._until_changed(soonest)
         except BaseExceptionGroup as group:
             # Siblings were cancelled; their steps stay at intent for the next run to reconcile.
             raise first_error(group) from None
+
+    async def _until_changed(self, soonest: float | None) -> None:
+        """Until a batch finishes or a waiting step is queued again, or, when every lane's window is full
+        and a slot is free, until the soonest of them has room."""
+        if soonest is None or self.pace is None:
+            await self._changed.wait()
+            return
+        changed = asyncio.ensure_future(self._changed.wait())
+        timer = asyncio.ensure_future(self.pace.pause(soonest))
+        try:
+            await asyncio.wait((changed, timer), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (changed, timer):
+                task.cancel()
 
     def _next_batch(self) -> list[Step]:
         first = self._ready.popleft()
@@ -279,7 +327,30 @@ class Runner:
             deps = self._waiting[child]
             deps.discard(key)
             if not deps:
-                self._ready.append(self._steps[child])
+                self._enqueue(self._steps[child])
+
+    def _enqueue(self, step: Step) -> None:
+        lane = self.pace.lane(step) if self.pace is not None else None
+        if lane is None:
+            self._ready.append(step)
+        else:
+            self._lanes.setdefault(lane, deque()).append(step)
+
+    def _paced(self) -> tuple[Step, Any] | float | None:
+        """The first lane's head step that has room now, claimed; else the seconds until one may (None:
+        no lane holds a step)."""
+        assert self.pace is not None
+        soonest: float | None = None
+        for lane, queue in list(self._lanes.items()):
+            step = queue[0]
+            wait = self.pace.room(step)
+            if wait <= 0:
+                queue.popleft()
+                if not queue:
+                    del self._lanes[lane]
+                return step, self.pace.claim(step)
+            soonest = wait if soonest is None else min(soonest, wait)
+        return soonest
 
     def _record_failure(self, key: str, message: str) -> None:
         self.result.outcome_of[key] = "failed"

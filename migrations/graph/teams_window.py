@@ -5,11 +5,19 @@ Microsoft's "Microsoft Teams service limits" (learn.microsoft.com/graph/throttli
 any Graph request naming a team or a channel is limited to 4 a second per team or channel (per app and
 tenant), `POST /teams` to 10 a second, and importing messages ("Import third-party platform messages to
 Teams", teams-import-messages) to about 5 a second per channel. A request is counted under the narrowest key
-its path names: the channel when it names one (and its team too), else the team.
+its path names: the channel when it names one, else the team. The page limits requests "issued on a given team
+or channel": a request on a channel is issued on that channel, and were it counted against its team as well,
+the channel's own limit could never bind (a channel's requests are never more than its team's), so the page
+would not name it. The sandbox counts the same way (sandbox/teams_api.py, docs/sandbox.md).
 
 Reserve-and-settle, as ru_window.py does: `reserve(path)` waits until one more request fits every window
 the path falls under and stamps it as sent; `settle(path, retry_after)` after the answer: a 429 closes that
 key's window for the Retry-After Microsoft gave (another app on the same team spends the same limit).
+
+The runner asks before it gives a step a slot (`room`, `claim`, `release`): a step whose window is full
+waits in the runner's queue, not asleep in `reserve` holding a slot other teams' steps could use. A claim
+counts as a request on its way until its `reserve` stamps it, so the runner does not send a channel more
+steps than its window has room for.
 """
 
 from __future__ import annotations
@@ -39,14 +47,14 @@ def keys_of(method: str, path: str) -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = []
     if method.upper() == "POST" and path.rstrip("/") == "/teams":
         out.append(("create-teams", CREATE_TEAMS))
-    team = _TEAMS_PATH.match(path) or _GROUP_TEAM.match(path)
-    if team:
-        out.append((f"team:{team.group(1)}", PER_TEAM))
     channel = _CHANNEL.match(path)
+    team = _TEAMS_PATH.match(path) or _GROUP_TEAM.match(path)
     if channel:
         out.append((f"channel:{channel.group(2)}", PER_CHANNEL))
         if method.upper() == "POST" and _IMPORT.match(path):
             out.append((f"import:{channel.group(2)}", IMPORT_PER_CHANNEL))
+    elif team:
+        out.append((f"team:{team.group(1)}", PER_TEAM))
     return out
 
 
@@ -55,6 +63,15 @@ class _Key:
     limit: int
     sent: deque[float] = field(default_factory=deque)
     closed_until: float = 0.0
+    claimed: int = 0  # requests the runner has given a slot that have not reserved yet
+
+
+@dataclass
+class Claim:
+    """A request the runner has let go, counted in its windows until its `reserve` stamps it."""
+
+    names: tuple[tuple[str, int], ...]
+    live: bool = True
 
 
 class TeamsWindow:
@@ -69,21 +86,68 @@ class TeamsWindow:
         self._lock = asyncio.Lock()
         self.waited = 0.0
         self.throttled = 0
+        self._claims: dict[tuple[tuple[str, int], ...], deque[Claim]] = {}
 
     def _key(self, name: str, limit: int) -> _Key:
         return self._keys.setdefault(name, _Key(limit))
 
+    def _expired(self, name: str, limit: int, now: float) -> _Key:
+        """The key, without the stamps that have left its window."""
+        k = self._key(name, limit)
+        while k.sent and now - k.sent[0] >= self.expiry:
+            k.sent.popleft()
+        return k
+
     def _delay(self, names: list[tuple[str, int]], now: float) -> float:
         delay = 0.0
         for name, limit in names:
-            k = self._key(name, limit)
-            while k.sent and now - k.sent[0] >= self.expiry:
-                k.sent.popleft()
+            k = self._expired(name, limit, now)
             if k.closed_until > now:
                 delay = max(delay, k.closed_until - now)
             if len(k.sent) >= k.limit:
                 delay = max(delay, k.sent[0] + self.expiry - now)
         return delay
+
+    def room(self, method: str, path: str) -> float:
+        """Seconds until one more such request would fit without waiting (0: now), counting the claimed
+        requests not yet stamped as if sent now. Decides nothing: the runner's question before a slot."""
+        now = self._clock()
+        delay = 0.0
+        for name, limit in keys_of(method, path):
+            k = self._expired(name, limit, now)
+            if k.closed_until > now:
+                delay = max(delay, k.closed_until - now)
+            stamps = [*k.sent, *([now] * k.claimed)]
+            if len(stamps) >= k.limit:
+                delay = max(delay, stamps[len(stamps) - k.limit] + self.expiry - now)
+        return delay
+
+    def claim(self, method: str, path: str) -> Claim | None:
+        """Count a request the runner lets go as on its way, until its `reserve` stamps it."""
+        names = tuple(keys_of(method, path))
+        if not names:
+            return None
+        c = Claim(names)
+        for name, limit in names:
+            self._key(name, limit).claimed += 1
+        self._claims.setdefault(names, deque()).append(c)
+        return c
+
+    def release(self, c: Claim | None) -> None:
+        """The step is finished: a claim no `reserve` used (nothing sent, or it failed first) stops
+        counting."""
+        if c is None or not c.live:
+            return
+        self._use(c)
+        queue = self._claims.get(c.names)
+        if queue is not None and c in queue:
+            queue.remove(c)
+
+    def _use(self, c: Claim) -> None:
+        c.live = False
+        for name, limit in c.names:
+            k = self._key(name, limit)
+            k.claimed = max(0, k.claimed - 1)
 
     async def reserve(self, method: str, path: str) -> float:
         """Wait until this request fits every window it falls under; stamp it. Returns seconds waited."""
@@ -100,11 +164,19 @@ class TeamsWindow:
                 if delay <= 0:
                     for name, limit in names:
                         self._key(name, limit).sent.append(now)
+                    # A stamp replaces a claim of the same windows (claims of one channel are alike).
+                    queue = self._claims.get(tuple(names))
+                    if queue:
+                        self._use(queue.popleft())
                     break
             waited += delay
             await self._sleep(delay)
         self.waited += waited
         return waited
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep on the window's clock (the runner's wait for a full window to open)."""
+        await self._sleep(seconds)
 
     def settle(self, method: str, path: str, status: int, retry_after: float | None) -> None:
         """After the answer: a 429 closes each of the request's windows for Microsoft's Retry-After."""

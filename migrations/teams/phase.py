@@ -26,6 +26,7 @@ from migrations.graph.sharepoint_window import SharePointBudget
 from migrations.graph.teams_window import TeamsWindow, WindowedConnection
 from migrations.teams.channel_files import channel_pairs, resolve_file_tabs
 from migrations.teams.context import TeamsContext, millis
+from migrations.teams.pace import TeamsPace
 from migrations.teams.plan import class_groups, plan_teams, record_teams, save_findings
 from migrations.teams.source import SourceTeam, read_team
 from migrations.teams.steps import PHASE
@@ -191,6 +192,7 @@ class TeamsPhase:
             metrics=Metrics(env.store, run.run_id),
             lag_tolerance=float(env.options.get("lag_tolerance") or 4.0),
             tally=run.tally,
+            pace=TeamsPace(target.window, ctx),
         )
 
         def measure() -> dict[str, Any]:

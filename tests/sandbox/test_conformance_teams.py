@@ -471,6 +471,21 @@ def test_teams_service_limits(target, sandbox_url, instant):
         assert codes == [200, 200, 429]
 
 
+def test_a_channels_requests_are_its_own_not_its_teams(target, sandbox_url, instant):
+    """throttling-limits, "Microsoft Teams service limits": "4 requests per second per app ... on a given
+    team or channel". A request on a channel is counted against that channel: two channels of one team each
+    have the whole limit, and the team's own requests are untouched by theirs (were a channel's requests its
+    team's too, a channel's limit could never bind and the page would not name it)."""
+    tid, _ = new_team(target)
+    a = migration_channel(target, tid, datetime(2024, 1, 1, tzinfo=UTC))["id"]
+    b = migration_channel(target, tid, datetime(2024, 1, 1, tzinfo=UTC))["id"]
+    with teams_settings(sandbox_url, throttling=True, teams_per_team=Budget(2, 60.0)):
+        codes = [target.get(f"/teams/{tid}/channels/{cid}").status_code for cid in (a, b, a, b)]
+        assert codes == [200, 200, 200, 200]
+        assert target.get(f"/teams/{tid}/channels/{a}").status_code == 429
+        assert [target.get(f"/teams/{tid}").status_code for _ in range(3)] == [200, 200, 429]
+
+
 def test_teams_survive_a_save_and_load(sandbox_url, source_id):
     """The world's state file carries teams, channels, messages and classes."""
     from sandbox.world import TenantState

@@ -21,12 +21,13 @@ class Clock:
         self.now += seconds
 
 
-def test_keys_name_the_team_the_channel_and_the_import_limit() -> None:
+def test_keys_name_the_team_or_the_channel_and_the_import_limit() -> None:
     assert keys_of("POST", "/teams") == [("create-teams", 10)]
     assert keys_of("PUT", "/groups/g1/team") == [("team:g1", 4)]
     assert keys_of("GET", "/teams/t1/channels") == [("team:t1", 4)]
     imported = keys_of("POST", "/teams/t1/channels/c1/messages")
-    assert imported == [("team:t1", 4), ("channel:c1", 4), ("import:c1", 5)]
+    # "4 requests per second per app ... on a given team or channel": a channel's request is its channel's.
+    assert imported == [("channel:c1", 4), ("import:c1", 5)]
     assert ("import:c1", 5) in keys_of("POST", "/teams/t1/channels/c1/messages/m1/replies")
     assert ("import:c1", 5) not in keys_of("GET", "/teams/t1/channels/c1/messages")
     assert keys_of("GET", "/users/u1") == []  # not a Teams path: the window lets it by
@@ -82,3 +83,46 @@ def test_a_request_waiting_for_one_team_does_not_hold_up_another() -> None:
         assert await waiting >= 1.0
 
     asyncio.run(go())
+
+
+def test_channels_of_one_team_each_have_their_own_four_a_second() -> None:
+    """Two channels of one team: four requests each inside one second go at once (the team's window is not
+    spent by them); a fifth to the first channel waits for the second to pass."""
+    clock = Clock()
+    window = TeamsWindow(clock=clock, sleep=clock.sleep)
+
+    async def go() -> list[float]:
+        waits = []
+        for cid in ("c1", "c2", "c1", "c2", "c1", "c2", "c1", "c2"):
+            waits.append(await window.reserve("GET", f"/teams/t1/channels/{cid}"))
+        assert await window.reserve("GET", "/teams/t1/channels") == 0  # the team itself: untouched
+        waits.append(await window.reserve("GET", "/teams/t1/channels/c1"))
+        return waits
+
+    waits = asyncio.run(go())
+    assert waits[:8] == [0.0] * 8
+    assert waits[8] >= 1.0
+
+
+def test_room_counts_claimed_requests_until_they_are_stamped() -> None:
+    """What the runner asks before giving a step a slot: claimed-but-unsent requests fill the window as
+    sent ones do; a claim a request stamped, or one released unsent, stops counting."""
+    clock = Clock()
+    window = TeamsWindow(clock=clock, sleep=clock.sleep)
+    path = "/teams/t1/channels/c1/messages"
+    claims = [window.claim("POST", path) for _ in range(4)]
+    assert window.room("POST", path) > 0  # four on their way: the channel's four a second are spoken for
+    assert window.room("POST", "/teams/t1/channels/c2/messages") == 0
+
+    async def go() -> None:
+        for _ in range(3):
+            assert await window.reserve("POST", path) == 0
+
+    asyncio.run(go())
+    assert window.room("POST", path) > 0  # three stamped, one still claimed
+    window.release(claims[3])  # sent nothing (the step failed before its request)
+    for c in claims:
+        window.release(c)  # released after being used: no effect
+    assert window.room("POST", path) == 0
+    clock.now += 2.0
+    assert window.room("POST", path) == 0
