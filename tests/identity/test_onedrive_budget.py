@@ -68,3 +68,24 @@ def test_provisioning_and_preflight_leave_their_sharepoint_spend_in_the_saved_wi
         spent = _admitted(url) - before
         assert spent >= 25 + 2
         assert _saved_units(state) >= saved + spent
+
+
+def test_no_wait_asks_and_returns_and_the_next_provisioning_waits(tmp_path: Path) -> None:
+    """`provision-onedrive --no-wait` (the demo asks right after the users phase): the request is made and
+    journaled, the command succeeds without waiting, and a later provisioning asks nothing again."""
+    state = tmp_path / "state.db"
+    with running_sandbox(CONFIG, size=10, seed=3, onedrive_provision_delay_s=2) as url:
+        target = url.world.tenant(TARGET)
+        store = StateStore.open(state)
+        _map_users(store, target, 5)
+        store.close()
+        cli = InProcessCli(url, state)
+        proc = cli("provision-onedrive", "hillside", "--no-wait")
+        assert "0 OneDrives ready, 5 waiting, 5 requested in 1 calls" in proc.stdout
+        assert "5 OneDrives being created by SharePoint; `trustfold run hillside --phase files` waits" in (
+            proc.stderr
+        )
+        assert target.personal_site_calls == 1
+        result = json.loads(cli("provision-onedrive", "hillside", "--timeout", "60", "--json").stdout)
+        assert result["ready"] == 5 and result["calls"] == 0
+        assert target.personal_site_calls == 1
