@@ -57,3 +57,37 @@ def test_run_and_verify_skip_empty_folders_and_new_mail_is_still_seen_and_carrie
     assert _run(w)["counts"]["mail_items"] == 1
     mail = json.loads(w.cli("verify", ACADEMY, "--json", check=False).stdout)["mail"]
     assert mail["differences"] == [], mail
+
+
+def test_discovery_reads_several_peoples_mailboxes_at_once_and_keeps_their_order() -> None:
+    """Discovery no longer waits on one person's three reads before the next person's (a unit test on a
+    stand-in connection: no timing, the most reads in flight at once is counted)."""
+    import asyncio
+    from typing import Any
+
+    from migrations.graph.client import GraphResponse
+    from migrations.graph.mailbox_window import MailboxWindows
+    from migrations.mail.discovery import READ_AHEAD, Person, _read_ahead
+
+    class Conn:
+        in_flight = most = 0
+
+        async def request(self, method: str, path: str, **kw: Any) -> GraphResponse:
+            Conn.in_flight += 1
+            Conn.most = max(Conn.most, Conn.in_flight)
+            await asyncio.sleep(0)  # an answer takes a turn of the loop: others may be sent meanwhile
+            Conn.in_flight -= 1
+            if path.endswith("/settings/exchange"):  # /users/{id}/settings/exchange
+                return GraphResponse(200, {}, {"primaryMailboxId": f"mbx-{path.split('/')[2]}"})
+            mailbox = path.split("/")[4]  # /admin/exchange/mailboxes/{id}/folders
+            return GraphResponse(200, {}, {"value": [{"id": f"inbox-{mailbox}", "totalItemCount": 1}]})
+
+        def relative(self, url: str) -> str:
+            return url
+
+    persons = [Person(f"u{i}", f"u{i}@school", f"t{i}") for i in range(20)]
+    conn: Any = Conn()
+    got = asyncio.run(_read_ahead(persons, conn, conn, MailboxWindows()))
+    assert list(got) == [p.source_user for p in persons]
+    assert got["u3"][1] == {"primaryMailboxId": "mbx-t3"} and got["u3"][2][0]["id"] == "inbox-mbx-u3"
+    assert 1 < Conn.most <= READ_AHEAD
