@@ -7,8 +7,10 @@ and carried by the next pass."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.mail.conftest import ACADEMY, MailWorld
 from tests.mail.test_mail_journey import _inbox_items, _run
@@ -91,3 +93,40 @@ def test_discovery_reads_several_peoples_mailboxes_at_once_and_keeps_their_order
     assert list(got) == [p.source_user for p in persons]
     assert got["u3"][1] == {"primaryMailboxId": "mbx-t3"} and got["u3"][2][0]["id"] == "inbox-mbx-u3"
     assert 1 < Conn.most <= READ_AHEAD
+
+
+def test_verify_checks_several_mailboxes_at_once_and_reports_in_mailbox_order(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """verify_mail's mailboxes side by side (a stand-in per-mailbox check counts how many run at once),
+    uncarried mailboxes left out, differences and counts summed in mailbox order."""
+    import asyncio
+    from typing import Any
+
+    from migrations.core.store import StateStore
+    from migrations.graph.mailbox_window import MailboxWindows
+    from migrations.mail import records, verify
+    from migrations.mail.records import Mailbox
+
+    boxes = [Mailbox(f"m{i}", "primary", f"u{i}", f"u{i}@school", f"t{i}", f"tm{i}", 0, 0) for i in range(12)]
+    boxes.append(Mailbox("m-waiting", "primary", "ux", "ux@school", None, None, 0, 0))
+    monkeypatch.setattr(records, "mailboxes", lambda store, code: boxes)
+    running = {"now": 0, "most": 0}
+
+    async def check(*args: Any) -> tuple[int, int, list[dict[str, str]]]:
+        m = args[5]
+        assert m.target_mailbox, "an uncarried mailbox is not verified"
+        running["now"] += 1
+        running["most"] = max(running["most"], running["now"])
+        await asyncio.sleep(0)
+        running["now"] -= 1
+        return 2, 1, [{"kind": "k", "object": m.source_mailbox, "message": ""}]
+
+    monkeypatch.setattr(verify, "_verify_mailbox", check)
+    store = StateStore.open(tmp_path / "s.db")
+    conn: Any = object()
+    got = asyncio.run(verify.verify_mail(store, "hillside", conn, conn, MailboxWindows()))
+    store.close()
+    assert [d["object"] for d in got["differences"]] == [f"m{i}" for i in range(12)]
+    assert (got["checked"], got["sampled"]) == (24, 12)
+    assert 1 < running["most"] <= verify.VERIFY_AHEAD
