@@ -13,7 +13,9 @@ from cli.render import View, json_option
 from migrations import app as migrate
 from migrations.core.options import PlanOptions, RunOptions
 
-PHASE_HELP = "users, groups, memberships, identity (the three as one graph), files, permissions or domain"
+PHASE_HELP = (
+    "users, groups, memberships, identity (the three as one graph), files, permissions, teams or domain"
+)
 
 
 def _phase_names(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -24,7 +26,9 @@ def _phase_names(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     expanded: list[str] = []
     for v in values:
         if v == "all" and param.name == "phases":
-            expanded += [p for p in ("users", "groups", "memberships", "files", "permissions") if p in known]
+            expanded += [
+                p for p in ("users", "groups", "memberships", "files", "permissions", "teams") if p in known
+            ]
         elif v == "identity" and param.name == "phases":
             expanded += ["users", "groups", "memberships"]  # rolled back phase by phase, latest first
         elif v not in known:
@@ -70,6 +74,13 @@ def _exit_on(problem: str | None) -> None:
 @click.option(
     "--propagate-deletes", is_flag=True, help="files: delete in the target what was deleted at source."
 )
+@click.option(
+    "--complete",
+    "complete",
+    is_flag=True,
+    help="teams: the cut-over pass: import what is new, then complete migration mode on every channel "
+    "(Teams takes no more imports after it; a planning option).",
+)
 @pass_app
 def plan(
     app: AppContext,
@@ -79,10 +90,11 @@ def plan(
     limit: int,
     scan_age: int,
     propagate_deletes: bool,
+    complete: bool,
 ) -> None:
     """Compute, store (numbered) and print the steps of PHASE for ACADEMY; `run` applies this plan. Changes
     nothing in any tenant."""
-    view.plan(migrate.plan(app, academy, phase, PlanOptions(scan_age, propagate_deletes)), limit)
+    view.plan(migrate.plan(app, academy, phase, PlanOptions(scan_age, propagate_deletes, complete)), limit)
 
 
 @click.command()
@@ -122,6 +134,13 @@ def plan(
     "--propagate-deletes",
     is_flag=True,
     help="files, with --replan: delete in the target what was deleted at source (a planning option).",
+)
+@click.option(
+    "--complete",
+    "complete",
+    is_flag=True,
+    help="teams: the cut-over pass: import what is new, then complete migration mode on every channel "
+    "(Teams takes no more imports after it; with --replan, or as the reviewed plan was made).",
 )
 @click.option(
     "--plan",
@@ -187,6 +206,7 @@ def _run_options(
     scan_age: int,
     sharepoint_budget: str,
     propagate_deletes: bool,
+    complete: bool,
     dns_wait: int,
     removal_wait: int,
     plan_number: int | None,
@@ -199,7 +219,7 @@ def _run_options(
     """`run`'s options as the application layer takes them (each checked as an argument first)."""
     _check_run_options(write_budget, sharepoint_budget, replan, plan_number)
     return RunOptions(
-        PlanOptions(scan_age, propagate_deletes),
+        PlanOptions(scan_age, propagate_deletes, complete),
         dry_run=dry_run,
         replan=replan,
         plan_number=plan_number,

@@ -476,11 +476,26 @@ def discover(site: Site, academy: str, *, full: bool) -> Discovered:
                 read_target(trust, conns.target),
             )
             counts = compute_mapping(trust, a, store, target)
+            counts.update(await _discover_teams(site, a, store, conns))
             if a.files.enabled:
                 counts.update(await _discover_drives(site, a, store, conns))
                 status = {s["phase"]: s for s in store.phase_statuses(academy)}.get("discover")
                 if status:
                     result.findings = status["detail"].get("findings", result.findings)
+            counts.update(await _discover_mail(site, a, store, conns))
+            # Shown with this discovery (archives, unnamed shared mailboxes, what is never carried); the
+            # report reads them from the mail tables, so they are not stored with the discover status.
+            result.findings = [
+                *result.findings,
+                *(
+                    dict(r)
+                    for r in store.rows(
+                        "SELECT kind, object_id, display, message, handling FROM mail_findings "
+                        "WHERE academy = ? ORDER BY kind, display, object_id",
+                        (academy,),
+                    )
+                ),
+            ]
         return Discovered(result, counts)
 
     found = asyncio.run(go())
@@ -503,6 +518,44 @@ async def _discover_drives(
     if totals is None:
         return {}
     return {"drives": totals["drives"], "drive_items": totals["items"]}
+
+
+async def _discover_teams(
+    site: Site, academy: Academy, store: StateStore, conns: Connections
+) -> dict[str, int]:
+    """Which source groups have a team, and which are class teams: the groups phase leaves class groups to the
+    teams phase, which makes them as education classes (the educationClass template needs one)."""
+    teams = load_phases().get("teams")
+    if teams is None:
+        return {}
+    env = PhaseEnv(site.trust(), academy, store, conns, site.operator()[0], site.state_path.parent / "runs")
+    return await teams.discover(env) or {}
+
+
+async def _discover_mail(
+    site: Site, academy: Academy, store: StateStore, conns: Connections
+) -> dict[str, int]:
+    """Each mapped person's and named shared mailbox, read before any mail moves, so what the APIs cannot
+    carry (archives, unnamed shared mailboxes) is a finding at discovery. Mailboxes that cannot be read are
+    a warning here, never a failed discovery: the mail phase's own plan reads them again."""
+    import logging
+
+    from migrations.graph.client import GraphError
+    from migrations.safety.sanitise import terminal_text
+
+    mail = load_phases().get("mail")
+    if mail is None:
+        return {}
+    env = PhaseEnv(site.trust(), academy, store, conns, site.operator()[0], site.state_path.parent / "runs")
+    try:
+        totals = await mail.discover(env)
+    except GraphError as exc:
+        log = logging.getLogger("trustfold.mail")
+        log.warning("mailboxes not read at discovery: %s", terminal_text(str(exc)))
+        return {}
+    if totals is None:
+        return {}
+    return {"mailboxes": totals["mailboxes"], "mail_items": totals["mail_items"]}
 
 
 def export_mapping(site: Site, academy: str) -> str:

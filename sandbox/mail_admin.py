@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 from starlette.requests import Request
@@ -14,7 +15,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import mail_state as ms
-from sandbox.errors import GraphError
+from sandbox.directory import base_user
+from sandbox.errors import GraphError, now_iso
 from sandbox.settings import parse_budget
 from sandbox.world import TenantState, World
 
@@ -92,7 +94,8 @@ def _guard(fn: Any) -> Any:
 async def mailboxes(request: Request) -> Response:
     """GET: the tenant's mailboxes. POST {"owner": user id, "kind": "shared"|"archive"|"primary",
     "delay_seconds": n}: make one (a shared mailbox needs no licence; an archive needs the owner's
-    primary)."""
+    primary); POST {"kind": "shared", "address", "displayName"}: a shared mailbox with its own account, as
+    the admin centre makes one."""
     world = _world(request)
     t = _tenant(request)
     store: ms.MailStore = t.mail
@@ -118,6 +121,10 @@ async def mailboxes(request: Request) -> Response:
     kind = body.get("kind", "shared")
     if kind not in ms.KINDS:
         raise ValueError(f"kind must be one of {', '.join(ms.KINDS)}")
+    if kind == "shared" and "owner" not in body:
+        return _new_shared(world, t, body)
+    if "owner" not in body:
+        raise ValueError(f"kind {kind} needs an owner (a user id)")
     user = t.users.get(str(body.get("owner", "")))
     if user is None:
         raise LookupError(f"no user {str(body.get('owner'))[:60]} in tenant {t.id}")
@@ -133,6 +140,42 @@ async def mailboxes(request: Request) -> Response:
     )
     world.dirty = True
     return JSONResponse({"id": mbx["id"], "kind": kind, "owner": user["id"]}, status_code=201)
+
+
+def _new_shared(world: World, t: TenantState, body: dict[str, Any]) -> Response:
+    """A shared mailbox as the Microsoft 365 admin centre makes one (Teams & groups > Shared mailboxes > Add a
+    shared mailbox: a name and an address): Exchange creates its user account too, with a system password
+    nobody knows, sign-in blocked and no licence (microsoft-365/admin/email/create-a-shared-mailbox,
+    about-shared-mailboxes). Graph has no API for this; a trust names the mailboxes it made."""
+    address = str(body.get("address") or "").strip()
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        raise ValueError("address must be an email address (local@domain)")
+    if domain.lower() not in t.verified_domains:
+        raise ValueError(f"the address's domain {domain[:80]} is not a verified domain of tenant {t.id}")
+    name = body.get("displayName")
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("displayName is required (the shared mailbox's name)")
+    if t.user_by_key(address) is not None:
+        raise GraphError(409, "Conflict", f"a recipient with the address {address[:80]} already exists")
+    user = base_user(str(uuid.uuid4()), now_iso())
+    user.update(
+        displayName=name.strip(),
+        userPrincipalName=address,
+        mail=address,
+        mailNickname=local,
+        proxyAddresses=[f"SMTP:{address}"],
+        accountEnabled=False,
+        userType="Member",
+    )
+    t.users[user["id"]] = user
+    t.index_user(user)
+    t.touch(user["id"])
+    mbx = t.mail.create_mailbox(user["id"], "shared", user["displayName"], address)
+    world.dirty = True
+    return JSONResponse(
+        {"id": mbx["id"], "kind": "shared", "owner": user["id"], "address": address}, status_code=201
+    )
 
 
 @_guard

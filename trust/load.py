@@ -232,9 +232,56 @@ def load_trust(config_dir: Path | str) -> Trust:
         academies.append(academy)
 
     _check_networks(trust_file, trust_path, trust_doc, academies, files, docs)
+    _check_shared_mailboxes(trust_file, academies, files, docs)
     _check_names(trust_file, names, trust_path, trust_doc, academies, files, docs)
     academies.sort(key=lambda a: (a.wave, a.code))
     return Trust(settings=trust_file, academies=tuple(academies), config_dir=config_dir, files=files)
+
+
+def _check_shared_mailboxes(
+    trust: TrustFile, academies: list[AcademyFile], files: dict[str, Path], docs: dict[str, YamlDocument]
+) -> None:
+    """phases.mail.shared_mailboxes: each source in the academy's own tenant, each target in the trust's, and
+    no mailbox named twice. One trust mailbox filled from two sources (two academies' offices) would show each
+    school's mail to the other's staff: refused, never merged."""
+    taken: dict[str, str] = {}
+    for a in academies:
+        seen: set[str] = set()
+        for i, m in enumerate(a.phases.mail.shared_mailboxes):
+            where = ("phases", "mail", "shared_mailboxes", i)
+
+            def fail(key: str, message: str, a: AcademyFile = a, where: tuple[Any, ...] = where) -> None:
+                raise ConfigError(
+                    files[a.code],
+                    message,
+                    line=docs[a.code].line_of((*where, key)),
+                    field=".".join(str(p) for p in (*where, key)),
+                )
+
+            own = m.source.rsplit("@", 1)[1]
+            if own not in a.legacy_tenant.domains and not own.endswith(".onmicrosoft.com"):
+                fail(
+                    "source",
+                    f"'{m.source}' is not at one of this academy's legacy_tenant.domains "
+                    f"({', '.join(a.legacy_tenant.domains)}) or its onmicrosoft.com domain",
+                )
+            if m.source in seen:
+                fail("source", f"'{m.source}' is named twice")
+            seen.add(m.source)
+            dest = m.target.rsplit("@", 1)[1]
+            if dest not in trust.tenant.domains and not dest.endswith(".onmicrosoft.com"):
+                fail(
+                    "target",
+                    f"'{m.target}' is not at one of the trust tenant's domains "
+                    f"({', '.join(trust.tenant.domains)}): name the trust's shared mailbox",
+                )
+            if m.target in taken:
+                fail(
+                    "target",
+                    f"'{m.target}' already receives {taken[m.target]}: one trust shared mailbox per source "
+                    "(merging two would show each one's mail to the other's members)",
+                )
+            taken[m.target] = f"{m.source} ({files[a.code].name})"
 
 
 def _check_networks(

@@ -303,10 +303,38 @@ class FilesPhase(Strict):
         )
 
 
+ADDRESS_RE = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(.+)$")
+
+
+def _address(value: str) -> str:
+    v = value.strip().lower()
+    m = ADDRESS_RE.match(v)
+    if not m or len(v) > 254 or not DOMAIN_RE.match(m.group(2)):
+        raise ValueError(f"'{value}' is not an email address (local@domain, e.g. office@hillside.sch.uk)")
+    return v
+
+
+Address = Annotated[str, AfterValidator(_address)]
+
+
+class SharedMailboxMap(Strict):
+    """A shared mailbox of the academy's tenant (`source`, its address there) and the trust's shared mailbox
+    its mail goes into (`target`). Microsoft Graph cannot create a shared mailbox, so the trust's is made
+    first in the Microsoft 365 admin centre (Teams & groups > Shared mailboxes) and named here."""
+
+    source: Address
+    target: Address
+
+
+class MailPhase(Strict):
+    shared_mailboxes: tuple[SharedMailboxMap, ...] = ()
+
+
 class Phases(Strict):
     users: UsersPhase = UsersPhase()
     groups: GroupsPhase = GroupsPhase()
     files: FilesPhase = FilesPhase()
+    mail: MailPhase = MailPhase()
 
 
 class DnsZone(Strict):

@@ -17,10 +17,12 @@ class PlanOptions:
 
     scan_age: int = 0  # files, permissions: reuse drive scans made within SECONDS
     propagate_deletes: bool = False  # files: delete in the target what was deleted at source
+    # teams: the cut-over pass: complete migration mode on every channel (Teams takes no imports after it)
+    complete: bool = False
 
     def planning(self) -> dict[str, Any]:
         """What the stored plan records (a re-derivation must use the same)."""
-        return {"propagate_deletes": self.propagate_deletes}
+        return {"propagate_deletes": self.propagate_deletes, "complete": self.complete}
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,11 @@ def phase_options(
             "abandon_packages": run.abandon_packages,
         }
     if plan is not None:
-        options.update(scan_age=plan.scan_age, propagate_deletes=plan.propagate_deletes)
+        options.update(
+            scan_age=plan.scan_age,
+            propagate_deletes=plan.propagate_deletes,
+            complete=plan.complete,
+        )
     if dns_wait is not None:
         options["dns_wait"] = dns_wait
     if removal_wait is not None:

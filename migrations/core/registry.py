@@ -23,11 +23,12 @@ from trust import Academy, Trust
 log = logging.getLogger("trustfold.phases")
 # Every phase that changes a tenant, in the order an academy goes through them: the one list of phase names.
 # Mail needs the trust users (and their mailboxes) that `users` makes; it runs before the domain moves and
-# again after it (an incremental pass catches what arrived in between).
-PHASES = ("users", "groups", "memberships", "files", "permissions", "mail", "domain")
+# again after it (an incremental pass catches what arrived in between). Teams needs the groups, memberships
+# and files before it.
+PHASES = ("users", "groups", "memberships", "files", "permissions", "mail", "teams", "domain")
 IDENTITY_PHASES = PHASES[:3]
 # What `rollback --phase all` undoes: everything but the domain cut-over, which is rolled back on its own.
-ROLLBACK_ALL = PHASES[:6]
+ROLLBACK_ALL = tuple(p for p in PHASES if p != "domain")
 # Status rows as `status` and the report show them: discovery first, verification before the domain moves.
 PHASE_ORDER = ("discover", *ROLLBACK_ALL, "verify", "domain")
 
@@ -88,7 +89,7 @@ def register_phase(handler: PhaseHandler) -> None:
 
 
 # The packages that register phases when imported, in the order operators meet them.
-PHASE_PACKAGES = ("identity", "files", "permissions", "mail", "domain")
+PHASE_PACKAGES = ("identity", "files", "permissions", "mail", "teams", "domain")
 
 
 def load_phases() -> dict[str, PhaseHandler]:

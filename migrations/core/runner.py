@@ -14,6 +14,8 @@ The rules (also in docs/runner.md):
 - A step in doubt (an intent without outcome, or an unclear answer) is looked up by its provenance before it
   is sent again. A look-up can miss an object created moments ago (directory replication lag covers `$filter`
   and lists too), so "not found" is asked again with backoff, bounded by `lag_tolerance` seconds.
+- A write answered 404 (what it names is too new to be seen) is sent again, at most MAX_SENDS times, after
+  waiting `lag_tolerance` seconds outside its concurrency slot: other steps go meanwhile.
 """
 
 from __future__ import annotations
@@ -210,24 +212,48 @@ class Runner:
         return self.result
 
     async def _dispatch(self) -> None:
-        """Keep up to `concurrency` batches in flight, refilling from the ready queue as batches finish."""
-        in_flight = 0
+        """Keep up to `concurrency` batches in flight, refilling from the ready queue as batches finish.
 
-        async def one(batch: list[Step]) -> None:
-            nonlocal in_flight
+        A slot is held for one exchange, not for a step's whole life: a batch left unclear (a write answered
+        404 because what it names is too new, such as a group that is not yet ready to be a team) gives its
+        slot back, waits outside it, and queues to be sent again ahead of fresh work. Other steps' requests go
+        meanwhile, so a bounded wait for one object never stalls the run."""
+        in_flight = 0
+        waiting = 0
+        again: deque[tuple[list[Step], int]] = deque()
+
+        async def one(batch: list[Step], sends: int) -> None:
+            nonlocal in_flight, waiting
             try:
-                await self._send(batch)
+                unclear, absent = await self._send_once(batch)
             finally:
                 in_flight -= 1
+                self._changed.set()
+            if not unclear:
+                return
+            if sends + 1 >= MAX_SENDS:
+                for step in unclear:
+                    self._failed(step.key, f"outcome unknown after {MAX_SENDS} attempts")
+                self._progress()
+                return
+            waiting += 1
+            try:
+                if absent:
+                    # Not found yet: the look-up was not patient, so the wait for replication is here.
+                    await asyncio.sleep(self.lag_tolerance)
+                again.append((unclear, sends + 1))
+            finally:
+                waiting -= 1
                 self._changed.set()
 
         try:
             async with asyncio.TaskGroup() as tg:
                 while True:
-                    while self._ready and in_flight < self.concurrency:
+                    while (again or self._ready) and in_flight < self.concurrency:
                         in_flight += 1
-                        tg.create_task(one(self._next_batch()))
-                    if in_flight == 0:
+                        batch, sends = again.popleft() if again else (self._next_batch(), 0)
+                        tg.create_task(one(batch, sends))
+                    if in_flight == 0 and waiting == 0 and not again:
                         break
                     self._changed.clear()
                     await self._changed.wait()
@@ -278,7 +304,7 @@ class Runner:
             stack.extend((grandchild, cause) for grandchild in self._dependants.get(child, []))
 
     # ---- reconciliation -------------------------------------------------------------------------------
-    async def _look_up(self, steps: list[Step]) -> dict[str, Outcome]:
+    async def _look_up(self, steps: list[Step], *, patient: bool = True) -> dict[str, Outcome]:
         """Outcomes of the steps the target shows applied (by provenance). Steps not found are asked again,
         together, with exponential backoff until `lag_tolerance` has passed: a look-up can miss an object
         created moments ago, and re-sending it would make a second one."""
@@ -306,7 +332,7 @@ class Runner:
         if not steps:
             return found
         try:
-            if self.lag_tolerance <= 0:
+            if self.lag_tolerance <= 0 or not patient:
                 await one_round()
             else:
                 await AsyncRetrying(
@@ -333,25 +359,27 @@ class Runner:
             self.journal.outcomes(results)
 
     # ---- sending --------------------------------------------------------------------------------------
-    async def _send(self, batch: list[Step]) -> None:
-        for _ in range(MAX_SENDS):
-            batch = await self._send_once(batch)
-            if not batch:
-                return
-        for step in batch:
-            self._failed(step.key, f"outcome unknown after {MAX_SENDS} attempts")
-        self._progress()
-
-    async def _send_once(self, batch: list[Step]) -> list[Step]:
-        """Send once; record what is known; return the steps still unclear (to send again)."""
-        requests = [operation(s.op).request(s, self.ctx) for s in batch]
+    async def _send_once(self, batch: list[Step]) -> tuple[list[Step], bool]:
+        """Send once; record what is known; return the steps still unclear (to send again) and whether any
+        was answered 404 (what it names not there yet: the caller waits before sending again)."""
         self.journal.intents(batch)
+        for s in batch:
+            # An operation may read what its request carries just before sending it (a message's inline
+            # images from the legacy tenant), so the plan need not hold it.
+            prepare = getattr(operation(s.op), "prepare", None)
+            if prepare is not None:
+                await prepare(s, self.ctx)
+        requests = [operation(s.op).request(s, self.ctx) for s in batch]
         answers: list[GraphResponse | MaybeApplied]
         if len(batch) == 1 and not operation(batch[0].op).batchable:
             r = requests[0]
+            # An operation whose write is not one JSON request (an upload of bytes) sends it itself.
+            send = getattr(operation(batch[0].op), "send", None)
             try:
                 answers = [
-                    await self.ctx.target.request(
+                    await send(batch[0], self.ctx)
+                    if send is not None
+                    else await self.ctx.target.request(
                         r.method, r.url, json=r.body, headers=r.headers or None, idempotent=False
                     )
                 ]
@@ -365,7 +393,16 @@ class Runner:
         for step, answer in zip(batch, answers, strict=True):
             if isinstance(answer, GraphResponse):
                 read[step.key] = operation(step.op).outcome(step, answer, self.ctx)
-        found = await self._look_up([s for s in batch if read.get(s.key) is None])
+        # A 404 answer means the write did not apply: one look-up (for an answer lost before it) is enough,
+        # and the wait for the named object is the caller's, outside its slot. Other unclear answers may
+        # hide an applied write, so their look-up is patient through replication lag.
+        missing = {
+            s.key
+            for s, a in zip(batch, answers, strict=True)
+            if read.get(s.key) is None and isinstance(a, GraphResponse) and a.status == 404
+        }
+        found = await self._look_up([s for s in batch if read.get(s.key) is None and s.key not in missing])
+        found.update(await self._look_up([s for s in batch if s.key in missing], patient=False))
         for step, answer in zip(batch, answers, strict=True):
             out = read.get(step.key)
             if out is None:
@@ -400,4 +437,4 @@ class Runner:
                 self.result.outcome_of[step.key] = "already" if out.status == "already" else "done"
                 self._finished(step.key)
         self._progress()
-        return unclear
+        return unclear, any(s.key in missing for s in unclear)

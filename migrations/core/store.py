@@ -149,6 +149,13 @@ MIGRATIONS: list[Sequence[str]] = [
             academy TEXT NOT NULL, kind TEXT NOT NULL, object_id TEXT NOT NULL, display TEXT NOT NULL,
             message TEXT NOT NULL, handling TEXT NOT NULL, PRIMARY KEY (academy, kind, object_id))""",
     ),
+    # 8: teams (issue 25): what the teams phase does not carry (assignments, notebooks, Planner, apps,
+    # unreadable history), per team or channel, for the report.
+    (
+        """CREATE TABLE team_findings (
+            academy TEXT NOT NULL, kind TEXT NOT NULL, object_id TEXT NOT NULL, display TEXT NOT NULL,
+            message TEXT NOT NULL, PRIMARY KEY (academy, kind, object_id))""",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -65,6 +65,7 @@ class GraphResponse:
     status: int
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""  # the bytes of an answer that is not JSON (a hosted content's $value)
 
     @property
     def ok(self) -> bool:
@@ -373,12 +374,14 @@ class TenantConnection:
         headers: dict[str, str] | None,
         content: bytes | None = None,
         cost: int | None = None,
+        pause: bool = True,
     ) -> GraphResponse:
         from kiota_abstractions.method import Method
         from kiota_abstractions.request_information import RequestInformation
         from opentelemetry import trace
 
-        await self._pause()
+        if pause:
+            await self._pause()
         units = identity_cost(method, self.relative(url)) if cost is None else cost
         if units and self.ru_enabled:
             if not self._sizing and self.ru.needs_size():
@@ -401,14 +404,15 @@ class TenantConnection:
         span = trace.get_current_span()
         resp: httpx.Response = await self.adapter.get_http_response_message(info, span)
         try:
-            content = resp.content
+            answer = resp.content
             parsed: Any = (
-                json.loads(content) if content and "json" in resp.headers.get("content-type", "") else None
+                json.loads(answer) if answer and "json" in resp.headers.get("content-type", "") else None
             )
         finally:
             await resp.aclose()
         self._count_users(method.upper(), url, resp.status_code)
-        return GraphResponse(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, parsed)
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+        return GraphResponse(resp.status_code, headers, parsed, answer if parsed is None else b"")
 
     def _sharepoint_news(self, method: str, url: str, resp: GraphResponse) -> bool:
         """Hand a SharePoint answer's throttling news to the SharePoint budget; whether it was SharePoint's
@@ -451,8 +455,13 @@ class TenantConnection:
         idempotent: bool | None = None,
         counts_as_write: bool = True,
         content: bytes | None = None,
+        own_throttling: bool = False,
     ) -> GraphResponse:
-        """Send one request; 4xx answers are returned (callers decide), throttling and 5xx are retried."""
+        """Send one request; 4xx answers are returned (callers decide), throttling and 5xx are retried.
+
+        own_throttling: the caller keeps its own limits (Outlook's are per mailbox: graph.mailbox_window), so
+        a 429 (or 503 with Retry-After) is handed back untouched, neither retried here nor pausing the tenant,
+        and the request neither waits out the tenant's pause nor spends the identity resource units."""
         method = method.upper()
         idempotent = method in ("GET", "PUT", "DELETE", "PATCH") if idempotent is None else idempotent
         url = self.url(path, params)
@@ -466,15 +475,28 @@ class TenantConnection:
                 async for attempt in self.retrying():
                     with attempt:
                         try:
-                            resp = await self._send_once(method, url, json, headers, content)
+                            resp = await self._send_once(
+                                method,
+                                url,
+                                json,
+                                headers,
+                                content,
+                                cost=0 if own_throttling else None,
+                                pause=not own_throttling,
+                            )
                         except (httpx.TransportError, httpx.StreamError) as exc:
                             if not idempotent:
                                 raise MaybeApplied(
                                     f"{method} {path}: connection lost ({type(exc).__name__})"
                                 ) from exc
                             raise _Retryable(f"transport error {type(exc).__name__}") from exc
+                        throttled = resp.status == 429 or (
+                            resp.status == 503 and resp.retry_after() is not None
+                        )
+                        if own_throttling and throttled:
+                            return resp
                         sharepoint = self._sharepoint_news(method, url, resp)
-                        if resp.status == 429 or (resp.status == 503 and resp.retry_after() is not None):
+                        if throttled:
                             # Throttled and unavailable-with-Retry-After requests were not processed: resend.
                             self._throttled(resp.retry_after(), resp.headers, sharepoint)
                             raise _Retryable(f"throttled ({resp.status})", resp.retry_after())

@@ -30,6 +30,20 @@ def inventory(store: StateStore, academy: str, kind: str) -> dict[str, dict[str,
     }
 
 
+def class_team_groups(store: StateStore, academy: str) -> set[str]:
+    """Source groups discovery found to be class teams. The teams phase makes each as an education class (the
+    educationClass template needs a group made by educationclass-post), with its teachers and pupils, so the
+    groups and memberships phases leave them out and verification leaves them to the teams phase."""
+    return {
+        r["object_id"]
+        for r in store.rows(
+            "SELECT object_id, data FROM inventory WHERE academy = ? AND kind = 'team' AND removed = 0",
+            (academy,),
+        )
+        if json.loads(r["data"]).get("specialization") == "educationClass"
+    }
+
+
 def mappings(store: StateStore, academy: str, kind: str) -> dict[str, dict[str, Any]]:
     out = {}
     for r in store.rows(
@@ -178,6 +192,7 @@ def plan_groups(
     steps: list[Step] = []
     notes: list[str] = []
     already = 0
+    classes = class_team_groups(store, academy.code)
     for sid, row in mappings(store, academy.code, "group").items():
         if row["action"] != "create":
             continue
@@ -187,6 +202,9 @@ def plan_groups(
         key = f"group:{sid}"
         if done.get(key, {}).get("event") == "done":
             already += 1
+            continue
+        if sid in classes:
+            notes.append(f"'{src.get('displayName')}' is a class team: the teams phase makes it as a class")
             continue
         owner_keys = []
         after: list[str] = []
@@ -252,9 +270,13 @@ async def plan_memberships(
                 ids[key] = h["target_id"]
     notes: list[str] = []
     wanted: dict[str, list[str]] = defaultdict(list)
+    # A class's teachers and pupils are added by the teams phase, with the class it creates.
+    classes = class_team_groups(store, academy.code)
     for link in links.values():
         grow = group_map.get(link["group_id"])
         if not grow or grow["action"] == "skip":
+            continue
+        if link["group_id"] in classes and f"group:{link['group_id']}" not in ids:
             continue
         gref = _group_ref(grow)
         if gref.startswith("group:") and gref not in ids and gref not in planned:

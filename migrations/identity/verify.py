@@ -9,7 +9,7 @@ from migrations.graph.client import MAX_BATCH, BatchItem, GraphResponse, TenantC
 from migrations.graph.concurrently import bounded
 from migrations.identity import licence_groups, licence_wait
 from migrations.identity.context import IdentityContext
-from migrations.identity.plan import carried_enabled, gets_licence, inventory, mappings
+from migrations.identity.plan import carried_enabled, class_team_groups, gets_licence, inventory, mappings
 from trust import Academy, Trust
 
 IN_FLIGHT = 4  # reads verify keeps in flight: the identity windows still pace them
@@ -140,7 +140,14 @@ async def verify_identity(
         if problem:
             result.add("user", row["target_key"], problem)
     # Groups: existence and members against the source, through the mapping.
-    group_rows = [r for r in mappings(store, academy.code, "group").values() if r["action"] == "create"]
+    # Class teams the teams phase made as classes are its to verify.
+    classes = class_team_groups(store, academy.code)
+    group_rows = [
+        r
+        for r in mappings(store, academy.code, "group").values()
+        if r["action"] == "create"
+        and not (r["source_id"] in classes and not ctx.ids.get(f"group:{r['source_id']}"))
+    ]
     links = inventory(store, academy.code, "membership")
     user_map = {r["source_id"]: r for r in user_rows}
     group_ids = {r["source_id"]: ctx.ids.get(f"group:{r['source_id']}") for r in group_rows}

@@ -19,10 +19,37 @@ from migrations.core.journal import Journal
 from migrations.core.store import StateStore
 from migrations.graph.client import GraphError, TenantConnection
 from migrations.graph.mailbox_window import MailboxWindows
+from migrations.mail import shared
 from migrations.mail.records import MAILBOX_ROOT, Folder, Mailbox
 
 USERS_PHASE = "users"
-DISCOVERY_FINDINGS = ("mail-archive", "mail-unmapped", "mail-target-missing")
+DISCOVERY_FINDINGS = (
+    "mail-archive",
+    "mail-unmapped",
+    "mail-target-missing",
+    "mail-shared-refused",
+    "mail-access-not-carried",
+)
+# Per mailbox kind: what Exchange keeps beside the items that neither exchangeSettings (primaryMailboxId,
+# inPlaceArchiveMailboxId: api/resources/exchangesettings) nor the mailbox resource (id, deletedDateTime,
+# folders; exportItems, createImportSession: api/resources/mailbox) nor mailboxFolder (childFolderCount,
+# displayName, id, parentFolderId, parentMailboxUrl, totalItemCount, type: api/resources/mailboxfolder)
+# exposes, so nothing can read or carry it. Never invented: a finding says to re-grant it.
+ACCESS_NOT_CARRIED = {
+    "primary": (
+        "delegates (Send As, Send on Behalf, Full Access), folder and calendar permissions, and "
+        "litigation or retention holds: Microsoft Graph's mailbox APIs and exchangeSettings do not expose "
+        "them, so they are not carried; re-grant delegates and folder permissions in the trust (Exchange "
+        "admin centre, or the person in Outlook) and put holds on again in Purview before the academy's "
+        "tenant is retired"
+    ),
+    "shared": (
+        "members (Full Access, Send As, Send on Behalf), folder permissions, and litigation or retention "
+        "holds: Microsoft Graph's mailbox APIs and exchangeSettings do not expose them, so they are not "
+        "carried; add each shared mailbox's members again in the trust (Microsoft 365 admin centre, Teams & "
+        "groups > Shared mailboxes > members) and put holds on again in Purview"
+    ),
+}
 CLASS_NAMES = {
     "IPF.Note": "mail",
     "IPF.Appointment": "calendar",
@@ -176,11 +203,17 @@ async def _read_ahead(
 
 
 async def discover_mail(
-    store: StateStore, code: str, source: TenantConnection, target: TenantConnection, windows: MailboxWindows
+    store: StateStore,
+    code: str,
+    source: TenantConnection,
+    target: TenantConnection,
+    windows: MailboxWindows,
+    academy: Any = None,
 ) -> Discovered:
-    """Each mapped person's primary mailbox with its folders, the trust user's mailbox it goes to, and the
-    findings for what is not carried."""
+    """Each mapped person's primary mailbox and each named shared mailbox with its folders, the trust mailbox
+    it goes to, and the findings for what is not carried."""
     found = Discovered()
+    named_accounts = await _discover_shared(store, code, source, target, windows, academy, found)
     ahead = await _read_ahead(people(store, code), source, target, windows)
     for person in people(store, code):
         settings, got, raw = ahead[person.source_user]
@@ -230,7 +263,10 @@ async def discover_mail(
                 rows,
             )
         )
+    config = f"config/academies/{code}.yaml"
     for uid, display in unmapped_users(store, code):
+        if uid in named_accounts:
+            continue
         settings = await exchange_settings(source, uid)
         if settings and settings.get("primaryMailboxId"):
             found.findings.append(
@@ -238,13 +274,126 @@ async def discover_mail(
                     "mail-unmapped",
                     str(settings["primaryMailboxId"]),
                     display,
-                    "a mailbox whose account the mapping does not carry (a shared mailbox, or a skipped "
-                    "person): Microsoft Graph cannot create shared mailboxes (Exchange's New-Mailbox "
-                    "-Shared does), so create it in the trust and map its account to carry its mail",
+                    f"a mailbox whose account the identity mapping does not carry. A shared mailbox "
+                    f"(office@, admissions@: its account's sign-in blocked): {shared.ADD_SHARED}, then name "
+                    f"it in {config} under phases.mail.shared_mailboxes as "
+                    f"`- {{source: {display}, target: <the trust mailbox's address>}}` and run the mail "
+                    "phase again. A person the mapping skips: map the person (trustfold mapping import) "
+                    "instead",
                     "not carried",
                 )
             )
+    for kind in sorted({m.kind for m, _ in found.mailboxes}):
+        found.findings.append(
+            (
+                "mail-access-not-carried",
+                f"{code}:{kind}",
+                f"{kind} mailboxes",
+                ACCESS_NOT_CARRIED.get(kind, ACCESS_NOT_CARRIED["primary"]),
+                "not carried",
+            )
+        )
     return found
+
+
+async def _discover_shared(
+    store: StateStore,
+    code: str,
+    source: TenantConnection,
+    target: TenantConnection,
+    windows: MailboxWindows,
+    academy: Any,
+    found: Discovered,
+) -> set[str]:
+    """Each shared mailbox the academy's config names, resolved in both tenants (by the ids an earlier pass
+    stored, once the cut-over has moved the academy's addresses), carried like a person's mailbox or a
+    finding saying what to do. Returns the source accounts named, so none is also reported unnamed."""
+    if academy is None:
+        return set()
+    config = f"config/academies/{code}.yaml"
+    before = shared.known(store, code)
+    people_ids = shared.carried_people(store, code)
+    taken = shared.people_targets(store)
+    accounts: set[str] = set()
+
+    def refuse(
+        n: shared.Named, why: str, kind: str = "mail-shared-refused", how: str = "not carried"
+    ) -> None:
+        found.findings.append((kind, n.source, n.source, why, how))
+
+    for n in shared.named(academy):
+        ids = before.get(n.source)
+        src = await shared.user_by_address(source, ids[0] if ids else n.source)
+        if src is None:
+            refuse(
+                n,
+                f"no account has this address in the academy's tenant: check phases.mail.shared_mailboxes "
+                f"in {config}",
+            )
+            continue
+        accounts.add(str(src["id"]))
+        if str(src["id"]) in people_ids:
+            refuse(
+                n,
+                "the identity mapping carries this account as a person (its mail goes to that person's "
+                f"trust mailbox): take it out of phases.mail.shared_mailboxes in {config}, or skip it in the "
+                "mapping",
+            )
+            continue
+        settings = await exchange_settings(source, str(src["id"]))
+        if not settings or not settings.get("primaryMailboxId"):
+            refuse(n, "this account has no mailbox in the academy's tenant: nothing to carry")
+            continue
+        mailbox = str(settings["primaryMailboxId"])
+        tgt = await shared.user_by_address(target, str(ids[1]) if ids and ids[1] else n.target)
+        target_mailbox: str | None = None
+        if tgt is None:
+            refuse(
+                n,
+                f"the trust has no mailbox {n.target} yet: {shared.ADD_SHARED} with that address; its mail "
+                "waits for the next pass",
+                "mail-target-missing",
+                "waiting",
+            )
+        elif tgt.get("accountEnabled") is not False or str(tgt.get("userPrincipalName", "")).lower() in taken:
+            # Never widen access: a mailbox someone signs in with is a person's, not a shared one.
+            refuse(
+                n,
+                f"{n.target} is an account someone can sign in with (or a person the identity mapping "
+                "carries); a shared mailbox's account has sign-in blocked (about-shared-mailboxes), and the "
+                "office's mail would show to whoever signs in there: name the trust's shared mailbox, or "
+                "block sign-in for that account if it is one",
+            )
+            continue
+        else:
+            got = await exchange_settings(target, str(tgt["id"]))
+            target_mailbox = str(got["primaryMailboxId"]) if got and got.get("primaryMailboxId") else None
+            if target_mailbox is None:
+                refuse(
+                    n,
+                    f"the trust's shared mailbox {n.target} is not ready yet (Exchange provisions it in the "
+                    "background): its mail waits for the next pass",
+                    "mail-target-missing",
+                    "waiting",
+                )
+        raw = await list_folders(source, windows, mailbox)
+        rows = folder_rows(mailbox, raw)
+        found.mailboxes.append(
+            (
+                Mailbox(
+                    mailbox,
+                    "shared",
+                    str(src["id"]),
+                    n.source,
+                    str(tgt["id"]) if tgt else None,
+                    target_mailbox,
+                    sum(int(f.get("size") or 0) for f in raw),
+                    sum(f.items for f in rows),
+                ),
+                rows,
+            )
+        )
+    return accounts
 
 
 def class_counts(rows: list[Folder]) -> dict[str, int]:

@@ -29,13 +29,8 @@ class UndoContext:
 
 
 async def _call(ctx: UndoContext, mailbox: str, method: str, path: str) -> GraphResponse:
-    window = ctx.windows.of(mailbox)
-    while True:
-        async with window.slot():
-            resp = await ctx.target.request(method, path, counts_as_write=False)
-        if resp.status != 429:
-            return resp
-        window.throttle(resp.retry_after())
+    # The mailbox's own retry layer: a 429 slows this mailbox, not the trust tenant's other work.
+    return await ctx.windows.of(mailbox).request(ctx.target, method, path)
 
 
 class _Base:
@@ -201,9 +196,26 @@ class CreateFolder(_Base):
         return f"create folder {step.args['path']} in {step.args['mailbox']}"
 
     def undo_step(self, phase: str, key: str, history: History) -> UndoStep | None:
+        args = history.args or {}
+        if history.done is None and history.forward == "intent":
+            # Killed after the intent, before the outcome: the POST may have made the folder. The run had
+            # found no folder of that name under the parent before it asked, so one there now is ours.
+            return UndoStep(
+                phase,
+                key,
+                self.name,
+                history.resolved,
+                {},
+                {
+                    "mailbox": args.get("mailbox", ""),
+                    "target_mailbox": args.get("target_mailbox", ""),
+                    "path": args.get("path", ""),
+                    "parent": args.get("parent"),
+                },
+                in_doubt=history.resolved is None,
+            )
         if history.done is None or not history.done.target_id or not history.done.data.get("created"):
             return None  # a well-known or pre-existing folder: the trust user's, never removed
-        args = history.args or {}
         return UndoStep(
             phase,
             key,
@@ -223,6 +235,12 @@ class CreateFolder(_Base):
     async def undo(self, step: UndoStep, ctx: Any, found: Callable[[str], None]) -> Outcome:
         assert isinstance(ctx, UndoContext)
         a = step.args
+        if step.target_id is None:
+            landed = await _in_doubt_folder(ctx, a)
+            if landed is None:
+                return Outcome("undone", None, {}, "the interrupted folder creation never landed")
+            found(landed)
+            step.target_id = landed
         base = f"{MAILBOX_ROOT}/{a['target_mailbox']}/folders/{step.target_id}"
         items = await _call(ctx, a["target_mailbox"], "GET", f"{base}/items?$top=1")
         if items.status == 404:
@@ -244,6 +262,26 @@ class CreateFolder(_Base):
                 "undone", step.target_id, {}, "", [records.forget_folder(ctx.code, str(step.target_id))]
             )
         return Outcome("failed", step.target_id, {}, resp.error_message)
+
+
+async def _in_doubt_folder(ctx: UndoContext, a: dict[str, Any]) -> str | None:
+    """The folder an interrupted creation left: by name under the same parent, never a well-known one."""
+    tm = str(a["target_mailbox"])
+    parent = a.get("parent")
+    url: str | None = f"{MAILBOX_ROOT}/{tm}/folders" + (f"/{parent}/childFolders" if parent else "")
+    name = str(a.get("path", "")).rsplit("/", 1)[-1]
+    while url:
+        resp = await _call(ctx, tm, "GET", url)
+        if resp.status == 404:
+            return None  # the parent is gone, and with it anything made under it
+        if not resp.ok:
+            raise GraphError("GET", url, resp)
+        for f in resp.body.get("value", []):
+            if str(f.get("displayName")) == name and not f.get("wellKnownName"):
+                return str(f["id"])
+        nxt = resp.body.get("@odata.nextLink")
+        url = ctx.target.relative(nxt) if nxt else None
+    return None
 
 
 class DeleteItem(_Base):

@@ -21,8 +21,8 @@ from migrations.core.steps import Step, UndoStep
 from migrations.core.undo import UndoRules, carry_out, undo_steps
 from migrations.graph.client import GraphError
 from migrations.graph.mailbox_window import MailboxWindows
-from migrations.mail import ops, records
-from migrations.mail.discovery import DISCOVERY_FINDINGS, class_counts, discover_mail
+from migrations.mail import ops, records, shared
+from migrations.mail.discovery import DISCOVERY_FINDINGS, Discovered, class_counts, discover_mail
 from migrations.mail.records import PHASE
 from migrations.mail.transfer import Copier, MailCounts
 from migrations.mail.verify import verify_mail
@@ -40,12 +40,10 @@ class MailPhase:
             env.options["_mail_windows"] = windows
         return windows
 
-    async def _discover(
-        self, env: PhaseEnv, save: bool
-    ) -> list[tuple[records.Mailbox, list[records.Folder]]]:
+    async def _discover(self, env: PhaseEnv, save: bool) -> Discovered:
         code = env.academy.code
         found = await discover_mail(
-            env.store, code, env.conns.source(code), env.conns.target, self._windows(env)
+            env.store, code, env.conns.source(code), env.conns.target, self._windows(env), env.academy
         )
         if save:
             for m, rows in found.mailboxes:
@@ -55,10 +53,10 @@ class MailPhase:
             records.clear_findings(env.store, code, DISCOVERY_FINDINGS)
             for kind, oid, display, message, handling in found.findings:
                 records.add_finding(env.store, code, kind, oid, display, message, handling)
-        return found.mailboxes
+        return found
 
     async def discover(self, env: PhaseEnv) -> dict[str, int]:
-        found = await self._discover(env, save=True)
+        found = (await self._discover(env, save=True)).mailboxes
         return {
             "mailboxes": len(found),
             "mail_items": sum(m.items for m, _ in found),
@@ -67,14 +65,16 @@ class MailPhase:
 
     async def plan(self, env: PhaseEnv) -> Plan:
         code = env.academy.code
-        found = await self._discover(env, save=not env.options.get("review"))
+        discovered = await self._discover(env, save=not env.options.get("review"))
+        found = discovered.mailboxes
         steps: list[Step] = []
         notes: list[str] = []
         for m, rows in found:
             if not m.target_mailbox:
-                notes.append(
-                    f"{m.display}: the trust user has no mailbox yet; its mail waits for the next pass"
-                )
+                if m.kind != "shared":  # a shared mailbox's own finding says why it waits
+                    notes.append(
+                        f"{m.display}: the trust user has no mailbox yet; its mail waits for the next pass"
+                    )
                 continue
             steps.append(
                 Step(
@@ -91,6 +91,12 @@ class MailPhase:
             )
         if not found:
             notes.append(f"no mailboxes found for {code}'s mapped people")
+        # What is not carried, and shared mailboxes waiting for the trust's, stand in the plan the operator
+        # approves, each with its rule (names pass through safety before any terminal shows them).
+        named = {n.source for n in shared.named(env.academy)}
+        for kind, oid, display, message, handling in discovered.findings:
+            if handling == "not carried" or oid in named:
+                notes.append(f"{kind} ({handling}): {display}: {message}")
         return with_basis(Plan(code, PHASE, steps, notes), env)
 
     async def run(self, env: PhaseEnv, plan: Plan, *, concurrency: int) -> PhaseRun:

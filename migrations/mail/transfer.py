@@ -1,7 +1,9 @@
 """Copying one mailbox: folders re-created by path, items exported (20 a request) and imported one by one.
 
-Streaming: a folder's items come page by page from item delta; each page is exported twenty at a time and
-each exported item is imported before the next export, so at most one export answer is in memory.
+Streaming: a folder's items come page by page from item delta; each page is exported in batches sized by
+the items' sizes (mail/streaming.py), each answer read as it arrives into per-item spools (memory while
+small, disk when large), and each item's import POST streamed from its spool, so a batch holds at most
+streaming.HELD_BOUND bytes in memory whatever its items weigh.
 
 Journal, per item (step key `item:{source mailbox}:{source item}`): intent before the import POST, outcome
 with the mail_items row after, in one transaction. A process killed between the POST and the outcome leaves
@@ -17,6 +19,7 @@ twice.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,13 +33,29 @@ from migrations.core.journal import Journal
 from migrations.core.runs import Tally
 from migrations.core.steps import Outcome, SideWrite, Step
 from migrations.core.store import StateStore
-from migrations.graph.client import GraphError, TenantConnection, Transient, parse_retry_after
-from migrations.graph.mailbox_window import MailboxWindow, MailboxWindows
+from migrations.graph.client import (
+    GraphError,
+    GraphResponse,
+    TenantConnection,
+    Transient,
+    parse_retry_after,
+)
+from migrations.graph.mailbox_window import MailboxThrottled, MailboxWindow, MailboxWindows
 from migrations.mail import records
 from migrations.mail.discovery import list_folders
 from migrations.mail.records import MAILBOX_ROOT, Folder, Imported, Mailbox
+from migrations.mail.streaming import (
+    CHUNK,
+    Exported,
+    ExportScanner,
+    Held,
+    MalformedExport,
+    Spool,
+    export_batches,
+    import_body,
+)
 
-EXPORT_BATCH = 20  # mailbox-exportitems: "You can export up to 20 items in a single export request."
+DELTA_PAGE = {"Prefer": "odata.maxpagesize=100"}
 RENEW_MARGIN_S = 60.0  # renew an import URL this long before it expires
 
 
@@ -59,6 +78,7 @@ class MailCounts:
     deleted: int = 0
     requests: int = 0
     export_requests: int = 0
+    peak_held: int = 0  # the most bytes one export batch held in memory
 
 
 @dataclass
@@ -80,16 +100,12 @@ class Copier:
 
     # ---- requests ------------------------------------------------------------------------------------------
     async def _call(self, conn: TenantConnection, mailbox: str, method: str, path: str, **kw: Any) -> Any:
-        """One request on a mailbox, inside its Outlook window; a 429 slows that mailbox, never fails it."""
-        window = self.windows.of(mailbox)
-        while True:
-            async with window.slot():
-                resp = await conn.request(method, path, counts_as_write=False, **kw)
-            self.counts.requests += 1
-            if resp.status == 429:
-                window.throttle(resp.retry_after())
-                continue
-            return resp
+        """One request on a mailbox, inside its Outlook window; a 429 slows that mailbox (its own retry
+        layer), never the tenant's other mailboxes, and never fails it."""
+        return await self.windows.of(mailbox).request(conn, method, path, sent=self._sent, **kw)
+
+    def _sent(self) -> None:
+        self.counts.requests += 1
 
     async def _import_url(self, target_mailbox: str, renew: bool = False) -> str:
         got = self._sessions.get(target_mailbox)
@@ -103,17 +119,26 @@ class Copier:
         self._sessions[target_mailbox] = (str(resp.body["importUrl"]), expires)
         return str(resp.body["importUrl"])
 
-    async def _post_import(self, target_mailbox: str, body: dict[str, Any], size: int) -> httpx.Response:
-        """POST one item to the mailbox's import URL (pre-authenticated: no Authorization header); an expired
-        URL is renewed and the item sent again; throttling waits, within the mailbox's window."""
+    async def _post_import(
+        self, target_mailbox: str, fields: dict[str, Any], data: Spool, size: int
+    ) -> httpx.Response:
+        """POST one item to the mailbox's import URL (pre-authenticated: no Authorization header), its Data
+        streamed from the spool; an expired URL is renewed and the item sent again; throttling waits, within
+        the mailbox's own window and retry layer."""
         window: MailboxWindow = self.windows.of(target_mailbox)
         renewed = False
-        async for attempt in self.target.retrying():
+        async for attempt in window.retrying():
             with attempt:
                 url = await self._import_url(target_mailbox)
+                length, content = import_body(fields, data)
                 async with window.slot(upload=size):
                     try:
-                        r = await self.target.http.post(url, json=body, timeout=300)
+                        r = await self.target.http.post(
+                            url,
+                            content=content,
+                            headers={"Content-Type": "application/json", "Content-Length": str(length)},
+                            timeout=300,
+                        )
                     except (httpx.TransportError, httpx.StreamError) as exc:
                         # Not known to have landed or not: the caller's reconcile decides (no blind resend).
                         raise _Unclear(f"import connection lost ({type(exc).__name__})") from exc
@@ -309,7 +334,9 @@ class Copier:
         if not url:
             url = f"{MAILBOX_ROOT}/{m.source_mailbox}/folders/{f.source_folder}/items/delta"
         while url:
-            resp = await self._call(self.source, m.source_mailbox, "GET", url)
+            # Pages of 100, not Outlook's default 10: a tenth of the delta requests per item. A preference
+            # (delta-query-messages), sent on every page; $top is not used, as it could be read as a total.
+            resp = await self._call(self.source, m.source_mailbox, "GET", url, headers=DELTA_PAGE)
             if resp.status == 410:
                 url = f"{MAILBOX_ROOT}/{m.source_mailbox}/folders/{f.source_folder}/items/delta"
                 continue
@@ -325,8 +352,8 @@ class Copier:
                 had = done.get(str(i["id"]))
                 if had is None or (had.source_change_key != i.get("changeKey")):
                     todo.append(i)
-            for start in range(0, len(todo), EXPORT_BATCH):
-                await self._export_import(m, f, target_folder, todo[start : start + EXPORT_BATCH], done)
+            for batch in export_batches(todo):
+                await self._export_import(m, f, target_folder, batch, done)
             nxt, last = resp.body.get("@odata.nextLink"), resp.body.get("@odata.deltaLink")
             if last:
                 records.save_delta(self.store, self.code, m.source_mailbox, f.source_folder, str(last))
@@ -335,31 +362,87 @@ class Copier:
     async def _export_import(
         self, m: Mailbox, f: Folder, target_folder: str, page: list[dict[str, Any]], done: dict[str, Imported]
     ) -> None:
-        path = f"{MAILBOX_ROOT}/{m.source_mailbox}/exportItems"
-        resp = await self._call(
-            self.source,
-            m.source_mailbox,
-            "POST",
-            path,
-            json={"itemIds": [str(i["id"]) for i in page]},
-            idempotent=True,
-        )
-        self.counts.export_requests += 1
-        if not resp.ok:
-            raise GraphError("POST", path, resp)
+        held = Held()
+        answers = await self._export(m, [str(i["id"]) for i in page], held)
         meta = {str(i["id"]): i for i in page}
-        answers = resp.body.get("value", [])
-        del resp  # the batch's streams are read one by one below; the envelope goes
-        for a in answers:
-            sid = str(a.get("itemId"))
-            info = meta.get(sid, {})
-            if a.get("error") or not a.get("data"):
-                err = a.get("error") or {}
-                self._finding("mail-export-refused", sid, m, f, str(err.get("message") or "no data exported"))
-                continue
-            await self._import_one(m, f, target_folder, info, a, done)
-            a.clear()  # drop this item's stream before the next one is sent
-            self.progress()
+        try:
+            for a in answers:
+                sid = a.item_id
+                info = meta.get(sid, {})
+                if a.fields.get("error") or a.data is None or not a.data.length:
+                    err = a.fields.get("error") or {}
+                    message = str(err.get("message") or "no data exported") if isinstance(err, dict) else ""
+                    self._finding("mail-export-refused", sid, m, f, message or "no data exported")
+                    continue
+                await self._import_one(m, f, target_folder, info, a, done)
+                a.close()  # this item's spool goes before the next item is sent
+                self.progress()
+        finally:
+            for a in answers:
+                a.close()
+            self.counts.peak_held = max(self.counts.peak_held, held.peak)
+
+    async def _export(self, m: Mailbox, ids: list[str], held: Held) -> list[Exported]:
+        """One exportItems request (mailbox-exportitems), its answer read as it arrives: each item's data
+        into its own spool, counted in `held`. Throttling and 5xx are retried in the mailbox's layer."""
+        path = f"{MAILBOX_ROOT}/{m.source_mailbox}/exportItems"
+        window = self.windows.of(m.source_mailbox)
+        try:
+            async for attempt in window.retrying():
+                with attempt:
+                    return await self._export_once(window, path, ids, held)
+        except MailboxThrottled as exc:
+            raise GraphError("POST", path, exc.response) from exc
+        except Transient as exc:
+            raise GraphError(
+                "POST",
+                path,
+                GraphResponse(599, {}, {"error": {"code": "retriesExhausted", "message": str(exc)}}),
+            ) from exc
+        raise AssertionError("unreachable")
+
+    async def _export_once(
+        self, window: MailboxWindow, path: str, ids: list[str], held: Held
+    ) -> list[Exported]:
+        out: list[Exported] = []
+        scanner = ExportScanner(held)
+        try:
+            async with window.slot():
+                request = await _native(self.source, "POST", path, {"itemIds": ids})
+                self.counts.requests += 1
+                self.counts.export_requests += 1
+                self.source.stats.requests += 1
+                try:
+                    r = await self.source.http.send(request, stream=True)
+                except (httpx.TransportError, httpx.StreamError) as exc:
+                    raise Transient(f"export connection lost ({type(exc).__name__})") from exc
+                try:
+                    headers = {k.lower(): v for k, v in r.headers.items()}
+                    retry = parse_retry_after(r.headers.get("retry-after"))
+                    if r.status_code == 429 or (r.status_code == 503 and retry is not None):
+                        window.throttle(retry)
+                        raise MailboxThrottled(GraphResponse(r.status_code, headers, None))
+                    if r.status_code >= 500:
+                        raise Transient(f"export answered {r.status_code}", retry)
+                    if r.status_code != 200:
+                        body = await r.aread()
+                        raise GraphError(
+                            "POST", path, GraphResponse(r.status_code, headers, _json_or_none(body))
+                        )
+                    async for chunk in r.aiter_bytes(CHUNK):
+                        out += scanner.feed(chunk)
+                    scanner.finish()
+                except (httpx.TransportError, httpx.StreamError) as exc:
+                    raise Transient(f"export interrupted ({type(exc).__name__})") from exc
+                except MalformedExport as exc:
+                    raise Transient(f"export answer unreadable: {exc}") from exc
+                finally:
+                    await r.aclose()
+        except BaseException:
+            for a in out:
+                a.close()
+            raise
+        return out
 
     async def _import_one(
         self,
@@ -367,12 +450,13 @@ class Copier:
         f: Folder,
         target_folder: str,
         info: dict[str, Any],
-        exported: dict[str, Any],
+        exported: Exported,
         done: dict[str, Imported],
     ) -> None:
-        assert m.target_mailbox
-        tm, sid = m.target_mailbox, str(exported["itemId"])
-        size = int(info.get("size") or len(exported["data"]) * 3 // 4)
+        assert m.target_mailbox and exported.data is not None
+        tm, sid = m.target_mailbox, exported.item_id
+        # Outlook counts the bytes uploaded; the item's own size when the list gave it, else its data's.
+        size = int(info.get("size") or exported.data.length * 3 // 4)
         had = done.get(sid)
         key = item_key(m.source_mailbox, sid)
         if had is None and key in self.in_doubt:
@@ -384,12 +468,18 @@ class Copier:
                 self.counts.reconciled += 1
                 self.tally.reconciled += 1
                 return
+        if had is not None and key in self.in_doubt:
+            # An update a crash left in doubt: Exchange keeps the item's id and gives it a new change key when
+            # an update lands, so a copy whose change key moved since we recorded it holds the update (or a
+            # trust user's own change, which is then kept, never overwritten): recorded, not sent again.
+            landed = await self._update_landed(had)
+            if landed is not None:
+                self._settle(m, f, key, sid, info, exported, landed, done, status="already", update=True)
+                self.counts.reconciled += 1
+                self.tally.reconciled += 1
+                return
         mode = "update" if had is not None else "create"
-        body: dict[str, Any] = {
-            "FolderId": had.target_folder if had else target_folder,
-            "Mode": mode,
-            "Data": exported["data"],
-        }
+        body: dict[str, Any] = {"FolderId": had.target_folder if had else target_folder, "Mode": mode}
         if had is not None:
             body["ItemId"], body["ChangeKey"] = had.target_item, had.target_change_key
         step = Step(
@@ -406,7 +496,7 @@ class Copier:
         )
         self.journal.intents([step])
         try:
-            r = await self._post_import(tm, body, size)
+            r = await self._post_import(tm, body, exported.data, size)
         except (_Unclear, Transient) as exc:
             # Unknown whether it landed: left in doubt for the next run's reconcile (never resent blind).
             self.in_doubt.add(key)
@@ -442,7 +532,7 @@ class Copier:
         key: str,
         sid: str,
         info: dict[str, Any],
-        exported: dict[str, Any],
+        exported: Exported,
         target: tuple[str, str],
         done: dict[str, Imported],
         *,
@@ -455,7 +545,7 @@ class Copier:
         row = Imported(
             sid,
             f.source_folder,
-            str(exported.get("changeKey") or info.get("changeKey") or ""),
+            str(exported.fields.get("changeKey") or info.get("changeKey") or ""),
             m.target_mailbox,
             had.target_folder if had else str(self._target_of(m, f)),
             target[0],
@@ -490,6 +580,18 @@ class Copier:
             (self.code, m.source_mailbox, f.source_folder),
         )
         return rows[0]["target_folder"] if rows else None
+
+    async def _update_landed(self, had: Imported) -> tuple[str, str] | None:
+        """The copy's (id, change key) when its change key is no longer the one trustfold recorded; None when
+        it is unchanged (the update never landed) or gone (the update then meets Exchange's own answer)."""
+        path = f"{MAILBOX_ROOT}/{had.target_mailbox}/folders/{had.target_folder}/items/{had.target_item}"
+        now = await self._call(self.target, had.target_mailbox, "GET", path)
+        if now.status == 404:
+            return None
+        if not now.ok:
+            raise GraphError("GET", path, now)
+        key = str(now.body.get("changeKey") or "")
+        return (had.target_item, key) if key and key != (had.target_change_key or "") else None
 
     async def _reconcile(
         self, m: Mailbox, f: Folder, target_folder: str, info: dict[str, Any], done: dict[str, Imported]
@@ -606,6 +708,29 @@ class Copier:
             message,
             "not carried" if kind != "mail-deleted-at-source" else "reported",
         )
+
+
+async def _native(conn: TenantConnection, method: str, path: str, body: Any) -> httpx.Request:
+    """An authenticated request built by the connection's Graph adapter, to be sent streaming (the adapter's
+    own send reads the whole answer)."""
+    from kiota_abstractions.method import Method
+    from kiota_abstractions.request_information import RequestInformation
+
+    info = RequestInformation()
+    info.http_method = Method[method.upper()]
+    info.url = conn.url(path)
+    info.headers.try_add("Content-Type", "application/json")
+    info.headers.try_add("x-ms-throttle-priority", "Low")
+    info.content = json.dumps(body).encode()
+    request: httpx.Request = await conn.adapter.convert_to_native_async(info)
+    return request
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return None
 
 
 class _Unclear(Exception):

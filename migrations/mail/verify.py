@@ -54,13 +54,8 @@ ORDINARY_FOLDERS = {"IPM.Appointment": "calendar", "IPM.Contact": "contacts"}
 
 
 async def _call(conn: TenantConnection, windows: MailboxWindows, mailbox: str, path: str) -> GraphResponse:
-    window = windows.of(mailbox)
-    while True:
-        async with window.slot():
-            resp = await conn.request("GET", path, counts_as_write=False)
-        if resp.status != 429:
-            return resp
-        window.throttle(resp.retry_after())
+    # The mailbox's own retry layer: a 429 slows this mailbox, not the tenant's other work.
+    return await windows.of(mailbox).request(conn, "GET", path)
 
 
 async def _all(

@@ -158,6 +158,30 @@ NEEDS: dict[str, dict[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {
             *_READ_MAIL_SAMPLE,
         ),
     },
+    # Teams (team-get, channel-list, channel-list-messages, team-put-teams, team-post, educationclass-post,
+    # channel-post, channel-delete, channel-startmigration, "Import third-party platform messages to Teams").
+    "teams": {
+        "source": (
+            (
+                "read teams and their settings",
+                (
+                    "TeamSettings.Read.All",
+                    "TeamSettings.ReadWrite.All",
+                    "Group.Read.All",
+                    "Directory.Read.All",
+                ),
+            ),
+            ("read channels", ("Channel.ReadBasic.All", "ChannelSettings.Read.All", "Group.Read.All")),
+            # A protected API besides: Microsoft approves the app before the read answers (preflight says).
+            ("read channel messages", ("ChannelMessage.Read.All",)),
+        ),
+        "target": (
+            ("make teams from groups", ("Group.ReadWrite.All", "Directory.ReadWrite.All")),
+            ("create class teams as education classes", ("EduRoster.ReadWrite.All",)),
+            ("create and delete channels", ("Channel.Create", "Teamwork.Migrate.All", "Group.ReadWrite.All")),
+            ("import channel history (migration mode)", ("Teamwork.Migrate.All",)),
+        ),
+    },
     "domain": {
         "source": (
             ("read domains", _READ_DOMAINS),
@@ -643,8 +667,49 @@ async def run_preflight(
                 budget.save()
     for a in academies:
         lt = a.legacy_tenant
-        await _tenant_checks(report, a.code, "source", lt.credential, lt.id, graph_url, phases)
+        ok = await _tenant_checks(report, a.code, "source", lt.credential, lt.id, graph_url, phases)
+        if ok and "teams" in phases:
+            report.add(await teams_history_check(conns.source(a.code), store, a))
     return report
+
+
+async def teams_history_check(conn: TenantConnection, store: StateStore, academy: Academy) -> Check:
+    """Reading channel messages with application permissions is a protected API (teams-protected-apis):
+    until Microsoft approves the app, the read answers 403 and no history can be carried. Said here, before a
+    run finds out channel by channel; it does not block the phase (teams, channels and files still carry)."""
+    row = next(
+        iter(
+            store.rows(
+                "SELECT object_id FROM inventory WHERE academy = ? AND kind = 'team' AND removed = 0 LIMIT 1",
+                (academy.code,),
+            )
+        ),
+        None,
+    )
+    if row is None:
+        return Check("teams-history", academy.code, True, "no team discovered", phases=("teams",))
+    team = row["object_id"]
+    primary = await conn.request("GET", f"/teams/{team}/primaryChannel", params={"$select": "id"})
+    if not primary.ok:
+        return Check(
+            "teams-history", academy.code, True, f"no channel to probe ({primary.status})", phases=("teams",)
+        )
+    resp = await conn.request(
+        "GET", f"/teams/{team}/channels/{primary.body['id']}/messages", params={"$top": 1}
+    )
+    if resp.status == 403:
+        return Check(
+            "teams-history",
+            academy.code,
+            True,
+            "channel messages are not readable: reading them with application permissions is a protected API "
+            "and Microsoft has not approved this app; teams, channels and files carry, history does not "
+            "(each channel is a finding)",
+            "request access to Microsoft Teams protected APIs for the app "
+            f"{academy.legacy_tenant.credential.client_id} (learn.microsoft.com/graph/teams-protected-apis)",
+            phases=("teams",),
+        )
+    return Check("teams-history", academy.code, True, "channel messages readable", phases=("teams",))
 
 
 def record(store: StateStore, trust: Trust, report: Report) -> None:

@@ -20,6 +20,7 @@ from migrations.core.store import now
 from migrations.reporting.accounts import accounts_summary
 from migrations.reporting.mail import mail_summary
 from migrations.reporting.sharing import sharing_summary
+from migrations.reporting.teams import teams_summary
 from migrations.reporting.verification import verification_kinds
 
 if TYPE_CHECKING:
@@ -77,6 +78,8 @@ class AcademyReport:
     sharing: dict[str, Any] = field(default_factory=dict)
     # Mailboxes, items and GB carried, what was not and why (migrations/reporting/mail.py); {} before mail.
     mail: dict[str, Any] = field(default_factory=dict)
+    # Teams, channels, messages carried and what was not (migrations/reporting/teams.py); {} before the phase.
+    teams: dict[str, Any] = field(default_factory=dict)
     # Guarded matches, disabled accounts carried, guests listed (reporting/accounts.py); {} if none.
     accounts: dict[str, Any] = field(default_factory=dict)
     rollback_available: bool = False
@@ -314,6 +317,8 @@ def build_report(store: StateStore, trust: Trust | None = None, academy: str | N
         findings += sharing.get("findings", [])
         mail = mail_summary(store, code)
         findings += mail.get("findings", [])
+        teams = teams_summary(store, code)
+        findings += teams.get("findings", [])
         verify_row = statuses.get((code, "verify"))
         started = [p.started_at for p in phases if p.started_at]
         finished = [p.finished_at for p in phases if p.finished_at]
@@ -329,6 +334,7 @@ def build_report(store: StateStore, trust: Trust | None = None, academy: str | N
             verification=verification_kinds(verify_row["detail"] if verify_row else None),
             sharing={k: v for k, v in sharing.items() if k != "findings"},
             mail={k: v for k, v in mail.items() if k != "findings"},
+            teams={k: v for k, v in teams.items() if k != "findings"},
             accounts=accounts_summary(store, code),
             rollback_available=any(p.rollback_available for p in phases),
             started_at=min(started) if started else None,

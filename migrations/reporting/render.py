@@ -45,6 +45,7 @@ VERIFIED = {
     "files": "files copied, by size and hash",
     "permissions": "sharing on the copied items",
     "mail": "mail folders: item counts and imported items present",
+    "teams": "teams, channels and imported messages",
     "domain": "the domain and the new sign-in names",
 }
 
@@ -251,6 +252,18 @@ def render_md(report: Report) -> str:
                 for x in m["failures"]:
                     lines.append(f"| {_md_cell(x['kind'])} | {x['count']} | {_md_cell(x['why'])} |")
                 lines.append("")
+        if a.teams:
+            t = a.teams
+            lines += [
+                f"Teams carried: {t['teams']} ({t['class_teams']} class teams), {t['channels']} channels, "
+                f"{t['messages']} messages; migration completed on {t['completed']} channels.",
+                "",
+                "| not carried | count | why |",
+                "| --- | ---: | --- |",
+            ]
+            for x in t["not_carried"]:
+                lines.append(f"| {_md_cell(x['kind'])} | {x['count']} | {_md_cell(x['why'])} |")
+            lines.append("")
         if a.accounts:
             acc = a.accounts
             lines += [

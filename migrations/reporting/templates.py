@@ -204,6 +204,18 @@ SharePoint (the library's limit of items with unique permissions): {{ a.sharing.
 {% endfor %}
 </tbody></table>{% endif %}{% endif %}
 
+{% if a.teams %}<h3>Teams</h3>
+<p data-field="teams-carried">Carried into the trust tenant: <span data-field="teams">{{ a.teams.teams }}</span> teams
+(<span data-field="class-teams">{{ a.teams.class_teams }}</span> class teams),
+<span data-field="channels">{{ a.teams.channels }}</span> channels,
+<span data-field="messages">{{ a.teams.messages }}</span> messages; migration completed on
+<span data-field="channels-completed">{{ a.teams.completed }}</span> channels.</p>
+<table class="teams"><thead><tr><th>Not carried</th><th>Count</th><th>Why</th></tr></thead><tbody>
+{% for x in a.teams.not_carried %}
+<tr><td>{{ x.kind }}</td><td class="num">{{ x.count }}</td><td>{{ x.why }}</td></tr>
+{% endfor %}
+</tbody></table>{% endif %}
+
 {% if a.accounts %}<h3>Accounts</h3>
 <p data-field="accounts">{{ a.accounts.disabled_carried }} disabled accounts carried disabled;
 {{ a.accounts.guests_listed }} guests listed for invitation (never created as members).</p>

@@ -4,6 +4,8 @@ reports and target names only through these functions.
 - CSV cells (`csv_cell` / `csv_value`): OWASP's rule against formula injection, made reversible so that a
   mapping exported, reviewed and imported again is exactly what was exported.
 - Terminals (`terminal_text`, `terminal_markup`): escape sequences removed, stray controls shown escaped.
+- HTML pages trustfold writes (`html_text`, `html_plain`): escaped, invisible characters shown, and an
+  untrusted HTML fragment reduced to its words (never its markup).
 - Reports (`report_text`): no control or invisible formatting character survives into Markdown, HTML or
   JSON; in JSON the visible `\\uXXXX` form is itself the JSON escape, so the data is kept.
 - Names (`clean_name`, `name_problems`): bidirectional controls and zero-width characters removed, control
@@ -15,11 +17,13 @@ Nothing here imports from the rest of trustfold, so any module may use it.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import logging
 import re
 import unicodedata
 from collections.abc import Sequence
+from html.parser import HTMLParser
 
 # Bidirectional controls: embeddings, overrides and isolates reorder what follows them on screen
 # ("\u202etxt.exe" shows as "exe.txt"); the marks are invisible.
@@ -128,6 +132,57 @@ def report_text(text: str) -> str:
     """A rendered report (Markdown, HTML or JSON) with every control or invisible character but newline and
     tab written as \\uXXXX: visible in Markdown and HTML, the standard escape inside a JSON string."""
     return _UNSAFE_IN_REPORT.sub(lambda m: _escape_code(m.group()), text)
+
+
+def html_text(value: object, *, limit: int | None = None) -> str:
+    """Untrusted text for an HTML page trustfold writes: every control or invisible character shown as
+    \\uXXXX, then escaped (quotes too, so it is safe inside an attribute); cut to `limit` characters with an
+    ellipsis when given."""
+    text = "" if value is None else str(value)
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "\u2026"
+    return html.escape(report_text(text), quote=True)
+
+
+class _PlainText(HTMLParser):
+    """The words of an HTML fragment: tags dropped, the content of script, style and the like dropped with
+    them, each block on its own line."""
+
+    _SKIP = frozenset(["script", "style", "iframe", "object", "embed", "noscript", "template", "svg", "math"])
+    _BREAK = frozenset(["p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote"])
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self._skipping += 1
+        elif tag in self._BREAK:
+            self.parts.append("\n")
+        elif tag == "img" and not self._skipping:
+            self.parts.append("[image]")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP and self._skipping:
+            self._skipping -= 1
+        elif tag in self._BREAK:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.parts.append(data)
+
+
+def html_plain(fragment: str) -> str:
+    """The readable text of an untrusted HTML fragment (a Teams message body), with no markup left: what an
+    archive shows, through `html_text`, instead of the message's own HTML (which may carry script)."""
+    parser = _PlainText()
+    parser.feed(fragment)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).split("\n"))
+    return "\n".join(line for line in lines if line)
 
 
 class TerminalFilter(logging.Filter):

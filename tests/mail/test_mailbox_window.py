@@ -1,13 +1,29 @@
 """The per-mailbox Outlook window (graph/mailbox_window.py): each limit holds, and mailboxes are apart.
 
-No timings: the windows take a fake clock and a fake sleep that advances it, so every wait is computed."""
+No timings: the windows take a fake clock and a fake sleep that advances it, so every wait is computed; the
+isolation test against the sandbox compares the order in which answers arrive."""
 
 from __future__ import annotations
 
 import asyncio
 
-from migrations.graph.client import WriteWindow
-from migrations.graph.mailbox_window import CONCURRENT, REQUESTS, UPLOAD_BYTES, ByteWindow, MailboxWindows
+import httpx
+import pytest
+
+from migrations.graph.client import WriteWindow, open_connections
+from migrations.graph.mailbox_window import (
+    CONCURRENT,
+    LIMITS_ENV,
+    REQUESTS,
+    UPLOAD_BYTES,
+    ByteWindow,
+    MailboxWindows,
+)
+from sandbox.testing import running_sandbox
+from tests.identity.conftest import CONFIG
+from tests.mail.conftest import ACADEMY
+from trust import load_trust
+from trust.errors import ConfigError
 
 
 class FakeClock:
@@ -92,3 +108,59 @@ def test_at_most_four_requests_of_one_mailbox_in_flight_and_mailboxes_apart() ->
     asyncio.run(go())
     assert peak == {"a": 4, "b": 4}
     assert windows.of("a") is not windows.of("b")
+
+
+async def test_a_throttled_mailbox_does_not_hold_up_another_mailbox_of_the_same_tenant() -> None:
+    """Mailbox A spends its request budget and is answered 429; mailbox B, on the same tenant connection,
+    sends all its requests before A's retried one is answered, and the tenant itself is never paused."""
+    budget = 4
+    with running_sandbox(CONFIG, size=20, seed=3, mail_provision_delay_s=0.0) as url:
+        world = url.world
+        source = next(t["id"] for t in world.tenant_list() if t["academy"] == ACADEMY)
+        boxes = httpx.get(f"{url}/sandbox/tenants/{source}/mail/mailboxes").json()["mailboxes"]
+        a, b = (m["id"] for m in boxes[:2])
+        # Retry-After is the rest of the 3 s window: B's requests (milliseconds each) are all in before it.
+        r = httpx.post(f"{url}/sandbox/mail/limits", json={"outlook_requests": f"{budget}/3"})
+        assert r.status_code == 200, r.text
+        async with open_connections(load_trust(CONFIG), str(url), academies=(ACADEMY,)) as conns:
+            conn = conns.source(ACADEMY)
+            # The client's own window would avoid the 429 altogether: give it room so the server decides.
+            windows = MailboxWindows(requests=(1000, 600.0))
+            order: list[str] = []
+
+            async def call(box: str) -> None:
+                resp = await windows.of(box).request(conn, "GET", f"/admin/exchange/mailboxes/{box}/folders")
+                assert resp.status == 200, resp.body
+                order.append(box)
+
+            for _ in range(budget):
+                await call(a)
+            order.clear()
+            throttled_a = asyncio.create_task(call(a))
+            for _ in range(500):  # until A's 429 is in (counted, not timed)
+                if windows.of(a).throttled:
+                    break
+                await asyncio.sleep(0.01)
+            assert windows.of(a).throttled == 1
+            for _ in range(budget):
+                await call(b)
+            await throttled_a
+        assert order == [b] * budget + [a]
+        assert conn.stats.throttled == 0  # the tenant was never paused for A's 429
+        assert world.mail_limiter.refused["MailboxRequests"] >= 1
+
+
+def test_a_rehearsal_sets_the_client_windows_to_the_sandbox_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(LIMITS_ENV, "requests=120/10, upload=4000000/5,concurrent=2")
+    w = MailboxWindows().of("a")
+    assert w.requests.limit < 120  # a little headroom under the request limit
+    assert w.bytes.limit == 4_000_000
+    assert w.gate._value == 2
+
+
+def test_malformed_rehearsal_limits_are_one_line_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(LIMITS_ENV, "requests=lots")
+    with pytest.raises(ConfigError) as err:
+        MailboxWindows()
+    assert err.value.field == LIMITS_ENV
+    assert str(err.value).count("\n") == 0 and "requests=lots" in str(err.value)

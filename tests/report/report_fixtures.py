@@ -174,6 +174,8 @@ def fill(store: StateStore) -> None:
     store.set_phase_status("oakwood", "permissions", "done", {"counts": {"planned": 0}})
     # The mail phase ran too (oakwood's mailboxes are not part of this fixture: no counts).
     store.set_phase_status("oakwood", "mail", "done", {"counts": {"planned": 0}})
+    # And the teams phase (oakwood has no teams: nothing to carry).
+    store.set_phase_status("oakwood", "teams", "done", {"counts": {"planned": 0}})
     add_run(store, "oakwood", "verify", kind="verify", start=72, length=2, counts={"requests": 30})
     store.set_phase_status(
         "oakwood",
