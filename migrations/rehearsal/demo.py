@@ -22,10 +22,12 @@ if TYPE_CHECKING:
 
 # The phases the rehearsal runs academy by academy, in this order: mail (Outlook, not SharePoint) straight
 # after the directory, so the OneDrives asked for after the users phase are made meanwhile and the previous
-# academy's SharePoint window refills longer before its verify; sharing follows files (its own steps,
-# migrations/permissions/demo.py); the domain has its own sequence, for the first academy.
-CHANGE_PHASES = ("users", "groups", "memberships", "mail", "files")
-assert set(CHANGE_PHASES) | {"permissions", "domain"} == set(PHASES)  # a new phase must be placed here
+# academy's SharePoint window refills longer before its verify; sharing (its own steps,
+# migrations/permissions/demo.py) after files; teams after groups, memberships and files, long after the
+# groups were made (Teams refuses a team on a new group for a while). The domain has its own sequence, for
+# the first academy.
+CHANGE_PHASES = ("users", "groups", "memberships", "mail", "files", "permissions", "teams")
+assert set(CHANGE_PHASES) | {"domain"} == set(PHASES)  # a new phase must be placed here
 EXIT_INTERRUPTED = 130  # what cli.main.run returns after a KeyboardInterrupt that reaches it
 
 
@@ -66,6 +68,9 @@ def demo_steps(trust: Trust, available: Collection[str]) -> list[DemoStep]:
             deferred = None
         steps.append(DemoStep(code, "discover", ["discover", code]))
         for phase in CHANGE_PHASES:
+            if phase == "permissions":
+                steps += [DemoStep(code, label, argv) for label, argv in sharing_steps(academy, available)]
+                continue
             if phase == "files" and not academy.files.enabled:
                 continue
             if phase not in available:
@@ -77,7 +82,6 @@ def demo_steps(trust: Trust, available: Collection[str]) -> list[DemoStep]:
             # budget reading every OneDrive again.
             reuse = ["--scan-age", "600"] if phase == "files" else []
             steps.append(DemoStep(code, f"run {phase}", ["run", code, "--phase", phase, "--replan", *reuse]))
-        steps += [DemoStep(code, label, argv) for label, argv in sharing_steps(academy, available)]
         if deferred is not None:
             steps.append(deferred)
         # An academy's verify waits for the next academy's directory and mail steps (same wave): its sharing

@@ -96,6 +96,8 @@ def test_demo_steps_follow_waves_and_file_settings():
         assert has_files == (academy.files.enabled and "files" in phases)
         assert ("run permissions" in labels) == (has_files and "permissions" in phases)
         assert "run mail" in labels
+        if "teams" in phases:  # after groups, memberships, files and sharing
+            assert labels.index("run teams") == len(labels) - 2 and labels[-1] == "verify"
     # Onboarding: the OneDrives are asked for right after the users run (not waited for: the files run's
     # gate waits), only for academies that copy OneDrives.
     onboarded = with_onboarding(trust, steps)

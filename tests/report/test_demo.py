@@ -156,7 +156,7 @@ def test_demo_rehearses_in_wave_order_and_writes_the_report(
         # One `run --replan` a phase (no separate plan step: see migrations/rehearsal/demo.py).
         *(
             f"run {p}"
-            for p in ("users", "groups", "memberships", "mail", "files", "permissions")
+            for p in ("users", "groups", "memberships", "mail", "files", "permissions", "teams")
             if p in load_phases()
         ),
     }
