@@ -84,16 +84,30 @@ def bootstrap(app: AppContext, yes: bool, view: View) -> None:
     show_default=True,
     help="Seconds to wait for SharePoint to create the OneDrives.",
 )
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="Ask and return at once (e.g. right after the users phase): SharePoint creates the OneDrives while "
+    "other phases run; `run --phase files` waits for them.",
+)
 @json_option("One JSON object, for scripts.")
 @pass_app
-def provision_onedrive(app: AppContext, academy: str, timeout: float, view: View) -> None:
+def provision_onedrive(app: AppContext, academy: str, timeout: float, no_wait: bool, view: View) -> None:
     """Request OneDrives for ACADEMY's mapped, licensed users (at most 200 a call) and wait for them; a killed
-    wait resumes. Exit 1 when some are still being created at the timeout."""
+    wait resumes. Exit 1 when some are still being created at the timeout (unless --no-wait)."""
     from migrations import app as migrate
 
+    if no_wait:
+        timeout = 0.0
     result = migrate.provision_onedrive(app, academy, timeout=timeout, progress=view.progress)
     view.provisioned(academy, result)
-    if result.waiting:
+    if result.waiting and no_wait:
+        if view.say is not None:
+            view.say(
+                f"{len(result.waiting)} OneDrives being created by SharePoint; `trustfold run {academy} "
+                "--phase files` waits for them"
+            )
+    elif result.waiting:
         raise OperationFailed(
             f"{len(result.waiting)} OneDrives still being created after {timeout:g} s "
             f"(e.g. {', '.join(result.waiting[:3])}); "

@@ -599,7 +599,9 @@ async def _preflight(
     from migrations.readiness.preflight import PHASES, run_preflight
 
     trust = site.trust()
-    async with open_connections(trust, site.graph_url, academies=()) as conns:
+    # With a store, the SharePoint reads spend (and save) the windows the files run loads next.
+    window_dir = site.state_path.parent if site.state_path.exists() else None
+    async with open_connections(trust, site.graph_url, academies=(), window_dir=window_dir) as conns:
         if site.state_path.exists():
             return await run_preflight(
                 trust, conns, site.store(), academies, phases or PHASES, onedrives=onedrives

@@ -10,6 +10,7 @@ totalItemCount and wellKnownName. The import/export APIs refuse archive mailboxe
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,6 +176,32 @@ def folder_rows(mailbox: str, raw: list[dict[str, Any]]) -> list[Folder]:
     ]
 
 
+READ_AHEAD = 8  # people whose mailboxes are read at once (each mailbox within its own Outlook window)
+
+
+async def _read_ahead(
+    persons: list[Person], source: TenantConnection, target: TenantConnection, windows: MailboxWindows
+) -> dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None, list[dict[str, Any]]]]:
+    """Per person (source user id): the source exchangeSettings, the trust user's, and the source mailbox's
+    folders, read for several people at once: one person after another, discovery waited on ~250 round
+    trips of three requests an academy."""
+    gate = asyncio.Semaphore(READ_AHEAD)
+
+    async def one(
+        p: Person,
+    ) -> tuple[str, tuple[dict[str, Any] | None, dict[str, Any] | None, list[dict[str, Any]]]]:
+        async with gate:
+            settings = await exchange_settings(source, p.source_user)
+            if not settings or not settings.get("primaryMailboxId"):
+                return p.source_user, (settings, None, [])
+            got = await exchange_settings(target, p.target_user) if p.target_user else None
+            raw = await list_folders(source, windows, str(settings["primaryMailboxId"]))
+            return p.source_user, (settings, got, raw)
+
+    # gather, not a TaskGroup: the first GraphError reaches the caller as itself.
+    return dict(await asyncio.gather(*(one(p) for p in persons)))
+
+
 async def discover_mail(
     store: StateStore,
     code: str,
@@ -187,8 +214,9 @@ async def discover_mail(
     it goes to, and the findings for what is not carried."""
     found = Discovered()
     named_accounts = await _discover_shared(store, code, source, target, windows, academy, found)
+    ahead = await _read_ahead(people(store, code), source, target, windows)
     for person in people(store, code):
-        settings = await exchange_settings(source, person.source_user)
+        settings, got, raw = ahead[person.source_user]
         if not settings or not settings.get("primaryMailboxId"):
             continue
         mailbox = str(settings["primaryMailboxId"])
@@ -206,7 +234,6 @@ async def discover_mail(
             )
         target_mailbox: str | None = None
         if person.target_user:
-            got = await exchange_settings(target, person.target_user)
             target_mailbox = str(got["primaryMailboxId"]) if got and got.get("primaryMailboxId") else None
         if target_mailbox is None:
             found.findings.append(
@@ -219,7 +246,6 @@ async def discover_mail(
                     "waiting",
                 )
             )
-        raw = await list_folders(source, windows, mailbox)
         rows = folder_rows(mailbox, raw)
         kind = "shared" if settings.get("_shared") else "primary"
         found.mailboxes.append(

@@ -42,6 +42,7 @@ from migrations.graph.client import (
 )
 from migrations.graph.mailbox_window import MailboxThrottled, MailboxWindow, MailboxWindows
 from migrations.mail import records
+from migrations.mail.discovery import list_folders
 from migrations.mail.records import MAILBOX_ROOT, Folder, Imported, Mailbox
 from migrations.mail.streaming import (
     CHUNK,
@@ -292,7 +293,16 @@ class Copier:
         assert m.target_mailbox
         targets = await self.ensure_folders(m, rows)
         done = records.imported(self.store, self.code, m.source_mailbox)
-        folders = [f for f in rows if f.source_folder in targets]
+        # A folder never read before (no delta link) that holds nothing now has nothing to copy: its item
+        # delta is left for the pass that finds something in it (a full delta then, as now). One folder list
+        # (counts as they are now) instead of a baseline and a delta call per folder: most folders of most
+        # mailboxes are empty.
+        counts = await self._source_counts(m)
+        folders = [
+            f
+            for f in rows
+            if f.source_folder in targets and (f.delta_link or counts.get(f.source_folder, 1) > 0)
+        ]
         # Folders of one mailbox side by side (imports into one folder stay one at a time: see the module).
         gate = asyncio.Semaphore(4)
 
@@ -303,6 +313,11 @@ class Copier:
         async with asyncio.TaskGroup() as group:
             for f in folders:
                 group.create_task(one(f))
+
+    async def _source_counts(self, m: Mailbox) -> dict[str, int]:
+        """Each source folder's item count now (a folder gone since discovery is absent)."""
+        raw = await list_folders(self.source, self.windows, m.source_mailbox)
+        return {str(f["id"]): int(f.get("totalItemCount") or 0) for f in raw}
 
     async def copy_folder(self, m: Mailbox, f: Folder, target_folder: str, done: dict[str, Imported]) -> None:
         assert m.target_mailbox

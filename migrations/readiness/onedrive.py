@@ -5,6 +5,10 @@ personal site (after a first sign-in, or when an administrator asks). We ask thr
 
 Each accepted call is journaled (phase "onedrive", one row per user) in the same transaction, so a killed
 wait resumes by waiting, never by asking twice.
+
+Every drive read and the admin call spend the trust tenant's SharePoint resource units, so they go through
+the client-side SharePoint budget (graph/sharepoint_window.py) and are saved with it: the files run that
+follows starts from what provisioning spent rather than drawing 429s for it.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -25,6 +31,7 @@ from migrations.core.journal import Journal
 from migrations.core.store import dumps, now
 from migrations.graph.client import MAX_BATCH, BatchItem, GraphError, GraphResponse, TenantConnection
 from migrations.graph.sharepoint_admin import onedrive_not_yet, sharepoint_token
+from migrations.graph.sharepoint_window import SharePointBudget, rest_ru
 
 if TYPE_CHECKING:
     from migrations.core.store import StateStore
@@ -34,6 +41,7 @@ if TYPE_CHECKING:
 MAX_PER_CALL = 200
 PHASE = "onedrive"
 PROFILE_LOADER = "/_api/SP.UserProfiles.ProfileLoader.GetProfileLoader/CreatePersonalSiteEnqueueBulk"
+DRIVE_READ_RU = 1  # reading an item (a drive) costs 1 resource unit
 
 
 @dataclass
@@ -110,20 +118,47 @@ def mapped_upns(store: StateStore, academy: Academy) -> list[str]:
     return out
 
 
-async def _batch_get(conn: TenantConnection, paths: list[str]) -> list[GraphResponse]:
+async def _batch_get(
+    conn: TenantConnection, paths: list[str], budget: SharePointBudget | None = None
+) -> list[GraphResponse]:
+    """GETs twenty to a $batch. With `budget` (SharePoint reads) each item's units are reserved before the
+    batch is sent and a retried item's again, as the server counts each."""
     out: list[GraphResponse] = []
     for i in range(0, len(paths), MAX_BATCH):
         chunk = paths[i : i + MAX_BATCH]
-        answers = await conn.batch([BatchItem("GET", p) for p in chunk])
+        async with _spending(budget, conn, DRIVE_READ_RU * len(chunk)):
+            answers = await conn.batch([BatchItem("GET", p) for p in chunk])
         for path, resp in zip(chunk, answers, strict=True):
             if not isinstance(resp, GraphResponse) or resp.status >= 500:
-                resp = await conn.request("GET", path, counts_as_write=False)
+                async with _spending(budget, conn, DRIVE_READ_RU):
+                    resp = await conn.request("GET", path, counts_as_write=False)
             out.append(resp)
     return out
 
 
-async def target_onedrives(conn: TenantConnection, store: StateStore, academy: Academy) -> list[DriveState]:
-    """Each mapped user in the trust tenant: created yet, licensed, OneDrive provisioned."""
+@asynccontextmanager
+async def _spending(budget: SharePointBudget | None, conn: TenantConnection, ru: int) -> AsyncIterator[None]:
+    """`budget.spend` for the requests inside, or nothing for directory reads (no SharePoint units)."""
+    if budget is None:
+        yield
+        return
+    async with budget.spend(conn.tenant_id, ru):
+        yield
+
+
+async def drive_budget(conn: TenantConnection, window_dir: Path | None) -> SharePointBudget:
+    """The trust tenant's SharePoint budget, from the window earlier commands saved in `window_dir`; the
+    caller saves it when done (budget.save())."""
+    budget = SharePointBudget(None, window_dir)
+    await budget.prepare(conn)
+    return budget
+
+
+async def target_onedrives(
+    conn: TenantConnection, store: StateStore, academy: Academy, budget: SharePointBudget
+) -> list[DriveState]:
+    """Each mapped user in the trust tenant: created yet, licensed, OneDrive provisioned (the drive reads
+    spend `budget`)."""
     states = [DriveState(ref) for ref in mapped_upns(store, academy)]
     answers = await _batch_get(
         conn,
@@ -146,7 +181,7 @@ async def target_onedrives(conn: TenantConnection, store: StateStore, academy: A
                 s.sharepoint_plan = has_sharepoint_plan(licences, plans)
         elif resp.status != 404:
             raise GraphError("GET", f"/users/{s.upn}", resp)
-    await _refresh(conn, [s for s in states if s.can_have])
+    await _refresh(conn, budget, [s for s in states if s.can_have])
     return states
 
 
@@ -173,14 +208,20 @@ def has_sharepoint_plan(licences: list[dict[str, Any]], plans: dict[str, set[str
     return False
 
 
-async def _refresh(conn: TenantConnection, states: list[DriveState], *, stop_early: bool = False) -> None:
+async def _refresh(
+    conn: TenantConnection,
+    budget: SharePointBudget,
+    states: list[DriveState],
+    *,
+    stop_early: bool = False,
+) -> None:
     """Look up the drives not yet seen, a $batch at a time. With stop_early (while waiting), a batch in
     which nothing is ready yet ends the round: the timer job has not reached them, and every GET spends
     the tenant's SharePoint budget."""
     todo = [s for s in states if not s.provisioned and s.user_id]
     for i in range(0, len(todo), MAX_BATCH):
         chunk = todo[i : i + MAX_BATCH]
-        answers = await _batch_get(conn, [f"/users/{s.user_id}/drive?$select=id" for s in chunk])
+        answers = await _batch_get(conn, [f"/users/{s.user_id}/drive?$select=id" for s in chunk], budget)
         for s, resp in zip(chunk, answers, strict=True):
             if resp.ok:
                 s.provisioned = True
@@ -197,6 +238,7 @@ async def _await_group_licences(
     academy: Academy,
     states: list[DriveState],
     timeout: float,
+    budget: SharePointBudget,
 ) -> list[str]:
     """Mark users licensed once their group licence is Active; the UPNs whose licence is not (error, or
     still processing when the wait ends)."""
@@ -212,7 +254,7 @@ async def _await_group_licences(
     check = await licence_wait.check_group_licences(conn, licence_wait.subset(expected, by_id), timeout=wait)
     for uid in check.active:
         by_id[uid].licensed = True
-    await _refresh(conn, [by_id[uid] for uid in check.active if by_id[uid].can_have])
+    await _refresh(conn, budget, [by_id[uid] for uid in check.active if by_id[uid].can_have])
     return sorted(by_id[uid].upn for uid in [*check.errors, *check.pending])
 
 
@@ -236,14 +278,18 @@ def _journal_requested(store: StateStore, academy: str, run_id: str, upns: list[
         )
 
 
-async def _enqueue(http: httpx.AsyncClient, site: str, token: str, upns: list[str]) -> None:
-    """One CreatePersonalSiteEnqueueBulk call; throttled answers are retried after Retry-After."""
+async def _enqueue(
+    http: httpx.AsyncClient, site: str, token: str, upns: list[str], budget: SharePointBudget, tenant_id: str
+) -> None:
+    """One CreatePersonalSiteEnqueueBulk call (REST: it spends the tenant's SharePoint units too, each
+    attempt); throttled answers are retried after Retry-After."""
     for attempt in range(6):
-        resp = await http.post(
-            site + PROFILE_LOADER,
-            json={"emailIDs": upns},
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json;odata=nometadata"},
-        )
+        async with budget.spend(tenant_id, rest_ru("POST")):
+            resp = await http.post(
+                site + PROFILE_LOADER,
+                json={"emailIDs": upns},
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json;odata=nometadata"},
+            )
         if resp.status_code in (429, 503) and attempt < 5:
             try:
                 delay = float(resp.headers.get("retry-after", "2"))
@@ -280,13 +326,33 @@ async def provision(
     """Request OneDrives for mapped, licensed users who have none (≤200 a call, each call journaled), then
     wait up to `timeout` seconds for them; who still waits is reported, not raised."""
     conn = conns.target
+    budget = await drive_budget(conn, conns.window_dir)
+    try:
+        return await _provision(trust, conns, store, academy, budget, timeout, poll, progress)
+    finally:
+        budget.save()  # what provisioning spent stays in the window the next command loads
+
+
+async def _provision(
+    trust: Trust,
+    conns: Connections,
+    store: StateStore,
+    academy: Academy,
+    budget: SharePointBudget,
+    timeout: float,
+    poll: float,
+    progress: Callable[[int, int], None] | None,
+) -> ProvisionResult:
+    conn = conns.target
     result = ProvisionResult(academy.code)
-    states = await target_onedrives(conn, store, academy)
+    states = await target_onedrives(conn, store, academy, budget)
     result.mapped = len(states)
     result.not_created = sum(1 for s in states if not s.exists)
     # SharePoint makes OneDrives only for licensed users; with group-based licensing the licence comes when
     # Entra has processed the membership, so wait for that first (bounded) rather than skip the user.
-    result.licence_problems = await _await_group_licences(trust, conn, store, academy, states, timeout)
+    result.licence_problems = await _await_group_licences(
+        trust, conn, store, academy, states, timeout, budget
+    )
     result.unlicensed = sum(1 for s in states if s.exists and not s.licensed)
     result.cannot_have = sorted(s.upn for s in states if s.exists and s.licensed and not s.can_have)
     wanted = [s for s in states if s.can_have]
@@ -297,7 +363,7 @@ async def provision(
         run_id = f"onedrive-{uuid.uuid4().hex[:12]}"
         for i in range(0, len(to_ask), MAX_PER_CALL):
             chunk = to_ask[i : i + MAX_PER_CALL]
-            await _enqueue(conns.raw_http, site, token, chunk)
+            await _enqueue(conns.raw_http, site, token, chunk, budget, conn.tenant_id)
             _journal_requested(store, academy.code, run_id, chunk)
             result.calls += 1
             result.requested += len(chunk)
@@ -311,7 +377,7 @@ async def provision(
             break
         await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
         pause = min(pause * 1.5, 30.0)  # SharePoint takes minutes to hours: ask less often as time goes
-        await _refresh(conn, wanted, stop_early=True)
+        await _refresh(conn, budget, wanted, stop_early=True)
     result.ready = sum(1 for s in wanted if s.provisioned)
     result.waiting = sorted(s.upn for s in wanted if not s.provisioned)
     store.set_phase_status(academy.code, PHASE, "done" if not result.waiting else "running", result.as_dict())

@@ -19,6 +19,7 @@ from trust.errors import ConfigError
 
 if TYPE_CHECKING:
     from migrations.core.store import StateStore
+    from migrations.graph.sharepoint_window import SharePointBudget
     from trust import Academy, Trust
 
 MARKER_NAME = "trustfoldSource"
@@ -425,7 +426,11 @@ async def licence_checks(trust: Trust, conn: TenantConnection, demand: Counter[s
     return out
 
 
-async def site_checks(trust: Trust, conn: TenantConnection, academies: Iterable[Academy]) -> list[Check]:
+async def site_checks(
+    trust: Trust, conn: TenantConnection, academies: Iterable[Academy], budget: SharePointBudget
+) -> list[Check]:
+    """Each academy's target site and library exist. Site reads spend the trust tenant's SharePoint units
+    (1 each), so they go through `budget` like the files run's own reads."""
     out = []
     for academy in academies:
         if not academy.files.enabled:
@@ -433,9 +438,13 @@ async def site_checks(trust: Trust, conn: TenantConnection, academies: Iterable[
         for lib in academy.files.libraries:
             what = f"{academy.code}: {lib.target_site}/{lib.target_library}"
             try:
-                found = (await conn.get("/sites", params={"search": lib.target_site})).get("value", [])
+                async with budget.spend(conn.tenant_id, 1):
+                    found = (await conn.get("/sites", params={"search": lib.target_site})).get("value", [])
                 site = next((s for s in found if s.get("name") == lib.target_site), None)
-                drives = (await conn.get(f"/sites/{site['id']}/drives")).get("value", []) if site else []
+                drives = []
+                if site:
+                    async with budget.spend(conn.tenant_id, 1):
+                        drives = (await conn.get(f"/sites/{site['id']}/drives")).get("value", [])
             except GraphError as exc:
                 out.append(
                     Check(
@@ -477,10 +486,12 @@ async def site_checks(trust: Trust, conn: TenantConnection, academies: Iterable[
     return out
 
 
-async def onedrive_check(conn: TenantConnection, store: StateStore, academy: Academy) -> Check:
+async def onedrive_check(
+    conn: TenantConnection, store: StateStore, academy: Academy, budget: SharePointBudget
+) -> Check:
     from migrations.readiness.onedrive import target_onedrives
 
-    states = await target_onedrives(conn, store, academy)
+    states = await target_onedrives(conn, store, academy, budget)
     missing = [s for s in states if s.licensed and not s.provisioned]
     not_created = sum(1 for s in states if not s.exists)
     ready = sum(1 for s in states if s.provisioned)
@@ -606,6 +617,30 @@ async def domain_check(trust: Trust, conn: TenantConnection) -> Check:
     return Check("domains", "trust", True, f"{len(trust.tenant.domains)} domains verified", phases=("users",))
 
 
+async def _sharepoint_reads(
+    report: Report,
+    trust: Trust,
+    graph_url: str | None,
+    target: TenantConnection,
+    store: StateStore,
+    academies: tuple[Academy, ...],
+    budget: SharePointBudget,
+    onedrives: bool,
+) -> None:
+    """The files checks: target sites and libraries, the SharePoint credential, each academy's OneDrives."""
+    for c in await site_checks(trust, target, academies, budget):
+        report.add(c)
+    onedrive = any(a.files.enabled and a.files.onedrive for a in academies)
+    bulk = [a.code for a in academies if a.files.enabled and a.files.engine in ("migration-api", "auto")]
+    if onedrive or bulk:
+        for c in await sharepoint_checks(trust, graph_url, target, onedrive=onedrive, bulk=bulk):
+            report.add(c)
+    if onedrive and onedrives:
+        for a in academies:
+            if a.files.enabled and a.files.onedrive:
+                report.add(await onedrive_check(target, store, a, budget))
+
+
 async def run_preflight(
     trust: Trust,
     conns: Connections,
@@ -629,19 +664,14 @@ async def run_preflight(
                 report.add(c)
         files = "files" in phases and any(a.files.enabled for a in academies)
         if files:
-            for c in await site_checks(trust, target, academies):
-                report.add(c)
-            onedrive = any(a.files.enabled and a.files.onedrive for a in academies)
-            bulk = [
-                a.code for a in academies if a.files.enabled and a.files.engine in ("migration-api", "auto")
-            ]
-            if onedrive or bulk:
-                for c in await sharepoint_checks(trust, graph_url, target, onedrive=onedrive, bulk=bulk):
-                    report.add(c)
-            if onedrive and onedrives:
-                for a in academies:
-                    if a.files.enabled and a.files.onedrive:
-                        report.add(await onedrive_check(target, store, a))
+            from migrations.readiness.onedrive import drive_budget
+
+            # Loaded from (and saved to) the windows the files run loads: what these reads spend counts there.
+            budget = await drive_budget(target, conns.window_dir)
+            try:
+                await _sharepoint_reads(report, trust, graph_url, target, store, academies, budget, onedrives)
+            finally:
+                budget.save()
     for a in academies:
         lt = a.legacy_tenant
         ok = await _tenant_checks(report, a.code, "source", lt.credential, lt.id, graph_url, phases)

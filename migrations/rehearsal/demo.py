@@ -20,8 +20,14 @@ if TYPE_CHECKING:
     from migrations.core.store import StateStore
     from trust import Trust
 
-# The phases the rehearsal plans and runs one by one (sharing and the domain have their own sequences).
-CHANGE_PHASES = PHASES[:4]
+# The phases the rehearsal runs academy by academy, in this order: mail (Outlook, not SharePoint) straight
+# after the directory, so the OneDrives asked for after the users phase are made meanwhile and the previous
+# academy's SharePoint window refills longer before its verify; sharing (its own steps,
+# migrations/permissions/demo.py) after files; teams after groups, memberships and files, long after the
+# groups were made (Teams refuses a team on a new group for a while). The domain has its own sequence, for
+# the first academy.
+CHANGE_PHASES = ("users", "groups", "memberships", "mail", "files", "permissions", "teams")
+assert set(CHANGE_PHASES) | {"domain"} == set(PHASES)  # a new phase must be placed here
 EXIT_INTERRUPTED = 130  # what cli.main.run returns after a KeyboardInterrupt that reaches it
 
 
@@ -42,7 +48,12 @@ class DemoOutcome:
 
 def demo_steps(trust: Trust, available: Collection[str]) -> list[DemoStep]:
     """Every command the rehearsal runs, academy by academy in wave order (trust.academies is sorted), each
-    academy's verify after the directory steps of the next academy of its wave.
+    academy's verify after the directory and mail steps of the next academy of its wave.
+
+    Each phase is planned and applied by one `run --replan` (the plan is stored and numbered as `plan` would
+    store it, then applied): a rehearsal has no one to review a plan between `plan` and `run`, and `run`
+    re-deriving a plan it was just shown cost the demo the planning twice. The operator's flow (plan, review,
+    run) is unchanged.
 
     `available` names the phases this build carries; a phase it lacks is left out (the caller says so)
     rather than failing every step."""
@@ -57,24 +68,26 @@ def demo_steps(trust: Trust, available: Collection[str]) -> list[DemoStep]:
             deferred = None
         steps.append(DemoStep(code, "discover", ["discover", code]))
         for phase in CHANGE_PHASES:
+            if phase == "permissions":
+                steps += [DemoStep(code, label, argv) for label, argv in sharing_steps(academy, available)]
+                continue
             if phase == "files" and not academy.files.enabled:
                 continue
             if phase not in available:
                 continue
-            # The rehearsal reviews each plan and runs it at once: files reuse the scan just made rather than
-            # spend the academy's SharePoint budget reading every OneDrive again.
-            reuse = ["--scan-age", "600"] if phase == "files" else []
-            steps.append(DemoStep(code, f"plan {phase}", ["plan", code, "--phase", phase, *reuse]))
-            steps.append(DemoStep(code, f"run {phase}", ["run", code, "--phase", phase, *reuse]))
-            if phase == "memberships" and deferred is not None:
+            if phase == "files" and deferred is not None:
                 steps.append(deferred)
                 deferred = None
-        steps += [DemoStep(code, label, argv) for label, argv in sharing_steps(academy, available)]
+            # Files reuse the drive scan discovery just made rather than spend the academy's SharePoint
+            # budget reading every OneDrive again.
+            reuse = ["--scan-age", "600"] if phase == "files" else []
+            steps.append(DemoStep(code, f"run {phase}", ["run", code, "--phase", phase, "--replan", *reuse]))
         if deferred is not None:
             steps.append(deferred)
-        # An academy's verify waits for the next academy's directory steps (same wave): its sharing steps have
-        # just spent its legacy tenant's SharePoint window, which verify's source delta calls need, and the
-        # window refills while another tenant is worked on (the sequential form of academies side by side).
+        # An academy's verify waits for the next academy's directory and mail steps (same wave): its sharing
+        # steps have just spent its legacy tenant's SharePoint window, which verify's source delta calls
+        # need, and the window refills while another tenant is worked on (the sequential form of academies
+        # side by side).
         deferred = DemoStep(code, "verify", ["verify", code])
     if deferred is not None:
         steps.append(deferred)
@@ -92,15 +105,20 @@ def rehearse_domain(
 
 def with_onboarding(trust: Trust, steps: list[DemoStep]) -> list[DemoStep]:
     """The rehearsal with the operator's first steps: preflight (showing the one-off set-up still needed),
-    bootstrap; and each academy's OneDrives provisioned before its files phase."""
+    bootstrap; and each academy's OneDrives asked for as soon as its users are licensed (the users run),
+    without waiting: SharePoint makes them while the groups, memberships and mail phases run, and the files
+    run waits for any still missing (its gate provisions)."""
     out = [
         DemoStep(trust.code, "preflight (before set-up)", ["preflight", "--advisory"]),
         DemoStep(trust.code, "bootstrap", ["bootstrap", "--yes"]),
     ]
+    copies = {s.academy for s in steps if s.label == "run files"}
     for step in steps:
-        if step.label == "plan files":
-            out.append(DemoStep(step.academy, "provision OneDrives", ["provision-onedrive", step.academy]))
         out.append(step)
+        academy = step.academy
+        if step.label == "run users" and academy in copies and trust.academy(academy).files.onedrive:
+            argv = ["provision-onedrive", academy, "--no-wait"]
+            out.append(DemoStep(academy, "request OneDrives", argv))
     return out
 
 

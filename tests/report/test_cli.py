@@ -11,7 +11,7 @@ from report_fixtures import fill
 from cli.main import run
 from migrations.core.registry import load_phases
 from migrations.core.store import StateStore
-from migrations.rehearsal.demo import demo_steps
+from migrations.rehearsal.demo import demo_steps, with_onboarding
 from trust import load_trust
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -83,18 +83,36 @@ def test_demo_steps_follow_waves_and_file_settings():
     assert order == [a.code for a in sorted(trust.academies, key=lambda a: (a.wave, a.code))]
     first = [s.label for s in steps if s.academy == order[0]]
     assert first[0] == "discover" and first[-1] == "verify"
-    assert first[1:7] == [
-        "plan users",
-        "run users",
-        "plan groups",
-        "run groups",
-        "plan memberships",
-        "run memberships",
-    ]
-    files_available = "files" in load_phases()
+    # Each phase is one `run --replan` (planned, stored and applied at once: the rehearsal reviews nothing
+    # between a `plan` and its `run`, which re-derived the plan and doubled its cost); mail follows the
+    # directory phases, before files.
+    assert first[1:5] == ["run users", "run groups", "run memberships", "run mail"]
+    assert all("--replan" in s.argv for s in steps if s.argv[0] == "run")
+    assert not [s for s in steps if s.argv[0] == "plan"]
+    phases = load_phases()
     for academy in trust.academies:
-        has_files = any(s.label == "run files" for s in steps if s.academy == academy.code)
-        assert has_files == (academy.files.enabled and files_available)
+        labels = [s.label for s in steps if s.academy == academy.code]
+        has_files = "run files" in labels
+        assert has_files == (academy.files.enabled and "files" in phases)
+        assert ("run permissions" in labels) == (has_files and "permissions" in phases)
+        assert "run mail" in labels
+        if "teams" in phases:  # after groups, memberships, files and sharing
+            assert labels.index("run teams") == len(labels) - 2 and labels[-1] == "verify"
+    # Onboarding: the OneDrives are asked for right after the users run (not waited for: the files run's
+    # gate waits), only for academies that copy OneDrives.
+    onboarded = with_onboarding(trust, steps)
+    assert [s.label for s in onboarded[:2]] == ["preflight (before set-up)", "bootstrap"]
+    for academy in trust.academies:
+        labels = [s.label for s in onboarded if s.academy == academy.code]
+        asks = "run files" in labels and academy.files.onedrive
+        if asks:
+            assert labels[labels.index("run users") + 1] == "request OneDrives"
+            request = next(
+                s for s in onboarded if s.academy == academy.code and s.label == "request OneDrives"
+            )
+            assert request.argv == ["provision-onedrive", academy.code, "--no-wait"]
+        else:
+            assert "request OneDrives" not in labels
 
 
 def test_demo_rejects_a_url_that_is_not_a_sandbox(tmp_path: Path, capsys, monkeypatch):
