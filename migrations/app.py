@@ -686,5 +686,7 @@ async def _wait_for_mailboxes(env: PhaseEnv) -> None:
     from migrations.safety.sanitise import terminal_text
 
     waited = await wait_for_mailboxes(env.store, env.academy.code, env.conns.target, MAILBOX_WAIT_S)
+    # Read seconds ago: the plan straight after takes these instead of asking each trust user again.
+    env.options["_mail_target_settings"] = waited.settings
     if waited.waiting:
         logging.getLogger("trustfold.mail").warning("%s", terminal_text(waited.message()))

@@ -180,12 +180,23 @@ READ_AHEAD = 8  # people whose mailboxes are read at once (each mailbox within i
 
 
 async def _read_ahead(
-    persons: list[Person], source: TenantConnection, target: TenantConnection, windows: MailboxWindows
+    persons: list[Person],
+    source: TenantConnection,
+    target: TenantConnection,
+    windows: MailboxWindows,
+    known_targets: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None, list[dict[str, Any]]]]:
     """Per person (source user id): the source exchangeSettings, the trust user's, and the source mailbox's
     folders, read for several people at once: one person after another, discovery waited on ~250 round
-    trips of three requests an academy."""
+    trips of three requests an academy. `known_targets`: trust users' exchangeSettings the mail run's
+    mailbox wait read moments before (only mailboxes that exist; a user absent from it is asked now)."""
     gate = asyncio.Semaphore(READ_AHEAD)
+    known = known_targets or {}
+
+    async def trust_settings(user: str) -> dict[str, Any] | None:
+        if user in known:
+            return known[user]
+        return await exchange_settings(target, user)
 
     async def one(
         p: Person,
@@ -194,7 +205,7 @@ async def _read_ahead(
             settings = await exchange_settings(source, p.source_user)
             if not settings or not settings.get("primaryMailboxId"):
                 return p.source_user, (settings, None, [])
-            got = await exchange_settings(target, p.target_user) if p.target_user else None
+            got = await trust_settings(p.target_user) if p.target_user else None
             raw = await list_folders(source, windows, str(settings["primaryMailboxId"]))
             return p.source_user, (settings, got, raw)
 
@@ -209,12 +220,13 @@ async def discover_mail(
     target: TenantConnection,
     windows: MailboxWindows,
     academy: Any = None,
+    known_targets: dict[str, dict[str, Any]] | None = None,
 ) -> Discovered:
     """Each mapped person's primary mailbox and each named shared mailbox with its folders, the trust mailbox
     it goes to, and the findings for what is not carried."""
     found = Discovered()
     named_accounts = await _discover_shared(store, code, source, target, windows, academy, found)
-    ahead = await _read_ahead(people(store, code), source, target, windows)
+    ahead = await _read_ahead(people(store, code), source, target, windows, known_targets)
     for person in people(store, code):
         settings, got, raw = ahead[person.source_user]
         if not settings or not settings.get("primaryMailboxId"):

@@ -43,8 +43,21 @@ class MailPhase:
     async def _discover(self, env: PhaseEnv, save: bool) -> Discovered:
         code = env.academy.code
         found = await discover_mail(
-            env.store, code, env.conns.source(code), env.conns.target, self._windows(env), env.academy
+            env.store,
+            code,
+            env.conns.source(code),
+            env.conns.target,
+            self._windows(env),
+            env.academy,
+            env.options.pop("_mail_target_settings", None),
         )
+        # Each source folder's count as just read: the run straight after (same command) decides from these
+        # which never-read folders hold something, instead of listing every mailbox's folders again. Mail
+        # landing in an empty folder in the seconds between is carried by the next pass (verify names it),
+        # as mail landing after the run's own read always was.
+        env.options["_mail_folder_counts"] = {
+            m.source_mailbox: {f.source_folder: f.items for f in rows} for m, rows in found.mailboxes
+        }
         if save:
             for m, rows in found.mailboxes:
                 records.save_mailbox(env.store, code, m, {"classes": class_counts(rows)})
@@ -120,6 +133,7 @@ class MailPhase:
                 run.tally,
                 bool(env.options.get("propagate_deletes")),
                 in_doubt={k for k, v in state.items() if v["event"] == "intent"},
+                counts_now=env.options.pop("_mail_folder_counts", None),
             )
             counts = copier.counts
 

@@ -96,6 +96,9 @@ class Copier:
     progress: Callable[[], None] = lambda: None
     counts: MailCounts = field(default_factory=MailCounts)
     in_doubt: set[str] = field(default_factory=set)
+    # Per source mailbox, each folder's item count as the plan read it moments before in the same command
+    # (None or a mailbox absent: read now). Each is used once.
+    counts_now: dict[str, dict[str, int]] | None = None
     _sessions: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     # ---- requests ------------------------------------------------------------------------------------------
@@ -316,6 +319,9 @@ class Copier:
 
     async def _source_counts(self, m: Mailbox) -> dict[str, int]:
         """Each source folder's item count now (a folder gone since discovery is absent)."""
+        known = (self.counts_now or {}).pop(m.source_mailbox, None)
+        if known is not None:
+            return known
         raw = await list_folders(self.source, self.windows, m.source_mailbox)
         return {str(f["id"]): int(f.get("totalItemCount") or 0) for f in raw}
 

@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from migrations.core.store import StateStore
 from migrations.graph.client import GraphError, TenantConnection
@@ -26,6 +27,9 @@ class MailboxWait:
     ready: int = 0
     waiting: list[str] = field(default_factory=list)  # the trust users' source UPNs, in mapping order
     waited_s: float = 0.0
+    # The ready trust users' exchangeSettings as answered (user id -> body with primaryMailboxId): the mail
+    # plan straight after reuses them instead of asking each user again.
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def message(self) -> str:
         if not self.waiting:
@@ -38,13 +42,18 @@ class MailboxWait:
         )
 
 
-async def _has_mailbox(conn: TenantConnection, user: str) -> bool:
+async def _has_mailbox(conn: TenantConnection, user: str) -> tuple[bool, dict[str, Any] | None]:
+    """Whether the user has a mailbox, and its exchangeSettings when the answer names the primary mailbox."""
     resp = await conn.request("GET", f"/users/{user}/settings/exchange", counts_as_write=False)
     if resp.status == 404:
-        return False
+        return False, None
     if not resp.ok:
         raise GraphError("GET", f"/users/{user}/settings/exchange", resp)
-    return True
+    body = resp.body or {}
+    # A list answer (the page documents a collection) or a single object, as discovery reads it.
+    if isinstance(body.get("value"), list):
+        body = body["value"][0] if body["value"] else {}
+    return True, (dict(body) if body.get("primaryMailboxId") else None)
 
 
 async def wait_for_mailboxes(
@@ -62,9 +71,11 @@ async def wait_for_mailboxes(
     started = time.monotonic()
     while True:
         found = await asyncio.gather(*(_has_mailbox(target, uid) for uid in todo))
-        for uid, ok in zip(list(todo), found, strict=True):
+        for uid, (ok, settings) in zip(list(todo), found, strict=True):
             if ok:
                 result.ready += 1
+                if settings is not None:
+                    result.settings[uid] = settings
                 del todo[uid]
         result.waited_s = time.monotonic() - started
         if not todo or result.waited_s + poll_s > bound_s:

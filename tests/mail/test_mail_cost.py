@@ -130,3 +130,63 @@ def test_verify_checks_several_mailboxes_at_once_and_reports_in_mailbox_order(
     assert [d["object"] for d in got["differences"]] == [f"m{i}" for i in range(12)]
     assert (got["checked"], got["sampled"]) == (24, 12)
     assert 1 < running["most"] <= verify.VERIFY_AHEAD
+
+
+def test_run_lists_each_mailbox_s_folders_once_and_mail_arriving_after_discovery_is_carried(
+    users_done: MailWorld,
+) -> None:
+    """Issue 24's demo cost: `run --replan` listed each source mailbox's folders twice (the plan, then the
+    run for the counts). The run now decides from the counts the plan read moments before, so one folder
+    list per mailbox. Mail landing in an empty folder after `discover` (before the run) is still carried."""
+    w = users_done
+    assert w.cli.json("discover", ACADEMY)  # the demo discovers first, then runs each phase with --replan
+    empty = next(src for src, _ in sorted(w.pairs()) if not _inbox_items(w, w.source, src))
+    w.admin(
+        w.source,
+        f"/mailboxes/{empty}/items",
+        "POST",
+        json={"folder": "inbox", "props": {"class": "IPM.Note", "subject": "arrived after discovery"}},
+    )
+    before = _source_gets(w)
+    result = _run(w)
+    spent = _source_gets(w) - before
+    assert result["status"] == "succeeded", result
+    assert any(i["subject"] == "arrived after discovery" for i in _inbox_items(w, w.target, dict(w.pairs())[empty]))
+    people = len(w.rows("SELECT 1 FROM mappings WHERE kind = 'user'"))
+    mailboxes = len(w.rows("SELECT 1 FROM mail_mailboxes"))
+    holding = len(w.rows("SELECT 1 FROM mail_folders WHERE items > 0"))
+    # Each user's exchangeSettings, one folder list per mailbox (its childFolders too: none here) and the
+    # item delta of each folder holding mail; a second folder list per mailbox would pass the bound.
+    assert mailboxes > holding
+    assert spent <= people + mailboxes + holding, (spent, people, mailboxes, holding)
+
+
+def test_the_plan_takes_the_trust_mailboxes_the_wait_just_read() -> None:
+    """The mail run's mailbox wait reads every trust user's exchangeSettings; the plan straight after asks
+    only those it did not answer for (a stand-in connection counts the reads)."""
+    import asyncio
+    from typing import Any
+
+    from migrations.graph.client import GraphResponse
+    from migrations.graph.mailbox_window import MailboxWindows
+    from migrations.mail.discovery import Person, _read_ahead
+
+    asked: list[str] = []
+
+    class Conn:
+        async def request(self, method: str, path: str, **kw: Any) -> GraphResponse:
+            asked.append(path)
+            if path.endswith("/settings/exchange"):
+                return GraphResponse(200, {}, {"primaryMailboxId": f"mbx-{path.split('/')[2]}"})
+            return GraphResponse(200, {}, {"value": []})
+
+        def relative(self, url: str) -> str:
+            return url
+
+    persons = [Person(f"u{i}", f"u{i}@school", f"t{i}") for i in range(4)]
+    conn: Any = Conn()
+    known = {"t0": {"primaryMailboxId": "mbx-known-t0"}, "t2": {"primaryMailboxId": "mbx-known-t2"}}
+    got = asyncio.run(_read_ahead(persons, conn, conn, MailboxWindows(), known))
+    assert got["u0"][1] == {"primaryMailboxId": "mbx-known-t0"} and got["u1"][1] == {"primaryMailboxId": "mbx-t1"}
+    trust_reads = sorted(p for p in asked if p.startswith("/users/t"))
+    assert trust_reads == ["/users/t1/settings/exchange", "/users/t3/settings/exchange"]
