@@ -5,7 +5,8 @@ replacement whose content does not match the source's is not kept."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -26,15 +27,25 @@ class ScriptedConnection(TenantConnection):
         self.calls: list[tuple[str, str]] = []
 
     async def _send_once(
-        self, method: str, url: str, body: Any, headers: Any, content: Any = None
+        self,
+        method: str,
+        url: str,
+        body: Any,
+        headers: Any,
+        content: Any = None,
+        cost: int | None = None,
+        pause: bool = True,
     ) -> GraphResponse:
         self.calls.append((method, self.relative(url)))
         return self.handler(method, self.relative(url), body)
 
 
 class NoBudget:
-    async def acquire(self, tenant_id: str, ru: int) -> float:
-        return 0.0
+    """The SharePoint budget's spending interface with no limit (these tests script every answer)."""
+
+    @contextlib.asynccontextmanager
+    async def spend(self, tenant_id: str, ru: int) -> AsyncIterator[float]:
+        yield 0.0
 
 
 def _copier(
