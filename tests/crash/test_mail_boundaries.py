@@ -20,9 +20,7 @@ import pytest
 from sandbox.testing import running_sandbox
 from tests.crash.harness import Trustfold
 from tests.identity.conftest import CONFIG, TARGET, bootstrapped
-from tests.mail.conftest import needs_mail_sandbox
 
-pytestmark = needs_mail_sandbox
 ACADEMY = "hillside"
 
 

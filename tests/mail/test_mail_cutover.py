@@ -22,9 +22,7 @@ from tests.domain.conftest import (  # noqa: F401 - the domain tests' fixtures: 
     prepared,
     publish,
 )
-from tests.mail.conftest import needs_mail_sandbox
 
-pytestmark = needs_mail_sandbox
 OFFICE = "office@hillsideacademy.org.uk"
 TRUST_OFFICE = "hillside.office@northernlights.org.uk"
 

@@ -21,12 +21,10 @@ from tests.mail.conftest import (
     MailWorld,
     content,
     copies,
-    needs_mail_sandbox,
     target_snapshot,
 )
 from tests.permissions.conftest import run_with
 
-pytestmark = needs_mail_sandbox
 BEFORE: dict[str, set[str]] = {}
 
 

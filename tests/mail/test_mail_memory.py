@@ -29,7 +29,7 @@ from migrations.mail.streaming import (
     import_body,
 )
 from tests.identity.conftest import TARGET
-from tests.mail.conftest import ACADEMY, MailWorld, content, needs_mail_sandbox
+from tests.mail.conftest import ACADEMY, MailWorld, content
 
 
 def _answer(datas: list[bytes | None], escape_slashes: bool = False) -> bytes:
@@ -160,7 +160,6 @@ def test_export_batches_follow_the_sizes_the_item_list_gives() -> None:
         assert sum(sizes) <= BATCH_BYTES or len(b) == 1
 
 
-@needs_mail_sandbox
 def test_a_large_item_crosses_through_the_cli_within_the_bound(
     users_done: MailWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,10 +17,9 @@ import pytest
 
 from sandbox.testing import running_sandbox
 from tests.identity.conftest import CONFIG, TARGET, bootstrapped
-from tests.mail.conftest import ACADEMY, HAS_MAIL_SANDBOX, MailWorld, content, needs_mail_sandbox
+from tests.mail.conftest import ACADEMY, MailWorld, content
 from tests.permissions.conftest import InProcessCli
 
-pytestmark = needs_mail_sandbox
 SOURCE_OFFICE = "office@hillsideacademy.org.uk"
 SOURCE_ADMISSIONS = "admissions@hillsideacademy.org.uk"
 TRUST_OFFICE = "hillside.office@northernlights.org.uk"
@@ -41,8 +40,6 @@ def named_config(tmp: Path, pairs: list[tuple[str, str]], name: str = "config") 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailWorld]:
-    if not HAS_MAIL_SANDBOX:
-        pytest.skip("the sandbox has no Exchange mailboxes yet")
     tmp = tmp_path_factory.mktemp("mailshared")
     with running_sandbox(CONFIG, size=20, seed=3, mail_provision_delay_s=0.0) as url:
         bootstrapped(str(url))

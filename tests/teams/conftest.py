@@ -5,7 +5,6 @@ unless a test says otherwise."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -21,12 +20,6 @@ from tests.identity.conftest import CONFIG, TARGET, bootstrapped
 from tests.permissions.conftest import InProcessCli
 
 ACADEMY = "hillside"
-# The sandbox's Teams surfaces (team-put-teams, educationclass-post, channels, migration mode, message import)
-# come with branch teamsb; until it is merged these tests cannot run against anything real.
-HAS_TEAMS = importlib.util.find_spec("sandbox.teams_api") is not None
-needs_teams_sandbox = pytest.mark.skipif(
-    not HAS_TEAMS, reason="sandbox lacks Teams (teams, education classes, channels, migration mode: teamsb)"
-)
 
 
 @dataclass
@@ -110,8 +103,6 @@ def identity_migrated(url: str, state: Path) -> World:
 @pytest.fixture(scope="module")
 def migrated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """One sandbox for the module: hillside discovered; users, groups and memberships migrated."""
-    if not HAS_TEAMS:
-        pytest.skip("sandbox lacks Teams (teamsb not merged)")
     tmp = tmp_path_factory.mktemp("teams")
     with running_sandbox(CONFIG, size=20, seed=3, teams_protected_api_approved=True) as url:
         yield identity_migrated(url, tmp / "state.db")

@@ -11,16 +11,13 @@ import pytest
 
 from sandbox.testing import running_sandbox
 from tests.identity.conftest import CONFIG
-from tests.teams.conftest import ACADEMY, HAS_TEAMS, World, identity_migrated, needs_teams_sandbox
+from tests.teams.conftest import ACADEMY, World, identity_migrated
 
-pytestmark = needs_teams_sandbox
 SUFFIX = " - history archive.html"
 
 
 @pytest.fixture(scope="module")
 def refused(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    if not HAS_TEAMS:
-        pytest.skip("sandbox lacks Teams")
     with running_sandbox(CONFIG, size=20, seed=3, teams_protected_api_approved=False) as url:
         yield identity_migrated(url, tmp_path_factory.mktemp("archive") / "state.db")
 

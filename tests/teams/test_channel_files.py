@@ -12,9 +12,8 @@ from urllib.parse import quote
 import pytest
 
 from tests.identity.conftest import TARGET
-from tests.teams.conftest import ACADEMY, World, needs_teams_sandbox
+from tests.teams.conftest import ACADEMY, World
 
-pytestmark = needs_teams_sandbox
 WORD_TAB = "com.microsoft.teamspace.tab.file.staticviewer.word"
 
 

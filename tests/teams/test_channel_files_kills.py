@@ -13,16 +13,12 @@ import pytest
 from sandbox.testing import running_sandbox
 from tests.crash.harness import Trustfold
 from tests.identity.conftest import CONFIG
-from tests.teams.conftest import ACADEMY, HAS_TEAMS, World, identity_migrated, needs_teams_sandbox
+from tests.teams.conftest import ACADEMY, World, identity_migrated
 from tests.teams.test_channel_files import _channel_pairs, _files, _folder, _same, _tree
-
-pytestmark = needs_teams_sandbox
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    if not HAS_TEAMS:
-        pytest.skip("sandbox lacks Teams (teamsb not merged)")
     with running_sandbox(CONFIG, size=20, seed=3, teams_protected_api_approved=True, throttling=False) as url:
         yield identity_migrated(url, tmp_path / "template.db")
 

@@ -9,9 +9,7 @@ import base64
 import re
 from typing import Any
 
-from tests.teams.conftest import World, needs_teams_sandbox
-
-pytestmark = needs_teams_sandbox
+from tests.teams.conftest import World
 
 _REF = re.compile(
     r"teams\('([^']+)'\)/channels\('([^']+)'\)/messages\('([^']+)'\)(?:/replies\('([^']+)'\))?"

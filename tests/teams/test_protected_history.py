@@ -9,9 +9,7 @@ from pathlib import Path
 
 from sandbox.testing import running_sandbox
 from tests.identity.conftest import CONFIG
-from tests.teams.conftest import ACADEMY, identity_migrated, needs_teams_sandbox
-
-pytestmark = needs_teams_sandbox
+from tests.teams.conftest import ACADEMY, identity_migrated
 
 
 def test_unapproved_history_read_is_said_and_becomes_findings(tmp_path: Path) -> None:

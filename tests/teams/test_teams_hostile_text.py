@@ -13,10 +13,9 @@ from migrations.safety.sanitise import UNSAFE
 from migrations.teams import archive
 from sandbox.testing import running_sandbox
 from tests.identity.conftest import CONFIG
-from tests.teams.conftest import ACADEMY, HAS_TEAMS, World, identity_migrated, needs_teams_sandbox
+from tests.teams.conftest import ACADEMY, World, identity_migrated
 from tests.teams.test_archive_history import archives
 
-pytestmark = needs_teams_sandbox
 CHANNEL = "Room \u202egnp.exe\x07\x1b[31m red"  # reads "Room exe.png" with the override; BEL; an ANSI escape
 SCRIPT = "<script>alert(document.cookie)</script><img src=x onerror=alert(1)>"
 
@@ -55,8 +54,6 @@ def test_the_archive_page_shows_hostile_text_inert() -> None:
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, Path]]:
-    if not HAS_TEAMS:
-        pytest.skip("sandbox lacks Teams")
     tmp = tmp_path_factory.mktemp("hostile")
     with running_sandbox(CONFIG, size=20, seed=3, teams_protected_api_approved=False) as url:
         w = identity_migrated(url, tmp / "state.db")

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.teams.conftest import ACADEMY, World, needs_teams_sandbox
-
-pytestmark = needs_teams_sandbox
+from tests.teams.conftest import ACADEMY, World
 
 
 def _pairs(w: World) -> list[tuple[dict[str, Any], dict[str, Any]]]:

@@ -15,9 +15,7 @@ import pytest
 from sandbox.testing import running_sandbox
 from tests.crash.harness import Trustfold
 from tests.identity.conftest import CONFIG
-from tests.teams.conftest import ACADEMY, HAS_TEAMS, World, identity_migrated, needs_teams_sandbox
-
-pytestmark = needs_teams_sandbox
+from tests.teams.conftest import ACADEMY, World, identity_migrated
 
 
 @dataclass
@@ -30,8 +28,6 @@ class Case:
 def case(tmp_path: Path) -> Iterator[Case]:
     """A sandbox of its own for each case: a rollback cannot give back a deleted channel's name (Teams keeps
     it taken for 30 days), so cases never share a trust tenant."""
-    if not HAS_TEAMS:
-        pytest.skip("sandbox lacks Teams (teamsb not merged)")
     with running_sandbox(CONFIG, size=20, seed=3, teams_protected_api_approved=True, throttling=False) as url:
         yield Case(identity_migrated(url, tmp_path / "template.db"), tmp_path)
 
