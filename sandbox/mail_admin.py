@@ -5,7 +5,6 @@ Outlook limits, expire import sessions and delta tokens. Bad input answers 400 w
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from typing import Any
@@ -15,28 +14,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import mail_state as ms
+from sandbox.admin_api import _body, _problem, _world
 from sandbox.directory import base_user
 from sandbox.errors import GraphError, now_iso
 from sandbox.settings import parse_budget
 from sandbox.world import TenantState, World
-
-
-def _world(request: Request) -> World:
-    return request.app.state.world
-
-
-def _problem(message: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw:
-        return {}
-    value = json.loads(raw)
-    if not isinstance(value, dict):
-        raise ValueError("body must be a JSON object")
-    return value
 
 
 def _tenant(request: Request) -> TenantState:

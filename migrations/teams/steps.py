@@ -310,6 +310,18 @@ class GeneralChannel(_Op):
         return Outcome("done", str(resp.body["id"]), {"team_id": tid}) if resp.ok else None
 
 
+async def _channel_in_mode(step: Step, ctx: TeamsContext, modes: tuple[str, ...]) -> Outcome | None:
+    """Reconcile of a migration-mode change: done when the target channel already reads one of `modes`."""
+    tid, cid = _channel(step, ctx)
+    if not (tid and cid):
+        return None
+    resp = await ctx.target.request(
+        "GET", f"/teams/{tid}/channels/{cid}", params={"$select": "id,migrationMode"}
+    )
+    mode = (resp.body or {}).get("migrationMode") if resp.ok else None
+    return Outcome("done", cid, {"reconciled": True}) if mode in modes else None
+
+
 def _channel(step: Step, ctx: TeamsContext) -> tuple[str | None, str | None]:
     return _team_of(step, ctx), ctx.target_id(step.args["channel_key"])
 
@@ -336,14 +348,7 @@ class StartMigration(_Op):
         return Outcome("done", _channel(step, ctx)[1], {}) if resp.status in (200, 204) else None
 
     async def reconcile(self, step: Step, ctx: TeamsContext) -> Outcome | None:
-        tid, cid = _channel(step, ctx)
-        if not (tid and cid):
-            return None
-        resp = await ctx.target.request(
-            "GET", f"/teams/{tid}/channels/{cid}", params={"$select": "id,migrationMode"}
-        )
-        mode = (resp.body or {}).get("migrationMode") if resp.ok else None
-        return Outcome("done", cid, {"reconciled": True}) if mode in ("inProgress", "completed") else None
+        return await _channel_in_mode(step, ctx, ("inProgress", "completed"))
 
 
 class ImportMessage(_Op):
@@ -486,14 +491,7 @@ class CompleteMigration(_Op):
         return Outcome("done", _channel(step, ctx)[1], {}) if resp.status in (200, 204) else None
 
     async def reconcile(self, step: Step, ctx: TeamsContext) -> Outcome | None:
-        tid, cid = _channel(step, ctx)
-        if not (tid and cid):
-            return None
-        resp = await ctx.target.request(
-            "GET", f"/teams/{tid}/channels/{cid}", params={"$select": "id,migrationMode"}
-        )
-        mode = (resp.body or {}).get("migrationMode") if resp.ok else None
-        return Outcome("done", cid, {"reconciled": True}) if mode == "completed" else None
+        return await _channel_in_mode(step, ctx, ("completed",))
 
 
 class ArchiveChannel(_Op):
