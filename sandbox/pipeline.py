@@ -76,6 +76,20 @@ def is_sharing_call(method: str, path: str) -> bool:
     return method != "GET" and bool(_SHAREPOINT_RE.match(path)) and bool(_SHARING_CALL_RE.search(path))
 
 
+# Paths Microsoft Teams serves (teams, channels, tabs, messages, chats, the app catalogue, templates): the
+# "Microsoft Teams service limits" govern them (sandbox/teams_api.py), not the identity and access limits,
+# whose page lists the directory's resources (users, groups, applications, domains, ...) and no Teams one.
+_TEAMS_SERVICE_RE = re.compile(
+    r"^/v1\.0/(?:teams|chats|appCatalogs|teamwork|teamsTemplates)(?:/|$|\(|\?)"
+    r"|^/v1\.0/groups/[^/]+/team(?:/|$)"
+    r"|^/v1\.0/users/[^/]+/(?:joinedTeams|chats|teamwork)(?:/|$)"
+)
+
+
+def is_teams_service_path(path: str) -> bool:
+    return bool(_TEAMS_SERVICE_RE.match(path))
+
+
 def classify(method: str, path: str, query: dict[str, str]) -> tuple[str, int]:
     """(throttle kind, resource units) per Microsoft's published cost tables."""
     if is_outlook_path(path):
@@ -301,7 +315,7 @@ class GraphPipeline:
         decision = Decision(None)
         ru = 0
         kind = ""
-        if not is_batch and not is_outlook_path(path):
+        if not is_batch and not is_outlook_path(path) and not is_teams_service_path(path):
             kind, ru = classify(method, path, _query(scope))
             decision = Decision(None)
             if is_sharing_call(method, path):

@@ -27,6 +27,11 @@ TIERS: tuple[tuple[int, int], ...] = ((50, 3_500), (501, 5_000))
 LARGE = 8_000
 SIZE_REFRESH_S = 60.0
 _SHAREPOINT = re.compile(r"^/(?:drives|sites|shares)(?:/|$)|^/(?:users|groups|me)/[^/]+/drives?(?:/|$)")
+# Microsoft Teams serves these, under its own limits (graph/teams_window.py), outside the identity budget.
+_TEAMS = re.compile(
+    r"^/(?:teams|chats|appCatalogs|teamwork|teamsTemplates)(?:/|$|\()|^/groups/[^/]+/team(?:/|$)"
+    r"|^/(?:users/[^/]+|me)/(?:joinedTeams|chats|teamwork)(?:/|$)"
+)
 # The cost table's GETs above 1 RU, as the server charges them (its users row is handled below).
 _LISTED: tuple[tuple[re.Pattern[str], int], ...] = (
     (re.compile(r"^/groups/[^/]+/transitiveMembers(?:/|$)"), 5),
@@ -46,11 +51,11 @@ def tier_for(users: int) -> int:
 
 
 def identity_cost(method: str, url: str) -> int:
-    """RU this request costs in the identity budget (0 for $batch envelopes and SharePoint paths)."""
+    """RU this request costs in the identity budget (0 for $batch envelopes, SharePoint and Teams paths)."""
     parts = urlsplit(url)
     path = re.sub(r"^/v1\.0", "", parts.path if parts.scheme else url.split("?", 1)[0])
     path = re.sub(r"/{2,}", "/", path) or "/"
-    if path == "/$batch" or _SHAREPOINT.match(path):
+    if path == "/$batch" or _SHAREPOINT.match(path) or _TEAMS.match(path):
         return 0
     if method.upper() != "GET":
         return 1

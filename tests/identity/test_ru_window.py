@@ -36,6 +36,11 @@ from migrations.graph.ru_window import ResourceUnitWindow, identity_cost, tier_f
         ("POST", "/$batch", 0),
         ("GET", "/drives/d1/root/children", 0),
         ("GET", "/users/u1/drive", 0),
+        # Teams' own limits govern these (throttling-limits, "Microsoft Teams service limits").
+        ("GET", "/teams/t1/channels", 0),
+        ("PUT", "/groups/g1/team", 0),
+        ("POST", "/teams/t1/channels/c1/messages", 0),
+        ("GET", "/groups/g1", 1),
     ],
 )
 def test_cost_table(method: str, url: str, cost: int) -> None:

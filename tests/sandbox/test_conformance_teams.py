@@ -819,3 +819,26 @@ def test_files_folder_needs_a_files_role(target, sandbox_url, target_id, instant
             assert reader.get(url).json()["name"] == "General"
     finally:
         tenant.granted_roles = before
+
+
+def test_teams_requests_spend_teams_limits_not_the_directorys(target, sandbox_url, instant):
+    """throttling-limits: the identity and access limits (3,000 writes per 2 min 30 s per app and tenant,
+    resource units per 10 s) apply to the directory's resources listed under them (users, groups,
+    applications, ...); teams, channels and channel messages are not among them and have the "Microsoft Teams
+    service limits" instead. Channels made and messages imported leave the directory's write quota whole;
+    a user's creation still spends it."""
+    tid, owner = new_team(target)
+    with teams_settings(
+        sandbox_url, throttling=True, write_budget=Budget(3, 150.0), identity_ru=Budget(1_000, 10.0)
+    ):
+        channel = migration_channel(target, tid, datetime(2024, 1, 1, tzinfo=UTC))
+        url = f"/teams/{tid}/channels/{channel['id']}/messages"
+        for i in range(3):
+            r = target.post(url, json=imported(owner, datetime(2024, 3, 1, 0, 0, i, tzinfo=UTC)))
+            assert r.status_code == 201, r.text
+        assert target.get(f"/teams/{tid}/channels").status_code == 200
+        made = [make_user(target) for _ in range(3)]
+        assert len(made) == 3  # the directory's three writes are all still there
+        r = target.post("/users", json={"displayName": "x"})
+        assert r.status_code == 429
+        assert r.headers["x-ms-throttle-information"] == "WriteLimitExceeded"
