@@ -17,6 +17,10 @@ from migrations.graph.client import GraphError, TenantConnection
 from migrations.mail.discovery import people
 
 POLL_S = 5.0
+# The first look again comes sooner, then the gap doubles up to POLL_S: a mailbox licensed moments before
+# (the users phase just ran) is often there within a second or two, and each look is one Outlook request per
+# user still waiting, far inside the mailbox's 10,000 in 10 minutes.
+FIRST_POLL_S = 1.0
 # How long a mail run waits for mailboxes before it goes ahead with those that exist.
 MAILBOX_WAIT_S = 120.0
 NAMED = 10  # people named in the message; the rest counted
@@ -63,12 +67,15 @@ async def wait_for_mailboxes(
     bound_s: float,
     *,
     poll_s: float = POLL_S,
+    first_poll_s: float = FIRST_POLL_S,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> MailboxWait:
-    """Poll the mapped trust users' mailboxes until all exist or `bound_s` has passed."""
+    """Poll the mapped trust users' mailboxes until all exist or `bound_s` has passed: first after
+    `first_poll_s`, the gap doubling up to `poll_s`."""
     todo = {p.target_user: p.source_key for p in people(store, code) if p.target_user}
     result = MailboxWait()
     started = time.monotonic()
+    gap = min(first_poll_s, poll_s)
     while True:
         found = await asyncio.gather(*(_has_mailbox(target, uid) for uid in todo))
         for uid, (ok, settings) in zip(list(todo), found, strict=True):
@@ -78,8 +85,9 @@ async def wait_for_mailboxes(
                     result.settings[uid] = settings
                 del todo[uid]
         result.waited_s = time.monotonic() - started
-        if not todo or result.waited_s + poll_s > bound_s:
+        if not todo or result.waited_s + gap > bound_s:
             break
-        await sleep(poll_s)
+        await sleep(gap)
+        gap = min(gap * 2, poll_s)
     result.waiting = sorted(todo.values())
     return result
