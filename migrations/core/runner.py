@@ -15,7 +15,8 @@ The rules (also in docs/runner.md):
   is sent again. A look-up can miss an object created moments ago (directory replication lag covers `$filter`
   and lists too), so "not found" is asked again with backoff, bounded by `lag_tolerance` seconds.
 - A write answered 404 (what it names is too new to be seen) is sent again, at most MAX_SENDS times, after
-  waiting `lag_tolerance` seconds outside its concurrency slot: other steps go meanwhile.
+  waiting outside its concurrency slot (other steps go meanwhile): a quarter of `lag_tolerance` first, the
+  wait doubling up to `lag_tolerance`, so an object that is seen a second later is not waited for four.
 """
 
 from __future__ import annotations
@@ -36,7 +37,12 @@ from migrations.graph.client import GraphError, GraphResponse, MaybeApplied
 
 log = logging.getLogger("trustfold.runner")
 BATCH_LIMIT = 20  # Graph's $batch holds at most 20 requests
-MAX_SENDS = 5
+MAX_SENDS = 6  # with the waits growing 1/4, 1/2, 1, 1, 1 x lag_tolerance: about four lag_tolerances in all
+
+
+def absent_wait(lag_tolerance: float, sends: int) -> float:
+    """Seconds to wait before sending again a write answered 404 after `sends` earlier sends."""
+    return lag_tolerance * min(1.0, 2.0 ** (sends - 2))
 
 
 class StepJournal(Protocol):
@@ -265,7 +271,7 @@ class Runner:
             try:
                 if absent:
                     # Not found yet: the look-up was not patient, so the wait for replication is here.
-                    await asyncio.sleep(self.lag_tolerance)
+                    await asyncio.sleep(absent_wait(self.lag_tolerance, sends))
                 again.append((unclear, sends + 1))
             finally:
                 waiting -= 1

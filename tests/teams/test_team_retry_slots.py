@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrations.core.plan import Plan
-from migrations.core.runner import MAX_SENDS, Runner
+from migrations.core.runner import MAX_SENDS, Runner, absent_wait
 from migrations.core.steps import Outcome, Step, register_operation
 from migrations.graph.client import BatchItem, GraphResponse
 
@@ -98,3 +98,11 @@ def test_the_retries_stay_bounded_and_the_rest_still_arrive() -> None:
     assert target.sent.count("never") == MAX_SENDS
     assert result.done == 2 and result.failed == 1
     assert result.failures == [{"step": "never", "message": f"outcome unknown after {MAX_SENDS} attempts"}]
+
+
+def test_the_wait_for_a_too_new_object_starts_short_and_grows() -> None:
+    """A write answered 404 is sent again after a quarter of the lag tolerance, then half, then the whole,
+    so a group seen a second later is not waited for four; in all about four lag tolerances of patience."""
+    waits = [absent_wait(4.0, sends) for sends in range(MAX_SENDS - 1)]
+    assert waits == [1.0, 2.0, 4.0, 4.0, 4.0]
+    assert sum(waits) >= 3.5 * 4.0
