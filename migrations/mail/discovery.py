@@ -108,7 +108,10 @@ def unmapped_users(store: StateStore, code: str) -> list[tuple[str, str]]:
 
 async def exchange_settings(conn: TenantConnection, user: str) -> dict[str, Any] | None:
     """The user's mailbox ids; None when the user has no mailbox (no Exchange licence, not provisioned)."""
-    resp = await conn.request("GET", f"/users/{user}/settings/exchange", counts_as_write=False)
+    # Exchange answers exchangeSettings: the request takes one of the app's Outlook slots while it is sent.
+    resp = await conn.request(
+        "GET", f"/users/{user}/settings/exchange", counts_as_write=False, gate=conn.outlook_gate.held
+    )
     if resp.status == 404:
         return None
     if not resp.ok:
@@ -129,11 +132,8 @@ async def list_folders(conn: TenantConnection, windows: MailboxWindows, mailbox:
         path, parent = pending.pop(0)
         url: str | None = path
         while url:
-            async with window.slot():
-                resp = await conn.request("GET", url, counts_as_write=False, params=None)
-            if resp.status == 429:
-                window.throttle(resp.retry_after())
-                continue
+            # Inside the mailbox's windows and its app's gate; a 429 pauses this mailbox and is retried there.
+            resp = await window.request(conn, "GET", url)
             if not resp.ok:
                 raise GraphError("GET", url, resp)
             for f in resp.body.get("value", []):

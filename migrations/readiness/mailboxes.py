@@ -44,7 +44,10 @@ class MailboxWait:
 
 async def _has_mailbox(conn: TenantConnection, user: str) -> tuple[bool, dict[str, Any] | None]:
     """Whether the user has a mailbox, and its exchangeSettings when the answer names the primary mailbox."""
-    resp = await conn.request("GET", f"/users/{user}/settings/exchange", counts_as_write=False)
+    # Exchange answers exchangeSettings: the request takes one of the app's Outlook slots while it is sent.
+    resp = await conn.request(
+        "GET", f"/users/{user}/settings/exchange", counts_as_write=False, gate=conn.outlook_gate.held
+    )
     if resp.status == 404:
         return False, None
     if not resp.ok:
