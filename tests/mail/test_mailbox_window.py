@@ -7,6 +7,7 @@ isolation test against the sandbox compares the order in which answers arrive.""
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import httpx
 import pytest
@@ -94,17 +95,17 @@ def connection(tenant: str, app: str, gates: OutlookGates) -> TenantConnection:
         "source",
         "http://unused",
         None,
-        None,
-        None,
+        cast(httpx.AsyncClient, None),
+        cast(httpx.AsyncClient, None),
         (10, 1.0),
         1.0,
         app_id=app,
-        outlook_gates=gates,  # type: ignore[arg-type]
+        outlook_gates=gates,
     )
 
 
 def test_at_most_four_requests_of_one_app_in_flight_across_its_mailboxes_and_tenants() -> None:
-    """throttling-limits "Limits per app ID": four in flight whatever the mailboxes; another app has its own."""
+    """throttling-limits "Limits per app ID": four in flight whatever the mailboxes; another app its own."""
     windows = MailboxWindows()
     gates = OutlookGates()
     conns = {
