@@ -161,7 +161,10 @@ async def exchange_settings(request: Request, t: TenantState, store: ms.MailStor
     }
     if "archive" in boxes:
         body["inPlaceArchiveMailboxId"] = boxes["archive"]["id"]
-    return _json(body)
+    # Exchange answers it (an Outlook path, outside the identity budget): it counts against the Outlook
+    # limits of the user's mailbox and holds one of the app's four slots, the stricter reading.
+    async with _slot(request, primary["id"]):
+        return _json(body)
 
 
 # ---- /admin/exchange/mailboxes ---------------------------------------------------------------------------

@@ -1,6 +1,8 @@
-"""Outlook service limits, per app and mailbox (learn.microsoft.com/graph/throttling-limits, "Outlook service
-limits"): 10,000 API requests in a 10-minute period, 4 concurrent requests, 150 MB uploaded (PATCH, POST, PUT)
-in a 5-minute period. Each is answered as Exchange answers it through Graph: 429 with Retry-After and
+"""Outlook service limits (learn.microsoft.com/graph/throttling-limits, "Outlook service limits"). "Limits per
+app ID": 4 concurrent requests, "regardless of whether the requests all access the same mailbox, or access
+different mailboxes" (and, the limit being the app id's, whichever tenant the mailbox is in). "Limits per app
+ID and mailbox combination": 10,000 API requests in a 10-minute period, 150 MB uploaded (PATCH, POST, PUT) in
+a 5-minute period. Each is answered as Exchange answers it through Graph: 429 with Retry-After and
 `{"error": {"code": "ApplicationThrottled", "message": "Application is over its <limit> limit."}}`; the
 MailboxConcurrency and IncomingBytes wordings are the ones Exchange sends (learn.microsoft.com/answers/
 questions/1660054; github.com/O365/python-o365/issues/500), MailboxRequests follows their pattern.
@@ -54,7 +56,8 @@ def throttled(limit: str, seconds: float) -> GraphError:
 
 
 class MailboxLimiter:
-    """Counts per (app, mailbox); thread-safe (the sandbox runs handlers on one loop, tests call it too)."""
+    """Requests in flight per app id, request and upload windows per (app, mailbox); thread-safe (the sandbox
+    runs handlers on one loop, tests call it too)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.limits = OutlookLimits()
@@ -62,7 +65,7 @@ class MailboxLimiter:
         self._lock = threading.Lock()
         self._requests: dict[tuple[str, str], SlidingWindow] = {}
         self._upload: dict[tuple[str, str], SlidingWindow] = {}
-        self._active: dict[tuple[str, str], int] = {}
+        self._active: dict[str, int] = {}  # app id -> requests in flight, whatever their mailboxes
         self.refused: dict[str, int] = {"MailboxRequests": 0, "MailboxConcurrency": 0, "IncomingBytes": 0}
 
     def configure(self, limits: OutlookLimits) -> None:
@@ -77,10 +80,10 @@ class MailboxLimiter:
         key = (app_id, mailbox)
         with self._lock:
             if not lim.enabled:
-                self._active[key] = self._active.get(key, 0) + 1
+                self._active[app_id] = self._active.get(app_id, 0) + 1
                 return
             now = self._clock()
-            if self._active.get(key, 0) >= lim.concurrency:
+            if self._active.get(app_id, 0) >= lim.concurrency:
                 self.refused["MailboxConcurrency"] += 1
                 raise throttled("MailboxConcurrency", 1)
             window = self._requests.setdefault(key, SlidingWindow(lim.requests.limit, lim.requests.seconds))
@@ -98,16 +101,21 @@ class MailboxLimiter:
                     raise throttled("IncomingBytes", wait)
                 up.add(now, upload_bytes)
             window.add(now, 1)
-            self._active[key] = self._active.get(key, 0) + 1
+            self._active[app_id] = self._active.get(app_id, 0) + 1
 
     def leave(self, app_id: str, mailbox: str) -> None:
-        key = (app_id, mailbox)
+        """The request admitted by enter(app_id, mailbox) was answered: its app's slot is free again."""
         with self._lock:
-            left = self._active.get(key, 0) - 1
+            left = self._active.get(app_id, 0) - 1
             if left > 0:
-                self._active[key] = left
+                self._active[app_id] = left
             else:
-                self._active.pop(key, None)
+                self._active.pop(app_id, None)
+
+    def in_flight(self, app_id: str) -> int:
+        """The app's requests admitted and not yet answered, across every mailbox and tenant."""
+        with self._lock:
+            return self._active.get(app_id, 0)
 
     def reset(self) -> None:
         with self._lock:

@@ -207,8 +207,8 @@ class Settings:
     group_licensing_delay_s: float = DEFAULT_GROUP_LICENSING_DELAY_S
     # Seconds between an accepted DELETE (or forceDelete) of a domain and the domain being gone.
     domain_removal_s: float = DEFAULT_DOMAIN_REMOVAL_S
-    # Outlook service limits per app and mailbox (sandbox/mail_limits.py, throttling-limits "Outlook service
-    # limits"): requests, concurrent requests, bytes uploaded.
+    # Outlook service limits (sandbox/mail_limits.py, throttling-limits "Outlook service limits"): requests
+    # and bytes uploaded per app and mailbox, concurrent requests per app across its mailboxes.
     outlook_requests: Budget = Budget(10_000, 600.0)
     outlook_concurrency: int = 4
     outlook_upload: Budget = Budget(150 * 1024 * 1024, 300.0)

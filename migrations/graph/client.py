@@ -16,7 +16,7 @@ import os
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -33,6 +33,7 @@ from tenacity import (
 )
 from tenacity.wait import wait_random_exponential
 
+from migrations.graph.outlook_gate import OutlookGate, OutlookGates
 from migrations.graph.ru_window import ResourceUnitWindow, identity_cost
 from migrations.safety.private import write_private_text
 from migrations.safety.redaction import register_secret
@@ -289,8 +290,14 @@ class TenantConnection:
         raw_http: httpx.AsyncClient,
         write_budget: tuple[int, float],
         max_total_wait: float,
+        app_id: str = "",
+        outlook_gates: OutlookGates | None = None,
     ):
         self.tenant_id = tenant_id
+        # The app (client id) this connection authenticates as: Outlook's concurrency is counted per app,
+        # across tenants, so connections of one app share its gate (graph.outlook_gate).
+        self.app_id = app_id or f"tenant:{tenant_id}"
+        self._outlook_gates = outlook_gates if outlook_gates is not None else OutlookGates()
         self.role = role
         self.base_url = base_url.rstrip("/")
         self.adapter = adapter
@@ -310,6 +317,11 @@ class TenantConnection:
         self.sharepoint_hook: Callable[[str, int, Mapping[str, str]], None] | None = None
 
     # ---- transport --------------------------------------------------------------------------------------
+    @property
+    def outlook_gate(self) -> OutlookGate:
+        """This app's Outlook concurrency gate (shared with every connection of the same app)."""
+        return self._outlook_gates.of(self.app_id)
+
     def url(self, path: str, params: dict[str, Any] | None = None) -> str:
         url = path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
         if params:
@@ -375,6 +387,7 @@ class TenantConnection:
         content: bytes | None = None,
         cost: int | None = None,
         pause: bool = True,
+        gate: Callable[[], AbstractAsyncContextManager[None]] | None = None,
     ) -> GraphResponse:
         from kiota_abstractions.method import Method
         from kiota_abstractions.request_information import RequestInformation
@@ -402,14 +415,17 @@ class TenantConnection:
             info.content = content
         self.stats.requests += 1
         span = trace.get_current_span()
-        resp: httpx.Response = await self.adapter.get_http_response_message(info, span)
-        try:
-            answer = resp.content
-            parsed: Any = (
-                json.loads(answer) if answer and "json" in resp.headers.get("content-type", "") else None
-            )
-        finally:
-            await resp.aclose()
+        # The gate (Outlook's per-app concurrency) is held only while the request is on the wire: the pause
+        # and resource-unit waits above, and any retry back-off, never sit on a slot.
+        async with gate() if gate is not None else nullcontext():
+            resp: httpx.Response = await self.adapter.get_http_response_message(info, span)
+            try:
+                answer = resp.content
+                parsed: Any = (
+                    json.loads(answer) if answer and "json" in resp.headers.get("content-type", "") else None
+                )
+            finally:
+                await resp.aclose()
         self._count_users(method.upper(), url, resp.status_code)
         headers = {k.lower(): v for k, v in resp.headers.items()}
         return GraphResponse(resp.status_code, headers, parsed, answer if parsed is None else b"")
@@ -456,8 +472,11 @@ class TenantConnection:
         counts_as_write: bool = True,
         content: bytes | None = None,
         own_throttling: bool = False,
+        gate: Callable[[], AbstractAsyncContextManager[None]] | None = None,
     ) -> GraphResponse:
         """Send one request; 4xx answers are returned (callers decide), throttling and 5xx are retried.
+
+        gate: held around each attempt's send only (e.g. OutlookGate.held), never across a retry's wait.
 
         own_throttling: the caller keeps its own limits (Outlook's are per mailbox: graph.mailbox_window), so
         a 429 (or 503 with Retry-After) is handed back untouched, neither retried here nor pausing the tenant,
@@ -483,6 +502,7 @@ class TenantConnection:
                                 content,
                                 cost=0 if own_throttling else None,
                                 pause=not own_throttling,
+                                gate=gate,
                             )
                         except (httpx.TransportError, httpx.StreamError) as exc:
                             if not idempotent:
@@ -742,6 +762,19 @@ def _credential(ref: CredentialRef, tenant_id: str, graph_url: str | None) -> An
     return AzureCliCredential(tenant_id=tenant_id)
 
 
+def app_id_of(ref: CredentialRef, graph_url: str | None) -> str:
+    """The app a credential authenticates as, as Graph counts it (the token's appid). Without a client id:
+    the sandbox credential's default app in a rehearsal; otherwise the credential kind, one app wherever it is
+    used (Azure CLI signs in as Microsoft's one CLI app), the stricter reading for a shared limit."""
+    if ref.client_id:
+        return str(ref.client_id).lower()
+    if graph_url:
+        from migrations.graph.sandbox_credential import DEFAULT_CLIENT_ID
+
+        return DEFAULT_CLIENT_ID
+    return f"credential:{ref.kind.value}"
+
+
 class Connections:
     def __init__(
         self,
@@ -757,6 +790,7 @@ class Connections:
         self.write_budget = write_budget
         self.max_total_wait = max_total_wait
         self._open: dict[str, TenantConnection] = {}
+        self.outlook_gates = OutlookGates()  # one per app id, across the source and target connections
         self._closers: list[Any] = []
         self.raw_http = httpx.AsyncClient(
             timeout=httpx.Timeout(60.0, connect=10.0),
@@ -799,7 +833,16 @@ class Connections:
         base = f"{self.graph_url or MICROSOFT_GRAPH}/v1.0"
         adapter.base_url = base
         conn = TenantConnection(
-            tenant_id, role, base, adapter, http, self.raw_http, self.write_budget, self.max_total_wait
+            tenant_id,
+            role,
+            base,
+            adapter,
+            http,
+            self.raw_http,
+            self.write_budget,
+            self.max_total_wait,
+            app_id=app_id_of(ref, self.graph_url),
+            outlook_gates=self.outlook_gates,
         )
         if self.window_dir is not None:
             conn.writes.load(self.window_dir / f"write-window-{tenant_id}.json")

@@ -1,11 +1,11 @@
-"""Outlook's per-mailbox limits, kept on the client so a mail copy spends them without earning 429s.
+"""Outlook's limits, kept on the client so a mail copy spends them without earning 429s.
 
-Microsoft publishes the Outlook service limits per app per mailbox
-(learn.microsoft.com/graph/throttling-limits, "Outlook service limits"): 10,000 requests in 10 minutes, 4
-concurrent requests, 150 MB uploaded in 5 minutes. They hold for each mailbox apart, so every mailbox gets its
-own window and many mailboxes run side by side without one slowing another. The server stays the authority: a
-429 pauses that mailbox for its Retry-After and shrinks its windows for a while (as the identity write window
-does).
+learn.microsoft.com/graph/throttling-limits, "Outlook service limits": per app ID and mailbox, 10,000 requests
+in 10 minutes and 150 MB uploaded in 5 minutes; per app ID, 4 concurrent requests whatever the mailboxes. So
+every mailbox gets its own request and upload windows (one mailbox over them does not slow another), while its
+requests in flight take slots from its app's one gate (graph.outlook_gate, the connection's outlook_gate),
+shared by all the app's mailboxes. The server stays the authority: a 429 pauses that mailbox for its
+Retry-After and shrinks its windows for a while (as the identity write window does).
 
 Throttling stays with the mailbox: requests go out with TenantConnection.request(own_throttling=True), which
 hands a 429 back instead of pausing the whole tenant, and MailboxWindow.request retries it (tenacity, the
@@ -29,10 +29,11 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.wait import wait_random_exponential
 
 from migrations.graph.client import GraphResponse, TenantConnection, Transient, WriteWindow
-from trust.errors import ConfigError
+from migrations.graph.outlook_gate import CONCURRENT, LIMITS_ENV, limits_from_env
+
+__all__ = ["CONCURRENT", "LIMITS_ENV", "ByteWindow", "MailboxThrottled", "MailboxWindow", "MailboxWindows"]
 
 REQUESTS = (10_000, 600.0)
-CONCURRENT = 4
 UPLOAD_BYTES = (150 * 1024 * 1024, 300.0)
 # A throttled mailbox is slowed, never failed: it keeps retrying for this long (Exchange's Retry-After values
 # are seconds to minutes) before its request is given up as failed.
@@ -91,12 +92,12 @@ class ByteWindow:
 
 
 class MailboxWindow:
-    """One mailbox's Outlook limits: requests per 10 minutes, requests in flight, bytes uploaded per 5."""
+    """One mailbox's Outlook limits: requests per 10 minutes, bytes uploaded per 5 (its requests in flight
+    count against its app's gate, the connection's outlook_gate)."""
 
     def __init__(
         self,
         requests: tuple[int, float] = REQUESTS,
-        concurrent: int = CONCURRENT,
         upload: tuple[int, float] = UPLOAD_BYTES,
         headroom: float = 0.97,
     ):
@@ -106,29 +107,36 @@ class MailboxWindow:
         # budget when items are large next to the window (bench/mail.py: 0.74 of the limit with 1 MB items in
         # 4 MB windows), so the upload window is the full limit.
         self.bytes = ByteWindow(upload[0], upload[1])
-        self.gate = asyncio.Semaphore(max(1, concurrent))
         self.paused_until = 0.0
         self.waited = 0.0
         self.throttled = 0
         self.sent = 0
 
     @asynccontextmanager
-    async def slot(self, upload: int = 0) -> AsyncIterator[None]:
-        """Hold one request of this mailbox (and `upload` bytes) while it is sent and answered."""
-        async with self.gate:
-            delay = self.paused_until - time.monotonic()
-            if delay > 0:
-                self.waited += delay
-                await asyncio.sleep(delay)
-            self.waited += await self.requests.reserve(1)
+    async def budget(self, upload: int = 0) -> AsyncIterator[None]:
+        """One request of this mailbox (and `upload` bytes) reserved in its windows, stamped when answered.
+        Holds no gate slot: the pause and window waits here happen before the request claims one."""
+        while (delay := self.paused_until - time.monotonic()) > 0:
+            self.waited += delay
+            await asyncio.sleep(delay)
+        self.waited += await self.requests.reserve(1)
+        reserved = 0
+        try:
             if upload:
                 self.waited += await self.bytes.reserve(upload)
-            try:
-                yield
-            finally:
-                self.requests.settle(1)
-                if upload:
-                    self.bytes.settle(upload)
+                reserved = upload
+            yield
+        finally:
+            self.requests.settle(1)
+            if reserved:
+                self.bytes.settle(reserved)
+
+    @asynccontextmanager
+    async def slot(self, conn: TenantConnection, upload: int = 0) -> AsyncIterator[None]:
+        """One request of this mailbox sent through `conn` outside its request layer (an import URL, a
+        streamed export): the mailbox's windows, then one of the app's gate slots while it is answered."""
+        async with self.budget(upload), conn.outlook_gate.held():
+            yield
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -164,9 +172,14 @@ class MailboxWindow:
         try:
             async for attempt in self.retrying():
                 with attempt:
-                    async with self.slot():
+                    async with self.budget():
                         resp = await conn.request(
-                            method, path, counts_as_write=False, own_throttling=True, **kw
+                            method,
+                            path,
+                            counts_as_write=False,
+                            own_throttling=True,
+                            gate=conn.outlook_gate.held,
+                            **kw,
                         )
                     self.sent += 1
                     sent()
@@ -185,46 +198,13 @@ class MailboxWindow:
         self.paused_until = max(self.paused_until, time.monotonic() + (retry_after or 1.0))
 
 
-LIMITS_ENV = "TRUSTFOLD_OUTLOOK_LIMITS"
-
-
-def limits_from_env(text: str | None) -> dict[str, object]:
-    """TRUSTFOLD_OUTLOOK_LIMITS="requests=N/S,upload=BYTES/S,concurrent=N": the Outlook limits a rehearsal's
-    sandbox was set to (bench/mail.py shrinks them so a run is short), so the client's windows match what it
-    faces. Unset: the published limits. A malformed value is refused with the variable named."""
-    out: dict[str, object] = {}
-    if not text:
-        return out
-    for part in text.split(","):
-        key, _, value = part.strip().partition("=")
-        try:
-            if key in ("requests", "upload"):
-                n, s = value.split("/")
-                budget = (int(n), float(s))
-                if budget[0] < 1 or budget[1] <= 0:
-                    raise ValueError
-                out[key] = budget
-            elif key == "concurrent":
-                out[key] = int(value)
-                if int(value) < 1:
-                    raise ValueError
-            else:
-                raise ValueError
-        except ValueError:
-            raise ConfigError(
-                None,
-                f"environment variable {LIMITS_ENV}: '{part.strip()[:60]}' is not requests=N/SECONDS, "
-                "upload=BYTES/SECONDS or concurrent=N",
-                field=LIMITS_ENV,
-            ) from None
-    return out
-
-
 class MailboxWindows:
     """A window per mailbox id, made on first use."""
 
     def __init__(self, **kwargs: object) -> None:
-        self._kwargs = {**limits_from_env(os.environ.get(LIMITS_ENV)), **kwargs}
+        # The concurrency is the app's, kept by its gate (graph.outlook_gate), not by any mailbox's window.
+        limits = {**limits_from_env(os.environ.get(LIMITS_ENV)), **kwargs}
+        self._kwargs = {k: v for k, v in limits.items() if k != "concurrent"}
         self.windows: dict[str, MailboxWindow] = {}
 
     def of(self, mailbox_id: str) -> MailboxWindow:

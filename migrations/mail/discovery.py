@@ -106,9 +106,14 @@ def unmapped_users(store: StateStore, code: str) -> list[tuple[str, str]]:
     ]
 
 
-async def exchange_settings(conn: TenantConnection, user: str) -> dict[str, Any] | None:
+async def exchange_settings(
+    conn: TenantConnection, windows: MailboxWindows, user: str
+) -> dict[str, Any] | None:
     """The user's mailbox ids; None when the user has no mailbox (no Exchange licence, not provisioned)."""
-    resp = await conn.request("GET", f"/users/{user}/settings/exchange", counts_as_write=False)
+    # Exchange answers exchangeSettings (an Outlook path): the read takes one of the app's Outlook slots, and
+    # a 429 slows it in its own window's retry layer (keyed by user: the mailbox is what it names), never
+    # failing discovery nor pausing the tenant.
+    resp = await windows.of(f"user:{user}").request(conn, "GET", f"/users/{user}/settings/exchange")
     if resp.status == 404:
         return None
     if not resp.ok:
@@ -129,11 +134,8 @@ async def list_folders(conn: TenantConnection, windows: MailboxWindows, mailbox:
         path, parent = pending.pop(0)
         url: str | None = path
         while url:
-            async with window.slot():
-                resp = await conn.request("GET", url, counts_as_write=False, params=None)
-            if resp.status == 429:
-                window.throttle(resp.retry_after())
-                continue
+            # Inside the mailbox's windows and its app's gate; a 429 pauses this mailbox and is retried there.
+            resp = await window.request(conn, "GET", url)
             if not resp.ok:
                 raise GraphError("GET", url, resp)
             for f in resp.body.get("value", []):
@@ -196,13 +198,13 @@ async def _read_ahead(
     async def trust_settings(user: str) -> dict[str, Any] | None:
         if user in known:
             return known[user]
-        return await exchange_settings(target, user)
+        return await exchange_settings(target, windows, user)
 
     async def one(
         p: Person,
     ) -> tuple[str, tuple[dict[str, Any] | None, dict[str, Any] | None, list[dict[str, Any]]]]:
         async with gate:
-            settings = await exchange_settings(source, p.source_user)
+            settings = await exchange_settings(source, windows, p.source_user)
             if not settings or not settings.get("primaryMailboxId"):
                 return p.source_user, (settings, None, [])
             got = await trust_settings(p.target_user) if p.target_user else None
@@ -279,7 +281,7 @@ async def discover_mail(
     for uid, display in unmapped_users(store, code):
         if uid in named_accounts:
             continue
-        settings = await exchange_settings(source, uid)
+        settings = await exchange_settings(source, windows, uid)
         if settings and settings.get("primaryMailboxId"):
             found.findings.append(
                 (
@@ -352,7 +354,7 @@ async def _discover_shared(
                 "mapping",
             )
             continue
-        settings = await exchange_settings(source, str(src["id"]))
+        settings = await exchange_settings(source, windows, str(src["id"]))
         if not settings or not settings.get("primaryMailboxId"):
             refuse(n, "this account has no mailbox in the academy's tenant: nothing to carry")
             continue
@@ -378,7 +380,7 @@ async def _discover_shared(
             )
             continue
         else:
-            got = await exchange_settings(target, str(tgt["id"]))
+            got = await exchange_settings(target, windows, str(tgt["id"]))
             target_mailbox = str(got["primaryMailboxId"]) if got and got.get("primaryMailboxId") else None
             if target_mailbox is None:
                 refuse(

@@ -134,7 +134,7 @@ class Copier:
             with attempt:
                 url = await self._import_url(target_mailbox)
                 length, content = import_body(fields, data)
-                async with window.slot(upload=size):
+                async with window.slot(self.target, upload=size):
                     try:
                         r = await self.target.http.post(
                             url,
@@ -413,7 +413,7 @@ class Copier:
         out: list[Exported] = []
         scanner = ExportScanner(held)
         try:
-            async with window.slot():
+            async with window.slot(self.source):
                 request = await _native(self.source, "POST", path, {"itemIds": ids})
                 self.counts.requests += 1
                 self.counts.export_requests += 1

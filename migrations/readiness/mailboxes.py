@@ -14,6 +14,7 @@ from typing import Any
 
 from migrations.core.store import StateStore
 from migrations.graph.client import GraphError, TenantConnection
+from migrations.graph.mailbox_window import MailboxWindows
 from migrations.mail.discovery import people
 
 POLL_S = 5.0
@@ -46,9 +47,13 @@ class MailboxWait:
         )
 
 
-async def _has_mailbox(conn: TenantConnection, user: str) -> tuple[bool, dict[str, Any] | None]:
+async def _has_mailbox(
+    conn: TenantConnection, windows: MailboxWindows, user: str
+) -> tuple[bool, dict[str, Any] | None]:
     """Whether the user has a mailbox, and its exchangeSettings when the answer names the primary mailbox."""
-    resp = await conn.request("GET", f"/users/{user}/settings/exchange", counts_as_write=False)
+    # Exchange answers exchangeSettings (an Outlook path): the read takes one of the app's Outlook slots, and
+    # a 429 slows it in its own window's retry layer instead of pausing the tenant or failing the wait.
+    resp = await windows.of(f"user:{user}").request(conn, "GET", f"/users/{user}/settings/exchange")
     if resp.status == 404:
         return False, None
     if not resp.ok:
@@ -74,10 +79,11 @@ async def wait_for_mailboxes(
     `first_poll_s`, the gap doubling up to `poll_s`."""
     todo = {p.target_user: p.source_key for p in people(store, code) if p.target_user}
     result = MailboxWait()
+    windows = MailboxWindows()
     started = time.monotonic()
     gap = min(first_poll_s, poll_s)
     while True:
-        found = await asyncio.gather(*(_has_mailbox(target, uid) for uid in todo))
+        found = await asyncio.gather(*(_has_mailbox(target, windows, uid) for uid in todo))
         for uid, (ok, settings) in zip(list(todo), found, strict=True):
             if ok:
                 result.ready += 1

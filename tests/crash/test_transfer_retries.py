@@ -35,6 +35,7 @@ class ScriptedConnection(TenantConnection):
         content: Any = None,
         cost: int | None = None,
         pause: bool = True,
+        gate: Any = None,
     ) -> GraphResponse:
         self.calls.append((method, self.relative(url)))
         return self.handler(method, self.relative(url), body)

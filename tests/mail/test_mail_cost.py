@@ -69,10 +69,12 @@ def test_discovery_reads_several_peoples_mailboxes_at_once_and_keeps_their_order
 
     from migrations.graph.client import GraphResponse
     from migrations.graph.mailbox_window import MailboxWindows
+    from migrations.graph.outlook_gate import OutlookGate
     from migrations.mail.discovery import READ_AHEAD, Person, _read_ahead
 
     class Conn:
         in_flight = most = 0
+        outlook_gate = OutlookGate()  # the connection's Outlook gate, which the reads name
 
         async def request(self, method: str, path: str, **kw: Any) -> GraphResponse:
             Conn.in_flight += 1
@@ -178,11 +180,14 @@ def test_the_plan_takes_the_trust_mailboxes_the_wait_just_read() -> None:
 
     from migrations.graph.client import GraphResponse
     from migrations.graph.mailbox_window import MailboxWindows
+    from migrations.graph.outlook_gate import OutlookGate
     from migrations.mail.discovery import Person, _read_ahead
 
     asked: list[str] = []
 
     class Conn:
+        outlook_gate = OutlookGate()  # the connection's Outlook gate, which the reads name
+
         async def request(self, method: str, path: str, **kw: Any) -> GraphResponse:
             asked.append(path)
             if path.endswith("/settings/exchange"):

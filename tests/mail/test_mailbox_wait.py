@@ -10,6 +10,7 @@ from typing import Any
 
 from migrations.core.store import StateStore, dumps, now
 from migrations.graph.client import GraphResponse
+from migrations.graph.outlook_gate import OutlookGate
 from migrations.readiness.mailboxes import wait_for_mailboxes
 
 
@@ -17,8 +18,11 @@ class FakeTarget:
     def __init__(self, ready_after: dict[str, int]):
         self.ready_after = ready_after  # user id -> how many asks answer 404 first
         self.asked: dict[str, int] = {}
+        self.outlook_gate = OutlookGate()
 
     async def request(self, method: str, path: str, **kw: Any) -> GraphResponse:
+        # exchangeSettings is Exchange's: every read takes one of the app's Outlook slots while it is sent.
+        assert kw.get("gate") == self.outlook_gate.held, "an exchangeSettings read bypassed the Outlook gate"
         uid = path.split("/")[2]
         self.asked[uid] = self.asked.get(uid, 0) + 1
         if self.asked[uid] <= self.ready_after[uid]:

@@ -1,4 +1,5 @@
-"""The per-mailbox Outlook window (graph/mailbox_window.py): each limit holds, and mailboxes are apart.
+"""The Outlook windows (graph/mailbox_window.py) and the app's gate (graph/outlook_gate.py): each limit holds,
+mailboxes are apart in their request and upload windows, and their requests in flight share the app's four.
 
 No timings: the windows take a fake clock and a fake sleep that advances it, so every wait is computed; the
 isolation test against the sandbox compares the order in which answers arrive."""
@@ -6,19 +7,22 @@ isolation test against the sandbox compares the order in which answers arrive.""
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import httpx
 import pytest
 
-from migrations.graph.client import WriteWindow, open_connections
+from migrations.graph.client import TenantConnection, WriteWindow, app_id_of, open_connections
 from migrations.graph.mailbox_window import (
     CONCURRENT,
     LIMITS_ENV,
     REQUESTS,
     UPLOAD_BYTES,
     ByteWindow,
+    MailboxWindow,
     MailboxWindows,
 )
+from migrations.graph.outlook_gate import OutlookGates
 from sandbox.testing import running_sandbox
 from tests.identity.conftest import CONFIG
 from tests.mail.conftest import ACADEMY
@@ -84,30 +88,91 @@ def test_requests_beyond_the_ten_minute_budget_wait() -> None:
     asyncio.run(go())
 
 
-def test_at_most_four_requests_of_one_mailbox_in_flight_and_mailboxes_apart() -> None:
+def connection(tenant: str, app: str, gates: OutlookGates) -> TenantConnection:
+    """A connection that is never sent on: what the windows read of it is its app's gate."""
+    return TenantConnection(
+        tenant,
+        "source",
+        "http://unused",
+        None,
+        cast(httpx.AsyncClient, None),
+        cast(httpx.AsyncClient, None),
+        (10, 1.0),
+        1.0,
+        app_id=app,
+        outlook_gates=gates,
+    )
+
+
+def test_at_most_four_requests_of_one_app_in_flight_across_its_mailboxes_and_tenants() -> None:
+    """throttling-limits "Limits per app ID": four in flight whatever the mailboxes; another app its own."""
     windows = MailboxWindows()
-    peak = {"a": 0, "b": 0}
-    now = {"a": 0, "b": 0}
+    gates = OutlookGates()
+    conns = {
+        "a": connection("t1", "app-1", gates),
+        "b": connection("t1", "app-1", gates),
+        "c": connection("t2", "APP-1", gates),  # the same app in another tenant
+        "d": connection("t2", "app-2", gates),
+    }
+    now = {"app-1": 0, "app-2": 0}
 
     async def call(box: str, release: asyncio.Event) -> None:
-        async with windows.of(box).slot():
-            now[box] += 1
-            peak[box] = max(peak[box], now[box])
+        app = "app-2" if box == "d" else "app-1"
+        async with windows.of(box).slot(conns[box]):
+            now[app] += 1
             await release.wait()
-            now[box] -= 1
+            now[app] -= 1
 
     async def go() -> None:
         release = asyncio.Event()
-        tasks = [asyncio.create_task(call(b, release)) for b in ("a", "b") for _ in range(9)]
+        tasks = [asyncio.create_task(call(b, release)) for b in "abcd" for _ in range(6)]
         for _ in range(20):
             await asyncio.sleep(0)
-        assert now == {"a": 4, "b": 4}  # each mailbox has its own four
+        assert now == {"app-1": 4, "app-2": 4}  # app-1's three mailboxes share four; app-2 has its own
         release.set()
         await asyncio.gather(*tasks)
 
     asyncio.run(go())
-    assert peak == {"a": 4, "b": 4}
+    assert gates.of("app-1").peak == 4 and gates.of("app-2").peak == 4
+    assert conns["a"].outlook_gate is conns["c"].outlook_gate is not conns["d"].outlook_gate
     assert windows.of("a") is not windows.of("b")
+
+
+def test_a_paused_mailbox_holds_no_slot_of_its_app() -> None:
+    """A mailbox waiting out its Retry-After (or its request window) waits outside the gate: with one slot,
+    another mailbox of the app is sent meanwhile."""
+    windows = MailboxWindows()
+    conn = connection("t1", "app", OutlookGates())
+    gate = conn.outlook_gate
+    gate.limit = 1
+    gate._free = asyncio.Semaphore(1)
+
+    async def go() -> None:
+        windows.of("a").throttle(600.0)
+        paused = asyncio.create_task(_hold(windows.of("a"), conn))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        async with windows.of("b").slot(conn):
+            assert gate.in_flight == 1 and not paused.done()
+        paused.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await paused
+        assert gate.in_flight == 0
+
+    asyncio.run(go())
+
+
+async def _hold(window: MailboxWindow, conn: TenantConnection) -> None:
+    async with window.slot(conn):
+        pass
+
+
+def test_a_connection_counts_as_its_configured_app() -> None:
+    trust = load_trust(CONFIG)
+    target = trust.settings.tenant.credential
+    assert app_id_of(target, None) == str(target.client_id).lower()
+    source = trust.academy(ACADEMY).legacy_tenant.credential
+    assert app_id_of(source, "http://127.0.0.1:1") == str(source.client_id).lower()
 
 
 async def test_a_throttled_mailbox_does_not_hold_up_another_mailbox_of_the_same_tenant() -> None:
@@ -155,7 +220,7 @@ def test_a_rehearsal_sets_the_client_windows_to_the_sandbox_limits(monkeypatch: 
     w = MailboxWindows().of("a")
     assert w.requests.limit < 120  # a little headroom under the request limit
     assert w.bytes.limit == 4_000_000
-    assert w.gate._value == 2
+    assert OutlookGates().of("app").limit == 2  # the app's gate, not a mailbox's
 
 
 def test_malformed_rehearsal_limits_are_one_line_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -164,3 +229,39 @@ def test_malformed_rehearsal_limits_are_one_line_naming_the_variable(monkeypatch
         MailboxWindows()
     assert err.value.field == LIMITS_ENV
     assert str(err.value).count("\n") == 0 and "requests=lots" in str(err.value)
+
+
+async def test_eight_mailboxes_at_once_stay_within_the_apps_four_at_the_sandbox() -> None:
+    """Eight mailboxes of one source read at once, each request held by Exchange a while (mail_service_ms):
+    the sandbox, counting four per app across mailboxes, never refuses one (MailboxConcurrency) and never
+    holds more than four of the app; the app's four are all used."""
+    with running_sandbox(CONFIG, size=20, seed=3, mail_provision_delay_s=0.0) as url:
+        world = url.world
+        source = next(t["id"] for t in world.tenant_list() if t["academy"] == ACADEMY)
+        boxes = [
+            m["id"] for m in httpx.get(f"{url}/sandbox/tenants/{source}/mail/mailboxes").json()["mailboxes"]
+        ]
+        assert len(boxes) >= 8
+        r = httpx.post(f"{url}/sandbox/mail/limits", json={"mail_service_ms": 50})
+        assert r.status_code == 200, r.text
+        limiter = world.mail_limiter
+        async with open_connections(load_trust(CONFIG), str(url), academies=(ACADEMY,)) as conns:
+            conn = conns.source(ACADEMY)
+            windows = MailboxWindows()
+            seen: list[int] = []
+
+            async def reads(box: str) -> None:
+                for _ in range(3):
+                    resp = await windows.of(box).request(
+                        conn,
+                        "GET",
+                        f"/admin/exchange/mailboxes/{box}/folders",
+                        sent=lambda: seen.append(limiter.in_flight(conn.app_id)),
+                    )
+                    assert resp.status == 200, resp.body
+
+            await asyncio.gather(*(reads(b) for b in boxes[:8]))
+        assert limiter.refused["MailboxConcurrency"] == 0
+        assert sum(w.throttled for w in windows.windows.values()) == 0
+        assert conn.outlook_gate.peak == 4  # the app's four were in use, never more
+        assert max(seen) <= 4

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -16,7 +18,7 @@ import pytest
 from sandbox import mail_state as ms
 from sandbox.mail_limits import MailboxLimiter, OutlookLimits
 from sandbox.settings import Budget
-from sandbox.testing import SandboxURL, graph_client, running_sandbox
+from sandbox.testing import SandboxURL, graph_client, running_sandbox, token
 from tests.sandbox.conftest import CONFIG, error_of, make_user
 
 
@@ -62,6 +64,9 @@ def default_limits(url: SandboxURL) -> Iterator[None]:
         },
     )
     assert r.status_code == 200, r.text
+
+
+OTHER_APP = "00000000-0000-0000-0000-0000000000b2"
 
 
 def admin(url: str, tid: str) -> str:
@@ -527,18 +532,97 @@ def test_upload_volume_per_mailbox_is_limited(src, tgt, url, tids) -> None:
     assert "IncomingBytes" in error_of(r)["message"] and "Retry-After" in r.headers
 
 
-def test_four_concurrent_requests_per_mailbox() -> None:
+def test_four_concurrent_requests_per_app_across_mailboxes_and_tenants() -> None:
+    """throttling-limits, "Outlook service limits" / "Limits per app ID": 4 concurrent requests "regardless of
+    whether the requests all access the same mailbox, or access different mailboxes"; another app id has its
+    own four. (The sandbox was kinder before: four per app and mailbox.)"""
     limiter = MailboxLimiter()
     limiter.configure(OutlookLimits(Budget(10_000, 600), 4, Budget(10**9, 300)))
-    for _ in range(4):
+    for box in ("m1", "m2", "m3", "m4"):
+        limiter.enter("app", box)
+    assert limiter.in_flight("app") == 4
+    for box in ("m5", "m1"):  # a fifth mailbox, or one already busy: the app is at its four
+        with pytest.raises(ms.GraphError) as caught:
+            limiter.enter("app", box)
+        assert caught.value.status == 429 and caught.value.code == "ApplicationThrottled"
+        assert caught.value.message == "Application is over its MailboxConcurrency limit."
+        assert int(caught.value.headers["Retry-After"]) >= 1
+    assert limiter.refused["MailboxConcurrency"] == 2
+    limiter.enter("other-app", "m5")  # another app id is not affected
+    limiter.leave("app", "m2")
+    limiter.enter("app", "m5")  # a slot freed on one mailbox serves any other
+    with pytest.raises(ms.GraphError):
+        limiter.enter("app", "m6")
+
+
+def test_request_and_upload_windows_stay_per_app_and_mailbox() -> None:
+    """ "Limits per app ID and mailbox combination": 10,000 requests / 10 minutes and 150 MB / 5 minutes are
+    counted per mailbox; one mailbox over them does not affect another."""
+    limiter = MailboxLimiter(clock=lambda: 100.0)
+    limiter.configure(OutlookLimits(Budget(2, 600), 4, Budget(1000, 300)))
+    for _ in range(2):
         limiter.enter("app", "m1")
+        limiter.leave("app", "m1")
     with pytest.raises(ms.GraphError) as caught:
         limiter.enter("app", "m1")
-    assert caught.value.status == 429 and "MailboxConcurrency" in caught.value.message
-    limiter.enter("app", "m2")  # another mailbox has its own slots
-    limiter.enter("other-app", "m1")  # and another app
-    limiter.leave("app", "m1")
-    limiter.enter("app", "m1")
+    assert "MailboxRequests" in caught.value.message
+    limiter.enter("app", "m2", upload_bytes=1000)
+    limiter.leave("app", "m2")
+    with pytest.raises(ms.GraphError) as caught:
+        limiter.enter("app", "m2", upload_bytes=10)
+    assert "IncomingBytes" in caught.value.message
+    limiter.enter("app", "m3", upload_bytes=1000)  # a third mailbox has its own request and byte windows
+    limiter.leave("app", "m3")
+    limiter.enter("other-app", "m1")  # and another app its own
+    limiter.leave("other-app", "m1")
+    assert limiter.in_flight("app") == 0
+
+
+def test_a_fifth_request_in_flight_on_a_fifth_mailbox_is_refused(src, tgt, url, tids) -> None:
+    """Through Graph: four requests of one app in flight on four different mailboxes (Exchange holds each
+    for mail_service_ms), a fifth on a fifth mailbox answers 429 MailboxConcurrency with Retry-After, while
+    another app id's request on that mailbox is answered. exchangeSettings, an Outlook path (served by
+    Exchange, outside the identity budget), takes a slot as well: the stricter reading."""
+    primaries = [m for m in mailboxes(url, tids["source"]) if m["kind"] == "primary"][:5]
+    boxes = [m["id"] for m in primaries]
+    assert len(boxes) == 5
+    target_box = fresh_mailbox(tgt, url)["id"]
+    limiter = url.world.mail_limiter
+    app = "00000000-0000-0000-0000-00000000c0de"  # sandbox.testing.token's client id
+    httpx.post(f"{url}/sandbox/mail/limits", json={"mail_service_ms": 3000}).raise_for_status()
+    before = limiter.refused["MailboxConcurrency"]
+
+    def busy(box: str) -> int:
+        return src.get(f"/admin/exchange/mailboxes/{box}/folders").status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        held = [pool.submit(busy, box) for box in boxes[:4]]
+        for _ in range(2000):  # until the sandbox holds all four (counted, not timed)
+            if limiter.in_flight(app) == 4:
+                break
+            threading.Event().wait(0.005)
+        assert limiter.in_flight(app) == 4
+        r = src.get(f"/admin/exchange/mailboxes/{boxes[4]}/folders")
+        assert r.status_code == 429, r.text
+        # "Per app ID": the same app in another tenant (the trust's) shares the four.
+        across = tgt.get(f"/admin/exchange/mailboxes/{target_box}/folders")
+        settings = src.get(f"/users/{primaries[4]['owner']}/settings/exchange")
+        assert limiter.in_flight(app) == 4, "the four were answered before the fifth: raise mail_service_ms"
+        with graph_client(url, tids["source"]) as other:
+            other.headers["Authorization"] = f"Bearer {token(url, tids['source'], OTHER_APP)}"
+            other_status = other.get(f"/admin/exchange/mailboxes/{boxes[4]}/folders").status_code
+        assert [f.result() for f in held] == [200] * 4
+    err = error_of(r)
+    assert err == {
+        **err,
+        "code": "ApplicationThrottled",
+        "message": "Application is over its MailboxConcurrency limit.",
+    }
+    assert int(r.headers["Retry-After"]) >= 1
+    assert across.status_code == 429 and "MailboxConcurrency" in error_of(across)["message"]
+    assert settings.status_code == 429 and "MailboxConcurrency" in error_of(settings)["message"]
+    assert other_status == 200
+    assert limiter.refused["MailboxConcurrency"] == before + 3
 
 
 # ---- ordinary reads ----------------------------------------------------------------------------------------
