@@ -18,14 +18,13 @@ from migrations.core.registry import PHASES
 
 if TYPE_CHECKING:
     from migrations.core.store import StateStore
-    from trust import Trust
+    from trust import Academy, Trust
 
 # The phases the rehearsal runs academy by academy, in this order: mail (Outlook, not SharePoint) straight
-# after the directory, so the OneDrives asked for after the users phase are made meanwhile and the previous
-# academy's SharePoint window refills longer before its verify; sharing (its own steps,
-# migrations/permissions/demo.py) after files; teams after groups, memberships and files, long after the
-# groups were made (Teams refuses a team on a new group for a while). The domain has its own sequence, for
-# the first academy.
+# after the directory, so the OneDrives asked for after the users phase are made meanwhile; sharing (its
+# own steps, migrations/permissions/demo.py) after files; teams after groups, memberships and files, long
+# after the groups were made (Teams refuses a team on a new group for a while). The domain has its own
+# sequence, for the first academy.
 CHANGE_PHASES = ("users", "groups", "memberships", "mail", "files", "permissions", "teams")
 assert set(CHANGE_PHASES) | {"domain"} == set(PHASES)  # a new phase must be placed here
 EXIT_INTERRUPTED = 130  # what cli.main.run returns after a KeyboardInterrupt that reaches it
@@ -47,8 +46,15 @@ class DemoOutcome:
 
 
 def demo_steps(trust: Trust, available: Collection[str]) -> list[DemoStep]:
-    """Every command the rehearsal runs, academy by academy in wave order (trust.academies is sorted), each
-    academy's verify after the directory and mail steps of the next academy of its wave.
+    """Every command the rehearsal runs, wave by wave (trust.academies is sorted): each academy of the wave
+    discovered first, then each academy's phases, then each academy's verify; a wave is verified before the
+    next one starts.
+
+    The order follows the legacy tenants' SharePoint budgets (Microsoft's per-minute window, by licence
+    count): discovery reads every drive and spends most of an academy's minute, and verify's reads of what
+    changed since the run need room in it again. With the wave's discovery first and its verifies last, the
+    other academies' phases run while each window refills, instead of verify waiting out its own
+    academy's discovery (the sequential form of academies side by side).
 
     Each phase is planned and applied by one `run --replan` (the plan is stored and numbered as `plan` would
     store it, then applied): a rehearsal has no one to review a plan between `plan` and `run`, and `run`
@@ -59,38 +65,30 @@ def demo_steps(trust: Trust, available: Collection[str]) -> list[DemoStep]:
     rather than failing every step."""
     from migrations.permissions.demo import demo_steps as sharing_steps
 
-    steps: list[DemoStep] = []
-    deferred: DemoStep | None = None
+    waves: dict[int, list[Academy]] = {}
     for academy in trust.academies:
-        code = academy.code
-        if deferred is not None and trust.academy(deferred.academy).wave != academy.wave:
-            steps.append(deferred)  # a wave is verified before the next one starts
-            deferred = None
-        steps.append(DemoStep(code, "discover", ["discover", code]))
-        for phase in CHANGE_PHASES:
-            if phase == "permissions":
-                steps += [DemoStep(code, label, argv) for label, argv in sharing_steps(academy, available)]
-                continue
-            if phase == "files" and not academy.files.enabled:
-                continue
-            if phase not in available:
-                continue
-            if phase == "files" and deferred is not None:
-                steps.append(deferred)
-                deferred = None
-            # Files reuse the drive scan discovery just made rather than spend the academy's SharePoint
-            # budget reading every OneDrive again.
-            reuse = ["--scan-age", "600"] if phase == "files" else []
-            steps.append(DemoStep(code, f"run {phase}", ["run", code, "--phase", phase, "--replan", *reuse]))
-        if deferred is not None:
-            steps.append(deferred)
-        # An academy's verify waits for the next academy's directory and mail steps (same wave): its sharing
-        # steps have just spent its legacy tenant's SharePoint window, which verify's source delta calls
-        # need, and the window refills while another tenant is worked on (the sequential form of academies
-        # side by side).
-        deferred = DemoStep(code, "verify", ["verify", code])
-    if deferred is not None:
-        steps.append(deferred)
+        waves.setdefault(academy.wave, []).append(academy)
+    steps: list[DemoStep] = []
+    for wave in waves.values():
+        steps += [DemoStep(a.code, "discover", ["discover", a.code]) for a in wave]
+        for academy in wave:
+            code = academy.code
+            for phase in CHANGE_PHASES:
+                if phase == "permissions":
+                    sharing = sharing_steps(academy, available)
+                    steps += [DemoStep(code, label, argv) for label, argv in sharing]
+                    continue
+                if phase == "files" and not academy.files.enabled:
+                    continue
+                if phase not in available:
+                    continue
+                # Files reuse the drive scan discovery just made rather than spend the academy's SharePoint
+                # budget reading every OneDrive again.
+                reuse = ["--scan-age", "600"] if phase == "files" else []
+                steps.append(
+                    DemoStep(code, f"run {phase}", ["run", code, "--phase", phase, "--replan", *reuse])
+                )
+        steps += [DemoStep(a.code, "verify", ["verify", a.code]) for a in wave]
     return steps
 
 

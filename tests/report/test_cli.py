@@ -81,6 +81,14 @@ def test_demo_steps_follow_waves_and_file_settings():
     steps = demo_steps(trust, load_phases())
     order = list(dict.fromkeys(s.academy for s in steps))
     assert order == [a.code for a in sorted(trust.academies, key=lambda a: (a.wave, a.code))]
+    # Per wave: every academy discovered, then each one's phases, then every academy's verify.
+    kinds = [s.label if s.label in ("discover", "verify") else "phase" for s in steps]
+    wave_of = {a.code: a.wave for a in trust.academies}
+    for wave in sorted(set(wave_of.values())):
+        in_wave = [k for k, s in zip(kinds, steps, strict=True) if wave_of[s.academy] == wave]
+        n = sum(1 for a in trust.academies if a.wave == wave)
+        assert in_wave[:n] == ["discover"] * n and in_wave[-n:] == ["verify"] * n
+        assert set(in_wave[n:-n]) == {"phase"}
     first = [s.label for s in steps if s.academy == order[0]]
     assert first[0] == "discover" and first[-1] == "verify"
     # Each phase is one `run --replan` (planned, stored and applied at once: the rehearsal reviews nothing

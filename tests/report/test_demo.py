@@ -132,11 +132,15 @@ def test_demo_rehearses_in_wave_order_and_writes_the_report(
 
     academies = [c[1] for c in CALLS if c[0] == "discover"]
     assert academies == ["brookfield", "hillside", "oakwood", "stmarys"]
-    assert CALLS[:3] == [
+    # A wave's academies are discovered first, then each one's phases, then their verifies.
+    assert CALLS[:4] == [
         ("discover", "brookfield"),
+        ("discover", "hillside"),
         ("run", "brookfield", "users"),
         ("run", "brookfield", "groups"),
     ]
+    wave1 = CALLS[: CALLS.index(("discover", "oakwood"))]
+    assert wave1[-2:] == [("verify", "brookfield"), ("verify", "hillside")]
 
     store = StateStore.open(state)
     audit = store.audit_entries()
