@@ -23,7 +23,7 @@ import httpx
 from quickxorhash import quickxorhash
 
 from migrations.core import killpoints
-from migrations.graph.client import GraphError, TenantConnection, Transient, parse_retry_after
+from migrations.graph.client import GraphError, MaybeApplied, TenantConnection, Transient, parse_retry_after
 from migrations.graph.sharepoint_window import SharePointBudget
 from migrations.safety.private import tighten, write_private_text
 
@@ -388,9 +388,13 @@ class FileCopier:
         drive = args["target_drive"]
         if args.get("replace_id"):
             path = f"/drives/{drive}/items/{args['replace_id']}/content"
+            resp = await self._call(self.target, 2, "PUT", path, content=b"")
         else:
+            # With conflictBehavior=fail the PUT is not safe to send again blind: when its answer is lost
+            # (MaybeApplied) it may have made the file, and a second send would meet our own file as a 409.
+            # The name was free when the plan was made, so an empty file found there now is this write's.
             path = item_path(drive, parent_id, name, "content") + f"?{CONFLICT}=fail"
-        resp = await self._call(self.target, 2, "PUT", path, content=b"")
+            resp = await self._put_empty(args, drive, parent_id, name, path)
         if resp.status == 409:
             raise CopyError(f"'{args['path']}' already exists in the target")
         if not resp.ok:
@@ -405,6 +409,20 @@ class FileCopier:
                 raise GraphError("PATCH", patch, resp)
             created = dict(resp.body)
         return created
+
+    async def _put_empty(self, args: dict[str, Any], drive: str, parent_id: str, name: str, path: str) -> Any:
+        """PUT a new empty file; an answer lost on the way is settled by reading the name back."""
+        where = f"/drives/{drive}/items/{parent_id}:/{quote(name, safe='')}:"
+        for _ in range(ATTEMPTS):
+            try:
+                return await self._call(self.target, 2, "PUT", path, content=b"", idempotent=False)
+            except MaybeApplied:
+                landed = await self._call(self.target, 1, "GET", where)
+                if landed.ok and not landed.body.get("folder") and int(landed.body.get("size", -1)) == 0:
+                    return landed
+                if landed.status != 404:
+                    raise CopyError(f"'{args['path']}' already exists in the target") from None
+        raise CopyError(f"'{args['path']}': the empty file's creation kept losing its answer")
 
     async def _discard(self, args: dict[str, Any], item_id: str, ours: bool) -> None:
         """Delete a copy that arrived with other bytes than the source's. A replacement of a file trustfold

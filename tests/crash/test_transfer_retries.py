@@ -139,3 +139,49 @@ def test_upload_status_gives_up_after_the_policy_s_attempts(tmp_path: Any) -> No
     with pytest.raises(CopyError, match="kept failing"):
         asyncio.run(copier._status("http://127.0.0.1/_upload/x"))
     assert len(calls) == 8
+
+
+NEW = {"source_drive": "s", "source_id": "f1", "target_drive": "d", "path": "Policies/Empty.txt"}
+
+
+def _lost_put_then(found: GraphResponse, seen: list[str]) -> Handler:
+    """A target whose first PUT of the new empty file is applied but answered 504 (its answer lost);
+    reading the name back answers `found`; a PUT after that is answered 201."""
+
+    def answer(method: str, path: str, body: Any) -> GraphResponse:
+        seen.append(method)
+        if method == "PUT":
+            if seen.count("PUT") == 1:
+                return GraphResponse(504, {}, {"error": {"code": "GatewayTimeout", "message": ""}})
+            made = {"id": "n2", "size": 0, "file": {"hashes": {"quickXorHash": "AAAA"}}}
+            return GraphResponse(201, {}, made)
+        return found
+
+    return answer
+
+
+def test_a_new_empty_file_whose_answer_was_lost_is_read_back_not_sent_into_a_409(tmp_path: Any) -> None:
+    """The PUT (conflictBehavior=fail) may have made the file: the name is read back and the empty file
+    there is the copy; it is not sent again (which would answer 409 and fail the step)."""
+    seen: list[str] = []
+    landed = GraphResponse(200, {}, {"id": "n1", "size": 0, "file": {"hashes": {"quickXorHash": "AAAA"}}})
+    copier = _copier(tmp_path, _source, _lost_put_then(landed, seen), lambda r: httpx.Response(500))
+    item = asyncio.run(copier.copy("copy:k", NEW, "p", "Empty.txt"))
+    assert item["id"] == "n1" and seen.count("PUT") == 1
+
+
+def test_a_lost_empty_file_that_did_not_land_is_sent_again(tmp_path: Any) -> None:
+    seen: list[str] = []
+    absent = GraphResponse(404, {}, {"error": {"code": "itemNotFound", "message": ""}})
+    copier = _copier(tmp_path, _source, _lost_put_then(absent, seen), lambda r: httpx.Response(500))
+    item = asyncio.run(copier.copy("copy:k", NEW, "p", "Empty.txt"))
+    assert item["id"] == "n2" and seen.count("PUT") == 2
+
+
+def test_a_lost_empty_file_whose_name_holds_another_file_fails_the_copy(tmp_path: Any) -> None:
+    seen: list[str] = []
+    other = GraphResponse(200, {}, {"id": "x", "size": 12, "file": {}})
+    copier = _copier(tmp_path, _source, _lost_put_then(other, seen), lambda r: httpx.Response(500))
+    with pytest.raises(CopyError, match="already exists in the target"):
+        asyncio.run(copier.copy("copy:k", NEW, "p", "Empty.txt"))
+    assert seen.count("PUT") == 1
