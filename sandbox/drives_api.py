@@ -215,7 +215,7 @@ async def _drive_request(request: Request, store: DriveStore, drive: dict[str, A
         if method == "GET":
             return _children(request, store, item)
         if method == "POST":
-            return _create_folder(store, item, await _json_body(request))
+            return _create_folder(store, item, await _json_body(request), _caller(request))
     if action == "content":
         if method == "GET":
             if item is None or item.get("_folder"):
@@ -356,7 +356,9 @@ def _children(request: Request, store: DriveStore, folder: dict[str, Any]) -> Re
     return JSONResponse(body)
 
 
-def _create_folder(store: DriveStore, parent: dict[str, Any], body: dict[str, Any]) -> Response:
+def _create_folder(
+    store: DriveStore, parent: dict[str, Any], body: dict[str, Any], by: dict[str, Any]
+) -> Response:
     name = body.get("name")
     if not isinstance(name, str) or not name:
         raise GraphError(400, "invalidRequest", "A name is required to create an item.")
@@ -364,7 +366,12 @@ def _create_folder(store: DriveStore, parent: dict[str, Any], body: dict[str, An
         raise GraphError(400, "invalidRequest", "Only folders can be created here; upload files to content.")
     conflict = _conflict(body.get(CONFLICT), "fail")
     item, created = store.create_item(
-        parent, name, folder=True, conflict=conflict, fs=check_file_system_info(body.get("fileSystemInfo"))
+        parent,
+        name,
+        folder=True,
+        conflict=conflict,
+        fs=check_file_system_info(body.get("fileSystemInfo")),
+        by=by,
     )
     return JSONResponse(store.render(item), status_code=201 if created else 200)
 
@@ -432,6 +439,12 @@ def _delta(
     return JSONResponse(body)
 
 
+def _caller(request: Request) -> dict[str, Any]:
+    """The identitySet Graph stamps on what an app-only request creates or changes (driveItem createdBy,
+    lastModifiedBy): the calling application, by its id (the token's appid)."""
+    return {"application": {"id": str(request.state.app_id), "displayName": "trustfold sandbox"}}
+
+
 def _token(tok: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(tok, separators=(",", ":")).encode()).decode().rstrip("=")
 
@@ -467,7 +480,13 @@ async def _simple_upload(
     else:
         target_parent, name = parent, str(new_name)
     created_item, created = store.create_item(
-        target_parent, name, folder=False, content=content, quick_xor=digest, conflict=conflict
+        target_parent,
+        name,
+        folder=False,
+        content=content,
+        quick_xor=digest,
+        conflict=conflict,
+        by=_caller(request),
     )
     return JSONResponse(_item_json(request, store, created_item), status_code=201 if created else 200)
 
@@ -506,6 +525,7 @@ def _create_session(
         "name": name,
         "conflict": conflict,
         "fs": check_file_system_info(props.get("fileSystemInfo")),
+        "by": _caller(request),
         "total": size,
         "next": 0,
         "spool": None,
@@ -703,6 +723,7 @@ async def upload(request: Request) -> Response:
             quick_xor=digest,
             conflict=session["conflict"],
             fs=session["fs"],
+            by=session.get("by"),
         )
     except GraphError as exc:
         return from_exception(exc)

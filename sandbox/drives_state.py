@@ -349,6 +349,8 @@ class DriveStore:
             "_cv": 1,
             "_by": by or {"application": {"displayName": "trustfold sandbox"}},
         }
+        if by:
+            item["_created_by"] = by  # createdBy stays with the creator when others change the file
         if folder:
             self.children[item["id"]] = {}
         else:
@@ -565,7 +567,9 @@ class DriveStore:
             "createdDateTime": item["createdDateTime"],
             "lastModifiedDateTime": item["lastModifiedDateTime"],
             "webUrl": f"{drive['webUrl']}/{self.path_of(item)}".rstrip("/").replace(" ", "%20"),
-            "createdBy": item.get("_by") or {"application": {"displayName": "trustfold sandbox"}},
+            "createdBy": item.get("_created_by")
+            or item.get("_by")
+            or {"application": {"displayName": "trustfold sandbox"}},
             "lastModifiedBy": item.get("_by") or {"application": {"displayName": "trustfold sandbox"}},
             "fileSystemInfo": dict(item["fileSystemInfo"]),
         }

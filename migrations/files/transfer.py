@@ -418,11 +418,20 @@ class FileCopier:
                 return await self._call(self.target, 2, "PUT", path, content=b"", idempotent=False)
             except MaybeApplied:
                 landed = await self._call(self.target, 1, "GET", where)
-                if landed.ok and not landed.body.get("folder") and int(landed.body.get("size", -1)) == 0:
+                if landed.ok and self._our_empty_file(landed.body):
                     return landed
                 if landed.status != 404:
                     raise CopyError(f"'{args['path']}' already exists in the target") from None
         raise CopyError(f"'{args['path']}': the empty file's creation kept losing its answer")
+
+    def _our_empty_file(self, item: dict[str, Any]) -> bool:
+        """An empty file that this app may have made: not a folder, no bytes, and not created by another app
+        (createdBy names the calling application by id; an app id this copy cannot know passes)."""
+        if item.get("folder") or int(item.get("size", -1)) != 0:
+            return False
+        maker = str(((item.get("createdBy") or {}).get("application") or {}).get("id") or "").lower()
+        mine = str(getattr(self.target, "app_id", "") or "").lower()
+        return not maker or ":" in mine or not mine or maker == mine
 
     async def _discard(self, args: dict[str, Any], item_id: str, ours: bool) -> None:
         """Delete a copy that arrived with other bytes than the source's. A replacement of a file trustfold

@@ -185,3 +185,34 @@ def test_a_lost_empty_file_whose_name_holds_another_file_fails_the_copy(tmp_path
     with pytest.raises(CopyError, match="already exists in the target"):
         asyncio.run(copier.copy("copy:k", NEW, "p", "Empty.txt"))
     assert seen.count("PUT") == 1
+
+
+def test_a_lost_empty_file_made_by_another_app_is_not_taken_for_ours(tmp_path: Any) -> None:
+    """The empty file under the name names another application as its creator (createdBy): it is not this
+    copy's, so the step fails rather than adopt (and later roll back) someone else's file."""
+    seen: list[str] = []
+    theirs = GraphResponse(
+        200,
+        {},
+        {"id": "x", "size": 0, "file": {}, "createdBy": {"application": {"id": "someone-else"}}},
+    )
+    target = _lost_put_then(theirs, seen)
+    copier = _copier(tmp_path, _source, target, lambda r: httpx.Response(500))
+    copier.target.app_id = "5a4d0b0e-0000-4000-8000-000000000001"
+    with pytest.raises(CopyError, match="already exists in the target"):
+        asyncio.run(copier.copy("copy:k", NEW, "p", "Empty.txt"))
+    mine = GraphResponse(
+        200,
+        {},
+        {
+            "id": "n1",
+            "size": 0,
+            "file": {"hashes": {"quickXorHash": "AAAA"}},
+            "createdBy": {"application": {"id": copier.target.app_id}},
+        },
+    )
+    seen.clear()
+    (tmp_path / "again").mkdir()
+    again = _copier(tmp_path / "again", _source, _lost_put_then(mine, seen), lambda r: httpx.Response(500))
+    again.target.app_id = copier.target.app_id
+    assert asyncio.run(again.copy("copy:k", NEW, "p", "Empty.txt"))["id"] == "n1"

@@ -943,3 +943,28 @@ def test_bandwidth_paces_downloads(sandbox_url, target_id, target, drive, bandwi
     reserved = bandwidth.reserved["out"]
     assert httpx.get(item["@microsoft.graph.downloadUrl"]).content == data
     assert bandwidth.bytes["out"] == 2 * len(data) + 1000 and bandwidth.reserved["out"] == reserved
+
+
+def test_created_by_names_the_calling_application(target, drive, sandbox_url, target_id):
+    """driveItem resource: createdBy and lastModifiedBy are identitySets naming who created and who last
+    changed the item; for an app-only call that is the application, by its id. Created by simple upload, by
+    upload session and as a folder, the item names the caller's app; replaced by another app, it names that
+    app as the last to modify it and keeps its creator."""
+    me = "00000000-0000-0000-0000-00000000c0de"  # graph_client's app (sandbox.testing.token)
+    did = drive["id"]
+    simple = new_file(target, did, "by/simple.txt", b"hello")
+    folder = new_folder(target, did, unique("By"))
+    up = session(target, did, "by/session.bin")
+    assert put_chunk(up["uploadUrl"], b"x" * 10, 0, 10).status_code == 201
+    made = target.get(f"/drives/{did}/root:/by/session.bin").json()
+    for item in (simple, folder, made):
+        assert item["createdBy"]["application"]["id"] == me, item["createdBy"]
+    other = "00000000-0000-0000-0000-0000000beef2"
+    with httpx.Client(
+        base_url=f"{sandbox_url}/v1.0",
+        headers={"Authorization": f"Bearer {token(sandbox_url, target_id, client_id=other)}"},
+        timeout=30,
+    ) as them:
+        changed = new_file(them, did, "by/simple.txt", b"changed")
+    assert changed["createdBy"]["application"]["id"] == me
+    assert changed["lastModifiedBy"]["application"]["id"] == other
