@@ -34,7 +34,7 @@ from tenacity import (
 from tenacity.wait import wait_random_exponential
 
 from migrations.graph.outlook_gate import OutlookGate, OutlookGates
-from migrations.graph.ru_window import ResourceUnitWindow, identity_cost
+from migrations.graph.ru_window import ResourceUnitWindow, identity_cost, is_sharepoint_path
 from migrations.safety.private import write_private_text
 from migrations.safety.redaction import register_secret
 from trust.errors import ConfigError
@@ -432,9 +432,9 @@ class TenantConnection:
 
     def _sharepoint_news(self, method: str, url: str, resp: GraphResponse) -> bool:
         """Hand a SharePoint answer's throttling news to the SharePoint budget; whether it was SharePoint's
-        (SharePoint paths cost nothing in the identity budget; $batch envelopes are neither)."""
+        (not a $batch envelope, nor a Teams path, which also cost nothing in the identity budget)."""
         rel = self.relative(url).split("?", 1)[0]
-        sharepoint = identity_cost(method, rel) == 0 and not rel.rstrip("/").endswith("$batch")
+        sharepoint = is_sharepoint_path(rel)
         hook = self.sharepoint_hook
         if hook is not None and sharepoint and (resp.status == 429 or "ratelimit-limit" in resp.headers):
             hook(self.tenant_id, resp.status, resp.headers)

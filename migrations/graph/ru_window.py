@@ -50,11 +50,21 @@ def tier_for(users: int) -> int:
     return LARGE
 
 
+def _graph_path(url: str) -> str:
+    parts = urlsplit(url)
+    path = re.sub(r"^/v1\.0", "", parts.path if parts.scheme else url.split("?", 1)[0])
+    return re.sub(r"/{2,}", "/", path) or "/"
+
+
+def is_sharepoint_path(url: str) -> bool:
+    """Whether SharePoint serves this request (its own budget, graph/sharepoint_window.py)."""
+    return bool(_SHAREPOINT.match(_graph_path(url)))
+
+
 def identity_cost(method: str, url: str) -> int:
     """RU this request costs in the identity budget (0 for $batch envelopes, SharePoint and Teams paths)."""
     parts = urlsplit(url)
-    path = re.sub(r"^/v1\.0", "", parts.path if parts.scheme else url.split("?", 1)[0])
-    path = re.sub(r"/{2,}", "/", path) or "/"
+    path = _graph_path(url)
     if path == "/$batch" or _SHAREPOINT.match(path) or _TEAMS.match(path):
         return 0
     if method.upper() != "GET":

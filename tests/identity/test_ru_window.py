@@ -95,3 +95,26 @@ def test_window_follows_size_and_waits_when_full(monkeypatch: pytest.MonkeyPatch
     clock[0] += 60
     w.recovered()
     assert w.limit == w.full == 3500
+
+
+def test_only_sharepoint_answers_reach_the_sharepoint_budget() -> None:
+    """Teams paths cost nothing in the identity budget either, but their 429s are Teams'
+    (graph/teams_window.py): handed to the SharePoint budget they would shrink its window for nothing."""
+    import httpx
+
+    from migrations.graph.client import GraphResponse, TenantConnection
+    from migrations.graph.ru_window import is_sharepoint_path
+
+    assert is_sharepoint_path("/drives/d1/root/children")
+    assert is_sharepoint_path("http://127.0.0.1:9/v1.0/users/u1/drive/root")
+    assert not is_sharepoint_path("/teams/t1/channels/c1/messages")
+    assert not is_sharepoint_path("/$batch")
+    base = "http://127.0.0.1:9/v1.0"
+    conn = TenantConnection("t", "target", base, None, None, httpx.AsyncClient(), (1000, 1.0), 30.0)  # type: ignore[arg-type]
+    heard: list[int] = []
+    conn.sharepoint_hook = lambda tenant, status, headers: heard.append(status)
+    refused = GraphResponse(429, {"retry-after": "1"}, None)
+    assert not conn._sharepoint_news("POST", f"{base}/teams/t1/channels/c1/messages", refused)
+    assert heard == []
+    assert conn._sharepoint_news("GET", f"{base}/drives/d1/root/children", refused)
+    assert heard == [429]
