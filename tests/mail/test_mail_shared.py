@@ -9,14 +9,12 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sandbox.testing import running_sandbox
-from tests.identity.conftest import CONFIG, TARGET, bootstrapped
+from tests.identity.conftest import CONFIG, TARGET
 from tests.mail.conftest import ACADEMY, MailWorld, content
 from tests.permissions.conftest import InProcessCli
 
@@ -39,15 +37,9 @@ def named_config(tmp: Path, pairs: list[tuple[str, str]], name: str = "config") 
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailWorld]:
-    tmp = tmp_path_factory.mktemp("mailshared")
-    with running_sandbox(CONFIG, size=20, seed=3, mail_provision_delay_s=0.0) as url:
-        bootstrapped(str(url))
-        source = next(t["id"] for t in url.world.tenant_list() if t["academy"] == ACADEMY)
-        w = MailWorld(str(url), InProcessCli(str(url), tmp / "state.db"), source, tmp / "state.db")
-        w.cli("discover", ACADEMY)
-        w.cli("run", ACADEMY, "--phase", "users", "--replan")
-        yield w
+def world(users_done: MailWorld) -> MailWorld:
+    """This module's sandbox (tests/mail/conftest.py): hillside discovered and its users migrated."""
+    return users_done
 
 
 def _with(w: MailWorld, config: Path) -> MailWorld:
