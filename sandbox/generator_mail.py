@@ -232,14 +232,19 @@ def _fill(
 
 
 def _shared_user(t: TenantState, rng: random.Random, local: str, name: str, domain: str) -> dict[str, Any]:
-    upn = f"{local}@{domain}"
-    u = base_user(str(uuid.UUID(int=rng.getrandbits(128), version=4)), _stamp(rng, 3000))
+    uid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    return shared_mailbox_user(t, uid, _stamp(rng, 3000), name, f"{local}@{domain}")
+
+
+def shared_mailbox_user(t: TenantState, uid: str, stamp: str, name: str, address: str) -> dict[str, Any]:
+    """The user account a shared mailbox stands on, added to the tenant's directory."""
+    u = base_user(uid, stamp)
     u.update(
         displayName=name,
-        userPrincipalName=upn,
-        mail=upn,
-        mailNickname=local,
-        proxyAddresses=[f"SMTP:{upn}"],
+        userPrincipalName=address,
+        mail=address,
+        mailNickname=address.split("@", 1)[0],
+        proxyAddresses=[f"SMTP:{address}"],
         # Exchange makes a shared mailbox's user account disabled and unlicensed
         # (learn.microsoft.com/microsoft-365/admin/email/about-shared-mailboxes).
         accountEnabled=False,

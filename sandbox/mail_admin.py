@@ -15,8 +15,8 @@ from starlette.routing import Route
 
 from sandbox import mail_state as ms
 from sandbox.admin_api import _body, _problem, _world
-from sandbox.directory import base_user
 from sandbox.errors import GraphError, now_iso
+from sandbox.generator_mail import shared_mailbox_user
 from sandbox.settings import parse_budget
 from sandbox.world import TenantState, World
 
@@ -140,19 +140,7 @@ def _new_shared(world: World, t: TenantState, body: dict[str, Any]) -> Response:
         raise ValueError("displayName is required (the shared mailbox's name)")
     if t.user_by_key(address) is not None:
         raise GraphError(409, "Conflict", f"a recipient with the address {address[:80]} already exists")
-    user = base_user(str(uuid.uuid4()), now_iso())
-    user.update(
-        displayName=name.strip(),
-        userPrincipalName=address,
-        mail=address,
-        mailNickname=local,
-        proxyAddresses=[f"SMTP:{address}"],
-        accountEnabled=False,
-        userType="Member",
-    )
-    t.users[user["id"]] = user
-    t.index_user(user)
-    t.touch(user["id"])
+    user = shared_mailbox_user(t, str(uuid.uuid4()), now_iso(), name.strip(), address)
     mbx = t.mail.create_mailbox(user["id"], "shared", user["displayName"], address)
     world.dirty = True
     return JSONResponse(
