@@ -308,7 +308,9 @@ def test_retry_after_whole_seconds(config_dir):
         r = c.post("/users", json={})
         assert r.status_code == 429
         value = r.headers["Retry-After"]
-        assert re.fullmatch(r"[1-9][0-9]*", value) and 1 <= int(value) <= 7
+        # At most the 7 s window, rounded up to whole seconds: a refusal within the window's 7 ms bucket of
+        # the first write waits a hair over 7 s, so 8.
+        assert re.fullmatch(r"[1-9][0-9]*", value) and 1 <= int(value) <= 8
         batch = c.post(
             "/$batch",
             json={
